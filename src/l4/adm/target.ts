@@ -1,0 +1,49 @@
+/**
+ * What `tierlb adm` operates on. The same ipvsadm code runs against a rules file (a ServiceTable read from -S text)
+ * and against the live director (its engine, inside the daemon), so the engine implements this interface.
+ */
+import type { Family } from '../addr.js';
+import type { ServiceTable } from '../services.js';
+
+/** ipvsadm --set / --timeout values, in seconds (0 in a --set argument means "leave unchanged"). */
+export interface Timeouts {
+  tcp: number;
+  tcpfin: number;
+  udp: number;
+}
+
+/** One row of `ipvsadm -L -c`: a connection or a persistence template. */
+export interface ConnRow {
+  /** 'TCP' | 'UDP' | 'SCTP' | 'IP' (templates of fwmark services print as IP) */
+  protocol: string;
+  family: Family;
+  caddr: string;
+  cport: number;
+  vaddr: string;
+  vport: number;
+  daddr: string;
+  dport: number;
+  /** ipvsadm's state name: ESTABLISHED, SYN_RECV, ... ; UDP for udp; NONE for templates */
+  state: string;
+  /** milliseconds until the entry expires */
+  expiresMs: number;
+  template: boolean;
+  /** fwmark of the service for templates of fwmark services (0 otherwise) */
+  fwmark: number;
+}
+
+/** ipvsadm --start-daemon state (`-L --daemon`); filled in by the sync issue. */
+export interface SyncDaemonInfo {
+  state: 'master' | 'backup';
+  mcastIfn: string;
+  syncid: number;
+}
+
+export interface AdmTarget {
+  readonly table: ServiceTable;
+  getTimeouts(): Timeouts;
+  /** values of 0 leave the current value */
+  setTimeouts(t: Timeouts): void;
+  connections(): ConnRow[];
+  daemons?(): SyncDaemonInfo[];
+}
