@@ -1,0 +1,138 @@
+/**
+ * JSON schema (and TypeScript shape) of the `director` config section: the IPVS services, their real servers,
+ * the connection timeouts and the ip_vs sysctls. Cross-field rules (vip xor fwmark, duplicates, thresholds, the
+ * scheduler names) are checked in ./config.ts.
+ */
+
+export const FWD_METHODS = ['route', 'masq', 'tunnel'] as const;
+/** ipvsadm's long names and the usual abbreviations, accepted as aliases of FWD_METHODS. */
+export const FWD_ALIASES: Record<string, (typeof FWD_METHODS)[number]> = {
+  route: 'route',
+  dr: 'route',
+  gatewaying: 'route',
+  masq: 'masq',
+  nat: 'masq',
+  masquerading: 'masq',
+  tunnel: 'tunnel',
+  tun: 'tunnel',
+  ipip: 'tunnel',
+};
+
+/** ipvsadm -b names */
+export const SCHED_FLAG_NAMES = [
+  'flag-1',
+  'flag-2',
+  'flag-3',
+  'sh-fallback',
+  'sh-port',
+  'mh-fallback',
+  'mh-port',
+] as const;
+
+const u16 = { type: 'integer', minimum: 0, maximum: 65535 } as const;
+const u32 = { type: 'integer', minimum: 0, maximum: 0xffffffff } as const;
+const seconds = { type: 'integer', minimum: 1, maximum: 0x7fffffff } as const;
+
+export const realServerSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['address'],
+  properties: {
+    address: { type: 'string' },
+    port: u16,
+    method: { enum: Object.keys(FWD_ALIASES) },
+    weight: u16,
+    u_threshold: u32,
+    l_threshold: u32,
+  },
+} as const;
+
+export const serviceSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    name: { type: 'string', minLength: 1 },
+    vip: { type: 'string' },
+    port: u16,
+    protocol: { enum: ['tcp', 'udp', 'sctp'] },
+    fwmark: { type: 'integer', minimum: 1, maximum: 0xffffffff },
+    family: { enum: ['inet', 'inet6'] },
+    scheduler: { type: 'string', minLength: 1 },
+    sched_flags: { type: 'array', items: { enum: [...SCHED_FLAG_NAMES] }, uniqueItems: true },
+    persistent: { type: ['boolean', 'integer'], minimum: 1, maximum: 0x7fffffff },
+    netmask: { type: ['string', 'integer'] },
+    ops: { type: 'boolean' },
+    real_servers: { type: 'array', items: realServerSchema },
+  },
+} as const;
+
+export const directorSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    timeouts: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { tcp: seconds, tcpfin: seconds, udp: seconds },
+    },
+    sysctl: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        expire_nodest_conn: { type: 'boolean' },
+        expire_quiescent_template: { type: 'boolean' },
+        sloppy_tcp: { type: 'boolean' },
+        sloppy_sctp: { type: 'boolean' },
+        conn_reuse_mode: { enum: [0, 1, 2, 3] },
+      },
+    },
+    services: { type: 'array', items: serviceSchema },
+  },
+} as const;
+
+export type FwdMethodName = keyof typeof FWD_ALIASES;
+
+export interface RealServerConfig {
+  address: string;
+  /** default: the service's port (0 for fwmark services) */
+  port?: number;
+  /** default route (DR) */
+  method?: FwdMethodName;
+  /** default 1 */
+  weight?: number;
+  u_threshold?: number;
+  l_threshold?: number;
+}
+
+export interface ServiceConfig {
+  name?: string;
+  vip?: string;
+  port?: number;
+  /** default tcp; not for fwmark services */
+  protocol?: 'tcp' | 'udp' | 'sctp';
+  fwmark?: number;
+  /** fwmark services only (default inet); a VIP's family is the VIP's */
+  family?: 'inet' | 'inet6';
+  /** default wlc */
+  scheduler?: string;
+  sched_flags?: (typeof SCHED_FLAG_NAMES)[number][];
+  /** seconds; true = 360 */
+  persistent?: boolean | number;
+  /** IPv4: dotted mask or prefix length; IPv6: prefix length */
+  netmask?: string | number;
+  /** one-packet scheduling (udp and fwmark services) */
+  ops?: boolean;
+  real_servers?: RealServerConfig[];
+}
+
+export interface DirectorConfig {
+  timeouts?: { tcp?: number; tcpfin?: number; udp?: number };
+  sysctl?: {
+    expire_nodest_conn?: boolean;
+    expire_quiescent_template?: boolean;
+    sloppy_tcp?: boolean;
+    sloppy_sctp?: boolean;
+    conn_reuse_mode?: number;
+  };
+  services?: ServiceConfig[];
+}

@@ -1,0 +1,475 @@
+/**
+ * The `director` config section → what the service table needs (ServiceSpec / DestSpec), its semantic checks, and
+ * the diff between two plans so a reload edits the live table in place (established flows keep their real server).
+ */
+
+import { isIPv4 } from 'node:net';
+import type { ConfigPath } from '../config/problems.js';
+import { registerSectionValidator, type SectionContext } from '../config/validators.js';
+import { canonicalAddr, type Family, familyOf, hostPort, prefixToMask4 } from './addr.js';
+import type { Timeouts } from './adm/target.js';
+import { ManualClock } from './clock.js';
+import { type DirectorConfig, FWD_ALIASES } from './config-schema.js';
+import { destKey, type FwdMethod, MAX_WEIGHT } from './dest.js';
+import { AdmError } from './errors.js';
+import { DEFAULT_SCHEDULER, hasScheduler, SCHEDULERS } from './schedulers/index.js';
+import {
+  DEFAULT_PERSISTENCE_S,
+  type ServiceId,
+  SVC_F_ONEPACKET,
+  SVC_F_SCHED1,
+  SVC_F_SCHED2,
+  SVC_F_SCHED3,
+  serviceKey,
+} from './service.js';
+import { type DestSpec, type ServiceSpec, ServiceTable } from './services.js';
+
+/** The kernel's schedulers (ip_vs_*.c): a name here that is not in SCHEDULERS yet is "not implemented yet". */
+export const KNOWN_SCHEDULERS = [
+  'rr',
+  'wrr',
+  'lc',
+  'wlc',
+  'sed',
+  'nq',
+  'lblc',
+  'lblcr',
+  'dh',
+  'sh',
+  'mh',
+  'fo',
+  'ovf',
+  'twos',
+] as const;
+
+/** ip_vs kernel defaults (ipvsadm --set): tcp 900 s, tcpfin 120 s, udp 300 s. */
+export const DEFAULT_TIMEOUTS: Timeouts = { tcp: 900, tcpfin: 120, udp: 300 };
+
+/** The net.ipv4.vs.* sysctls the director honours. */
+export interface DirectorSysctl {
+  expireNodestConn: boolean;
+  expireQuiescentTemplate: boolean;
+  sloppyTcp: boolean;
+  sloppySctp: boolean;
+  connReuseMode: number;
+}
+
+export const DEFAULT_SYSCTL: DirectorSysctl = {
+  expireNodestConn: false,
+  expireQuiescentTemplate: false,
+  sloppyTcp: false,
+  sloppySctp: false,
+  connReuseMode: 1,
+};
+
+export interface PlannedService {
+  /** the optional label from the config */
+  name?: string;
+  spec: ServiceSpec;
+  /** in config order (added in this order, so the table lists the last one first, as the kernel does) */
+  dests: DestSpec[];
+}
+
+export interface DirectorPlan {
+  services: PlannedService[];
+  timeouts: Timeouts;
+  sysctl: DirectorSysctl;
+}
+
+type Report = (path: ConfigPath, message: string) => void;
+
+const SCHED_FLAG_BITS: Record<string, { bit: number; sched?: string }> = {
+  'flag-1': { bit: SVC_F_SCHED1 },
+  'flag-2': { bit: SVC_F_SCHED2 },
+  'flag-3': { bit: SVC_F_SCHED3 },
+  'sh-fallback': { bit: SVC_F_SCHED1, sched: 'sh' },
+  'sh-port': { bit: SVC_F_SCHED2, sched: 'sh' },
+  'mh-fallback': { bit: SVC_F_SCHED1, sched: 'mh' },
+  'mh-port': { bit: SVC_F_SCHED2, sched: 'mh' },
+};
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isInt = (v: unknown, lo: number, hi: number): v is number =>
+  Number.isInteger(v) && (v as number) >= lo && (v as number) <= hi;
+
+/** `TCP 10.0.0.1:80` / `FWM 10000` / `FWM 10000 IPv6`, as ipvsadm names services. */
+export function describeService(id: ServiceId): string {
+  if (id.kind === 'fwm') return `FWM ${id.fwmark}${id.family === 6 ? ' IPv6' : ''}`;
+  return `${id.kind.toUpperCase()} ${hostPort(id.addr ?? '', id.port ?? 0, id.family)}`;
+}
+
+/**
+ * One service entry → its plan. Problems the schema cannot see are reported (paths relative to the entry); a value
+ * of the wrong type or out of range is the schema's to report and only makes the result undefined.
+ */
+export function planService(raw: unknown, report: Report): PlannedService | undefined {
+  return checkService(raw, report).plan;
+}
+
+/** planService, plus the service's id whenever vip/fwmark are usable (to find duplicates among invalid entries). */
+function checkService(raw: unknown, report: Report): { id?: ServiceId; plan?: PlannedService } {
+  if (!isObj(raw)) return {};
+  let ok = true;
+  const bad = (path: ConfigPath, message: string) => {
+    report(path, message);
+    ok = false;
+  };
+  const hasVip = raw.vip !== undefined;
+  const hasFwm = raw.fwmark !== undefined;
+  let id: ServiceId | undefined;
+  const persistent = raw.persistent === true ? DEFAULT_PERSISTENCE_S : raw.persistent === false ? 0 : raw.persistent;
+  const timeout = isInt(persistent, 1, 0x7fffffff) ? persistent : 0;
+  if (persistent !== undefined && persistent !== 0 && timeout === 0) ok = false;
+
+  if (!hasVip && !hasFwm) bad([], 'a service needs a vip (with port) or a fwmark');
+  else if (hasVip && hasFwm) bad(['fwmark'], 'a service has either a vip or a fwmark, not both');
+  else if (hasVip) {
+    const proto = raw.protocol ?? 'tcp';
+    if (typeof raw.vip !== 'string' || (proto !== 'tcp' && proto !== 'udp' && proto !== 'sctp')) ok = false;
+    else if (familyOf(raw.vip) === 0) bad(['vip'], `'${raw.vip}' is not an IP address`);
+    else {
+      const family = familyOf(raw.vip) as Family;
+      if (raw.family !== undefined && raw.family !== (family === 6 ? 'inet6' : 'inet'))
+        bad(['family'], `family ${String(raw.family)} does not match the vip ${raw.vip}`);
+      if (raw.port === undefined && timeout === 0)
+        bad([], 'missing required key \'port\' (port 0, "all ports", needs persistent)');
+      else if (raw.port !== undefined && !isInt(raw.port, 0, 65535)) ok = false;
+      else if (raw.port === 0 && timeout === 0) bad(['port'], 'port 0 ("all ports") needs persistent');
+      id = { kind: proto, family, addr: canonicalAddr(raw.vip), port: (raw.port as number | undefined) ?? 0 };
+    }
+  } else {
+    if (raw.protocol !== undefined) bad(['protocol'], 'a fwmark service matches every protocol: remove protocol');
+    if (raw.port !== undefined) bad(['port'], 'a fwmark service has no port: the mark rules select the ports');
+    if (
+      !isInt(raw.fwmark, 1, 0xffffffff) ||
+      (raw.family !== undefined && raw.family !== 'inet' && raw.family !== 'inet6')
+    )
+      ok = false;
+    else id = { kind: 'fwm', family: raw.family === 'inet6' ? 6 : 4, fwmark: raw.fwmark };
+  }
+
+  const sched = raw.scheduler ?? DEFAULT_SCHEDULER;
+  if (typeof sched !== 'string') ok = false;
+  else if (!hasScheduler(sched)) {
+    const avail = Object.keys(SCHEDULERS).join(', ');
+    const path = raw.scheduler === undefined ? [] : ['scheduler'];
+    if ((KNOWN_SCHEDULERS as readonly string[]).includes(sched))
+      bad(path, `scheduler '${sched}' is not implemented yet (available: ${avail})`);
+    else bad(path, `unknown scheduler '${sched}' (available: ${avail})`);
+  }
+
+  let flags = 0;
+  if (Array.isArray(raw.sched_flags)) {
+    raw.sched_flags.forEach((f, i) => {
+      const def = typeof f === 'string' ? SCHED_FLAG_BITS[f] : undefined;
+      if (!def) ok = false;
+      else if (def.sched && def.sched !== sched) bad(['sched_flags', i], `'${f}' needs scheduler ${def.sched}`);
+      else flags |= def.bit;
+    });
+  } else if (raw.sched_flags !== undefined) ok = false;
+
+  if (raw.ops === true) {
+    if (id && id.kind !== 'udp' && id.kind !== 'fwm')
+      bad(['ops'], 'one-packet scheduling is only for udp and fwmark services');
+    flags |= SVC_F_ONEPACKET;
+  }
+
+  let netmask = id?.family === 6 ? 128 : 0xffffffff;
+  if (raw.netmask !== undefined && id) {
+    const m = raw.netmask;
+    if (id.family === 6) {
+      if (isInt(m, 1, 128)) netmask = m;
+      else bad(['netmask'], `an IPv6 service's netmask is a prefix length 1..128, got ${String(m)}`);
+    } else if (isInt(m, 1, 32)) netmask = prefixToMask4(m);
+    else if (typeof m === 'string' && isIPv4(m) && maskOk(m)) netmask = mask4(m);
+    else
+      bad(['netmask'], `an IPv4 netmask is a dotted mask (255.255.255.0) or a prefix length 1..32, got ${String(m)}`);
+  }
+
+  const dests: DestSpec[] = [];
+  const seen = new Map<string, number>();
+  if (Array.isArray(raw.real_servers)) {
+    raw.real_servers.forEach((rs, i) => {
+      const d = planDest(rs, id, (p, msg) => bad(['real_servers', i, ...p], msg));
+      const k = destId(rs, id);
+      const first = k === undefined ? undefined : seen.get(k);
+      if (k !== undefined && first === undefined) seen.set(k, i);
+      if (!d) {
+        ok = false;
+        if (first !== undefined)
+          bad(['real_servers', i], `this real server is listed twice (also real_servers[${first}])`);
+        return;
+      }
+      if (first !== undefined) {
+        bad(
+          ['real_servers', i],
+          `real server ${hostPort(d.addr, d.port, familyOf(d.addr) || 4)} is listed twice (also real_servers[${first}])`,
+        );
+        return;
+      }
+      dests.push(d);
+    });
+  } else if (raw.real_servers !== undefined) ok = false;
+
+  if (!ok || !id || typeof sched !== 'string') return { id };
+  const plan: PlannedService = { spec: { id, sched, flags, timeout, netmask }, dests };
+  if (typeof raw.name === 'string') plan.name = raw.name;
+  return { id, plan };
+}
+
+/** A real server entry's address|port key when its address and port are usable. */
+function destId(raw: unknown, svc: ServiceId | undefined): string | undefined {
+  if (!isObj(raw) || typeof raw.address !== 'string' || familyOf(raw.address) === 0) return undefined;
+  const port = raw.port ?? (svc?.kind === 'fwm' ? 0 : svc?.port);
+  return isInt(port, 0, 65535) ? destKey(canonicalAddr(raw.address), port) : undefined;
+}
+
+function mask4(m: string): number {
+  return m.split('.').reduce((a, o) => ((a << 8) | Number(o)) >>> 0, 0);
+}
+
+/** A dotted mask: contiguous ones, not all zero. */
+function maskOk(m: string): boolean {
+  const n = mask4(m);
+  return n !== 0 && ((~n >>> 0) & ((~n >>> 0) + 1)) === 0;
+}
+
+function planDest(raw: unknown, svc: ServiceId | undefined, report: Report): DestSpec | undefined {
+  if (!isObj(raw) || typeof raw.address !== 'string') return undefined;
+  const fam = familyOf(raw.address);
+  if (fam === 0) {
+    report(['address'], `'${raw.address}' is not an IP address`);
+    return undefined;
+  }
+  const method = raw.method ?? 'route';
+  const fwd: FwdMethod | undefined = typeof method === 'string' ? FWD_ALIASES[method] : undefined;
+  const weight = raw.weight ?? 1;
+  const u = raw.u_threshold ?? 0;
+  const l = raw.l_threshold ?? 0;
+  if (!fwd || !isInt(weight, 0, MAX_WEIGHT) || !isInt(u, 0, 0xffffffff) || !isInt(l, 0, 0xffffffff)) return undefined;
+  if (raw.port !== undefined && !isInt(raw.port, 0, 65535)) return undefined;
+  let ok = true;
+  if (l > u && u !== 0) {
+    report(['l_threshold'], `lower threshold ${l} is above the upper threshold ${u}`);
+    ok = false;
+  }
+  if (svc && fam !== svc.family && fwd !== 'tunnel') {
+    report(
+      ['address'],
+      `${raw.address} is IPv${fam} but the service is IPv${svc.family}: mixed families need method tunnel`,
+    );
+    ok = false;
+  }
+  const svcPort = svc?.kind === 'fwm' ? 0 : (svc?.port ?? 0);
+  // ipvsadm: only masquerading maps ports; DR and tunnel real servers take the service's port
+  if (svc && svc.kind !== 'fwm' && fwd !== 'masq' && raw.port !== undefined && raw.port !== svcPort) {
+    report(['port'], `only method masq can map ports: a ${fwd} real server's port is the service's (${svcPort})`);
+    ok = false;
+  }
+  if (!ok || !svc) return undefined;
+  return {
+    addr: canonicalAddr(raw.address),
+    port: (raw.port as number | undefined) ?? svcPort,
+    fwd,
+    weight,
+    uThreshold: u,
+    lThreshold: l,
+  };
+}
+
+function planSysctl(s: DirectorConfig['sysctl']): DirectorSysctl {
+  return {
+    expireNodestConn: s?.expire_nodest_conn ?? DEFAULT_SYSCTL.expireNodestConn,
+    expireQuiescentTemplate: s?.expire_quiescent_template ?? DEFAULT_SYSCTL.expireQuiescentTemplate,
+    sloppyTcp: s?.sloppy_tcp ?? DEFAULT_SYSCTL.sloppyTcp,
+    sloppySctp: s?.sloppy_sctp ?? DEFAULT_SYSCTL.sloppySctp,
+    connReuseMode: s?.conn_reuse_mode ?? DEFAULT_SYSCTL.connReuseMode,
+  };
+}
+
+/**
+ * A loaded config (its `director` section; absent = no services) → the plan. The config must have passed the
+ * loader's checks: a problem here throws an AdmError('EINVAL').
+ */
+export function directorFromConfig(cfg: { director?: DirectorConfig }): DirectorPlan {
+  const d = cfg.director ?? {};
+  const services = (d.services ?? []).map((raw, i) => {
+    const p = planService(raw, (path, msg) => {
+      throw new AdmError('EINVAL', `director.services[${i}]${path.length ? `.${path.join('.')}` : ''}: ${msg}`);
+    });
+    if (!p) throw new AdmError('EINVAL', `director.services[${i}] is invalid (load the config through src/config)`);
+    return p;
+  });
+  return { services, timeouts: { ...DEFAULT_TIMEOUTS, ...d.timeouts }, sysctl: planSysctl(d.sysctl) };
+}
+
+/**
+ * Fill `table` with the plan: anything already in it is cleared first. Real servers are added in config order.
+ * For a live reload use diffPlans + applyPlanDiff, which keep unchanged services and their connections.
+ */
+export function applyDirectorConfig(table: ServiceTable, plan: DirectorPlan): ServiceTable {
+  table.clear();
+  for (const s of plan.services) {
+    table.addService(s.spec);
+    for (const d of s.dests) table.addDest(s.spec.id, d);
+  }
+  return table;
+}
+
+export interface DestChange {
+  service: ServiceId;
+  dest: DestSpec;
+}
+
+export interface DestRef {
+  service: ServiceId;
+  addr: string;
+  port: number;
+}
+
+/** What changes between two plans. Services are matched by key (protocol+VIP+port or fwmark+family). */
+export interface PlanDiff {
+  services: {
+    /** new services, with their real servers */
+    add: PlannedService[];
+    /** scheduler, flags, persistence or netmask changed (ipvsadm -E) */
+    edit: PlannedService[];
+    del: ServiceId[];
+  };
+  /** real servers of services present in both plans */
+  dests: { add: DestChange[]; edit: DestChange[]; del: DestRef[] };
+  /** the new timeouts, or null when unchanged */
+  timeouts: Timeouts | null;
+  /** the new sysctls, or null when unchanged */
+  sysctl: DirectorSysctl | null;
+}
+
+function sameSpec(a: ServiceSpec, b: ServiceSpec): boolean {
+  return a.sched === b.sched && a.flags === b.flags && a.timeout === b.timeout && a.netmask === b.netmask;
+}
+
+function sameDest(a: DestSpec, b: DestSpec): boolean {
+  return a.fwd === b.fwd && a.weight === b.weight && a.uThreshold === b.uThreshold && a.lThreshold === b.lThreshold;
+}
+
+function sameRecord<T extends object>(a: T, b: T): boolean {
+  const ka = Object.keys(a) as (keyof T)[];
+  return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
+}
+
+export function diffPlans(old: DirectorPlan, next: DirectorPlan): PlanDiff {
+  const diff: PlanDiff = {
+    services: { add: [], edit: [], del: [] },
+    dests: { add: [], edit: [], del: [] },
+    timeouts: sameRecord(old.timeouts, next.timeouts) ? null : { ...next.timeouts },
+    sysctl: sameRecord(old.sysctl, next.sysctl) ? null : { ...next.sysctl },
+  };
+  const before = new Map(old.services.map((s) => [serviceKey(s.spec.id), s]));
+  const after = new Map(next.services.map((s) => [serviceKey(s.spec.id), s]));
+  for (const [k, s] of before) if (!after.has(k)) diff.services.del.push(s.spec.id);
+  for (const [k, s] of after) {
+    const o = before.get(k);
+    if (!o) {
+      diff.services.add.push(s);
+      continue;
+    }
+    if (!sameSpec(o.spec, s.spec)) diff.services.edit.push(s);
+    const od = new Map(o.dests.map((d) => [destKey(d.addr, d.port), d]));
+    const nd = new Map(s.dests.map((d) => [destKey(d.addr, d.port), d]));
+    for (const [dk, d] of od) if (!nd.has(dk)) diff.dests.del.push({ service: s.spec.id, addr: d.addr, port: d.port });
+    for (const [dk, d] of nd) {
+      const prev = od.get(dk);
+      if (!prev) diff.dests.add.push({ service: s.spec.id, dest: d });
+      else if (!sameDest(prev, d)) diff.dests.edit.push({ service: s.spec.id, dest: d });
+    }
+  }
+  return diff;
+}
+
+/** True when the diff changes nothing. */
+export function isEmptyDiff(d: PlanDiff): boolean {
+  return (
+    d.timeouts === null &&
+    d.sysctl === null &&
+    [d.services.add, d.services.edit, d.services.del, d.dests.add, d.dests.edit, d.dests.del].every(
+      (l) => l.length === 0,
+    )
+  );
+}
+
+/**
+ * Apply a diff to a live table in place (ipvsadm -d, -D, -E, -A, -a, -e), so unchanged services and real servers —
+ * and the connections bound to them — stay. Timeouts and sysctls are the caller's (they are not the table's).
+ */
+export function applyPlanDiff(table: ServiceTable, diff: PlanDiff): void {
+  for (const d of diff.dests.del) table.delDest(d.service, d.addr, d.port);
+  for (const id of diff.services.del) table.delService(id);
+  for (const s of diff.services.edit) table.editService(s.spec);
+  for (const s of diff.services.add) {
+    table.addService(s.spec);
+    for (const d of s.dests) table.addDest(s.spec.id, d);
+  }
+  for (const d of diff.dests.edit) table.editDest(d.service, d.dest);
+  for (const d of diff.dests.add) table.addDest(d.service, d.dest);
+}
+
+function rejected(what: string, e: unknown): string {
+  if (e instanceof AdmError) return `the director rejects this ${what}: ${e.message}`;
+  return `internal error while building this ${what}: ${e instanceof Error ? e.message : String(e)}`;
+}
+
+/** The director section's semantic checks (registered with the loader). */
+export function validateDirector(section: unknown, ctx: SectionContext): void {
+  if (!isObj(section) || !Array.isArray(section.services)) return;
+  const keys = new Map<string, number>();
+  const names = new Map<string, number>();
+  // the same service table the daemon would build, so "config check: ok" means the director accepts it
+  const scratch = new ServiceTable({ clock: new ManualClock(), random: Math.random });
+  section.services.forEach((raw, i) => {
+    const at = (p: ConfigPath): ConfigPath => ['services', i, ...p];
+    if (isObj(raw) && typeof raw.name === 'string') {
+      const first = names.get(raw.name);
+      if (first !== undefined)
+        ctx.report(
+          at(['name']),
+          `service name '${raw.name}' is used twice (first at line ${ctx.positionOf(['services', first]).line})`,
+        );
+      else names.set(raw.name, i);
+    }
+    const { id, plan } = checkService(raw, (p, msg) => ctx.report(at(p), msg));
+    if (!id) return;
+    const key = serviceKey(id);
+    const first = keys.get(key);
+    if (first !== undefined) {
+      ctx.report(
+        at([]),
+        `duplicate service ${describeService(id)} (first at line ${ctx.positionOf(['services', first]).line})`,
+      );
+      return;
+    }
+    keys.set(key, i);
+    if (!plan) return;
+    try {
+      scratch.addService(plan.spec);
+    } catch (e) {
+      ctx.report(at([]), rejected('service', e));
+      return;
+    }
+    plan.dests.forEach((d) => {
+      try {
+        scratch.addDest(plan.spec.id, d);
+      } catch (e) {
+        const j = (raw as { real_servers: unknown[] }).real_servers.findIndex(
+          (r) =>
+            isObj(r) && typeof r.address === 'string' && familyOf(r.address) && canonicalAddr(r.address) === d.addr,
+        );
+        ctx.report(
+          at(j >= 0 ? ['real_servers', j] : []),
+          `the director rejects this real server: ${(e as Error).message}`,
+        );
+      }
+    });
+  });
+}
+
+registerSectionValidator('director', validateDirector);
