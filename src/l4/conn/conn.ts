@@ -1,0 +1,158 @@
+/**
+ * A connection entry (struct ip_vs_conn): the flow tuple seen by the director, the real server it is bound to, its
+ * protocol state and timer, and, for persistence, the template that controls it. Templates are Connections too
+ * (flag CONN_F_TEMPLATE, client port 0), exactly as in the kernel.
+ */
+import type { Family } from '../addr.js';
+import type { FwdMethod, RealServer } from '../dest.js';
+import type { VirtualService } from '../service.js';
+import { TCP_S_NONE, tcpStateName } from './tcp.js';
+import { UDP_STATE_NAME } from './udp.js';
+
+/** ip_vs.h IP_VS_CONN_F_* */
+export const CONN_F_FWD_MASK = 0x0007;
+export const CONN_F_MASQ = 0x0000;
+export const CONN_F_LOCALNODE = 0x0001;
+export const CONN_F_TUNNEL = 0x0002;
+export const CONN_F_DROUTE = 0x0003;
+export const CONN_F_BYPASS = 0x0004;
+export const CONN_F_HASHED = 0x0040;
+export const CONN_F_NOOUTPUT = 0x0080;
+export const CONN_F_INACTIVE = 0x0100;
+export const CONN_F_NO_CPORT = 0x0800;
+export const CONN_F_TEMPLATE = 0x1000;
+export const CONN_F_ONE_PACKET = 0x2000;
+
+/** Template state bit set once a controlled connection is seen to work (IP_VS_CTPL_S_ASSURED). */
+export const CTPL_S_ASSURED = 0x0001;
+
+export const IPPROTO_IP = 0;
+export const IPPROTO_TCP = 6;
+export const IPPROTO_UDP = 17;
+export const IPPROTO_SCTP = 132;
+
+export function fwdFlag(fwd: FwdMethod): number {
+  return fwd === 'masq' ? CONN_F_MASQ : fwd === 'tunnel' ? CONN_F_TUNNEL : CONN_F_DROUTE;
+}
+
+/** The connection flags a new connection to `dest` starts with (dest->conn_flags, __ip_vs_update_dest). */
+export function destConnFlags(dest: RealServer): number {
+  const f = fwdFlag(dest.fwd) | CONN_F_INACTIVE;
+  return dest.fwd === 'masq' ? f : f | CONN_F_NOOUTPUT;
+}
+
+export function protoName(protocol: number): string {
+  switch (protocol) {
+    case IPPROTO_TCP:
+      return 'TCP';
+    case IPPROTO_UDP:
+      return 'UDP';
+    case IPPROTO_SCTP:
+      return 'SCTP';
+    case IPPROTO_IP:
+      return 'IP';
+    default:
+      return 'ERR!';
+  }
+}
+
+export class Connection {
+  /** IP protocol number; 0 (IPPROTO_IP) for templates of fwmark services */
+  readonly protocol: number;
+  readonly family: Family;
+  readonly caddr: string;
+  cport: number;
+  /** for templates of fwmark services: the fwmark in address form, as the kernel stores it */
+  readonly vaddr: string;
+  vport: number;
+  readonly daddr: string;
+  dport: number;
+  /** the real server; null once unbound (after expiry) */
+  dest: RealServer | null = null;
+  /** the service the connection was scheduled by */
+  readonly svc: VirtualService;
+  /** CONN_F_* */
+  flags: number;
+  /** protocol state (TCP_S_*, UDP_S_NORMAL) or, for templates, CTPL_S_* bits */
+  state = TCP_S_NONE;
+  /** current timeout in ms (restarted from the last packet) */
+  timeoutMs = 3_000;
+  /** clock time (ms) at which the entry expires */
+  expires = 0;
+  /** skb->mark of the packet that created the entry */
+  readonly fwmark: number;
+  inpkts = 0;
+  outpkts = 0;
+  inbytes = 0;
+  outbytes = 0;
+  /** the persistence template that controls this connection (cp->control) */
+  controlledBy: Connection | null = null;
+  /** how many connections this entry controls (cp->n_control) */
+  nControl = 0;
+
+  // table bookkeeping (owned by ConnTable)
+  /** key in the input (or template) index; '' when not indexed */
+  inKey = '';
+  /** key in the output index (NAT replies); '' when not indexed */
+  outKey = '';
+  /** position in the table's dense array, -1 when not in the table */
+  slot = -1;
+  /** the expiry heap holds an entry for this connection */
+  inHeap = false;
+
+  constructor(o: {
+    protocol: number;
+    family: Family;
+    caddr: string;
+    cport: number;
+    vaddr: string;
+    vport: number;
+    daddr: string;
+    dport: number;
+    svc: VirtualService;
+    flags: number;
+    fwmark: number;
+  }) {
+    this.protocol = o.protocol;
+    this.family = o.family;
+    this.caddr = o.caddr;
+    this.cport = o.cport;
+    this.vaddr = o.vaddr;
+    this.vport = o.vport;
+    this.daddr = o.daddr;
+    this.dport = o.dport;
+    this.svc = o.svc;
+    this.flags = o.flags;
+    this.fwmark = o.fwmark;
+  }
+
+  get template(): boolean {
+    return (this.flags & CONN_F_TEMPLATE) !== 0;
+  }
+
+  get inactive(): boolean {
+    return (this.flags & CONN_F_INACTIVE) !== 0;
+  }
+
+  get noOutput(): boolean {
+    return (this.flags & CONN_F_NOOUTPUT) !== 0;
+  }
+
+  get fwd(): FwdMethod {
+    const f = this.flags & CONN_F_FWD_MASK;
+    return f === CONN_F_MASQ ? 'masq' : f === CONN_F_TUNNEL ? 'tunnel' : 'route';
+  }
+
+  /** still in the connection table */
+  get live(): boolean {
+    return this.slot >= 0;
+  }
+
+  /** The state as ipvsadm -L -c prints it. */
+  get stateName(): string {
+    if (this.template) return 'NONE';
+    if (this.protocol === IPPROTO_TCP) return tcpStateName(this.state);
+    if (this.protocol === IPPROTO_UDP) return UDP_STATE_NAME;
+    return 'NONE';
+  }
+}

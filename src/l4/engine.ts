@@ -1,0 +1,606 @@
+/**
+ * The director's packet-decision core (ip_vs_core.c ip_vs_in / ip_vs_out, ip_vs_schedule, ip_vs_sched_persist):
+ * it owns the service table and the connection table and turns each packet into a verdict. Pure: time comes from the
+ * injected clock and nothing here sleeps or touches the network; `tick()` runs the timers.
+ */
+import { bytesToIpv6, type Family, intToIpv4, ipv4ToInt, maskAddr } from './addr.js';
+import type { AdmTarget, ConnRow, Timeouts } from './adm/target.js';
+import { type Clock, systemClock } from './clock.js';
+import {
+  CONN_F_INACTIVE,
+  CONN_F_NOOUTPUT,
+  CONN_F_ONE_PACKET,
+  CONN_F_TEMPLATE,
+  Connection,
+  IPPROTO_IP,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  protoName,
+} from './conn/conn.js';
+import { Defense } from './conn/defense.js';
+import { ConnTable, inKey, outKey, templateKey } from './conn/table.js';
+import {
+  nextTcpState,
+  TCP_DEFAULT_TIMEOUTS_MS,
+  TCP_S_CLOSE,
+  TCP_S_ESTABLISHED,
+  TCP_S_FIN_WAIT,
+  TCP_S_TIME_WAIT,
+  TCP_STATE_ACTIVE,
+  type TcpDir,
+  TH_RST,
+  TH_SYN,
+} from './conn/tcp.js';
+import { UDP_DEFAULT_TIMEOUT_MS } from './conn/udp.js';
+import type { RealServer } from './dest.js';
+import { AdmError } from './errors.js';
+import { SVC_F_ONEPACKET, type VirtualService } from './service.js';
+import { ServiceTable } from './services.js';
+import { ESTIMATOR_INTERVAL_MS, Stats } from './stats.js';
+
+/** What the data path knows about a packet. Addresses are canonical strings (inet_ntop form). */
+export interface PacketMeta {
+  family: 4 | 6;
+  protocol: number;
+  saddr: string;
+  sport: number;
+  daddr: string;
+  dport: number;
+  fwmark: number;
+  /** TCP header flag byte: FIN 1, SYN 2, RST 4, PSH 8, ACK 16 (0 for other protocols) */
+  tcpFlags: number;
+  /** IP total length */
+  length: number;
+}
+
+export type DropReason =
+  /** the scheduler found no real server (ip_vs_leave: ICMP port unreachable + NF_DROP) */
+  | 'no-dest'
+  /** the connection's real server was removed and expire_nodest_conn is off */
+  | 'dest-unavailable'
+  /** the connection's real server was removed; expire_nodest_conn expired it and the packet cannot open a new one */
+  | 'expire-nodest'
+  /** the connection table is at its bound and nothing could be evicted */
+  | 'table-full'
+  /** a packet that cannot open a connection (TCP without SYN, or RST, and sloppy_tcp off) for an unknown flow */
+  | 'not-new'
+  /** the drop_packet defense */
+  | 'drop-packet'
+  /** a non-persistent port-zero service cannot schedule */
+  | 'port-zero'
+  /** a protocol the engine has no state machine for (SCTP) */
+  | 'unsupported-protocol';
+
+export type Verdict =
+  | { kind: 'forward'; conn: Connection; dest: RealServer }
+  | { kind: 'drop'; reason: DropReason }
+  | { kind: 'pass' };
+
+/** /proc/sys/net/ipv4/vs/* that the engine honours, with the kernel's defaults. */
+export interface EngineSysctl {
+  /** 1: a packet of a connection whose real server is gone expires it (and a SYN reschedules) */
+  expire_nodest_conn: number;
+  /** 1: a persistence template whose real server has weight 0 is invalidated on lookup */
+  expire_quiescent_template: number;
+  /** 1: any TCP packet but RST may open a connection, not only SYN */
+  sloppy_tcp: number;
+  /** bit 0: reschedule a SYN that reuses a TIME_WAIT/CLOSE connection; bit 1: also FIN_WAIT of DR/TUN */
+  conn_reuse_mode: number;
+  secure_tcp: number;
+  drop_entry: number;
+  drop_packet: number;
+  /** free connection-table entries under which the defenses count memory as short */
+  amemthresh: number;
+  am_droprate: number;
+}
+
+export const DEFAULT_SYSCTL: Readonly<EngineSysctl> = {
+  expire_nodest_conn: 0,
+  expire_quiescent_template: 0,
+  sloppy_tcp: 0,
+  conn_reuse_mode: 1,
+  secure_tcp: 0,
+  drop_entry: 0,
+  drop_packet: 0,
+  amemthresh: 1024,
+  am_droprate: 10,
+};
+
+export interface EngineOptions {
+  clock?: Clock;
+  random?: () => number;
+  /** bound of the connection table, templates included (default 1 << 20) */
+  maxConns?: number;
+  sysctl?: Partial<EngineSysctl>;
+}
+
+export interface EngineStats {
+  /** entries in the connection table, templates included */
+  size: number;
+  maxConns: number;
+  /** dropped packets by reason */
+  drops: Record<DropReason, number>;
+  /** entries that left through their timer */
+  expired: number;
+  /** entries removed by the drop_entry defense or evicted to make room */
+  defenseDropped: number;
+  /** connections rescheduled because of port reuse or a quiesced real server */
+  rescheduled: number;
+}
+
+export const DEFENSE_TIMER_PERIOD_MS = 1000;
+const FTPPORT = 21;
+const FTPDATA = 20;
+/** ip_vs_set_timeout accepts up to INT_MAX / HZ seconds (HZ=1000) */
+const MAX_TIMEOUT_S = Math.floor(2147483647 / 1000);
+
+const PASS: Verdict = Object.freeze({ kind: 'pass' });
+const DROP: Record<DropReason, Verdict> = {
+  'no-dest': Object.freeze({ kind: 'drop', reason: 'no-dest' }),
+  'dest-unavailable': Object.freeze({ kind: 'drop', reason: 'dest-unavailable' }),
+  'expire-nodest': Object.freeze({ kind: 'drop', reason: 'expire-nodest' }),
+  'table-full': Object.freeze({ kind: 'drop', reason: 'table-full' }),
+  'not-new': Object.freeze({ kind: 'drop', reason: 'not-new' }),
+  'drop-packet': Object.freeze({ kind: 'drop', reason: 'drop-packet' }),
+  'port-zero': Object.freeze({ kind: 'drop', reason: 'port-zero' }),
+  'unsupported-protocol': Object.freeze({ kind: 'drop', reason: 'unsupported-protocol' }),
+};
+
+function zeroDrops(): Record<DropReason, number> {
+  return {
+    'no-dest': 0,
+    'dest-unavailable': 0,
+    'expire-nodest': 0,
+    'table-full': 0,
+    'not-new': 0,
+    'drop-packet': 0,
+    'port-zero': 0,
+    'unsupported-protocol': 0,
+  };
+}
+
+/** The address a fwmark template carries as its virtual address (the kernel copies the mark into vaddr.ip). */
+export function fwmarkAddr(fwmark: number, family: Family): string {
+  if (family === 4) return intToIpv4(fwmark >>> 0);
+  const b = new Uint8Array(16);
+  b[0] = (fwmark >>> 24) & 255;
+  b[1] = (fwmark >>> 16) & 255;
+  b[2] = (fwmark >>> 8) & 255;
+  b[3] = fwmark & 255;
+  return bytesToIpv6(b);
+}
+
+export class Engine implements AdmTarget {
+  readonly table: ServiceTable;
+  readonly conns: ConnTable;
+  readonly clock: Clock;
+  /** live sysctl values; change them through setSysctl so the defenses re-evaluate at once */
+  readonly sysctl: EngineSysctl;
+  /** IPVS totals (/proc/net/ip_vs_stats) */
+  readonly totalStats = new Stats();
+  /** TCP timeouts by state, ms */
+  readonly tcpTimeouts: number[] = [...TCP_DEFAULT_TIMEOUTS_MS];
+  udpTimeout = UDP_DEFAULT_TIMEOUT_MS;
+
+  private readonly defense: Defense;
+  private readonly counters = { expired: 0, defenseDropped: 0, rescheduled: 0 };
+  private readonly drops = zeroDrops();
+  private nextEstimate: number;
+  private nextDefense: number;
+  private nodestSweep = false;
+
+  constructor(o: EngineOptions = {}) {
+    this.clock = o.clock ?? systemClock;
+    const random = o.random ?? Math.random;
+    this.table = new ServiceTable({ clock: this.clock, random });
+    this.sysctl = { ...DEFAULT_SYSCTL, ...o.sysctl };
+    this.conns = new ConnTable(o.maxConns ?? 1 << 20, random, {
+      onRemove: (_c, why) => {
+        if (why === 'expired') this.counters.expired++;
+      },
+    });
+    this.defense = new Defense(this.sysctl);
+    this.defense.update(this.conns.available);
+    const now = this.clock.now();
+    this.nextEstimate = now + ESTIMATOR_INTERVAL_MS;
+    this.nextDefense = now + DEFENSE_TIMER_PERIOD_MS;
+    const onRemoval = () => {
+      if (this.sysctl.expire_nodest_conn) this.nodestSweep = true;
+    };
+    this.table.on('dest-del', onRemoval);
+    this.table.on('service-del', onRemoval);
+  }
+
+  /** Change sysctls; the defense levels are recomputed at once (as the kernel's proc handlers do). */
+  setSysctl(s: Partial<EngineSysctl>): void {
+    Object.assign(this.sysctl, s);
+    this.defense.update(this.conns.available);
+  }
+
+  /** The TCP state machine currently in use is the secure_tcp one. */
+  get secureTcpActive(): boolean {
+    return this.defense.secureTable;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // packets
+
+  /** A packet from a client towards a virtual service (ip_vs_in). */
+  process(pkt: PacketMeta): Verdict {
+    const proto = pkt.protocol;
+    if (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) {
+      return this.findService(pkt) ? this.drop('unsupported-protocol') : PASS;
+    }
+    const now = this.clock.now();
+    let cp = this.conns.getIn(inKey(proto, pkt.saddr, pkt.sport, pkt.daddr, pkt.dport));
+    const syn = proto === IPPROTO_TCP && (pkt.tcpFlags & TH_SYN) !== 0;
+
+    // a new connection reusing the tuple of an old one
+    if (cp && syn && !cp.controlledBy) {
+      let resched = false;
+      const dest = cp.dest;
+      if (this.sysctl.expire_nodest_conn && dest && dest.weight === 0) resched = true;
+      else if (this.sysctl.conn_reuse_mode && this.isNewConnExpected(cp)) resched = true;
+      if (resched) {
+        this.conns.expireNow(cp, now);
+        this.counters.rescheduled++;
+        cp = undefined;
+      }
+    }
+
+    // the real server is gone
+    let nodestExpired = false;
+    if (cp?.dest && !cp.dest.available) {
+      if (!this.sysctl.expire_nodest_conn) return this.drop('dest-unavailable');
+      this.conns.expireNow(cp, now);
+      nodestExpired = true;
+      cp = undefined;
+    }
+
+    if (!cp) {
+      const svc = this.findService(pkt);
+      if (!svc) return nodestExpired ? this.drop('expire-nodest') : PASS;
+      if (proto === IPPROTO_TCP && (pkt.tcpFlags & TH_RST || !(syn || this.sysctl.sloppy_tcp)))
+        return this.drop(nodestExpired ? 'expire-nodest' : 'not-new');
+      if (this.defense.todrop()) return this.drop('drop-packet');
+      const r = this.schedule(svc, pkt, now);
+      if (!(r instanceof Connection)) return r;
+      cp = r;
+    }
+
+    const dest = cp.dest as RealServer;
+    cp.inpkts++;
+    cp.inbytes += pkt.length;
+    // ip_vs_in_stats: only while the real server is in its service
+    if (dest.available) {
+      countIn(dest.stats, pkt.length);
+      countIn(cp.svc.stats, pkt.length);
+      countIn(this.totalStats, pkt.length);
+    }
+    this.setState(cp, 'input', pkt.tcpFlags);
+    if (cp.flags & CONN_F_ONE_PACKET) this.conns.expireNow(cp, now);
+    else this.conns.touch(cp, now);
+    return { kind: 'forward', conn: cp, dest };
+  }
+
+  /** A reply from a real server towards a client, for NAT (ip_vs_out / handle_response). */
+  processReply(pkt: PacketMeta): Verdict {
+    const proto = pkt.protocol;
+    if (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) return PASS;
+    const cp = this.conns.getOut(outKey(proto, pkt.saddr, pkt.sport, pkt.daddr, pkt.dport));
+    if (!cp?.dest) return PASS;
+    const dest = cp.dest;
+    cp.outpkts++;
+    cp.outbytes += pkt.length;
+    if (dest.available) {
+      countOut(dest.stats, pkt.length);
+      countOut(cp.svc.stats, pkt.length);
+      countOut(this.totalStats, pkt.length);
+    }
+    this.setState(cp, 'output', pkt.tcpFlags);
+    this.conns.touch(cp, this.clock.now());
+    return { kind: 'forward', conn: cp, dest };
+  }
+
+  /**
+   * The service a packet belongs to (ip_vs_service_find): fwmark services of the packet's family first, then
+   * protocol+VIP+port, then, for TCP to port 20 or ≥ 1024, an FTP service on the VIP, then a port-zero service.
+   */
+  findService(pkt: PacketMeta): VirtualService | undefined {
+    const services = this.table.services;
+    if (pkt.fwmark) {
+      const f = services.get(`fwm|${pkt.family}|${pkt.fwmark}`);
+      if (f) return f;
+    }
+    const kind = pkt.protocol === IPPROTO_TCP ? 'tcp' : pkt.protocol === IPPROTO_UDP ? 'udp' : 'sctp';
+    let svc = services.get(`${kind}|${pkt.daddr}|${pkt.dport}`);
+    if (!svc && pkt.protocol === IPPROTO_TCP && (pkt.dport === FTPDATA || pkt.dport >= 1024))
+      svc = services.get(`${kind}|${pkt.daddr}|${FTPPORT}`);
+    if (!svc && pkt.dport !== 0) svc = services.get(`${kind}|${pkt.daddr}|0`);
+    return svc;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // timers
+
+  /** Run due timers: connection expiry, the defense (every second), the estimator (every 2 s), scheduler ticks. */
+  tick(): void {
+    const now = this.clock.now();
+    if (this.nodestSweep) {
+      this.nodestSweep = false;
+      this.expireNodestConns();
+    }
+    this.conns.expire(now);
+    if (now >= this.nextDefense) {
+      this.defense.update(this.conns.available);
+      if (this.defense.dropEntry) this.counters.defenseDropped += this.conns.randomDrop(now);
+      this.nextDefense += DEFENSE_TIMER_PERIOD_MS;
+      if (this.nextDefense <= now) this.nextDefense = now + DEFENSE_TIMER_PERIOD_MS;
+    }
+    if (now >= this.nextEstimate) {
+      this.totalStats.estimate();
+      for (const svc of this.table.services.values()) {
+        svc.stats.estimate();
+        for (const d of svc.dests) d.stats.estimate();
+      }
+      this.nextEstimate += ESTIMATOR_INTERVAL_MS;
+      if (this.nextEstimate <= now) this.nextEstimate = now + ESTIMATOR_INTERVAL_MS;
+    }
+    for (const svc of this.table.services.values()) svc.scheduler.tick?.(now);
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // AdmTarget
+
+  getTimeouts(): Timeouts {
+    return {
+      tcp: Math.floor(this.tcpTimeouts[TCP_S_ESTABLISHED] / 1000),
+      tcpfin: Math.floor(this.tcpTimeouts[TCP_S_FIN_WAIT] / 1000),
+      udp: Math.floor(this.udpTimeout / 1000),
+    };
+  }
+
+  /** ipvsadm --set tcp tcpfin udp (ip_vs_set_timeout): 0 leaves a value; tcpfin sets FIN_WAIT only. */
+  setTimeouts(t: Timeouts): void {
+    for (const v of [t.tcp, t.tcpfin, t.udp])
+      if (!Number.isInteger(v) || v < 0 || v > MAX_TIMEOUT_S) throw new AdmError('EINVAL', 'Invalid argument');
+    if (t.tcp) this.tcpTimeouts[TCP_S_ESTABLISHED] = t.tcp * 1000;
+    if (t.tcpfin) this.tcpTimeouts[TCP_S_FIN_WAIT] = t.tcpfin * 1000;
+    if (t.udp) this.udpTimeout = t.udp * 1000;
+  }
+
+  /** ipvsadm -L -c: connections and templates. */
+  connections(): ConnRow[] {
+    const now = this.clock.now();
+    return this.conns.entries().map((c) => ({
+      protocol: protoName(c.protocol),
+      family: c.family,
+      caddr: c.caddr,
+      cport: c.cport,
+      vaddr: c.vaddr,
+      vport: c.vport,
+      daddr: c.daddr,
+      dport: c.dport,
+      state: c.stateName,
+      expiresMs: Math.max(0, c.expires - now),
+      template: c.template,
+      fwmark: c.template && c.svc.kind === 'fwm' ? c.svc.fwmark : 0,
+    }));
+  }
+
+  /** Drop every connection and template. */
+  flush(): void {
+    this.conns.flush();
+  }
+
+  stats(): EngineStats {
+    return {
+      size: this.conns.size,
+      maxConns: this.conns.maxConns,
+      drops: { ...this.drops },
+      expired: this.counters.expired,
+      defenseDropped: this.counters.defenseDropped,
+      rescheduled: this.counters.rescheduled,
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // internals
+
+  private drop(reason: DropReason): Verdict {
+    this.drops[reason]++;
+    return DROP[reason];
+  }
+
+  /** is_new_conn_expected: a SYN on an old TIME_WAIT/CLOSE connection (FIN_WAIT of DR/TUN with bit 1) starts anew. */
+  private isNewConnExpected(cp: Connection): boolean {
+    if (cp.protocol !== IPPROTO_TCP) return false;
+    return (
+      cp.state === TCP_S_TIME_WAIT ||
+      cp.state === TCP_S_CLOSE ||
+      ((this.sysctl.conn_reuse_mode & 2) !== 0 && cp.state === TCP_S_FIN_WAIT && (cp.flags & CONN_F_NOOUTPUT) !== 0)
+    );
+  }
+
+  /** ip_vs_leave without cache_bypass: an FTP service lets other ports pass, otherwise the packet is dropped. */
+  private leave(svc: VirtualService, pkt: PacketMeta): Verdict {
+    if (svc.port === FTPPORT && pkt.dport !== FTPPORT) return PASS;
+    return this.drop('no-dest');
+  }
+
+  /** Room for `n` more entries; at the bound, half-open TCP entries are evicted to make it. */
+  private reserve(n: number): boolean {
+    while (this.conns.size + n > this.conns.maxConns) {
+      if (!this.conns.evictHalfOpen()) return false;
+      this.counters.defenseDropped++;
+    }
+    return true;
+  }
+
+  /** ip_vs_schedule: pick a real server and create the connection (or return the verdict when none is created). */
+  private schedule(svc: VirtualService, pkt: PacketMeta, now: number): Connection | Verdict {
+    // never schedule active FTP data from a real server
+    if (pkt.sport === FTPDATA) return PASS;
+    if (svc.persistent) return this.schedPersist(svc, pkt, now);
+    if (svc.kind !== 'fwm' && pkt.dport !== svc.port) {
+      if (svc.port === FTPPORT) return this.leave(svc, pkt);
+      return this.drop('port-zero');
+    }
+    const dest = svc.scheduler.schedule(svc, pkt);
+    if (!dest) return this.leave(svc, pkt);
+    if (!this.reserve(1)) return this.drop('table-full');
+    const cp = new Connection({
+      protocol: pkt.protocol,
+      family: pkt.family,
+      caddr: pkt.saddr,
+      cport: pkt.sport,
+      vaddr: pkt.daddr,
+      vport: pkt.dport,
+      daddr: dest.addr,
+      dport: dest.port || pkt.dport,
+      svc,
+      flags: svc.flags & SVC_F_ONEPACKET && pkt.protocol === IPPROTO_UDP ? CONN_F_ONE_PACKET : 0,
+      fwmark: pkt.fwmark,
+    });
+    this.newConn(cp, dest, now);
+    return cp;
+  }
+
+  /** ip_vs_sched_persist: follow (or create) the client's template, then create the connection under it. */
+  private schedPersist(svc: VirtualService, pkt: PacketMeta, now: number): Connection | Verdict {
+    const snet =
+      svc.family === 6 ? maskAddr(pkt.saddr, 6, svc.netmask) : intToIpv4((ipv4ToInt(pkt.saddr) & svc.netmask) >>> 0);
+    let protocol = pkt.protocol;
+    let vaddr = pkt.daddr;
+    let vport = 0;
+    if (pkt.dport === svc.port) {
+      // <proto, caddr, 0, vaddr, vport> — FTP: <proto, caddr, 0, vaddr, 0>
+      if (svc.port !== FTPPORT) vport = pkt.dport;
+    } else if (svc.kind === 'fwm') {
+      // <IPPROTO_IP, caddr, 0, fwmark, 0>; port-zero services keep <proto, caddr, 0, vaddr, 0>
+      protocol = IPPROTO_IP;
+      vaddr = fwmarkAddr(svc.fwmark, svc.family);
+    }
+
+    let ct = this.conns.getTemplate(templateKey(protocol, snet, vaddr, vport));
+    if (ct && !this.checkTemplate(ct)) ct = undefined;
+    let dest: RealServer;
+    if (!ct) {
+      const d = svc.scheduler.schedule(svc, pkt);
+      if (!d) return this.leave(svc, pkt);
+      if (!this.reserve(2)) return this.drop('table-full');
+      dest = d;
+      ct = new Connection({
+        protocol,
+        family: svc.family,
+        caddr: snet,
+        cport: 0,
+        vaddr,
+        vport,
+        daddr: dest.addr,
+        dport: pkt.dport === svc.port && svc.port !== FTPPORT ? dest.port : 0,
+        svc,
+        flags: CONN_F_TEMPLATE,
+        fwmark: pkt.fwmark,
+      });
+      ct.timeoutMs = svc.timeout * 1000;
+      ct.expires = now + ct.timeoutMs;
+      this.conns.insert(ct, dest);
+    } else {
+      dest = ct.dest as RealServer;
+      if (!this.reserve(1)) return this.drop('table-full');
+      // reserving may have evicted nothing but half-open connections; the template itself stays
+    }
+
+    let dport = pkt.dport;
+    if (dport === svc.port && dest.port) dport = dest.port;
+    const cp = new Connection({
+      protocol: pkt.protocol,
+      family: pkt.family,
+      caddr: pkt.saddr,
+      cport: pkt.sport,
+      vaddr: pkt.daddr,
+      vport: pkt.dport,
+      daddr: dest.addr,
+      dport,
+      svc,
+      flags: svc.flags & SVC_F_ONEPACKET && pkt.protocol === IPPROTO_UDP ? CONN_F_ONE_PACKET : 0,
+      fwmark: pkt.fwmark,
+    });
+    this.newConn(cp, dest, now);
+    this.conns.controlAdd(cp, ct);
+    this.conns.touch(ct, now);
+    return cp;
+  }
+
+  /** ip_vs_check_template: the template's real server is still usable, else the template is invalidated. */
+  private checkTemplate(ct: Connection): boolean {
+    const dest = ct.dest;
+    if (!dest?.available || (this.sysctl.expire_quiescent_template && dest.weight === 0)) {
+      this.conns.invalidateTemplate(ct);
+      return false;
+    }
+    return true;
+  }
+
+  /** ip_vs_conn_new + ip_vs_conn_stats */
+  private newConn(cp: Connection, dest: RealServer, now: number): void {
+    cp.timeoutMs = 3000;
+    cp.expires = now + cp.timeoutMs;
+    this.conns.insert(cp, dest);
+    dest.stats.conns++;
+    cp.svc.stats.conns++;
+    this.totalStats.conns++;
+  }
+
+  /** ip_vs_set_state: the protocol's state transition and timeout. */
+  private setState(cp: Connection, dir: 'input' | 'output', tcpFlags: number): void {
+    if (cp.protocol === IPPROTO_UDP) {
+      if (dir === 'output') this.conns.assure(cp);
+      cp.timeoutMs = this.udpTimeout;
+      return;
+    }
+    // set_tcp_state
+    let d: TcpDir = dir;
+    if (cp.flags & CONN_F_NOOUTPUT) {
+      if (dir === 'output') cp.flags &= ~CONN_F_NOOUTPUT;
+      else d = 'input-only';
+    }
+    const ns = nextTcpState(cp.state, d, tcpFlags, this.defense.secureTable);
+    if (ns !== cp.state) {
+      const dest = cp.dest;
+      if (dest && cp.live) {
+        if (!(cp.flags & CONN_F_INACTIVE) && !TCP_STATE_ACTIVE[ns]) {
+          dest.moveConn('active', 'inactive');
+          cp.flags |= CONN_F_INACTIVE;
+        } else if (cp.flags & CONN_F_INACTIVE && TCP_STATE_ACTIVE[ns]) {
+          dest.moveConn('inactive', 'active');
+          cp.flags &= ~CONN_F_INACTIVE;
+        }
+      }
+      if (ns === TCP_S_ESTABLISHED) this.conns.assure(cp);
+    }
+    cp.state = ns;
+    cp.timeoutMs = this.tcpTimeouts[ns];
+  }
+
+  /** ip_vs_expire_nodest_conn_flush: after a real server or service was deleted, drop its connections. */
+  private expireNodestConns(): void {
+    for (const cp of this.conns.entries()) {
+      if (!cp.live || !cp.dest || cp.dest.available || cp.nControl > 0) continue;
+      const ct = cp.controlledBy;
+      this.conns.drop(cp);
+      if (ct?.live && ct.nControl === 0) this.conns.drop(ct);
+    }
+  }
+}
+
+function countIn(s: Stats, len: number): void {
+  s.inpkts++;
+  s.inbytes += len;
+}
+
+function countOut(s: Stats, len: number): void {
+  s.outpkts++;
+  s.outbytes += len;
+}
