@@ -309,3 +309,16 @@ test('diffPlans: add, edit and remove services and real servers', (t) => {
     kept,
   );
 });
+
+test('service names are unique; a schema-invalid entry still takes part in the duplicate checks', (t) => {
+  const text = `director:
+  services:
+    - { name: a, vip: 10.0.0.1, port: 80, scheduler: rr, persistent: 0 }
+    - { name: a, vip: 10.0.0.1, port: 80, scheduler: rr }
+`;
+  t.deepEqual(checkConfigString(text, 'n.yaml').problems.map(formatProblem), [
+    `n.yaml:${at(text, 3, '0 }')}: director.services[0].persistent: must be >= 1, got 0`,
+    `n.yaml:${at(text, 4, '{')}: director.services[1]: duplicate service TCP 10.0.0.1:80 (first at line 3)`,
+    `n.yaml:${at(text, 4, 'a,')}: director.services[1].name: service name 'a' is used twice (first at line 3)`,
+  ]);
+});
