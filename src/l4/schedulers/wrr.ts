@@ -1,0 +1,87 @@
+/**
+ * Weighted round robin (ip_vs_wrr.c). State: cl (the last pick, or the list head), cw (current weight), mw (max
+ * weight - (di - 1)) and di (gcd of the positive weights). Each pass over the list picks the dests with
+ * weight >= cw; cw drops by di after each pass and wraps to mw. Every change to the list or a weight resets cl to
+ * the head and adjusts cw the way ip_vs_wrr_dest_changed does (cw is kept, not restarted, so a service built by
+ * adding dests one by one starts with cw = 1 - the kernel's first round is one pick per dest in list order).
+ */
+import type { RealServer } from '../dest.js';
+import type { VirtualService } from '../service.js';
+import type { Scheduler } from './types.js';
+import { gcd } from './util.js';
+
+export class WeightedRoundRobin implements Scheduler {
+  readonly name = 'wrr';
+  /** current dest; null = list head */
+  private cl: RealServer | null = null;
+  private cw: number;
+  private mw: number;
+  private di: number;
+
+  /** ip_vs_wrr_init_svc */
+  constructor(svc: VirtualService) {
+    this.di = gcdWeight(svc);
+    this.mw = maxWeight(svc) - (this.di - 1);
+    this.cw = this.mw;
+  }
+
+  /** ip_vs_wrr_dest_changed (add_dest, del_dest, upd_dest) */
+  update(svc: VirtualService): void {
+    this.cl = null;
+    this.di = gcdWeight(svc);
+    this.mw = maxWeight(svc) - (this.di - 1);
+    if (this.cw > this.mw || this.cw === 0) this.cw = this.mw;
+    else if (this.di > 1) this.cw = Math.trunc(this.cw / this.di) * this.di + 1;
+  }
+
+  schedule(svc: VirtualService): RealServer | null {
+    const dests = svc.dests;
+    const n = dests.length;
+    // positions: -1 is the list head
+    let pos = this.cl ? dests.indexOf(this.cl) : -1;
+    if (this.mw === 0) return null;
+    const last = pos;
+    let stop = -2;
+    let lastPass = false;
+    let restarted = false;
+    for (;;) {
+      for (pos++; pos < n; pos++) {
+        const d = dests[pos];
+        if (!d.overloaded && d.weight >= this.cw) {
+          this.cl = d;
+          return d;
+        }
+        if (pos === stop) {
+          this.cl = d;
+          return null;
+        }
+      }
+      pos = -1;
+      this.cw -= this.di;
+      if (this.cw <= 0) {
+        this.cw = this.mw;
+        // a whole pass down to weight 1 already covered every dest: all are overloaded (or weight 0)
+        if (lastPass || last === -1) {
+          this.cl = null;
+          return null;
+        }
+        restarted = true;
+      }
+      lastPass = this.cw <= this.di;
+      // the first weight-1 pass only covered the dests after `last`; finish with the ones up to it
+      if (lastPass && restarted && last !== -1) stop = last;
+    }
+  }
+}
+
+function gcdWeight(svc: VirtualService): number {
+  let g = 0;
+  for (const d of svc.dests) if (d.weight > 0) g = g > 0 ? gcd(d.weight, g) : d.weight;
+  return g || 1;
+}
+
+function maxWeight(svc: VirtualService): number {
+  let w = 0;
+  for (const d of svc.dests) if (d.weight > w) w = d.weight;
+  return w;
+}
