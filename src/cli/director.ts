@@ -1,0 +1,304 @@
+/**
+ * `tierlb director [--config FILE] [--socket PATH] [--queue N] [--max-queue-len N]`: the L4 director daemon. Runs the
+ * data path (NFQUEUE worker with the engine inside) and serves the admin unix socket (mode 0600), one JSON line per
+ * request:
+ *   {"argv":[...],"stdin":"..."}   → tierlb adm (handleAdmRequest in the worker) → {"code","stdout","stderr"}
+ *   {"op":"reload"}                → re-read the config and apply the difference → {"code","stdout","stderr"}
+ *   {"op":"stats"}                 → data-path counters
+ *   {"op":"rules"}                 → the kernel rules tierlb holds right now
+ * SIGHUP reloads; SIGINT/SIGTERM stop cleanly (chain, ip rules and routing tables removed).
+ *
+ * `tierlb director reload|stats|rules [--socket PATH]` talk to a running daemon.
+ */
+import { chmodSync, mkdirSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { loadConfigFile } from '../config/load.js';
+import {
+  DEFAULT_SYSCTL,
+  DEFAULT_TIMEOUTS,
+  type DirectorPlan,
+  diffPlans,
+  directorFromConfig,
+  isEmptyDiff,
+} from '../l4/config.js';
+import { Datapath } from '../l4/datapath/datapath.js';
+import { log } from '../log.js';
+
+export const DEFAULT_SOCKET = '/run/tierlb/director.sock';
+
+interface Opts {
+  config?: string;
+  socket: string;
+  queue: number;
+  maxLen?: number;
+  sysctl: boolean;
+}
+
+function usage(): string {
+  return [
+    'usage: tierlb director [--config FILE] [--socket PATH] [--queue N] [--max-queue-len N] [--no-sysctl]',
+    '       tierlb director reload|stats|rules [--socket PATH]',
+  ].join('\n');
+}
+
+function parseArgs(argv: string[]): Opts | string {
+  const o: Opts = { socket: DEFAULT_SOCKET, queue: 0, sysctl: true };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    try {
+      if (a === '--config' || a === '-c') o.config = val();
+      else if (a === '--socket' || a === '-s') o.socket = val();
+      else if (a === '--queue' || a === '-q') {
+        o.queue = Number(val());
+        if (!Number.isInteger(o.queue) || o.queue < 0 || o.queue > 65535) return `bad queue number`;
+      } else if (a === '--max-queue-len') o.maxLen = Number(val());
+      else if (a === '--no-sysctl') o.sysctl = false;
+      else return `unknown option ${a}`;
+    } catch (e) {
+      return (e as Error).message;
+    }
+  }
+  return o;
+}
+
+const EMPTY_PLAN: DirectorPlan = { services: [], timeouts: { ...DEFAULT_TIMEOUTS }, sysctl: { ...DEFAULT_SYSCTL } };
+
+/** One request to a running daemon; resolves with the response line. */
+export function request(socketPath: string, req: object, timeoutMs = 30000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect(socketPath);
+    let buf = '';
+    const t = setTimeout(() => {
+      s.destroy();
+      reject(new Error('timeout'));
+    }, timeoutMs);
+    s.on('connect', () => s.write(`${JSON.stringify(req)}\n`));
+    s.on('data', (d) => {
+      buf += d.toString();
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) {
+        clearTimeout(t);
+        s.end();
+        resolve(buf.slice(0, nl));
+      }
+    });
+    s.on('error', (e) => {
+      clearTimeout(t);
+      reject(e);
+    });
+  });
+}
+
+/** The director forwards: ip_forward on, ICMP redirects off (all, default and every interface). */
+function directorSysctls(): void {
+  const w = (p: string, v: string) => {
+    try {
+      writeFileSync(p, v);
+    } catch (e) {
+      log.warn({ path: p, err: (e as Error).message }, 'sysctl not set');
+    }
+  };
+  w('/proc/sys/net/ipv4/ip_forward', '1');
+  w('/proc/sys/net/ipv6/conf/all/forwarding', '1');
+  for (const ifc of readdirSync('/proc/sys/net/ipv4/conf')) w(`/proc/sys/net/ipv4/conf/${ifc}/send_redirects`, '0');
+}
+
+async function client(cmd: string, argv: string[]): Promise<number> {
+  const o = parseArgs(argv);
+  if (typeof o === 'string') {
+    process.stderr.write(`tierlb director: ${o}\n${usage()}\n`);
+    return 2;
+  }
+  try {
+    const line = await request(o.socket, { op: cmd });
+    const r = JSON.parse(line) as { code?: number; stdout?: string; stderr?: string };
+    if (r.stdout !== undefined || r.stderr !== undefined) {
+      process.stdout.write(r.stdout ?? '');
+      process.stderr.write(r.stderr ?? '');
+      return r.code ?? 0;
+    }
+    process.stdout.write(`${line}\n`);
+    return 0;
+  } catch (e) {
+    process.stderr.write(`tierlb director: cannot reach ${o.socket}: ${(e as Error).message}\n`);
+    return 1;
+  }
+}
+
+async function socketInUse(path: string): Promise<boolean> {
+  try {
+    await request(path, { op: 'ping' }, 1000);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function run(argv: string[]): Promise<number> {
+  if (argv[0] === '-h' || argv[0] === '--help') {
+    process.stdout.write(`${usage()}\n`);
+    return 0;
+  }
+  if (argv[0] && ['reload', 'stats', 'rules'].includes(argv[0])) return client(argv[0], argv.slice(1));
+  const o = parseArgs(argv);
+  if (typeof o === 'string') {
+    process.stderr.write(`tierlb director: ${o}\n${usage()}\n`);
+    return 2;
+  }
+
+  // the config first: a bad one never starts anything
+  let plan = EMPTY_PLAN;
+  if (o.config) {
+    try {
+      plan = directorFromConfig((await loadConfigFile(o.config)).config);
+    } catch (e) {
+      process.stderr.write(`tierlb director: ${(e as Error).message}\n`);
+      return 1;
+    }
+  }
+  if (await socketInUse(o.socket)) {
+    process.stderr.write(`tierlb director: a director already answers on ${o.socket}\n`);
+    return 1;
+  }
+
+  if (o.sysctl) directorSysctls();
+  const dp = new Datapath({ queue: o.queue, maxLen: o.maxLen, log });
+  let stopping: Promise<number> | null = null;
+  let server: Server | null = null;
+  const stop = (code: number): Promise<number> => {
+    if (!stopping) {
+      stopping = (async () => {
+        log.info('director stopping');
+        server?.close();
+        try {
+          unlinkSync(o.socket);
+        } catch {}
+        await dp.stop();
+        log.info('director stopped');
+        return code;
+      })();
+    }
+    return stopping;
+  };
+
+  let fatal: ((code: number) => void) | null = null;
+  const done = new Promise<number>((resolve) => {
+    fatal = resolve;
+  });
+  dp.onFatal = (msg) => {
+    log.error({ err: msg }, 'data path failed');
+    void stop(1).then((c) => fatal?.(c));
+  };
+  try {
+    await dp.start();
+    if (!isEmptyDiff(diffPlans(EMPTY_PLAN, plan))) await dp.applyDiff(diffPlans(EMPTY_PLAN, plan));
+  } catch (e) {
+    log.error({ err: (e as Error).message }, 'director failed to start');
+    await stop(1);
+    return 1;
+  }
+
+  const reload = async (): Promise<{ code: number; stdout: string; stderr: string }> => {
+    if (!o.config) return { code: 1, stdout: '', stderr: 'no --config to reload\n' };
+    let next: DirectorPlan;
+    try {
+      next = directorFromConfig((await loadConfigFile(o.config)).config);
+    } catch (e) {
+      log.warn({ err: (e as Error).message }, 'reload refused: bad config, the running one stays');
+      return { code: 1, stdout: '', stderr: `reload refused, the running config stays:\n${(e as Error).message}\n` };
+    }
+    const diff = diffPlans(plan, next);
+    try {
+      if (!isEmptyDiff(diff)) await dp.applyDiff(diff);
+    } catch (e) {
+      log.error({ err: (e as Error).message }, 'reload failed part way');
+      return { code: 1, stdout: '', stderr: `reload failed: ${(e as Error).message}\n` };
+    }
+    plan = next;
+    const n = diff.services.add.length + diff.services.edit.length + diff.services.del.length;
+    log.info(
+      { services: n, dests: diff.dests.add.length + diff.dests.edit.length + diff.dests.del.length },
+      'reloaded',
+    );
+    return { code: 0, stdout: '', stderr: '' };
+  };
+
+  const answer = async (line: string): Promise<string> => {
+    let req: { op?: string; argv?: unknown };
+    try {
+      req = JSON.parse(line);
+    } catch {
+      return JSON.stringify({ code: 2, stdout: '', stderr: 'bad request\n' });
+    }
+    switch (req.op) {
+      case 'ping':
+        return JSON.stringify({ ok: true, engine: dp.engineName });
+      case 'reload':
+        return JSON.stringify(await reload());
+      case 'stats':
+        return JSON.stringify({ engine: dp.engineName, ...(await dp.stats()) });
+      case 'rules':
+        return JSON.stringify(await dp.rules.list());
+      case undefined:
+        return dp.adm(line);
+      default:
+        return JSON.stringify({ code: 2, stdout: '', stderr: `unknown op ${req.op}\n` });
+    }
+  };
+
+  mkdirSync(dirname(o.socket), { recursive: true, mode: 0o700 });
+  try {
+    unlinkSync(o.socket);
+  } catch {}
+  server = createServer((s: Socket) => {
+    let buf = '';
+    let chain = Promise.resolve();
+    s.on('data', (d) => {
+      buf += d.toString();
+      let nl = buf.indexOf('\n');
+      while (nl >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (line.trim())
+          chain = chain.then(async () => {
+            const r = await answer(line);
+            if (!s.destroyed) s.write(`${r}\n`);
+          });
+        nl = buf.indexOf('\n');
+      }
+    });
+    s.on('error', () => {});
+  });
+  const oldMask = process.umask(0o177);
+  await new Promise<void>((resolve) => server?.listen(o.socket, resolve));
+  process.umask(oldMask);
+  chmodSync(o.socket, 0o600);
+  log.info({ socket: o.socket, queue: o.queue, config: o.config ?? null }, 'director ready');
+
+  const onSig = (sig: NodeJS.Signals) => {
+    log.info({ signal: sig }, 'signal');
+    void stop(0).then((c) => fatal?.(c));
+  };
+  process.on('SIGINT', onSig);
+  process.on('SIGTERM', onSig);
+  process.on('SIGHUP', () => void reload());
+  return done;
+}
+
+// `node --import tsx src/cli/director.ts ...` runs the daemon directly (tests, development)
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  run(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e) => {
+      process.stderr.write(`tierlb director: ${(e as Error).stack ?? e}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,153 @@
+/**
+ * Internet checksums: full computation (RFC 1071) and incremental update (RFC 1624, HC' = ~(~HC + ~m + m')), and the
+ * packet rewrites built on them: NAT of the destination (request) or source (reply) address and port, and IPIP
+ * encapsulation for the tunnel method.
+ */
+import { ipv6ToBytes } from '../addr.js';
+import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_IPIP, IPPROTO_TCP, IPPROTO_UDP, type Parsed } from './packet.js';
+
+/** Sum 16-bit big-endian words of b[off, off+len) into a 32-bit accumulator (not folded). */
+export function sumWords(b: Uint8Array, off: number, len: number, acc = 0): number {
+  let i = off;
+  const end = off + len;
+  for (; i + 1 < end; i += 2) acc += (b[i] << 8) | b[i + 1];
+  if (i < end) acc += b[i] << 8;
+  return acc;
+}
+
+export function fold(acc: number): number {
+  while (acc > 0xffff) acc = (acc & 0xffff) + Math.floor(acc / 0x10000);
+  return acc;
+}
+
+/** ~fold(sum) as a 16-bit checksum value. */
+export function finish(acc: number): number {
+  return ~fold(acc) & 0xffff;
+}
+
+export function ipv4HeaderChecksum(b: Uint8Array, off: number, ihl: number): number {
+  const old = (b[off + 10] << 8) | b[off + 11];
+  const acc = sumWords(b, off, ihl) - old;
+  return finish(acc);
+}
+
+/** The pseudo-header sum for TCP/UDP/ICMPv6 over IPv4 or IPv6. */
+function pseudoSum(b: Uint8Array, p: Parsed, l4len: number): number {
+  if (p.family === 4) return sumWords(b, 12, 8) + p.protocol + l4len;
+  return sumWords(b, 8, 32) + p.protocol + l4len;
+}
+
+/** Offset of the checksum field in the transport header, or -1. */
+export function l4CsumOffset(protocol: number): number {
+  if (protocol === IPPROTO_TCP) return 16;
+  if (protocol === IPPROTO_UDP) return 6;
+  if (protocol === IPPROTO_ICMP || protocol === IPPROTO_ICMPV6) return 2;
+  return -1;
+}
+
+/** Full recomputation of the transport checksum (what the incremental updates are tested against). */
+export function l4Checksum(b: Uint8Array, p: Parsed): number {
+  const l4len = p.totalLen - p.l4off;
+  const co = l4CsumOffset(p.protocol);
+  const old = (b[p.l4off + co] << 8) | b[p.l4off + co + 1];
+  let acc = sumWords(b, p.l4off, l4len) - old;
+  if (p.protocol !== IPPROTO_ICMP) acc += pseudoSum(b, p, l4len);
+  const c = finish(acc);
+  return p.protocol === IPPROTO_UDP && c === 0 ? 0xffff : c;
+}
+
+/** RFC 1624 eqn. 3: update checksum hc for a 16-bit word changing from m to m2. */
+export function csumUpdate16(hc: number, m: number, m2: number): number {
+  return ~fold((~hc & 0xffff) + (~m & 0xffff) + m2) & 0xffff;
+}
+
+function rd16(b: Uint8Array, off: number): number {
+  return (b[off] << 8) | b[off + 1];
+}
+function wr16(b: Uint8Array, off: number, v: number): void {
+  b[off] = (v >> 8) & 0xff;
+  b[off + 1] = v & 0xff;
+}
+
+/**
+ * Replace `len` bytes (even) at `off` with `nw`, folding every changed word into the checksums at the given offsets
+ * (-1 = none). A UDP checksum of 0 (none, IPv4) stays 0.
+ */
+function replaceBytes(b: Uint8Array, off: number, nw: Uint8Array, csumOffs: number[], udpOff: number): void {
+  for (let i = 0; i < nw.length; i += 2) {
+    const m = rd16(b, off + i);
+    const m2 = (nw[i] << 8) | nw[i + 1];
+    if (m === m2) continue;
+    for (const co of csumOffs) {
+      if (co < 0) continue;
+      if (co === udpOff && rd16(b, co) === 0) continue;
+      let c = csumUpdate16(rd16(b, co), m, m2);
+      if (co === udpOff && c === 0) c = 0xffff;
+      wr16(b, co, c);
+    }
+    wr16(b, off + i, m2);
+  }
+}
+
+/** Where the address sits and which checksums cover it. */
+function addrOffsets(p: Parsed, which: 'src' | 'dst'): { addrOff: number; portOff: number } {
+  const addrOff = p.family === 4 ? (which === 'src' ? 12 : 16) : which === 'src' ? 8 : 24;
+  return { addrOff, portOff: p.l4off + (which === 'src' ? 0 : 2) };
+}
+
+/**
+ * NAT: rewrite the source or destination address and port of a parsed TCP/UDP packet in place, updating the IPv4
+ * header checksum and the transport checksum (pseudo-header) incrementally. `addr` is 4 or 16 bytes.
+ */
+export function natRewrite(b: Uint8Array, p: Parsed, which: 'src' | 'dst', addr: Uint8Array, port: number): void {
+  const { addrOff, portOff } = addrOffsets(p, which);
+  const co = l4CsumOffset(p.protocol);
+  const l4c = co >= 0 && p.protocol !== IPPROTO_ICMP ? p.l4off + co : -1;
+  const udpOff = p.protocol === IPPROTO_UDP ? l4c : -2;
+  const ipc = p.family === 4 ? 10 : -1;
+  replaceBytes(b, addrOff, addr, [ipc, l4c], udpOff);
+  if (p.protocol === IPPROTO_TCP || p.protocol === IPPROTO_UDP || p.protocol === 132) {
+    const pb = new Uint8Array([(port >> 8) & 0xff, port & 0xff]);
+    // SCTP uses CRC32c over the whole packet, which port changes would require recomputing: not done for SCTP
+    replaceBytes(b, portOff, pb, [p.protocol === 132 ? -1 : l4c], udpOff);
+  }
+}
+
+/** Bytes of an address string (IPv4 dotted quad or IPv6). */
+export function addrBytes(addr: string): Uint8Array {
+  if (addr.includes(':')) {
+    return ipv6ToBytes(addr);
+  }
+  const p = addr.split('.');
+  return new Uint8Array([+p[0], +p[1], +p[2], +p[3]]);
+}
+
+let ipipId = 1;
+
+/**
+ * IPIP encapsulation (ip_vs_tunnel_xmit): a 20-byte outer IPv4 header, protocol 4, to `dst`. The source is left
+ * 0.0.0.0 so the kernel fills in the route's source address (IP_HDRINCL semantics); TOS and DF are copied from the
+ * inner header, TTL is 64, the checksum is computed.
+ */
+export function ipipEncap(inner: Uint8Array, dst: Uint8Array, src?: Uint8Array): Uint8Array {
+  const out = new Uint8Array(inner.length + 20);
+  out[0] = 0x45;
+  out[1] = inner[0] >> 4 === 4 ? inner[1] : 0;
+  wr16(out, 2, out.length);
+  wr16(out, 4, ipipId);
+  ipipId = (ipipId + 1) & 0xffff;
+  out[6] = inner[0] >> 4 === 4 ? inner[6] & 0x40 : 0;
+  out[8] = 64;
+  out[9] = IPPROTO_IPIP;
+  if (src) out.set(src, 12);
+  out.set(dst, 16);
+  wr16(out, 10, ipv4HeaderChecksum(out, 0, 20));
+  out.set(inner, 20);
+  return out;
+}
+
+/** Verify the IPv4 header checksum (used by tests and the decapsulating peer). */
+export function ipv4HeaderOk(b: Uint8Array, off = 0): boolean {
+  const ihl = (b[off] & 0x0f) * 4;
+  return fold(sumWords(b, off, ihl)) === 0xffff;
+}

@@ -1,0 +1,143 @@
+/**
+ * The main-thread side of the data path: starts the worker (engine + NFQUEUE), installs the kernel rules, forwards
+ * admin requests and config diffs to the worker, and applies the rule plan each change produces before answering,
+ * so when `tierlb adm -A ...` returns, the service's packets are already queued. stop() removes every rule.
+ */
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MessageChannel, Worker } from 'node:worker_threads';
+import { KernelRules } from '../../fwmark/kernel.js';
+import type { RulePlan } from '../../fwmark/plan.js';
+import type { Logger } from '../../log.js';
+import type { Counters } from './forward.js';
+import type { FromWorker, ToWorker } from './types.js';
+
+export interface DatapathOptions {
+  queue?: number;
+  queues?: number;
+  maxLen?: number;
+  forceMiniEngine?: boolean;
+  log?: Logger;
+  rules?: KernelRules;
+}
+
+export class Datapath {
+  private worker: Worker | null = null;
+  private readonly channel = new MessageChannel();
+  private nextId = 1;
+  private readonly pending = new Map<number, (m: Extract<FromWorker, { type: 'reply' }>) => void>();
+  /** rule applications run one after the other, in the order the worker produced the plans */
+  private ruleChain: Promise<void> = Promise.resolve();
+  readonly rules: KernelRules;
+  engineName = '';
+  admAvailable = false;
+  private stopped = false;
+  /** set when the worker died; the daemon exits */
+  onFatal: (msg: string) => void = () => {};
+
+  constructor(private readonly o: DatapathOptions = {}) {
+    this.rules = o.rules ?? new KernelRules();
+  }
+
+  get queue(): number {
+    return this.o.queue ?? 0;
+  }
+
+  async start(): Promise<void> {
+    const ext = extname(fileURLToPath(import.meta.url));
+    const url = new URL(`./worker${ext}`, import.meta.url);
+    const port = this.channel.port2;
+    const ready = new Promise<Extract<FromWorker, { type: 'ready' }>>((resolve, reject) => {
+      this.channel.port1.on('message', (m: FromWorker) => {
+        if (m.type === 'ready') resolve(m);
+        else if (m.type === 'fatal') {
+          reject(new Error(m.message));
+          if (!this.stopped) this.onFatal(m.message);
+        } else if (m.type === 'reply') {
+          const cb = this.pending.get(m.id);
+          this.pending.delete(m.id);
+          cb?.(m);
+        } else if (m.type === 'stopped') {
+          this.o.log?.info({ counters: m.counters }, 'data path stopped');
+        }
+      });
+    });
+    // under tsx (tests, development) the worker needs the TypeScript loader registered in its own thread
+    const entry: string | URL =
+      ext === '.ts'
+        ? `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); });`
+        : url;
+    this.worker = new Worker(entry, {
+      eval: ext === '.ts',
+      workerData: {
+        queue: this.queue,
+        queues: this.o.queues ?? 1,
+        maxLen: this.o.maxLen,
+        forceMiniEngine: this.o.forceMiniEngine,
+        port,
+      },
+      transferList: [port],
+    });
+    this.worker.on('error', (e) => {
+      this.o.log?.error({ err: e }, 'data path worker error');
+      if (!this.stopped) this.onFatal(e.message);
+    });
+    const r = await ready;
+    this.engineName = r.engine;
+    this.admAvailable = r.adm;
+    // the queue is bound before any packet is diverted to it
+    await this.rules.install(r.plan);
+    this.o.log?.info({ queue: this.queue, engine: r.engine }, 'data path running');
+  }
+
+  private request(msg: ToWorker & { id: number }): Promise<Extract<FromWorker, { type: 'reply' }>> {
+    return new Promise((resolve) => {
+      this.pending.set(msg.id, resolve);
+      this.channel.port1.postMessage(msg);
+    });
+  }
+
+  private applyPlan(plan: RulePlan | undefined): Promise<void> {
+    if (!plan) return this.ruleChain;
+    this.ruleChain = this.ruleChain
+      .then(() => this.rules.apply(plan))
+      .catch((e: Error) => this.o.log?.error({ err: e.message }, 'applying kernel rules failed'));
+    return this.ruleChain;
+  }
+
+  /** One admin request line (`{"argv":[...],"stdin":"..."}`) → one response line. */
+  async adm(line: string): Promise<string> {
+    const r = await this.request({ type: 'adm', id: this.nextId++, line });
+    await this.applyPlan(r.plan);
+    return r.response ?? JSON.stringify({ code: 1, stdout: '', stderr: `${r.error}\n` });
+  }
+
+  /** Apply a PlanDiff to the live table; throws with the reason when the worker refused it. */
+  async applyDiff(diff: unknown): Promise<void> {
+    const r = await this.request({ type: 'diff', id: this.nextId++, diff });
+    await this.applyPlan(r.plan);
+    if (r.error) throw new Error(r.error);
+  }
+
+  async stats(): Promise<Counters> {
+    const r = await this.request({ type: 'stats', id: this.nextId++ });
+    return JSON.parse(r.response ?? '{}') as Counters;
+  }
+
+  /** Remove the kernel rules first (packets stop coming), then stop the worker. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.ruleChain;
+    await this.rules.removeAll();
+    if (this.worker) {
+      const w = this.worker;
+      const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+      this.channel.port1.postMessage({ type: 'stop' } satisfies ToWorker);
+      const t = setTimeout(() => void w.terminate(), 2000);
+      await exited;
+      clearTimeout(t);
+    }
+    this.channel.port1.close();
+  }
+}

@@ -1,0 +1,297 @@
+/**
+ * Turning the engine's decision into what happens to a queued packet: DR (accept with the real server's mark), NAT
+ * (rewrite in the verdict's payload, replies rewritten back), TUN (IPIP to the real server through a raw socket,
+ * original dropped), local real servers (accept, mark 0). Bad packets are counted by reason, never thrown.
+ * The I/O (verdict, raw send) is injected so this runs in unit tests without a kernel.
+ */
+
+import {
+  DEST_MARK_BASE,
+  DIVERT_MARK,
+  emptyPlan,
+  MAX_DEST_MARKS,
+  type PlanRoute,
+  REPLY_MARK,
+  type RulePlan,
+  TABLE_BASE,
+} from '../../fwmark/plan.js';
+import { inKey } from '../conn/table.js';
+import type { ServiceTable } from '../services.js';
+import { addrBytes, finish, ipipEncap, ipv4HeaderChecksum, natRewrite, sumWords } from './csum.js';
+import { NF_ACCEPT, NF_DROP, type QueuedPacket } from './nfqmsg.js';
+import { type BadReason, type IcmpError, IPPROTO_ICMP, type PacketMeta, type Parsed, parsePacket } from './packet.js';
+
+/** What the engine hands back (src/l4/engine.ts). */
+export interface DpConn {
+  vaddr: string;
+  vport: number;
+  daddr: string;
+  dport: number;
+}
+export interface DpDest {
+  addr: string;
+  port: number;
+  family: 4 | 6;
+  fwd: 'route' | 'masq' | 'tunnel';
+  local: boolean;
+}
+export type DpVerdict =
+  | { kind: 'forward'; conn: DpConn; dest: DpDest }
+  | { kind: 'drop'; reason: string }
+  | { kind: 'pass' };
+
+export interface DpEngine {
+  readonly table: ServiceTable;
+  process(pkt: PacketMeta): DpVerdict;
+  processReply(pkt: PacketMeta): DpVerdict;
+  tick(): void;
+}
+
+export interface Counters {
+  packets: number;
+  forwarded: { route: number; masq: number; tunnel: number; local: number; reply: number };
+  passed: number;
+  dropped: number;
+  bad: Partial<Record<BadReason | 'icmp-no-conn' | 'engine-drop' | 'tunnel-send' | 'internal', number>>;
+}
+
+export function newCounters(): Counters {
+  return {
+    packets: 0,
+    forwarded: { route: 0, masq: 0, tunnel: 0, local: 0, reply: 0 },
+    passed: 0,
+    dropped: 0,
+    bad: {},
+  };
+}
+
+/** What is done with each kind of unparseable packet: 'pass' goes on to the director's own stack, 'drop' ends it. */
+const BAD_ACTION: Record<BadReason, 'pass' | 'drop'> = {
+  truncated: 'drop',
+  'bad-version': 'drop',
+  'bad-ihl': 'drop',
+  'bad-length': 'drop',
+  fragment: 'drop',
+  'bad-l4-header': 'drop',
+  // IPVS ignores protocols it has no handler for, and ICMP that is not an error
+  'unknown-protocol': 'pass',
+  'icmp-not-error': 'pass',
+  'icmp-bad-inner': 'drop',
+};
+
+export interface ForwarderIo {
+  verdict(id: number, verdict: number, mark?: number, payload?: Uint8Array): void;
+  /** send a complete IPv4 packet (IPIP) to dst through a raw socket; returns false on failure */
+  sendRaw(pkt: Uint8Array, dst: Uint8Array): boolean;
+}
+
+export class Forwarder {
+  readonly counters = newCounters();
+  /** DR real server address → mark (stable for the life of the process) */
+  private readonly marks = new Map<string, number>();
+  private nextMark = 0;
+  private readonly bytes = new Map<string, Uint8Array>();
+
+  constructor(
+    readonly engine: DpEngine,
+    private readonly io: ForwarderIo,
+    readonly queue = 0,
+    readonly queues = 1,
+  ) {}
+
+  private addr(a: string): Uint8Array {
+    let b = this.bytes.get(a);
+    if (!b) {
+      b = addrBytes(a);
+      if (this.bytes.size > 10000) this.bytes.clear();
+      this.bytes.set(a, b);
+    }
+    return b;
+  }
+
+  markFor(rip: string): number {
+    let m = this.marks.get(rip);
+    if (m === undefined) {
+      if (this.nextMark >= MAX_DEST_MARKS) throw new Error('out of real-server marks');
+      m = DEST_MARK_BASE + this.nextMark++;
+      this.marks.set(rip, m);
+    }
+    return m;
+  }
+
+  private bad(reason: keyof Counters['bad']): void {
+    this.counters.bad[reason] = (this.counters.bad[reason] ?? 0) + 1;
+  }
+
+  private pass(q: QueuedPacket): void {
+    this.counters.passed++;
+    // our own marks are cleared; a user's fwmark stays as it was
+    const ours = q.mark === DIVERT_MARK || q.mark === REPLY_MARK;
+    this.io.verdict(q.id, NF_ACCEPT, ours ? 0 : undefined);
+  }
+
+  private drop(q: QueuedPacket): void {
+    this.counters.dropped++;
+    this.io.verdict(q.id, NF_DROP);
+  }
+
+  /** Handle one queued packet: exactly one verdict is issued for it. */
+  handle(q: QueuedPacket): void {
+    this.counters.packets++;
+    try {
+      this.handleInner(q);
+    } catch {
+      this.bad('internal');
+      this.drop(q);
+    }
+  }
+
+  private handleInner(q: QueuedPacket): void {
+    const reply = q.mark === REPLY_MARK;
+    const fwmark = q.mark === DIVERT_MARK || reply ? 0 : q.mark;
+    const r = parsePacket(q.payload, fwmark);
+    if (!r.ok) {
+      this.bad(r.reason);
+      if (BAD_ACTION[r.reason] === 'pass') this.pass(q);
+      else this.drop(q);
+      return;
+    }
+    if ('icmp' in r) {
+      this.handleIcmp(q, r.icmp, fwmark);
+      return;
+    }
+    const p = r.pkt;
+    const v = reply ? this.engine.processReply(p) : this.engine.process(p);
+    if (v.kind === 'pass') {
+      this.pass(q);
+      return;
+    }
+    if (v.kind === 'drop') {
+      this.bad('engine-drop');
+      this.drop(q);
+      return;
+    }
+    const { conn, dest } = v;
+    if (reply) {
+      // NAT reply: RIP:rport -> CIP becomes VIP:vport -> CIP
+      natRewrite(q.payload, p, 'src', this.addr(conn.vaddr), conn.vport);
+      this.counters.forwarded.reply++;
+      this.io.verdict(q.id, NF_ACCEPT, 0, q.payload.subarray(0, p.totalLen));
+      return;
+    }
+    this.forward(q, p, conn, dest);
+  }
+
+  private forward(q: QueuedPacket, p: Parsed, conn: DpConn, dest: DpDest): void {
+    if (dest.fwd === 'masq') {
+      natRewrite(q.payload, p, 'dst', this.addr(conn.daddr), conn.dport);
+      this.counters.forwarded.masq++;
+      this.io.verdict(q.id, NF_ACCEPT, 0, q.payload.subarray(0, p.totalLen));
+      return;
+    }
+    if (dest.local) {
+      this.counters.forwarded.local++;
+      this.io.verdict(q.id, NF_ACCEPT, 0);
+      return;
+    }
+    if (dest.fwd === 'tunnel' && dest.family === 4) {
+      const out = ipipEncap(q.payload.subarray(0, p.totalLen), this.addr(dest.addr));
+      if (this.io.sendRaw(out, this.addr(dest.addr))) this.counters.forwarded.tunnel++;
+      else this.bad('tunnel-send');
+      this.io.verdict(q.id, NF_DROP);
+      return;
+    }
+    // DR (and IPv6 "tunnel", which has no encapsulation here): the real server's mark picks its policy route
+    this.counters.forwarded.route++;
+    this.io.verdict(q.id, NF_ACCEPT, this.markFor(dest.addr));
+  }
+
+  /**
+   * An ICMP error about a flow (ip_vs_in_icmp): the embedded packet is one the director's side sent (VIP:vport →
+   * CIP:cport), so the flow is looked up reversed; a known flow's error follows its connection, any other passes.
+   */
+  private handleIcmp(q: QueuedPacket, e: IcmpError, fwmark: number): void {
+    const i = e.inner;
+    const meta: PacketMeta = {
+      family: i.family,
+      protocol: i.protocol,
+      saddr: i.daddr,
+      sport: i.dport,
+      daddr: i.saddr,
+      dport: i.sport,
+      fwmark,
+      // an ACK never opens a connection: lookup only
+      tcpFlags: 0x10,
+      length: e.outer.length,
+    };
+    const v = this.lookup(meta);
+    if (!v) {
+      this.bad('icmp-no-conn');
+      this.pass(q);
+      return;
+    }
+    const { conn, dest } = v;
+    if (dest.fwd === 'masq') {
+      // rewrite the outer destination and the embedded source (VIP:vport → RIP:rport), recompute the ICMP checksum
+      const b = q.payload;
+      const o = e.outer;
+      natRewrite(b, o, 'dst', this.addr(conn.daddr), 0);
+      const raddr = this.addr(conn.daddr);
+      if (i.family === 4) {
+        b.set(raddr, e.innerOff + 12);
+        const ihl = (b[e.innerOff] & 0x0f) * 4;
+        const c = ipv4HeaderChecksum(b, e.innerOff, ihl);
+        b[e.innerOff + 10] = c >> 8;
+        b[e.innerOff + 11] = c & 0xff;
+      } else b.set(raddr, e.innerOff + 8);
+      b[i.l4off] = conn.dport >> 8;
+      b[i.l4off + 1] = conn.dport & 0xff;
+      if (o.protocol === IPPROTO_ICMP) {
+        b[e.icmpOff + 2] = 0;
+        b[e.icmpOff + 3] = 0;
+        const c = finish(sumWords(b, e.icmpOff, o.totalLen - e.icmpOff));
+        b[e.icmpOff + 2] = c >> 8;
+        b[e.icmpOff + 3] = c & 0xff;
+      }
+      this.counters.forwarded.masq++;
+      this.io.verdict(q.id, NF_ACCEPT, 0, b.subarray(0, o.totalLen));
+      return;
+    }
+    this.forward(q, e.outer, conn, dest);
+  }
+
+  private lookup(meta: PacketMeta): { conn: DpConn; dest: DpDest } | null {
+    const eng = this.engine as DpEngine & {
+      conns?: { getIn(key: string): (DpConn & { dest: DpDest | null }) | undefined };
+    };
+    if (eng.conns) {
+      const cp = eng.conns.getIn(inKey(meta.protocol, meta.saddr, meta.sport, meta.daddr, meta.dport));
+      return cp?.dest ? { conn: cp, dest: cp.dest } : null;
+    }
+    const v = meta.protocol === 6 ? eng.process(meta) : ({ kind: 'pass' } as const);
+    return v.kind === 'forward' ? { conn: v.conn, dest: v.dest } : null;
+  }
+
+  /** The kernel rules the current table needs (services to queue, NAT reply sources, DR routes). */
+  plan(): RulePlan {
+    const plan = emptyPlan(this.queue, this.queues);
+    for (const svc of this.engine.table.list()) {
+      plan.services.push({ kind: svc.kind, family: svc.family, addr: svc.addr, port: svc.port, fwmark: svc.fwmark });
+      for (const d of svc.dests) {
+        if (d.fwd === 'masq' && !d.local) {
+          const protos = svc.kind === 'fwm' ? (['tcp', 'udp'] as const) : [svc.kind];
+          for (const protocol of protos)
+            plan.natSources.push({ family: d.family, protocol, addr: d.addr, port: d.port || svc.port });
+        }
+        if (d.local || d.fwd === 'masq' || (d.fwd === 'tunnel' && d.family === 4)) continue;
+        const mark = this.markFor(d.addr);
+        if (!plan.routes.some((r) => r.mark === mark)) plan.routes.push(routeFor(d.family, d.addr, mark));
+      }
+    }
+    return plan;
+  }
+}
+
+function routeFor(family: 4 | 6, rip: string, mark: number): PlanRoute {
+  return { family, rip, mark, table: TABLE_BASE + (mark - DEST_MARK_BASE) };
+}

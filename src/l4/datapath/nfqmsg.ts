@@ -1,0 +1,240 @@
+/**
+ * nfnetlink_queue messages, encoded and decoded by hand (pure, no I/O): the config messages (bind, copy mode, queue
+ * length), NFQNL_MSG_PACKET parsing, and NFQNL_MSG_VERDICT encoding with an optional new mark and payload.
+ * Layouts from <linux/netlink.h>, <linux/netfilter/nfnetlink.h>, <linux/netfilter/nfnetlink_queue.h>.
+ */
+
+export const NETLINK_NETFILTER = 12;
+export const NFNL_SUBSYS_QUEUE = 3;
+export const NFQNL_MSG_PACKET = 0;
+export const NFQNL_MSG_VERDICT = 1;
+export const NFQNL_MSG_CONFIG = 2;
+
+export const NLMSG_ERROR = 2;
+export const NLMSG_DONE = 3;
+export const NLM_F_REQUEST = 0x1;
+export const NLM_F_ACK = 0x4;
+
+export const NFQA_PACKET_HDR = 1;
+export const NFQA_VERDICT_HDR = 2;
+export const NFQA_MARK = 3;
+export const NFQA_IFINDEX_INDEV = 5;
+export const NFQA_IFINDEX_OUTDEV = 6;
+export const NFQA_HWADDR = 9;
+export const NFQA_PAYLOAD = 10;
+
+export const NFQA_CFG_CMD = 1;
+export const NFQA_CFG_PARAMS = 2;
+export const NFQA_CFG_QUEUE_MAXLEN = 3;
+
+export const NFQNL_CFG_CMD_BIND = 1;
+export const NFQNL_CFG_CMD_UNBIND = 2;
+export const NFQNL_COPY_PACKET = 2;
+
+export const NF_DROP = 0;
+export const NF_ACCEPT = 1;
+
+const NLA_TYPE_MASK = 0x3fff;
+
+const align4 = (n: number) => (n + 3) & ~3;
+
+/** One queued packet. `payload` is a view into the receive buffer: copy it before the next receive. */
+export interface QueuedPacket {
+  id: number;
+  /** ETH_P_IP 0x0800 or ETH_P_IPV6 0x86dd */
+  hwProtocol: number;
+  hook: number;
+  mark: number;
+  indev: number;
+  outdev: number;
+  /** source MAC of the frame, when the kernel reported one */
+  hwaddr?: Uint8Array;
+  payload: Uint8Array;
+}
+
+function putNlmsg(buf: Uint8Array, off: number, len: number, type: number, flags: number, seq: number): void {
+  const dv = new DataView(buf.buffer, buf.byteOffset + off);
+  dv.setUint32(0, len, true);
+  dv.setUint16(4, type, true);
+  dv.setUint16(6, flags, true);
+  dv.setUint32(8, seq, true);
+  dv.setUint32(12, 0, true);
+}
+
+/** nfgenmsg: family, version 0, res_id (queue number, big endian). */
+function putNfgen(buf: Uint8Array, off: number, family: number, resId: number): void {
+  buf[off] = family;
+  buf[off + 1] = 0;
+  buf[off + 2] = (resId >> 8) & 0xff;
+  buf[off + 3] = resId & 0xff;
+}
+
+function putAttr(buf: Uint8Array, off: number, type: number, data: Uint8Array): number {
+  const len = 4 + data.length;
+  buf[off] = len & 0xff;
+  buf[off + 1] = len >> 8;
+  buf[off + 2] = type & 0xff;
+  buf[off + 3] = type >> 8;
+  buf.set(data, off + 4);
+  return off + align4(len);
+}
+
+function be32(v: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, v >>> 0, false);
+  return b;
+}
+
+function buildMsg(
+  type: number,
+  flags: number,
+  seq: number,
+  family: number,
+  resId: number,
+  attrs: [number, Uint8Array][],
+) {
+  let len = 16 + 4;
+  for (const [, d] of attrs) len += align4(4 + d.length);
+  const buf = new Uint8Array(len);
+  putNlmsg(buf, 0, len, type, flags, seq);
+  putNfgen(buf, 16, family, resId);
+  let off = 20;
+  for (const [t, d] of attrs) off = putAttr(buf, off, t, d);
+  return buf;
+}
+
+const CFG_TYPE = (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_CONFIG;
+const VERDICT_TYPE = (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_VERDICT;
+
+/** Config command (bind/unbind) for a queue; acked. */
+export function cfgCmd(queue: number, cmd: number, seq: number): Uint8Array {
+  // struct nfqnl_msg_config_cmd { __u8 command; __u8 _pad; __be16 pf; }
+  return buildMsg(CFG_TYPE, NLM_F_REQUEST | NLM_F_ACK, seq, 0, queue, [[NFQA_CFG_CMD, new Uint8Array([cmd, 0, 0, 0])]]);
+}
+
+/** Copy-packet mode with range, and the queue's maximum length; acked. */
+export function cfgParams(queue: number, copyRange: number, maxLen: number, seq: number): Uint8Array {
+  // struct nfqnl_msg_config_params { __be32 copy_range; __u8 copy_mode; } __attribute__ ((packed))
+  const p = new Uint8Array(5);
+  p.set(be32(copyRange), 0);
+  p[4] = NFQNL_COPY_PACKET;
+  return buildMsg(CFG_TYPE, NLM_F_REQUEST | NLM_F_ACK, seq, 0, queue, [
+    [NFQA_CFG_PARAMS, p],
+    [NFQA_CFG_QUEUE_MAXLEN, be32(maxLen)],
+  ]);
+}
+
+/** Size of an encoded verdict, to size batch buffers. */
+export function verdictSize(payloadLen: number | undefined, withMark: boolean): number {
+  let n = 20 + 12;
+  if (withMark) n += 8;
+  if (payloadLen !== undefined) n += align4(4 + payloadLen);
+  return n;
+}
+
+/**
+ * Encode a verdict into `buf` at `off` (no ack requested); returns the new offset. `mark` undefined leaves the mark;
+ * `payload` replaces the packet (NAT rewrites).
+ */
+export function putVerdict(
+  buf: Uint8Array,
+  off: number,
+  queue: number,
+  id: number,
+  verdict: number,
+  mark?: number,
+  payload?: Uint8Array,
+): number {
+  const len = verdictSize(payload?.length, mark !== undefined);
+  putNlmsg(buf, off, len, VERDICT_TYPE, NLM_F_REQUEST, 0);
+  putNfgen(buf, off + 16, 0, queue);
+  const dv = new DataView(buf.buffer, buf.byteOffset);
+  let p = off + 20;
+  // NFQA_VERDICT_HDR: struct nfqnl_msg_verdict_hdr { __be32 verdict; __be32 id; }
+  dv.setUint16(p, 12, true);
+  dv.setUint16(p + 2, NFQA_VERDICT_HDR, true);
+  dv.setUint32(p + 4, verdict, false);
+  dv.setUint32(p + 8, id >>> 0, false);
+  p += 12;
+  if (mark !== undefined) {
+    dv.setUint16(p, 8, true);
+    dv.setUint16(p + 2, NFQA_MARK, true);
+    dv.setUint32(p + 4, mark >>> 0, false);
+    p += 8;
+  }
+  if (payload) p = putAttr(buf, p, NFQA_PAYLOAD, payload);
+  return p;
+}
+
+export type NlMessage =
+  | { kind: 'packet'; pkt: QueuedPacket }
+  | { kind: 'error'; errno: number; seq: number }
+  | { kind: 'other'; type: number };
+
+/** Walk every netlink message in a received datagram. */
+export function parseMessages(buf: Uint8Array, len: number, out: NlMessage[] = []): NlMessage[] {
+  const dv = new DataView(buf.buffer, buf.byteOffset, len);
+  let off = 0;
+  while (off + 16 <= len) {
+    const mlen = dv.getUint32(off, true);
+    if (mlen < 16 || off + mlen > len) break;
+    const type = dv.getUint16(off + 4, true);
+    const seq = dv.getUint32(off + 8, true);
+    if (type === NLMSG_ERROR) {
+      out.push({ kind: 'error', errno: -dv.getInt32(off + 16, true), seq });
+    } else if (type === ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET)) {
+      const pkt = parsePacketMsg(buf, dv, off + 20, off + mlen);
+      if (pkt) out.push({ kind: 'packet', pkt });
+    } else {
+      out.push({ kind: 'other', type });
+    }
+    off += align4(mlen);
+  }
+  return out;
+}
+
+function parsePacketMsg(buf: Uint8Array, dv: DataView, off: number, end: number): QueuedPacket | null {
+  let id = -1;
+  let hwProtocol = 0;
+  let hook = 0;
+  let mark = 0;
+  let indev = 0;
+  let outdev = 0;
+  let hwaddr: Uint8Array | undefined;
+  let payload: Uint8Array | undefined;
+  while (off + 4 <= end) {
+    const alen = dv.getUint16(off, true);
+    const atype = dv.getUint16(off + 2, true) & NLA_TYPE_MASK;
+    if (alen < 4 || off + alen > end) break;
+    const d = off + 4;
+    switch (atype) {
+      case NFQA_PACKET_HDR:
+        id = dv.getUint32(d, false);
+        hwProtocol = dv.getUint16(d + 4, false);
+        hook = buf[d + 6];
+        break;
+      case NFQA_MARK:
+        mark = dv.getUint32(d, false);
+        break;
+      case NFQA_IFINDEX_INDEV:
+        indev = dv.getUint32(d, false);
+        break;
+      case NFQA_IFINDEX_OUTDEV:
+        outdev = dv.getUint32(d, false);
+        break;
+      case NFQA_HWADDR: {
+        const hl = dv.getUint16(d, false);
+        hwaddr = buf.subarray(d + 4, d + 4 + Math.min(hl, 8));
+        break;
+      }
+      case NFQA_PAYLOAD:
+        payload = buf.subarray(d, off + alen);
+        break;
+      default:
+        break;
+    }
+    off += align4(alen);
+  }
+  if (id < 0 || !payload) return null;
+  return { id, hwProtocol, hook, mark, indev, outdev, hwaddr, payload };
+}

@@ -1,0 +1,133 @@
+/**
+ * One nfnetlink_queue over a raw netlink socket: bind in copy-packet mode, receive packets, send verdicts. Blocking
+ * receives with a short timeout (SO_RCVTIMEO) so the owning worker can notice a stop request; verdicts of one batch
+ * go out in a single send (netlink processes every message of the datagram).
+ */
+import {
+  cfgCmd,
+  cfgParams,
+  NETLINK_NETFILTER,
+  NFQNL_CFG_CMD_BIND,
+  NFQNL_CFG_CMD_UNBIND,
+  type NlMessage,
+  parseMessages,
+  putVerdict,
+  verdictSize,
+} from './nfqmsg.js';
+import {
+  AF_NETLINK,
+  bindNetlink,
+  close,
+  EAGAIN,
+  EINTR,
+  MSG_DONTWAIT,
+  NETLINK_NO_ENOBUFS,
+  recv,
+  SO_RCVBUFFORCE,
+  SO_SNDBUFFORCE,
+  SOCK_RAW,
+  SOL_NETLINK,
+  SOL_SOCKET,
+  SysError,
+  send,
+  setRecvTimeout,
+  setsockoptInt,
+  socket,
+} from './sys.js';
+
+export interface NfQueueOptions {
+  queue: number;
+  /** bytes of each packet copied to userspace (0xffff: whole packets) */
+  copyRange?: number;
+  /** kernel queue length before packets are dropped (no bypass) */
+  maxLen?: number;
+  rcvbuf?: number;
+  recvTimeoutMs?: number;
+}
+
+export class NfQueue {
+  readonly fd: number;
+  readonly queue: number;
+  private seq = 1;
+  private readonly rbuf = new Uint8Array(0x10000 + 4096);
+  private vbuf = new Uint8Array(1 << 18);
+  private voff = 0;
+  private closed = false;
+
+  constructor(o: NfQueueOptions) {
+    this.queue = o.queue;
+    this.fd = socket(AF_NETLINK, SOCK_RAW, NETLINK_NETFILTER);
+    try {
+      setsockoptInt(this.fd, SOL_SOCKET, SO_RCVBUFFORCE, o.rcvbuf ?? 8 << 20);
+      setsockoptInt(this.fd, SOL_SOCKET, SO_SNDBUFFORCE, 4 << 20);
+      setsockoptInt(this.fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, 1);
+      setRecvTimeout(this.fd, o.recvTimeoutMs ?? 100);
+      bindNetlink(this.fd);
+      this.request(cfgCmd(o.queue, NFQNL_CFG_CMD_BIND, this.seq++), 'bind');
+      this.request(cfgParams(o.queue, o.copyRange ?? 0xffff, o.maxLen ?? 4096, this.seq++), 'params');
+    } catch (e) {
+      close(this.fd);
+      throw e;
+    }
+  }
+
+  /** Send an acked config message and wait for its ack. */
+  private request(msg: Uint8Array, what: string): void {
+    const r = send(this.fd, msg, msg.length);
+    if (r < 0) throw new SysError(`nfqueue ${what} send`, -r);
+    const seq = new DataView(msg.buffer).getUint32(8, true);
+    for (let tries = 0; tries < 50; tries++) {
+      const n = recv(this.fd, this.rbuf);
+      if (n === -EINTR) continue;
+      if (n < 0) throw new SysError(`nfqueue ${what} ack`, -n);
+      for (const m of parseMessages(this.rbuf, n)) {
+        if (m.kind === 'error' && m.seq === seq) {
+          if (m.errno !== 0) throw new SysError(`nfqueue ${what}`, m.errno);
+          return;
+        }
+      }
+    }
+    throw new Error(`nfqueue ${what}: no ack`);
+  }
+
+  /**
+   * Receive one datagram; `wait` false returns at once when nothing is pending. Returns the parsed messages (packet
+   * payloads are views into the receive buffer, valid until the next call), [] on timeout / nothing pending.
+   */
+  receive(wait: boolean, out: NlMessage[]): NlMessage[] {
+    out.length = 0;
+    const n = recv(this.fd, this.rbuf, wait ? 0 : MSG_DONTWAIT);
+    if (n < 0) {
+      if (n === -EAGAIN || n === -EINTR) return out;
+      throw new SysError('nfqueue recv', -n);
+    }
+    return parseMessages(this.rbuf, n, out);
+  }
+
+  /** Queue a verdict for the next flush. */
+  verdict(id: number, verdict: number, mark?: number, payload?: Uint8Array): void {
+    const need = verdictSize(payload?.length, mark !== undefined);
+    if (this.voff + need > this.vbuf.length) this.flush();
+    if (need > this.vbuf.length) this.vbuf = new Uint8Array(need * 2);
+    this.voff = putVerdict(this.vbuf, this.voff, this.queue, id, verdict, mark, payload);
+  }
+
+  /** Send all queued verdicts in one datagram. */
+  flush(): void {
+    if (this.voff === 0) return;
+    const r = send(this.fd, this.vbuf, this.voff);
+    this.voff = 0;
+    if (r < 0) throw new SysError('nfqueue verdict send', -r);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.flush();
+      const m = cfgCmd(this.queue, NFQNL_CFG_CMD_UNBIND, this.seq++);
+      send(this.fd, m, m.length);
+    } catch {}
+    close(this.fd);
+  }
+}

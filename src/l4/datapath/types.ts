@@ -1,0 +1,26 @@
+/** Messages between the director's main thread and its data-path worker. */
+import type { MessagePort } from 'node:worker_threads';
+import type { RulePlan } from '../../fwmark/plan.js';
+import type { Counters } from './forward.js';
+
+export interface WorkerData {
+  queue: number;
+  queues: number;
+  maxLen?: number;
+  /** use the stand-in engine even when src/l4/engine.ts exists (tests of the data path alone) */
+  forceMiniEngine?: boolean;
+  port: MessagePort;
+}
+
+export type ToWorker =
+  | { type: 'adm'; id: number; line: string }
+  /** a PlanDiff (src/l4/config.ts) to apply to the live table */
+  | { type: 'diff'; id: number; diff: unknown }
+  | { type: 'stats'; id: number }
+  | { type: 'stop' };
+
+export type FromWorker =
+  | { type: 'ready'; engine: string; adm: boolean; plan: RulePlan }
+  | { type: 'reply'; id: number; response?: string; error?: string; plan?: RulePlan }
+  | { type: 'stopped'; counters: Counters }
+  | { type: 'fatal'; message: string };

@@ -1,0 +1,151 @@
+/**
+ * The data-path worker thread: owns the NFQUEUE socket, the engine (so a decision is not a thread hop) and the
+ * service table. Hot loop: blocking recv (100 ms timeout) → parse → engine → verdict, draining what is pending and
+ * sending the batch's verdicts in one datagram; between batches it polls its control port synchronously
+ * (receiveMessageOnPort) for admin requests, reloads, stats and stop, and ticks the engine about once a second.
+ */
+import { networkInterfaces } from 'node:os';
+import { type MessagePort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { systemClock } from '../clock.js';
+import { applyPlanDiff, type PlanDiff } from '../config.js';
+import type { RealServer } from '../dest.js';
+import { type DpEngine, Forwarder } from './forward.js';
+import { MiniEngine } from './mini-engine.js';
+import type { NlMessage } from './nfqmsg.js';
+import { NfQueue } from './nfqueue.js';
+import { AF_INET, close, IPPROTO_RAW, SOCK_RAW, sendto4, socket } from './sys.js';
+import type { ToWorker, WorkerData } from './types.js';
+
+const data = workerData as WorkerData;
+const port: MessagePort = data.port;
+
+type AdmHandler = (line: string, target: unknown) => string | Promise<string>;
+
+async function loadEngine(): Promise<DpEngine> {
+  if (!data.forceMiniEngine) {
+    try {
+      const m = (await import('../engine.js' as string)) as Record<string, unknown>;
+      const E = m.Engine as new (o: unknown) => DpEngine;
+      if (typeof E === 'function') return new E({ clock: systemClock });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw e;
+    }
+  }
+  return new MiniEngine(systemClock);
+}
+
+async function loadAdm(): Promise<AdmHandler | null> {
+  for (const mod of ['../adm/server.js', '../adm/index.js']) {
+    try {
+      const m = (await import(mod)) as { handleAdmRequest?: AdmHandler };
+      if (typeof m.handleAdmRequest === 'function') return m.handleAdmRequest;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw e;
+    }
+  }
+  return null;
+}
+
+function localAddrs(): Set<string> {
+  const s = new Set<string>();
+  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) s.add(a.address);
+  return s;
+}
+
+async function main(): Promise<void> {
+  const engine = await loadEngine();
+  const adm = await loadAdm();
+  let locals = localAddrs();
+  const markLocal = (_svc: unknown, d: RealServer) => {
+    d.local = locals.has(d.addr);
+  };
+  engine.table.on('dest-add', markLocal);
+  engine.table.on('dest-edit', markLocal);
+
+  const nfq = new NfQueue({ queue: data.queue, maxLen: data.maxLen });
+  let rawFd = -1;
+  const fwd = new Forwarder(
+    engine,
+    {
+      verdict: (id, v, mark, payload) => nfq.verdict(id, v, mark, payload),
+      sendRaw: (pkt, dst) => {
+        if (rawFd < 0) rawFd = socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
+        return sendto4(rawFd, pkt, pkt.length, dst) === pkt.length;
+      },
+    },
+    data.queue,
+    data.queues,
+  );
+  port.postMessage({ type: 'ready', engine: engine.constructor.name, adm: adm !== null, plan: fwd.plan() });
+
+  const msgs: NlMessage[] = [];
+  let stopping = false;
+  let lastTick = Date.now();
+
+  const control = async (m: ToWorker): Promise<void> => {
+    switch (m.type) {
+      case 'adm': {
+        let response: string;
+        if (!adm) response = JSON.stringify({ code: 1, stdout: '', stderr: 'tierlb: adm support is not built yet\n' });
+        else {
+          locals = localAddrs();
+          try {
+            response = await adm(m.line, engine);
+          } catch (e) {
+            response = JSON.stringify({ code: 1, stdout: '', stderr: `${(e as Error).message}\n` });
+          }
+        }
+        port.postMessage({ type: 'reply', id: m.id, response, plan: fwd.plan() });
+        break;
+      }
+      case 'diff': {
+        try {
+          locals = localAddrs();
+          applyPlanDiff(engine.table, m.diff as PlanDiff);
+          const t = (m.diff as PlanDiff).timeouts;
+          const tgt = engine as unknown as { setTimeouts?: (x: unknown) => void };
+          if (t && tgt.setTimeouts) tgt.setTimeouts(t);
+          port.postMessage({ type: 'reply', id: m.id, response: 'ok', plan: fwd.plan() });
+        } catch (e) {
+          port.postMessage({ type: 'reply', id: m.id, error: (e as Error).message, plan: fwd.plan() });
+        }
+        break;
+      }
+      case 'stats':
+        port.postMessage({ type: 'reply', id: m.id, response: JSON.stringify(fwd.counters) });
+        break;
+      case 'stop':
+        stopping = true;
+        break;
+    }
+  };
+
+  while (!stopping) {
+    nfq.receive(true, msgs);
+    for (let round = 0; round < 64 && msgs.length > 0; round++) {
+      for (const m of msgs) if (m.kind === 'packet') fwd.handle(m.pkt);
+      nfq.flush();
+      nfq.receive(false, msgs);
+    }
+    nfq.flush();
+    let c = receiveMessageOnPort(port);
+    while (c) {
+      await control(c.message as ToWorker);
+      c = receiveMessageOnPort(port);
+    }
+    const now = Date.now();
+    if (now - lastTick >= 1000) {
+      lastTick = now;
+      engine.tick();
+    }
+  }
+  nfq.close();
+  if (rawFd >= 0) close(rawFd);
+  port.postMessage({ type: 'stopped', counters: fwd.counters });
+  port.close();
+}
+
+main().catch((e) => {
+  port.postMessage({ type: 'fatal', message: (e as Error).stack ?? String(e) });
+  port.close();
+});
