@@ -67,7 +67,7 @@ export class Connection {
   vport: number;
   readonly daddr: string;
   dport: number;
-  /** the real server; null once unbound (after expiry) */
+  /** the real server (kept after the entry leaves the table, as the kernel keeps cp->dest until the entry is freed) */
   dest: RealServer | null = null;
   /** the service the connection was scheduled by */
   readonly svc: VirtualService;
