@@ -86,8 +86,8 @@ test('config problems are all reported at once', (t) => {
     { instanceOf: OverlayConfigError },
   );
   t.true(e.problems.length >= 3, e.message);
-  t.regex(e.message, /no local underlay address/);
-  t.regex(e.message, /VNI 5 appears twice/);
+  t.regex(e.message, /overlay.networks.0: no local underlay address/);
+  t.regex(e.message, /overlay.networks.1.vni: VNI 5 is also network 0's/);
   t.regex(e.message, /'br5' is already used/);
   t.regex(e.message, /is for flooding/);
   t.throws(() => normalizeOverlay({ networks: [{ vni: 0 }], bogus: 1 }), { message: /bogus[\s\S]*must be >= 1/ });

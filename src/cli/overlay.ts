@@ -5,9 +5,8 @@
  *   down    remove what the overlay made for the config (--all: every link carrying the overlay's alias)
  *   show    compare the host with the config (--json for machine output); exit 0 when in sync, 3 when not
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { parse as parseYaml } from 'yaml';
+import { loadConfigFile } from '../config/index.js';
 import { TierlbError } from '../l4/errors.js';
 import { normalizeOverlay, type OverlaySpec } from '../overlay/config.js';
 import { overlayDown, overlayShow, overlayUp, readHostState } from '../overlay/exec.js';
@@ -15,18 +14,11 @@ import { commandLine, formatChecks, planDown, planUp } from '../overlay/plan.js'
 
 const USAGE = `usage: tierlb overlay up|down|show --config FILE [--netns NS] [--dry-run] [--json] [--all] [--quiet]`;
 
-/** The `overlay` section of a tierlb YAML config. */
-export function loadOverlaySpec(file: string): OverlaySpec {
-  let doc: unknown;
-  try {
-    doc = parseYaml(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new TierlbError('EOVERLAY_CONFIG', `${file}: ${(e as Error).message}`);
-  }
-  if (!doc || typeof doc !== 'object' || !('overlay' in doc)) {
-    throw new TierlbError('EOVERLAY_CONFIG', `${file}: no 'overlay' section`);
-  }
-  return normalizeOverlay((doc as { overlay: unknown }).overlay);
+/** The `overlay` section of a tierlb config file (problems at file:line:col, from the shared loader). */
+export async function loadOverlaySpec(file: string): Promise<OverlaySpec> {
+  const { config } = await loadConfigFile(file);
+  if (config.overlay === undefined) throw new TierlbError('EOVERLAY_CONFIG', `${file}: no 'overlay' section`);
+  return normalizeOverlay(config.overlay);
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -67,7 +59,7 @@ export async function run(argv: string[]): Promise<number> {
     onCommand: values.quiet || values.json ? undefined : (line: string) => out(`+ ${line}`),
   };
   try {
-    const spec = loadOverlaySpec(values.config);
+    const spec = await loadOverlaySpec(values.config);
     if (action === 'show') {
       const plan = overlayShow(spec, opts);
       const inSync = plan.commands.length === 0 && plan.conflicts.length === 0;

@@ -19,6 +19,9 @@
  *       ports: [vb1]                   # existing links to enslave to the bridge (optional)
  * ```
  */
+import { registerSectionValidator } from '../config/validators.js';
+import { overlayProblems } from './semantics.js';
+
 const ipv4 = {
   type: 'string',
   pattern: '^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)){3}$',
@@ -74,3 +77,8 @@ export const overlaySchema = {
     networks: { type: 'array', items: overlayNetworkSchema },
   },
 } as const;
+
+// The loader reports the checks beyond the schema at file:line:col with everything else.
+registerSectionValidator('overlay', (section, ctx) => {
+  for (const p of overlayProblems(section)) ctx.report(p.path, p.message);
+});

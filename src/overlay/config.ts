@@ -5,12 +5,14 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import { TierlbError } from '../l4/errors.js';
 import { overlaySchema } from './config-schema.js';
+import { overlayProblems } from './semantics.js';
+
+export { FLOOD_MAC } from './semantics.js';
 
 export const DEFAULT_DSTPORT = 4789;
 export const DEFAULT_MTU = 1450;
 /** The ifalias put on every link the overlay creates: `down` removes only links that carry it. */
 export const OWNER_ALIAS_PREFIX = 'tierlb:overlay';
-export const FLOOD_MAC = '00:00:00:00:00:00';
 
 export interface FdbEntry {
   mac: string; // lower case
@@ -85,53 +87,27 @@ interface RawOverlay {
 /** Validate the raw `overlay` section and fill in the defaults; throws OverlayConfigError listing every problem. */
 export function normalizeOverlay(raw: unknown): OverlaySpec {
   const problems = schemaProblems(raw);
+  for (const p of overlayProblems(raw)) problems.push(`overlay.${p.path.join('.')}: ${p.message}`.replace(/\.:/, ':'));
   if (problems.length) throw new OverlayConfigError(problems);
   const top = raw as RawOverlay;
-  const networks: OverlayNetwork[] = [];
-  const names = new Map<string, string>();
-  const vnis = new Set<number>();
-  top.networks.forEach((n, i) => {
-    const where = `overlay.networks.${i}`;
-    const local = n.local ?? top.local;
-    if (!local) problems.push(`${where}: no local underlay address (set overlay.local or ${where}.local)`);
-    if (vnis.has(n.vni)) problems.push(`${where}: VNI ${n.vni} appears twice`);
-    vnis.add(n.vni);
+  const networks = top.networks.map((n): OverlayNetwork => {
     const net: OverlayNetwork = {
       vni: n.vni,
       bridge: n.bridge ?? `br${n.vni}`,
       vxlan: n.vxlan ?? `vx${n.vni}`,
-      local: local ?? '',
-      dev: n.dev ?? top.dev,
+      local: (n.local ?? top.local)!,
       dstport: n.dstport ?? top.dstport ?? DEFAULT_DSTPORT,
       mtu: n.mtu ?? top.mtu ?? DEFAULT_MTU,
       remotes: n.remotes ?? [],
       fdb: (n.fdb ?? []).map((e) => ({ mac: e.mac.toLowerCase(), dst: e.dst })),
       addresses: n.addresses ?? [],
-      mac: n.mac?.toLowerCase(),
       ports: n.ports ?? [],
     };
-    if (net.dev === undefined) delete net.dev;
-    if (net.mac === undefined) delete net.mac;
-    for (const [role, name] of [
-      ['bridge', net.bridge],
-      ['vxlan', net.vxlan],
-      ...net.ports.map((p) => ['port', p]),
-    ] as const) {
-      if (name.length > 15) problems.push(`${where}.${role}: '${name}' is longer than 15 characters`);
-      const other = names.get(name);
-      if (other) problems.push(`${where}.${role}: '${name}' is already used as ${other}`);
-      names.set(name, `${where}.${role}`);
-    }
-    if (net.remotes.includes(net.local)) problems.push(`${where}.remotes: contains the local address ${net.local}`);
-    const macs = new Set<string>();
-    for (const e of net.fdb) {
-      if (e.mac === FLOOD_MAC) problems.push(`${where}.fdb: ${FLOOD_MAC} is for flooding: list the VTEP in remotes`);
-      if (macs.has(e.mac)) problems.push(`${where}.fdb: ${e.mac} appears twice`);
-      macs.add(e.mac);
-    }
-    networks.push(net);
+    const dev = n.dev ?? top.dev;
+    if (dev) net.dev = dev;
+    if (n.mac) net.mac = n.mac.toLowerCase();
+    return net;
   });
-  if (problems.length) throw new OverlayConfigError(problems);
   return { networks };
 }
 
