@@ -1,0 +1,32 @@
+/** `balance` expression → algorithm. The expressions are those of HAProxy (see BALANCE_RE in ../config-schema.ts). */
+import { BALANCE_RE } from '../config-schema.js';
+import { first } from './first.js';
+import { hdr } from './hdr.js';
+import { leastconn } from './leastconn.js';
+import { random } from './random.js';
+import { roundrobin } from './roundrobin.js';
+import { source } from './source.js';
+import { staticRr } from './static-rr.js';
+import type { Balancer, BalancerContext } from './types.js';
+import { uri } from './uri.js';
+
+export type { Balancer, BalancerContext, LbServer, PickRequest } from './types.js';
+export { hasRoom } from './types.js';
+
+/** Does the algorithm hash a request key (and so may return a full server to wait for)? */
+export function isHashing(expr: string): boolean {
+  return expr === 'source' || expr === 'uri' || expr.startsWith('hdr(');
+}
+
+export function createBalancer(expr: string, ctx: BalancerContext = { random: Math.random }): Balancer {
+  const m = BALANCE_RE.exec(expr);
+  if (!m) throw new Error(`unknown balance '${expr}'`);
+  if (expr === 'roundrobin') return roundrobin();
+  if (expr === 'static-rr') return staticRr();
+  if (expr === 'leastconn') return leastconn();
+  if (expr === 'first') return first();
+  if (expr === 'source') return source();
+  if (expr === 'uri') return uri();
+  if (expr.startsWith('random')) return random(m[2] ? Number(m[2]) : 2, ctx);
+  return hdr(m[3]!);
+}
