@@ -1,0 +1,180 @@
+/**
+ * Health checks, run by the cluster primary only (one prober per server, however many workers): tcp connect,
+ * http (method, uri, expect status or string) and HAProxy's agent-check. rise/fall turn results into state
+ * changes; the pool is updated at once, and since every worker picks through the primary's pool, a state change is
+ * in effect for every worker from the next pick on.
+ */
+import http from 'node:http';
+import net from 'node:net';
+import type { CheckSpec } from './config.js';
+import type { ServerState } from './pool.js';
+
+export interface CheckResult {
+  ok: boolean;
+  /** HAProxy check_status: L4OK L4TOUT L4CON L7OK L7STS L7RSP L7TOUT SOCKERR */
+  status: string;
+  code?: number;
+  desc: string;
+}
+
+/** Apply one check result (rise/fall). Returns 'up' / 'down' when the server changed state. */
+export function applyResult(s: ServerState, r: CheckResult, spec: CheckSpec, now: number): 'up' | 'down' | null {
+  s.checkStatus = r.status;
+  s.checkCode = r.code ?? 0;
+  s.checkDesc = r.desc;
+  if (!r.ok) s.chkfail++;
+  if (s.healthy) {
+    s.health = r.ok ? 0 : s.health + 1;
+    if (s.health >= spec.fall) {
+      s.healthy = false;
+      s.health = 0;
+      s.chkdown++;
+      s.lastchg = now;
+      return 'down';
+    }
+  } else {
+    s.health = r.ok ? s.health + 1 : 0;
+    if (s.health >= spec.rise) {
+      s.healthy = true;
+      s.health = 0;
+      s.upSince = now;
+      s.lastchg = now;
+      return 'up';
+    }
+  }
+  return null;
+}
+
+/** What an agent said (HAProxy agent-check: comma/space separated words, e.g. "up 75%", "drain", "maint"). */
+export interface AgentReply {
+  admin?: 'ready' | 'drain' | 'maint';
+  /** 'up' / 'down' force the operational state (down: "down", "failed", "stopped") */
+  oper?: 'up' | 'down';
+  weightPct?: number;
+  desc?: string;
+}
+
+export function parseAgentReply(line: string): AgentReply {
+  const out: AgentReply = {};
+  const [words, ...descParts] = line.trim().split('#');
+  if (descParts.length) out.desc = descParts.join('#').trim();
+  for (const w of (words ?? '')
+    .toLowerCase()
+    .split(/[\s,]+/)
+    .filter(Boolean)) {
+    const pct = /^(\d+)%$/.exec(w);
+    if (pct) out.weightPct = Math.min(256, Number(pct[1]));
+    else if (w === 'ready') out.admin = 'ready';
+    else if (w === 'drain') out.admin = 'drain';
+    else if (w === 'maint') out.admin = 'maint';
+    else if (w === 'up') out.oper = 'up';
+    else if (w === 'down' || w === 'failed' || w === 'fail' || w === 'stopped') out.oper = 'down';
+  }
+  return out;
+}
+
+/** One check of one server. Never throws. */
+export function runCheck(host: string, port: number, spec: CheckSpec, timeout: number): Promise<CheckResult> {
+  return spec.type === 'http' ? httpCheck(host, port, spec, timeout) : tcpCheck(host, port, timeout);
+}
+
+function tcpCheck(host: string, port: number, timeout: number): Promise<CheckResult> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host, port });
+    const t = setTimeout(() => {
+      sock.destroy();
+      resolve({ ok: false, status: 'L4TOUT', desc: 'connect timeout' });
+    }, timeout);
+    sock.once('connect', () => {
+      clearTimeout(t);
+      sock.destroy();
+      resolve({ ok: true, status: 'L4OK', desc: 'Layer4 check passed' });
+    });
+    sock.once('error', (e: NodeJS.ErrnoException) => {
+      clearTimeout(t);
+      resolve({ ok: false, status: 'L4CON', desc: e.code ?? e.message });
+    });
+  });
+}
+
+function httpCheck(host: string, port: number, spec: CheckSpec, timeout: number): Promise<CheckResult> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const finish = (r: CheckResult) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(t);
+      req.destroy();
+      resolve(r);
+    };
+    const req = http.request({
+      host,
+      port,
+      method: spec.method,
+      path: spec.uri,
+      agent: false,
+      headers: { host: spec.host ?? `${host}:${port}`, 'user-agent': 'tierlb-check', connection: 'close' },
+    });
+    const t = setTimeout(() => finish({ ok: false, status: 'L7TOUT', desc: 'check timeout' }), timeout);
+    req.on('error', (e: NodeJS.ErrnoException) =>
+      finish({ ok: false, status: e.code === 'ECONNREFUSED' ? 'L4CON' : 'SOCKERR', desc: e.code ?? e.message }),
+    );
+    req.on('response', (res) => {
+      const code = res.statusCode ?? 0;
+      const statusOk = spec.expectStatus !== undefined ? code === spec.expectStatus : code >= 200 && code < 400;
+      if (!statusOk) {
+        res.resume();
+        finish({ ok: false, status: 'L7STS', code, desc: `HTTP status ${code}` });
+        return;
+      }
+      if (spec.expectString === undefined) {
+        res.resume();
+        finish({ ok: true, status: 'L7OK', code, desc: 'Layer7 check passed' });
+        return;
+      }
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        body += d;
+        if (body.includes(spec.expectString!)) finish({ ok: true, status: 'L7OK', code, desc: 'Layer7 check passed' });
+        if (body.length > 65536) body = body.slice(-spec.expectString!.length);
+      });
+      res.on('end', () => finish({ ok: false, status: 'L7RSP', code, desc: 'expected string not found' }));
+      res.on('error', () => finish({ ok: false, status: 'L7RSP', code, desc: 'response error' }));
+    });
+    req.end();
+  });
+}
+
+/** Ask an agent (HAProxy agent protocol: connect, optionally send a string, read one line). null = no answer. */
+export function runAgent(
+  host: string,
+  port: number,
+  send: string | undefined,
+  timeout: number,
+): Promise<AgentReply | null> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host, port });
+    let buf = '';
+    let settled = false;
+    const finish = (r: AgentReply | null) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(t);
+      sock.destroy();
+      resolve(r);
+    };
+    const t = setTimeout(() => finish(buf ? parseAgentReply(buf) : null), timeout);
+    sock.setEncoding('utf8');
+    sock.on('connect', () => {
+      if (send) sock.write(send);
+    });
+    sock.on('data', (d: string) => {
+      buf += d;
+      const nl = buf.search(/[\r\n]/);
+      if (nl >= 0) finish(parseAgentReply(buf.slice(0, nl)));
+    });
+    sock.on('end', () => finish(buf ? parseAgentReply(buf) : null));
+    sock.on('error', () => finish(null));
+  });
+}

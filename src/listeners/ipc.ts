@@ -1,0 +1,27 @@
+/** Messages between the cluster primary and its workers (process.send / worker.send, JSON). */
+import type { PickRequest } from './balance/index.js';
+import type { ListenersConfig } from './config.js';
+import type { WorkerSnapshot } from './stats.js';
+
+/** What a worker needs to reach a server. */
+export interface ServerTarget {
+  name: string;
+  host: string;
+  port: number;
+  sendProxy: false | 'v1' | 'v2';
+}
+
+export type ToWorker =
+  | { t: 'config'; gen: number; cfg: ListenersConfig }
+  | { t: 'picked'; id: number; server?: ServerTarget; err?: 'noserver' | 'queuefull' | 'timeout' }
+  | { t: 'drain'; deadline: number }
+  | { t: 'stats?'; id: number }
+  | { t: 'state'; listener: string; servers: { name: string; status: string }[] };
+
+export type FromWorker =
+  | { t: 'hello' }
+  | { t: 'ready'; gen: number }
+  | { t: 'fatal'; error: string }
+  | { t: 'pick'; id: number; l: string; req: PickRequest; ex?: string[] }
+  | { t: 'release'; l: string; s: string }
+  | { t: 'stats'; id: number; snap: WorkerSnapshot };

@@ -1,0 +1,524 @@
+/**
+ * The cluster primary of `tierlb listeners`: forks the workers (the primary owns the listening sockets and hands
+ * connections round-robin to them), restarts a dead worker with backoff, runs every health check, owns the
+ * balancing state (./pool.ts: every worker picks through it, so balancing is exact over the whole node), collects
+ * stats, serves the control socket and /metrics, and reloads on SIGHUP or `reload`:
+ *
+ *   reload = re-read the config (a bad one is refused with file:line:col: reason, nothing changes), then per
+ *   worker slot: fork a worker of the new generation, wait until it listens, tell the old one to drain (it stops
+ *   accepting, finishes its in-flight requests with `Connection: close`, exits). Since the primary keeps the
+ *   listening socket open as long as any worker listens, no connection is refused in between.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { fileURLToPath } from 'node:url';
+import { ConfigError } from '../config/index.js';
+import { type Clock, systemClock } from '../l4/clock.js';
+import { log } from '../log.js';
+import { applyResult, runAgent, runCheck } from './checks.js';
+import { type ListenersConfig, loadListenersConfig } from './config.js';
+import { type ControlServer, startControl } from './control.js';
+import type { FromWorker, ToWorker } from './ipc.js';
+import { type MetricsServer, startMetrics } from './metrics.js';
+import { Pool, type ServerState } from './pool.js';
+import { type StatRow, statRows, sumSnapshots, type WorkerSnapshot } from './stats.js';
+
+interface Slot {
+  worker?: Worker;
+  /** consecutive quick deaths, for the restart backoff */
+  failures: number;
+  startedAt: number;
+  timer?: NodeJS.Timeout;
+}
+
+interface WorkerInfo {
+  worker: Worker;
+  gen: number;
+  slot: number;
+  ready: boolean;
+  draining: boolean;
+  /** server slots this worker holds: `${listener}\0${server}` → count */
+  held: Map<string, number>;
+  snap: WorkerSnapshot;
+  readyWaiters: ((err?: string) => void)[];
+  cfg: ListenersConfig;
+}
+
+const DRAIN_DEADLINE = 30_000;
+const READY_TIMEOUT = 15_000;
+
+export function workerEntry(): string {
+  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+  return fileURLToPath(new URL(`./worker-main${ext}`, import.meta.url));
+}
+
+export class Primary {
+  pools = new Map<string, Pool>();
+  private gen = 0;
+  private readonly slots: Slot[] = [];
+  private readonly infos = new Map<number, WorkerInfo>();
+  private retired: WorkerSnapshot = {};
+  private checkStops: (() => void)[] = [];
+  private ticker?: NodeJS.Timeout;
+  private control?: ControlServer;
+  private metrics?: MetricsServer;
+  private stopping = false;
+  private reloading: Promise<{ ok: boolean; error?: string }> | null = null;
+  private statsId = 1;
+  private readonly statsWaiters = new Map<number, { want: Set<number>; got: () => void }>();
+  private exitResolve?: (code: number) => void;
+
+  constructor(
+    public cfg: ListenersConfig,
+    private readonly opts: { control?: string; clock?: Clock } = {},
+  ) {}
+
+  private get clock(): Clock {
+    return this.opts.clock ?? systemClock;
+  }
+
+  /** Start everything; resolves with the exit code once stopped. */
+  async run(): Promise<number> {
+    cluster.schedulingPolicy = cluster.SCHED_RR;
+    cluster.setupPrimary({ exec: workerEntry(), execArgv: process.execArgv });
+    this.buildPools(this.cfg);
+    this.startChecks();
+    this.ticker = setInterval(() => this.tick(), 50);
+    this.gen = 1;
+    const started = await Promise.all(
+      Array.from({ length: this.cfg.workers }, (_, i) => {
+        this.slots[i] = { failures: 0, startedAt: Date.now() };
+        return this.fork(i, this.gen);
+      }),
+    );
+    const bad = started.find((e) => e);
+    if (bad) {
+      log.error({ error: bad }, 'listeners: a worker could not start');
+      await this.stop();
+      return 1;
+    }
+    const controlPath = this.opts.control ?? this.cfg.control;
+    try {
+      this.control = await startControl(controlPath, (cmd) => this.command(cmd));
+    } catch (e) {
+      log.error({ err: String(e), path: controlPath }, 'listeners: control socket');
+      await this.stop();
+      return 1;
+    }
+    if (this.cfg.stats.enabled) {
+      try {
+        this.metrics = await startMetrics(this.cfg.stats.host, this.cfg.stats.port, () => this.rows());
+      } catch (e) {
+        log.error({ err: String(e) }, 'listeners: stats port');
+        await this.stop();
+        return 1;
+      }
+    }
+    process.on('SIGHUP', () => void this.reload());
+    process.once('SIGTERM', () => void this.stop());
+    process.once('SIGINT', () => void this.stop());
+    log.info(
+      {
+        workers: this.cfg.workers,
+        listeners: this.cfg.listeners.map((l) => `${l.name}@${l.host}:${l.port}/${l.mode}/${l.balance}`),
+        control: controlPath,
+        stats: this.cfg.stats.enabled ? `${this.cfg.stats.host}:${this.cfg.stats.port}` : null,
+      },
+      'listeners: ready',
+    );
+    process.stdout.write(`tierlb listeners: ${this.cfg.workers} workers ready (control ${controlPath})\n`);
+    return new Promise((resolve) => {
+      this.exitResolve = resolve;
+    });
+  }
+
+  private buildPools(cfg: ListenersConfig): void {
+    const next = new Map<string, Pool>();
+    for (const spec of cfg.listeners) next.set(spec.name, new Pool(spec, this.clock, this.pools.get(spec.name)));
+    this.pools = next;
+  }
+
+  // ---- workers ----
+
+  /** Fork a worker of generation `gen` into `slot`; resolves once it listens (undefined) or with the error. */
+  private fork(slot: number, gen: number): Promise<string | undefined> {
+    const worker = cluster.fork({ TIERLB_LISTENERS_WORKER: String(slot) });
+    const info: WorkerInfo = {
+      worker,
+      gen,
+      slot,
+      ready: false,
+      draining: false,
+      held: new Map(),
+      snap: {},
+      readyWaiters: [],
+      cfg: this.cfg,
+    };
+    this.infos.set(worker.id, info);
+    worker.on('message', (m: FromWorker) => this.onMessage(info, m));
+    worker.on('exit', (code, signal) => this.onExit(info, code, signal));
+    return new Promise((resolve) => {
+      const t = setTimeout(() => resolve('worker did not listen in time'), READY_TIMEOUT);
+      info.readyWaiters.push((err) => {
+        clearTimeout(t);
+        resolve(err);
+      });
+    });
+  }
+
+  private sendTo(info: WorkerInfo, m: ToWorker): boolean {
+    if (!info.worker.isConnected()) return false;
+    try {
+      info.worker.send(m);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private onMessage(info: WorkerInfo, m: FromWorker): void {
+    switch (m.t) {
+      case 'hello':
+        this.sendTo(info, { t: 'config', gen: info.gen, cfg: info.cfg });
+        break;
+      case 'ready': {
+        info.ready = true;
+        const slot = this.slots[info.slot];
+        if (slot && !slot.worker && !info.draining && info.gen === this.gen) slot.worker = info.worker;
+        for (const w of info.readyWaiters.splice(0)) w();
+        break;
+      }
+      case 'fatal':
+        log.error({ worker: info.worker.id, error: m.error }, 'listeners: worker failed to start');
+        for (const w of info.readyWaiters.splice(0)) w(m.error);
+        break;
+      case 'pick':
+        this.onPick(info, m);
+        break;
+      case 'release': {
+        const k = `${m.l}\0${m.s}`;
+        const n = info.held.get(k) ?? 0;
+        if (n <= 1) info.held.delete(k);
+        else info.held.set(k, n - 1);
+        if (n > 0) this.pools.get(m.l)?.release(m.s);
+        break;
+      }
+      case 'stats': {
+        info.snap = m.snap;
+        const w = this.statsWaiters.get(m.id);
+        if (w) {
+          w.want.delete(info.worker.id);
+          if (w.want.size === 0) w.got();
+        }
+        break;
+      }
+    }
+  }
+
+  private onPick(info: WorkerInfo, m: Extract<FromWorker, { t: 'pick' }>): void {
+    const pool = this.pools.get(m.l);
+    if (!pool) {
+      this.sendTo(info, { t: 'picked', id: m.id, err: 'noserver' });
+      return;
+    }
+    pool.acquire(
+      m.req,
+      new Set(m.ex ?? []),
+      (o) => {
+        if ('error' in o) {
+          this.sendTo(info, { t: 'picked', id: m.id, err: o.error });
+          return;
+        }
+        const s = o.server;
+        const k = `${m.l}\0${s.name}`;
+        if (!this.sendTo(info, { t: 'picked', id: m.id, server: target(s) })) {
+          pool.release(s.name);
+          return;
+        }
+        info.held.set(k, (info.held.get(k) ?? 0) + 1);
+      },
+      info.worker.id,
+    );
+  }
+
+  private onExit(info: WorkerInfo, code: number | null, signal: string | null): void {
+    this.infos.delete(info.worker.id);
+    for (const w of info.readyWaiters.splice(0)) w(`worker exited (${signal ?? code}) before listening`);
+    // its server slots are free again, its queued picks are void
+    for (const [k, n] of info.held) {
+      const [l, s] = k.split('\0') as [string, string];
+      const pool = this.pools.get(l);
+      for (let i = 0; i < n; i++) pool?.release(s);
+    }
+    for (const p of this.pools.values()) p.cancel(info.worker.id);
+    this.retired = sumSnapshots([this.retired, info.snap]);
+    for (const w of this.statsWaiters.values()) {
+      w.want.delete(info.worker.id);
+      if (w.want.size === 0) w.got();
+    }
+    const slot = this.slots[info.slot];
+    if (info.draining || this.stopping) {
+      log.info({ worker: info.worker.id, gen: info.gen }, 'listeners: old worker drained');
+      this.maybeExit();
+      return;
+    }
+    if (!slot || slot.worker !== info.worker) return;
+    slot.worker = undefined;
+    const lived = Date.now() - slot.startedAt;
+    slot.failures = lived > 10_000 ? 1 : slot.failures + 1;
+    const delay = Math.min(5000, 100 * 2 ** (slot.failures - 1));
+    log.warn({ worker: info.worker.id, code, signal, restartIn: delay }, 'listeners: worker died, restarting');
+    slot.timer = setTimeout(() => {
+      if (this.stopping) return;
+      slot.startedAt = Date.now();
+      void this.fork(info.slot, this.gen);
+    }, delay);
+  }
+
+  // ---- checks ----
+
+  private startChecks(): void {
+    for (const stop of this.checkStops) stop();
+    this.checkStops = [];
+    for (const pool of this.pools.values()) {
+      for (const s of pool.servers) {
+        if (s.spec.check && pool.spec.check) this.checkLoop(pool, s);
+        if (s.spec.agent) this.agentLoop(pool, s);
+      }
+    }
+  }
+
+  private loop(every: number, fn: () => Promise<void>): void {
+    let stopped = false;
+    let timer: NodeJS.Timeout | undefined;
+    const next = (delay: number) => {
+      timer = setTimeout(async () => {
+        if (stopped) return;
+        const t0 = Date.now();
+        await fn();
+        if (!stopped) next(Math.max(0, every - (Date.now() - t0)));
+      }, delay);
+    };
+    // spread the first checks over one interval, as HAProxy does
+    next(Math.floor(Math.random() * Math.min(every, 1000)));
+    this.checkStops.push(() => {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+    });
+  }
+
+  private checkLoop(pool: Pool, s: ServerState): void {
+    const spec = pool.spec.check!;
+    this.loop(spec.inter, async () => {
+      const r = await runCheck(s.spec.host, s.spec.port, spec, Math.min(pool.spec.timeout.check, spec.inter));
+      const change = applyResult(s, r, spec, this.clock.now());
+      if (change) this.stateChanged(pool, s, `${r.status} ${r.desc}`);
+    });
+  }
+
+  private agentLoop(pool: Pool, s: ServerState): void {
+    const a = s.spec.agent!;
+    this.loop(a.inter, async () => {
+      const r = await runAgent(a.host, a.port, a.send, Math.min(pool.spec.timeout.check, a.inter));
+      if (!r) return; // an unreachable agent changes nothing (HAProxy)
+      const before = `${s.status}/${s.weightAt(this.clock.now())}`;
+      if (r.admin) s.admin = r.admin;
+      if (r.weightPct !== undefined) s.agentPct = r.weightPct;
+      if (r.oper === 'down' && s.healthy) {
+        s.healthy = false;
+        s.chkdown++;
+        s.lastchg = this.clock.now();
+      } else if (r.oper === 'up' && !s.healthy) {
+        s.healthy = true;
+        s.upSince = this.clock.now();
+        s.lastchg = this.clock.now();
+      }
+      if (`${s.status}/${s.weightAt(this.clock.now())}` !== before)
+        this.stateChanged(
+          pool,
+          s,
+          `agent: ${r.admin ?? ''} ${r.oper ?? ''} ${r.weightPct ?? ''}% ${r.desc ?? ''}`.trim(),
+        );
+    });
+  }
+
+  private stateChanged(pool: Pool, s: ServerState, why: string): void {
+    const up = pool.servers.filter((x) => x.status === 'UP').length;
+    log.warn(
+      {
+        listener: pool.spec.name,
+        server: s.name,
+        status: s.status,
+        weight: s.weightAt(this.clock.now()),
+        check_status: s.checkStatus,
+        reason: why,
+        active_up: up,
+      },
+      `Server ${pool.spec.name}/${s.name} is ${s.status}. ${up} active and backup servers left.`,
+    );
+    pool.serveQueue();
+    const state: ToWorker = {
+      t: 'state',
+      listener: pool.spec.name,
+      servers: pool.servers.map((x) => ({ name: x.name, status: x.status })),
+    };
+    for (const info of this.infos.values()) this.sendTo(info, state);
+  }
+
+  private tick(): void {
+    const now = this.clock.now();
+    for (const p of this.pools.values()) {
+      p.expire(now);
+      // slowstart raises weights over time: a queued request may fit now
+      p.serveQueue();
+    }
+  }
+
+  // ---- stats ----
+
+  /** Fresh counters from every live worker (waits at most 500 ms). */
+  async collect(): Promise<WorkerSnapshot> {
+    const id = this.statsId++;
+    const want = new Set<number>();
+    for (const info of this.infos.values()) if (this.sendTo(info, { t: 'stats?', id })) want.add(info.worker.id);
+    if (want.size) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 500);
+        this.statsWaiters.set(id, {
+          want,
+          got: () => {
+            clearTimeout(t);
+            resolve();
+          },
+        });
+      });
+      this.statsWaiters.delete(id);
+    }
+    return sumSnapshots([this.retired, ...[...this.infos.values()].map((i) => i.snap)]);
+  }
+
+  async rows(): Promise<StatRow[]> {
+    const agg = await this.collect();
+    const names = new Set(this.cfg.listeners.map((l) => l.name));
+    return statRows([...this.pools.values()], agg, this.clock.now(), (l) => names.has(l));
+  }
+
+  // ---- control ----
+
+  private async command(line: string): Promise<string> {
+    const [cmd, arg] = line.trim().split(/\s+/);
+    const { formatCsv, formatTable } = await import('./stats.js');
+    switch (cmd) {
+      case 'stats': {
+        const rows = await this.rows();
+        if (arg === 'csv') return formatCsv(rows);
+        if (arg === 'json') return `${JSON.stringify(rows)}\n`;
+        return formatTable(rows);
+      }
+      case 'reload': {
+        const r = await this.reload();
+        return r.ok ? 'ok\n' : `error\n${r.error}\n`;
+      }
+      case 'workers':
+        return `${[...this.infos.values()]
+          .map(
+            (i) =>
+              `${i.worker.process.pid} gen=${i.gen} slot=${i.slot}${i.ready ? '' : ' starting'}${i.draining ? ' draining' : ''}`,
+          )
+          .join('\n')}\n`;
+      default:
+        return 'error\nunknown command (stats [table|csv|json], reload, workers)\n';
+    }
+  }
+
+  // ---- reload ----
+
+  reload(): Promise<{ ok: boolean; error?: string }> {
+    if (this.reloading) return this.reloading;
+    this.reloading = this.doReload().finally(() => {
+      this.reloading = null;
+    });
+    return this.reloading;
+  }
+
+  private async doReload(): Promise<{ ok: boolean; error?: string }> {
+    let next: ListenersConfig;
+    try {
+      next = await loadListenersConfig(this.cfg.file);
+    } catch (e) {
+      const error = e instanceof ConfigError ? e.format() : String((e as Error).message ?? e);
+      log.error({ file: this.cfg.file, error }, 'listeners: reload refused, old config keeps serving');
+      return { ok: false, error };
+    }
+    const prevCfg = this.cfg;
+    const prevPools = this.pools;
+    this.cfg = next;
+    this.buildPools(next);
+    this.startChecks();
+    const gen = ++this.gen;
+    log.info({ gen, file: next.file, workers: next.workers }, 'listeners: reloading');
+    const n = Math.max(next.workers, this.slots.length);
+    for (let i = 0; i < n; i++) {
+      const slot = (this.slots[i] ??= { failures: 0, startedAt: Date.now() });
+      if (slot.timer) clearTimeout(slot.timer);
+      const old = slot.worker ? this.infos.get(slot.worker.id) : undefined;
+      slot.worker = undefined;
+      if (i < next.workers) {
+        slot.startedAt = Date.now();
+        const err = await this.fork(i, gen);
+        if (err) {
+          log.error({ gen, error: err }, 'listeners: reload failed, keeping the old workers');
+          if (old) slot.worker = old.worker;
+          // back out: old config for the pools, drop this generation's workers
+          this.cfg = prevCfg;
+          this.pools = prevPools;
+          this.startChecks();
+          for (const info of this.infos.values()) if (info.gen === gen) this.drainWorker(info);
+          for (const s of this.slots) if (s.worker && this.infos.get(s.worker.id)?.gen === gen) s.worker = undefined;
+          this.gen = gen - 1;
+          return { ok: false, error: err };
+        }
+      }
+      if (old) this.drainWorker(old);
+    }
+    this.slots.length = next.workers;
+    log.info({ gen }, 'listeners: reloaded');
+    return { ok: true };
+  }
+
+  private drainWorker(info: WorkerInfo): void {
+    info.draining = true;
+    if (!this.sendTo(info, { t: 'drain', deadline: DRAIN_DEADLINE })) info.worker.kill();
+  }
+
+  // ---- stop ----
+
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    log.info('listeners: stopping');
+    for (const s of this.slots) if (s.timer) clearTimeout(s.timer);
+    for (const stop of this.checkStops) stop();
+    if (this.ticker) clearInterval(this.ticker);
+    await this.control?.close();
+    await this.metrics?.close();
+    for (const info of this.infos.values()) this.drainWorker(info);
+    setTimeout(() => {
+      for (const info of this.infos.values()) info.worker.kill('SIGKILL');
+      this.finish();
+    }, 5000).unref();
+    this.maybeExit();
+  }
+
+  private maybeExit(): void {
+    if (this.stopping && this.infos.size === 0) this.finish();
+  }
+
+  private finish(): void {
+    this.exitResolve?.(0);
+    this.exitResolve = undefined;
+  }
+}
+
+function target(s: ServerState) {
+  return { name: s.name, host: s.spec.host, port: s.spec.port, sendProxy: s.spec.sendProxy };
+}

@@ -1,0 +1,4 @@
+/** Entry of a listeners cluster worker (forked by ./primary.ts). */
+import { runWorker } from './worker.js';
+
+runWorker();

@@ -1,0 +1,694 @@
+/**
+ * A cluster worker: the listeners of one config generation. It accepts connections (the primary owns the listening
+ * sockets and hands them round-robin to workers), reads the PROXY header when `accept_proxy`, asks the primary
+ * for a server (see ./pool.ts for why the choice is central) and relays: TCP by two-way piping with half-close,
+ * HTTP through http-proxy-3 with keep-alive agents. It counts everything in a WorkerSnapshot the primary collects.
+ *
+ * On `drain` it stops accepting, answers in-flight HTTP requests with `Connection: close`, and exits when its last
+ * connection closes (or at the drain deadline).
+ */
+import http from 'node:http';
+import net from 'node:net';
+import { Readable } from 'node:stream';
+import { ProxyServer } from 'http-proxy-3';
+import { log } from '../log.js';
+import type { PickRequest } from './balance/index.js';
+import type { ListenerSpec, ListenersConfig } from './config.js';
+import type { FromWorker, ServerTarget, ToWorker } from './ipc.js';
+import { decode, encode, headerFor } from './proxy-protocol.js';
+import {
+  emptyListenerStats,
+  emptyServerStats,
+  type WorkerListenerStats,
+  type WorkerServerStats,
+  type WorkerSnapshot,
+} from './stats.js';
+
+type PickReply = Extract<ToWorker, { t: 'picked' }>;
+
+/** The client as the listener sees it: the PROXY header's source when accept_proxy, else the socket's peer. */
+interface ClientInfo {
+  src: string;
+  srcPort: number;
+  dst: string;
+  dstPort: number;
+}
+
+const ERR_PAGES: Record<number, [string, string]> = {
+  400: ['Bad request', 'Your browser sent an invalid request.'],
+  408: ['Request Time-out', "Your browser didn't send a complete request in time."],
+  502: ['Bad Gateway', 'The server returned an invalid or incomplete response.'],
+  503: ['Service Unavailable', 'No server is available to handle this request.'],
+  504: ['Gateway Time-out', "The server didn't respond in time."],
+};
+
+/** HAProxy's built-in error page for `code`, as a whole HTTP/1.1 response (used on raw sockets). */
+export function errorResponse(code: number): string {
+  const [reason, text] = ERR_PAGES[code] ?? ['Error', 'Error'];
+  const body = `<html><body><h1>${code} ${reason}</h1>\n${text}\n</body></html>\n`;
+  return (
+    `HTTP/1.1 ${code} ${reason}\r\ncontent-length: ${body.length}\r\ncache-control: no-cache\r\n` +
+    `content-type: text/html\r\nconnection: close\r\n\r\n${body}`
+  );
+}
+
+function send(msg: FromWorker): void {
+  process.send?.(msg);
+}
+
+const RETRYABLE = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+  'ECONNTIMEOUT',
+  'EPIPE',
+]);
+
+/** An http.Agent that writes a PROXY header first on each (never reused) server connection. */
+class ProxyHeaderAgent extends http.Agent {
+  constructor(private readonly header: Buffer) {
+    super({ keepAlive: false });
+  }
+  override createConnection(opts: net.NetConnectOpts, cb?: (err: Error | null, s: net.Socket) => void): net.Socket {
+    const s = net.connect(opts);
+    s.write(this.header);
+    void cb;
+    return s;
+  }
+}
+
+class Listener {
+  readonly stats: WorkerListenerStats = emptyListenerStats();
+  private readonly server: net.Server;
+  private readonly http?: http.Server;
+  private readonly proxy?: ProxyServer;
+  private readonly agents = new Map<string, http.Agent>();
+  readonly sockets = new Set<net.Socket>();
+  private readonly info = new WeakMap<net.Socket, ClientInfo>();
+  /** requests in flight per client socket (http) */
+  private readonly busy = new Map<net.Socket, number>();
+  draining = false;
+
+  constructor(
+    readonly spec: ListenerSpec,
+    private readonly w: WorkerRuntime,
+  ) {
+    this.server = net.createServer({ allowHalfOpen: spec.mode === 'tcp', pauseOnConnect: true }, (s) =>
+      this.onConnection(s),
+    );
+    if (spec.mode === 'http') {
+      this.http = http.createServer({ keepAliveTimeout: spec.timeout.httpKeepAlive });
+      this.http.on('request', (req, res) => void this.onRequest(req, res));
+      this.http.on('upgrade', (req, socket, head) => void this.onUpgrade(req, socket as net.Socket, head));
+      this.http.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
+        if (err.code === 'ECONNRESET' || !socket.writable) {
+          socket.destroy();
+          return;
+        }
+        this.stats.ereq++;
+        this.hrsp(400);
+        socket.end(errorResponse(400));
+      });
+      this.proxy = new ProxyServer({ xfwd: false, ws: true });
+      this.proxy.on('proxyReq', (proxyReq: http.ClientRequest, req: http.IncomingMessage) =>
+        this.onProxyReq(proxyReq, req),
+      );
+      this.proxy.on('proxyRes', (proxyRes: http.IncomingMessage, req: http.IncomingMessage) => {
+        const ctx = this.ctx.get(req);
+        if (ctx) ctx.responded = true;
+        if (this.draining) proxyRes.headers.connection = 'close';
+      });
+      this.proxy.on('econnreset', () => {});
+      this.proxy.on('error', () => {});
+    }
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen({ host: this.spec.host, port: this.spec.port }, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  private serverStats(name: string): WorkerServerStats {
+    return (this.stats.servers[name] ??= emptyServerStats());
+  }
+
+  private hrsp(code: number): void {
+    const c = code >= 100 && code < 600 ? `${Math.floor(code / 100)}xx` : 'other';
+    this.stats.hrsp[c] = (this.stats.hrsp[c] ?? 0) + 1;
+  }
+
+  // ---- connections ----
+
+  private onConnection(sock: net.Socket): void {
+    const st = this.stats;
+    st.scur++;
+    st.stot++;
+    if (st.scur > st.smax) st.smax = st.scur;
+    this.sockets.add(sock);
+    sock.on('error', () => {});
+    sock.once('close', () => {
+      st.scur--;
+      st.bin += sock.bytesRead;
+      st.bout += sock.bytesWritten;
+      this.sockets.delete(sock);
+      this.busy.delete(sock);
+      this.w.maybeExit();
+    });
+    const peer: ClientInfo = {
+      src: sock.remoteAddress ?? '',
+      srcPort: sock.remotePort ?? 0,
+      dst: sock.localAddress ?? '',
+      dstPort: sock.localPort ?? 0,
+    };
+    if (!this.spec.acceptProxy) {
+      this.info.set(sock, peer);
+      this.dispatch(sock, undefined);
+      return;
+    }
+    // accept-proxy: read the PROXY header (v1 or v2) before anything else
+    let buf = Buffer.alloc(0);
+    const timer = setTimeout(() => sock.destroy(), this.spec.timeout.httpRequest || this.spec.timeout.client);
+    const onData = (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      const r = decode(buf);
+      if (r.status === 'incomplete') return;
+      clearTimeout(timer);
+      sock.off('data', onData);
+      sock.pause();
+      if (r.status === 'error') {
+        st.ereq++;
+        log.debug({ listener: this.spec.name, reason: r.reason }, 'bad PROXY header');
+        sock.destroy();
+        return;
+      }
+      const h = r.header;
+      this.info.set(
+        sock,
+        h.command === 'PROXY' && h.src && h.dst
+          ? { src: h.src, srcPort: h.srcPort ?? 0, dst: h.dst, dstPort: h.dstPort ?? 0 }
+          : peer,
+      );
+      this.dispatch(sock, buf.subarray(r.length));
+    };
+    sock.on('data', onData);
+    sock.resume();
+  }
+
+  private dispatch(sock: net.Socket, rest: Buffer | undefined): void {
+    if (this.spec.mode === 'tcp') {
+      void this.tcp(sock, rest);
+      return;
+    }
+    if (rest?.length) sock.unshift(rest);
+    sock.setTimeout(this.spec.timeout.client, () => sock.destroy());
+    this.armRequestTimer(sock);
+    this.http!.emit('connection', sock);
+    sock.resume();
+  }
+
+  /** timeout http-request: the next request's headers must be complete in time, else 408 (or a silent close if the
+   * client sent nothing at all — an idle keep-alive connection). */
+  private readonly reqTimers = new WeakMap<net.Socket, NodeJS.Timeout>();
+  private armRequestTimer(sock: net.Socket): void {
+    const t0 = this.reqTimers.get(sock);
+    if (t0) clearTimeout(t0);
+    const before = sock.bytesRead;
+    const t = setTimeout(() => {
+      if ((this.busy.get(sock) ?? 0) > 0 || sock.destroyed) return;
+      if (sock.bytesRead > before) {
+        this.stats.ereq++;
+        this.hrsp(408);
+        sock.end(errorResponse(408));
+        setTimeout(() => sock.destroy(), 1000).unref();
+      } else sock.destroy();
+    }, this.spec.timeout.httpRequest);
+    t.unref();
+    this.reqTimers.set(sock, t);
+    sock.once('close', () => clearTimeout(t));
+  }
+
+  private clientOf(sock: net.Socket): ClientInfo {
+    return this.info.get(sock) ?? { src: sock.remoteAddress ?? '', srcPort: sock.remotePort ?? 0, dst: '', dstPort: 0 };
+  }
+
+  private pickRequest(client: ClientInfo, req?: http.IncomingMessage): PickRequest {
+    const pr: PickRequest = { src: client.src };
+    if (req) {
+      pr.uri = req.url;
+      const m = /^hdr\((.+)\)$/.exec(this.spec.balance);
+      if (m) pr.headers = { [m[1]!.toLowerCase()]: req.headers[m[1]!.toLowerCase()] };
+    }
+    return pr;
+  }
+
+  // ---- tcp ----
+
+  private async tcp(client: net.Socket, head: Buffer | undefined): Promise<void> {
+    const info = this.clientOf(client);
+    const tried = new Set<string>();
+    let closed = false;
+    client.once('close', () => (closed = true));
+    let target: ServerTarget | undefined;
+    for (let attempt = 0; ; attempt++) {
+      const redispatch = attempt > 0 && this.spec.redispatch;
+      if (!target || redispatch) {
+        if (target) this.w.release(this.spec.name, target.name);
+        const r = await this.w.pick(this.spec.name, this.pickRequest(info), [...tried]);
+        if (!r.server) {
+          client.destroy();
+          return;
+        }
+        if (target && r.server.name !== target.name) this.serverStats(r.server.name).wredis++;
+        target = r.server;
+      }
+      if (closed) {
+        this.w.release(this.spec.name, target.name);
+        return;
+      }
+      tried.add(target.name);
+      const ss = this.serverStats(target.name);
+      const up = await this.connect(target, info);
+      if (up) {
+        ss.stot++;
+        this.pipe(client, up, target, head);
+        return;
+      }
+      ss.econ++;
+      if (attempt >= this.spec.retries || closed) {
+        this.w.release(this.spec.name, target.name);
+        client.destroy();
+        return;
+      }
+      ss.wretr++;
+    }
+  }
+
+  private connect(t: ServerTarget, info: ClientInfo): Promise<net.Socket | null> {
+    return new Promise((resolve) => {
+      const s = net.connect({ host: t.host, port: t.port, allowHalfOpen: true });
+      const timer = setTimeout(() => {
+        s.destroy();
+        resolve(null);
+      }, this.spec.timeout.connect);
+      s.once('connect', () => {
+        clearTimeout(timer);
+        s.removeAllListeners('error');
+        resolve(s);
+      });
+      s.once('error', () => {
+        clearTimeout(timer);
+        resolve(null);
+      });
+      if (t.sendProxy)
+        s.write(encode(headerFor(info.src, info.srcPort, info.dst, info.dstPort), t.sendProxy === 'v1' ? 1 : 2));
+    });
+  }
+
+  private pipe(client: net.Socket, server: net.Socket, t: ServerTarget, head: Buffer | undefined): void {
+    const ss = this.serverStats(t.name);
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      ss.bin += server.bytesWritten;
+      ss.bout += server.bytesRead;
+      this.w.release(this.spec.name, t.name);
+    };
+    server.on('error', () => {
+      ss.eresp++;
+      client.destroy();
+    });
+    client.on('error', () => server.destroy());
+    server.once('close', () => {
+      finish();
+      if (!client.writableEnded) client.destroy();
+    });
+    client.once('close', () => {
+      if (!server.destroyed && !server.writableEnded) server.destroy();
+    });
+    client.setTimeout(this.spec.timeout.client, () => {
+      client.destroy();
+      server.destroy();
+    });
+    server.setTimeout(this.spec.timeout.server, () => {
+      server.destroy();
+      client.destroy();
+    });
+    if (head?.length) server.write(head);
+    client.pipe(server); // client FIN → server FIN (half-close), and the other way:
+    server.pipe(client);
+    client.resume();
+  }
+
+  // ---- http ----
+
+  private readonly ctx = new WeakMap<http.IncomingMessage, ReqCtx>();
+
+  private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const sock = req.socket;
+    const t = this.reqTimers.get(sock);
+    if (t) clearTimeout(t);
+    sock.setTimeout(this.spec.timeout.client, () => sock.destroy());
+    this.busy.set(sock, (this.busy.get(sock) ?? 0) + 1);
+    res.once('finish', () => this.hrsp(res.statusCode));
+    res.once('close', () => {
+      const n = (this.busy.get(sock) ?? 1) - 1;
+      this.busy.set(sock, n);
+      if (this.draining && !res.writableFinished) sock.destroy();
+      else if (!sock.destroyed) this.armRequestTimer(sock);
+    });
+    if (this.draining) res.setHeader('connection', 'close');
+    // hop-by-hop headers stay on this hop: the server connection is kept alive by our agent
+    delete req.headers.connection;
+    delete req.headers['keep-alive'];
+    delete req.headers['proxy-connection'];
+    const info = this.clientOf(sock);
+    if (this.spec.forwardfor) {
+      const xff = req.headers['x-forwarded-for'];
+      req.headers['x-forwarded-for'] = xff ? `${xff}, ${info.src}` : info.src;
+      req.headers['x-forwarded-proto'] = 'http';
+      if (req.headers.host) req.headers['x-forwarded-host'] = req.headers.host;
+    }
+    const bodyless =
+      !req.headers['transfer-encoding'] &&
+      (req.headers['content-length'] === undefined || req.headers['content-length'] === '0');
+    const ctx: ReqCtx = { tried: new Set(), attempt: 0, responded: false, bodyless, released: true };
+    this.ctx.set(req, ctx);
+    let clientGone = false;
+    res.once('close', () => {
+      clientGone = true;
+      this.releaseAttempt(ctx);
+    });
+    for (;;) {
+      const r = await this.w.pick(
+        this.spec.name,
+        this.pickRequest(info, req),
+        this.spec.redispatch ? [...ctx.tried] : [],
+      );
+      if (!r.server) {
+        if (!clientGone) this.reply(res, 503);
+        return;
+      }
+      if (clientGone) {
+        this.w.release(this.spec.name, r.server.name);
+        return;
+      }
+      if (ctx.target && r.server.name !== ctx.target.name) this.serverStats(r.server.name).wredis++;
+      ctx.target = r.server;
+      ctx.released = false;
+      ctx.tried.add(r.server.name);
+      const err = await this.forward(req, res, ctx);
+      if (!err) return;
+      const ss = this.serverStats(r.server.name);
+      const code = (err as NodeJS.ErrnoException).code ?? '';
+      const connectPhase = !ctx.connected || code === 'ECONNTIMEOUT';
+      if (connectPhase) ss.econ++;
+      else ss.eresp++;
+      this.releaseAttempt(ctx);
+      if (clientGone) return;
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      const retryable = ctx.bodyless && !ctx.responded && RETRYABLE.has(code) && code !== 'ESERVERTIMEOUT';
+      if (retryable && ctx.attempt < this.spec.retries) {
+        ctx.attempt++;
+        ss.wretr++;
+        continue;
+      }
+      this.reply(res, code === 'ESERVERTIMEOUT' ? 504 : 502);
+      return;
+    }
+  }
+
+  private releaseAttempt(ctx: ReqCtx): void {
+    if (ctx.released || !ctx.target) return;
+    ctx.released = true;
+    this.w.release(this.spec.name, ctx.target.name);
+  }
+
+  /** One attempt. Resolves with the error (before or during the response), or null once the response ended. */
+  private forward(req: http.IncomingMessage, res: http.ServerResponse, ctx: ReqCtx): Promise<Error | null> {
+    const t = ctx.target!;
+    const ss = this.serverStats(t.name);
+    ctx.connected = false;
+    return new Promise((resolve) => {
+      let settled = false;
+      const settle = (e: Error | null) => {
+        if (settled) return;
+        settled = true;
+        resolve(e);
+      };
+      res.once('close', () => settle(null));
+      ctx.onSocket = (s: net.Socket) => {
+        ss.stot++;
+        const before = { w: s.bytesWritten, r: s.bytesRead };
+        res.once('close', () => {
+          ss.bin += s.bytesWritten - before.w;
+          ss.bout += s.bytesRead - before.r;
+        });
+      };
+      const info = this.clientOf(req.socket);
+      const agent = t.sendProxy
+        ? new ProxyHeaderAgent(
+            encode(headerFor(info.src, info.srcPort, info.dst, info.dstPort), t.sendProxy === 'v1' ? 1 : 2),
+          )
+        : this.agent(t);
+      this.proxy!.web(
+        req,
+        res,
+        {
+          target: { host: t.host, port: t.port, protocol: 'http:' },
+          agent,
+          buffer: ctx.bodyless ? Readable.from([]) : undefined,
+        },
+        (err: Error) => settle(err),
+      );
+    });
+  }
+
+  private onProxyReq(proxyReq: http.ClientRequest, req: http.IncomingMessage): void {
+    const ctx = this.ctx.get(req);
+    if (!ctx) return;
+    const sock = proxyReq.socket;
+    if (sock) ctx.onSocket?.(sock);
+    if (sock?.connecting) {
+      const timer = setTimeout(() => {
+        proxyReq.destroy(Object.assign(new Error('connect timeout'), { code: 'ECONNTIMEOUT' }));
+      }, this.spec.timeout.connect);
+      sock.once('connect', () => {
+        ctx.connected = true;
+        clearTimeout(timer);
+      });
+      sock.once('close', () => clearTimeout(timer));
+    } else ctx.connected = true;
+    proxyReq.setTimeout(this.spec.timeout.server, () => {
+      proxyReq.destroy(Object.assign(new Error('server timeout'), { code: 'ESERVERTIMEOUT' }));
+    });
+  }
+
+  private agent(t: ServerTarget): http.Agent {
+    let a = this.agents.get(t.name);
+    if (!a) {
+      a = new http.Agent({
+        keepAlive: true,
+        keepAliveMsecs: 1000,
+        maxFreeSockets: 64,
+        timeout: this.spec.timeout.server,
+      });
+      this.agents.set(t.name, a);
+    }
+    return a;
+  }
+
+  private reply(res: http.ServerResponse, code: number): void {
+    if (res.headersSent || res.destroyed) return;
+    const [reason, text] = ERR_PAGES[code] ?? ['Error', 'Error'];
+    const body = `<html><body><h1>${code} ${reason}</h1>\n${text}\n</body></html>\n`;
+    res.writeHead(code, reason, {
+      'content-type': 'text/html',
+      'cache-control': 'no-cache',
+      'content-length': body.length,
+    });
+    res.end(body);
+  }
+
+  private async onUpgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): Promise<void> {
+    const t0 = this.reqTimers.get(socket);
+    if (t0) clearTimeout(t0);
+    this.busy.set(socket, (this.busy.get(socket) ?? 0) + 1);
+    const info = this.clientOf(socket);
+    if (this.spec.forwardfor) {
+      const xff = req.headers['x-forwarded-for'];
+      req.headers['x-forwarded-for'] = xff ? `${xff}, ${info.src}` : info.src;
+      req.headers['x-forwarded-proto'] = 'http';
+    }
+    const r = await this.w.pick(this.spec.name, this.pickRequest(info, req), []);
+    if (!r.server) {
+      this.hrsp(503);
+      socket.end(errorResponse(503));
+      return;
+    }
+    const t = r.server;
+    const ss = this.serverStats(t.name);
+    ss.stot++;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.w.release(this.spec.name, t.name);
+    };
+    if (socket.destroyed) {
+      release();
+      return;
+    }
+    socket.once('close', release);
+    socket.setTimeout(this.spec.timeout.tunnel, () => socket.destroy());
+    this.hrsp(101);
+    this.proxy!.ws(
+      req,
+      socket,
+      head,
+      { target: { host: t.host, port: t.port, protocol: 'http:' }, agent: false },
+      () => {
+        ss.econ++;
+        release();
+        if (!socket.destroyed) socket.end(errorResponse(502));
+      },
+    );
+  }
+
+  /** Stop accepting; in-flight requests finish with `Connection: close`. */
+  drain(): void {
+    this.draining = true;
+    this.server.close();
+    for (const s of this.sockets) {
+      // idle keep-alive connections: close once the current request (if any) is answered
+      if (this.spec.mode === 'http' && (this.busy.get(s) ?? 0) === 0) {
+        // a request may be on its way: give it the keep-alive timeout to arrive, then close
+        setTimeout(
+          () => {
+            if ((this.busy.get(s) ?? 0) === 0) s.destroy();
+          },
+          Math.min(this.spec.timeout.httpKeepAlive, 2000),
+        ).unref();
+      }
+    }
+  }
+}
+
+interface ReqCtx {
+  tried: Set<string>;
+  attempt: number;
+  target?: ServerTarget;
+  responded: boolean;
+  connected?: boolean;
+  bodyless: boolean;
+  released: boolean;
+  onSocket?: (s: net.Socket) => void;
+}
+
+export class WorkerRuntime {
+  private readonly listeners: Listener[] = [];
+  private readonly pending = new Map<number, (r: PickReply) => void>();
+  private nextId = 1;
+  private draining = false;
+
+  constructor(readonly cfg: ListenersConfig) {}
+
+  async start(): Promise<void> {
+    for (const spec of this.cfg.listeners) {
+      const l = new Listener(spec, this);
+      await l.listen();
+      this.listeners.push(l);
+    }
+  }
+
+  pick(listener: string, req: PickRequest, ex: string[]): Promise<PickReply> {
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.pending.set(id, resolve);
+      send({ t: 'pick', id, l: listener, req, ex: ex.length ? ex : undefined });
+    });
+  }
+
+  release(listener: string, server: string): void {
+    send({ t: 'release', l: listener, s: server });
+  }
+
+  onPicked(m: PickReply): void {
+    const r = this.pending.get(m.id);
+    if (!r) return;
+    this.pending.delete(m.id);
+    r(m);
+  }
+
+  snapshot(): WorkerSnapshot {
+    const out: WorkerSnapshot = {};
+    for (const l of this.listeners) {
+      // bytes of connections still open are added live
+      const st = structuredClone(l.stats);
+      for (const s of l.sockets) {
+        st.bin += s.bytesRead;
+        st.bout += s.bytesWritten;
+      }
+      out[l.spec.name] = st;
+    }
+    return out;
+  }
+
+  drain(deadline: number): void {
+    this.draining = true;
+    for (const l of this.listeners) l.drain();
+    setTimeout(() => process.exit(0), deadline).unref();
+    this.maybeExit();
+  }
+
+  maybeExit(): void {
+    if (!this.draining) return;
+    if (this.listeners.some((l) => l.sockets.size > 0)) return;
+    // let the last releases reach the primary
+    setTimeout(() => process.exit(0), 50);
+  }
+}
+
+/** The worker process: wait for the config, listen, report ready, serve. */
+export function runWorker(): void {
+  let rt: WorkerRuntime | undefined;
+  process.on('message', (m: ToWorker) => {
+    switch (m.t) {
+      case 'config':
+        if (rt) return;
+        rt = new WorkerRuntime(m.cfg);
+        rt.start().then(
+          () => send({ t: 'ready', gen: m.gen }),
+          (e: NodeJS.ErrnoException) => {
+            send({ t: 'fatal', error: `${e.code ?? ''} ${e.message}`.trim() });
+            setTimeout(() => process.exit(3), 50);
+          },
+        );
+        break;
+      case 'picked':
+        rt?.onPicked(m);
+        break;
+      case 'drain':
+        rt?.drain(m.deadline);
+        break;
+      case 'stats?':
+        send({ t: 'stats', id: m.id, snap: rt?.snapshot() ?? {} });
+        break;
+      case 'state':
+        break;
+    }
+  });
+  process.on('disconnect', () => process.exit(0));
+  // only now can the config be received (a message sent before the listener exists would be lost)
+  send({ t: 'hello' });
+}
