@@ -110,14 +110,17 @@ export function fixture(withStats = false): TableTarget {
   return t;
 }
 
-/** Connection rows for -L -c: a connection of each kind and templates (a fwmark one for each family). */
+/**
+ * Connection rows for -L -c: a connection of each kind and templates, a fwmark one for each family with the mark as
+ * the virtual address (10000 → 0.0.39.16, 7 → 0:7::), as the engine reports them.
+ */
 export const FIXTURE_CONNS: ConnRow[] = [
   row('TCP', 4, '203.0.113.5', 40000, '10.0.0.1', 80, '192.168.10.11', 80, 'ESTABLISHED', 899000),
   row('UDP', 4, '198.51.100.7', 5353, '10.0.0.1', 53, '192.168.10.21', 53, 'UDP', 299500),
   row('TCP', 4, '203.0.113.0', 0, '10.0.0.1', 80, '192.168.10.13', 80, 'NONE', 360000, true),
-  row('IP', 4, '203.0.113.0', 0, '0.0.0.0', 0, '192.168.10.31', 0, 'NONE', 6000000, true, 10000),
+  row('IP', 4, '203.0.113.0', 0, '0.0.39.16', 0, '192.168.10.31', 0, 'NONE', 6000000, true, 10000),
   row('TCP', 6, '2001:db8:ffff::1234', 50000, '2001:db8::1', 443, '2001:db8::10', 8443, 'SYN_RECV', 30999),
-  row('IP', 6, '2001:db8:ffff::', 0, '::', 0, '2001:db8::31', 0, 'NONE', 0, true, 7),
+  row('IP', 6, '2001:db8:ffff::', 0, '0:7::', 0, '2001:db8::31', 0, 'NONE', 0, true, 7),
   row('TCP', 4, '203.0.113.9', 1, '10.0.0.1', 80, '192.168.10.12', 8080, 'FIN_WAIT', -5),
 ];
 

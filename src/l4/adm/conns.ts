@@ -1,9 +1,10 @@
 /**
  * ipvsadm -L -c: the connection table as ipvsadm prints /proc/net/ip_vs_conn (print_conn), from
- * AdmTarget.connections(). Expiry is whole seconds as mm:ss; templates of fwmark services show the mark where the
- * virtual address would be, as the kernel stores it (the mark in the first 32-bit word of the address).
+ * AdmTarget.connections(). Expiry is whole seconds as mm:ss. Rows are printed as given: a template of a fwmark
+ * service carries the mark as its virtual address (the kernel puts it in the first 32-bit word; the engine's
+ * fwmarkAddr), which ipvsadm shows as e.g. 0.0.39.16:0.
  */
-import { bytesToIpv6, familyOf, intToIpv4 } from '../addr.js';
+import { familyOf } from '../addr.js';
 import { left } from './format.js';
 import { addrPort } from './order.js';
 import { FMT_PERSISTENTCONN } from './parse.js';
@@ -21,21 +22,10 @@ export function expireString(ms: number): string {
   return `${String(Math.floor(secs / 60)).padStart(2, '0')}:${String(secs % 60).padStart(2, '0')}`;
 }
 
-function templateVaddr(row: ConnRow): string {
-  if (row.family === 4) return intToIpv4(row.fwmark >>> 0);
-  const b = new Uint8Array(16);
-  b[0] = row.fwmark >>> 24;
-  b[1] = (row.fwmark >>> 16) & 255;
-  b[2] = (row.fwmark >>> 8) & 255;
-  b[3] = row.fwmark & 255;
-  return bytesToIpv6(b);
-}
-
 export function connRow(row: ConnRow): string {
-  const vaddr = row.template && row.fwmark ? templateVaddr(row) : row.vaddr;
   const dfam = familyOf(row.daddr) || row.family;
   const c = addrPort(row.caddr, row.cport, row.family);
-  const v = addrPort(vaddr, row.template && row.fwmark ? 0 : row.vport, row.family);
+  const v = addrPort(row.vaddr, row.vport, row.family);
   const d = addrPort(row.daddr, row.dport, dfam);
   return `${left(row.protocol, 3)} ${left(expireString(row.expiresMs), 6)} ${left(row.state, 11)} ${left(c, 18)} ${left(v, 18)} ${d}\n`;
 }
