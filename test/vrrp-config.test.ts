@@ -1,0 +1,146 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Ajv } from 'ajv';
+import test from 'ava';
+import { parse as parseYaml } from 'yaml';
+import { vrrpSchema } from '../src/ha/config-schema.js';
+import { loadKeepalivedConf } from '../src/ha/keepalived/config.js';
+import { checkVrrpConfig, type VrrpSection, vrrpFromSection } from '../src/ha/vrrp/config.js';
+import { instanceDefaults } from '../src/ha/vrrp/types.js';
+import { loadVrrpConfigFile } from '../src/ha/vrrp-main.js';
+
+const YAML = `
+vrrp:
+  scripts:
+    - { name: chk_haproxy, script: "killall -0 haproxy", interval: 2, weight: -20, fall: 2, rise: 2 }
+  instances:
+    - name: VI_1
+      interface: eth0
+      virtual_router_id: 51
+      priority: 150
+      advert_int: 1
+      version: 2
+      state: BACKUP
+      nopreempt: true
+      preempt_delay: 5
+      authentication: { auth_type: PASS, auth_pass: secret }
+      virtual_ipaddress: [10.0.0.100/24, { address: 10.0.0.101, dev: eth1, label: "eth1:1" }]
+      unicast_src_ip: 10.0.0.2
+      unicast_peer: [10.0.0.3]
+      track_interface: [eth1, { name: eth2, weight: -10 }]
+      track_script: [chk_haproxy]
+      notify_master: /etc/tierlb/master.sh
+      notify: /etc/tierlb/notify.sh
+  sync_groups:
+    - { name: G1, group: [VI_1] }
+`;
+
+const CONF = `vrrp_script chk_haproxy {
+  script "killall -0 haproxy"
+  interval 2
+  weight -20
+  fall 2
+  rise 2
+}
+vrrp_instance VI_1 {
+  state BACKUP
+  interface eth0
+  virtual_router_id 51
+  priority 150
+  advert_int 1
+  nopreempt
+  preempt_delay 5
+  authentication {
+    auth_type PASS
+    auth_pass secret
+  }
+  virtual_ipaddress {
+    10.0.0.100/24
+    10.0.0.101 dev eth1 label eth1:1
+  }
+  unicast_src_ip 10.0.0.2
+  unicast_peer {
+    10.0.0.3
+  }
+  track_interface {
+    eth1
+    eth2 weight -10
+  }
+  track_script {
+    chk_haproxy
+  }
+  notify_master /etc/tierlb/master.sh
+  notify /etc/tierlb/notify.sh
+}
+vrrp_sync_group G1 {
+  group {
+    VI_1
+  }
+}
+`;
+
+test('the vrrp YAML section and the same keepalived.conf give the same in-memory config', (t) => {
+  const doc = parseYaml(YAML) as { vrrp: VrrpSection };
+  const ajv = new Ajv({ allErrors: true });
+  const valid = ajv.validate(vrrpSchema, doc.vrrp);
+  t.true(valid, ajv.errorsText());
+  const fromYaml = vrrpFromSection(doc.vrrp);
+  t.deepEqual(checkVrrpConfig(fromYaml), []);
+  const dir = mkdtempSync(join(tmpdir(), 'tlvc-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'keepalived.conf'), CONF);
+  writeFileSync(join(dir, 'tierlb.yaml'), YAML);
+  const r = loadKeepalivedConf(join(dir, 'keepalived.conf'));
+  t.deepEqual(r.errors, []);
+  t.deepEqual(r.warnings, []);
+  t.deepEqual(r.config.vrrp, fromYaml);
+  t.deepEqual(loadVrrpConfigFile(join(dir, 'tierlb.yaml')), fromYaml);
+  t.deepEqual(loadVrrpConfigFile(join(dir, 'keepalived.conf')), fromYaml);
+});
+
+test('schema rejects bad sections', (t) => {
+  const ajv = new Ajv({ allErrors: true });
+  const check = ajv.compile(vrrpSchema);
+  const base = { name: 'V', interface: 'eth0', virtual_router_id: 1, virtual_ipaddress: ['10.0.0.1'] };
+  t.true(check({ instances: [base] }));
+  for (const bad of [
+    { ...base, virtual_router_id: 0 },
+    { ...base, priority: 256 },
+    { ...base, version: 4 },
+    { ...base, state: 'LEADER' },
+    { ...base, authentication: { auth_type: 'AH', auth_pass: 'x' } },
+    { ...base, authentication: { auth_type: 'PASS', auth_pass: 'toolongpass' } },
+    { ...base, virtual_ipaddress: [] },
+    { ...base, interface: 'averyverylonginterfacename' },
+    { ...base, unknown_key: 1 },
+  ])
+    t.false(check({ instances: [bad] }), JSON.stringify(bad));
+  t.false(check([base]));
+});
+
+test('checks the schema cannot express', (t) => {
+  const i = (o: Parameters<typeof instanceDefaults>[0]) =>
+    instanceDefaults({ virtualIpaddress: [{ addr: '10.0.0.1', prefixLen: 32 }], ...o });
+  const problems = checkVrrpConfig({
+    instances: [
+      i({ name: 'A', interface: 'eth0', virtualRouterId: 1, advertInt: 1.5 }),
+      i({ name: 'B', interface: 'eth0', virtualRouterId: 1, version: 3, advertInt: 0.005, authPass: 'x' }),
+      i({ name: 'A', interface: 'eth1', virtualRouterId: 2, trackScript: [{ name: 'nope' }], virtualIpaddress: [] }),
+      i({ name: 'C', interface: 'eth1', virtualRouterId: 3, virtualIpaddress: [{ addr: 'fe80::1', prefixLen: 64 }] }),
+    ],
+    scripts: [],
+    syncGroups: [{ name: 'G', group: ['Z'], notify: {} }],
+  });
+  t.deepEqual(problems, [
+    'vrrp instance A: advert_int must be a whole number of seconds 1..255 with VRRPv2',
+    'vrrp instance B: virtual_router_id 1 on eth0 already used by A',
+    'vrrp instance B: advert_int must be 0.01..40.95 s in steps of 0.01 with VRRPv3',
+    'vrrp instance B: authentication is not part of VRRPv3',
+    'vrrp instance A: duplicate instance name',
+    'vrrp instance A: no virtual_ipaddress',
+    'vrrp instance A: track_script nope is not defined',
+    'vrrp instance C: virtual address fe80::1/64 is not IPv4 (IPv6 is not supported)',
+    'vrrp sync group G: instance Z is not defined',
+  ]);
+});
