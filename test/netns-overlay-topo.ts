@@ -46,14 +46,15 @@ export interface Topology {
 }
 
 const REPO = new URL('..', import.meta.url).pathname;
+/** The entry that runs `tierlb` from the sources (a file: cluster workers inherit execArgv, so no `node -e`). */
+const CLI = new URL('./netns-overlay-cli.ts', import.meta.url).pathname;
 
 /** Run `tierlb ARGS` from the sources (tsx); never throws, returns the exit code and output. */
 export function tierlb(args: string[], timeoutMs = 30_000): Promise<{ code: number; stdout: string; stderr: string }> {
-  const code = `const m = await import('./src/cli/main.ts'); process.exitCode = await m.main(process.argv.slice(1));`;
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ['--import', 'tsx', '--input-type=module', '-e', code, ...args],
+      ['--import', 'tsx', CLI, ...args],
       { cwd: REPO, encoding: 'utf8', timeout: timeoutMs },
       (err, stdout, stderr) => {
         const c = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
