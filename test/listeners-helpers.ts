@@ -218,12 +218,23 @@ export interface Reply {
 /** One HTTP request; rejects on a transport error. */
 export function request(
   url: string,
-  opts: { agent?: http.Agent | false; headers?: Record<string, string>; method?: string; timeout?: number } = {},
+  opts: {
+    agent?: http.Agent | false;
+    headers?: Record<string, string>;
+    method?: string;
+    timeout?: number;
+    localAddress?: string;
+  } = {},
 ): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = http.request(
       url,
-      { agent: opts.agent ?? false, headers: opts.headers, method: opts.method ?? 'GET' },
+      {
+        agent: opts.agent ?? false,
+        headers: opts.headers,
+        method: opts.method ?? 'GET',
+        localAddress: opts.localAddress,
+      },
       (res) => {
         let body = '';
         res.setEncoding('utf8');
@@ -253,4 +264,51 @@ export async function until(fn: () => boolean | Promise<boolean>, ms = 10_000, s
     await sleep(step);
   }
   return false;
+}
+
+export interface LoadResult {
+  ok: number;
+  fail: number;
+  errors: string[];
+  /** per answer body */
+  bodies: Record<string, number>;
+  /** time (ms since start) of each failure */
+  failAt: number[];
+}
+
+/** Keep `concurrency` clients busy on `url` until stop() (keep-alive agent unless keepAlive: false). */
+export function load(url: string, opts: { concurrency?: number; keepAlive?: boolean } = {}) {
+  const agent = opts.keepAlive === false ? false : new http.Agent({ keepAlive: true, maxSockets: 64 });
+  const res: LoadResult = { ok: 0, fail: 0, errors: [], bodies: {}, failAt: [] };
+  const t0 = Date.now();
+  let stopping = false;
+  const clients = Array.from({ length: opts.concurrency ?? 4 }, async () => {
+    while (!stopping) {
+      try {
+        const r = await request(url, { agent, timeout: 10_000 });
+        if (r.status === 200) {
+          res.ok++;
+          res.bodies[r.body] = (res.bodies[r.body] ?? 0) + 1;
+        } else {
+          res.fail++;
+          res.failAt.push(Date.now() - t0);
+          res.errors.push(`HTTP ${r.status}`);
+        }
+      } catch (e) {
+        res.fail++;
+        res.failAt.push(Date.now() - t0);
+        res.errors.push(String((e as Error).message));
+      }
+    }
+  });
+  return {
+    res,
+    since: () => Date.now() - t0,
+    stop: async () => {
+      stopping = true;
+      await Promise.all(clients);
+      if (agent) agent.destroy();
+      return res;
+    },
+  };
 }
