@@ -96,7 +96,7 @@ export function request(socketPath: string, req: object, timeoutMs = 30000): Pro
   });
 }
 
-/** The director forwards: ip_forward on, ICMP redirects off (all, default and every interface). */
+/** The director forwards: ip_forward on, ICMP redirects off, accept_local on (all, default and every interface). */
 function directorSysctls(): void {
   const w = (p: string, v: string) => {
     try {
@@ -107,7 +107,12 @@ function directorSysctls(): void {
   };
   w('/proc/sys/net/ipv4/ip_forward', '1');
   w('/proc/sys/net/ipv6/conf/all/forwarding', '1');
-  for (const ifc of readdirSync('/proc/sys/net/ipv4/conf')) w(`/proc/sys/net/ipv4/conf/${ifc}/send_redirects`, '0');
+  for (const ifc of readdirSync('/proc/sys/net/ipv4/conf')) {
+    w(`/proc/sys/net/ipv4/conf/${ifc}/send_redirects`, '0');
+    // NAT replies are rewritten to the VIP (a local address) before the routing decision: without accept_local the
+    // kernel drops them as martians
+    w(`/proc/sys/net/ipv4/conf/${ifc}/accept_local`, '1');
+  }
 }
 
 async function client(cmd: string, argv: string[]): Promise<number> {
