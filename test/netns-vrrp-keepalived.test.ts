@@ -4,80 +4,26 @@
  * 3 × advert_int + skew + a margin, and the client's ARP entry must follow the gratuitous ARPs.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import test, { type ExecutionContext } from 'ava';
-import { NetnsSet, sh } from '../src/lab/netns.js';
-
-const VIP = '10.88.0.100';
-const A = '10.88.0.2'; // tierlb
-const B = '10.88.0.3'; // keepalived
-const C = '10.88.0.10'; // client
-const MARGIN_MS = 1500;
+import test from 'ava';
+import { sh } from '../src/lab/netns.js';
+import {
+  A,
+  B,
+  clientNeigh,
+  exited,
+  hasVip,
+  type Lab,
+  lab,
+  MARGIN_MS,
+  type Opts,
+  startTierlb,
+  VIP,
+  waitFor,
+} from './netns-vrrp-lab.js';
 
 const haveKeepalived = sh('sh', ['-c', 'command -v keepalived || true']).trim() !== '';
-
-interface Lab {
-  set: NetnsSet;
-  dir: string;
-  a: string;
-  b: string;
-  c: string;
-  mac: { a: string; b: string };
-}
-
-function lab(t: ExecutionContext): Lab {
-  const set = new NetnsSet();
-  const dir = mkdtempSync(join(tmpdir(), `${set.prefix}-`));
-  t.teardown(() => {
-    set.dispose();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const br = set.add('br');
-  sh('ip', ['-n', br, 'link', 'add', 'br0', 'type', 'bridge']);
-  sh('ip', ['-n', br, 'link', 'set', 'br0', 'up']);
-  const ns: Record<string, string> = {};
-  for (const [n, ip] of [
-    ['a', A],
-    ['b', B],
-    ['c', C],
-  ]) {
-    ns[n] = set.add(n);
-    set.veth({ ns: ns[n], name: 'eth0' }, { ns: br, name: `p${n}` });
-    sh('ip', ['-n', br, 'link', 'set', `p${n}`, 'master', 'br0']);
-    sh('ip', ['-n', br, 'link', 'set', `p${n}`, 'up']);
-    sh('ip', ['-n', ns[n], 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
-    sh('ip', ['-n', ns[n], 'link', 'set', 'eth0', 'up']);
-  }
-  const mac = (n: string) => JSON.parse(sh('ip', ['-n', n, '-j', 'link', 'show', 'eth0']))[0].address as string;
-  return { set, dir, a: ns.a, b: ns.b, c: ns.c, mac: { a: mac(ns.a), b: mac(ns.b) } };
-}
-
-function hasVip(ns: string): boolean {
-  return sh('ip', ['-n', ns, '-4', '-o', 'addr', 'show', 'dev', 'eth0']).includes(` ${VIP}/`);
-}
-
-function clientNeigh(l: Lab): string | undefined {
-  const j = JSON.parse(sh('ip', ['-n', l.c, '-j', 'neigh', 'show', VIP]) || '[]') as { lladdr?: string }[];
-  return j[0]?.lladdr;
-}
-
-async function waitFor(cond: () => boolean, ms: number, step = 25): Promise<number | undefined> {
-  const t0 = performance.now();
-  while (performance.now() - t0 < ms) {
-    if (cond()) return performance.now() - t0;
-    await new Promise((r) => setTimeout(r, step));
-  }
-  return cond() ? performance.now() - t0 : undefined;
-}
-
-interface Opts {
-  prio: number;
-  version: 2 | 3;
-  advert: number;
-  unicast?: { src: string; peer: string };
-}
 
 function startKeepalived(l: Lab, o: Opts): { proc: ChildProcess; out: () => string } {
   const conf = join(l.dir, 'keepalived.conf');
@@ -117,55 +63,6 @@ ${o.unicast ? `  unicast_src_ip ${o.unicast.src}\n  unicast_peer {\n    ${o.unic
   proc.stdout?.on('data', (d) => (out += d));
   proc.stderr?.on('data', (d) => (out += d));
   return { proc, out: () => out };
-}
-
-function startTierlb(l: Lab, o: Opts): { proc: ChildProcess; states: string[]; out: () => string } {
-  const conf = join(l.dir, 'tierlb.yaml');
-  const lines = [
-    'vrrp:',
-    '  instances:',
-    '    - name: VI_1',
-    '      interface: eth0',
-    '      virtual_router_id: 51',
-    `      priority: ${o.prio}`,
-    `      advert_int: ${o.advert}`,
-    `      version: ${o.version}`,
-    `      virtual_ipaddress: [${VIP}/24]`,
-  ];
-  if (o.version === 2) lines.push('      authentication: { auth_type: PASS, auth_pass: s3cret }');
-  if (o.unicast) lines.push(`      unicast_src_ip: ${o.unicast.src}`, `      unicast_peer: [${o.unicast.peer}]`);
-  writeFileSync(conf, `${lines.join('\n')}\n`);
-  const proc = l.set.spawn(l.a, process.execPath, ['--import', 'tsx', 'src/ha/vrrp-main.ts', '--config', conf], {
-    cwd: process.cwd(),
-  });
-  const states: string[] = [];
-  let out = '';
-  let buf = '';
-  proc.stdout?.on('data', (d) => {
-    buf += d;
-    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      out += `${line}\n`;
-      try {
-        const ev = JSON.parse(line);
-        if (ev.event === 'state') states.push(ev.to);
-      } catch {}
-    }
-  });
-  proc.stderr?.on('data', (d) => (out += d));
-  return { proc, states, out: () => out };
-}
-
-function exited(p: ChildProcess, ms: number): Promise<boolean> {
-  if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    p.once('exit', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
 }
 
 /** skew for the priority of the router that takes over */
