@@ -6,12 +6,13 @@
  *   hv2 ─┘
  *   overlay VNI 100, 172.16.100.0/24, MTU 1450: lb's br100 .1; backends be1 .11, be2 .12 behind hv1's br100,
  *   be3 .13 behind hv2's br100 (each backend is a namespace with a veth into its hypervisor's bridge).
+ *   client ── lb: a separate "public" link 192.168.50.0/24 (client .10, lb eth1 .1), as the LB node's eth1.
  *
  * Overlay links are made by `tierlb overlay up` from the generated configs; everything lives in namespaces of one
  * NetnsSet, so dispose() removes it all (also on failure and interrupt).
  */
 import { type ChildProcess, execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NetnsSet, runPrefix } from '../src/lab/netns.js';
@@ -21,6 +22,8 @@ export const MTU = 1450;
 export const UNDERLAY = { lb: '10.200.0.1', hv1: '10.200.0.2', hv2: '10.200.0.3' } as const;
 export const LB_OVERLAY_IP = '172.16.100.1';
 export const LB_MAC = '02:00:00:64:00:01';
+export const LB_PUBLIC_IP = '192.168.50.1';
+export const CLIENT_IP = '192.168.50.10';
 
 export interface Backend {
   name: string;
@@ -38,6 +41,7 @@ export interface Topology {
   lb: string;
   hv1: string;
   hv2: string;
+  client: string;
   backends: Backend[];
   dir: string;
   /** Overlay config file of each host. */
@@ -66,10 +70,7 @@ export function tierlb(args: string[], timeoutMs = 30_000): Promise<{ code: numb
 
 /** Spawn `tierlb ARGS` from the sources inside a namespace (killed by the set's dispose()). */
 export function spawnTierlb(set: NetnsSet, ns: string, args: string[]): ChildProcess {
-  const code = `const m = await import('./src/cli/main.ts'); process.exitCode = await m.main(process.argv.slice(1));`;
-  return set.spawn(ns, process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code, ...args], {
-    cwd: REPO,
-  });
+  return set.spawn(ns, process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: REPO });
 }
 
 export function buildTopology(tag = 'o'): Topology {
@@ -83,6 +84,7 @@ export function buildTopology(tag = 'o'): Topology {
     const lb = set.add('lb');
     const hv1 = set.add('hv1');
     const hv2 = set.add('hv2');
+    const client = set.add('cl');
     const sh = (ns: string, ...args: string[]) => execFileSync('ip', ['-n', ns, ...args], { stdio: 'pipe' });
     sh(ul, 'link', 'add', 'ulbr', 'type', 'bridge');
     sh(ul, 'link', 'set', 'ulbr', 'up');
@@ -96,6 +98,11 @@ export function buildTopology(tag = 'o'): Topology {
       sh(ns, 'addr', 'add', `${UNDERLAY[host]}/24`, 'dev', 'eth0');
       sh(ns, 'link', 'set', 'eth0', 'up');
     }
+    set.veth({ ns: lb, name: 'eth1' }, { ns: client, name: 'eth0' });
+    sh(lb, 'addr', 'add', `${LB_PUBLIC_IP}/24`, 'dev', 'eth1');
+    sh(lb, 'link', 'set', 'eth1', 'up');
+    sh(client, 'addr', 'add', `${CLIENT_IP}/24`, 'dev', 'eth0');
+    sh(client, 'link', 'set', 'eth0', 'up');
     const backends: Backend[] = [
       { name: 'be1', hv: 'hv1', ip: '172.16.100.11', mac: '02:00:00:64:00:0b', port: 'pbe1', ns: '' },
       { name: 'be2', hv: 'hv1', ip: '172.16.100.12', mac: '02:00:00:64:00:0c', port: 'pbe2', ns: '' },
@@ -143,6 +150,7 @@ export function buildTopology(tag = 'o'): Topology {
       lb,
       hv1,
       hv2,
+      client,
       backends,
       dir,
       configs,
@@ -168,8 +176,8 @@ export async function overlayUpAll(t: Topology): Promise<void> {
 }
 
 /**
- * A small HTTP server in each backend namespace that says who it is: `{"name","bytes","sha256"}` of the request
- * body. Resolves when all listen.
+ * A small HTTP server in each backend namespace that says who it is: `{"name","peer","bytes","sha256"}` (peer: the
+ * address the connection came from; bytes and sha256 of the request body). Resolves when all listen.
  */
 export async function startBackends(t: Topology, port = 8080): Promise<void> {
   const code = `
@@ -180,7 +188,7 @@ http.createServer((req, res) => {
   req.on('data', (c) => { n += c.length; h.update(c); });
   req.on('end', () => {
     res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify({ name, bytes: n, sha256: h.digest('hex') }));
+    res.end(JSON.stringify({ name, peer: req.socket.remoteAddress, bytes: n, sha256: h.digest('hex') }));
   });
 }).listen(Number(port), '0.0.0.0', () => console.log('ready'));`;
   await Promise.all(
@@ -218,6 +226,8 @@ export async function captureUnderlay(t: Topology, name = 'underlay.pcap'): Prom
     '-Z',
     'root',
     '--immediate-mode',
+    '-B',
+    '16384',
     '-U',
     '-n',
     '-s',
@@ -247,15 +257,24 @@ export async function captureUnderlay(t: Topology, name = 'underlay.pcap'): Prom
     child.once('exit', onExit);
   });
   return {
-    stop: () =>
-      new Promise<string>((resolve) => {
-        if (child.exitCode !== null) return resolve(file);
-        child.once('exit', () => {
-          if (process.env.TIERLB_TEST_DEBUG) process.stderr.write(err);
-          resolve(file);
-        });
+    stop: async () => {
+      // tcpdump stops at SIGINT without draining what the kernel still holds for it (under load it lags behind):
+      // wait until the file has stopped growing first
+      let last = -1;
+      for (let i = 0; i < 50; i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        const size = existsSync(file) ? statSync(file).size : 0;
+        if (size === last) break;
+        last = size;
+      }
+      if (child.exitCode !== null) return file;
+      await new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
         child.kill('SIGINT');
-      }),
+      });
+      if (process.env.TIERLB_TEST_DEBUG) process.stderr.write(err);
+      return file;
+    },
   };
 }
 
