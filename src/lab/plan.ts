@@ -1,0 +1,323 @@
+/**
+ * The lab's topology as data (pure): every namespace, link, address and MAC, the fwmark rules, and the configs the
+ * lab generates for the director, the listeners, the overlay and VRRP. src/lab/up.ts carries it out.
+ *
+ *   front segment (bridge `front` in <prefix>-sw): clients, directors (VIP via VRRP), LB nodes (VIP on lo)
+ *   underlay segment (bridge `under` in <prefix>-sw): LB nodes' eth1 and the hypervisors' eth0 (VTEPs)
+ *   overlay VNI N: a bridge + VXLAN device (static fdb) on every LB node and hypervisor; backends hang off their
+ *   hypervisor's bridge through a veth
+ */
+import { ipToInt, type LabConfig } from './config-schema.js';
+
+export type Role = 'switch' | 'client' | 'director' | 'lb' | 'hypervisor' | 'backend';
+
+export interface LabLink {
+  /** interface name inside the host's namespace */
+  ifname: string;
+  /** the other end: the switch port (in <prefix>-sw) or the hypervisor's port for a backend */
+  peer: { host: string; ifname: string };
+  /** address with prefix length */
+  cidr?: string;
+  mac: string;
+  mtu?: number;
+  segment: 'front' | 'underlay' | 'overlay';
+}
+
+export interface LabHost {
+  name: string;
+  ns: string;
+  role: Role;
+  links: LabLink[];
+  /** the host's address on its main segment (front, underlay for hypervisors, overlay for backends) */
+  address?: string;
+}
+
+export interface LabProcess {
+  /** unique id, also the pid/log file stem */
+  id: string;
+  host: string;
+  kind: 'director' | 'vrrp' | 'listeners' | 'backend';
+}
+
+export interface LabPlan {
+  cfg: LabConfig;
+  prefix: string;
+  dir: string;
+  hosts: LabHost[];
+  /** fwmark per listener (0x2710 + n) */
+  marks: { listener: string; port: number; mark: number }[];
+  processes: LabProcess[];
+}
+
+export const SWITCH = 'sw';
+export const MARK_CHAIN = 'CLUSTER_DIVERT';
+
+const hex2 = (n: number) => n.toString(16).padStart(2, '0');
+
+/** A stable, readable MAC per segment and address: 02:0S:<the four address bytes>. */
+export function macFor(segment: 'front' | 'underlay' | 'overlay', ip: string): string {
+  const s = segment === 'front' ? 1 : segment === 'underlay' ? 2 : 3;
+  const n = ipToInt(ip);
+  return ['02', hex2(s), hex2((n >>> 24) & 255), hex2((n >>> 16) & 255), hex2((n >>> 8) & 255), hex2(n & 255)].join(
+    ':',
+  );
+}
+
+const plen = (cidr: string) => cidr.split('/')[1];
+
+export function nsName(prefix: string, host: string): string {
+  return `${prefix}-${host}`;
+}
+
+export function buildPlan(cfg: LabConfig): LabPlan {
+  const p = cfg.prefix;
+  const fl = plen(cfg.front.subnet);
+  const ul = plen(cfg.underlay.subnet);
+  const ol = plen(cfg.overlay.subnet);
+  const hosts: LabHost[] = [{ name: SWITCH, ns: nsName(p, SWITCH), role: 'switch', links: [] }];
+  const frontLink = (name: string, ip: string): LabLink => ({
+    ifname: 'eth0',
+    peer: { host: SWITCH, ifname: `f-${name}` },
+    cidr: `${ip}/${fl}`,
+    mac: macFor('front', ip),
+    segment: 'front',
+  });
+  for (const c of cfg.clients)
+    hosts.push({
+      name: c.name,
+      ns: nsName(p, c.name),
+      role: 'client',
+      address: c.address,
+      links: [frontLink(c.name, c.address)],
+    });
+  for (const d of cfg.directors)
+    hosts.push({
+      name: d.name,
+      ns: nsName(p, d.name),
+      role: 'director',
+      address: d.address,
+      links: [frontLink(d.name, d.address)],
+    });
+  for (const l of cfg.lbNodes)
+    hosts.push({
+      name: l.name,
+      ns: nsName(p, l.name),
+      role: 'lb',
+      address: l.address,
+      links: [
+        frontLink(l.name, l.address),
+        {
+          ifname: 'eth1',
+          peer: { host: SWITCH, ifname: `u-${l.name}` },
+          cidr: `${l.underlay}/${ul}`,
+          mac: macFor('underlay', l.underlay),
+          segment: 'underlay',
+        },
+      ],
+    });
+  for (const h of cfg.hypervisors)
+    hosts.push({
+      name: h.name,
+      ns: nsName(p, h.name),
+      role: 'hypervisor',
+      address: h.underlay,
+      links: [
+        {
+          ifname: 'eth0',
+          peer: { host: SWITCH, ifname: `u-${h.name}` },
+          cidr: `${h.underlay}/${ul}`,
+          mac: macFor('underlay', h.underlay),
+          segment: 'underlay',
+        },
+      ],
+    });
+  for (const b of cfg.backends)
+    hosts.push({
+      name: b.name,
+      ns: nsName(p, b.name),
+      role: 'backend',
+      address: b.address,
+      links: [
+        {
+          ifname: 'eth0',
+          peer: { host: b.hypervisor, ifname: `b-${b.name}` },
+          cidr: `${b.address}/${ol}`,
+          mac: macFor('overlay', b.address),
+          mtu: cfg.overlay.mtu,
+          segment: 'overlay',
+        },
+      ],
+    });
+  const marks = cfg.listeners.map((l, i) => ({ listener: l.name, port: l.port, mark: cfg.fwmarkBase + i }));
+  const processes: LabProcess[] = [];
+  for (const b of cfg.backends) processes.push({ id: `backend-${b.name}`, host: b.name, kind: 'backend' });
+  for (const l of cfg.lbNodes) processes.push({ id: `listeners-${l.name}`, host: l.name, kind: 'listeners' });
+  for (const d of cfg.directors) processes.push({ id: `director-${d.name}`, host: d.name, kind: 'director' });
+  if (cfg.vrrp.enabled)
+    for (const d of cfg.directors) processes.push({ id: `vrrp-${d.name}`, host: d.name, kind: 'vrrp' });
+  return { cfg, prefix: p, dir: `${cfg.stateDir}/${p}`, hosts, marks, processes };
+}
+
+export function host(plan: LabPlan, name: string): LabHost {
+  const h = plan.hosts.find((x) => x.name === name);
+  if (!h) throw new Error(`no host '${name}' in the lab (hosts: ${plan.hosts.map((x) => x.name).join(', ')})`);
+  return h;
+}
+
+export const hostsOf = (plan: LabPlan, role: Role) => plan.hosts.filter((h) => h.role === role);
+
+/** Every MAC the lab assigns → "host ifname", to name addresses in the trace. */
+export function macNames(plan: LabPlan): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const h of plan.hosts) for (const l of h.links) m.set(l.mac, `${h.name}`);
+  for (const l of plan.cfg.lbNodes) m.set(macFor('overlay', l.overlay), `${l.name}`);
+  return m;
+}
+
+/** Every address the lab assigns → host name. */
+export function addrNames(plan: LabPlan): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const h of plan.hosts) for (const l of h.links) if (l.cidr) m.set(l.cidr.split('/')[0], h.name);
+  for (const l of plan.cfg.lbNodes) m.set(l.overlay, l.name);
+  m.set(plan.cfg.vip, 'VIP');
+  return m;
+}
+
+// ---- generated configs (YAML text, read by the other tierlb commands) ----
+
+const hexMark = (n: number) => `0x${n.toString(16)}`;
+
+/** The mark rules of a director: iptables-restore --noflush input for the mangle table (chain + PREROUTING jump). */
+export function markRules(plan: LabPlan): string {
+  const lines = ['*mangle', `:${MARK_CHAIN} - [0:0]`, `-F ${MARK_CHAIN}`];
+  for (const m of plan.marks)
+    lines.push(
+      `-A ${MARK_CHAIN} -d ${plan.cfg.vip}/32 -p tcp -m tcp --dport ${m.port} -j MARK --set-xmark ${hexMark(m.mark)}/0xffffffff`,
+    );
+  lines.push(`-I PREROUTING 1 -j ${MARK_CHAIN}`, 'COMMIT', '');
+  return lines.join('\n');
+}
+
+/** `director:` — one fwmark service per listener port, DR to every LB node. */
+export function directorYaml(plan: LabPlan): string {
+  const out = [
+    `# generated by tierlb lab for ${plan.prefix}: one fwmark service per listener port, DR to the LB nodes`,
+    'director:',
+    '  services:',
+  ];
+  for (const m of plan.marks) {
+    out.push(`    - name: ${m.listener}`, `      fwmark: ${m.mark}`, `      scheduler: ${plan.cfg.scheduler}`);
+    out.push('      real_servers:');
+    for (const l of plan.cfg.lbNodes)
+      out.push(`        - { address: ${l.address}, method: route, weight: ${l.weight} }`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
+export function listenersSocket(plan: LabPlan, lb: string): string {
+  return `${plan.dir}/${lb}-listeners.sock`;
+}
+
+export function directorSocket(plan: LabPlan, dir: string): string {
+  return `${plan.dir}/${dir}-director.sock`;
+}
+
+/** `listeners:` of one LB node — bound to the VIP ports, servers = the backends over the overlay. */
+export function listenersYaml(plan: LabPlan, lb: string): string {
+  const c = plan.cfg;
+  const out = [
+    `# generated by tierlb lab for ${plan.prefix}: the listeners of ${lb}`,
+    'listeners:',
+    `  workers: ${c.workers}`,
+    `  control: ${listenersSocket(plan, lb)}`,
+    '  stats: { bind: 127.0.0.1:9101 }',
+    '  defaults:',
+    '    timeout: { connect: 2s, client: 30s, server: 30s, check: 1s }',
+    '    retries: 2',
+    '    redispatch: true',
+    '  listen:',
+  ];
+  for (const l of c.listeners) {
+    out.push(
+      `    - name: ${l.name}`,
+      `      bind: ${c.vip}:${l.port}`,
+      `      mode: ${l.mode}`,
+      `      balance: ${l.balance}`,
+    );
+    if (l.mode === 'http') {
+      out.push('      forwardfor: true');
+      out.push(
+        '      check: { type: http, method: GET, uri: /health, expect: { status: 200 }, inter: 1s, rise: 1, fall: 2 }',
+      );
+    } else out.push('      check: { type: tcp, inter: 1s, rise: 1, fall: 2 }');
+    out.push('      servers:');
+    for (const b of c.backends) out.push(`        - { name: ${b.name}, address: ${b.address}:${l.backendPort} }`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
+/** `overlay:` of one VTEP (LB node or hypervisor): VNI bridge, VXLAN device, flooding + static fdb. */
+export function overlayYaml(plan: LabPlan, name: string): string {
+  const c = plan.cfg;
+  const lb = c.lbNodes.find((l) => l.name === name);
+  const hv = c.hypervisors.find((h) => h.name === name);
+  if (!lb && !hv) throw new Error(`${name} is not a VTEP`);
+  const local = lb ? lb.underlay : hv!.underlay;
+  const vteps = [...c.lbNodes.map((l) => l.underlay), ...c.hypervisors.map((h) => h.underlay)];
+  const vtepOf = new Map<string, string>(); // overlay MAC → VTEP
+  for (const l of c.lbNodes) vtepOf.set(macFor('overlay', l.overlay), l.underlay);
+  for (const b of c.backends) {
+    const h = c.hypervisors.find((x) => x.name === b.hypervisor)!;
+    vtepOf.set(macFor('overlay', b.address), h.underlay);
+  }
+  const ol = plen(c.overlay.subnet);
+  const out = [
+    `# generated by tierlb lab for ${plan.prefix}: the overlay of ${name}`,
+    'overlay:',
+    `  local: ${local}`,
+    `  dev: ${lb ? 'eth1' : 'eth0'}`,
+    `  dstport: ${c.overlay.dstport}`,
+    `  mtu: ${c.overlay.mtu}`,
+    '  networks:',
+    `    - vni: ${c.overlay.vni}`,
+    `      bridge: br${c.overlay.vni}`,
+    `      vxlan: vx${c.overlay.vni}`,
+    `      remotes: [${vteps.filter((v) => v !== local).join(', ')}]`,
+    '      fdb:',
+  ];
+  for (const [mac, dst] of vtepOf) if (dst !== local) out.push(`        - { mac: "${mac}", dst: ${dst} }`);
+  if (lb) out.push(`      addresses: [${lb.overlay}/${ol}]`, `      mac: "${macFor('overlay', lb.overlay)}"`);
+  else {
+    const ports = c.backends.filter((b) => b.hypervisor === name).map((b) => `b-${b.name}`);
+    if (ports.length) out.push(`      ports: [${ports.join(', ')}]`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
+/** `vrrp:` of one director: one instance for the VIP on the front segment. */
+export function vrrpYaml(plan: LabPlan, dir: string): string {
+  const c = plan.cfg;
+  const d = c.directors.find((x) => x.name === dir);
+  if (!d) throw new Error(`${dir} is not a director`);
+  return [
+    `# generated by tierlb lab for ${plan.prefix}: VRRP of ${dir}`,
+    'vrrp:',
+    '  instances:',
+    '    - name: VI_LAB',
+    '      interface: eth0',
+    `      virtual_router_id: ${c.vrrp.virtualRouterId}`,
+    `      priority: ${d.priority}`,
+    `      advert_int: ${c.vrrp.advertInt}`,
+    '      state: BACKUP',
+    `      authentication: { auth_type: PASS, auth_pass: ${c.vrrp.authPass} }`,
+    `      virtual_ipaddress: [${c.vip}/${plen(c.front.subnet)}]`,
+    '',
+  ].join('\n');
+}
+
+/** The director that should hold the VIP: the highest priority (the first on a tie). */
+export function masterDirector(plan: LabPlan): string {
+  let best = plan.cfg.directors[0];
+  for (const d of plan.cfg.directors) if (d.priority > best.priority) best = d;
+  return best.name;
+}
