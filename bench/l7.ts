@@ -406,6 +406,10 @@ async function main(): Promise<number> {
     `bench:l7 ${DURATION}s per system (+${WARMUP}s warm-up), wrk -t${WRK_THREADS} -c${CONNECTIONS}, ` +
       `${WORKERS} tierlb workers / haproxy threads, loopback\n`,
   );
+  const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  process.stderr.write(
+    `bench: load average ${load()} (2 cores are shared with wrk and the backend: compare rows of one run)\n`,
+  );
   const nginx = await startNginx();
   const results: Measured[] = [];
   const skipped: string[] = [];
@@ -453,7 +457,7 @@ async function main(): Promise<number> {
   process.stdout.write(`${table(results)}\n\n`);
   for (const line of ratios(results)) process.stdout.write(`${line}\n`);
   for (const s of skipped) process.stdout.write(`skipped ${s}\n`);
-  process.stdout.write(`\nwrote ${opt.out}\n`);
+  process.stdout.write(`\nload average at the end ${load()}; wrote ${opt.out}\n`);
   return results.length ? 0 : 1;
 }
 

@@ -53,6 +53,7 @@ function owned(l: LinkState | undefined): boolean {
 function describeLink(l: LinkState | undefined): string {
   if (!l) return '-';
   const parts = [l.kind || 'link', `mtu ${l.mtu}`, l.up ? 'up' : 'down'];
+  if (l.kind === 'bridge' && l.mac) parts.push(`address ${l.mac}`);
   if (l.master) parts.push(`master ${l.master}`);
   if (l.vxlan) {
     const v = l.vxlan;
