@@ -1,0 +1,175 @@
+/**
+ * `ipvsadm --start-daemon / --stop-daemon / -L --daemon`: the sync daemons of one director. A master sends UDP to
+ * 224.0.0.81:8848 (TTL 1, no loopback, from the address of --mcast-interface) or to unicast peers; a backup joins
+ * the group on its interface (or listens for unicast) and installs what it receives. At most one of each, as in the
+ * kernel (start_sync_thread / stop_sync_thread).
+ */
+import dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import type { SyncDaemonInfo } from '../../l4/adm/target.js';
+import { TierlbError } from '../../l4/errors.js';
+import { log as defaultLog, type Logger } from '../../log.js';
+import type { Timers } from '../checks/timers.js';
+import { SyncBackup } from './backup.js';
+import { recvMaxLen, SYNC_MCAST_GROUP, SYNC_MCAST_PORT, sendMaxLen } from './codec.js';
+import { SyncMaster } from './master.js';
+import type { SyncSysctl } from './rule.js';
+import type { SyncTarget } from './target.js';
+
+export interface SyncDaemonStart {
+  state: 'master' | 'backup';
+  /** --mcast-interface (ipvsadm's default: eth0) */
+  mcastIfn: string;
+  /** --syncid 0..255 */
+  syncid: number;
+  /** --sync-maxlen: the largest datagram (default from the interface MTU) */
+  maxLen?: number;
+  /** --mcast-group (default 224.0.0.81) */
+  group?: string;
+  /** --mcast-port (default 8848) */
+  port?: number;
+  /** --mcast-ttl (default 1) */
+  ttl?: number;
+  /** unicast instead of multicast: the master sends to these addresses, the backup listens on its interface address */
+  peers?: string[];
+}
+
+export interface SyncDaemonControlOptions {
+  /** where a backup installs connections (EngineSyncTarget for the director) */
+  target?: SyncTarget;
+  timers?: Timers;
+  sysctl?: Partial<SyncSysctl>;
+  log?: Logger;
+  /** interface address and MTU lookup (tests may replace it) */
+  iface?: (name: string) => { addr: string; mtu: number } | undefined;
+}
+
+/** The first IPv4 address and the MTU of an interface of this namespace. */
+export function interfaceInfo(name: string): { addr: string; mtu: number } | undefined {
+  const a = networkInterfaces()[name]?.find((x) => x.family === 'IPv4');
+  if (!a) return undefined;
+  let mtu = 1500;
+  try {
+    mtu = Number(readFileSync(`/sys/class/net/${name}/mtu`, 'utf8').trim()) || 1500;
+  } catch {}
+  return { addr: a.address, mtu };
+}
+
+interface Running {
+  info: SyncDaemonInfo;
+  sock: dgram.Socket;
+  master?: SyncMaster;
+  backup?: SyncBackup;
+}
+
+export class SyncDaemonControl {
+  private readonly o: SyncDaemonControlOptions;
+  private readonly log: Logger;
+  private readonly running = new Map<'master' | 'backup', Running>();
+
+  constructor(o: SyncDaemonControlOptions = {}) {
+    this.o = o;
+    this.log = (o.log ?? defaultLog).child({ component: 'sync' });
+  }
+
+  /** The running master, for the packet path: call `master.packet(conn)` after each forwarded packet. */
+  get master(): SyncMaster | undefined {
+    return this.running.get('master')?.master;
+  }
+
+  get backup(): SyncBackup | undefined {
+    return this.running.get('backup')?.backup;
+  }
+
+  /** What `-L --daemon` lists: master first, then backup. */
+  list(): SyncDaemonInfo[] {
+    return (['master', 'backup'] as const).flatMap((s) => {
+      const r = this.running.get(s);
+      return r ? [r.info] : [];
+    });
+  }
+
+  async start(d: SyncDaemonStart): Promise<void> {
+    if (this.running.has(d.state)) throw new TierlbError('EEXIST', 'Daemon has already run');
+    if (!Number.isInteger(d.syncid) || d.syncid < 0 || d.syncid > 255)
+      throw new TierlbError('EINVAL', 'Invalid argument');
+    const ifc = (this.o.iface ?? interfaceInfo)(d.mcastIfn);
+    if (!ifc) throw new TierlbError('ENODEV', 'No such device');
+    const group = d.group ?? SYNC_MCAST_GROUP;
+    const port = d.port ?? SYNC_MCAST_PORT;
+    const info: SyncDaemonInfo = { state: d.state, mcastIfn: d.mcastIfn, syncid: d.syncid };
+    if (d.state === 'master') {
+      const sock = dgram.createSocket({ type: 'udp4' });
+      await bind(sock, { address: ifc.addr, port: 0 }).catch((e) => closeAndThrow(sock, e));
+      sock.setMulticastInterface(ifc.addr);
+      sock.setMulticastTTL(d.ttl ?? 1);
+      sock.setMulticastLoopback(false);
+      const dests = d.peers?.length ? d.peers : [group];
+      const master = new SyncMaster({
+        syncid: d.syncid,
+        maxLen: d.maxLen ?? sendMaxLen(ifc.mtu),
+        timers: this.o.timers,
+        sysctl: this.o.sysctl,
+        send: (msg) => {
+          for (const to of dests)
+            sock.send(msg, port, to, (err) => {
+              if (err) this.log.warn({ err: err.message, to }, 'sync send failed');
+            });
+        },
+      });
+      master.start();
+      this.running.set('master', { info, sock, master });
+    } else {
+      if (!this.o.target) throw new TierlbError('EINVAL', 'a backup sync daemon needs a target');
+      const sock = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+      const backup = new SyncBackup({
+        syncid: d.syncid,
+        maxLen: d.maxLen ?? recvMaxLen(ifc.mtu),
+        target: this.o.target,
+        log: this.log,
+      });
+      sock.on('message', (msg) => backup.receive(msg));
+      sock.on('error', (err) => this.log.warn({ err: err.message }, 'sync socket error'));
+      try {
+        if (d.peers?.length) await bind(sock, { address: ifc.addr, port });
+        else {
+          await bind(sock, { address: group, port });
+          sock.addMembership(group, ifc.addr);
+        }
+      } catch (e) {
+        closeAndThrow(sock, e);
+      }
+      this.running.set('backup', { info, sock, backup });
+    }
+    this.log.info({ ...info }, `sync thread started: state = ${d.state.toUpperCase()}`);
+  }
+
+  async stop(state: 'master' | 'backup'): Promise<void> {
+    const r = this.running.get(state);
+    if (!r) throw new TierlbError('ESRCH', 'No daemon is running');
+    this.running.delete(state);
+    r.master?.stop();
+    await new Promise<void>((resolve) => r.sock.close(() => resolve()));
+    this.log.info({ ...r.info }, `stopping ${state} sync thread`);
+  }
+
+  async stopAll(): Promise<void> {
+    for (const s of [...this.running.keys()]) await this.stop(s);
+  }
+}
+
+function closeAndThrow(sock: dgram.Socket, e: unknown): never {
+  sock.close();
+  throw e;
+}
+
+function bind(sock: dgram.Socket, o: dgram.BindOptions): Promise<void> {
+  return new Promise((resolve, reject) => {
+    sock.once('error', reject);
+    sock.bind(o, () => {
+      sock.off('error', reject);
+      resolve();
+    });
+  });
+}
