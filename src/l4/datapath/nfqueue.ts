@@ -52,6 +52,7 @@ export class NfQueue {
   private readonly rbuf = new Uint8Array(0x10000 + 4096);
   private vbuf = new Uint8Array(1 << 18);
   private voff = 0;
+  private nverdicts = 0;
   private closed = false;
 
   constructor(o: NfQueueOptions) {
@@ -110,6 +111,12 @@ export class NfQueue {
     if (this.voff + need > this.vbuf.length) this.flush();
     if (need > this.vbuf.length) this.vbuf = new Uint8Array(need * 2);
     this.voff = putVerdict(this.vbuf, this.voff, this.queue, id, verdict, mark, payload);
+    this.nverdicts++;
+  }
+
+  /** Verdicts queued since the last flush. */
+  get pendingVerdicts(): number {
+    return this.nverdicts;
   }
 
   /** Send all queued verdicts in one datagram. */
@@ -117,6 +124,7 @@ export class NfQueue {
     if (this.voff === 0) return;
     const r = send(this.fd, this.vbuf, this.voff);
     this.voff = 0;
+    this.nverdicts = 0;
     if (r < 0) throw new SysError('nfqueue verdict send', -r);
   }
 

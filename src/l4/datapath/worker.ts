@@ -11,8 +11,9 @@ import { applyPlanDiff, type PlanDiff } from '../config.js';
 import type { RealServer } from '../dest.js';
 import { type DpEngine, Forwarder } from './forward.js';
 import { MiniEngine } from './mini-engine.js';
-import type { NlMessage } from './nfqmsg.js';
+import type { NlMessage, QueuedPacket } from './nfqmsg.js';
 import { NfQueue } from './nfqueue.js';
+import { pump } from './pump.js';
 import { AF_INET, close, IPPROTO_RAW, SOCK_RAW, sendto4, socket } from './sys.js';
 import type { ToWorker, WorkerData } from './types.js';
 
@@ -79,6 +80,7 @@ async function main(): Promise<void> {
   port.postMessage({ type: 'ready', engine: engine.constructor.name, adm: adm !== null, plan: fwd.plan() });
 
   const msgs: NlMessage[] = [];
+  const handle = (pkt: QueuedPacket) => fwd.handle(pkt);
   let stopping = false;
   let lastTick = Date.now();
 
@@ -121,13 +123,7 @@ async function main(): Promise<void> {
   };
 
   while (!stopping) {
-    nfq.receive(true, msgs);
-    for (let round = 0; round < 64 && msgs.length > 0; round++) {
-      for (const m of msgs) if (m.kind === 'packet') fwd.handle(m.pkt);
-      nfq.flush();
-      nfq.receive(false, msgs);
-    }
-    nfq.flush();
+    pump(nfq, msgs, handle);
     let c = receiveMessageOnPort(port);
     while (c) {
       await control(c.message as ToWorker);
