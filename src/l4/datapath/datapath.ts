@@ -9,7 +9,9 @@ import { MessageChannel, Worker } from 'node:worker_threads';
 import { KernelRules } from '../../fwmark/kernel.js';
 import type { RulePlan } from '../../fwmark/plan.js';
 import type { Logger } from '../../log.js';
+import type { EngineStats, EngineSysctl } from '../engine.js';
 import type { Counters } from './forward.js';
+import { type QueueStats, readQueueStats } from './qstats.js';
 import type { FromWorker, ToWorker } from './types.js';
 
 export interface DatapathOptions {
@@ -19,6 +21,30 @@ export interface DatapathOptions {
   forceMiniEngine?: boolean;
   log?: Logger;
   rules?: KernelRules;
+}
+
+/** `tierlb director stats`: the worker's counters, the engine's, and what the kernel counted for our queues. */
+export interface DatapathStats extends Counters {
+  /** the engine's counters (table size, drops by reason, reschedules) and its live sysctls, when it keeps them */
+  ipvs?: EngineStats & { sysctl: EngineSysctl };
+  /**
+   * /proc/net/netfilter/nfnetlink_queue for the director's queues: queue-full drops (queueDropped) and drops at
+   * the socket (userDropped) never reach userspace; `waiting` is packets queued and still without a verdict
+   */
+  kernel: { queueDropped: number; userDropped: number; waiting: number; queues: QueueStats[] };
+}
+
+/** Totals over the director's queues. */
+export function kernelQueueStats(queues: QueueStats[]): DatapathStats['kernel'] {
+  let queueDropped = 0;
+  let userDropped = 0;
+  let waiting = 0;
+  for (const q of queues) {
+    queueDropped += q.queueDropped;
+    userDropped += q.userDropped;
+    waiting += q.waiting;
+  }
+  return { queueDropped, userDropped, waiting, queues };
 }
 
 export class Datapath {
@@ -119,9 +145,10 @@ export class Datapath {
     if (r.error) throw new Error(r.error);
   }
 
-  async stats(): Promise<Counters> {
+  async stats(): Promise<DatapathStats> {
     const r = await this.request({ type: 'stats', id: this.nextId++ });
-    return JSON.parse(r.response ?? '{}') as Counters;
+    const s = JSON.parse(r.response ?? '{}') as Omit<DatapathStats, 'kernel'>;
+    return { ...s, kernel: kernelQueueStats(readQueueStats(this.queue, this.o.queues ?? 1)) };
   }
 
   /** Remove the kernel rules first (packets stop coming), then stop the worker. */

@@ -9,6 +9,8 @@ import { type MessagePort, receiveMessageOnPort, workerData } from 'node:worker_
 import { systemClock } from '../clock.js';
 import { applyPlanDiff, type PlanDiff } from '../config.js';
 import type { RealServer } from '../dest.js';
+import type { Engine } from '../engine.js';
+import { engineSysctl } from './engine-sysctl.js';
 import { type DpEngine, Forwarder } from './forward.js';
 import { MiniEngine } from './mini-engine.js';
 import type { NlMessage, QueuedPacket } from './nfqmsg.js';
@@ -104,18 +106,22 @@ async function main(): Promise<void> {
         try {
           locals = localAddrs();
           applyPlanDiff(engine.table, m.diff as PlanDiff);
-          const t = (m.diff as PlanDiff).timeouts;
-          const tgt = engine as unknown as { setTimeouts?: (x: unknown) => void };
-          if (t && tgt.setTimeouts) tgt.setTimeouts(t);
+          const { timeouts, sysctl } = m.diff as PlanDiff;
+          const tgt = engine as unknown as Partial<Pick<Engine, 'setTimeouts' | 'setSysctl'>>;
+          if (timeouts && tgt.setTimeouts) tgt.setTimeouts(timeouts);
+          if (sysctl && tgt.setSysctl) tgt.setSysctl(engineSysctl(sysctl));
           port.postMessage({ type: 'reply', id: m.id, response: 'ok', plan: fwd.plan() });
         } catch (e) {
           port.postMessage({ type: 'reply', id: m.id, error: (e as Error).message, plan: fwd.plan() });
         }
         break;
       }
-      case 'stats':
-        port.postMessage({ type: 'reply', id: m.id, response: JSON.stringify(fwd.counters) });
+      case 'stats': {
+        const e = engine as unknown as Partial<Pick<Engine, 'stats' | 'sysctl'>>;
+        const ipvs = e.stats && e.sysctl ? { ...e.stats(), sysctl: e.sysctl } : undefined;
+        port.postMessage({ type: 'reply', id: m.id, response: JSON.stringify({ ...fwd.counters, ipvs }) });
         break;
+      }
       case 'stop':
         stopping = true;
         break;
