@@ -314,6 +314,47 @@ test('conn_reuse_mode: a SYN on a TIME_WAIT/CLOSE connection is scheduled anew',
   t.is(third.conn.stateName, 'SYN_RECV');
 });
 
+test('conn_reuse_mode: a DR SYN reusing a TIME_WAIT / CLOSE flow is rescheduled and forwarded, never dropped', (t) => {
+  // a connect loop's client reuses source ports whose old entries linger; no conntrack here, so no drop (5.9+)
+  const { eng } = setup();
+  const { dests } = addService(eng);
+  const p = pkt({ sport: 41000 });
+  const open = () => eng.process({ ...p, tcpFlags: SYN });
+  const a = open();
+  if (a.kind !== 'forward') return t.fail();
+  eng.process({ ...p, tcpFlags: FIN | ACK }); // input-only: SYN_RECV + FIN → TIME_WAIT
+  t.is(a.conn.stateName, 'TIME_WAIT');
+  const b = open();
+  if (b.kind !== 'forward') return t.fail(JSON.stringify(b));
+  t.not(b.conn, a.conn);
+  t.false(a.conn.live);
+  t.is(b.conn.stateName, 'SYN_RECV');
+  t.not(b.dest, a.dest); // scheduled anew: rr moved on
+  eng.process({ ...p, tcpFlags: ACK });
+  eng.process({ ...p, tcpFlags: RST | ACK });
+  t.is(b.conn.stateName, 'CLOSE');
+  const c = open();
+  if (c.kind !== 'forward') return t.fail(JSON.stringify(c));
+  t.not(c.conn, b.conn);
+  t.is(c.dest, a.dest);
+  // a DR connection closed by FIN stays in FIN_WAIT: mode 1 keeps it (and its server), the SYN is still forwarded
+  eng.process({ ...p, tcpFlags: ACK });
+  eng.process({ ...p, tcpFlags: FIN | ACK });
+  t.is(c.conn.stateName, 'FIN_WAIT');
+  const d = open();
+  if (d.kind !== 'forward') return t.fail(JSON.stringify(d));
+  t.is(d.conn, c.conn);
+  t.is(d.conn.stateName, 'SYN_RECV');
+  const st = eng.stats();
+  t.is(st.rescheduled, 2);
+  t.is(st.size, 1);
+  t.true(
+    Object.values(st.drops).every((n) => n === 0),
+    JSON.stringify(st.drops),
+  );
+  checkInvariants(t, eng, dests);
+});
+
 test('conn_reuse_mode bit 1: FIN_WAIT of DR connections is reused too', (t) => {
   for (const [mode, resched] of [
     [1, false],
