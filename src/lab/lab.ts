@@ -298,7 +298,11 @@ export async function runChecks(plan: LabPlan, st: LabState | null): Promise<Che
         ),
       );
   }
+  const fixed = res.length;
   await Promise.all(checks);
+  // the concurrent checks finish in any order: list them in a stable one
+  const rest = res.splice(fixed).sort((a, b) => a.name.localeCompare(b.name));
+  res.push(...rest);
   // end to end from every client, once the pieces are there
   if (res.every((r) => r.ok)) {
     for (const cl of hostsOf(plan, 'client'))
