@@ -7,7 +7,7 @@ import {
   type CheckManagerOptions,
   type ProbeRunner,
 } from '../src/ha/checks/manager.js';
-import type { ProbeTarget } from '../src/ha/checks/probes.js';
+import { listenerPortChecks, type ProbeTarget } from '../src/ha/checks/probes.js';
 import { ManualTimers } from '../src/ha/checks/timers.js';
 import type { RealServerCheck, VirtualServerHealth } from '../src/ha/checks-types.js';
 import type { ServiceId } from '../src/l4/service.js';
@@ -225,4 +225,27 @@ test('warmup spreads the first checks; stop() cancels everything', async (t) => 
   m.stop();
   await advance(f.timers, 60_000);
   t.is(f.targets.length, 2);
+});
+
+test('listener ports of an LB node: one TCP_CHECK per port; one closed port takes the node out', async (t) => {
+  const f = fixture({ checks: listenerPortChecks([80, 443, 8404], { retry: 0 }) });
+  const closed = new Set<string>();
+  f.probes.tcp = async (x) => {
+    f.targets.push(x);
+    return closed.has(`${x.host}:${x.port}`) ? { ok: false, reason: 'ECONNREFUSED' } : { ok: true };
+  };
+  const m = f.manager();
+  m.start();
+  await advance(f.timers, 1000);
+  t.deepEqual(
+    f.targets.filter((x) => x.host === '10.0.0.1').map((x) => x.port),
+    [80, 443, 8404],
+  );
+  closed.add('10.0.0.1:8404');
+  await advance(f.timers, 6000);
+  t.deepEqual(f.weights(), { '10.0.0.2': 1 });
+  closed.clear();
+  await advance(f.timers, 6000);
+  t.deepEqual(f.weights(), { '10.0.0.1': 2, '10.0.0.2': 1 });
+  m.stop();
 });

@@ -1,9 +1,11 @@
 /** The probes against real local servers: TCP listener, HTTP server with a known body digest, MISC scripts. */
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import tls from 'node:tls';
 import test from 'ava';
 import { getSocketMark } from '../src/fwmark/somark.js';
 import {
@@ -184,6 +186,53 @@ test('misc: exit status is the outcome; a script past misc_timeout is killed', a
     t.is(r.reason, 'timed out');
     t.true(Date.now() - started < 2500);
     t.like(await miscProbe(join(dir, 'missing'), 1000), { ok: false });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('SSL_GET: the digest of the body over TLS (certificate not verified, as keepalived)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tierlb-tls-'));
+  try {
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-subj',
+        '/CN=rs.test',
+        '-days',
+        '1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
+    const body = 'secure hello\n';
+    let sni: string | undefined;
+    const srv = tls.createServer(
+      { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) },
+      (sock) => {
+        sni = (sock as tls.TLSSocket & { servername?: string }).servername;
+        sock.once('data', () => sock.end(`HTTP/1.0 200 OK\r\nContent-Length: ${body.length}\r\n\r\n${body}`));
+        sock.on('error', () => {});
+      },
+    );
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const port = (srv.address() as net.AddressInfo).port;
+    const digest = createHash('md5').update(body).digest('hex');
+    const r = await httpProbe(
+      { host: '127.0.0.1', port, timeoutMs: 3000 },
+      { tls: true, virtualhost: 'rs.test', urls: [{ path: '/', statusCodes: [], digest }] },
+    );
+    t.deepEqual(r, { ok: true });
+    t.is(sni, 'rs.test');
+    await new Promise((r2) => srv.close(r2));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import { AF_INET, AF_INET6, close as closeFd, setSoMark, socket as sysSocket } from '../../l4/datapath/sys.js';
+import type { TcpCheck } from '../checks-types.js';
 import type { CheckOutcome } from './state.js';
 
 const SOCK_STREAM = 1;
@@ -268,4 +269,22 @@ export function miscProbe(command: string, timeoutMs: number): Promise<CheckOutc
       else resolve(fail(timedOut ? 'timed out' : `signal ${signal}`));
     });
   });
+}
+
+/**
+ * `nc -vz host port` for each listener port of a load-balancer node, as keepalived checks: one TCP_CHECK per port
+ * (connect_port), so the node is down as soon as one of its listeners is.
+ */
+export function listenerPortChecks(
+  ports: readonly number[],
+  o: { connectTimeout?: number; retry?: number; delayBeforeRetry?: number; connectIp?: string } = {},
+): TcpCheck[] {
+  return ports.map((port) => ({
+    type: 'tcp',
+    connectPort: port,
+    connectIp: o.connectIp,
+    connectTimeout: o.connectTimeout ?? 5,
+    retry: o.retry ?? 1,
+    delayBeforeRetry: o.delayBeforeRetry ?? 1,
+  }));
 }
