@@ -6,6 +6,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { request } from '../src/cli/director.js';
+import type { DatapathStats } from '../src/l4/datapath/datapath.js';
 import { adm, buildTopo, RS1, startDirector, stopDirector, type Topo, VIP } from '../test/netns-director-topo.js';
 
 const PPS_PACKETS = Number(process.env.L4_BENCH_PACKETS ?? 200_000);
@@ -86,6 +88,20 @@ ts = [threading.Thread(target=run, args=(i,)) for i in range(4)]
 print(sum(counts) / (time.time() - t0), flush=True)
 `;
 
+/** TCP counters of the connect test's two ends (nstat, absolute, history untouched). */
+function tcpCounters(t: Topo): Record<string, number> {
+  const read = (ns: string, prefix: string, names: string[]) => {
+    const out = t.set.exec(ns, 'nstat', ['-asz', ...names], { allowFail: true });
+    const r: Record<string, number> = {};
+    for (const m of out.matchAll(/^(\w+)\s+(\d+)/gm)) r[`${prefix}.${m[1]}`] = Number(m[2]);
+    return r;
+  };
+  return {
+    ...read(t.rs1, 'rs1', ['TcpExtListenOverflows']),
+    ...read(t.client, 'client', ['TcpExtTCPSynRetrans']),
+  };
+}
+
 async function waitReady(p: import('node:child_process').ChildProcess): Promise<() => string> {
   let out = '';
   p.stdout?.on('data', (d) => {
@@ -104,9 +120,14 @@ async function measure(t: Topo, system: Row['system']): Promise<Row[]> {
   const pps = secs > 0 ? n / secs : 0;
   const acc = t.set.spawn(t.rs1, '/usr/bin/python3', ['-c', ACCEPTOR]);
   await waitReady(acc);
+  const before = tcpCounters(t);
   const cps = Number(t.set.exec(t.client, '/usr/bin/python3', ['-c', CONNECTOR]).trim());
+  const after = tcpCounters(t);
   acc.kill('SIGKILL');
   process.stderr.write(`${system}: ${Math.round(pps)} pkt/s (${n} received), ${Math.round(cps)} new conn/s\n`);
+  // what else caps a connect loop: the real server's accept backlog, SYNs the client had to send again
+  const delta = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]));
+  process.stderr.write(`${system}: during the connect test ${JSON.stringify(delta)}\n`);
   return [
     { system, metric: 'pps', value: Math.round(pps), unit: 'packets/s' },
     { system, metric: 'new_conns_per_s', value: Math.round(cps), unit: 'connections/s' },
@@ -175,6 +196,10 @@ async function main(): Promise<void> {
         await adm(t, ['-a', flag, svc, '-r', RS1, '-g']);
       }
       rows.push(...(await measure(t, 'tierlb')));
+      const st = JSON.parse(await request(t.socket, { op: 'stats' })) as DatapathStats;
+      process.stderr.write(
+        `tierlb: ${st.packets} packets handled, dropped ${st.dropped}, kernel queue ${JSON.stringify({ ...st.kernel, queues: undefined })}\n`,
+      );
     } finally {
       await stopDirector(d.child);
     }
