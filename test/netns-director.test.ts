@@ -481,8 +481,10 @@ while True:
     }
     t.is(st.dropped, 0, JSON.stringify(st));
     t.is(st.kernel.queues.length, 1, JSON.stringify(st.kernel));
-    t.like(st.kernel, { waiting: 0, queueDropped: 0, userDropped: 0 });
-    // every packet the kernel queued was handled by the worker
+    // the flood may overrun the queue on a busy machine (queueDropped, counted by the kernel before it numbers a
+    // packet); nothing may stay without a verdict, and every packet the kernel queued was handled by the worker
+    t.like(st.kernel, { waiting: 0, userDropped: 0 });
+    t.is(typeof st.kernel.queueDropped, 'number');
     t.is(st.kernel.queues[0].idSequence, st.packets);
     t.true(st.ipvs.rescheduled >= 99, JSON.stringify(st.ipvs));
     t.true(
@@ -493,7 +495,7 @@ while True:
     const cli = JSON.parse(
       t0.set.exec(t0.director, process.execPath, ['--import', 'tsx', DIRECTOR_ENTRY, 'stats', '--socket', t0.socket]),
     );
-    t.is(cli.kernel.queueDropped, 0);
+    t.is(cli.kernel.queueDropped, st.kernel.queueDropped);
     t.is(typeof cli.ipvs.size, 'number');
   },
 );
