@@ -145,6 +145,14 @@ export class Datapath {
     if (r.error) throw new Error(r.error);
   }
 
+  /** An HA request to the worker (src/ha/worker-ha.ts); the rules it changes are applied before it resolves. */
+  async ha(req: unknown): Promise<unknown> {
+    const r = await this.request({ type: 'ha', id: this.nextId++, req });
+    await this.applyPlan(r.plan);
+    if (r.error) throw new Error(r.error);
+    return JSON.parse(r.response ?? 'null');
+  }
+
   async stats(): Promise<DatapathStats> {
     const r = await this.request({ type: 'stats', id: this.nextId++ });
     const s = JSON.parse(r.response ?? '{}') as Omit<DatapathStats, 'kernel'>;

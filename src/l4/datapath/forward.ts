@@ -91,6 +91,10 @@ export class Forwarder {
   private readonly marks = new Map<string, number>();
   private nextMark = 0;
   private readonly bytes = new Map<string, Uint8Array>();
+  /** called with each forwarded packet's connection (the sync master's hook, src/ha/worker-ha.ts) */
+  onForward: ((conn: DpConn) => void) | null = null;
+  /** DR real servers whose mark route stays while they are out of the table (health-checked through the VIP) */
+  readonly pinned = new Set<string>();
 
   constructor(
     readonly engine: DpEngine,
@@ -180,6 +184,7 @@ export class Forwarder {
       return;
     }
     this.forward(q, p, conn, dest);
+    if (this.onForward) this.onForward(conn);
   }
 
   private forward(q: QueuedPacket, p: Parsed, conn: DpConn, dest: DpDest): void {
@@ -287,6 +292,10 @@ export class Forwarder {
         const mark = this.markFor(d.addr);
         if (!plan.routes.some((r) => r.mark === mark)) plan.routes.push(routeFor(d.family, d.addr, mark));
       }
+    }
+    for (const rip of this.pinned) {
+      const mark = this.markFor(rip);
+      if (!plan.routes.some((r) => r.mark === mark)) plan.routes.push(routeFor(rip.includes(':') ? 6 : 4, rip, mark));
     }
     return plan;
   }

@@ -17,6 +17,8 @@ export type ToWorker =
   /** a PlanDiff (src/l4/config.ts) to apply to the live table */
   | { type: 'diff'; id: number; diff: unknown }
   | { type: 'stats'; id: number }
+  /** an HA request (src/ha/worker-ha.ts): sync daemons, pinned routes, metrics snapshot */
+  | { type: 'ha'; id: number; req: unknown }
   | { type: 'stop' };
 
 export type FromWorker =

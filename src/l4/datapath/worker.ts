@@ -6,6 +6,7 @@
  */
 import { networkInterfaces } from 'node:os';
 import { type MessagePort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { type HaRequest, WorkerHa } from '../../ha/worker-ha.js';
 import { systemClock } from '../clock.js';
 import { applyPlanDiff, type PlanDiff } from '../config.js';
 import type { RealServer } from '../dest.js';
@@ -79,6 +80,7 @@ async function main(): Promise<void> {
     data.queue,
     data.queues,
   );
+  const ha = new WorkerHa(engine, fwd);
   port.postMessage({ type: 'ready', engine: engine.constructor.name, adm: adm !== null, plan: fwd.plan() });
 
   const msgs: NlMessage[] = [];
@@ -94,7 +96,7 @@ async function main(): Promise<void> {
         else {
           locals = localAddrs();
           try {
-            response = await adm(m.line, engine);
+            response = (await ha.adm(m.line)) ?? (await adm(m.line, engine));
           } catch (e) {
             response = JSON.stringify({ code: 1, stdout: '', stderr: `${(e as Error).message}\n` });
           }
@@ -122,6 +124,15 @@ async function main(): Promise<void> {
         port.postMessage({ type: 'reply', id: m.id, response: JSON.stringify({ ...fwd.counters, ipvs }) });
         break;
       }
+      case 'ha': {
+        try {
+          const response = JSON.stringify(await ha.request(m.req as HaRequest));
+          port.postMessage({ type: 'reply', id: m.id, response, plan: fwd.plan() });
+        } catch (e) {
+          port.postMessage({ type: 'reply', id: m.id, error: (e as Error).message });
+        }
+        break;
+      }
       case 'stop':
         stopping = true;
         break;
@@ -135,12 +146,15 @@ async function main(): Promise<void> {
       await control(c.message as ToWorker);
       c = receiveMessageOnPort(port);
     }
+    // sync daemons' sockets and timers live on this thread's event loop
+    if (ha.active) await new Promise<void>((resolve) => setImmediate(resolve));
     const now = Date.now();
     if (now - lastTick >= 1000) {
       lastTick = now;
       engine.tick();
     }
   }
+  await ha.sync.stopAll();
   nfq.close();
   if (rawFd >= 0) close(rawFd);
   port.postMessage({ type: 'stopped', counters: fwd.counters });
