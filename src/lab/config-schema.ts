@@ -5,19 +5,13 @@
  * Cross-field rules (addresses inside their subnets, unique names and addresses, backends on known hypervisors,
  * listener ports unique) are checked by the validator registered at the bottom.
  */
+import { cidr4Schema, ipv4Schema as ipv4, portSchema as port } from '../config/common-schema.js';
 import { registerSectionValidator, type SectionContext } from '../config/validators.js';
 
-const ipv4 = {
-  type: 'string',
-  pattern: '^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)){3}$',
-} as const;
-const cidr4 = {
-  type: 'string',
-  pattern: '^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)){3}/([8-9]|[12]\\d|30)$',
-} as const;
+/** the lab's subnets: /8 to /30 */
+const cidr4 = cidr4Schema('[8-9]|[12]\\d|30');
 /** host names become namespace names `<prefix>-<name>` */
 const hostName = { type: 'string', pattern: '^[a-z][a-z0-9]{0,11}$' } as const;
-const port = { type: 'integer', minimum: 1, maximum: 65535 } as const;
 
 const named = (extra: Record<string, unknown>, required: string[]) =>
   ({

@@ -19,22 +19,14 @@
  *       ports: [vb1]                   # existing links to enslave to the bridge (optional)
  * ```
  */
+import { cidr4Schema, portSchema as dstport, ipv4Schema as ipv4 } from '../config/common-schema.js';
 import { registerSectionValidator } from '../config/validators.js';
 import { overlayProblems } from './semantics.js';
 
-const ipv4 = {
-  type: 'string',
-  pattern: '^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)){3}$',
-} as const;
-const cidr4 = {
-  type: 'string',
-  pattern:
-    '^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)){3}/([0-9]|[12]\\d|3[0-2])$',
-} as const;
+const cidr4 = cidr4Schema('[0-9]|[12]\\d|3[0-2]');
 const mac = { type: 'string', pattern: '^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$' } as const;
 /** Linux interface names: at most 15 characters, no '/', ':' or whitespace. */
 const ifname = { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,15}$' } as const;
-const dstport = { type: 'integer', minimum: 1, maximum: 65535 } as const;
 const mtu = { type: 'integer', minimum: 68, maximum: 65535 } as const;
 
 export const overlayNetworkSchema = {
