@@ -4,24 +4,11 @@ import { ManualClock } from '../src/l4/clock.js';
 import type { FwdMethod, RealServer } from '../src/l4/dest.js';
 import { Engine, type EngineOptions, type PacketMeta } from '../src/l4/engine.js';
 import type { ServiceId } from '../src/l4/service.js';
+import { seeded } from './seeded.js';
 
-export const FIN = 1;
-export const SYN = 2;
-export const RST = 4;
-export const PSH = 8;
-export const ACK = 16;
-
-/** mulberry32 */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** TCP flag bits, as the packets the tests build carry them */
+export { TH_ACK as ACK, TH_FIN as FIN, TH_PSH as PSH, TH_RST as RST, TH_SYN as SYN } from '../src/l4/conn/tcp.js';
+export { seeded };
 
 export function setup(o: Omit<EngineOptions, 'clock'> = {}): { clock: ManualClock; eng: Engine } {
   const clock = new ManualClock(1_000_000);

@@ -4,18 +4,9 @@ import type { RealServer } from '../src/l4/dest.js';
 import type { SchedPacket } from '../src/l4/schedulers/types.js';
 import type { ServiceId, VirtualService } from '../src/l4/service.js';
 import { ServiceTable } from '../src/l4/services.js';
+import { seeded } from './seeded.js';
 
-/** mulberry32: a small seeded PRNG returning [0, 1). */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seeded };
 
 /** Letters for the real servers the tests add: A = 192.168.1.1, B = .2, ... */
 export const ADDR: Record<string, string> = {};
