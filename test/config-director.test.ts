@@ -164,7 +164,7 @@ test('every problem of a bad director section is reported at its line', (t) => {
   );
   t.is(
     lines[9],
-    `${b(23, 'method')}: director.services[3].method: unknown key 'method' (known keys: name, vip, port, protocol, fwmark, family, scheduler, sched_flags, persistent, netmask, ops, real_servers)`,
+    `${b(23, 'method')}: director.services[3].method: unknown key 'method' (known keys: name, vip, port, protocol, fwmark, family, scheduler, sched_flags, persistent, netmask, ops, real_servers, delay_loop, quorum, hysteresis, quorum_up, quorum_down, alpha, omega, ha_suspend, virtualhost, sorry_server)`,
   );
   t.is(lines.length, 10);
   // the error's message is the same list, one per line

@@ -1,7 +1,8 @@
 /**
- * `tierlb director [--config FILE] [--socket PATH] [--queue N] [--max-queue-len N]`: the L4 director daemon. Runs the
- * data path (NFQUEUE worker with the engine inside) and serves the admin unix socket (mode 0600), one JSON line per
- * request:
+ * `tierlb director [--config FILE | --keepalived FILE] [--metrics ADDR] [--socket PATH] [--queue N] [--max-queue-len N]`:
+ * the L4 director daemon. Runs the data path (NFQUEUE worker with the engine inside), the HA parts (VRRP instances,
+ * real-server checks, the sync daemon, /metrics: src/ha/director-ha.ts) and serves the admin unix socket (mode
+ * 0600), one JSON line per request:
  *   {"argv":[...],"stdin":"..."}   → tierlb adm (handleAdmRequest in the worker) → {"code","stdout","stderr"}
  *   {"op":"reload"}                → re-read the config and apply the difference → {"code","stdout","stderr"}
  *   {"op":"stats"}                 → data-path counters
@@ -14,15 +15,8 @@ import { chmodSync, mkdirSync, readdirSync, unlinkSync, writeFileSync } from 'no
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { loadConfigFile } from '../config/load.js';
-import {
-  DEFAULT_SYSCTL,
-  DEFAULT_TIMEOUTS,
-  type DirectorPlan,
-  diffPlans,
-  directorFromConfig,
-  isEmptyDiff,
-} from '../l4/config.js';
+import { DirectorHa, type HaPlan, haPlanFromKeepalived, haPlanFromYaml } from '../ha/director-ha.js';
+import { DEFAULT_SYSCTL, DEFAULT_TIMEOUTS, type DirectorPlan, diffPlans, isEmptyDiff } from '../l4/config.js';
 import { Datapath } from '../l4/datapath/datapath.js';
 import { log } from '../log.js';
 
@@ -30,6 +24,10 @@ export const DEFAULT_SOCKET = '/run/tierlb/director.sock';
 
 interface Opts {
   config?: string;
+  /** a keepalived.conf instead of (or as) the config */
+  keepalived?: string;
+  /** --metrics ADDR: Prometheus /metrics */
+  metrics?: string;
   socket: string;
   queue: number;
   maxLen?: number;
@@ -38,7 +36,8 @@ interface Opts {
 
 function usage(): string {
   return [
-    'usage: tierlb director [--config FILE] [--socket PATH] [--queue N] [--max-queue-len N] [--no-sysctl]',
+    'usage: tierlb director [--config FILE | --keepalived FILE] [--metrics ADDR] [--socket PATH] [--queue N]',
+    '                       [--max-queue-len N] [--no-sysctl]',
     '       tierlb director reload|stats|rules [--socket PATH]',
   ].join('\n');
 }
@@ -54,6 +53,8 @@ function parseArgs(argv: string[]): Opts | string {
     };
     try {
       if (a === '--config' || a === '-c') o.config = val();
+      else if (a === '--keepalived' || a === '-k') o.keepalived = val();
+      else if (a === '--metrics') o.metrics = val();
       else if (a === '--socket' || a === '-s') o.socket = val();
       else if (a === '--queue' || a === '-q') {
         o.queue = Number(val());
@@ -159,15 +160,24 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   // the config first: a bad one never starts anything
-  let plan = EMPTY_PLAN;
-  if (o.config) {
-    try {
-      plan = directorFromConfig((await loadConfigFile(o.config)).config);
-    } catch (e) {
-      process.stderr.write(`tierlb director: ${(e as Error).message}\n`);
-      return 1;
-    }
+  if (o.config && o.keepalived) {
+    process.stderr.write('tierlb director: --config and --keepalived exclude each other\n');
+    return 2;
   }
+  const loadPlan = async (): Promise<HaPlan | null> => {
+    if (o.keepalived) return haPlanFromKeepalived(o.keepalived, log);
+    if (o.config) return haPlanFromYaml(o.config);
+    return null;
+  };
+  let haPlan: HaPlan = { director: EMPTY_PLAN };
+  try {
+    haPlan = (await loadPlan()) ?? haPlan;
+  } catch (e) {
+    process.stderr.write(`tierlb director: ${(e as Error).message}\n`);
+    return 1;
+  }
+  if (o.metrics) haPlan.metrics = o.metrics;
+  let plan = haPlan.director;
   if (await socketInUse(o.socket)) {
     process.stderr.write(`tierlb director: a director already answers on ${o.socket}\n`);
     return 1;
@@ -177,6 +187,7 @@ export async function run(argv: string[]): Promise<number> {
   const dp = new Datapath({ queue: o.queue, maxLen: o.maxLen, log });
   let stopping: Promise<number> | null = null;
   let server: Server | null = null;
+  const ha = new DirectorHa({ dp, plan: haPlan, log });
   const stop = (code: number): Promise<number> => {
     if (!stopping) {
       stopping = (async () => {
@@ -185,6 +196,7 @@ export async function run(argv: string[]): Promise<number> {
         try {
           unlinkSync(o.socket);
         } catch {}
+        await ha.stop();
         await dp.stop();
         log.info('director stopped');
         return code;
@@ -204,6 +216,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     await dp.start();
     if (!isEmptyDiff(diffPlans(EMPTY_PLAN, plan))) await dp.applyDiff(diffPlans(EMPTY_PLAN, plan));
+    await ha.start();
   } catch (e) {
     log.error({ err: (e as Error).message }, 'director failed to start');
     await stop(1);
@@ -211,10 +224,10 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   const reload = async (): Promise<{ code: number; stdout: string; stderr: string }> => {
-    if (!o.config) return { code: 1, stdout: '', stderr: 'no --config to reload\n' };
+    if (!o.config && !o.keepalived) return { code: 1, stdout: '', stderr: 'no --config to reload\n' };
     let next: DirectorPlan;
     try {
-      next = directorFromConfig((await loadConfigFile(o.config)).config);
+      next = ((await loadPlan()) as HaPlan).director;
     } catch (e) {
       log.warn({ err: (e as Error).message }, 'reload refused: bad config, the running one stays');
       return { code: 1, stdout: '', stderr: `reload refused, the running config stays:\n${(e as Error).message}\n` };

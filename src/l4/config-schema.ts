@@ -29,6 +29,8 @@ export const SCHED_FLAG_NAMES = [
   'mh-port',
 ] as const;
 
+import { type CheckConfig, realServerHealthProps, serviceHealthProps } from '../ha/checks-config.js';
+
 const u16 = { type: 'integer', minimum: 0, maximum: 65535 } as const;
 const u32 = { type: 'integer', minimum: 0, maximum: 0xffffffff } as const;
 const seconds = { type: 'integer', minimum: 1, maximum: 0x7fffffff } as const;
@@ -44,6 +46,7 @@ export const realServerSchema = {
     weight: u16,
     u_threshold: u32,
     l_threshold: u32,
+    ...realServerHealthProps,
   },
 } as const;
 
@@ -63,6 +66,7 @@ export const serviceSchema = {
     netmask: { type: ['string', 'integer'] },
     ops: { type: 'boolean' },
     real_servers: { type: 'array', items: realServerSchema },
+    ...serviceHealthProps,
   },
 } as const;
 
@@ -87,6 +91,25 @@ export const directorSchema = {
       },
     },
     services: { type: 'array', items: serviceSchema },
+    /** the connection sync daemon started with the director (as `tierlb adm --start-daemon`) */
+    sync: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['state', 'syncid'],
+      properties: {
+        state: { enum: ['master', 'backup', 'vrrp'] },
+        syncid: { type: 'integer', minimum: 0, maximum: 255 },
+        interface: { type: 'string', minLength: 1, maxLength: 15 },
+        instance: { type: 'string', minLength: 1 },
+      },
+    },
+    /** Prometheus /metrics */
+    metrics: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['bind'],
+      properties: { bind: { type: 'string', minLength: 1 } },
+    },
   },
 } as const;
 
@@ -102,6 +125,10 @@ export interface RealServerConfig {
   weight?: number;
   u_threshold?: number;
   l_threshold?: number;
+  inhibit_on_failure?: boolean;
+  notify_up?: string;
+  notify_down?: string;
+  checks?: CheckConfig[];
 }
 
 export interface ServiceConfig {
@@ -123,6 +150,16 @@ export interface ServiceConfig {
   /** one-packet scheduling (udp and fwmark services) */
   ops?: boolean;
   real_servers?: RealServerConfig[];
+  delay_loop?: number;
+  quorum?: number;
+  hysteresis?: number;
+  quorum_up?: string;
+  quorum_down?: string;
+  alpha?: boolean;
+  omega?: boolean;
+  ha_suspend?: boolean;
+  virtualhost?: string;
+  sorry_server?: { address: string; port: number; inhibit?: boolean };
 }
 
 export interface DirectorConfig {
@@ -135,4 +172,7 @@ export interface DirectorConfig {
     conn_reuse_mode?: number;
   };
   services?: ServiceConfig[];
+  /** state vrrp: master while the VRRP instance `instance` (default: the first) is MASTER, backup otherwise */
+  sync?: { state: 'master' | 'backup' | 'vrrp'; syncid: number; interface?: string; instance?: string };
+  metrics?: { bind: string };
 }

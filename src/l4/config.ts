@@ -6,6 +6,8 @@
 import { isIPv4 } from 'node:net';
 import type { ConfigPath } from '../config/problems.js';
 import { registerSectionValidator, type SectionContext } from '../config/validators.js';
+import { healthFromService } from '../ha/checks-config.js';
+import type { VirtualServerHealth } from '../ha/checks-types.js';
 import { canonicalAddr, type Family, familyOf, hostPort, prefixToMask4 } from './addr.js';
 import type { Timeouts } from './adm/target.js';
 import { ManualClock } from './clock.js';
@@ -68,6 +70,8 @@ export interface PlannedService {
   spec: ServiceSpec;
   /** in config order (added in this order, so the table lists the last one first, as the kernel does) */
   dests: DestSpec[];
+  /** health checks (keepalived's checkers); absent: the service is not under the checker */
+  health?: VirtualServerHealth;
 }
 
 export interface DirectorPlan {
@@ -214,6 +218,13 @@ function checkService(raw: unknown, report: Report): { id?: ServiceId; plan?: Pl
   if (!ok || !id || typeof sched !== 'string') return { id };
   const plan: PlannedService = { spec: { id, sched, flags, timeout, netmask }, dests };
   if (typeof raw.name === 'string') plan.name = raw.name;
+  try {
+    const health = healthFromService(raw, dests);
+    if (health) plan.health = health;
+  } catch (e) {
+    report([], (e as Error).message);
+    return { id };
+  }
   return { id, plan };
 }
 

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { destKey } from '../../l4/dest.js';
 import type { ServiceId } from '../../l4/service.js';
-import type { DestSpec, ServiceTable } from '../../l4/services.js';
+import type { DestSpec } from '../../l4/services.js';
 import { log as defaultLog, type Logger } from '../../log.js';
 import type { RealServerCheck, RealServerHealth, VirtualServerHealth } from '../checks-types.js';
 import { type HttpProbeOptions, httpProbe, miscProbe, type ProbeTarget, splitCommand, tcpProbe } from './probes.js';
@@ -38,8 +38,16 @@ export interface CheckedService {
   health: VirtualServerHealth;
 }
 
+/** What the manager needs of a table: the ServiceTable, or a mirror of one held elsewhere (src/ha/director-ha.ts). */
+export interface CheckTable {
+  get(id: ServiceId): { dests: readonly (DestSpec & { key: string })[] } | undefined;
+  addDest(id: ServiceId, d: DestSpec): unknown;
+  editDest(id: ServiceId, d: DestSpec): unknown;
+  delDest(id: ServiceId, addr: string, port: number): unknown;
+}
+
 export interface CheckManagerOptions {
-  table: ServiceTable;
+  table: CheckTable;
   services: CheckedService[];
   timers?: Timers;
   probes?: ProbeRunner;
@@ -119,7 +127,7 @@ function checkTiming(c: RealServerCheck, vsDelayLoop: number): CheckerTiming {
 }
 
 export class CheckManager extends EventEmitter<CheckManagerEvents> {
-  readonly table: ServiceTable;
+  readonly table: CheckTable;
   readonly timers: Timers;
   private readonly probes: ProbeRunner;
   private readonly log: Logger;

@@ -71,6 +71,8 @@ export interface KeepalivedService {
 
 export interface KeepalivedConfig {
   routerId?: string;
+  /** global_defs lvs_sync_daemon */
+  lvsSync?: LvsSyncDaemon;
   vrrp: VrrpConfig;
   services: KeepalivedService[];
 }
@@ -195,7 +197,17 @@ function notifyHandlers(c: Ctx, n: VrrpNotify): Record<string, Handler> {
 
 const EMAIL_NOTE = 'e-mail notification is not supported by tierlb (use notify scripts)';
 
-function globalDefs(c: Ctx, s: Statement, out: { routerId?: string; vrrpVersion?: 2 | 3 }): void {
+export interface LvsSyncDaemon {
+  interface: string;
+  instance: string;
+  syncid: number;
+}
+
+function globalDefs(
+  c: Ctx,
+  s: Statement,
+  out: { routerId?: string; vrrpVersion?: 2 | 3; lvsSync?: LvsSyncDaemon },
+): void {
   const notes: Record<string, string> = {
     notification_email: EMAIL_NOTE,
     notification_email_from: EMAIL_NOTE,
@@ -215,6 +227,17 @@ function globalDefs(c: Ctx, s: Statement, out: { routerId?: string; vrrpVersion?
       vrrp_version: (x) => {
         const v = c.num(x, { min: 2, max: 3, int: true });
         if (v !== undefined) out.vrrpVersion = v as 2 | 3;
+      },
+      // lvs_sync_daemon IF INSTANCE [id N]: the sync daemon follows the instance (master while it is MASTER)
+      lvs_sync_daemon: (x) => {
+        const ifc = c.arg(x, 0);
+        const inst = c.arg(x, 1);
+        let syncid = 0;
+        for (let i = 2; i < x.args.length; i += 2) {
+          if (x.args[i] === 'id') syncid = c.num(x, { min: 0, max: 255, int: true, i: i + 1 }) ?? 0;
+          else c.warn(x, `lvs_sync_daemon option '${x.args[i]}' is not supported by tierlb, ignored`);
+        }
+        if (ifc && inst) out.lvsSync = { interface: ifc, instance: inst, syncid };
       },
     },
     notes,
@@ -833,7 +856,7 @@ export function interpret(statements: Statement[]): {
   warnings: Diagnostic[];
 } {
   const c = new Ctx();
-  const g: { routerId?: string; vrrpVersion?: 2 | 3 } = {};
+  const g: { routerId?: string; vrrpVersion?: 2 | 3; lvsSync?: LvsSyncDaemon } = {};
   // global_defs first: vrrp_version sets the default for every instance
   for (const s of statements) if (s.name === 'global_defs') globalDefs(c, s, g);
   const scripts: VrrpScriptConfig[] = [];
@@ -895,7 +918,12 @@ export function interpret(statements: Statement[]): {
     keys.add(k);
   }
   return {
-    config: { ...(g.routerId ? { routerId: g.routerId } : {}), vrrp, services },
+    config: {
+      ...(g.routerId ? { routerId: g.routerId } : {}),
+      ...(g.lvsSync ? { lvsSync: g.lvsSync } : {}),
+      vrrp,
+      services,
+    },
     errors: c.errors,
     warnings: c.warnings,
   };

@@ -1,0 +1,283 @@
+/**
+ * HA inside `tierlb director`: the config (YAML `director` + `vrrp` sections, or a keepalived.conf) → one HaPlan, and
+ * the daemon's HA parts on its main thread:
+ * - VRRP instances (runVrrp: VIPs, gratuitous ARP, notify scripts);
+ * - the CheckManager. The service table lives in the data-path worker, so the checker works on a RemoteTable: a
+ *   mirror of the checked services' real servers whose changes are sent to the worker as ipvsadm commands (-a/-e/-d,
+ *   one at a time, in order). The checked DR real servers are pinned in the worker (their mark route stays while they
+ *   are out of the table) and probes carry that mark, so a DR check goes to the VIP on the real server;
+ * - the sync daemon from the config (`sync: {state: master|backup|vrrp}`; vrrp = master while the instance is
+ *   MASTER, backup otherwise, as keepalived's lvs_sync_daemon does);
+ * - Prometheus /metrics (src/ha/metrics.ts).
+ * An admin changing a checked service by hand makes the mirror stale: the checker's next command may then fail
+ * (logged) — as with keepalived, the checker owns its real servers.
+ */
+import { loadConfigFile } from '../config/load.js';
+import { hostPort } from '../l4/addr.js';
+import {
+  DEFAULT_SYSCTL,
+  DEFAULT_TIMEOUTS,
+  type DirectorPlan,
+  directorFromConfig,
+  type PlannedService,
+} from '../l4/config.js';
+import type { Datapath } from '../l4/datapath/datapath.js';
+import { destKey } from '../l4/dest.js';
+import { type ServiceId, serviceKey } from '../l4/service.js';
+import type { DestSpec } from '../l4/services.js';
+import { type Logger, log as rootLog } from '../log.js';
+import { CheckManager, type CheckTable } from './checks/manager.js';
+import type { VirtualServerHealth } from './checks-types.js';
+import { loadKeepalivedConf } from './keepalived/config.js';
+import { formatDiagnostic } from './keepalived/parse.js';
+import { type MetricsServer, startMetrics } from './metrics.js';
+import type { SyncDaemonStart } from './sync/daemon.js';
+import { checkVrrpConfig, type VrrpSection, vrrpFromSection } from './vrrp/config.js';
+import { runVrrp, type VrrpRunner } from './vrrp/instance.js';
+import type { VrrpConfig, VrrpStateName } from './vrrp/types.js';
+
+export interface SyncPlan {
+  state: 'master' | 'backup' | 'vrrp';
+  syncid: number;
+  interface: string;
+  /** the VRRP instance a `vrrp` state follows (default: the first) */
+  instance?: string;
+}
+
+export interface HaPlan {
+  director: DirectorPlan;
+  vrrp?: VrrpConfig;
+  sync?: SyncPlan;
+  metrics?: string;
+}
+
+/** A tierlb YAML file → HaPlan (throws with every problem). */
+export async function haPlanFromYaml(path: string): Promise<HaPlan> {
+  const cfg = (await loadConfigFile(path)).config;
+  const plan: HaPlan = { director: directorFromConfig(cfg) };
+  if (cfg.vrrp) {
+    plan.vrrp = vrrpFromSection(cfg.vrrp as VrrpSection);
+    const p = checkVrrpConfig(plan.vrrp);
+    if (p.length) throw new Error(p.map((x) => `${path}: ${x}`).join('\n'));
+  }
+  const s = cfg.director?.sync;
+  if (s) plan.sync = { state: s.state, syncid: s.syncid, interface: s.interface ?? 'eth0', instance: s.instance };
+  if (cfg.director?.metrics) plan.metrics = cfg.director.metrics.bind;
+  return plan;
+}
+
+/**
+ * A keepalived.conf → HaPlan. Unsupported keywords are logged as warnings with file:line; errors throw.
+ */
+export function haPlanFromKeepalived(path: string, log: Logger = rootLog): HaPlan {
+  const r = loadKeepalivedConf(path);
+  for (const w of r.warnings) log.warn(formatDiagnostic(w));
+  if (r.errors.length) throw new Error(r.errors.map(formatDiagnostic).join('\n'));
+  const services: PlannedService[] = r.config.services.map((s) => ({ spec: s.spec, dests: s.dests, health: s.health }));
+  const plan: HaPlan = {
+    director: { services, timeouts: { ...DEFAULT_TIMEOUTS }, sysctl: { ...DEFAULT_SYSCTL } },
+    vrrp: r.config.vrrp,
+  };
+  if (r.config.lvsSync)
+    plan.sync = {
+      state: 'vrrp',
+      syncid: r.config.lvsSync.syncid,
+      interface: r.config.lvsSync.interface,
+      instance: r.config.lvsSync.instance,
+    };
+  return plan;
+}
+
+/** ipvsadm's service option for an id: -t/-u/--sctp-service/-f. */
+export function serviceArgs(id: ServiceId): string[] {
+  if (id.kind === 'fwm') return ['-f', String(id.fwmark), ...(id.family === 6 ? ['-6'] : [])];
+  const flag = id.kind === 'tcp' ? '-t' : id.kind === 'udp' ? '-u' : '--sctp-service';
+  return [flag, hostPort(id.addr ?? '', id.port ?? 0, id.family)];
+}
+
+function destArgs(id: ServiceId, d: DestSpec): string[] {
+  const fam = d.addr.includes(':') ? 6 : 4;
+  const fwd = d.fwd === 'masq' ? '-m' : d.fwd === 'tunnel' ? '-i' : '-g';
+  return [
+    ...serviceArgs(id),
+    '-r',
+    hostPort(d.addr, d.port, fam),
+    fwd,
+    '-w',
+    String(d.weight),
+    '-x',
+    String(d.uThreshold),
+    '-y',
+    String(d.lThreshold),
+  ];
+}
+
+type MirrorDest = DestSpec & { key: string };
+
+/** The CheckManager's view of the worker's table: a mirror, changed by ipvsadm commands sent to the worker. */
+export class RemoteTable implements CheckTable {
+  private readonly mirror = new Map<string, Map<string, MirrorDest>>();
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly adm: (argv: string[]) => Promise<{ code: number; stderr: string }>,
+    services: { spec: { id: ServiceId }; dests: DestSpec[] }[],
+    private readonly log: Logger = rootLog,
+  ) {
+    for (const s of services)
+      this.mirror.set(
+        serviceKey(s.spec.id),
+        new Map(s.dests.map((d) => [destKey(d.addr, d.port), { ...d, key: destKey(d.addr, d.port) }])),
+      );
+  }
+
+  get(id: ServiceId): { dests: MirrorDest[] } | undefined {
+    const m = this.mirror.get(serviceKey(id));
+    return m ? { dests: [...m.values()] } : undefined;
+  }
+
+  private send(argv: string[]): void {
+    this.chain = this.chain.then(async () => {
+      try {
+        const r = await this.adm(argv);
+        if (r.code !== 0) this.log.warn({ argv, err: r.stderr.trim() }, 'checker table change refused');
+      } catch (e) {
+        this.log.warn({ argv, err: (e as Error).message }, 'checker table change failed');
+      }
+    });
+  }
+
+  /** resolves when every command sent so far has been answered */
+  settled(): Promise<void> {
+    return this.chain;
+  }
+
+  addDest(id: ServiceId, d: DestSpec): void {
+    const m = this.mirror.get(serviceKey(id));
+    if (!m) throw new Error('service not in the table');
+    m.set(destKey(d.addr, d.port), { ...d, key: destKey(d.addr, d.port) });
+    this.send(['-a', ...destArgs(id, d)]);
+  }
+
+  editDest(id: ServiceId, d: DestSpec): void {
+    const m = this.mirror.get(serviceKey(id));
+    if (!m) throw new Error('service not in the table');
+    m.set(destKey(d.addr, d.port), { ...d, key: destKey(d.addr, d.port) });
+    this.send(['-e', ...destArgs(id, d)]);
+  }
+
+  delDest(id: ServiceId, addr: string, port: number): void {
+    const m = this.mirror.get(serviceKey(id));
+    if (!m) throw new Error('service not in the table');
+    m.delete(destKey(addr, port));
+    this.send(['-d', ...serviceArgs(id), '-r', hostPort(addr, port, addr.includes(':') ? 6 : 4)]);
+  }
+}
+
+export interface DirectorHaOptions {
+  dp: Datapath;
+  plan: HaPlan;
+  log?: Logger;
+  /** the checker's delay before the first checks (default 1 s, keepalived's) */
+  bootstrapDelayMs?: number;
+}
+
+/** The running HA parts of one director. */
+export class DirectorHa {
+  private vrrp: VrrpRunner | null = null;
+  checks: CheckManager | null = null;
+  table: RemoteTable | null = null;
+  private metrics: MetricsServer | null = null;
+  readonly vrrpStates = new Map<string, { state: VrrpStateName; vrid: number; priority: number }>();
+  private syncState: 'master' | 'backup' | null = null;
+  private syncChain: Promise<void> = Promise.resolve();
+  private readonly log: Logger;
+
+  constructor(private readonly o: DirectorHaOptions) {
+    this.log = o.log ?? rootLog;
+  }
+
+  private adm = async (argv: string[]): Promise<{ code: number; stderr: string }> =>
+    JSON.parse(await this.o.dp.adm(JSON.stringify({ argv }))) as { code: number; stderr: string };
+
+  async start(): Promise<void> {
+    const { plan, dp } = this.o;
+    // checks: against the worker's table through a mirror
+    const checked = plan.director.services.filter(
+      (s): s is PlannedService & { health: VirtualServerHealth } => s.health !== undefined,
+    );
+    if (checked.length) {
+      const rips = [...new Set(checked.flatMap((s) => s.dests.filter((d) => d.fwd === 'route').map((d) => d.addr)))];
+      const marks = (await dp.ha({ op: 'pin', rips })) as Record<string, number>;
+      this.table = new RemoteTable(this.adm, checked, this.log);
+      this.checks = new CheckManager({
+        table: this.table,
+        services: checked,
+        log: this.log,
+        markOf: (_svc, d) => (d.fwd === 'route' ? marks[d.addr] : undefined),
+        bootstrapDelayMs: this.o.bootstrapDelayMs,
+      });
+      this.checks.start();
+    }
+    // the sync daemon fixed by the config
+    const sync = plan.sync;
+    if (sync && sync.state !== 'vrrp') await this.setSync(sync.state);
+    // VRRP
+    if (plan.vrrp && plan.vrrp.instances.length) {
+      const follow = sync?.state === 'vrrp' ? (sync.instance ?? plan.vrrp.instances[0].name) : undefined;
+      this.vrrp = await runVrrp(plan.vrrp, {
+        logger: this.log,
+        onInstance: (i) => {
+          this.vrrpStates.set(i.cfg.name, { state: 'INIT', vrid: i.cfg.virtualRouterId, priority: i.cfg.priority });
+          i.on('state', (ev) => {
+            this.vrrpStates.set(i.cfg.name, {
+              state: ev.to,
+              vrid: i.cfg.virtualRouterId,
+              priority: ev.priority,
+            });
+            if (i.cfg.name === follow) void this.setSync(ev.to === 'MASTER' ? 'master' : 'backup');
+          });
+          i.on('error', (e) => this.log.error({ instance: i.cfg.name, err: e.message }, 'vrrp error'));
+        },
+      });
+      if (follow && !this.syncState) await this.setSync('backup');
+    } else if (sync?.state === 'vrrp') await this.setSync('master');
+    if (plan.metrics) this.metrics = await startMetrics(plan.metrics, this);
+  }
+
+  /** Switch the configured sync daemon to `state` (stop the other one first). */
+  setSync(state: 'master' | 'backup'): Promise<void> {
+    const sync = this.o.plan.sync;
+    if (!sync) return Promise.resolve();
+    this.syncChain = this.syncChain.then(async () => {
+      if (this.syncState === state) return;
+      try {
+        if (this.syncState) await this.o.dp.ha({ op: 'sync-stop', state: this.syncState });
+      } catch {}
+      this.syncState = null;
+      try {
+        await this.o.dp.ha({
+          op: 'sync-start',
+          start: { state, syncid: sync.syncid, mcastIfn: sync.interface } satisfies SyncDaemonStart,
+        });
+        this.syncState = state;
+      } catch (e) {
+        this.log.error({ state, err: (e as Error).message }, 'sync daemon did not start');
+      }
+    });
+    return this.syncChain;
+  }
+
+  snapshot(): Promise<unknown> {
+    return this.o.dp.ha({ op: 'snapshot' });
+  }
+
+  /** Stop VRRP first (a master sends priority 0 and drops the VIPs), then the checker and metrics. */
+  async stop(): Promise<void> {
+    await this.vrrp?.stop().catch((e: Error) => this.log.error({ err: e.message }, 'vrrp stop failed'));
+    this.vrrp = null;
+    this.checks?.stop();
+    await this.table?.settled();
+    await this.metrics?.close();
+  }
+}

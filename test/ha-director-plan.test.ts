@@ -1,0 +1,162 @@
+/** keepalived.conf and the equivalent YAML build the same director plan (services, real servers, health checks). */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { haPlanFromKeepalived, haPlanFromYaml, RemoteTable, serviceArgs } from '../src/ha/director-ha.js';
+import { renderMetrics } from '../src/ha/metrics.js';
+import type { MetricsSnapshot } from '../src/ha/worker-ha.js';
+import { newCounters } from '../src/l4/datapath/forward.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'tierlb-ha-'));
+
+const KEEPALIVED = `
+global_defs {
+  router_id dir1
+  lvs_sync_daemon eth0 VI_1 id 7
+}
+vrrp_instance VI_1 {
+  state BACKUP
+  interface eth0
+  virtual_router_id 51
+  priority 100
+  advert_int 1
+  virtual_ipaddress {
+    10.0.0.100/24
+  }
+}
+virtual_server 10.0.0.100 80 {
+  delay_loop 2
+  lb_algo rr
+  lb_kind DR
+  quorum 1
+  sorry_server 10.0.0.50 80
+  real_server 10.0.0.11 80 {
+    weight 2
+    inhibit_on_failure
+    HTTP_GET {
+      url {
+        path /health
+        status_code 200
+      }
+      connect_timeout 1
+      retry 2
+      delay_before_retry 1
+    }
+  }
+  real_server 10.0.0.12 80 {
+    weight 1
+    TCP_CHECK {
+      connect_timeout 1
+    }
+    MISC_CHECK {
+      misc_path "/bin/true"
+      misc_dynamic
+    }
+  }
+}
+`;
+
+const YAML = `
+vrrp:
+  instances:
+    - { name: VI_1, interface: eth0, virtual_router_id: 51, priority: 100, advert_int: 1, state: BACKUP,
+        virtual_ipaddress: [10.0.0.100/24] }
+director:
+  sync: { state: vrrp, syncid: 7, interface: eth0, instance: VI_1 }
+  services:
+    - vip: 10.0.0.100
+      port: 80
+      scheduler: rr
+      delay_loop: 2
+      quorum: 1
+      sorry_server: { address: 10.0.0.50, port: 80 }
+      real_servers:
+        - address: 10.0.0.11
+          method: dr
+          weight: 2
+          inhibit_on_failure: true
+          checks:
+            - { type: HTTP_GET, url: [{ path: /health, status_code: [200] }], connect_timeout: 1, retry: 2,
+                delay_before_retry: 1 }
+        - address: 10.0.0.12
+          method: dr
+          checks:
+            - { type: TCP_CHECK, connect_timeout: 1 }
+            - { type: MISC_CHECK, misc_path: /bin/true, misc_dynamic: true }
+`;
+
+test('a keepalived.conf and the equivalent YAML produce equal plans', async (t) => {
+  writeFileSync(join(dir, 'k.conf'), KEEPALIVED);
+  writeFileSync(join(dir, 'c.yaml'), YAML);
+  const k = haPlanFromKeepalived(join(dir, 'k.conf'));
+  const y = await haPlanFromYaml(join(dir, 'c.yaml'));
+  t.deepEqual(k.director, y.director);
+  t.deepEqual(k.sync, y.sync);
+  t.deepEqual(k.vrrp?.instances, y.vrrp?.instances);
+  t.is(k.director.services[0].health?.realServers[0].checks[0].type, 'http');
+});
+
+test('the checker table mirror sends ipvsadm commands in order', async (t) => {
+  const sent: string[][] = [];
+  const id = { kind: 'tcp', family: 4, addr: '10.0.0.100', port: 80 } as const;
+  const d = { addr: '10.0.0.11', port: 80, fwd: 'route', weight: 2, uThreshold: 0, lThreshold: 0 } as const;
+  const tbl = new RemoteTable(
+    async (argv) => {
+      sent.push(argv);
+      return { code: 0, stderr: '' };
+    },
+    [{ spec: { id }, dests: [d] }],
+  );
+  t.is(tbl.get(id)?.dests.length, 1);
+  tbl.editDest(id, { ...d, weight: 0 });
+  tbl.delDest(id, d.addr, d.port);
+  tbl.addDest(id, d);
+  await tbl.settled();
+  t.deepEqual(serviceArgs(id), ['-t', '10.0.0.100:80']);
+  t.deepEqual(
+    sent.map((a) => a.slice(0, 5)),
+    [
+      ['-e', '-t', '10.0.0.100:80', '-r', '10.0.0.11:80'],
+      ['-d', '-t', '10.0.0.100:80', '-r', '10.0.0.11:80'],
+      ['-a', '-t', '10.0.0.100:80', '-r', '10.0.0.11:80'],
+    ],
+  );
+  t.is(sent[0][7], '0');
+});
+
+test('metrics render per service and real server', async (t) => {
+  const st = {
+    conns: 3,
+    inpkts: 10,
+    outpkts: 0,
+    inbytes: 600,
+    outbytes: 0,
+    cps: 1,
+    inpps: 2,
+    outpps: 0,
+    inbps: 3,
+    outbps: 0,
+  };
+  const snap: MetricsSnapshot = {
+    services: [
+      {
+        service: 'TCP 10.0.0.100:80',
+        stats: st,
+        dests: [{ addr: '10.0.0.11', port: 80, fwd: 'route', weight: 1, activeConns: 2, inactConns: 1, stats: st }],
+      },
+    ],
+    counters: newCounters(),
+    sync: { daemons: [{ state: 'master', syncid: 7 }], master: { messages: 4, conns: 9, bytes: 100 } },
+  };
+  const text = await renderMetrics(snap, {
+    vrrpStates: new Map([['VI_1', { state: 'MASTER', vrid: 51, priority: 100 }]]),
+  });
+  t.regex(text, /tierlb_ipvs_service_connections_total\{service="TCP 10.0.0.100:80"\} 3/);
+  t.regex(
+    text,
+    /tierlb_ipvs_backend_connections_active\{service="TCP 10.0.0.100:80",server="10.0.0.11:80",forward="route"\} 2/,
+  );
+  t.regex(text, /tierlb_vrrp_state\{instance="VI_1",vrid="51",state="MASTER"\} 1/);
+  t.regex(text, /tierlb_sync_master_conns_total 9/);
+});
