@@ -19,25 +19,30 @@ import {
   TABLE_BASE,
 } from './plan.js';
 
-export type Runner = (
+export type Runner = (cmd: string, args: string[], input?: string) => Promise<CommandResult>;
+
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run a command; never throws (the code says how it went: the exit status, or 1 when it could not run or timed out). */
+export function runCommand(
   cmd: string,
   args: string[],
-  input?: string,
-) => Promise<{ code: number; stdout: string; stderr: string }>;
-
-/** Run a command; never throws (the code says how it went). */
-export const defaultRunner: Runner = (cmd, args, input) =>
-  new Promise((resolve) => {
-    const child = execFile(cmd, args, { encoding: 'utf8', timeout: 20000 }, (err, stdout, stderr) => {
-      const code = err
-        ? typeof (err as { code?: unknown }).code === 'number'
-          ? (err as { code: number }).code
-          : 1
-        : 0;
+  o: { input?: string; timeoutMs?: number } = {},
+): Promise<CommandResult> {
+  return new Promise((resolve) => {
+    const child = execFile(cmd, args, { encoding: 'utf8', timeout: o.timeoutMs ?? 20000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
       resolve({ code, stdout: String(stdout), stderr: String(stderr) });
     });
-    if (input !== undefined) child.stdin?.end(input);
+    if (o.input !== undefined) child.stdin?.end(o.input);
   });
+}
+
+export const defaultRunner: Runner = (cmd, args, input) => runCommand(cmd, args, { input });
 
 const ipt = (f: Fam) => (f === 4 ? 'iptables-nft' : 'ip6tables-nft');
 const iptRestore = (f: Fam) => (f === 4 ? 'iptables-nft-restore' : 'ip6tables-nft-restore');

@@ -6,6 +6,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { runCommand } from '../fwmark/kernel.js';
 import { type DoctorInput, type HostFacts, parseSs, parseSysctl } from './doctor.js';
 import { nsRun } from './lab.js';
 import { parsePcap } from './pcap.js';
@@ -18,7 +19,7 @@ export async function probeHost(
   ns: string | null,
   frontIf: string,
 ): Promise<HostFacts> {
-  const run = (cmd: string, args: string[]) => (ns ? nsRun(ns, cmd, args) : nsRunLocal(cmd, args));
+  const run = (cmd: string, args: string[]) => (ns ? nsRun(ns, cmd, args) : runCommand(cmd, args, { timeoutMs: 5000 }));
   const [addr, sysctl, route, rule, mangle, ss] = await Promise.all([
     run('ip', ['-j', '-4', 'addr', 'show']),
     run('sysctl', [
@@ -73,15 +74,6 @@ export async function probeHost(
     mangle: mangle.stdout.split('\n').filter(Boolean),
     listening: parseSs(ss.stdout),
   };
-}
-
-async function nsRunLocal(cmd: string, args: string[]) {
-  const { execFile } = await import('node:child_process');
-  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(cmd, args, { encoding: 'utf8', timeout: 5000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? 1 : 0, stdout: String(stdout), stderr: String(stderr) });
-    });
-  });
 }
 
 /** VRRP adverts heard on a host's interface for `seconds`. */
