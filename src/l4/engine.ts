@@ -3,7 +3,7 @@
  * it owns the service table and the connection table and turns each packet into a verdict. Pure: time comes from the
  * injected clock and nothing here sleeps or touches the network; `tick()` runs the timers.
  */
-import { bytesToIpv6, type Family, intToIpv4, ipv4ToInt, maskAddr } from './addr.js';
+import { intToIpv4, ipv4ToInt, maskAddr } from './addr.js';
 import type { AdmTarget, ConnRow, Timeouts } from './adm/target.js';
 import { type Clock, systemClock } from './clock.js';
 import {
@@ -157,17 +157,6 @@ function zeroDrops(): Record<DropReason, number> {
     'port-zero': 0,
     'unsupported-protocol': 0,
   };
-}
-
-/** The address a fwmark template carries as its virtual address (the kernel copies the mark into vaddr.ip). */
-export function fwmarkAddr(fwmark: number, family: Family): string {
-  if (family === 4) return intToIpv4(fwmark >>> 0);
-  const b = new Uint8Array(16);
-  b[0] = (fwmark >>> 24) & 255;
-  b[1] = (fwmark >>> 16) & 255;
-  b[2] = (fwmark >>> 8) & 255;
-  b[3] = fwmark & 255;
-  return bytesToIpv6(b);
 }
 
 export class Engine implements AdmTarget {
@@ -468,8 +457,7 @@ export class Engine implements AdmTarget {
 
   /** ip_vs_sched_persist: follow (or create) the client's template, then create the connection under it. */
   private schedPersist(svc: VirtualService, pkt: PacketMeta, now: number): Connection | Verdict {
-    const snet =
-      svc.family === 6 ? maskAddr(pkt.saddr, 6, svc.netmask) : intToIpv4((ipv4ToInt(pkt.saddr) & svc.netmask) >>> 0);
+    const snet = persistNet(svc, pkt.saddr);
     let protocol = pkt.protocol;
     let vaddr = pkt.daddr;
     let vport = 0;
@@ -479,7 +467,7 @@ export class Engine implements AdmTarget {
     } else if (svc.kind === 'fwm') {
       // <IPPROTO_IP, caddr, 0, fwmark, 0>; port-zero services keep <proto, caddr, 0, vaddr, 0>
       protocol = IPPROTO_IP;
-      vaddr = fwmarkAddr(svc.fwmark, svc.family);
+      vaddr = svc.templateAddr;
     }
 
     let ct = this.conns.getTemplate(templateKey(protocol, snet, vaddr, vport));
@@ -593,6 +581,12 @@ export class Engine implements AdmTarget {
       if (ct?.live && ct.nControl === 0) this.conns.drop(ct);
     }
   }
+}
+
+/** The client's address under the service's persistence netmask; a full mask (the default) leaves it as it is. */
+function persistNet(svc: VirtualService, saddr: string): string {
+  if (svc.family === 6) return svc.netmask === 128 ? saddr : maskAddr(saddr, 6, svc.netmask);
+  return svc.netmask === 0xffffffff ? saddr : intToIpv4((ipv4ToInt(saddr) & svc.netmask) >>> 0);
 }
 
 function countIn(s: Stats, len: number): void {

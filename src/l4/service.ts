@@ -2,7 +2,7 @@
  * A virtual service (struct ip_vs_service): keyed by protocol+VIP+port or by fwmark (per address family), with its
  * scheduler, flags, persistence and real servers.
  */
-import { type Family, hostPort } from './addr.js';
+import { bytesToIpv6, type Family, hostPort, intToIpv4 } from './addr.js';
 import type { RealServer } from './dest.js';
 import type { Scheduler } from './schedulers/types.js';
 import { Stats } from './stats.js';
@@ -36,6 +36,17 @@ export function serviceKey(id: ServiceId): string {
   return id.kind === 'fwm' ? `fwm|${id.family}|${id.fwmark}` : `${id.kind}|${id.addr}|${id.port}`;
 }
 
+/** The address a fwmark template carries as its virtual address (the kernel copies the mark into vaddr.ip). */
+export function fwmarkAddr(fwmark: number, family: Family): string {
+  if (family === 4) return intToIpv4(fwmark >>> 0);
+  const b = new Uint8Array(16);
+  b[0] = (fwmark >>> 24) & 255;
+  b[1] = (fwmark >>> 16) & 255;
+  b[2] = (fwmark >>> 8) & 255;
+  b[3] = fwmark & 255;
+  return bytesToIpv6(b);
+}
+
 export const PROTO_NUM: Record<ServiceProtocol, number> = { tcp: 6, udp: 17, sctp: 132 };
 
 export class VirtualService {
@@ -44,6 +55,8 @@ export class VirtualService {
   readonly addr: string;
   readonly port: number;
   readonly fwmark: number;
+  /** the virtual address of this fwmark service's persistence templates (fwmarkAddr); '' for other services */
+  readonly templateAddr: string;
   schedName: string;
   scheduler!: Scheduler;
   /** IP_VS_SVC_F_* bits (PERSISTENT set when timeout > 0) */
@@ -65,6 +78,7 @@ export class VirtualService {
     this.addr = id.addr ?? (id.family === 6 ? '::' : '0.0.0.0');
     this.port = id.port ?? 0;
     this.fwmark = id.fwmark ?? 0;
+    this.templateAddr = id.kind === 'fwm' ? fwmarkAddr(this.fwmark, this.family) : '';
     this.schedName = o.schedName;
     this.flags = o.flags;
     this.timeout = o.timeout;

@@ -2,7 +2,7 @@
  * ipvsadm -L -c: the connection table as ipvsadm prints /proc/net/ip_vs_conn (print_conn), from
  * AdmTarget.connections(). Expiry is whole seconds as mm:ss. Rows are printed as given: a template of a fwmark
  * service carries the mark as its virtual address (the kernel puts it in the first 32-bit word; the engine's
- * fwmarkAddr), which ipvsadm shows as e.g. 0.0.39.16:0.
+ * fwmarkAddr in service.ts), which ipvsadm shows as e.g. 0.0.39.16:0.
  */
 import { familyOf } from '../addr.js';
 import { left } from './format.js';

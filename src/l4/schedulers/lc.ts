@@ -5,7 +5,6 @@
 import type { RealServer } from '../dest.js';
 import type { VirtualService } from '../service.js';
 import type { Scheduler } from './types.js';
-import { connOverhead, leastBy } from './util.js';
 
 export class LeastConnection implements Scheduler {
   readonly name = 'lc';
@@ -13,6 +12,16 @@ export class LeastConnection implements Scheduler {
   update(): void {}
 
   schedule(svc: VirtualService): RealServer | null {
-    return leastBy(svc.dests, connOverhead, (loh, _least, doh) => doh < loh);
+    let least: RealServer | null = null;
+    let loh = 0;
+    for (const d of svc.dests) {
+      if (d.overloaded || d.weight === 0) continue;
+      const doh = d.overhead;
+      if (!least || doh < loh) {
+        least = d;
+        loh = doh;
+      }
+    }
+    return least;
   }
 }

@@ -1,13 +1,11 @@
 /**
- * Never queue (ip_vs_nq.c): the first usable dest with no active connection, else sed's choice
- * ((activeconns + 1) / weight, earliest wins a tie). The kernel returns an idle dest as soon as its scan meets it,
- * which is the first idle usable dest in list order.
+ * Never queue (ip_vs_nq.c): scanning the usable dests in list order, the first one with no active connection is
+ * returned at once; otherwise sed's choice ((activeconns + 1) / weight by cross-multiplication, earliest wins a tie).
  */
 import type { RealServer } from '../dest.js';
 import type { VirtualService } from '../service.js';
 import { expectedDelayOverhead } from './sed.js';
 import type { Scheduler } from './types.js';
-import { leastBy } from './util.js';
 
 export class NeverQueue implements Scheduler {
   readonly name = 'nq';
@@ -15,8 +13,18 @@ export class NeverQueue implements Scheduler {
   update(): void {}
 
   schedule(svc: VirtualService): RealServer | null {
-    const idle = svc.dests.find((d) => !d.overloaded && d.weight !== 0 && d.activeConns === 0);
-    if (idle) return idle;
-    return leastBy(svc.dests, expectedDelayOverhead, (loh, least, doh, d) => loh * d.weight > doh * least.weight);
+    let least: RealServer | null = null;
+    let loh = 0;
+    for (const d of svc.dests) {
+      if (d.overloaded || d.weight === 0) continue;
+      // an idle server is taken as soon as the scan meets it
+      if (d.activeConns === 0) return d;
+      const doh = expectedDelayOverhead(d);
+      if (!least || loh * d.weight > doh * least.weight) {
+        least = d;
+        loh = doh;
+      }
+    }
+    return least;
   }
 }

@@ -76,28 +76,6 @@ export function weightedLeast(dests: readonly RealServer[], overhead: (d: RealSe
 }
 
 /**
- * The scan of lc and nq: over the usable dests (not overloaded, weight > 0) in list order, a dest replaces the
- * current choice when `better(loh, least, doh, dest)` holds; the first dest is the initial choice.
- */
-export function leastBy(
-  dests: readonly RealServer[],
-  overhead: (d: RealServer) => number,
-  better: (loh: number, least: RealServer, doh: number, d: RealServer) => boolean,
-): RealServer | null {
-  let least: RealServer | null = null;
-  let loh = 0;
-  for (const d of dests) {
-    if (d.overloaded || d.weight === 0) continue;
-    const doh = overhead(d);
-    if (!least || better(loh, least, doh, d)) {
-      least = d;
-      loh = doh;
-    }
-  }
-  return least;
-}
-
-/**
  * lblc/lblcr is_overloaded(): the dest has more active connections than its weight and some dest of the service
  * has fewer than half its weight (activeconns * 2 < weight).
  */
