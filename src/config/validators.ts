@@ -40,10 +40,6 @@ export function registerSectionValidator(section: SectionName, fn: SectionValida
   validators.set(section, list);
 }
 
-export function sectionValidators(section: SectionName): readonly SectionValidator[] {
-  return validators.get(section) ?? [];
-}
-
 /** Run every registered validator over the sections present in `root`. */
 export function runSectionValidators(
   root: Record<string, unknown>,

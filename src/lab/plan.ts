@@ -174,15 +174,6 @@ export function macNames(plan: LabPlan): Map<string, string> {
   return m;
 }
 
-/** Every address the lab assigns → host name. */
-export function addrNames(plan: LabPlan): Map<string, string> {
-  const m = new Map<string, string>();
-  for (const h of plan.hosts) for (const l of h.links) if (l.cidr) m.set(l.cidr.split('/')[0], h.name);
-  for (const l of plan.cfg.lbNodes) m.set(l.overlay, l.name);
-  m.set(plan.cfg.vip, 'VIP');
-  return m;
-}
-
 // ---- generated configs (YAML text, read by the other tierlb commands) ----
 
 const hexMark = (n: number) => `0x${n.toString(16)}`;

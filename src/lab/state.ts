@@ -3,7 +3,7 @@
  * can remove everything even when `up` crashed or was killed half-way. `down` also scans by name prefix, so a step
  * that ran before its record was written is found all the same.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LabConfig } from './config-schema.js';
 
@@ -47,15 +47,4 @@ export function writeState(st: LabState): void {
   const tmp = `${stateFile(st.dir)}.tmp`;
   writeFileSync(tmp, `${JSON.stringify(st, null, 2)}\n`);
   renameSync(tmp, stateFile(st.dir));
-}
-
-/** Labs with a state file under a state dir (prefix → dir). */
-export function listStates(stateDir: string): LabState[] {
-  if (!existsSync(stateDir)) return [];
-  const out: LabState[] = [];
-  for (const d of readdirSync(stateDir)) {
-    const st = readState(join(stateDir, d));
-    if (st) out.push(st);
-  }
-  return out;
 }

@@ -308,7 +308,7 @@ export function traceFlow(
   );
   hops.push({
     n: hops.length + 1,
-    where: ctx.directors.map((d) => `${d.name}`).join('+') + ' eth0',
+    where: `${ctx.directors.map((d) => d.name).join('+')} eth0`,
     dir: '-',
     packets: atDirectors,
     l2: '-',
