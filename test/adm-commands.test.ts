@@ -134,6 +134,17 @@ test('--set changes the timeouts, 0 keeps a value', (t) => {
   t.is(ok(tg, '-L', '--timeout').stdout, 'Timeout (tcp tcpfin udp): 600 120 30\n');
 });
 
+test('--set refuses what ip_vs_set_timeout refuses (over INT_MAX / HZ), on a rules file as on the engine', (t) => {
+  const tg = newTarget();
+  // 2147484 s passes ipvsadm's own parser (at most 31 days) but not the kernel
+  const r = runAdm(['--set', '2147484', '0', '0'], tg);
+  t.is(r.code, 255);
+  t.regex(r.stderr, /^Invalid operation\./); // ipvs_strerror's text for EINVAL
+  t.is(ok(tg, '-L', '--timeout').stdout, 'Timeout (tcp tcpfin udp): 900 120 300\n');
+  ok(tg, '--set', '2147483', '0', '0');
+  t.is(ok(tg, '-L', '--timeout').stdout, 'Timeout (tcp tcpfin udp): 2147483 120 300\n');
+});
+
 test('option forms: clusters, --long=value, values glued to short options, -p without a value', (t) => {
   const tg = newTarget();
   ok(tg, '-At', '10.0.0.1:80', '-srr', '--persistent', '--netmask=255.255.255.0');

@@ -8,17 +8,10 @@ import { TableTarget } from '../src/l4/adm/table-target.js';
 import type { ConnRow } from '../src/l4/adm/target.js';
 import { ManualClock } from '../src/l4/clock.js';
 import type { RealServer } from '../src/l4/dest.js';
-import { SCHEDULERS } from '../src/l4/schedulers/index.js';
 import type { VirtualService } from '../src/l4/service.js';
 import type { StatsSnapshot } from '../src/l4/stats.js';
 
-/** The schedulers the fixture names; while a scheduler is not written yet, rr stands in for it (tests only). */
-export function ensureSchedulers(...names: string[]): void {
-  for (const n of names) if (!Object.hasOwn(SCHEDULERS, n)) SCHEDULERS[n] = SCHEDULERS.rr;
-}
-
 export function newTarget(): TableTarget {
-  ensureSchedulers('rr', 'wlc', 'sh');
   return new TableTarget({ clock: new ManualClock(), random: () => 0.5 });
 }
 

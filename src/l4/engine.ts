@@ -4,7 +4,7 @@
  * injected clock and nothing here sleeps or touches the network; `tick()` runs the timers.
  */
 import { intToIpv4, ipv4ToInt, maskAddr } from './addr.js';
-import type { AdmTarget, ConnRow, Timeouts } from './adm/target.js';
+import { type AdmTarget, type ConnRow, checkTimeouts, type Timeouts } from './adm/target.js';
 import { type Clock, systemClock } from './clock.js';
 import {
   CONN_F_INACTIVE,
@@ -33,7 +33,6 @@ import {
 } from './conn/tcp.js';
 import { UDP_DEFAULT_TIMEOUT_MS } from './conn/udp.js';
 import type { RealServer } from './dest.js';
-import { AdmError } from './errors.js';
 import { SVC_F_ONEPACKET, type VirtualService } from './service.js';
 import { ServiceTable } from './services.js';
 import { ESTIMATOR_INTERVAL_MS, Stats } from './stats.js';
@@ -131,8 +130,6 @@ export interface EngineStats {
 export const DEFENSE_TIMER_PERIOD_MS = 1000;
 const FTPPORT = 21;
 const FTPDATA = 20;
-/** ip_vs_set_timeout accepts up to INT_MAX / HZ seconds (HZ=1000) */
-const MAX_TIMEOUT_S = Math.floor(2147483647 / 1000);
 
 const PASS: Verdict = Object.freeze({ kind: 'pass' });
 const DROP: Record<DropReason, Verdict> = {
@@ -351,8 +348,7 @@ export class Engine implements AdmTarget {
 
   /** ipvsadm --set tcp tcpfin udp (ip_vs_set_timeout): 0 leaves a value; tcpfin sets FIN_WAIT only. */
   setTimeouts(t: Timeouts): void {
-    for (const v of [t.tcp, t.tcpfin, t.udp])
-      if (!Number.isInteger(v) || v < 0 || v > MAX_TIMEOUT_S) throw new AdmError('EINVAL', 'Invalid argument');
+    checkTimeouts(t);
     if (t.tcp) this.tcpTimeouts[TCP_S_ESTABLISHED] = t.tcp * 1000;
     if (t.tcpfin) this.tcpTimeouts[TCP_S_FIN_WAIT] = t.tcpfin * 1000;
     if (t.udp) this.udpTimeout = t.udp * 1000;

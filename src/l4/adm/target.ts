@@ -3,6 +3,7 @@
  * and against the live director (its engine, inside the daemon), so the engine implements this interface.
  */
 import type { Family } from '../addr.js';
+import { AdmError } from '../errors.js';
 import type { ServiceTable } from '../services.js';
 
 /** ipvsadm --set / --timeout values, in seconds (0 in a --set argument means "leave unchanged"). */
@@ -10,6 +11,15 @@ export interface Timeouts {
   tcp: number;
   tcpfin: number;
   udp: number;
+}
+
+/** ip_vs_set_timeout accepts up to INT_MAX / HZ seconds (HZ=1000). */
+export const MAX_TIMEOUT_S = Math.floor(2147483647 / 1000);
+
+/** ip_vs_set_timeout's check of --set values: EINVAL unless each is a whole number of seconds in 0..MAX_TIMEOUT_S. */
+export function checkTimeouts(t: Timeouts): void {
+  for (const v of [t.tcp, t.tcpfin, t.udp])
+    if (!Number.isInteger(v) || v < 0 || v > MAX_TIMEOUT_S) throw new AdmError('EINVAL', 'Invalid argument');
 }
 
 /** One row of `ipvsadm -L -c`: a connection or a persistence template. */
