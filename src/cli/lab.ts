@@ -6,7 +6,7 @@
  *   tierlb lab status [--config FILE] [--prefix P] [--state-dir DIR]   summary, processes and checks (exit 1 if red)
  *   tierlb lab exec HOST -- CMD …                                     run CMD in a host's namespace
  *   tierlb lab trace [--requests N] [--pcap DIR] [--port P]            capture every hop of N requests, per-hop table
- *   tierlb lab demo  [--requests N]                                    up → traffic → table → trace → down
+ *   tierlb lab demo  [--requests N] [--keep]                           up → traffic → table → trace → down
  * FILE defaults to config/lab.yaml when it exists (else the built-in defaults, which are the same).
  */
 import { existsSync } from 'node:fs';
@@ -23,7 +23,7 @@ const USAGE = `usage:
   tierlb lab status [--config FILE] [--prefix P] [--state-dir DIR]
   tierlb lab exec HOST -- CMD [ARG…]
   tierlb lab trace  [--requests N] [--pcap DIR] [--port PORT]
-  tierlb lab demo   [--requests N] [--config FILE]
+  tierlb lab demo   [--requests N] [--config FILE] [--prefix P] [--state-dir DIR] [--keep]
 `;
 
 export interface LabOpts {
@@ -34,6 +34,8 @@ export interface LabOpts {
   requests?: number;
   pcap?: string;
   port?: number;
+  /** demo: leave the lab up at the end */
+  keep?: boolean;
   rest: string[];
 }
 
@@ -60,6 +62,7 @@ export function parseLabArgs(argv: string[]): LabOpts | string {
         if (!Number.isInteger(o.requests) || o.requests < 1 || o.requests > 100000) return '--requests needs 1..100000';
       } else if (a === '--pcap') o.pcap = val();
       else if (a === '--port') o.port = Number(val());
+      else if (a === '--keep') o.keep = true;
       else if (a === '-h' || a === '--help') return 'help';
       else if (!a.startsWith('-')) o.rest.push(a);
       else return `unknown option ${a}`;
@@ -147,12 +150,17 @@ export async function run(argv: string[]): Promise<number> {
         return runTraceCommand(plan, state, { requests: o.requests ?? 1, pcapDir: o.pcap, port: o.port, out });
       }
       case 'demo': {
+        if (process.getuid && process.getuid() !== 0) {
+          err('tierlb demo: needs root (network namespaces, iptables, tcpdump); run it as root');
+          return 1;
+        }
         const { runDemo } = await import('../lab/demo.js');
         return runDemo({
           configFile: defaultConfigFile(o),
           prefix: o.prefix,
           stateDir: o.stateDir,
           requests: o.requests,
+          keep: o.keep,
         });
       }
       default:
