@@ -1,7 +1,7 @@
 /**
  * What the director wants from the kernel, as data (pure): which packets go to the queue (services, NAT replies,
  * fwmark services) and which real servers need a mark + policy route (DR). Rendered here to the exact
- * iptables-restore text of the director's own mangle chain; applied by ./chain.ts and ./policy.ts.
+ * iptables-restore text of the director's own mangle chain; applied by ./kernel.ts.
  */
 
 /** Marks owned by tierlb ("TL" in the top 16 bits), kept clear of small user fwmarks. */
@@ -57,6 +57,9 @@ export function emptyPlan(queue: number, queues = 1): RulePlan {
 
 const hex = (n: number) => `0x${(n >>> 0).toString(16)}`;
 const host = (f: Fam, a: string) => `${a}/${f === 4 ? 32 : 128}`;
+/** `-p P -m P --dport N`; port 0 (a port-zero service, a real server that keeps the client's port) matches any port. */
+const l4Match = (proto: string, opt: 'dport' | 'sport', port: number) =>
+  port === 0 ? `-p ${proto}` : `-p ${proto} -m ${proto} --${opt} ${port}`;
 
 function queueTarget(plan: RulePlan): string {
   return plan.queues > 1
@@ -80,7 +83,7 @@ export function renderChain(plan: RulePlan, family: Fam, chain = CHAIN): string 
     if (s.kind === 'fwm' || s.family !== family) continue;
     divert = true;
     lines.push(
-      `-A ${chain} -d ${host(family, s.addr)} -p ${s.kind} -m ${s.kind} --dport ${s.port} -j MARK --set-xmark ${hex(DIVERT_MARK)}/0xffffffff`,
+      `-A ${chain} -d ${host(family, s.addr)} ${l4Match(s.kind, 'dport', s.port)} -j MARK --set-xmark ${hex(DIVERT_MARK)}/0xffffffff`,
     );
   }
   if (divert) lines.push(`-A ${chain} -m mark --mark ${hex(DIVERT_MARK)} ${q}`);
@@ -93,7 +96,7 @@ export function renderChain(plan: RulePlan, family: Fam, chain = CHAIN): string 
     seen.add(k);
     reply = true;
     lines.push(
-      `-A ${chain} -s ${host(family, n.addr)} -p ${n.protocol} -m ${n.protocol} --sport ${n.port} -j MARK --set-xmark ${hex(REPLY_MARK)}/0xffffffff`,
+      `-A ${chain} -s ${host(family, n.addr)} ${l4Match(n.protocol, 'sport', n.port)} -j MARK --set-xmark ${hex(REPLY_MARK)}/0xffffffff`,
     );
   }
   if (reply) lines.push(`-A ${chain} -m mark --mark ${hex(REPLY_MARK)} ${q}`);
