@@ -7,9 +7,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
+import { CHAIN } from '../src/fwmark/plan.js';
 import { demo } from '../src/lab/demo.js';
 import { labDown, listNamespaces } from '../src/lab/lab.js';
 import { runPrefix, sh } from '../src/lab/netns.js';
+import { MARK_CHAIN } from '../src/lab/plan.js';
 import { alive, REPO_ROOT, tierlbArgv } from '../src/lab/proc.js';
 import { readState } from '../src/lab/state.js';
 
@@ -102,10 +104,10 @@ test.serial('lab down after a lab up killed half-way leaves no namespace, link, 
     after.links.filter((l) => l.startsWith(prefix)),
     [],
   );
-  t.false(
-    sh('iptables-nft-save', ['-t', 'mangle'], { allowFail: true }).includes('CLUSTER_DIVERT'),
-    'no mark rule in the root namespace',
-  );
+  // neither the lab's mark chain nor the director's own queue chain
+  const mangle = sh('iptables-nft-save', ['-t', 'mangle'], { allowFail: true });
+  t.false(mangle.includes(MARK_CHAIN), 'no mark rule in the root namespace');
+  t.false(mangle.includes(CHAIN), 'no director chain in the root namespace');
   // a second down is harmless
   await labDown({ prefix, stateDir, out: quiet });
   t.deepEqual(ours(prefix), []);

@@ -7,6 +7,7 @@
  * namespace (this machine as a DR — or with --nat, NAT — real server of VIP).
  */
 import { type DoctorInput, doctorChecks, formatFindings } from '../lab/doctor.js';
+import { MARK_CHAIN } from '../lab/plan.js';
 import { currentLab } from './lab.js';
 
 const USAGE = `usage:
@@ -81,7 +82,7 @@ export async function run(argv: string[]): Promise<number> {
         },
       ],
       marks: [],
-      markChain: 'CLUSTER_DIVERT',
+      markChain: MARK_CHAIN,
       listenerPorts: ports,
       vrrp: { vrid: 0, expected: false },
       hosts: { local: me },
