@@ -26,24 +26,6 @@ import {
 } from './service.js';
 import { type DestSpec, type ServiceSpec, ServiceTable } from './services.js';
 
-/** The kernel's schedulers (ip_vs_*.c): a name here that is not in SCHEDULERS yet is "not implemented yet". */
-export const KNOWN_SCHEDULERS = [
-  'rr',
-  'wrr',
-  'lc',
-  'wlc',
-  'sed',
-  'nq',
-  'lblc',
-  'lblcr',
-  'dh',
-  'sh',
-  'mh',
-  'fo',
-  'ovf',
-  'twos',
-] as const;
-
 /** ip_vs kernel defaults (ipvsadm --set): tcp 900 s, tcpfin 120 s, udp 300 s. */
 export const DEFAULT_TIMEOUTS: Timeouts = { tcp: 900, tcpfin: 120, udp: 300 };
 
@@ -156,10 +138,7 @@ function checkService(raw: unknown, report: Report): { id?: ServiceId; plan?: Pl
   if (typeof sched !== 'string') ok = false;
   else if (!hasScheduler(sched)) {
     const avail = Object.keys(SCHEDULERS).join(', ');
-    const path = raw.scheduler === undefined ? [] : ['scheduler'];
-    if ((KNOWN_SCHEDULERS as readonly string[]).includes(sched))
-      bad(path, `scheduler '${sched}' is not implemented yet (available: ${avail})`);
-    else bad(path, `unknown scheduler '${sched}' (available: ${avail})`);
+    bad(raw.scheduler === undefined ? [] : ['scheduler'], `unknown scheduler '${sched}' (available: ${avail})`);
   }
 
   let flags = 0;
