@@ -166,6 +166,45 @@ export function putVerdict(
   return p;
 }
 
+/**
+ * The verdicts of one batch, encoded back to back into one buffer (netlink processes every message of a datagram):
+ * the owner sends `buf[0, off)` and resets. Pure, so the hot-path bench uses the same encoding as the worker.
+ */
+export class VerdictBatch {
+  buf: Uint8Array;
+  off = 0;
+  count = 0;
+
+  constructor(
+    readonly queue: number,
+    size = 1 << 18,
+  ) {
+    this.buf = new Uint8Array(size);
+  }
+
+  /** whether a verdict of this shape still fits in the buffer */
+  fits(payloadLen: number | undefined, withMark: boolean): boolean {
+    return this.off + verdictSize(payloadLen, withMark) <= this.buf.length;
+  }
+
+  /** Append a verdict; the caller made room (`fits`, or a reset). A buffer too small for one verdict grows. */
+  add(id: number, verdict: number, mark?: number, payload?: Uint8Array): void {
+    const need = verdictSize(payload?.length, mark !== undefined);
+    if (this.off + need > this.buf.length) {
+      const b = new Uint8Array(Math.max(this.buf.length * 2, this.off + need * 2));
+      b.set(this.buf.subarray(0, this.off));
+      this.buf = b;
+    }
+    this.off = putVerdict(this.buf, this.off, this.queue, id, verdict, mark, payload);
+    this.count++;
+  }
+
+  reset(): void {
+    this.off = 0;
+    this.count = 0;
+  }
+}
+
 export type NlMessage =
   | { kind: 'packet'; pkt: QueuedPacket }
   | { kind: 'error'; errno: number; seq: number }

@@ -11,8 +11,7 @@ import {
   NFQNL_CFG_CMD_UNBIND,
   type NlMessage,
   parseMessages,
-  putVerdict,
-  verdictSize,
+  VerdictBatch,
 } from './nfqmsg.js';
 import {
   AF_NETLINK,
@@ -50,13 +49,12 @@ export class NfQueue {
   readonly queue: number;
   private seq = 1;
   private readonly rbuf = new Uint8Array(0x10000 + 4096);
-  private vbuf = new Uint8Array(1 << 18);
-  private voff = 0;
-  private nverdicts = 0;
+  private readonly batch: VerdictBatch;
   private closed = false;
 
   constructor(o: NfQueueOptions) {
     this.queue = o.queue;
+    this.batch = new VerdictBatch(o.queue);
     this.fd = socket(AF_NETLINK, SOCK_RAW, NETLINK_NETFILTER);
     try {
       setsockoptInt(this.fd, SOL_SOCKET, SO_RCVBUFFORCE, o.rcvbuf ?? 8 << 20);
@@ -107,24 +105,21 @@ export class NfQueue {
 
   /** Queue a verdict for the next flush. */
   verdict(id: number, verdict: number, mark?: number, payload?: Uint8Array): void {
-    const need = verdictSize(payload?.length, mark !== undefined);
-    if (this.voff + need > this.vbuf.length) this.flush();
-    if (need > this.vbuf.length) this.vbuf = new Uint8Array(need * 2);
-    this.voff = putVerdict(this.vbuf, this.voff, this.queue, id, verdict, mark, payload);
-    this.nverdicts++;
+    if (!this.batch.fits(payload?.length, mark !== undefined)) this.flush();
+    this.batch.add(id, verdict, mark, payload);
   }
 
   /** Verdicts queued since the last flush. */
   get pendingVerdicts(): number {
-    return this.nverdicts;
+    return this.batch.count;
   }
 
   /** Send all queued verdicts in one datagram. */
   flush(): void {
-    if (this.voff === 0) return;
-    const r = send(this.fd, this.vbuf, this.voff);
-    this.voff = 0;
-    this.nverdicts = 0;
+    const b = this.batch;
+    if (b.off === 0) return;
+    const r = send(this.fd, b.buf, b.off);
+    b.reset();
     if (r < 0) throw new SysError('nfqueue verdict send', -r);
   }
 
