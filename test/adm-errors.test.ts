@@ -93,7 +93,17 @@ const CASES: [string, number, string][] = [
   ['-a -t 10.0.0.1:80 -r 10.0.1.2 -x 5 -y 6', 255, 'Numerical result out of range\n'],
   ['-a -t 10.0.0.1:80 -r 10.0.1.2 -y 6', 255, 'Numerical result out of range\n'],
   ['-L -t 10.0.0.1:81', 1, 'No such service\n'],
-  ['--start-daemon master', 255, 'Connection sync daemon is not supported yet\n'],
+  // offline (--rules): the sync daemons live in the director
+  [
+    '--start-daemon master',
+    255,
+    'Connection sync daemon needs a running director (tierlb adm --socket PATH --start-daemon ...)\n',
+  ],
+  [
+    '--stop-daemon backup',
+    255,
+    'Connection sync daemon needs a running director (tierlb adm --socket PATH --stop-daemon ...)\n',
+  ],
 ];
 
 for (const [args, code, stderr] of CASES) {

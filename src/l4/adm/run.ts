@@ -205,8 +205,14 @@ function execute(ce: AdmCommand, target: AdmTarget): void {
       target.setTimeouts(ce.timeouts);
       return;
     case CMD_STARTDAEMON:
-    case CMD_STOPDAEMON:
-      throw new TierlbError('ENOTSUP', 'Connection sync daemon is not supported yet');
+    case CMD_STOPDAEMON: {
+      // the director answers these itself (src/ha/worker-ha.ts) before this runner: only --rules (offline) gets here
+      const flag = ce.cmd === CMD_STARTDAEMON ? '--start-daemon' : '--stop-daemon';
+      throw new TierlbError(
+        'ENOTSUP',
+        `Connection sync daemon needs a running director (tierlb adm --socket PATH ${flag} ...)`,
+      );
+    }
   }
 }
 
