@@ -1,4 +1,5 @@
 /** The lab's pure parts: config/lab.yaml and its checks, the plan and the configs it generates, doctor's logic. */
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import test from 'ava';
 import { parse as parseYaml } from 'yaml';
@@ -23,6 +24,7 @@ import {
   overlayYaml,
   vrrpYaml,
 } from '../src/lab/plan.js';
+import { isOurProcess } from '../src/lab/proc.js';
 import { normalizeOverlay } from '../src/overlay/config.js';
 
 const SHIPPED = new URL('../config/lab.yaml', import.meta.url).pathname;
@@ -345,4 +347,18 @@ test('doctor parsers: sysctl and ss output', (t) => {
     '0.0.0.0:22',
   ]);
   t.truthy(readFileSync(SHIPPED, 'utf8').includes('virtual_router_id'));
+});
+
+test('isOurProcess: a recorded pid is ours only while its command line is the argv the lab started', async (t) => {
+  const argv = ['sleep', '30'];
+  const child = spawn(argv[0], argv.slice(1), { stdio: 'ignore' });
+  const pid = child.pid as number;
+  try {
+    t.true(isOurProcess({ pid, ns: 'tlx-h1', argv }));
+    t.false(isOurProcess({ pid, ns: 'tlx-h1', argv: ['sleep', '31'] }), 'a recycled pid running something else');
+  } finally {
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+  }
+  t.false(isOurProcess({ pid, ns: 'tlx-h1', argv }), 'gone');
 });

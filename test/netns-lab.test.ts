@@ -8,12 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { CHAIN } from '../src/fwmark/plan.js';
+import { LAB_DEFAULTS } from '../src/lab/config-schema.js';
 import { demo } from '../src/lab/demo.js';
 import { labDown, listNamespaces } from '../src/lab/lab.js';
 import { runPrefix, sh } from '../src/lab/netns.js';
 import { MARK_CHAIN } from '../src/lab/plan.js';
 import { alive, REPO_ROOT, tierlbArgv } from '../src/lab/proc.js';
-import { readState } from '../src/lab/state.js';
+import { readState, writeState } from '../src/lab/state.js';
 
 const stateDir = mkdtempSync(join(tmpdir(), 'tierlb-lab-test-'));
 const prefixes: string[] = [];
@@ -111,4 +112,36 @@ test.serial('lab down after a lab up killed half-way leaves no namespace, link, 
   // a second down is harmless
   await labDown({ prefix, stateDir, out: quiet });
   t.deepEqual(ours(prefix), []);
+});
+
+test.serial('lab down does not signal a recorded pid that is no longer ours (recycled)', async (t) => {
+  const prefix = runPrefix('r');
+  prefixes.push(prefix);
+  const ns = `${prefix}-h1`;
+  sh('ip', ['netns', 'add', ns]);
+  // someone else's process now holds the pid the state file recorded for a daemon
+  const foreign = spawn('sleep', ['60'], { stdio: 'ignore' });
+  try {
+    const dir = join(stateDir, prefix);
+    writeState({
+      version: 1,
+      prefix,
+      dir,
+      configFile: null,
+      startedAt: new Date().toISOString(),
+      phase: 'ready',
+      vipMode: null,
+      config: LAB_DEFAULTS,
+      namespaces: [ns],
+      rootLinks: [],
+      processes: [
+        { id: 'director-h1', host: 'h1', ns, pid: foreign.pid as number, argv: ['tierlb', 'director'], log: '' },
+      ],
+    });
+    await labDown({ prefix, stateDir, out: quiet });
+    t.deepEqual(ours(prefix), [], 'the namespace was removed');
+    t.true(alive(foreign.pid as number), 'the foreign process was not signalled');
+  } finally {
+    foreign.kill('SIGKILL');
+  }
 });

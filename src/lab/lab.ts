@@ -3,12 +3,13 @@
  * (pid files and logs in the state dir), waits until every check is green, and removes it all again — from the state
  * file and by name prefix, so a `lab up` that crashed or was killed half-way is cleaned up too.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { request } from '../cli/director.js';
 import { loadConfigFile } from '../config/load.js';
+import { type CommandResult, runCommand } from '../fwmark/kernel.js';
 import { normalizeOverlay } from '../overlay/config.js';
 import { overlayUp } from '../overlay/exec.js';
 import { type LabConfig, type LabSection, labFromSection } from './config-schema.js';
@@ -27,7 +28,16 @@ import {
   SWITCH,
   vrrpYaml,
 } from './plan.js';
-import { alive, BACKEND_JS, moduleExists, nodeModuleArgv, spawnDetached, tail, tierlbArgv } from './proc.js';
+import {
+  alive,
+  BACKEND_JS,
+  isOurProcess,
+  moduleExists,
+  nodeModuleArgv,
+  spawnDetached,
+  tail,
+  tierlbArgv,
+} from './proc.js';
 import { type LabState, readState, writeState } from './state.js';
 
 export type Out = (line: string) => void;
@@ -44,27 +54,8 @@ const inNs = (ns: string, cmd: string, args: string[], opts: { allowFail?: boole
   sh('ip', ['netns', 'exec', ns, cmd, ...args], opts);
 
 /** Async, never throws: exit code and output of a command inside a namespace. */
-export function nsRun(
-  ns: string,
-  cmd: string,
-  args: string[],
-  timeoutMs = 5000,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      'ip',
-      ['netns', 'exec', ns, cmd, ...args],
-      { encoding: 'utf8', timeout: timeoutMs },
-      (err, stdout, stderr) => {
-        const code = err
-          ? typeof (err as { code?: unknown }).code === 'number'
-            ? (err as { code: number }).code
-            : 1
-          : 0;
-        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-      },
-    );
-  });
+export function nsRun(ns: string, cmd: string, args: string[], timeoutMs = 5000): Promise<CommandResult> {
+  return runCommand('ip', ['netns', 'exec', ns, cmd, ...args], { timeoutMs });
 }
 
 export function listNamespaces(): string[] {
@@ -438,7 +429,7 @@ export async function summary(plan: LabPlan, st: LabState | null, checks?: Check
     lines.push('processes:');
     for (const p of st.processes)
       lines.push(
-        `  ${p.id.padEnd(18)} pid ${String(p.pid).padEnd(8)} ${alive(p.pid) ? 'running' : 'EXITED '} log ${p.log}`,
+        `  ${p.id.padEnd(18)} pid ${String(p.pid).padEnd(8)} ${isOurProcess(p) ? 'running' : 'EXITED '} log ${p.log}`,
       );
   }
   if (checks) {
@@ -457,9 +448,10 @@ export async function labDown(o: { prefix: string; stateDir: string; out: Out })
   const ours = (n: string) => n.startsWith(`${o.prefix}-`);
   const namespaces = [...new Set([...(st?.namespaces ?? []), ...listNamespaces().filter(ours)])];
   const present = new Set(listNamespaces());
-  // processes: the recorded ones get SIGTERM first (daemons clean up), then everything in our namespaces SIGKILL
+  // processes: the recorded ones (while still ours: a pid may have been recycled) and those in our namespaces get
+  // SIGTERM first (daemons clean up), then SIGKILL
   const pids = new Set<number>();
-  for (const p of st?.processes ?? []) if (present.has(p.ns)) pids.add(p.pid);
+  for (const p of st?.processes ?? []) if (isOurProcess(p)) pids.add(p.pid);
   for (const ns of namespaces)
     if (present.has(ns))
       for (const p of sh('ip', ['netns', 'pids', ns], { allowFail: true }).split('\n').filter(Boolean))

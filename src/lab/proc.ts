@@ -67,6 +67,16 @@ export function cmdlineOf(pid: number): string {
   }
 }
 
+/**
+ * Whether the recorded pid is still the process spawnDetached started, not a recycled pid of someone else's: its
+ * command line is the recorded argv (`ip netns exec` execs it) or, in the instant before that exec, `ip netns exec NS
+ * argv`.
+ */
+export function isOurProcess(p: Pick<ProcRecord, 'pid' | 'ns' | 'argv'>): boolean {
+  const cmd = cmdlineOf(p.pid);
+  return cmd !== '' && (cmd === p.argv.join(' ').trim() || cmd === ['ip', 'netns', 'exec', p.ns, ...p.argv].join(' '));
+}
+
 /** The last lines of a log, for error messages. */
 export function tail(file: string, lines = 15): string {
   try {
