@@ -19,6 +19,7 @@ import { DirectorHa, type HaPlan, haPlanFromKeepalived, haPlanFromYaml } from '.
 import { DEFAULT_SYSCTL, DEFAULT_TIMEOUTS, type DirectorPlan, diffPlans, isEmptyDiff } from '../l4/config.js';
 import { Datapath } from '../l4/datapath/datapath.js';
 import { log } from '../log.js';
+import { eachOption } from './args.js';
 
 export const DEFAULT_SOCKET = '/run/tierlb/director.sock';
 
@@ -44,29 +45,20 @@ function usage(): string {
 
 function parseArgs(argv: string[]): Opts | string {
   const o: Opts = { socket: DEFAULT_SOCKET, queue: 0, sysctl: true };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const val = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    try {
-      if (a === '--config' || a === '-c') o.config = val();
-      else if (a === '--keepalived' || a === '-k') o.keepalived = val();
-      else if (a === '--metrics') o.metrics = val();
-      else if (a === '--socket' || a === '-s') o.socket = val();
-      else if (a === '--queue' || a === '-q') {
-        o.queue = Number(val());
-        if (!Number.isInteger(o.queue) || o.queue < 0 || o.queue > 65535) return `bad queue number`;
-      } else if (a === '--max-queue-len') o.maxLen = Number(val());
-      else if (a === '--no-sysctl') o.sysctl = false;
-      else return `unknown option ${a}`;
-    } catch (e) {
-      return (e as Error).message;
-    }
-  }
-  return o;
+  const err = eachOption(argv, (a, val) => {
+    if (a === '--config' || a === '-c') o.config = val();
+    else if (a === '--keepalived' || a === '-k') o.keepalived = val();
+    else if (a === '--metrics') o.metrics = val();
+    else if (a === '--socket' || a === '-s') o.socket = val();
+    else if (a === '--queue' || a === '-q') {
+      o.queue = Number(val());
+      if (!Number.isInteger(o.queue) || o.queue < 0 || o.queue > 65535) return `bad queue number`;
+    } else if (a === '--max-queue-len') o.maxLen = Number(val());
+    else if (a === '--no-sysctl') o.sysctl = false;
+    else return `unknown option ${a}`;
+    return undefined;
+  });
+  return err ?? o;
 }
 
 const EMPTY_PLAN: DirectorPlan = { services: [], timeouts: { ...DEFAULT_TIMEOUTS }, sysctl: { ...DEFAULT_SYSCTL } };

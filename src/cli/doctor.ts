@@ -8,6 +8,7 @@
  */
 import { type DoctorInput, doctorChecks, formatFindings } from '../lab/doctor.js';
 import { MARK_CHAIN } from '../lab/plan.js';
+import { eachOption } from './args.js';
 import { currentLab } from './lab.js';
 
 const USAGE = `usage:
@@ -31,36 +32,29 @@ export async function run(argv: string[]): Promise<number> {
   } = {
     ifname: 'eth0',
   };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const val = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    try {
-      if (a === '--host') only.push(val());
-      else if (a === '--config' || a === '-c') o.config = val();
-      else if (a === '--prefix') o.prefix = val();
-      else if (a === '--state-dir') o.stateDir = val();
-      else if (a === '--listen') o.listen = Number(val());
-      else if (a === '--local') o.local = true;
-      else if (a === '--vip') o.vip = val();
-      else if (a === '--director') dirs.push(val());
-      else if (a === '--port') ports.push(Number(val()));
-      else if (a === '--nat') o.nat = true;
-      else if (a === '--if') o.ifname = val();
-      else if (a === '-h' || a === '--help') {
-        process.stdout.write(USAGE);
-        return 0;
-      } else {
-        process.stderr.write(`tierlb doctor: unknown option ${a}\n${USAGE}`);
-        return 2;
-      }
-    } catch (e) {
-      process.stderr.write(`tierlb doctor: ${(e as Error).message}\n`);
-      return 2;
-    }
+  const err = eachOption(argv, (a, val) => {
+    if (a === '--host') only.push(val());
+    else if (a === '--config' || a === '-c') o.config = val();
+    else if (a === '--prefix') o.prefix = val();
+    else if (a === '--state-dir') o.stateDir = val();
+    else if (a === '--listen') o.listen = Number(val());
+    else if (a === '--local') o.local = true;
+    else if (a === '--vip') o.vip = val();
+    else if (a === '--director') dirs.push(val());
+    else if (a === '--port') ports.push(Number(val()));
+    else if (a === '--nat') o.nat = true;
+    else if (a === '--if') o.ifname = val();
+    else if (a === '-h' || a === '--help') return 'help';
+    else return `unknown option ${a}`;
+    return undefined;
+  });
+  if (err === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (err !== undefined) {
+    process.stderr.write(`tierlb doctor: ${err}\n${USAGE}`);
+    return 2;
   }
   const { probeHost, probeLab } = await import('../lab/doctor-probe.js');
   let input: DoctorInput;
