@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import test from 'ava';
 import { parse as parseYaml } from 'yaml';
+import { checkConfigString } from '../src/config/index.js';
 import { vrrpSchema } from '../src/ha/config-schema.js';
 import { loadKeepalivedConf } from '../src/ha/keepalived/config.js';
 import { checkVrrpConfig, type VrrpSection, vrrpFromSection } from '../src/ha/vrrp/config.js';
@@ -142,5 +143,47 @@ test('checks the schema cannot express', (t) => {
     'vrrp instance A: track_script nope is not defined',
     'vrrp instance C: virtual address fe80::1/64 is not IPv4 (IPv6 is not supported)',
     'vrrp sync group G: instance Z is not defined',
+  ]);
+});
+
+test('an address with an octet over 255 is refused at file:line (schema and the in-memory check)', (t) => {
+  const text = `vrrp:
+  instances:
+    - name: VI_1
+      interface: eth0
+      virtual_router_id: 51
+      virtual_ipaddress: [999.1.1.1/24, 10.0.0.1/33, { address: 10.0.0.2 }]
+      unicast_src_ip: 999.1.1.1
+      unicast_peer: [10.0.0.3, 10.0.0.256]
+`;
+  const at = checkConfigString(text, 'ha.yaml').problems.map((p) => `ha.yaml:${p.line}:${p.column}: ${p.path}`);
+  for (const want of [
+    'ha.yaml:6:27: vrrp.instances[0].virtual_ipaddress[0]',
+    'ha.yaml:6:41: vrrp.instances[0].virtual_ipaddress[1]',
+    'ha.yaml:7:23: vrrp.instances[0].unicast_src_ip',
+    'ha.yaml:8:32: vrrp.instances[0].unicast_peer[1]',
+  ])
+    t.true(at.includes(want), `${want} in\n${at.join('\n')}`);
+  t.false(
+    at.some((a) => a.includes('virtual_ipaddress[2]') || a.includes('unicast_peer[0]')),
+    'good addresses pass',
+  );
+  const cfg = {
+    instances: [
+      instanceDefaults({
+        name: 'A',
+        interface: 'eth0',
+        virtualRouterId: 1,
+        virtualIpaddress: [
+          { addr: '999.1.1.1', prefixLen: 32 },
+          { addr: '10.0.0.1', prefixLen: 24 },
+        ],
+      }),
+    ],
+    scripts: [],
+    syncGroups: [],
+  };
+  t.deepEqual(checkVrrpConfig(cfg), [
+    'vrrp instance A: virtual address 999.1.1.1/32 is not IPv4 (IPv6 is not supported)',
   ]);
 });

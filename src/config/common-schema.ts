@@ -1,5 +1,5 @@
 /**
- * Schema pieces several config sections share (the lab and overlay sections today), so an address is checked the
+ * Schema pieces several config sections share (the lab, overlay and vrrp sections today), so an address is checked the
  * same way everywhere.
  */
 
@@ -13,6 +13,11 @@ export const ipv4Schema = { type: 'string', pattern: `^${IPV4}$` } as const;
 /** An IPv4 address with a prefix length; `prefix` is the regex alternative of the lengths allowed, e.g. `[0-9]|[12]\\d|3[0-2]`. */
 export function cidr4Schema(prefix: string) {
   return { type: 'string', pattern: `^${IPV4}/(${prefix})$` } as const;
+}
+
+/** An IPv4 address with an optional prefix length (`prefix` as in cidr4Schema). */
+export function ipv4OptionalPrefixSchema(prefix: string) {
+  return { type: 'string', pattern: `^${IPV4}(/(${prefix}))?$` } as const;
 }
 
 /** A TCP/UDP port other than 0. */

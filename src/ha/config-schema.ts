@@ -29,8 +29,10 @@
  * ```
  */
 
-const ipv4 = { type: 'string', pattern: '^(\\d{1,3})(\\.\\d{1,3}){3}$' } as const;
-const ipv4Prefix = { type: 'string', pattern: '^(\\d{1,3})(\\.\\d{1,3}){3}(/\\d{1,2})?$' } as const;
+import { ipv4Schema as ipv4, ipv4OptionalPrefixSchema } from '../config/common-schema.js';
+
+/** a virtual address: no length means /32, as in keepalived */
+const ipv4Prefix = ipv4OptionalPrefixSchema('[0-9]|[12]\\d|3[0-2]');
 const ifname = { type: 'string', minLength: 1, maxLength: 15 } as const;
 const command = { type: 'string', minLength: 1 } as const;
 const weight = { type: 'integer', minimum: -253, maximum: 253 } as const;

@@ -2,6 +2,7 @@
  * The `vrrp` YAML section (validated by src/ha/config-schema.ts) → the in-memory VrrpConfig, and the checks that a
  * schema cannot express (references, intervals per version, duplicate VRIDs). Pure.
  */
+import { isIPv4 } from 'node:net';
 import {
   instanceDefaults,
   scriptDefaults,
@@ -140,7 +141,7 @@ export function checkVrrpConfig(cfg: VrrpConfig): string[] {
       problems.push(`${at}: auth_pass must be 1..8 bytes`);
     if (i.virtualIpaddress.length === 0) problems.push(`${at}: no virtual_ipaddress`);
     for (const v of i.virtualIpaddress)
-      if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(v.addr) || !(v.prefixLen >= 0 && v.prefixLen <= 32))
+      if (!isIPv4(v.addr) || !(Number.isInteger(v.prefixLen) && v.prefixLen >= 0 && v.prefixLen <= 32))
         problems.push(`${at}: virtual address ${v.addr}/${v.prefixLen} is not IPv4 (IPv6 is not supported)`);
     for (const t of i.trackScript)
       if (!scripts.has(t.name)) problems.push(`${at}: track_script ${t.name} is not defined`);
