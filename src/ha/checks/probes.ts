@@ -8,11 +8,9 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
-import { AF_INET, AF_INET6, close as closeFd, setSoMark, socket as sysSocket } from '../../l4/datapath/sys.js';
+import { markedTcpSocket } from '../../fwmark/somark.js';
 import type { TcpCheck } from '../checks-types.js';
 import type { CheckOutcome } from './state.js';
-
-const SOCK_STREAM = 1;
 
 export interface ProbeTarget {
   host: string;
@@ -35,13 +33,7 @@ export function connectSocket(t: ProbeTarget): net.Socket {
   if (!t.mark) return net.connect(opts);
   const fam = net.isIP(t.host);
   if (fam === 0) throw new Error(`probe with a mark needs an IP address, got ${t.host}`);
-  const fd = sysSocket(fam === 6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
-  try {
-    setSoMark(fd, t.mark);
-  } catch (e) {
-    closeFd(fd);
-    throw e;
-  }
+  const fd = markedTcpSocket(fam === 6 ? 6 : 4, t.mark);
   // manualStart: do not read from the socket before it is connected
   const sock = new net.Socket({ fd, readable: true, writable: true, manualStart: true } as net.SocketConstructorOpts);
   return sock.connect(opts);
