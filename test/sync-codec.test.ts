@@ -10,6 +10,7 @@ import {
   SyncMessageBuilder,
   sendMaxLen,
 } from '../src/ha/sync/codec.js';
+import { seeded } from './seeded.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -242,20 +243,8 @@ test('version 0 messages are understood', (t) => {
   t.is(decodeMessage(cut).dropped, 'v0-conn-short');
 });
 
-/** mulberry32 */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 test('fuzz: random and mutated datagrams never throw, and what decodes re-encodes', (t) => {
-  const r = rng(1234);
+  const r = seeded(1234);
   const [base] = encodeMessages(9, [withSeq, udp6, tcp4], 1444);
   const reasons = new Map<string, number>();
   let decoded = 0;
