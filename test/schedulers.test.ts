@@ -51,6 +51,17 @@ test('rr: deleting the cursor server continues with its successor (ip_vs_rr_del_
   t.is(g.seq(2), 'BA');
 });
 
+test('rr: the cursor stays on its server when the list around it changes (it is kept as a position)', (t) => {
+  const f = fixture('rr');
+  f.addAll({ A: 1, B: 1, C: 1 });
+  t.is(f.seq(2), 'CB');
+  f.add('D', 1); // at the list head: D C B A, the cursor's B moves one down
+  t.is(f.seq(4), 'ADCB');
+  f.del('D'); // before the cursor: C B A
+  f.del('C'); // B A, the cursor's B is now first
+  t.is(f.seq(3), 'ABA');
+});
+
 // ---- wrr ----
 
 test('wrr: 4:3:2 gives the kernel sequence (first round at cw=1 left by the adds, then the 9-pick cycle)', (t) => {

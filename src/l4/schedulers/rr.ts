@@ -8,9 +8,11 @@ import type { Scheduler } from './types.js';
 
 export class RoundRobin implements Scheduler {
   readonly name = 'rr';
-  /** the last picked destination (sched_data: the list position); null = the list head */
-  private last: RealServer | null = null;
-  /** the list as of the last update, to find the cursor's predecessor when the cursor's dest is deleted */
+  /**
+   * the list position of the last pick (sched_data); -1 = the list head. It indexes `order`, the list as of the last
+   * update(): the list only changes through ServiceTable, which calls update(), so it also indexes svc.dests.
+   */
+  private pos = -1;
   private order: RealServer[];
 
   constructor(svc: VirtualService) {
@@ -18,13 +20,11 @@ export class RoundRobin implements Scheduler {
   }
 
   update(svc: VirtualService): void {
-    // ip_vs_rr_del_dest: if the deleted dest was the cursor, step back to the entry before it (maybe the head), so
-    // the next pick continues with the deleted dest's successor
-    if (this.last && !svc.dests.includes(this.last)) {
-      let i = this.order.indexOf(this.last) - 1;
-      while (i >= 0 && !svc.dests.includes(this.order[i])) i--;
-      this.last = i >= 0 ? this.order[i] : null;
-    }
+    // the cursor follows its dest to its new position; ip_vs_rr_del_dest: if the cursor's dest was deleted, step back
+    // to the entry before it (maybe the head), so the next pick continues with the deleted dest's successor
+    let pos = -1;
+    for (let i = this.pos; i >= 0 && pos < 0; i--) pos = svc.dests.indexOf(this.order[i]);
+    this.pos = pos;
     this.order = [...svc.dests];
   }
 
@@ -32,11 +32,11 @@ export class RoundRobin implements Scheduler {
     const n = svc.dests.length;
     if (n === 0) return null;
     // from the entry after the cursor to the end, then from the first entry up to and including the cursor
-    const start = this.last ? svc.dests.indexOf(this.last) : -1;
     for (let i = 1; i <= n; i++) {
-      const d = svc.dests[(start + i + n) % n];
+      const at = (this.pos + i + n) % n;
+      const d = svc.dests[at];
       if (!d.overloaded && d.weight > 0) {
-        this.last = d;
+        this.pos = at;
         return d;
       }
     }

@@ -12,8 +12,8 @@ import { gcd } from './util.js';
 
 export class WeightedRoundRobin implements Scheduler {
   readonly name = 'wrr';
-  /** current dest; null = list head */
-  private cl: RealServer | null = null;
+  /** cl, the current dest, as its list position (no search per pick); -1 = the list head. update() resets it. */
+  private cl = -1;
   private cw: number;
   private mw: number;
   private di: number;
@@ -27,7 +27,7 @@ export class WeightedRoundRobin implements Scheduler {
 
   /** ip_vs_wrr_dest_changed (add_dest, del_dest, upd_dest) */
   update(svc: VirtualService): void {
-    this.cl = null;
+    this.cl = -1;
     this.di = gcdWeight(svc);
     this.mw = maxWeight(svc) - (this.di - 1);
     if (this.cw > this.mw || this.cw === 0) this.cw = this.mw;
@@ -37,8 +37,7 @@ export class WeightedRoundRobin implements Scheduler {
   schedule(svc: VirtualService): RealServer | null {
     const dests = svc.dests;
     const n = dests.length;
-    // positions: -1 is the list head
-    let pos = this.cl ? dests.indexOf(this.cl) : -1;
+    let pos = this.cl;
     if (this.mw === 0) return null;
     const last = pos;
     let stop = -2;
@@ -48,11 +47,11 @@ export class WeightedRoundRobin implements Scheduler {
       for (pos++; pos < n; pos++) {
         const d = dests[pos];
         if (!d.overloaded && d.weight >= this.cw) {
-          this.cl = d;
+          this.cl = pos;
           return d;
         }
         if (pos === stop) {
-          this.cl = d;
+          this.cl = pos;
           return null;
         }
       }
@@ -62,7 +61,7 @@ export class WeightedRoundRobin implements Scheduler {
         this.cw = this.mw;
         // a whole pass down to weight 1 already covered every dest: all are overloaded (or weight 0)
         if (lastPass || last === -1) {
-          this.cl = null;
+          this.cl = -1;
           return null;
         }
         restarted = true;
