@@ -14,8 +14,9 @@ import { ipv6ToBytes } from '../src/l4/addr.js';
 import { systemClock } from '../src/l4/clock.js';
 import { ipv4HeaderChecksum } from '../src/l4/datapath/csum.js';
 import { Forwarder } from '../src/l4/datapath/forward.js';
-import { type NlMessage, parseMessages, VerdictBatch } from '../src/l4/datapath/nfqmsg.js';
+import { MessagePool, type NlMessage, parseMessages, VerdictBatch } from '../src/l4/datapath/nfqmsg.js';
 import { Engine } from '../src/l4/engine.js';
+import { packetMsg } from '../test/datapath-fixture.js';
 
 const ROUND_MS = Number(process.env.L4_HOTPATH_MS ?? 400);
 const ROUNDS = 5;
@@ -82,40 +83,6 @@ function ipPacket(o: {
   return b;
 }
 
-/** One NFQNL_MSG_PACKET datagram as the kernel sends it: packet header, mark, indev, hwaddr, payload. */
-function nfqDatagram(id: number, mark: number, payload: Uint8Array): Uint8Array {
-  const len = 20 + 12 + 8 + 8 + 16 + ((4 + payload.length + 3) & ~3);
-  const m = new Uint8Array(len);
-  const v = new DataView(m.buffer);
-  v.setUint32(0, len, true);
-  v.setUint16(4, 3 << 8, true);
-  m[16] = 2;
-  let o = 20;
-  v.setUint16(o, 11, true);
-  v.setUint16(o + 2, 1, true);
-  v.setUint32(o + 4, id, false);
-  v.setUint16(o + 8, payload[0] >> 4 === 4 ? 0x0800 : 0x86dd, false);
-  m[o + 10] = 0;
-  o += 12;
-  v.setUint16(o, 8, true);
-  v.setUint16(o + 2, 3, true);
-  v.setUint32(o + 4, mark, false);
-  o += 8;
-  v.setUint16(o, 8, true);
-  v.setUint16(o + 2, 5, true);
-  v.setUint32(o + 4, 2, false);
-  o += 8;
-  v.setUint16(o, 16, true);
-  v.setUint16(o + 2, 9, true);
-  v.setUint16(o + 4, 6, false);
-  m.set([2, 0, 0, 0, 0, 1], o + 8);
-  o += 16;
-  v.setUint16(o, 4 + payload.length, true);
-  v.setUint16(o + 2, 10, true);
-  m.set(payload, o + 4);
-  return m;
-}
-
 interface Scenario {
   name: string;
   /** a fresh engine + forwarder and the datagrams to feed it (a round runs over them again and again) */
@@ -155,9 +122,9 @@ function established(name: string, family: 4 | 6, proto: 6 | 17, fwd: 'route' | 
         if (proto === 6)
           handleOne(
             f,
-            nfqDatagram(i, DIVERT_MARK, ipPacket({ family, proto, src, dst: vip, sport, dport: 80, flags: 0x02 })),
+            packetMsg(i, DIVERT_MARK, ipPacket({ family, proto, src, dst: vip, sport, dport: 80, flags: 0x02 })),
           );
-        datagrams.push(nfqDatagram(i, DIVERT_MARK, ipPacket({ family, proto, src, dst: vip, sport, dport: 80 })));
+        datagrams.push(packetMsg(i, DIVERT_MARK, ipPacket({ family, proto, src, dst: vip, sport, dport: 80 })));
       }
       return { fwd: f, datagrams, fresh: false };
     },
@@ -177,12 +144,12 @@ function natReplies(flows = 4096): Scenario {
         const sport = 1024 + (i % 60000);
         handleOne(
           f,
-          nfqDatagram(i, DIVERT_MARK, ipPacket({ family: 4, proto: 6, src, dst: VIP, sport, dport: 80, flags: 0x02 })),
+          packetMsg(i, DIVERT_MARK, ipPacket({ family: 4, proto: 6, src, dst: VIP, sport, dport: 80, flags: 0x02 })),
         );
       }
       for (const c of engine.conns.entries())
         datagrams.push(
-          nfqDatagram(
+          packetMsg(
             1,
             REPLY_MARK,
             ipPacket({ family: 4, proto: 6, src: c.daddr, dst: c.caddr, sport: c.dport, dport: c.cport, flags: 0x12 }),
@@ -203,7 +170,7 @@ function newConns(flows = 32768): Scenario {
       const datagrams: Uint8Array[] = [];
       for (let i = 0; i < flows; i++)
         datagrams.push(
-          nfqDatagram(
+          packetMsg(
             i,
             DIVERT_MARK,
             ipPacket({
@@ -232,9 +199,10 @@ const sink = {
 };
 
 const msgs: NlMessage[] = [];
+const pool = new MessagePool();
 
 function handleOne(f: Forwarder, d: Uint8Array): void {
-  parseMessages(d, d.length, msgs);
+  parseMessages(d, d.length, msgs, pool);
   for (let i = 0; i < msgs.length; i++) {
     const m = msgs[i];
     if (m.kind === 'packet') f.handle(m.pkt);

@@ -19,7 +19,15 @@ import { inKey } from '../conn/table.js';
 import type { ServiceTable } from '../services.js';
 import { addrBytes, finish, ipipEncap, ipv4HeaderChecksum, natRewrite, sumWords } from './csum.js';
 import { NF_ACCEPT, NF_DROP, type QueuedPacket } from './nfqmsg.js';
-import { type BadReason, type IcmpError, IPPROTO_ICMP, type PacketMeta, type Parsed, parsePacket } from './packet.js';
+import {
+  type BadReason,
+  IPPROTO_ICMP,
+  PARSE_BAD,
+  PARSE_ICMP,
+  type PacketMeta,
+  PacketParser,
+  type Parsed,
+} from './packet.js';
 
 /** What the engine hands back (src/l4/engine.ts). */
 export interface DpConn {
@@ -95,6 +103,8 @@ export class Forwarder {
   onForward: ((conn: DpConn) => void) | null = null;
   /** DR real servers whose mark route stays while they are out of the table (health-checked through the VIP) */
   readonly pinned = new Set<string>();
+  /** reused for every packet: the hot path allocates no parse objects */
+  private readonly parser = new PacketParser();
 
   constructor(
     readonly engine: DpEngine,
@@ -153,18 +163,19 @@ export class Forwarder {
   private handleInner(q: QueuedPacket): void {
     const reply = q.mark === REPLY_MARK;
     const fwmark = q.mark === DIVERT_MARK || reply ? 0 : q.mark;
-    const r = parsePacket(q.payload, fwmark);
-    if (!r.ok) {
-      this.bad(r.reason);
-      if (BAD_ACTION[r.reason] === 'pass') this.pass(q);
+    const parser = this.parser;
+    const r = parser.parse(q.payload, fwmark);
+    if (r === PARSE_BAD) {
+      this.bad(parser.reason);
+      if (BAD_ACTION[parser.reason] === 'pass') this.pass(q);
       else this.drop(q);
       return;
     }
-    if ('icmp' in r) {
-      this.handleIcmp(q, r.icmp, fwmark);
+    if (r === PARSE_ICMP) {
+      this.handleIcmp(q, parser, fwmark);
       return;
     }
-    const p = r.pkt;
+    const p = parser.pkt;
     const v = reply ? this.engine.processReply(p) : this.engine.process(p);
     if (v.kind === 'pass') {
       this.pass(q);
@@ -215,7 +226,7 @@ export class Forwarder {
    * An ICMP error about a flow (ip_vs_in_icmp): the embedded packet is one the director's side sent (VIP:vport →
    * CIP:cport), so the flow is looked up reversed; a known flow's error follows its connection, any other passes.
    */
-  private handleIcmp(q: QueuedPacket, e: IcmpError, fwmark: number): void {
+  private handleIcmp(q: QueuedPacket, e: PacketParser, fwmark: number): void {
     const i = e.inner;
     const meta: PacketMeta = {
       family: i.family,
@@ -227,7 +238,7 @@ export class Forwarder {
       fwmark,
       // an ACK never opens a connection: lookup only
       tcpFlags: 0x10,
-      length: e.outer.length,
+      length: e.pkt.length,
     };
     const v = this.lookup(meta);
     if (!v) {
@@ -239,7 +250,7 @@ export class Forwarder {
     if (dest.fwd === 'masq') {
       // rewrite the outer destination and the embedded source (VIP:vport → RIP:rport), recompute the ICMP checksum
       const b = q.payload;
-      const o = e.outer;
+      const o = e.pkt;
       natRewrite(b, o, 'dst', this.addr(conn.daddr), 0);
       const raddr = this.addr(conn.daddr);
       if (i.family === 4) {
@@ -262,7 +273,7 @@ export class Forwarder {
       this.io.verdict(q.id, NF_ACCEPT, 0, b.subarray(0, o.totalLen));
       return;
     }
-    this.forward(q, e.outer, conn, dest);
+    this.forward(q, e.pkt, conn, dest);
   }
 
   private lookup(meta: PacketMeta): { conn: DpConn; dest: DpDest } | null {

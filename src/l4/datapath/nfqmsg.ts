@@ -53,12 +53,30 @@ export interface QueuedPacket {
 }
 
 function putNlmsg(buf: Uint8Array, off: number, len: number, type: number, flags: number, seq: number): void {
-  const dv = new DataView(buf.buffer, buf.byteOffset + off);
-  dv.setUint32(0, len, true);
-  dv.setUint16(4, type, true);
-  dv.setUint16(6, flags, true);
-  dv.setUint32(8, seq, true);
-  dv.setUint32(12, 0, true);
+  putLe32(buf, off, len);
+  putLe16(buf, off + 4, type);
+  putLe16(buf, off + 6, flags);
+  putLe32(buf, off + 8, seq);
+  putLe32(buf, off + 12, 0);
+}
+
+function putLe16(b: Uint8Array, o: number, v: number): void {
+  b[o] = v & 0xff;
+  b[o + 1] = (v >>> 8) & 0xff;
+}
+
+function putLe32(b: Uint8Array, o: number, v: number): void {
+  b[o] = v & 0xff;
+  b[o + 1] = (v >>> 8) & 0xff;
+  b[o + 2] = (v >>> 16) & 0xff;
+  b[o + 3] = (v >>> 24) & 0xff;
+}
+
+function putBe32(b: Uint8Array, o: number, v: number): void {
+  b[o] = (v >>> 24) & 0xff;
+  b[o + 1] = (v >>> 16) & 0xff;
+  b[o + 2] = (v >>> 8) & 0xff;
+  b[o + 3] = v & 0xff;
 }
 
 /** nfgenmsg: family, version 0, res_id (queue number, big endian). */
@@ -79,9 +97,9 @@ function putAttr(buf: Uint8Array, off: number, type: number, data: Uint8Array): 
   return off + align4(len);
 }
 
-function be32(v: number): Uint8Array {
+function be32Bytes(v: number): Uint8Array {
   const b = new Uint8Array(4);
-  new DataView(b.buffer).setUint32(0, v >>> 0, false);
+  putBe32(b, 0, v);
   return b;
 }
 
@@ -116,11 +134,11 @@ export function cfgCmd(queue: number, cmd: number, seq: number): Uint8Array {
 export function cfgParams(queue: number, copyRange: number, maxLen: number, seq: number): Uint8Array {
   // struct nfqnl_msg_config_params { __be32 copy_range; __u8 copy_mode; } __attribute__ ((packed))
   const p = new Uint8Array(5);
-  p.set(be32(copyRange), 0);
+  p.set(be32Bytes(copyRange), 0);
   p[4] = NFQNL_COPY_PACKET;
   return buildMsg(CFG_TYPE, NLM_F_REQUEST | NLM_F_ACK, seq, 0, queue, [
     [NFQA_CFG_PARAMS, p],
-    [NFQA_CFG_QUEUE_MAXLEN, be32(maxLen)],
+    [NFQA_CFG_QUEUE_MAXLEN, be32Bytes(maxLen)],
   ]);
 }
 
@@ -148,18 +166,17 @@ export function putVerdict(
   const len = verdictSize(payload?.length, mark !== undefined);
   putNlmsg(buf, off, len, VERDICT_TYPE, NLM_F_REQUEST, 0);
   putNfgen(buf, off + 16, 0, queue);
-  const dv = new DataView(buf.buffer, buf.byteOffset);
   let p = off + 20;
   // NFQA_VERDICT_HDR: struct nfqnl_msg_verdict_hdr { __be32 verdict; __be32 id; }
-  dv.setUint16(p, 12, true);
-  dv.setUint16(p + 2, NFQA_VERDICT_HDR, true);
-  dv.setUint32(p + 4, verdict, false);
-  dv.setUint32(p + 8, id >>> 0, false);
+  putLe16(buf, p, 12);
+  putLe16(buf, p + 2, NFQA_VERDICT_HDR);
+  putBe32(buf, p + 4, verdict);
+  putBe32(buf, p + 8, id);
   p += 12;
   if (mark !== undefined) {
-    dv.setUint16(p, 8, true);
-    dv.setUint16(p + 2, NFQA_MARK, true);
-    dv.setUint32(p + 4, mark >>> 0, false);
+    putLe16(buf, p, 8);
+    putLe16(buf, p + 2, NFQA_MARK);
+    putBe32(buf, p + 4, mark);
     p += 8;
   }
   if (payload) p = putAttr(buf, p, NFQA_PAYLOAD, payload);
@@ -210,20 +227,56 @@ export type NlMessage =
   | { kind: 'error'; errno: number; seq: number }
   | { kind: 'other'; type: number };
 
-/** Walk every netlink message in a received datagram. */
-export function parseMessages(buf: Uint8Array, len: number, out: NlMessage[] = []): NlMessage[] {
-  const dv = new DataView(buf.buffer, buf.byteOffset, len);
+const le16 = (b: Uint8Array, o: number) => b[o] | (b[o + 1] << 8);
+const le32 = (b: Uint8Array, o: number) => (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0;
+const be16 = (b: Uint8Array, o: number) => (b[o] << 8) | b[o + 1];
+const be32 = (b: Uint8Array, o: number) => ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+
+type PacketMsg = { kind: 'packet'; pkt: QueuedPacket };
+const EMPTY = new Uint8Array(0);
+const newPacketMsg = (): PacketMsg => ({
+  kind: 'packet',
+  pkt: { id: 0, hwProtocol: 0, hook: 0, mark: 0, indev: 0, outdev: 0, hwaddr: undefined, payload: EMPTY },
+});
+
+/**
+ * Packet messages reused from datagram to datagram by `parseMessages` (the worker's receive loop): a message and its
+ * QueuedPacket are valid until the next parse with the same pool. The pooled form leaves `hwaddr` unset (nothing on
+ * the hot path reads it).
+ */
+export class MessagePool {
+  private readonly msgs: PacketMsg[] = [];
+  private used = 0;
+
+  reset(): void {
+    this.used = 0;
+  }
+
+  take(): PacketMsg {
+    if (this.used === this.msgs.length) this.msgs.push(newPacketMsg());
+    return this.msgs[this.used++];
+  }
+
+  /** give the last message taken back (it was not a valid packet) */
+  untake(): void {
+    this.used--;
+  }
+}
+
+/** Walk every netlink message in a received datagram; with a pool, packet messages are the pool's (reused). */
+export function parseMessages(buf: Uint8Array, len: number, out: NlMessage[] = [], pool?: MessagePool): NlMessage[] {
+  pool?.reset();
   let off = 0;
   while (off + 16 <= len) {
-    const mlen = dv.getUint32(off, true);
+    const mlen = le32(buf, off);
     if (mlen < 16 || off + mlen > len) break;
-    const type = dv.getUint16(off + 4, true);
-    const seq = dv.getUint32(off + 8, true);
+    const type = le16(buf, off + 4);
     if (type === NLMSG_ERROR) {
-      out.push({ kind: 'error', errno: -dv.getInt32(off + 16, true), seq });
+      out.push({ kind: 'error', errno: -(le32(buf, off + 16) | 0), seq: le32(buf, off + 8) });
     } else if (type === ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET)) {
-      const pkt = parsePacketMsg(buf, dv, off + 20, off + mlen);
-      if (pkt) out.push({ kind: 'packet', pkt });
+      const m = pool ? pool.take() : newPacketMsg();
+      if (readPacketMsg(buf, off + 20, off + mlen, m.pkt, !pool)) out.push(m);
+      else pool?.untake();
     } else {
       out.push({ kind: 'other', type });
     }
@@ -232,40 +285,39 @@ export function parseMessages(buf: Uint8Array, len: number, out: NlMessage[] = [
   return out;
 }
 
-function parsePacketMsg(buf: Uint8Array, dv: DataView, off: number, end: number): QueuedPacket | null {
+/** Fill `q` from the attributes of a NFQNL_MSG_PACKET; false without a packet id or payload. */
+function readPacketMsg(buf: Uint8Array, off: number, end: number, q: QueuedPacket, withHwaddr: boolean): boolean {
   let id = -1;
-  let hwProtocol = 0;
-  let hook = 0;
-  let mark = 0;
-  let indev = 0;
-  let outdev = 0;
-  let hwaddr: Uint8Array | undefined;
+  q.hwProtocol = 0;
+  q.hook = 0;
+  q.mark = 0;
+  q.indev = 0;
+  q.outdev = 0;
+  q.hwaddr = undefined;
   let payload: Uint8Array | undefined;
   while (off + 4 <= end) {
-    const alen = dv.getUint16(off, true);
-    const atype = dv.getUint16(off + 2, true) & NLA_TYPE_MASK;
+    const alen = le16(buf, off);
+    const atype = le16(buf, off + 2) & NLA_TYPE_MASK;
     if (alen < 4 || off + alen > end) break;
     const d = off + 4;
     switch (atype) {
       case NFQA_PACKET_HDR:
-        id = dv.getUint32(d, false);
-        hwProtocol = dv.getUint16(d + 4, false);
-        hook = buf[d + 6];
+        id = be32(buf, d);
+        q.hwProtocol = be16(buf, d + 4);
+        q.hook = buf[d + 6];
         break;
       case NFQA_MARK:
-        mark = dv.getUint32(d, false);
+        q.mark = be32(buf, d);
         break;
       case NFQA_IFINDEX_INDEV:
-        indev = dv.getUint32(d, false);
+        q.indev = be32(buf, d);
         break;
       case NFQA_IFINDEX_OUTDEV:
-        outdev = dv.getUint32(d, false);
+        q.outdev = be32(buf, d);
         break;
-      case NFQA_HWADDR: {
-        const hl = dv.getUint16(d, false);
-        hwaddr = buf.subarray(d + 4, d + 4 + Math.min(hl, 8));
+      case NFQA_HWADDR:
+        if (withHwaddr) q.hwaddr = buf.subarray(d + 4, d + 4 + Math.min(be16(buf, d), 8));
         break;
-      }
       case NFQA_PAYLOAD:
         payload = buf.subarray(d, off + alen);
         break;
@@ -274,6 +326,8 @@ function parsePacketMsg(buf: Uint8Array, dv: DataView, off: number, end: number)
     }
     off += align4(alen);
   }
-  if (id < 0 || !payload) return null;
-  return { id, hwProtocol, hook, mark, indev, outdev, hwaddr, payload };
+  if (id < 0 || !payload) return false;
+  q.id = id;
+  q.payload = payload;
+  return true;
 }

@@ -6,6 +6,7 @@
 import {
   cfgCmd,
   cfgParams,
+  MessagePool,
   NETLINK_NETFILTER,
   NFQNL_CFG_CMD_BIND,
   NFQNL_CFG_CMD_UNBIND,
@@ -50,6 +51,8 @@ export class NfQueue {
   private seq = 1;
   private readonly rbuf = new Uint8Array(0x10000 + 4096);
   private readonly batch: VerdictBatch;
+  /** the packet messages of a receive, reused by the next one */
+  private readonly pool = new MessagePool();
   private closed = false;
 
   constructor(o: NfQueueOptions) {
@@ -91,7 +94,8 @@ export class NfQueue {
 
   /**
    * Receive one datagram; `wait` false returns at once when nothing is pending. Returns the parsed messages (packet
-   * payloads are views into the receive buffer, valid until the next call), [] on timeout / nothing pending.
+   * messages and their payloads are reused / views into the receive buffer, valid until the next call), [] on
+   * timeout / nothing pending.
    */
   receive(wait: boolean, out: NlMessage[]): NlMessage[] {
     out.length = 0;
@@ -100,7 +104,7 @@ export class NfQueue {
       if (n === -EAGAIN || n === -EINTR) return out;
       throw new SysError('nfqueue recv', -n);
     }
-    return parseMessages(this.rbuf, n, out);
+    return parseMessages(this.rbuf, n, out, this.pool);
   }
 
   /** Queue a verdict for the next flush. */
