@@ -8,6 +8,7 @@ import {
   CONN_F_HASHED,
   CONN_F_ONE_PACKET,
   CONN_F_TEMPLATE,
+  connAddrs,
   type SyncConn,
   SyncMessageBuilder,
   type SyncTuple,
@@ -26,16 +27,9 @@ export interface SyncSource extends SyncTuple {
 /** The entry a connection is sent as. */
 export function toSyncConn(c: SyncSource): SyncConn {
   return {
-    family: c.family,
-    protocol: c.protocol,
+    ...connAddrs(c),
     flags: (c.flags & ~CONN_F_HASHED) >>> 0,
     state: c.state,
-    caddr: c.caddr,
-    cport: c.cport,
-    vaddr: c.vaddr,
-    vport: c.vport,
-    daddr: c.daddr,
-    dport: c.dport,
     fwmark: c.fwmark,
     timeout: Math.floor(c.timeoutMs / 1000),
   };

@@ -15,6 +15,7 @@ import {
   CONN_F_INACTIVE,
   CONN_F_NOOUTPUT,
   CONN_F_TEMPLATE,
+  connAddrs,
   type SyncConn,
 } from './codec.js';
 
@@ -66,14 +67,7 @@ export class EngineSyncTarget implements SyncTarget {
       if (typeof found === 'string') return found;
       if (eng.conns.size >= eng.conns.maxConns) return 'table-full';
       cp = new Connection({
-        protocol: c.protocol,
-        family: c.family,
-        caddr: c.caddr,
-        cport: c.cport,
-        vaddr: c.vaddr,
-        vport: c.vport,
-        daddr: c.daddr,
-        dport: c.dport,
+        ...connAddrs(c),
         svc: found.svc,
         // forwarding method and NOOUTPUT come from the backup's own real server (ip_vs_bind_dest)
         flags: (c.flags & ~(CONN_F_FWD_MASK | CONN_F_NOOUTPUT)) >>> 0,
