@@ -50,6 +50,9 @@ export interface PacketMeta {
   tcpFlags: number;
   /** IP total length */
   length: number;
+  /** IPv4: saddr and daddr as unsigned 32-bit numbers, when the data path parsed them (the table's numeric keys) */
+  saddr4?: number;
+  daddr4?: number;
 }
 
 export type DropReason =
@@ -218,7 +221,16 @@ export class Engine implements AdmTarget {
       return this.findService(pkt) ? this.drop('unsupported-protocol') : PASS;
     }
     const now = this.clock.now();
-    let cp = this.conns.getIn(inKey(proto, pkt.saddr, pkt.sport, pkt.daddr, pkt.dport));
+    let cp =
+      pkt.family === 4
+        ? this.conns.getIn4(
+            proto,
+            pkt.saddr4 ?? ipv4ToInt(pkt.saddr),
+            pkt.sport,
+            pkt.daddr4 ?? ipv4ToInt(pkt.daddr),
+            pkt.dport,
+          )
+        : this.conns.getIn(inKey(proto, pkt.saddr, pkt.sport, pkt.daddr, pkt.dport));
     const syn = proto === IPPROTO_TCP && (pkt.tcpFlags & TH_SYN) !== 0;
 
     // a new connection reusing the tuple of an old one
@@ -273,7 +285,16 @@ export class Engine implements AdmTarget {
   processReply(pkt: PacketMeta): Verdict {
     const proto = pkt.protocol;
     if (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) return PASS;
-    const cp = this.conns.getOut(outKey(proto, pkt.saddr, pkt.sport, pkt.daddr, pkt.dport));
+    const cp =
+      pkt.family === 4
+        ? this.conns.getOut4(
+            proto,
+            pkt.saddr4 ?? ipv4ToInt(pkt.saddr),
+            pkt.sport,
+            pkt.daddr4 ?? ipv4ToInt(pkt.daddr),
+            pkt.dport,
+          )
+        : this.conns.getOut(outKey(proto, pkt.saddr, pkt.sport, pkt.daddr, pkt.dport));
     if (!cp?.dest) return PASS;
     const dest = cp.dest;
     cp.outpkts++;

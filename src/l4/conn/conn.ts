@@ -95,6 +95,13 @@ export class Connection {
   inKey = '';
   /** key in the output index (NAT replies); '' when not indexed */
   outKey = '';
+  /** IPv4 connections: indexed by number in the table's IPv4 input / output index (instead of inKey / outKey) */
+  in4 = false;
+  out4 = false;
+  /** IPv4 connections: caddr, vaddr, daddr as unsigned 32-bit numbers (set when the table indexes the entry) */
+  caddr4 = 0;
+  vaddr4 = 0;
+  daddr4 = 0;
   /** position in the table's dense array, -1 when not in the table */
   slot = -1;
   /** the expiry heap holds an entry for this connection */

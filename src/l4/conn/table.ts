@@ -4,6 +4,7 @@
  * `expire(now)`. Binding to real servers keeps ActiveConn/InActConn/PersistConn the way ip_vs_bind_dest and
  * ip_vs_unbind_dest do.
  */
+import { ipv4ToInt } from '../addr.js';
 import type { RealServer } from '../dest.js';
 import { SVC_F_ONEPACKET } from '../service.js';
 import {
@@ -15,6 +16,7 @@ import {
   destConnFlags,
   IPPROTO_TCP,
 } from './conn.js';
+import { FlowIndex4 } from './flow4.js';
 import { ExpiryHeap } from './heap.js';
 import { TCP_S_ESTABLISHED, TCP_S_SYN_RECV, TCP_S_SYNACK } from './tcp.js';
 
@@ -36,14 +38,24 @@ export function templateKey(protocol: number, caddr: string, vaddr: string, vpor
   return `${protocol}|${caddr}|${vaddr}|${vport}`;
 }
 
+/** An inKey()/outKey() string of an IPv4 flow as [protocol, addr, port, addr, port] numbers; null for IPv6. */
+function key4(key: string): [number, number, number, number, number] | null {
+  const f = key.split('|');
+  if (f.length !== 5 || f[1].includes(':') || f[3].includes(':')) return null;
+  return [Number(f[0]), ipv4ToInt(f[1]), Number(f[2]), ipv4ToInt(f[3]), Number(f[4])];
+}
+
 export interface ConnTableEvents {
   /** called after an entry left the table (expired or dropped) */
   onRemove?(conn: Connection, why: 'expired' | 'dropped'): void;
 }
 
 export class ConnTable {
+  /** IPv6 connections by inKey / outKey; IPv4 ones are in in4 / out4, keyed by numbers */
   private readonly byIn = new Map<string, Connection>();
   private readonly byOut = new Map<string, Connection>();
+  private readonly in4 = new FlowIndex4<Connection>();
+  private readonly out4 = new FlowIndex4<Connection>();
   private readonly byTemplate = new Map<string, Connection>();
   private readonly all: Connection[] = [];
   private readonly heap = new ExpiryHeap<Connection>();
@@ -67,12 +79,26 @@ export class ConnTable {
     return Math.max(0, this.maxConns - this.all.length);
   }
 
+  /** Lookup by an inKey() string (any family). */
   getIn(key: string): Connection | undefined {
-    return this.byIn.get(key);
+    const k = key4(key);
+    return k ? this.in4.get(k[0], k[1], k[2], k[3], k[4]) : this.byIn.get(key);
   }
 
+  /** Lookup by an outKey() string (any family). */
   getOut(key: string): Connection | undefined {
-    return this.byOut.get(key);
+    const k = key4(key);
+    return k ? this.out4.get(k[0], k[1], k[2], k[3], k[4]) : this.byOut.get(key);
+  }
+
+  /** The hot path's lookup of an IPv4 packet client → VIP (addresses as unsigned 32-bit numbers): no key string. */
+  getIn4(protocol: number, saddr: number, sport: number, daddr: number, dport: number): Connection | undefined {
+    return this.in4.get(protocol, saddr, sport, daddr, dport);
+  }
+
+  /** The hot path's lookup of an IPv4 NAT reply real server → client. */
+  getOut4(protocol: number, saddr: number, sport: number, daddr: number, dport: number): Connection | undefined {
+    return this.out4.get(protocol, saddr, sport, daddr, dport);
   }
 
   getTemplate(key: string): Connection | undefined {
@@ -95,6 +121,23 @@ export class ConnTable {
       const old = this.byTemplate.get(conn.inKey);
       if (old && old !== conn) this.invalidateTemplate(old);
       this.byTemplate.set(conn.inKey, conn);
+    } else if (conn.family === 4) {
+      const p = conn.protocol;
+      const c4 = ipv4ToInt(conn.caddr);
+      const v4 = ipv4ToInt(conn.vaddr);
+      conn.caddr4 = c4;
+      conn.vaddr4 = v4;
+      const old = this.in4.get(p, c4, conn.cport, v4, conn.vport);
+      if (old && old !== conn) this.unindex(old);
+      this.in4.set(p, c4, conn.cport, v4, conn.vport, conn);
+      conn.in4 = true;
+      if ((conn.flags & CONN_F_FWD_MASK) === CONN_F_MASQ) {
+        const d4 = ipv4ToInt(conn.daddr);
+        conn.daddr4 = d4;
+        const o = this.out4.set(p, d4, conn.dport, c4, conn.cport, conn);
+        if (o && o !== conn) o.out4 = false;
+        conn.out4 = true;
+      }
     } else {
       conn.inKey = inKey(conn.protocol, conn.caddr, conn.cport, conn.vaddr, conn.vport);
       const old = this.byIn.get(conn.inKey);
@@ -307,6 +350,14 @@ export class ConnTable {
   }
 
   private unindex(conn: Connection): void {
+    if (conn.in4) {
+      this.in4.delete(conn.protocol, conn.caddr4, conn.cport, conn.vaddr4, conn.vport, conn);
+      conn.in4 = false;
+    }
+    if (conn.out4) {
+      this.out4.delete(conn.protocol, conn.daddr4, conn.dport, conn.caddr4, conn.cport, conn);
+      conn.out4 = false;
+    }
     if (conn.inKey) {
       const m = conn.template ? this.byTemplate : this.byIn;
       if (m.get(conn.inKey) === conn) m.delete(conn.inKey);
