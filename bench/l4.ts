@@ -11,6 +11,8 @@ import type { DatapathStats } from '../src/l4/datapath/datapath.js';
 import { adm, buildTopo, RS1, startDirector, stopDirector, type Topo, VIP } from '../test/netns-director-topo.js';
 
 const PPS_PACKETS = Number(process.env.L4_BENCH_PACKETS ?? 200_000);
+/** the director's --max-queue-len */
+const QUEUE_MAXLEN = process.env.L4_QUEUE_MAXLEN ?? '8192';
 const PPS_SECONDS = 4;
 const CONN_SECONDS = 3;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -186,7 +188,7 @@ async function main(): Promise<void> {
     rows.push(...(await measure(t, 'kernel-only')));
     kernelOnly(t, false);
 
-    const d = await startDirector(t, ['--max-queue-len', '8192']);
+    const d = await startDirector(t, ['--max-queue-len', QUEUE_MAXLEN]);
     try {
       for (const [flag, svc] of [
         ['-u', `${VIP}:9000`],
