@@ -11,7 +11,6 @@ import {
   natRewrite,
 } from '../src/l4/datapath/csum.js';
 import { Forwarder } from '../src/l4/datapath/forward.js';
-import { MiniEngine } from '../src/l4/datapath/mini-engine.js';
 import { cfgCmd, NF_ACCEPT, NF_DROP, parseMessages, putVerdict, type QueuedPacket } from '../src/l4/datapath/nfqmsg.js';
 import { type Parsed, parsePacket, TCP_ACK, TCP_SYN } from '../src/l4/datapath/packet.js';
 import { Engine } from '../src/l4/engine.js';
@@ -265,7 +264,7 @@ test('rendered chain: fwmark queue rules first, divert marks, NAT reply sources,
   );
 });
 
-function forwarderFor(engine: Engine | MiniEngine) {
+function forwarderFor(engine: Engine) {
   const verdicts: { id: number; v: number; mark?: number; payload?: Uint8Array }[] = [];
   const raw: Uint8Array[] = [];
   const f = new Forwarder(engine, {
@@ -288,57 +287,50 @@ const qp = (id: number, payload: Uint8Array, mark = 0x544c0001): QueuedPacket =>
   payload,
 });
 
-for (const [name, mk] of [
-  ['Engine', () => new Engine({ clock: new ManualClock(1000) })],
-  ['MiniEngine', () => new MiniEngine(new ManualClock(1000))],
-] as const) {
-  test(`forwarder (${name}): DR marks, NAT rewrite and reply, TUN encapsulation, bad packets counted`, (t) => {
-    const e = mk();
-    const { f, verdicts, raw } = forwarderFor(e);
-    const svc = { kind: 'tcp', family: 4, addr: '10.0.0.100', port: 80 } as const;
-    e.table.addService({ id: svc, sched: 'rr', flags: 0, timeout: 0, netmask: 0xffffffff });
-    e.table.addDest(svc, { addr: '10.0.0.11', port: 80, fwd: 'route', weight: 1, uThreshold: 0, lThreshold: 0 });
-    f.handle(qp(1, mkPacket({})));
-    t.like(verdicts.at(-1), { id: 1, v: NF_ACCEPT, mark: 0x544c0100 });
-    // same flow keeps its server, a later packet of it follows
-    f.handle(qp(2, mkPacket({ flags: TCP_ACK })));
-    t.like(verdicts.at(-1), { id: 2, v: NF_ACCEPT, mark: 0x544c0100 });
-    t.deepEqual(f.plan().routes, [{ family: 4, rip: '10.0.0.11', mark: 0x544c0100, table: 31000 }]);
+test('forwarder (Engine): DR marks, NAT rewrite and reply, TUN encapsulation, bad packets counted', (t) => {
+  const e = new Engine({ clock: new ManualClock(1000) });
+  const { f, verdicts, raw } = forwarderFor(e);
+  const svc = { kind: 'tcp', family: 4, addr: '10.0.0.100', port: 80 } as const;
+  e.table.addService({ id: svc, sched: 'rr', flags: 0, timeout: 0, netmask: 0xffffffff });
+  e.table.addDest(svc, { addr: '10.0.0.11', port: 80, fwd: 'route', weight: 1, uThreshold: 0, lThreshold: 0 });
+  f.handle(qp(1, mkPacket({})));
+  t.like(verdicts.at(-1), { id: 1, v: NF_ACCEPT, mark: 0x544c0100 });
+  // same flow keeps its server, a later packet of it follows
+  f.handle(qp(2, mkPacket({ flags: TCP_ACK })));
+  t.like(verdicts.at(-1), { id: 2, v: NF_ACCEPT, mark: 0x544c0100 });
+  t.deepEqual(f.plan().routes, [{ family: 4, rip: '10.0.0.11', mark: 0x544c0100, table: 31000 }]);
 
-    const nat = { kind: 'tcp', family: 4, addr: '10.0.0.100', port: 81 } as const;
-    e.table.addService({ id: nat, sched: 'rr', flags: 0, timeout: 0, netmask: 0xffffffff });
-    e.table.addDest(nat, { addr: '10.0.0.12', port: 8080, fwd: 'masq', weight: 1, uThreshold: 0, lThreshold: 0 });
-    f.handle(qp(3, mkPacket({ dport: 81 })));
-    const v = verdicts.at(-1)!;
-    t.like(v, { id: 3, v: NF_ACCEPT, mark: 0 });
-    const np = parsed(v.payload!);
-    t.like(np, { daddr: '10.0.0.12', dport: 8080, saddr: '10.0.0.10' });
-    t.is((v.payload![36] << 8) | v.payload![37], l4Checksum(v.payload!, np));
-    t.deepEqual(f.plan().natSources, [{ family: 4, protocol: 'tcp', addr: '10.0.0.12', port: 8080 }]);
-    f.handle(
-      qp(4, mkPacket({ src: '10.0.0.12', sport: 8080, dst: '10.0.0.10', dport: 40000, flags: 0x12 }), REPLY_MARK),
-    );
-    const rp = parsed(verdicts.at(-1)!.payload!);
-    t.like(rp, { saddr: '10.0.0.100', sport: 81, daddr: '10.0.0.10', dport: 40000 });
+  const nat = { kind: 'tcp', family: 4, addr: '10.0.0.100', port: 81 } as const;
+  e.table.addService({ id: nat, sched: 'rr', flags: 0, timeout: 0, netmask: 0xffffffff });
+  e.table.addDest(nat, { addr: '10.0.0.12', port: 8080, fwd: 'masq', weight: 1, uThreshold: 0, lThreshold: 0 });
+  f.handle(qp(3, mkPacket({ dport: 81 })));
+  const v = verdicts.at(-1)!;
+  t.like(v, { id: 3, v: NF_ACCEPT, mark: 0 });
+  const np = parsed(v.payload!);
+  t.like(np, { daddr: '10.0.0.12', dport: 8080, saddr: '10.0.0.10' });
+  t.is((v.payload![36] << 8) | v.payload![37], l4Checksum(v.payload!, np));
+  t.deepEqual(f.plan().natSources, [{ family: 4, protocol: 'tcp', addr: '10.0.0.12', port: 8080 }]);
+  f.handle(qp(4, mkPacket({ src: '10.0.0.12', sport: 8080, dst: '10.0.0.10', dport: 40000, flags: 0x12 }), REPLY_MARK));
+  const rp = parsed(verdicts.at(-1)!.payload!);
+  t.like(rp, { saddr: '10.0.0.100', sport: 81, daddr: '10.0.0.10', dport: 40000 });
 
-    const tun = { kind: 'udp', family: 4, addr: '10.0.0.100', port: 53 } as const;
-    e.table.addService({ id: tun, sched: 'rr', flags: 0, timeout: 0, netmask: 0xffffffff });
-    e.table.addDest(tun, { addr: '10.0.0.13', port: 53, fwd: 'tunnel', weight: 1, uThreshold: 0, lThreshold: 0 });
-    f.handle(qp(5, mkPacket({ proto: 17, dport: 53 })));
-    t.like(verdicts.at(-1), { id: 5, v: NF_DROP });
-    t.is(raw.length, 1);
-    t.is(raw[0][9], 4);
+  const tun = { kind: 'udp', family: 4, addr: '10.0.0.100', port: 53 } as const;
+  e.table.addService({ id: tun, sched: 'rr', flags: 0, timeout: 0, netmask: 0xffffffff });
+  e.table.addDest(tun, { addr: '10.0.0.13', port: 53, fwd: 'tunnel', weight: 1, uThreshold: 0, lThreshold: 0 });
+  f.handle(qp(5, mkPacket({ proto: 17, dport: 53 })));
+  t.like(verdicts.at(-1), { id: 5, v: NF_DROP });
+  t.is(raw.length, 1);
+  t.is(raw[0][9], 4);
 
-    f.handle(qp(6, new Uint8Array([0x45, 0, 0])));
-    f.handle(
-      qp(
-        7,
-        Uint8Array.from(mkPacket({}), (x, i) => (i === 6 ? 0x20 : x)),
-      ),
-    );
-    t.like(verdicts.at(-1), { id: 7, v: NF_DROP });
-    t.is(f.counters.bad.truncated, 1);
-    t.is(f.counters.bad.fragment, 1);
-    t.is(verdicts.length, 7);
-  });
-}
+  f.handle(qp(6, new Uint8Array([0x45, 0, 0])));
+  f.handle(
+    qp(
+      7,
+      Uint8Array.from(mkPacket({}), (x, i) => (i === 6 ? 0x20 : x)),
+    ),
+  );
+  t.like(verdicts.at(-1), { id: 7, v: NF_DROP });
+  t.is(f.counters.bad.truncated, 1);
+  t.is(f.counters.bad.fragment, 1);
+  t.is(verdicts.length, 7);
+});

@@ -10,12 +10,12 @@
  */
 import { CMD_STARTDAEMON, CMD_STOPDAEMON, parseCommand } from '../l4/adm/parse.js';
 import { describeService } from '../l4/config.js';
-import type { Counters, DpEngine, Forwarder } from '../l4/datapath/forward.js';
+import type { Counters, Forwarder } from '../l4/datapath/forward.js';
 import type { Engine, EngineStats } from '../l4/engine.js';
 import type { StatsSnapshot } from '../l4/stats.js';
 import type { SyncBackupCounters } from './sync/backup.js';
 import { SyncDaemonControl, type SyncDaemonStart } from './sync/daemon.js';
-import type { SyncMasterStats, SyncSource } from './sync/master.js';
+import type { SyncMasterStats } from './sync/master.js';
 import { EngineSyncTarget } from './sync/target.js';
 
 export type HaRequest =
@@ -53,19 +53,18 @@ export class WorkerHa {
   active = false;
 
   constructor(
-    private readonly engine: DpEngine,
+    private readonly engine: Engine,
     private readonly fwd: Forwarder,
   ) {
-    const isEngine = 'conns' in (engine as object);
-    this.sync = new SyncDaemonControl(isEngine ? { target: new EngineSyncTarget(engine as unknown as Engine) } : {});
+    this.sync = new SyncDaemonControl({ target: new EngineSyncTarget(engine) });
     // -L --daemon lists through the AdmTarget's daemons()
-    (engine as unknown as { daemons: () => unknown }).daemons = () => this.sync.list();
+    engine.daemons = () => this.sync.list();
   }
 
   private refresh(): void {
     this.active = this.sync.list().length > 0;
     const master = this.sync.master;
-    this.fwd.onForward = master ? (conn) => master.packet(conn as unknown as SyncSource) : null;
+    this.fwd.onForward = master ? (conn) => master.packet(conn) : null;
   }
 
   async request(r: HaRequest): Promise<unknown> {
@@ -140,11 +139,10 @@ export class WorkerHa {
         stats: d.stats.snapshot(),
       })),
     }));
-    const e = this.engine as unknown as Partial<Pick<Engine, 'stats'>>;
     return {
       services,
       counters: this.fwd.counters,
-      engine: e.stats?.(),
+      engine: this.engine.stats(),
       sync: {
         master: this.sync.master ? { ...this.sync.master.stats } : undefined,
         backup: this.sync.backup ? structuredClone(this.sync.backup.counters) : undefined,

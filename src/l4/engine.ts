@@ -4,7 +4,7 @@
  * injected clock and nothing here sleeps or touches the network; `tick()` runs the timers.
  */
 import { intToIpv4, ipv4ToInt, maskAddr } from './addr.js';
-import { type AdmTarget, type ConnRow, checkTimeouts, type Timeouts } from './adm/target.js';
+import { type AdmTarget, type ConnRow, checkTimeouts, type SyncDaemonInfo, type Timeouts } from './adm/target.js';
 import { type Clock, systemClock } from './clock.js';
 import {
   CONN_F_INACTIVE,
@@ -170,6 +170,8 @@ export class Engine implements AdmTarget {
   /** TCP timeouts by state, ms */
   readonly tcpTimeouts: number[] = [...TCP_DEFAULT_TIMEOUTS_MS];
   udpTimeout = UDP_DEFAULT_TIMEOUT_MS;
+  /** ipvsadm -L --daemon: set by whoever runs the sync daemons (the data-path worker's src/ha/worker-ha.ts) */
+  daemons?: () => SyncDaemonInfo[];
 
   private readonly defense: Defense;
   private readonly counters = { expired: 0, defenseDropped: 0, rescheduled: 0 };

@@ -18,7 +18,6 @@ export interface DatapathOptions {
   queue?: number;
   queues?: number;
   maxLen?: number;
-  forceMiniEngine?: boolean;
   log?: Logger;
   rules?: KernelRules;
 }
@@ -56,7 +55,6 @@ export class Datapath {
   private ruleChain: Promise<void> = Promise.resolve();
   readonly rules: KernelRules;
   engineName = '';
-  admAvailable = false;
   private stopped = false;
   /** set when the worker died; the daemon exits */
   onFatal: (msg: string) => void = () => {};
@@ -99,7 +97,6 @@ export class Datapath {
         queue: this.queue,
         queues: this.o.queues ?? 1,
         maxLen: this.o.maxLen,
-        forceMiniEngine: this.o.forceMiniEngine,
         port,
       },
       transferList: [port],
@@ -110,7 +107,6 @@ export class Datapath {
     });
     const r = await ready;
     this.engineName = r.engine;
-    this.admAvailable = r.adm;
     // the queue is bound before any packet is diverted to it
     await this.rules.install(r.plan);
     this.o.log?.info({ queue: this.queue, engine: r.engine }, 'data path running');

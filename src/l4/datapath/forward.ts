@@ -15,8 +15,10 @@ import {
   type RulePlan,
   TABLE_BASE,
 } from '../../fwmark/plan.js';
+import type { Connection } from '../conn/conn.js';
 import { inKey } from '../conn/table.js';
-import type { ServiceTable } from '../services.js';
+import type { RealServer } from '../dest.js';
+import type { Engine } from '../engine.js';
 import { addrBytes, finish, ipipEncap, ipv4HeaderChecksum, natRewrite, sumWords } from './csum.js';
 import { NF_ACCEPT, NF_DROP, type QueuedPacket } from './nfqmsg.js';
 import {
@@ -28,32 +30,6 @@ import {
   PacketParser,
   type Parsed,
 } from './packet.js';
-
-/** What the engine hands back (src/l4/engine.ts). */
-export interface DpConn {
-  vaddr: string;
-  vport: number;
-  daddr: string;
-  dport: number;
-}
-export interface DpDest {
-  addr: string;
-  port: number;
-  family: 4 | 6;
-  fwd: 'route' | 'masq' | 'tunnel';
-  local: boolean;
-}
-export type DpVerdict =
-  | { kind: 'forward'; conn: DpConn; dest: DpDest }
-  | { kind: 'drop'; reason: string }
-  | { kind: 'pass' };
-
-export interface DpEngine {
-  readonly table: ServiceTable;
-  process(pkt: PacketMeta): DpVerdict;
-  processReply(pkt: PacketMeta): DpVerdict;
-  tick(): void;
-}
 
 export interface Counters {
   packets: number;
@@ -100,14 +76,14 @@ export class Forwarder {
   private nextMark = 0;
   private readonly bytes = new Map<string, Uint8Array>();
   /** called with each forwarded packet's connection (the sync master's hook, src/ha/worker-ha.ts) */
-  onForward: ((conn: DpConn) => void) | null = null;
+  onForward: ((conn: Connection) => void) | null = null;
   /** DR real servers whose mark route stays while they are out of the table (health-checked through the VIP) */
   readonly pinned = new Set<string>();
   /** reused for every packet: the hot path allocates no parse objects */
   private readonly parser = new PacketParser();
 
   constructor(
-    readonly engine: DpEngine,
+    readonly engine: Engine,
     private readonly io: ForwarderIo,
     readonly queue = 0,
     readonly queues = 1,
@@ -198,7 +174,7 @@ export class Forwarder {
     if (this.onForward) this.onForward(conn);
   }
 
-  private forward(q: QueuedPacket, p: Parsed, conn: DpConn, dest: DpDest): void {
+  private forward(q: QueuedPacket, p: Parsed, conn: Connection, dest: RealServer): void {
     if (dest.fwd === 'masq') {
       natRewrite(q.payload, p, 'dst', this.addr(conn.daddr), conn.dport);
       this.counters.forwarded.masq++;
@@ -276,16 +252,9 @@ export class Forwarder {
     this.forward(q, e.pkt, conn, dest);
   }
 
-  private lookup(meta: PacketMeta): { conn: DpConn; dest: DpDest } | null {
-    const eng = this.engine as DpEngine & {
-      conns?: { getIn(key: string): (DpConn & { dest: DpDest | null }) | undefined };
-    };
-    if (eng.conns) {
-      const cp = eng.conns.getIn(inKey(meta.protocol, meta.saddr, meta.sport, meta.daddr, meta.dport));
-      return cp?.dest ? { conn: cp, dest: cp.dest } : null;
-    }
-    const v = meta.protocol === 6 ? eng.process(meta) : ({ kind: 'pass' } as const);
-    return v.kind === 'forward' ? { conn: v.conn, dest: v.dest } : null;
+  private lookup(meta: PacketMeta): { conn: Connection; dest: RealServer } | null {
+    const cp = this.engine.conns.getIn(inKey(meta.protocol, meta.saddr, meta.sport, meta.daddr, meta.dport));
+    return cp?.dest ? { conn: cp, dest: cp.dest } : null;
   }
 
   /** The kernel rules the current table needs (services to queue, NAT reply sources, DR routes). */

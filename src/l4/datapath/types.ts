@@ -7,8 +7,6 @@ export interface WorkerData {
   queue: number;
   queues: number;
   maxLen?: number;
-  /** use the stand-in engine even when src/l4/engine.ts exists (tests of the data path alone) */
-  forceMiniEngine?: boolean;
   port: MessagePort;
 }
 
@@ -22,7 +20,7 @@ export type ToWorker =
   | { type: 'stop' };
 
 export type FromWorker =
-  | { type: 'ready'; engine: string; adm: boolean; plan: RulePlan }
+  | { type: 'ready'; engine: string; plan: RulePlan }
   | { type: 'reply'; id: number; response?: string; error?: string; plan?: RulePlan }
   | { type: 'stopped'; counters: Counters }
   | { type: 'fatal'; message: string };

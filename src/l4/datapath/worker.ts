@@ -7,13 +7,13 @@
 import { networkInterfaces } from 'node:os';
 import { type MessagePort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { type HaRequest, WorkerHa } from '../../ha/worker-ha.js';
+import { handleAdmRequest } from '../adm/index.js';
 import { systemClock } from '../clock.js';
 import { applyPlanDiff, type PlanDiff } from '../config.js';
 import type { RealServer } from '../dest.js';
-import type { Engine } from '../engine.js';
+import { Engine } from '../engine.js';
 import { engineSysctl } from './engine-sysctl.js';
-import { type DpEngine, Forwarder } from './forward.js';
-import { MiniEngine } from './mini-engine.js';
+import { Forwarder } from './forward.js';
 import type { NlMessage, QueuedPacket } from './nfqmsg.js';
 import { NfQueue } from './nfqueue.js';
 import { pump } from './pump.js';
@@ -23,33 +23,6 @@ import type { ToWorker, WorkerData } from './types.js';
 const data = workerData as WorkerData;
 const port: MessagePort = data.port;
 
-type AdmHandler = (line: string, target: unknown) => string | Promise<string>;
-
-async function loadEngine(): Promise<DpEngine> {
-  if (!data.forceMiniEngine) {
-    try {
-      const m = (await import('../engine.js' as string)) as Record<string, unknown>;
-      const E = m.Engine as new (o: unknown) => DpEngine;
-      if (typeof E === 'function') return new E({ clock: systemClock });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw e;
-    }
-  }
-  return new MiniEngine(systemClock);
-}
-
-async function loadAdm(): Promise<AdmHandler | null> {
-  for (const mod of ['../adm/server.js', '../adm/index.js']) {
-    try {
-      const m = (await import(mod)) as { handleAdmRequest?: AdmHandler };
-      if (typeof m.handleAdmRequest === 'function') return m.handleAdmRequest;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw e;
-    }
-  }
-  return null;
-}
-
 function localAddrs(): Set<string> {
   const s = new Set<string>();
   for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) s.add(a.address);
@@ -57,8 +30,7 @@ function localAddrs(): Set<string> {
 }
 
 async function main(): Promise<void> {
-  const engine = await loadEngine();
-  const adm = await loadAdm();
+  const engine = new Engine({ clock: systemClock });
   let locals = localAddrs();
   const markLocal = (_svc: unknown, d: RealServer) => {
     d.local = locals.has(d.addr);
@@ -81,7 +53,7 @@ async function main(): Promise<void> {
     data.queues,
   );
   const ha = new WorkerHa(engine, fwd);
-  port.postMessage({ type: 'ready', engine: engine.constructor.name, adm: adm !== null, plan: fwd.plan() });
+  port.postMessage({ type: 'ready', engine: engine.constructor.name, plan: fwd.plan() });
 
   const msgs: NlMessage[] = [];
   const handle = (pkt: QueuedPacket) => fwd.handle(pkt);
@@ -92,14 +64,11 @@ async function main(): Promise<void> {
     switch (m.type) {
       case 'adm': {
         let response: string;
-        if (!adm) response = JSON.stringify({ code: 1, stdout: '', stderr: 'tierlb: adm support is not built yet\n' });
-        else {
-          locals = localAddrs();
-          try {
-            response = (await ha.adm(m.line)) ?? (await adm(m.line, engine));
-          } catch (e) {
-            response = JSON.stringify({ code: 1, stdout: '', stderr: `${(e as Error).message}\n` });
-          }
+        locals = localAddrs();
+        try {
+          response = (await ha.adm(m.line)) ?? handleAdmRequest(m.line, engine);
+        } catch (e) {
+          response = JSON.stringify({ code: 1, stdout: '', stderr: `${(e as Error).message}\n` });
         }
         port.postMessage({ type: 'reply', id: m.id, response, plan: fwd.plan() });
         break;
@@ -109,9 +78,8 @@ async function main(): Promise<void> {
           locals = localAddrs();
           applyPlanDiff(engine.table, m.diff as PlanDiff);
           const { timeouts, sysctl } = m.diff as PlanDiff;
-          const tgt = engine as unknown as Partial<Pick<Engine, 'setTimeouts' | 'setSysctl'>>;
-          if (timeouts && tgt.setTimeouts) tgt.setTimeouts(timeouts);
-          if (sysctl && tgt.setSysctl) tgt.setSysctl(engineSysctl(sysctl));
+          if (timeouts) engine.setTimeouts(timeouts);
+          if (sysctl) engine.setSysctl(engineSysctl(sysctl));
           port.postMessage({ type: 'reply', id: m.id, response: 'ok', plan: fwd.plan() });
         } catch (e) {
           port.postMessage({ type: 'reply', id: m.id, error: (e as Error).message, plan: fwd.plan() });
@@ -119,8 +87,7 @@ async function main(): Promise<void> {
         break;
       }
       case 'stats': {
-        const e = engine as unknown as Partial<Pick<Engine, 'stats' | 'sysctl'>>;
-        const ipvs = e.stats && e.sysctl ? { ...e.stats(), sysctl: e.sysctl } : undefined;
+        const ipvs = { ...engine.stats(), sysctl: engine.sysctl };
         port.postMessage({ type: 'reply', id: m.id, response: JSON.stringify({ ...fwd.counters, ipvs }) });
         break;
       }
