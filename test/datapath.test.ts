@@ -128,18 +128,24 @@ test('bad packets come back with a reason, never throw', (t) => {
   }
 });
 
-test('ICMP errors expose the embedded flow; echo is not an error', (t) => {
-  const inner = mkPacket({ src: '10.0.0.100', dst: '10.0.0.10', sport: 80, dport: 40000, flags: TCP_ACK });
+/** An ICMP error (type 3 code 4, frag needed) from `src` to `dst` carrying the first 28 bytes of `inner`. */
+function mkIcmpError(inner: Uint8Array, src = '10.0.0.10', dst = '10.0.0.100'): Uint8Array {
   const b = new Uint8Array(20 + 8 + 28);
   b[0] = 0x45;
   b[3] = b.length;
   b[8] = 64;
   b[9] = 1;
-  b.set(ip4('10.0.0.10'), 12);
-  b.set(ip4('10.0.0.100'), 16);
+  b.set(ip4(src), 12);
+  b.set(ip4(dst), 16);
   b[20] = 3;
   b[21] = 4;
   b.set(inner.subarray(0, 28), 28);
+  return b;
+}
+
+test('ICMP errors expose the embedded flow; echo is not an error', (t) => {
+  const inner = mkPacket({ src: '10.0.0.100', dst: '10.0.0.10', sport: 80, dport: 40000, flags: TCP_ACK });
+  const b = mkIcmpError(inner);
   const r = parsePacket(b);
   t.true(r.ok && 'icmp' in r);
   if (r.ok && 'icmp' in r) t.like(r.icmp.inner, { saddr: '10.0.0.100', sport: 80, daddr: '10.0.0.10', dport: 40000 });
@@ -333,4 +339,42 @@ test('forwarder (Engine): DR marks, NAT rewrite and reply, TUN encapsulation, ba
   t.is(f.counters.bad.truncated, 1);
   t.is(f.counters.bad.fragment, 1);
   t.is(verdicts.length, 7);
+});
+
+test('forwarder: an ICMP error about an unknown flow passes and creates no connection; about a known one it follows it', (t) => {
+  // sloppy_tcp: even a non-SYN may open a connection, so only a pure lookup keeps the table empty
+  const e = new Engine({ clock: new ManualClock(1000), sysctl: { sloppy_tcp: 1 } });
+  const { f, verdicts } = forwarderFor(e);
+  const dr = { kind: 'tcp', family: 4, addr: '10.0.0.100', port: 80 } as const;
+  e.table.addService({ id: dr, sched: 'rr', flags: 0, timeout: 0, netmask: 0xffffffff });
+  e.table.addDest(dr, { addr: '10.0.0.11', port: 80, fwd: 'route', weight: 1, uThreshold: 0, lThreshold: 0 });
+  const toClient = (sport: number, dport: number) =>
+    mkIcmpError(mkPacket({ src: '10.0.0.100', dst: '10.0.0.10', sport, dport, flags: TCP_ACK }));
+
+  f.handle(qp(1, toClient(80, 40000)));
+  t.like(verdicts.at(-1), { id: 1, v: NF_ACCEPT, mark: 0 });
+  t.is(f.counters.bad['icmp-no-conn'], 1);
+  t.is(e.conns.size, 0);
+
+  f.handle(qp(2, mkPacket({})));
+  t.like(verdicts.at(-1), { id: 2, v: NF_ACCEPT, mark: 0x544c0100 });
+  f.handle(qp(3, toClient(80, 40000)));
+  t.like(verdicts.at(-1), { id: 3, v: NF_ACCEPT, mark: 0x544c0100 });
+  t.is(f.counters.forwarded.route, 2);
+  t.is(e.conns.size, 1);
+
+  // NAT: the error goes to the real server, its embedded source rewritten to RIP:rport
+  const nat = { kind: 'tcp', family: 4, addr: '10.0.0.100', port: 81 } as const;
+  e.table.addService({ id: nat, sched: 'rr', flags: 0, timeout: 0, netmask: 0xffffffff });
+  e.table.addDest(nat, { addr: '10.0.0.12', port: 8080, fwd: 'masq', weight: 1, uThreshold: 0, lThreshold: 0 });
+  f.handle(qp(4, mkPacket({ dport: 81, sport: 40001 })));
+  f.handle(qp(5, toClient(81, 40001)));
+  const v = verdicts.at(-1)!;
+  t.like(v, { id: 5, v: NF_ACCEPT, mark: 0 });
+  const r = parsePacket(v.payload!);
+  if (!r.ok || !('icmp' in r)) return t.fail();
+  t.like(r.icmp.outer, { daddr: '10.0.0.12' });
+  t.like(r.icmp.inner, { saddr: '10.0.0.12', sport: 8080, daddr: '10.0.0.10', dport: 40001 });
+  t.is(f.counters.bad['icmp-no-conn'], 1);
+  t.is(e.conns.size, 2);
 });

@@ -258,6 +258,39 @@ test('only SYN opens a TCP connection unless sloppy_tcp; RST never does', (t) =>
   t.is(eng.stats().drops['not-new'], 3);
 });
 
+test('icmpConn: an ICMP error finds the connection of its embedded packet (in or out), never creates one', (t) => {
+  const { eng } = setup({ sysctl: { sloppy_tcp: 1 } });
+  const { dests } = addService(eng, { fwd: 'masq', port: 80, dests: [{ addr: '192.168.1.1', port: 8080 }] });
+  // embedded VIP:vport → CIP:cport (what the director sent the client) of a flow the table does not know
+  const toClient = pkt({ saddr: '10.0.0.1', sport: 80, daddr: '172.16.0.1', dport: 40000 });
+  t.is(eng.icmpConn(toClient, 'in'), undefined);
+  t.is(eng.conns.size, 0);
+  const v = eng.process(pkt({ tcpFlags: SYN }));
+  if (v.kind !== 'forward') return t.fail();
+  const before = { state: v.conn.stateName, inpkts: v.conn.inpkts, expiresMs: eng.connections()[0].expiresMs };
+  t.is(eng.icmpConn(toClient, 'in'), v.conn);
+  t.is(eng.icmpConn({ ...toClient, saddr4: 0x0a000001, daddr4: 0xac100001 }, 'in'), v.conn);
+  // embedded CIP:cport → RIP:rport (what the director sent the real server): the NAT reply direction
+  const toServer = pkt({ saddr: '172.16.0.1', sport: 40000, daddr: dests[0].addr, dport: 8080 });
+  t.is(eng.icmpConn(toServer, 'out'), v.conn);
+  t.is(eng.icmpConn(toServer, 'in'), undefined);
+  t.is(eng.icmpConn(toClient, 'out'), undefined);
+  t.is(eng.icmpConn({ ...toClient, protocol: 17 }, 'in'), undefined);
+  // a lookup only: no state, counter or timer change, no new entry
+  t.deepEqual({ state: v.conn.stateName, inpkts: v.conn.inpkts, expiresMs: eng.connections()[0].expiresMs }, before);
+  t.is(eng.conns.size, 1);
+  // IPv6: found through the string keys
+  addService(eng, {
+    id: { kind: 'udp', family: 6, addr: '2001:db8::1', port: 53 },
+    port: 53,
+    dests: ['2001:db8:1::1'],
+  });
+  const v6 = eng.process(pkt({ family: 6, protocol: 17, saddr: '2001:db8:ff::5', daddr: '2001:db8::1', dport: 53 }));
+  if (v6.kind !== 'forward') return t.fail();
+  const e6 = pkt({ family: 6, protocol: 17, saddr: '2001:db8::1', sport: 53, daddr: '2001:db8:ff::5', dport: 40000 });
+  t.is(eng.icmpConn(e6, 'in'), v6.conn);
+});
+
 test('no service: pass; other protocols: pass, or dropped when a service claims them', (t) => {
   const { eng } = setup();
   addService(eng);

@@ -312,6 +312,28 @@ export class Engine implements AdmTarget {
   }
 
   /**
+   * The connection an ICMP error's embedded packet belongs to, or undefined (ip_vs_in_icmp / ip_vs_out_icmp): a lookup
+   * only — an ICMP error never creates a connection nor changes one's state. The embedded packet is one the director
+   * sent, so it is looked up reversed: 'in', an error from the client side about VIP:vport → CIP:cport (the
+   * connection CIP:cport → VIP:vport); 'out', an error from the real-server side about CIP:cport → RIP:rport (the NAT
+   * reply RIP:rport → CIP:cport).
+   */
+  icmpConn(embedded: PacketMeta, dir: 'in' | 'out'): Connection | undefined {
+    const { protocol: proto, saddr, sport, daddr, dport } = embedded;
+    if (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) return undefined;
+    if (embedded.family === 4) {
+      const s4 = embedded.saddr4 ?? ipv4ToInt(saddr);
+      const d4 = embedded.daddr4 ?? ipv4ToInt(daddr);
+      return dir === 'in'
+        ? this.conns.getIn4(proto, d4, dport, s4, sport)
+        : this.conns.getOut4(proto, d4, dport, s4, sport);
+    }
+    return dir === 'in'
+      ? this.conns.getIn(inKey(proto, daddr, dport, saddr, sport))
+      : this.conns.getOut(outKey(proto, daddr, dport, saddr, sport));
+  }
+
+  /**
    * The service a packet belongs to (ip_vs_service_find): fwmark services of the packet's family first, then
    * protocol+VIP+port, then, for TCP to port 20 or ≥ 1024, an FTP service on the VIP, then a port-zero service.
    */

@@ -16,20 +16,11 @@ import {
   TABLE_BASE,
 } from '../../fwmark/plan.js';
 import type { Connection } from '../conn/conn.js';
-import { inKey } from '../conn/table.js';
 import type { RealServer } from '../dest.js';
 import type { Engine } from '../engine.js';
 import { addrBytes, finish, ipipEncap, ipv4HeaderChecksum, natRewrite, sumWords } from './csum.js';
 import { NF_ACCEPT, NF_DROP, type QueuedPacket } from './nfqmsg.js';
-import {
-  type BadReason,
-  IPPROTO_ICMP,
-  PARSE_BAD,
-  PARSE_ICMP,
-  type PacketMeta,
-  PacketParser,
-  type Parsed,
-} from './packet.js';
+import { type BadReason, IPPROTO_ICMP, PARSE_BAD, PARSE_ICMP, PacketParser, type Parsed } from './packet.js';
 
 export interface Counters {
   packets: number;
@@ -148,7 +139,7 @@ export class Forwarder {
       return;
     }
     if (r === PARSE_ICMP) {
-      this.handleIcmp(q, parser, fwmark);
+      this.handleIcmp(q, parser);
       return;
     }
     const p = parser.pkt;
@@ -200,29 +191,17 @@ export class Forwarder {
 
   /**
    * An ICMP error about a flow (ip_vs_in_icmp): the embedded packet is one the director's side sent (VIP:vport →
-   * CIP:cport), so the flow is looked up reversed; a known flow's error follows its connection, any other passes.
+   * CIP:cport); an error about a known connection follows it, any other passes (it never creates a connection).
    */
-  private handleIcmp(q: QueuedPacket, e: PacketParser, fwmark: number): void {
+  private handleIcmp(q: QueuedPacket, e: PacketParser): void {
     const i = e.inner;
-    const meta: PacketMeta = {
-      family: i.family,
-      protocol: i.protocol,
-      saddr: i.daddr,
-      sport: i.dport,
-      daddr: i.saddr,
-      dport: i.sport,
-      fwmark,
-      // an ACK never opens a connection: lookup only
-      tcpFlags: 0x10,
-      length: e.pkt.length,
-    };
-    const v = this.lookup(meta);
-    if (!v) {
+    const conn = this.engine.icmpConn(i, 'in');
+    const dest = conn?.dest;
+    if (!conn || !dest) {
       this.bad('icmp-no-conn');
       this.pass(q);
       return;
     }
-    const { conn, dest } = v;
     if (dest.fwd === 'masq') {
       // rewrite the outer destination and the embedded source (VIP:vport → RIP:rport), recompute the ICMP checksum
       const b = q.payload;
@@ -250,11 +229,6 @@ export class Forwarder {
       return;
     }
     this.forward(q, e.pkt, conn, dest);
-  }
-
-  private lookup(meta: PacketMeta): { conn: Connection; dest: RealServer } | null {
-    const cp = this.engine.conns.getIn(inKey(meta.protocol, meta.saddr, meta.sport, meta.daddr, meta.dport));
-    return cp?.dest ? { conn: cp, dest: cp.dest } : null;
   }
 
   /** The kernel rules the current table needs (services to queue, NAT reply sources, DR routes). */
