@@ -1,6 +1,7 @@
 import test from 'ava';
 import { emptyPlan, REPLY_MARK, renderChain } from '../src/fwmark/plan.js';
 import { ManualClock } from '../src/l4/clock.js';
+import { TH_ACK, TH_SYN } from '../src/l4/conn/tcp.js';
 import {
   addrBytes,
   csumUpdate16,
@@ -12,7 +13,7 @@ import {
 } from '../src/l4/datapath/csum.js';
 import { Forwarder } from '../src/l4/datapath/forward.js';
 import { cfgCmd, NF_ACCEPT, NF_DROP, parseMessages, putVerdict, type QueuedPacket } from '../src/l4/datapath/nfqmsg.js';
-import { type Parsed, parsePacket, TCP_ACK, TCP_SYN } from '../src/l4/datapath/packet.js';
+import { type Parsed, parsePacket } from '../src/l4/datapath/packet.js';
 import { Engine } from '../src/l4/engine.js';
 
 const ip4 = (s: string) => s.split('.').map(Number);
@@ -48,7 +49,7 @@ function mkPacket(o: {
   b[23] = dp & 0xff;
   if (proto === 6) {
     b[32] = 0x50;
-    b[33] = o.flags ?? TCP_SYN;
+    b[33] = o.flags ?? TH_SYN;
     b[34] = 0xff;
   } else {
     b[24] = (8 + data.length) >> 8;
@@ -73,7 +74,7 @@ const parsed = (b: Uint8Array) => {
 };
 
 test('parse IPv4 TCP: addresses, ports, flags, length', (t) => {
-  const p = parsed(mkPacket({ flags: TCP_SYN | TCP_ACK }));
+  const p = parsed(mkPacket({ flags: TH_SYN | TH_ACK }));
   t.like(p, {
     family: 4,
     protocol: 6,
@@ -144,7 +145,7 @@ function mkIcmpError(inner: Uint8Array, src = '10.0.0.10', dst = '10.0.0.100'): 
 }
 
 test('ICMP errors expose the embedded flow; echo is not an error', (t) => {
-  const inner = mkPacket({ src: '10.0.0.100', dst: '10.0.0.10', sport: 80, dport: 40000, flags: TCP_ACK });
+  const inner = mkPacket({ src: '10.0.0.100', dst: '10.0.0.10', sport: 80, dport: 40000, flags: TH_ACK });
   const b = mkIcmpError(inner);
   const r = parsePacket(b);
   t.true(r.ok && 'icmp' in r);
@@ -302,7 +303,7 @@ test('forwarder (Engine): DR marks, NAT rewrite and reply, TUN encapsulation, ba
   f.handle(qp(1, mkPacket({})));
   t.like(verdicts.at(-1), { id: 1, v: NF_ACCEPT, mark: 0x544c0100 });
   // same flow keeps its server, a later packet of it follows
-  f.handle(qp(2, mkPacket({ flags: TCP_ACK })));
+  f.handle(qp(2, mkPacket({ flags: TH_ACK })));
   t.like(verdicts.at(-1), { id: 2, v: NF_ACCEPT, mark: 0x544c0100 });
   t.deepEqual(f.plan().routes, [{ family: 4, rip: '10.0.0.11', mark: 0x544c0100, table: 31000 }]);
 
@@ -349,7 +350,7 @@ test('forwarder: an ICMP error about an unknown flow passes and creates no conne
   e.table.addService({ id: dr, sched: 'rr', flags: 0, timeout: 0, netmask: 0xffffffff });
   e.table.addDest(dr, { addr: '10.0.0.11', port: 80, fwd: 'route', weight: 1, uThreshold: 0, lThreshold: 0 });
   const toClient = (sport: number, dport: number) =>
-    mkIcmpError(mkPacket({ src: '10.0.0.100', dst: '10.0.0.10', sport, dport, flags: TCP_ACK }));
+    mkIcmpError(mkPacket({ src: '10.0.0.100', dst: '10.0.0.10', sport, dport, flags: TH_ACK }));
 
   f.handle(qp(1, toClient(80, 40000)));
   t.like(verdicts.at(-1), { id: 1, v: NF_ACCEPT, mark: 0 });

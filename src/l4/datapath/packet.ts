@@ -7,20 +7,16 @@
  * address strings only when something asks for them. `parsePacket` gives the same fields as plain objects.
  */
 import { bytesToIpv6 } from '../addr.js';
+import { IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from '../conn/conn.js';
+import type { PacketMeta } from '../engine.js';
 
+/** The connection table's protocol numbers, for the data path's modules (csum.ts). */
+export { IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP };
+
+/** The protocols only the data path handles (the engine has no state for them). */
 export const IPPROTO_ICMP = 1;
 export const IPPROTO_IPIP = 4;
-export const IPPROTO_TCP = 6;
-export const IPPROTO_UDP = 17;
 export const IPPROTO_ICMPV6 = 58;
-export const IPPROTO_SCTP = 132;
-
-/** TCP flag bits as in the header's 13th byte. */
-export const TCP_FIN = 0x01;
-export const TCP_SYN = 0x02;
-export const TCP_RST = 0x04;
-export const TCP_PSH = 0x08;
-export const TCP_ACK = 0x10;
 
 /** Why a packet was not handed to the engine. */
 export type BadReason =
@@ -34,22 +30,7 @@ export type BadReason =
   | 'icmp-not-error'
   | 'icmp-bad-inner';
 
-/** What the engine sees of a packet (the engine's PacketMeta). */
-export interface PacketMeta {
-  family: 4 | 6;
-  protocol: number;
-  saddr: string;
-  sport: number;
-  daddr: string;
-  dport: number;
-  fwmark: number;
-  tcpFlags: number;
-  length: number;
-  /** IPv4 source and destination as unsigned 32-bit numbers, when the parser has them (IPv4 only) */
-  saddr4?: number;
-  daddr4?: number;
-}
-
+/** The engine's PacketMeta (src/l4/engine.ts) and where the packet's parts are. */
 export interface Parsed extends PacketMeta {
   /** offset of the transport header */
   l4off: number;
