@@ -12,6 +12,7 @@ import {
   CONN_F_ONE_PACKET,
   CONN_F_TEMPLATE,
   Connection,
+  connAddrs,
   IPPROTO_IP,
   IPPROTO_TCP,
   IPPROTO_UDP,
@@ -403,14 +404,8 @@ export class Engine implements AdmTarget {
   connections(): ConnRow[] {
     const now = this.clock.now();
     return this.conns.entries().map((c) => ({
+      ...connAddrs(c),
       protocol: protoName(c.protocol),
-      family: c.family,
-      caddr: c.caddr,
-      cport: c.cport,
-      vaddr: c.vaddr,
-      vport: c.vport,
-      daddr: c.daddr,
-      dport: c.dport,
       state: c.stateName,
       expiresMs: Math.max(0, c.expires - now),
       template: c.template,

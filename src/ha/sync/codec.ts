@@ -78,26 +78,6 @@ export interface SyncTuple {
   fwmark: number;
 }
 
-/** What names a connection: protocol, family and the client, virtual and destination address:port. */
-export type ConnAddrs = Pick<
-  SyncTuple,
-  'protocol' | 'family' | 'caddr' | 'cport' | 'vaddr' | 'vport' | 'daddr' | 'dport'
->;
-
-/** Those fields of a connection, copied (from an engine Connection into a sync entry, or back). */
-export function connAddrs(c: ConnAddrs): ConnAddrs {
-  return {
-    protocol: c.protocol,
-    family: c.family,
-    caddr: c.caddr,
-    cport: c.cport,
-    vaddr: c.vaddr,
-    vport: c.vport,
-    daddr: c.daddr,
-    dport: c.dport,
-  };
-}
-
 /** One connection (or template) as a sync message carries it (flags as sent: HASHED cleared). */
 export interface SyncConn extends SyncTuple {
   /** seconds (0 in version 0 messages: the receiver uses its own timeout for the state) */

@@ -3,12 +3,12 @@
  * connection — and the persistence template controlling it — into the current message; full messages go out at
  * once, a partly filled one after IPVS_SYNC_FLUSH_TIME (2 s). No sockets here: `send` is injected.
  */
+import { connAddrs } from '../../l4/conn/conn.js';
 import { RealTimers, type TimerHandle, type Timers } from '../checks/timers.js';
 import {
   CONN_F_HASHED,
   CONN_F_ONE_PACKET,
   CONN_F_TEMPLATE,
-  connAddrs,
   type SyncConn,
   SyncMessageBuilder,
   type SyncTuple,

@@ -4,7 +4,7 @@
  * engine needs no sync code of its own.
  */
 
-import { Connection, IPPROTO_TCP, IPPROTO_UDP } from '../../l4/conn/conn.js';
+import { Connection, connAddrs, IPPROTO_TCP, IPPROTO_UDP } from '../../l4/conn/conn.js';
 import { inKey, templateKey } from '../../l4/conn/table.js';
 import type { RealServer } from '../../l4/dest.js';
 import type { Engine, PacketMeta } from '../../l4/engine.js';
@@ -15,7 +15,6 @@ import {
   CONN_F_INACTIVE,
   CONN_F_NOOUTPUT,
   CONN_F_TEMPLATE,
-  connAddrs,
   type SyncConn,
 } from './codec.js';
 

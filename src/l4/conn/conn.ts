@@ -41,6 +41,35 @@ export function destConnFlags(dest: RealServer): number {
   return dest.fwd === 'masq' ? f : f | CONN_F_NOOUTPUT;
 }
 
+/**
+ * What names a connection: protocol, family and the client, virtual and destination address:port — shared by
+ * ipvsadm -L -c rows (Engine.connections) and connection sync (src/ha/sync: master entries, backup Connections).
+ */
+export interface ConnAddrs {
+  protocol: number;
+  family: Family;
+  caddr: string;
+  cport: number;
+  vaddr: string;
+  vport: number;
+  daddr: string;
+  dport: number;
+}
+
+/** Those fields of a connection (or a sync entry), copied. */
+export function connAddrs(c: ConnAddrs): ConnAddrs {
+  return {
+    protocol: c.protocol,
+    family: c.family,
+    caddr: c.caddr,
+    cport: c.cport,
+    vaddr: c.vaddr,
+    vport: c.vport,
+    daddr: c.daddr,
+    dport: c.dport,
+  };
+}
+
 export function protoName(protocol: number): string {
   switch (protocol) {
     case IPPROTO_TCP:
