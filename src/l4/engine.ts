@@ -65,7 +65,10 @@ export type DropReason =
   | 'expire-nodest'
   /** the connection table is at its bound and nothing could be evicted */
   | 'table-full'
-  /** a packet that cannot open a connection (TCP without SYN, or RST, and sloppy_tcp off) for an unknown flow */
+  /**
+   * a packet that cannot open a connection (TCP without SYN, or RST, and sloppy_tcp off) for an unknown flow of a
+   * service: dropped, where the kernel accepts it to the local stack (see process())
+   */
   | 'not-new'
   /** the drop_packet defense */
   | 'drop-packet'
@@ -261,6 +264,10 @@ export class Engine implements AdmTarget {
     if (!cp) {
       const svc = this.findService(pkt);
       if (!svc) return nodestExpired ? this.drop('expire-nodest') : PASS;
+      // Deliberately unlike the kernel: there tcp_conn_schedule creates nothing and ip_vs_in NF_ACCEPTs the packet
+      // to the local stack; here it is DROPPED. This director holds the VIP, so its own stack would answer a
+      // mid-flow segment with RST: after a failover without sync that resets every flow the new master takes over
+      // (they stall instead); with sync, the backup already has the connection and forwards them.
       if (proto === IPPROTO_TCP && (pkt.tcpFlags & TH_RST || !(syn || this.sysctl.sloppy_tcp)))
         return this.drop(nodestExpired ? 'expire-nodest' : 'not-new');
       if (this.defense.todrop()) return this.drop('drop-packet');
