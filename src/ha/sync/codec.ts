@@ -6,6 +6,7 @@
  * cannot use is dropped with a reason, an entry it cannot use is skipped with a reason.
  */
 import { bytesToIpv6, type Family, intToIpv4, ipv4ToInt, ipv6ToBytes } from '../../l4/addr.js';
+import type { ConnAddrs } from '../../l4/conn/conn.js';
 
 export const SYNC_PROTO_VER = 1;
 /** IP_VS_SYNC_GROUP, IP_VS_SYNC_PORT */
@@ -63,18 +64,10 @@ export interface SyncSeq {
 }
 
 /** What identifies a connection and where it goes: shared by the wire entry and the master's view of an entry. */
-export interface SyncTuple {
-  family: Family;
-  protocol: number;
+export interface SyncTuple extends ConnAddrs {
   /** IP_VS_CONN_F_* */
   flags: number;
   state: number;
-  caddr: string;
-  cport: number;
-  vaddr: string;
-  vport: number;
-  daddr: string;
-  dport: number;
   fwmark: number;
 }
 

@@ -2,7 +2,7 @@
  * What `tierlb adm` operates on. The same ipvsadm code runs against a rules file (a ServiceTable read from -S text)
  * and against the live director (its engine, inside the daemon), so the engine implements this interface.
  */
-import type { Family } from '../addr.js';
+import type { ConnAddrs } from '../conn/conn.js';
 import { AdmError } from '../errors.js';
 import type { ServiceTable } from '../services.js';
 
@@ -23,16 +23,9 @@ export function checkTimeouts(t: Timeouts): void {
 }
 
 /** One row of `ipvsadm -L -c`: a connection or a persistence template. */
-export interface ConnRow {
+export interface ConnRow extends Omit<ConnAddrs, 'protocol'> {
   /** 'TCP' | 'UDP' | 'SCTP' | 'IP' (templates of fwmark services print as IP) */
   protocol: string;
-  family: Family;
-  caddr: string;
-  cport: number;
-  vaddr: string;
-  vport: number;
-  daddr: string;
-  dport: number;
   /** ipvsadm's state name: ESTABLISHED, SYN_RECV, ... ; UDP for udp; NONE for templates */
   state: string;
   /** milliseconds until the entry expires */

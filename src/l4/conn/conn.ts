@@ -136,19 +136,7 @@ export class Connection {
   /** the expiry heap holds an entry for this connection */
   inHeap = false;
 
-  constructor(o: {
-    protocol: number;
-    family: Family;
-    caddr: string;
-    cport: number;
-    vaddr: string;
-    vport: number;
-    daddr: string;
-    dport: number;
-    svc: VirtualService;
-    flags: number;
-    fwmark: number;
-  }) {
+  constructor(o: ConnAddrs & { svc: VirtualService; flags: number; fwmark: number }) {
     this.protocol = o.protocol;
     this.family = o.family;
     this.caddr = o.caddr;
