@@ -11,7 +11,7 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { request } from '../src/cli/director.js';
 import { NetnsSet, runPrefix } from '../src/lab/netns.js';
 
@@ -192,7 +192,7 @@ async function stop(child: ChildProcess): Promise<void> {
 }
 
 /** Failover with a download in flight; returns bytes downloaded, curl's exit code and the failover time. */
-async function failover(t: test.ExecutionContext, sync: boolean): Promise<{ size: number; code: number; ms: number }> {
+async function failover(t: ExecutionContext, sync: boolean): Promise<{ size: number; code: number; ms: number }> {
   const topo = buildTopo(sync ? 'has' : 'han');
   const servers: ChildProcess[] = [];
   const dirs: Director[] = [];

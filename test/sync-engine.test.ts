@@ -53,7 +53,7 @@ test('an established connection reaches the backup, bound to its own real server
   t.falsy(c.flags & CONN_F_INACTIVE);
   t.is(
     c.dest,
-    p.b.eng.table.get(p.svcB.id)?.dests.find((d) => d.addr === c.daddr),
+    p.b.eng.table.get(p.svcB.id)?.dests.find((d) => d.addr === c.daddr) ?? null,
   );
   t.is(c.dest?.activeConns, 1);
   checkInvariants(t, p.b.eng, p.svcB.dests);
