@@ -10,8 +10,8 @@ import { staticRr } from './static-rr.js';
 import type { Balancer, BalancerContext } from './types.js';
 import { uri } from './uri.js';
 
-export type { Balancer, BalancerContext, LbServer, PickRequest } from './types.js';
-export { hasRoom } from './types.js';
+export type { Balancer, BalancerContext, Cell, LbServer, PickRequest } from './types.js';
+export { hasRoom, localCell } from './types.js';
 
 /** Does the algorithm hash a request key (and so may return a full server to wait for)? */
 export function isHashing(expr: string): boolean {
@@ -23,7 +23,7 @@ export function createBalancer(expr: string, ctx: BalancerContext = { random: Ma
   if (!m) throw new Error(`unknown balance '${expr}'`);
   if (expr === 'roundrobin') return roundrobin();
   if (expr === 'static-rr') return staticRr();
-  if (expr === 'leastconn') return leastconn();
+  if (expr === 'leastconn') return leastconn(ctx.tie);
   if (expr === 'first') return first();
   if (expr === 'source') return source();
   if (expr === 'uri') return uri();

@@ -2,10 +2,10 @@
  * balance leastconn (HAProxy lb_fwlc): the server with the fewest connections relative to its weight
  * (conns / weight), connections counted over the whole cluster. Ties rotate round-robin so equal servers share.
  */
-import { type Balancer, hasRoom, type LbServer } from './types.js';
+import { type Balancer, type Cell, hasRoom, type LbServer, localCell } from './types.js';
 
-export function leastconn(): Balancer {
-  let last = -1;
+/** `tie` holds the id ties last went to (-1 at first); the workers share one so ties rotate over the node. */
+export function leastconn(tie: Cell = localCell(-1)): Balancer {
   return {
     name: 'leastconn',
     pick(candidates: readonly LbServer[]) {
@@ -23,8 +23,9 @@ export function leastconn(): Balancer {
         else if (cmp === 0) best.push(s);
       }
       if (best.length === 0) return null;
+      const last = tie.get();
       const next = best.find((s) => s.id > last) ?? best[0]!;
-      last = next.id;
+      tie.set(next.id);
       return next;
     },
   };

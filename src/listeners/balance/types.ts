@@ -38,6 +38,23 @@ export interface Balancer {
 export interface BalancerContext {
   /** [0, 1); tests pass a seeded one */
   random: () => number;
+  /** where leastconn keeps the id its ties last went to; shared by the workers (../shared.ts), else local */
+  tie?: Cell;
+}
+
+/** One number kept somewhere (a local variable, or a word of the cluster's shared memory). */
+export interface Cell {
+  get(): number;
+  set(v: number): void;
+}
+
+export function localCell(v = 0): Cell {
+  return {
+    get: () => v,
+    set: (x) => {
+      v = x;
+    },
+  };
 }
 
 /** A server may take one more connection. */
