@@ -129,8 +129,11 @@ export class Pool {
     }
   }
 
+  /** requests waiting in the workers' queues (shared-memory balancing, ./shared.ts) */
+  sharedQcur = 0;
+
   get qcur(): number {
-    return this.queue.length;
+    return this.queue.length + this.sharedQcur;
   }
 
   /** Usable servers, actives first, backups only when no active one is usable (HAProxy with `option allbackups`). */

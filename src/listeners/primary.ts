@@ -20,6 +20,7 @@ import { type ControlServer, startControl } from './control.js';
 import type { FromWorker, ToWorker } from './ipc.js';
 import { type MetricsServer, startMetrics } from './metrics.js';
 import { Pool, type ServerState } from './pool.js';
+import { createRegion, Registry, type ShmInfo } from './shared.js';
 import { type StatRow, statRows, sumSnapshots, type WorkerSnapshot } from './stats.js';
 
 interface Slot {
@@ -41,6 +42,8 @@ interface WorkerInfo {
   snap: WorkerSnapshot;
   readyWaiters: ((err?: string) => void)[];
   cfg: ListenersConfig;
+  /** its row and its generation's slots in the shared memory */
+  shm?: ShmInfo;
 }
 
 const DRAIN_DEADLINE = 30_000;
@@ -66,6 +69,9 @@ export class Primary {
   private statsId = 1;
   private readonly statsWaiters = new Map<number, { want: Set<number>; got: () => void }>();
   private exitResolve?: (code: number) => void;
+  /** shared balancing state (./shared.ts); undefined = workers pick through the primary's pools */
+  private shm?: { registry: Registry; path: string };
+  private layout: ShmInfo['listeners'] = {};
 
   constructor(
     public cfg: ListenersConfig,
@@ -80,6 +86,14 @@ export class Primary {
   async run(): Promise<number> {
     cluster.schedulingPolicy = cluster.SCHED_RR;
     cluster.setupPrimary({ exec: workerEntry(), execArgv: process.execArgv });
+    if (process.env.TIERLB_LISTENERS_CENTRAL !== '1') {
+      try {
+        const r = createRegion();
+        this.shm = { registry: new Registry(r.words), path: r.path };
+      } catch (e) {
+        log.warn({ err: String(e) }, 'listeners: no shared memory, every pick goes through the primary');
+      }
+    }
     this.buildPools(this.cfg);
     this.startChecks();
     this.ticker = setInterval(() => this.tick(), 50);
@@ -135,6 +149,40 @@ export class Primary {
     const next = new Map<string, Pool>();
     for (const spec of cfg.listeners) next.set(spec.name, new Pool(spec, this.clock, this.pools.get(spec.name)));
     this.pools = next;
+    if (this.shm) this.layout = this.shm.registry.assign(this.gen, cfg.listeners);
+    this.publish();
+  }
+
+  /** Weights and states to the shared memory (after checks, agent replies, slowstart steps, reloads). */
+  private publish(): void {
+    if (!this.shm) return;
+    const now = this.clock.now();
+    for (const pool of this.pools.values()) {
+      const l = this.layout[pool.spec.name];
+      if (!l) continue;
+      this.shm.registry.publish(
+        l.slot,
+        pool.servers.map((s, i) => ({ slot: l.servers[i]!, weight: s.weightAt(now), backup: s.spec.backup })),
+      );
+    }
+  }
+
+  /** The shared counters into the pools, for stats. */
+  private syncShared(): void {
+    if (!this.shm) return;
+    for (const pool of this.pools.values()) {
+      const l = this.layout[pool.spec.name];
+      if (!l) continue;
+      pool.servers.forEach((s, i) => {
+        const c = this.shm!.registry.server(l.servers[i]!);
+        s.conns = c.conns;
+        s.lbtot = c.lbtot;
+        s.smax = c.smax;
+      });
+      const q = this.shm.registry.queue(l.slot);
+      pool.sharedQcur = q.qcur;
+      pool.qmax = Math.max(pool.qmax, q.qmax);
+    }
   }
 
   // ---- workers ----
@@ -152,6 +200,9 @@ export class Primary {
       snap: {},
       readyWaiters: [],
       cfg: this.cfg,
+      shm: this.shm
+        ? { path: this.shm.path, worker: this.shm.registry.allocWorker(), listeners: this.layout }
+        : undefined,
     };
     this.infos.set(worker.id, info);
     worker.on('message', (m: FromWorker) => this.onMessage(info, m));
@@ -178,7 +229,7 @@ export class Primary {
   private onMessage(info: WorkerInfo, m: FromWorker): void {
     switch (m.t) {
       case 'hello':
-        this.sendTo(info, { t: 'config', gen: info.gen, cfg: info.cfg });
+        this.sendTo(info, { t: 'config', gen: info.gen, cfg: info.cfg, shm: info.shm });
         break;
       case 'ready': {
         info.ready = true;
@@ -250,6 +301,11 @@ export class Primary {
       for (let i = 0; i < n; i++) pool?.release(s);
     }
     for (const p of this.pools.values()) p.cancel(info.worker.id);
+    if (this.shm && info.shm) {
+      this.shm.registry.reclaim(info.shm.worker);
+      const gens = [...this.infos.values()].map((i) => i.gen);
+      this.shm.registry.reap(gens.length ? Math.min(...gens) : this.gen);
+    }
     this.retired = sumSnapshots([this.retired, info.snap]);
     for (const w of this.statsWaiters.values()) {
       w.want.delete(info.worker.id);
@@ -356,6 +412,7 @@ export class Primary {
       `Server ${pool.spec.name}/${s.name} is ${s.status}. ${up} active and backup servers left.`,
     );
     pool.serveQueue();
+    this.publish();
     const state: ToWorker = {
       t: 'state',
       listener: pool.spec.name,
@@ -371,6 +428,7 @@ export class Primary {
       // slowstart raises weights over time: a queued request may fit now
       p.serveQueue();
     }
+    this.publish();
   }
 
   // ---- stats ----
@@ -398,6 +456,7 @@ export class Primary {
 
   async rows(): Promise<StatRow[]> {
     const agg = await this.collect();
+    this.syncShared();
     const names = new Set(this.cfg.listeners.map((l) => l.name));
     return statRows([...this.pools.values()], agg, this.clock.now(), (l) => names.has(l));
   }
@@ -471,6 +530,8 @@ export class Primary {
           // back out: old config for the pools, drop this generation's workers
           this.cfg = prevCfg;
           this.pools = prevPools;
+          if (this.shm) this.layout = this.shm.registry.assign(gen, prevCfg.listeners);
+          this.publish();
           this.startChecks();
           for (const info of this.infos.values()) if (info.gen === gen) this.drainWorker(info);
           for (const s of this.slots) if (s.worker && this.infos.get(s.worker.id)?.gen === gen) s.worker = undefined;

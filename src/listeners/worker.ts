@@ -9,13 +9,15 @@
  */
 import http from 'node:http';
 import net from 'node:net';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { ProxyServer } from 'http-proxy-3';
 import { log } from '../log.js';
 import type { PickRequest } from './balance/index.js';
 import type { ListenerSpec, ListenersConfig } from './config.js';
 import type { FromWorker, ServerTarget, ToWorker } from './ipc.js';
+import { SharedPicker } from './picker.js';
 import { decode, encode, headerFor } from './proxy-protocol.js';
+import { openRegion, type ShmInfo } from './shared.js';
 import {
   emptyListenerStats,
   emptyServerStats,
@@ -25,6 +27,17 @@ import {
 } from './stats.js';
 
 type PickReply = Extract<ToWorker, { t: 'picked' }>;
+
+/** What http-proxy-3 pipes to the server request of a bodyless request: nothing, then the end. */
+const EMPTY_BODY = {
+  pipe<T extends NodeJS.WritableStream>(dest: T): T {
+    dest.end();
+    return dest;
+  },
+};
+
+/** how often a worker retries its queued requests (slots freed by other workers) */
+const QUEUE_POLL_MS = 5;
 
 /** The client as the listener sees it: the PROXY header's source when accept_proxy, else the socket's peer. */
 interface ClientInfo {
@@ -90,11 +103,14 @@ class Listener {
   /** requests in flight per client socket (http) */
   private readonly busy = new Map<net.Socket, number>();
   draining = false;
+  /** balance hdr(name): the header, lower case */
+  private readonly hdrName?: string;
 
   constructor(
     readonly spec: ListenerSpec,
     private readonly w: WorkerRuntime,
   ) {
+    this.hdrName = /^hdr\((.+)\)$/.exec(spec.balance)?.[1]?.toLowerCase();
     this.server = net.createServer({ allowHalfOpen: spec.mode === 'tcp', pauseOnConnect: true }, (s) =>
       this.onConnection(s),
     );
@@ -214,24 +230,38 @@ class Listener {
   }
 
   /** timeout http-request: the next request's headers must be complete in time, else 408 (or a silent close if the
-   * client sent nothing at all — an idle keep-alive connection). */
-  private readonly reqTimers = new WeakMap<net.Socket, NodeJS.Timeout>();
+   * client sent nothing at all — an idle keep-alive connection). One timer per connection, re-armed per request. */
+  private readonly reqTimers = new WeakMap<net.Socket, { timer: NodeJS.Timeout; before: number; armed: boolean }>();
   private armRequestTimer(sock: net.Socket): void {
-    const t0 = this.reqTimers.get(sock);
-    if (t0) clearTimeout(t0);
-    const before = sock.bytesRead;
-    const t = setTimeout(() => {
-      if ((this.busy.get(sock) ?? 0) > 0 || sock.destroyed) return;
-      if (sock.bytesRead > before) {
-        this.stats.ereq++;
-        this.hrsp(408);
-        sock.end(errorResponse(408));
-        setTimeout(() => sock.destroy(), 1000).unref();
-      } else sock.destroy();
-    }, this.spec.timeout.httpRequest);
-    t.unref();
-    this.reqTimers.set(sock, t);
-    sock.once('close', () => clearTimeout(t));
+    const st = this.reqTimers.get(sock);
+    if (st) {
+      st.before = sock.bytesRead;
+      st.armed = true;
+      // (a cleared timer cannot be refreshed: stopRequestTimer only disarms it)
+      st.timer.refresh();
+      return;
+    }
+    const state = {
+      before: sock.bytesRead,
+      armed: true,
+      timer: setTimeout(() => {
+        if (!state.armed || (this.busy.get(sock) ?? 0) > 0 || sock.destroyed) return;
+        if (sock.bytesRead > state.before) {
+          this.stats.ereq++;
+          this.hrsp(408);
+          sock.end(errorResponse(408));
+          setTimeout(() => sock.destroy(), 1000).unref();
+        } else sock.destroy();
+      }, this.spec.timeout.httpRequest),
+    };
+    state.timer.unref();
+    this.reqTimers.set(sock, state);
+    sock.once('close', () => clearTimeout(state.timer));
+  }
+
+  private stopRequestTimer(sock: net.Socket): void {
+    const st = this.reqTimers.get(sock);
+    if (st) st.armed = false;
   }
 
   private clientOf(sock: net.Socket): ClientInfo {
@@ -242,8 +272,7 @@ class Listener {
     const pr: PickRequest = { src: client.src };
     if (req) {
       pr.uri = req.url;
-      const m = /^hdr\((.+)\)$/.exec(this.spec.balance);
-      if (m) pr.headers = { [m[1]!.toLowerCase()]: req.headers[m[1]!.toLowerCase()] };
+      if (this.hdrName) pr.headers = { [this.hdrName]: req.headers[this.hdrName] };
     }
     return pr;
   }
@@ -353,9 +382,8 @@ class Listener {
 
   private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const sock = req.socket;
-    const t = this.reqTimers.get(sock);
-    if (t) clearTimeout(t);
-    sock.setTimeout(this.spec.timeout.client, () => sock.destroy());
+    // (the idle timeout `timeout client` was set once on the connection; activity re-arms it)
+    this.stopRequestTimer(sock);
     this.busy.set(sock, (this.busy.get(sock) ?? 0) + 1);
     res.once('finish', () => this.hrsp(res.statusCode));
     res.once('close', () => {
@@ -467,7 +495,8 @@ class Listener {
         {
           target: { host: t.host, port: t.port, protocol: 'http:' },
           agent,
-          buffer: ctx.bodyless ? Readable.from([]) : undefined,
+          // no body to send (and a retry could not read the request again): end the server request at once
+          buffer: ctx.bodyless ? (EMPTY_BODY as unknown as Readable) : undefined,
         },
         (err: Error) => settle(err),
       );
@@ -500,7 +529,9 @@ class Listener {
       a = new http.Agent({
         keepAlive: true,
         keepAliveMsecs: 1000,
-        maxFreeSockets: 64,
+        maxFreeSockets: 256,
+        // the most recently used idle connection first: the others may time out, the hot ones stay warm
+        scheduling: 'lifo',
         timeout: this.spec.timeout.server,
       });
       this.agents.set(t.name, a);
@@ -521,8 +552,7 @@ class Listener {
   }
 
   private async onUpgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): Promise<void> {
-    const t0 = this.reqTimers.get(socket);
-    if (t0) clearTimeout(t0);
+    this.stopRequestTimer(socket);
     this.busy.set(socket, (this.busy.get(socket) ?? 0) + 1);
     const info = this.clientOf(socket);
     if (this.spec.forwardfor) {
@@ -600,8 +630,39 @@ export class WorkerRuntime {
   private readonly pending = new Map<number, (r: PickReply) => void>();
   private nextId = 1;
   private draining = false;
+  /** listener → its balancing over the shared memory; empty when the worker asks the primary for every pick */
+  private readonly pickers = new Map<string, { picker: SharedPicker; targets: ServerTarget[] }>();
+  private queueTimer?: NodeJS.Timeout;
 
-  constructor(readonly cfg: ListenersConfig) {}
+  constructor(
+    readonly cfg: ListenersConfig,
+    shm?: ShmInfo,
+  ) {
+    if (shm) this.attach(shm);
+  }
+
+  private attach(shm: ShmInfo): void {
+    let words: Int32Array;
+    try {
+      words = openRegion(shm.path);
+    } catch (e) {
+      log.warn({ err: String(e) }, 'listeners: no shared memory, picking through the primary');
+      return;
+    }
+    for (const spec of this.cfg.listeners) {
+      const l = shm.listeners[spec.name];
+      if (!l) continue;
+      const picker = new SharedPicker(
+        words,
+        l.slot,
+        spec.servers.map((s, i) => ({ name: s.name, maxconn: s.maxconn, slot: l.servers[i]! })),
+        shm.worker,
+        { balance: spec.balance, maxqueue: spec.maxqueue, queueTimeout: spec.timeout.queue },
+      );
+      const targets = spec.servers.map((s) => ({ name: s.name, host: s.host, port: s.port, sendProxy: s.sendProxy }));
+      this.pickers.set(spec.name, { picker, targets });
+    }
+  }
 
   async start(): Promise<void> {
     for (const spec of this.cfg.listeners) {
@@ -612,6 +673,24 @@ export class WorkerRuntime {
   }
 
   pick(listener: string, req: PickRequest, ex: string[]): Promise<PickReply> {
+    const local = this.pickers.get(listener);
+    if (local) {
+      const { picker, targets } = local;
+      let exclude: Set<number> | undefined;
+      if (ex.length) {
+        exclude = new Set();
+        for (const n of ex) {
+          const i = picker.index(n);
+          if (i !== undefined) exclude.add(i);
+        }
+      }
+      return new Promise((resolve) => {
+        picker.acquire(req, exclude, Date.now(), (r) =>
+          resolve(typeof r === 'number' ? { t: 'picked', id: 0, server: targets[r] } : { t: 'picked', id: 0, err: r }),
+        );
+        if (picker.waiting) this.armQueueTimer();
+      });
+    }
     const id = this.nextId++;
     return new Promise((resolve) => {
       this.pending.set(id, resolve);
@@ -619,7 +698,30 @@ export class WorkerRuntime {
     });
   }
 
+  /** While requests wait for a slot: retry them every few ms (slots freed by other workers, weights raised). */
+  private armQueueTimer(): void {
+    if (this.queueTimer) return;
+    this.queueTimer = setInterval(() => {
+      let waiting = 0;
+      const now = Date.now();
+      for (const { picker } of this.pickers.values()) {
+        picker.serveQueue(now);
+        waiting += picker.waiting;
+      }
+      if (waiting === 0) {
+        clearInterval(this.queueTimer);
+        this.queueTimer = undefined;
+      }
+    }, QUEUE_POLL_MS);
+  }
+
   release(listener: string, server: string): void {
+    const local = this.pickers.get(listener);
+    if (local) {
+      const i = local.picker.index(server);
+      if (i !== undefined) local.picker.release(i, Date.now());
+      return;
+    }
     send({ t: 'release', l: listener, s: server });
   }
 
@@ -666,7 +768,7 @@ export function runWorker(): void {
     switch (m.t) {
       case 'config':
         if (rt) return;
-        rt = new WorkerRuntime(m.cfg);
+        rt = new WorkerRuntime(m.cfg, m.shm);
         rt.start().then(
           () => send({ t: 'ready', gen: m.gen }),
           (e: NodeJS.ErrnoException) => {
