@@ -1,0 +1,280 @@
+/**
+ * A quick A/B micro benchmark for the listeners' hot path (not `npm run bench:l7`, which is the full comparison):
+ * one nginx backend on a generated config, then rounds of wrk against each system in turn so that every system is
+ * measured in the same minute on a shared, noisy machine. Systems: direct (nginx), tierlb (`tierlb listeners`,
+ * N workers, from the sources), http-proxy (one process of http-proxy-3 with a keep-alive agent), haproxy
+ * (nbthread N), tierlb-central (tierlb with TIERLB_LISTENERS_CENTRAL=1: every pick through the primary). Prints req/s and p99 per run and the median per system.
+ *
+ *   node --import tsx bench/listeners-quick.ts [--seconds 5] [--rounds 2] [--connections 16] [--workers 2]
+ *     [--systems direct,tierlb,http-proxy,haproxy] [--balance roundrobin] [--servers 1] [--prof DIR]
+ *
+ * --prof DIR starts tierlb with --cpu-prof (the workers inherit it) and writes the .cpuprofile files to DIR.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const REPO = new URL('..', import.meta.url).pathname;
+const { values: opt } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '5' },
+    rounds: { type: 'string', default: '2' },
+    connections: { type: 'string', default: '16' },
+    workers: { type: 'string', default: '2' },
+    systems: { type: 'string', default: 'direct,tierlb,http-proxy,haproxy' },
+    balance: { type: 'string', default: 'roundrobin' },
+    servers: { type: 'string', default: '1' },
+    prof: { type: 'string' },
+    js: { type: 'string' },
+  },
+});
+const SECONDS = Math.min(60, Number(opt.seconds));
+const WORKERS = Number(opt.workers);
+const SERVERS = Number(opt.servers);
+const dir = mkdtempSync(join(tmpdir(), 'tierlb-lq-'));
+const children = new Set<ChildProcess>();
+
+function cleanup(): void {
+  for (const c of children) {
+    try {
+      if (c.pid) process.kill(-c.pid, 'SIGKILL');
+    } catch {}
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+process.on('exit', cleanup);
+process.once('SIGINT', () => process.exit(130));
+
+function start(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
+  const c = spawn(cmd, args, { cwd: REPO, env, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  let err = '';
+  c.stderr?.on('data', (d) => {
+    err = (err + d).slice(-2000);
+  });
+  c.on('exit', (code) => {
+    if (children.has(c)) process.stderr.write(`${cmd} exited ${code}: ${err}\n`);
+    children.delete(c);
+  });
+  children.add(c);
+  return c;
+}
+
+function stop(c: ChildProcess): Promise<void> {
+  children.delete(c);
+  return new Promise((resolve) => {
+    if (c.exitCode !== null) return resolve();
+    c.once('exit', () => resolve());
+    try {
+      // the primary only: it drains its workers, which then exit normally (and write their --cpu-prof)
+      process.kill(c.pid!, 'SIGINT');
+    } catch {}
+    setTimeout(() => {
+      try {
+        process.kill(-c.pid!, 'SIGKILL');
+      } catch {}
+    }, 4000).unref();
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitHttp(port: number): Promise<void> {
+  for (let i = 0; i < 150; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1');
+      let got = '';
+      s.once('connect', () => s.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+      s.on('data', (d) => {
+        got += d;
+      });
+      s.once('close', () => resolve(got.startsWith('HTTP/1.1 200')));
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`nothing answers on ${port}`);
+}
+
+async function nginx(): Promise<number[]> {
+  const ports = await Promise.all(Array.from({ length: SERVERS }, () => freePort()));
+  const p = join(dir, 'nginx');
+  mkdirSync(join(p, 'logs'), { recursive: true });
+  writeFileSync(
+    join(p, 'nginx.conf'),
+    `worker_processes 1;
+pid ${p}/nginx.pid;
+error_log ${p}/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${p}/cb; proxy_temp_path ${p}/px; fastcgi_temp_path ${p}/fc; uwsgi_temp_path ${p}/uw; scgi_temp_path ${p}/sc;
+  keepalive_requests 1000000;
+  ${ports.map((port, i) => `server { listen 127.0.0.1:${port}; location / { default_type text/plain; return 200 "s${i}\\n"; } }`).join('\n  ')}
+}
+`,
+  );
+  start('nginx', ['-p', p, '-e', `${p}/logs/error.log`, '-c', `${p}/nginx.conf`, '-g', 'daemon off;']);
+  await waitHttp(ports[0]!);
+  return ports;
+}
+
+async function tierlb(backends: number[], central = false, js?: string): Promise<[number, ChildProcess]> {
+  const port = await freePort();
+  const file = join(dir, 'l.yaml');
+  writeFileSync(
+    file,
+    `listeners:
+  workers: ${WORKERS}
+  control: ${join(dir, 'l.sock')}
+  stats: { enabled: false }
+  listen:
+    - name: bench
+      bind: 127.0.0.1:${port}
+      mode: http
+      balance: ${opt.balance}
+      servers:
+${backends.map((b, i) => `        - { name: s${i}, address: 127.0.0.1:${b} }`).join('\n')}
+`,
+  );
+  const prof = opt.prof ? ['--cpu-prof', `--cpu-prof-dir=${opt.prof}`] : [];
+  const env = { ...process.env, TIERLB_LISTENERS_CENTRAL: central ? '1' : '0' };
+  const c = start(
+    process.execPath,
+    js
+      ? [...prof, js, 'listeners', '--config', file]
+      : [...prof, '--import', 'tsx', 'bench/l7-tierlb.ts', 'listeners', '--config', file],
+    env,
+  );
+  await waitHttp(port);
+  return [port, c];
+}
+
+async function httpProxy(backends: number[]): Promise<[number, ChildProcess]> {
+  const port = await freePort();
+  const c = start(process.execPath, ['bench/l7-http-proxy.mjs', String(port), `http://127.0.0.1:${backends[0]}`]);
+  await waitHttp(port);
+  return [port, c];
+}
+
+async function haproxy(backends: number[]): Promise<[number, ChildProcess]> {
+  const port = await freePort();
+  const file = join(dir, 'h.cfg');
+  writeFileSync(
+    file,
+    `global
+  nbthread ${WORKERS}
+  maxconn 4000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  option http-keep-alive
+  http-reuse always
+listen bench
+  bind 127.0.0.1:${port}
+  balance ${opt.balance}
+${backends.map((b, i) => `  server s${i} 127.0.0.1:${b}`).join('\n')}
+`,
+  );
+  const c = start('haproxy', ['-f', file, '-db']);
+  await waitHttp(port);
+  return [port, c];
+}
+
+function wrk(port: number, seconds = SECONDS): Promise<{ rps: number; p99: number; errors: string }> {
+  return new Promise((resolve, reject) => {
+    const c = spawn('wrk', ['-t1', `-c${opt.connections}`, `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}/`]);
+    let out = '';
+    c.stdout.on('data', (d) => {
+      out += d;
+    });
+    c.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(out));
+      const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+      const m = /^\s*99(?:\.000)?%\s+([\d.]+)(us|ms|s)/m.exec(out);
+      const p99 = m ? Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1) : Number.NaN;
+      const errors = [/Socket errors: (.*)/.exec(out)?.[1], /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1]]
+        .filter(Boolean)
+        .join('; ');
+      resolve({ rps, p99, errors });
+    });
+  });
+}
+
+/** utime+stime (clock ticks) of `root` and its descendants: CPU per request is steadier than req/s on a busy box */
+function cpuTicks(root: number): number {
+  const kids = new Map<number, number[]>();
+  const ticks = new Map<number, number>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const st = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      const ppid = Number(f[1]);
+      if (!kids.has(ppid)) kids.set(ppid, []);
+      kids.get(ppid)!.push(Number(d));
+      ticks.set(Number(d), Number(f[11]) + Number(f[12]));
+    } catch {}
+  }
+  let sum = 0;
+  const todo = [root];
+  while (todo.length) {
+    const p = todo.pop()!;
+    sum += ticks.get(p) ?? 0;
+    todo.push(...(kids.get(p) ?? []));
+  }
+  return sum;
+}
+
+const backends = await nginx();
+const systems = opt.systems.split(',');
+const starters: Record<string, (b: number[]) => Promise<[number, ChildProcess | null]>> = {
+  direct: async (b) => [b[0]!, null],
+  tierlb: (b) => tierlb(b),
+  // the same code with every pick through the primary (the design before the shared memory)
+  'tierlb-central': (b) => tierlb(b, true),
+  // compiled (--js ENTRY: an entry calling the tsc output's cli main) instead of the sources through tsx
+  'tierlb-js': (b) => tierlb(b, false, opt.js),
+  'tierlb-js-central': (b) => tierlb(b, true, opt.js),
+  'http-proxy': httpProxy,
+  haproxy,
+};
+const results: Record<string, { rps: number; p99: number; cpu: number }[]> = {};
+for (let r = 0; r < Number(opt.rounds); r++) {
+  for (const s of systems) {
+    const [port, child] = await starters[s]!(backends);
+    await wrk(port, 1).catch(() => null); // warm-up (JIT, keep-alive pools)
+    const pid = child?.pid ?? 0;
+    const t0 = pid ? cpuTicks(pid) : 0;
+    const res = await wrk(port);
+    // ticks are 10 ms: CPU ms per 1000 requests
+    const cpu = pid ? ((cpuTicks(pid) - t0) * 10 * 1000) / (res.rps * SECONDS) : Number.NaN;
+    process.stdout.write(
+      `round ${r + 1} ${s.padEnd(14)} ${res.rps.toFixed(0).padStart(6)} req/s  p99 ${res.p99.toFixed(2).padStart(6)} ms  ` +
+        `cpu ${cpu.toFixed(1)} ms/1k req ${res.errors}\n`,
+    );
+    (results[s] ??= []).push({ ...res, cpu });
+    if (child) await stop(child);
+  }
+}
+const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+for (const s of systems) {
+  const rs = results[s]!;
+  process.stdout.write(
+    `median ${s.padEnd(14)} ${median(rs.map((x) => x.rps)).toFixed(0)} req/s  p99 ${median(rs.map((x) => x.p99)).toFixed(2)} ms  ` +
+      `cpu ${median(rs.map((x) => x.cpu)).toFixed(1)} ms/1k req\n`,
+  );
+}
