@@ -51,10 +51,7 @@ test('an established connection reaches the backup, bound to its own real server
   t.is(c.timeoutMs, 900_000);
   t.truthy(c.flags & CONN_F_SYNC);
   t.falsy(c.flags & CONN_F_INACTIVE);
-  t.is(
-    c.dest,
-    p.b.eng.table.get(p.svcB.id)?.dests.find((d) => d.addr === c.daddr) ?? null,
-  );
+  t.is(c.dest, p.b.eng.table.get(p.svcB.id)?.dests.find((d) => d.addr === c.daddr) ?? null);
   t.is(c.dest?.activeConns, 1);
   checkInvariants(t, p.b.eng, p.svcB.dests);
   t.deepEqual(p.backup.counters.installed, { created: 1 });
