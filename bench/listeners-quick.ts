@@ -107,6 +107,7 @@ async function waitHttp(port: number): Promise<void> {
   throw new Error(`nothing answers on ${port}`);
 }
 
+let nginxChild: ChildProcess | undefined;
 async function nginx(): Promise<number[]> {
   const ports = await Promise.all(Array.from({ length: SERVERS }, () => freePort()));
   const p = join(dir, 'nginx');
@@ -125,7 +126,7 @@ http {
 }
 `,
   );
-  start('nginx', ['-p', p, '-e', `${p}/logs/error.log`, '-c', `${p}/nginx.conf`, '-g', 'daemon off;']);
+  nginxChild = start('nginx', ['-p', p, '-e', `${p}/logs/error.log`, '-c', `${p}/nginx.conf`, '-g', 'daemon off;']);
   await waitHttp(ports[0]!);
   return ports;
 }
@@ -278,3 +279,6 @@ for (const s of systems) {
       `cpu ${median(rs.map((x) => x.cpu)).toFixed(1)} ms/1k req\n`,
   );
 }
+// nginx (SIGINT = fast shutdown) explicitly: the exit hook's group kill alone left masters behind
+if (nginxChild) await stop(nginxChild);
+process.exit(0);
