@@ -13,3 +13,5 @@ proxy.on('error', (_err, _req, res) => {
 http
   .createServer({ keepAliveTimeout: 30_000 }, (req, res) => proxy.web(req, res))
   .listen(Number(port), '127.0.0.1', () => process.stdout.write('ready\n'));
+// SIGINT/SIGTERM: exit normally (so that --cpu-prof writes its profile)
+for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => process.exit(0));

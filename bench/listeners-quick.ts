@@ -8,7 +8,8 @@
  *   node --import tsx bench/listeners-quick.ts [--seconds 5] [--rounds 2] [--connections 16] [--workers 2]
  *     [--systems direct,tierlb,http-proxy,haproxy] [--balance roundrobin] [--servers 1] [--prof DIR]
  *
- * --prof DIR starts tierlb with --cpu-prof (the workers inherit it) and writes the .cpuprofile files to DIR.
+ * --prof DIR starts tierlb and http-proxy with --cpu-prof (tierlb's workers inherit it) and writes the .cpuprofile
+ * files to DIR.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -164,7 +165,13 @@ ${backends.map((b, i) => `        - { name: s${i}, address: 127.0.0.1:${b} }`).j
 
 async function httpProxy(backends: number[]): Promise<[number, ChildProcess]> {
   const port = await freePort();
-  const c = start(process.execPath, ['bench/l7-http-proxy.mjs', String(port), `http://127.0.0.1:${backends[0]}`]);
+  const prof = opt.prof ? ['--cpu-prof', `--cpu-prof-dir=${opt.prof}`] : [];
+  const c = start(process.execPath, [
+    ...prof,
+    'bench/l7-http-proxy.mjs',
+    String(port),
+    `http://127.0.0.1:${backends[0]}`,
+  ]);
   await waitHttp(port);
   return [port, c];
 }

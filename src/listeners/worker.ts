@@ -81,8 +81,11 @@ const RETRYABLE = new Set([
 
 /** An http.Agent that writes a PROXY header first on each (never reused) server connection. */
 class ProxyHeaderAgent extends http.Agent {
-  constructor(private readonly header: Buffer) {
-    super({ keepAlive: false });
+  constructor(
+    private readonly header: Buffer,
+    timeout: number,
+  ) {
+    super({ keepAlive: false, timeout });
   }
   override createConnection(opts: net.NetConnectOpts, cb?: (err: Error | null, s: net.Socket) => void): net.Socket {
     const s = net.connect(opts);
@@ -99,9 +102,8 @@ class Listener {
   private readonly proxy?: ProxyServer;
   private readonly agents = new Map<string, http.Agent>();
   readonly sockets = new Set<net.Socket>();
-  private readonly info = new WeakMap<net.Socket, ClientInfo>();
-  /** requests in flight per client socket (http) */
-  private readonly busy = new Map<net.Socket, number>();
+  /** per server (by name): the options handed to http-proxy-3, built once (bodyless / with a body) */
+  private readonly webOpts = new Map<string, [WebOpts, WebOpts]>();
   draining = false;
   /** balance hdr(name): the header, lower case */
   private readonly hdrName?: string;
@@ -132,7 +134,7 @@ class Listener {
         this.onProxyReq(proxyReq, req),
       );
       this.proxy.on('proxyRes', (proxyRes: http.IncomingMessage, req: http.IncomingMessage) => {
-        const ctx = this.ctx.get(req);
+        const ctx = (req as Tagged<ReqCtx>)[CTX];
         if (ctx) ctx.responded = true;
         if (this.draining) proxyRes.headers.connection = 'close';
       });
@@ -155,7 +157,7 @@ class Listener {
     return (this.stats.servers[name] ??= emptyServerStats());
   }
 
-  private hrsp(code: number): void {
+  hrsp(code: number): void {
     const c = code >= 100 && code < 600 ? `${Math.floor(code / 100)}xx` : 'other';
     this.stats.hrsp[c] = (this.stats.hrsp[c] ?? 0) + 1;
   }
@@ -174,7 +176,11 @@ class Listener {
       st.bin += sock.bytesRead;
       st.bout += sock.bytesWritten;
       this.sockets.delete(sock);
-      this.busy.delete(sock);
+      const c = connOf(sock);
+      if (c) {
+        c.busy = 0;
+        if (c.timer) clearTimeout(c.timer);
+      }
       this.w.maybeExit();
     });
     const peer: ClientInfo = {
@@ -184,7 +190,7 @@ class Listener {
       dstPort: sock.localPort ?? 0,
     };
     if (!this.spec.acceptProxy) {
-      this.info.set(sock, peer);
+      (sock as Tagged<ConnState>)[CONN] = new ConnState(peer);
       this.dispatch(sock, undefined);
       return;
     }
@@ -205,8 +211,7 @@ class Listener {
         return;
       }
       const h = r.header;
-      this.info.set(
-        sock,
+      (sock as Tagged<ConnState>)[CONN] = new ConnState(
         h.command === 'PROXY' && h.src && h.dst
           ? { src: h.src, srcPort: h.srcPort ?? 0, dst: h.dst, dstPort: h.dstPort ?? 0 }
           : peer,
@@ -231,41 +236,45 @@ class Listener {
 
   /** timeout http-request: the next request's headers must be complete in time, else 408 (or a silent close if the
    * client sent nothing at all — an idle keep-alive connection). One timer per connection, re-armed per request. */
-  private readonly reqTimers = new WeakMap<net.Socket, { timer: NodeJS.Timeout; before: number; armed: boolean }>();
   private armRequestTimer(sock: net.Socket): void {
-    const st = this.reqTimers.get(sock);
-    if (st) {
-      st.before = sock.bytesRead;
-      st.armed = true;
+    const c = this.conn(sock);
+    c.before = sock.bytesRead;
+    c.armed = true;
+    if (c.timer) {
       // (a cleared timer cannot be refreshed: stopRequestTimer only disarms it)
-      st.timer.refresh();
+      c.timer.refresh();
       return;
     }
-    const state = {
-      before: sock.bytesRead,
-      armed: true,
-      timer: setTimeout(() => {
-        if (!state.armed || (this.busy.get(sock) ?? 0) > 0 || sock.destroyed) return;
-        if (sock.bytesRead > state.before) {
-          this.stats.ereq++;
-          this.hrsp(408);
-          sock.end(errorResponse(408));
-          setTimeout(() => sock.destroy(), 1000).unref();
-        } else sock.destroy();
-      }, this.spec.timeout.httpRequest),
-    };
-    state.timer.unref();
-    this.reqTimers.set(sock, state);
-    sock.once('close', () => clearTimeout(state.timer));
+    c.timer = setTimeout(() => {
+      if (!c.armed || c.busy > 0 || sock.destroyed) return;
+      if (sock.bytesRead > c.before) {
+        this.stats.ereq++;
+        this.hrsp(408);
+        sock.end(errorResponse(408));
+        setTimeout(() => sock.destroy(), 1000).unref();
+      } else sock.destroy();
+    }, this.spec.timeout.httpRequest);
+    c.timer.unref();
   }
 
   private stopRequestTimer(sock: net.Socket): void {
-    const st = this.reqTimers.get(sock);
-    if (st) st.armed = false;
+    const c = connOf(sock);
+    if (c) c.armed = false;
+  }
+
+  /** the connection's state (made here for a socket that did not come through onConnection) */
+  private conn(sock: net.Socket): ConnState {
+    const t = sock as Tagged<ConnState>;
+    return (t[CONN] ??= new ConnState({
+      src: sock.remoteAddress ?? '',
+      srcPort: sock.remotePort ?? 0,
+      dst: '',
+      dstPort: 0,
+    }));
   }
 
   private clientOf(sock: net.Socket): ClientInfo {
-    return this.info.get(sock) ?? { src: sock.remoteAddress ?? '', srcPort: sock.remotePort ?? 0, dst: '', dstPort: 0 };
+    return this.conn(sock).info;
   }
 
   private pickRequest(client: ClientInfo, req?: http.IncomingMessage): PickRequest {
@@ -377,137 +386,171 @@ class Listener {
   }
 
   // ---- http ----
+  // The per-request path allocates one ReqCtx, adds one 'finish' and one 'close' listener to the response (shared
+  // functions, no closures) and takes no promise when the pick is immediate (the shared-memory picker).
 
-  private readonly ctx = new WeakMap<http.IncomingMessage, ReqCtx>();
-
-  private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     const sock = req.socket;
     // (the idle timeout `timeout client` was set once on the connection; activity re-arms it)
-    this.stopRequestTimer(sock);
-    this.busy.set(sock, (this.busy.get(sock) ?? 0) + 1);
-    res.once('finish', () => this.hrsp(res.statusCode));
-    res.once('close', () => {
-      const n = (this.busy.get(sock) ?? 1) - 1;
-      this.busy.set(sock, n);
-      if (this.draining && !res.writableFinished) sock.destroy();
-      else if (!sock.destroyed) this.armRequestTimer(sock);
-    });
+    const conn = this.conn(sock);
+    conn.armed = false;
+    conn.busy++;
     if (this.draining) res.setHeader('connection', 'close');
     // hop-by-hop headers stay on this hop: the server connection is kept alive by our agent
-    delete req.headers.connection;
-    delete req.headers['keep-alive'];
-    delete req.headers['proxy-connection'];
-    const info = this.clientOf(sock);
+    const h = req.headers;
+    if (h.connection !== undefined) delete h.connection;
+    if (h['keep-alive'] !== undefined) delete h['keep-alive'];
+    if (h['proxy-connection'] !== undefined) delete h['proxy-connection'];
+    const info = conn.info;
     if (this.spec.forwardfor) {
-      const xff = req.headers['x-forwarded-for'];
-      req.headers['x-forwarded-for'] = xff ? `${xff}, ${info.src}` : info.src;
-      req.headers['x-forwarded-proto'] = 'http';
-      if (req.headers.host) req.headers['x-forwarded-host'] = req.headers.host;
+      const xff = h['x-forwarded-for'];
+      h['x-forwarded-for'] = xff ? `${xff}, ${info.src}` : info.src;
+      h['x-forwarded-proto'] = 'http';
+      if (h.host) h['x-forwarded-host'] = h.host;
     }
-    const bodyless =
-      !req.headers['transfer-encoding'] &&
-      (req.headers['content-length'] === undefined || req.headers['content-length'] === '0');
-    const ctx: ReqCtx = { tried: new Set(), attempt: 0, responded: false, bodyless, released: true };
-    this.ctx.set(req, ctx);
-    let clientGone = false;
-    res.once('close', () => {
-      clientGone = true;
-      this.releaseAttempt(ctx);
-    });
-    for (;;) {
-      const r = await this.w.pick(
-        this.spec.name,
-        this.pickRequest(info, req),
-        this.spec.redispatch ? [...ctx.tried] : [],
-      );
-      if (!r.server) {
-        if (!clientGone) this.reply(res, 503);
-        return;
-      }
-      if (clientGone) {
-        this.w.release(this.spec.name, r.server.name);
-        return;
-      }
-      if (ctx.target && r.server.name !== ctx.target.name) this.serverStats(r.server.name).wredis++;
-      ctx.target = r.server;
-      ctx.released = false;
-      ctx.tried.add(r.server.name);
-      const err = await this.forward(req, res, ctx);
-      if (!err) return;
-      const ss = this.serverStats(r.server.name);
-      const code = (err as NodeJS.ErrnoException).code ?? '';
-      const connectPhase = !ctx.connected || code === 'ECONNTIMEOUT';
-      if (connectPhase) ss.econ++;
-      else ss.eresp++;
-      this.releaseAttempt(ctx);
-      if (clientGone) return;
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      const retryable = ctx.bodyless && !ctx.responded && RETRYABLE.has(code) && code !== 'ESERVERTIMEOUT';
-      if (retryable && ctx.attempt < this.spec.retries) {
-        ctx.attempt++;
-        ss.wretr++;
-        continue;
-      }
-      this.reply(res, code === 'ESERVERTIMEOUT' ? 504 : 502);
+    const bodyless = !h['transfer-encoding'] && (h['content-length'] === undefined || h['content-length'] === '0');
+    const ctx = new ReqCtx(this, req, res, conn, bodyless, this.pickRequest(info, req));
+    (req as Tagged<ReqCtx>)[CTX] = ctx;
+    (res as Tagged<ReqCtx>)[CTX] = ctx;
+    res.on('finish', onResFinish);
+    res.on('close', onResClose);
+    this.attempt(ctx);
+  }
+
+  /** Pick a server for the request's next attempt and forward it there. */
+  private attempt(ctx: ReqCtx): void {
+    this.w.pickThen(
+      this.spec.name,
+      ctx.pick,
+      this.spec.redispatch && ctx.tried.length ? ctx.tried : NONE,
+      ctx.onPicked ?? (ctx.onPicked = (r) => this.picked(ctx, r)),
+    );
+  }
+
+  private picked(ctx: ReqCtx, r: PickReply): void {
+    if (!r.server) {
+      if (!ctx.clientGone) this.reply(ctx.res, 503);
       return;
+    }
+    if (ctx.clientGone) {
+      this.w.release(this.spec.name, r.server.name);
+      return;
+    }
+    if (ctx.target && r.server.name !== ctx.target.name) this.serverStats(r.server.name).wredis++;
+    ctx.target = r.server;
+    ctx.released = false;
+    if (!ctx.tried.includes(r.server.name)) ctx.tried.push(r.server.name);
+    this.forward(ctx);
+  }
+
+  /** One attempt: ends with the response (the client's 'close', see onResClose) or with an error (failed). */
+  private forward(ctx: ReqCtx): void {
+    const t = ctx.target!;
+    ctx.connected = false;
+    ctx.upstream = undefined;
+    ctx.live = true;
+    const gen = ++ctx.gen;
+    const { req, res } = ctx;
+    let opts: WebOpts;
+    if (t.sendProxy) {
+      const info = ctx.conn.info;
+      opts = {
+        target: { host: t.host, port: t.port, protocol: 'http:' },
+        agent: new ProxyHeaderAgent(
+          encode(headerFor(info.src, info.srcPort, info.dst, info.dstPort), t.sendProxy === 'v1' ? 1 : 2),
+          this.spec.timeout.server,
+        ),
+        buffer: ctx.bodyless ? (EMPTY_BODY as unknown as Readable) : undefined,
+      };
+    } else opts = this.opts(t)[ctx.bodyless ? 0 : 1];
+    this.proxy!.web(req, res, opts, (err: Error) => {
+      if (gen === ctx.gen && ctx.live) this.failed(ctx, err);
+    });
+  }
+
+  /** the attempt's end: its server's bytes */
+  endAttempt(ctx: ReqCtx): void {
+    if (!ctx.live) return;
+    ctx.live = false;
+    const s = ctx.upstream;
+    if (s && ctx.target) {
+      const ss = this.serverStats(ctx.target.name);
+      ss.bin += s.bytesWritten - ctx.w0;
+      ss.bout += s.bytesRead - ctx.r0;
     }
   }
 
-  private releaseAttempt(ctx: ReqCtx): void {
+  private failed(ctx: ReqCtx, err: Error): void {
+    this.endAttempt(ctx);
+    const ss = this.serverStats(ctx.target!.name);
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    const connectPhase = !ctx.connected || code === 'ECONNTIMEOUT';
+    if (connectPhase) ss.econ++;
+    else ss.eresp++;
+    this.releaseAttempt(ctx);
+    if (ctx.clientGone) return;
+    const res = ctx.res;
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const retryable = ctx.bodyless && !ctx.responded && RETRYABLE.has(code) && code !== 'ESERVERTIMEOUT';
+    if (retryable && ctx.attempt < this.spec.retries) {
+      ctx.attempt++;
+      ss.wretr++;
+      // (the next pick after the failed attempt's own events, as the promise did before)
+      queueMicrotask(() => this.attempt(ctx));
+      return;
+    }
+    this.reply(res, code === 'ESERVERTIMEOUT' ? 504 : 502);
+  }
+
+  /** the client's response closed (sent, or the client went away) */
+  resClosed(ctx: ReqCtx): void {
+    const { res, conn } = ctx;
+    const sock = ctx.req.socket;
+    conn.busy--;
+    if (this.draining && !res.writableFinished) sock.destroy();
+    else if (!sock.destroyed) this.armRequestTimer(sock);
+    ctx.clientGone = true;
+    this.releaseAttempt(ctx);
+    this.endAttempt(ctx);
+  }
+
+  releaseAttempt(ctx: ReqCtx): void {
     if (ctx.released || !ctx.target) return;
     ctx.released = true;
     this.w.release(this.spec.name, ctx.target.name);
   }
 
-  /** One attempt. Resolves with the error (before or during the response), or null once the response ended. */
-  private forward(req: http.IncomingMessage, res: http.ServerResponse, ctx: ReqCtx): Promise<Error | null> {
-    const t = ctx.target!;
-    const ss = this.serverStats(t.name);
-    ctx.connected = false;
-    return new Promise((resolve) => {
-      let settled = false;
-      const settle = (e: Error | null) => {
-        if (settled) return;
-        settled = true;
-        resolve(e);
-      };
-      res.once('close', () => settle(null));
-      ctx.onSocket = (s: net.Socket) => {
-        ss.stot++;
-        const before = { w: s.bytesWritten, r: s.bytesRead };
-        res.once('close', () => {
-          ss.bin += s.bytesWritten - before.w;
-          ss.bout += s.bytesRead - before.r;
-        });
-      };
-      const info = this.clientOf(req.socket);
-      const agent = t.sendProxy
-        ? new ProxyHeaderAgent(
-            encode(headerFor(info.src, info.srcPort, info.dst, info.dstPort), t.sendProxy === 'v1' ? 1 : 2),
-          )
-        : this.agent(t);
-      this.proxy!.web(
-        req,
-        res,
-        {
-          target: { host: t.host, port: t.port, protocol: 'http:' },
-          agent,
-          // no body to send (and a retry could not read the request again): end the server request at once
-          buffer: ctx.bodyless ? (EMPTY_BODY as unknown as Readable) : undefined,
-        },
-        (err: Error) => settle(err),
-      );
-    });
+  /** the options of a request to `t`, made once per server */
+  private opts(t: ServerTarget): [WebOpts, WebOpts] {
+    let o = this.webOpts.get(t.name);
+    if (!o || o[0].target.host !== t.host || o[0].target.port !== t.port) {
+      const target = { host: t.host, port: t.port, protocol: 'http:' };
+      const agent = this.agent(t);
+      // no body to send (and a retry could not read the request again): end the server request at once
+      o = [
+        { target, agent, buffer: EMPTY_BODY as unknown as Readable },
+        { target, agent, buffer: undefined },
+      ];
+      this.webOpts.set(t.name, o);
+    }
+    return o;
   }
 
-  private onProxyReq(proxyReq: http.ClientRequest, req: http.IncomingMessage): void {
-    const ctx = this.ctx.get(req);
+  onProxyReq(proxyReq: http.ClientRequest, req: http.IncomingMessage): void {
+    const ctx = (req as Tagged<ReqCtx>)[CTX];
     if (!ctx) return;
     const sock = proxyReq.socket;
-    if (sock) ctx.onSocket?.(sock);
+    if (sock) {
+      this.serverStats(ctx.target!.name).stot++;
+      ctx.upstream = sock;
+      ctx.w0 = sock.bytesWritten;
+      ctx.r0 = sock.bytesRead;
+      // timeout server: the agents' socket timeout (a server's keep-alive hint may have lowered it on an idle socket)
+      if (sock.timeout !== this.spec.timeout.server) sock.setTimeout(this.spec.timeout.server);
+    }
     if (sock?.connecting) {
       const timer = setTimeout(() => {
         proxyReq.destroy(Object.assign(new Error('connect timeout'), { code: 'ECONNTIMEOUT' }));
@@ -518,9 +561,8 @@ class Listener {
       });
       sock.once('close', () => clearTimeout(timer));
     } else ctx.connected = true;
-    proxyReq.setTimeout(this.spec.timeout.server, () => {
-      proxyReq.destroy(Object.assign(new Error('server timeout'), { code: 'ESERVERTIMEOUT' }));
-    });
+    // the request's 'timeout' comes from its socket's (the agent's `timeout`)
+    proxyReq.on('timeout', onServerTimeout);
   }
 
   private agent(t: ServerTarget): http.Agent {
@@ -539,7 +581,7 @@ class Listener {
     return a;
   }
 
-  private reply(res: http.ServerResponse, code: number): void {
+  reply(res: http.ServerResponse, code: number): void {
     if (res.headersSent || res.destroyed) return;
     const [reason, text] = ERR_PAGES[code] ?? ['Error', 'Error'];
     const body = `<html><body><h1>${code} ${reason}</h1>\n${text}\n</body></html>\n`;
@@ -553,7 +595,7 @@ class Listener {
 
   private async onUpgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): Promise<void> {
     this.stopRequestTimer(socket);
-    this.busy.set(socket, (this.busy.get(socket) ?? 0) + 1);
+    this.conn(socket).busy++;
     const info = this.clientOf(socket);
     if (this.spec.forwardfor) {
       const xff = req.headers['x-forwarded-for'];
@@ -601,11 +643,11 @@ class Listener {
     this.server.close();
     for (const s of this.sockets) {
       // idle keep-alive connections: close once the current request (if any) is answered
-      if (this.spec.mode === 'http' && (this.busy.get(s) ?? 0) === 0) {
+      if (this.spec.mode === 'http' && (connOf(s)?.busy ?? 0) === 0) {
         // a request may be on its way: give it the keep-alive timeout to arrive, then close
         setTimeout(
           () => {
-            if ((this.busy.get(s) ?? 0) === 0) s.destroy();
+            if ((connOf(s)?.busy ?? 0) === 0) s.destroy();
           },
           Math.min(this.spec.timeout.httpKeepAlive, 2000),
         ).unref();
@@ -614,15 +656,66 @@ class Listener {
   }
 }
 
-interface ReqCtx {
-  tried: Set<string>;
-  attempt: number;
-  target?: ServerTarget;
-  responded: boolean;
-  connected?: boolean;
-  bodyless: boolean;
-  released: boolean;
-  onSocket?: (s: net.Socket) => void;
+/** what tierlb keeps on a client socket (CONN) and on a request and its response (CTX) */
+const CONN = Symbol('tierlb.conn');
+const CTX = Symbol('tierlb.req');
+type Tagged<T> = { [CONN]?: T; [CTX]?: T };
+const connOf = (s: net.Socket): ConnState | undefined => (s as Tagged<ConnState>)[CONN];
+const NONE: readonly string[] = [];
+
+interface WebOpts {
+  target: { host: string; port: number; protocol: string };
+  agent: http.Agent;
+  buffer: Readable | undefined;
+}
+
+/** A client connection: who the client is, its requests in flight, its `timeout http-request` timer. */
+class ConnState {
+  busy = 0;
+  armed = false;
+  before = 0;
+  timer: NodeJS.Timeout | undefined = undefined;
+  constructor(readonly info: ClientInfo) {}
+}
+
+/** One HTTP request through its attempts. */
+class ReqCtx {
+  /** servers tried (redispatch excludes them) */
+  readonly tried: string[] = [];
+  attempt = 0;
+  target: ServerTarget | undefined = undefined;
+  responded = false;
+  connected = false;
+  released = true;
+  clientGone = false;
+  /** the current attempt: its number, whether it is still running, its server connection and its byte counts then */
+  gen = 0;
+  live = false;
+  upstream: net.Socket | undefined = undefined;
+  w0 = 0;
+  r0 = 0;
+  onPicked: ((r: PickReply) => void) | undefined = undefined;
+  constructor(
+    readonly l: Listener,
+    readonly req: http.IncomingMessage,
+    readonly res: http.ServerResponse,
+    readonly conn: ConnState,
+    readonly bodyless: boolean,
+    readonly pick: PickRequest,
+  ) {}
+}
+
+function onResFinish(this: http.ServerResponse): void {
+  (this as Tagged<ReqCtx>)[CTX]?.l.hrsp(this.statusCode);
+}
+
+function onResClose(this: http.ServerResponse): void {
+  const ctx = (this as Tagged<ReqCtx>)[CTX];
+  if (ctx) ctx.l.resClosed(ctx);
+}
+
+function onServerTimeout(this: http.ClientRequest): void {
+  this.destroy(Object.assign(new Error('server timeout'), { code: 'ESERVERTIMEOUT' }));
 }
 
 export class WorkerRuntime {
@@ -631,7 +724,7 @@ export class WorkerRuntime {
   private nextId = 1;
   private draining = false;
   /** listener → its balancing over the shared memory; empty when the worker asks the primary for every pick */
-  private readonly pickers = new Map<string, { picker: SharedPicker; targets: ServerTarget[] }>();
+  private readonly pickers = new Map<string, { picker: SharedPicker; replies: PickReply[] }>();
   private queueTimer?: NodeJS.Timeout;
 
   constructor(
@@ -659,8 +752,15 @@ export class WorkerRuntime {
         shm.worker,
         { balance: spec.balance, maxqueue: spec.maxqueue, queueTimeout: spec.timeout.queue },
       );
-      const targets = spec.servers.map((s) => ({ name: s.name, host: s.host, port: s.port, sendProxy: s.sendProxy }));
-      this.pickers.set(spec.name, { picker, targets });
+      // the replies of a pick are made once: a server's target never changes within a generation
+      const replies = spec.servers.map(
+        (s): PickReply => ({
+          t: 'picked',
+          id: 0,
+          server: { name: s.name, host: s.host, port: s.port, sendProxy: s.sendProxy },
+        }),
+      );
+      this.pickers.set(spec.name, { picker, replies });
     }
   }
 
@@ -672,10 +772,15 @@ export class WorkerRuntime {
     }
   }
 
-  pick(listener: string, req: PickRequest, ex: string[]): Promise<PickReply> {
+  pick(listener: string, req: PickRequest, ex: readonly string[]): Promise<PickReply> {
+    return new Promise((resolve) => this.pickThen(listener, req, ex, resolve));
+  }
+
+  /** pick(), calling `done` (at once when a server is free and the picks are local) instead of a promise */
+  pickThen(listener: string, req: PickRequest, ex: readonly string[], done: (r: PickReply) => void): void {
     const local = this.pickers.get(listener);
     if (local) {
-      const { picker, targets } = local;
+      const { picker, replies } = local;
       let exclude: Set<number> | undefined;
       if (ex.length) {
         exclude = new Set();
@@ -684,18 +789,15 @@ export class WorkerRuntime {
           if (i !== undefined) exclude.add(i);
         }
       }
-      return new Promise((resolve) => {
-        picker.acquire(req, exclude, Date.now(), (r) =>
-          resolve(typeof r === 'number' ? { t: 'picked', id: 0, server: targets[r] } : { t: 'picked', id: 0, err: r }),
-        );
-        if (picker.waiting) this.armQueueTimer();
-      });
+      picker.acquire(req, exclude, Date.now(), (r) =>
+        done(typeof r === 'number' ? replies[r]! : { t: 'picked', id: 0, err: r }),
+      );
+      if (picker.waiting) this.armQueueTimer();
+      return;
     }
     const id = this.nextId++;
-    return new Promise((resolve) => {
-      this.pending.set(id, resolve);
-      send({ t: 'pick', id, l: listener, req, ex: ex.length ? ex : undefined });
-    });
+    this.pending.set(id, done);
+    send({ t: 'pick', id, l: listener, req, ex: ex.length ? [...ex] : undefined });
   }
 
   /** While requests wait for a slot: retry them every few ms (slots freed by other workers, weights raised). */
