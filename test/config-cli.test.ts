@@ -96,4 +96,9 @@ const shippedScheds = ['wrr'];
     );
   }
   t.deepEqual(plan.sysctl.expireNodestConn, true);
+  // the marks the comments promise: 10.77.1.100:80 → 10000, :443 → 10001
+  t.deepEqual(
+    plan.marks?.map((m) => `${m.protocol} ${m.addr}:${m.port} → ${m.mark}`),
+    ['tcp 10.77.1.100:80 → 10000', 'tcp 10.77.1.100:443 → 10001'],
+  );
 });

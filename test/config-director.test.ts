@@ -164,7 +164,7 @@ test('every problem of a bad director section is reported at its line', (t) => {
   );
   t.is(
     lines[9],
-    `${b(23, 'method')}: director.services[3].method: unknown key 'method' (known keys: name, vip, port, protocol, fwmark, family, scheduler, sched_flags, persistent, netmask, ops, real_servers, delay_loop, quorum, hysteresis, quorum_up, quorum_down, alpha, omega, ha_suspend, virtualhost, sorry_server)`,
+    `${b(23, 'method')}: director.services[3].method: unknown key 'method' (known keys: name, vip, port, protocol, fwmark, family, scheduler, sched_flags, persistent, netmask, ops, match, real_servers, delay_loop, quorum, hysteresis, quorum_up, quorum_down, alpha, omega, ha_suspend, virtualhost, sorry_server)`,
   );
   t.is(lines.length, 10);
   // the error's message is the same list, one per line
@@ -320,5 +320,69 @@ test('service names are unique; a schema-invalid entry still takes part in the d
     `n.yaml:${at(text, 3, '0 }')}: director.services[0].persistent: must be >= 1, got 0`,
     `n.yaml:${at(text, 4, '{')}: director.services[1]: duplicate service TCP 10.0.0.1:80 (first at line 3)`,
     `n.yaml:${at(text, 4, 'a,')}: director.services[1].name: service name 'a' is used twice (first at line 3)`,
+  ]);
+});
+
+const MARKED = `director:
+  services:
+    - fwmark: 7
+      match:
+        - { vip: 10.0.0.1, port: 80 }
+        - { vip: 10.0.0.1, port: 8080, protocol: tcp }
+      real_servers: [{ address: 10.0.0.21 }]
+    - fwmark: 8
+      match: [{ vip: 10.0.0.1, port: 53, protocol: udp }]
+      real_servers: [{ address: 10.0.0.22 }]
+`;
+
+test('match: a fwmark service lists the VIP ports it marks; the plan holds the mark rules', (t) => {
+  const p = plan(MARKED);
+  t.deepEqual(p.marks, [
+    { family: 4, addr: '10.0.0.1', protocol: 'tcp', port: 80, mark: 7 },
+    { family: 4, addr: '10.0.0.1', protocol: 'tcp', port: 8080, mark: 7 },
+    { family: 4, addr: '10.0.0.1', protocol: 'udp', port: 53, mark: 8 },
+  ]);
+  t.deepEqual(
+    p.services.map((s) => s.match?.length),
+    [2, 1],
+  );
+  t.deepEqual(plan(BASE).marks, []);
+});
+
+test('diffPlans: a change of match is a change to apply (all mark rules, or null when unchanged)', (t) => {
+  t.true(isEmptyDiff(diffPlans(plan(MARKED), plan(MARKED))));
+  const moved = MARKED.replace('port: 8080', 'port: 8081');
+  const d = diffPlans(plan(MARKED), plan(moved));
+  t.false(isEmptyDiff(d));
+  t.deepEqual(d.services, { add: [], edit: [], del: [] });
+  t.deepEqual(
+    d.marks?.map((m) => `${m.protocol}/${m.port}→${m.mark}`),
+    ['tcp/80→7', 'tcp/8081→7', 'udp/53→8'],
+  );
+  t.deepEqual(diffPlans(plan(MARKED), plan(BASE)).marks, []);
+});
+
+test('match: collisions, families and VIP services are reported with file:line', (t) => {
+  const text = `director:
+  services:
+    - fwmark: 10
+      match:
+        - { vip: 10.0.0.1, port: 80 }
+        - { vip: 10.0.0.1, port: 80, protocol: tcp }
+        - { vip: "2001:db8::1", port: 80 }
+    - fwmark: 11
+      match:
+        - { vip: 10.0.0.1, port: 80 }
+        - { vip: 10.0.0.1, port: 80, protocol: udp }
+        - { vip: 10.0.0.2, port: 0 }
+        - { vip: 10.0.0.2, port: 443 }
+    - { vip: 10.0.0.1, port: 81, match: [{ vip: 10.0.0.1, port: 81 }] }
+`;
+  t.deepEqual(checkConfigString(text, 'm.yaml').problems.map(formatProblem), [
+    `m.yaml:${at(text, 6, '{')}: director.services[0].match[1]: tcp 10.0.0.1:80 is listed twice (also match[0])`,
+    `m.yaml:${at(text, 7, '"2001')}: director.services[0].match[2].vip: 2001:db8::1 is IPv6 but the service is IPv4 (family inet)`,
+    `m.yaml:${at(text, 10, '{')}: director.services[1].match[0]: tcp 10.0.0.1:80 is already marked 10 by services[0] (line 5): a packet carries one mark`,
+    `m.yaml:${at(text, 13, '{')}: director.services[1].match[3]: tcp 10.0.0.2:443 is listed twice (also match[2])`,
+    `m.yaml:${at(text, 14, '[')}: director.services[2].match: match is for fwmark services (a vip service takes the packets for its own vip:port)`,
   ]);
 });

@@ -59,7 +59,7 @@ test('a duplicate key is reported with the schema problems', (t) => {
 `),
     [
       "c.yaml:5:7: duplicate key 'port'",
-      "c.yaml:7:7: director.services[0].wat: unknown key 'wat' (known keys: name, vip, port, protocol, fwmark, family, scheduler, sched_flags, persistent, netmask, ops, real_servers, delay_loop, quorum, hysteresis, quorum_up, quorum_down, alpha, omega, ha_suspend, virtualhost, sorry_server)",
+      "c.yaml:7:7: director.services[0].wat: unknown key 'wat' (known keys: name, vip, port, protocol, fwmark, family, scheduler, sched_flags, persistent, netmask, ops, match, real_servers, delay_loop, quorum, hysteresis, quorum_up, quorum_down, alpha, omega, ha_suspend, virtualhost, sorry_server)",
     ],
   );
 });

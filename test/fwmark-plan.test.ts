@@ -33,3 +33,31 @@ test('NAT replies of a real server without a port (fwmark service, port 0) are m
     `-A TIERLB_DIVERT -m mark --mark ${hex(REPLY_MARK)} -j NFQUEUE --queue-balance 1:2`,
   ]);
 });
+
+test('fwmark services: the mark rules of their listener ports come before the queue rules that match the marks', (t) => {
+  const plan = emptyPlan(0);
+  plan.services.push({ kind: 'fwm', family: 4, addr: '0.0.0.0', port: 0, fwmark: 0x2711 });
+  plan.services.push({ kind: 'fwm', family: 4, addr: '0.0.0.0', port: 0, fwmark: 0x2710 });
+  plan.services.push({ kind: 'tcp', family: 4, addr: '10.77.1.100', port: 8080, fwmark: 0 });
+  plan.matches = [
+    { family: 4, addr: '10.77.1.100', protocol: 'tcp', port: 80, mark: 0x2710 },
+    { family: 4, addr: '10.77.1.100', protocol: 'udp', port: 443, mark: 0x2711 },
+    { family: 4, addr: '10.77.1.100', protocol: 'tcp', port: 443, mark: 0x2711 },
+    // a mark no service of the family has (deleted live with tierlb adm): no rule
+    { family: 4, addr: '10.77.1.100', protocol: 'tcp', port: 22, mark: 0x2712 },
+    { family: 6, addr: '2001:db8::100', protocol: 'tcp', port: 80, mark: 0x2710 },
+  ];
+  t.deepEqual(rules(renderChain(plan, 4)), [
+    '-A TIERLB_DIVERT -d 10.77.1.100/32 -p tcp -m tcp --dport 80 -j MARK --set-xmark 0x2710/0xffffffff',
+    '-A TIERLB_DIVERT -d 10.77.1.100/32 -p udp -m udp --dport 443 -j MARK --set-xmark 0x2711/0xffffffff',
+    '-A TIERLB_DIVERT -d 10.77.1.100/32 -p tcp -m tcp --dport 443 -j MARK --set-xmark 0x2711/0xffffffff',
+    '-A TIERLB_DIVERT -m mark --mark 0x2710 -j NFQUEUE --queue-num 0',
+    '-A TIERLB_DIVERT -m mark --mark 0x2711 -j NFQUEUE --queue-num 0',
+    `-A TIERLB_DIVERT -d 10.77.1.100/32 -p tcp -m tcp --dport 8080 -j MARK --set-xmark ${hex(DIVERT_MARK)}/0xffffffff`,
+    `-A TIERLB_DIVERT -m mark --mark ${hex(DIVERT_MARK)} -j NFQUEUE --queue-num 0`,
+  ]);
+  // the IPv6 chain has no fwmark service, so no mark rule either
+  t.deepEqual(rules(renderChain(plan, 6)), []);
+  // the whole chain in one transaction: declared, flushed, refilled
+  t.deepEqual(renderChain(plan, 4).split('\n').slice(0, 3), ['*mangle', ':TIERLB_DIVERT - [0:0]', '-F TIERLB_DIVERT']);
+});

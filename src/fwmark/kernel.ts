@@ -86,7 +86,7 @@ export class KernelRules {
       await this.must(
         iptRestore(f),
         ['--noflush'],
-        renderChain({ ...plan, services: [], natSources: [] }, f, this.chain),
+        renderChain({ ...plan, services: [], matches: [], natSources: [] }, f, this.chain),
       );
       const c = await this.run(ipt(f), ['-t', 'mangle', '-C', 'PREROUTING', '-j', this.chain]);
       if (c.code !== 0) await this.must(ipt(f), ['-t', 'mangle', '-A', 'PREROUTING', '-j', this.chain]);

@@ -15,6 +15,7 @@ export const MAX_DEST_MARKS = 3000;
 /** ip rule preferences: the marks, then `lookup local` moved below them. */
 export const MARK_PREF = 500;
 export const LOCAL_PREF = 1000;
+/** The director's own mangle chain (jumped to from PREROUTING): mark rules, queue rules, NAT reply marks. */
 export const CHAIN = 'TIERLB_DIVERT';
 
 export type Fam = 4 | 6;
@@ -25,6 +26,16 @@ export interface PlanService {
   addr: string;
   port: number;
   fwmark: number;
+}
+
+/** A listener port of a VIP whose packets an fwmark service takes: `-d VIP -p P --dport N -j MARK --set-mark M`. */
+export interface PlanMatch {
+  family: Fam;
+  addr: string;
+  protocol: 'tcp' | 'udp';
+  /** 0: every port of the VIP */
+  port: number;
+  mark: number;
 }
 
 export interface PlanNatSource {
@@ -47,12 +58,14 @@ export interface RulePlan {
   /** number of queues (queue .. queue+queues-1, --queue-balance) */
   queues: number;
   services: PlanService[];
+  /** mark rules of the fwmark services (rendered only for marks some fwmark service of that family has) */
+  matches: PlanMatch[];
   natSources: PlanNatSource[];
   routes: PlanRoute[];
 }
 
 export function emptyPlan(queue: number, queues = 1): RulePlan {
-  return { queue, queues, services: [], natSources: [], routes: [] };
+  return { queue, queues, services: [], matches: [], natSources: [], routes: [] };
 }
 
 const hex = (n: number) => `0x${(n >>> 0).toString(16)}`;
@@ -77,6 +90,16 @@ export function renderChain(plan: RulePlan, family: Fam, chain = CHAIN): string 
   // fwmark services first: IPVS looks a packet up by its mark before protocol/address/port
   const marks = new Set<number>();
   for (const s of plan.services) if (s.kind === 'fwm' && s.family === family) marks.add(s.fwmark >>> 0);
+  // their mark rules before the queue rules that match the marks
+  const tagged = new Set<string>();
+  for (const m of plan.matches) {
+    const k = `${m.protocol}|${m.addr}|${m.port}`;
+    if (m.family !== family || !marks.has(m.mark >>> 0) || tagged.has(k)) continue;
+    tagged.add(k);
+    lines.push(
+      `-A ${chain} -d ${host(family, m.addr)} ${l4Match(m.protocol, 'dport', m.port)} -j MARK --set-xmark ${hex(m.mark)}/0xffffffff`,
+    );
+  }
   for (const m of [...marks].sort((a, b) => a - b)) lines.push(`-A ${chain} -m mark --mark ${hex(m)} ${q}`);
   let divert = false;
   for (const s of plan.services) {

@@ -50,6 +50,18 @@ export const realServerSchema = {
   },
 } as const;
 
+/** A listener port of a VIP whose packets carry a fwmark service's mark (the director installs the mark rule). */
+export const matchSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['vip', 'port'],
+  properties: {
+    vip: { type: 'string' },
+    port: u16,
+    protocol: { enum: ['tcp', 'udp'] },
+  },
+} as const;
+
 export const serviceSchema = {
   type: 'object',
   additionalProperties: false,
@@ -65,6 +77,7 @@ export const serviceSchema = {
     persistent: { type: ['boolean', 'integer'], minimum: 1, maximum: 0x7fffffff },
     netmask: { type: ['string', 'integer'] },
     ops: { type: 'boolean' },
+    match: { type: 'array', items: matchSchema },
     real_servers: { type: 'array', items: realServerSchema },
     ...serviceHealthProps,
   },
@@ -131,6 +144,14 @@ export interface RealServerConfig {
   checks?: CheckConfig[];
 }
 
+export interface MatchConfig {
+  vip: string;
+  /** 0 = every port of the VIP */
+  port: number;
+  /** default tcp */
+  protocol?: 'tcp' | 'udp';
+}
+
 export interface ServiceConfig {
   name?: string;
   vip?: string;
@@ -149,6 +170,8 @@ export interface ServiceConfig {
   netmask?: string | number;
   /** one-packet scheduling (udp and fwmark services) */
   ops?: boolean;
+  /** fwmark services: the VIP ports the director marks with this service's fwmark */
+  match?: MatchConfig[];
   real_servers?: RealServerConfig[];
   delay_loop?: number;
   quorum?: number;

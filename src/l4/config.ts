@@ -6,6 +6,7 @@
 import { isIPv4 } from 'node:net';
 import type { ConfigPath } from '../config/problems.js';
 import { registerSectionValidator, type SectionContext } from '../config/validators.js';
+import type { PlanMatch } from '../fwmark/plan.js';
 import { healthFromService } from '../ha/checks-config.js';
 import type { VirtualServerHealth } from '../ha/checks-types.js';
 import { canonicalAddr, type Family, familyOf, hostPort, prefixToMask4 } from './addr.js';
@@ -54,10 +55,14 @@ export interface PlannedService {
   dests: DestSpec[];
   /** health checks (keepalived's checkers); absent: the service is not under the checker */
   health?: VirtualServerHealth;
+  /** fwmark services: the listener ports the director marks with the service's mark (`match:`) */
+  match?: PlanMatch[];
 }
 
 export interface DirectorPlan {
   services: PlannedService[];
+  /** the mark rules of all fwmark services (their `match:` entries, in config order); absent = none */
+  marks?: PlanMatch[];
   timeouts: Timeouts;
   sysctl: DirectorSysctl;
 }
@@ -84,6 +89,48 @@ export function describeService(id: ServiceId): string {
   return `${id.kind.toUpperCase()} ${hostPort(id.addr ?? '', id.port ?? 0, id.family)}`;
 }
 
+/** `tcp 10.0.0.1:80` (port 0: `tcp 10.0.0.1:*`) */
+function describeMatch(m: PlanMatch): string {
+  const host = m.family === 6 ? `[${m.addr}]` : m.addr;
+  return `${m.protocol} ${host}:${m.port === 0 ? '*' : m.port}`;
+}
+
+/** Two mark rules that would tag the same packets (port 0 is every port). */
+function overlaps(a: PlanMatch, b: PlanMatch): boolean {
+  return (
+    a.family === b.family &&
+    a.addr === b.addr &&
+    a.protocol === b.protocol &&
+    (a.port === b.port || a.port === 0 || b.port === 0)
+  );
+}
+
+/** A fwmark service's `match:` → its mark rules; problems reported (paths relative to the service). */
+function planMatches(raw: Record<string, unknown>, id: ServiceId | undefined, bad: Report): (PlanMatch | undefined)[] {
+  if (!Array.isArray(raw.match)) return [];
+  const out: (PlanMatch | undefined)[] = [];
+  for (const [i, m] of raw.match.entries()) {
+    out.push(undefined);
+    if (!isObj(m) || typeof m.vip !== 'string' || !isInt(m.port, 0, 65535)) continue;
+    const proto = m.protocol ?? 'tcp';
+    if (proto !== 'tcp' && proto !== 'udp') continue;
+    const fam = familyOf(m.vip);
+    if (fam === 0) bad(['match', i, 'vip'], `'${m.vip}' is not an IP address`);
+    else if (id && fam !== id.family)
+      bad(
+        ['match', i, 'vip'],
+        `${m.vip} is IPv${fam} but the service is IPv${id.family} (family ${id.family === 6 ? 'inet6' : 'inet'})`,
+      );
+    else if (id?.fwmark) {
+      const pm: PlanMatch = { family: fam, addr: canonicalAddr(m.vip), protocol: proto, port: m.port, mark: id.fwmark };
+      const j = out.findIndex((o) => o && overlaps(o, pm));
+      if (j >= 0) bad(['match', i], `${describeMatch(pm)} is listed twice (also match[${j}])`);
+      else out[i] = pm;
+    }
+  }
+  return out;
+}
+
 /**
  * One service entry → its plan. Problems the schema cannot see are reported (paths relative to the entry); a value
  * of the wrong type or out of range is the schema's to report and only makes the result undefined.
@@ -93,7 +140,10 @@ export function planService(raw: unknown, report: Report): PlannedService | unde
 }
 
 /** planService, plus the service's id whenever vip/fwmark are usable (to find duplicates among invalid entries). */
-function checkService(raw: unknown, report: Report): { id?: ServiceId; plan?: PlannedService } {
+function checkService(
+  raw: unknown,
+  report: Report,
+): { id?: ServiceId; plan?: PlannedService; matches?: (PlanMatch | undefined)[] } {
   if (!isObj(raw)) return {};
   let ok = true;
   const bad = (path: ConfigPath, message: string) => {
@@ -133,6 +183,9 @@ function checkService(raw: unknown, report: Report): { id?: ServiceId; plan?: Pl
       ok = false;
     else id = { kind: 'fwm', family: raw.family === 'inet6' ? 6 : 4, fwmark: raw.fwmark };
   }
+  if (hasVip && raw.match !== undefined)
+    bad(['match'], 'match is for fwmark services (a vip service takes the packets for its own vip:port)');
+  const matches = hasFwm && !hasVip ? planMatches(raw, id, bad) : [];
 
   const sched = raw.scheduler ?? DEFAULT_SCHEDULER;
   if (typeof sched !== 'string') ok = false;
@@ -194,17 +247,18 @@ function checkService(raw: unknown, report: Report): { id?: ServiceId; plan?: Pl
     });
   } else if (raw.real_servers !== undefined) ok = false;
 
-  if (!ok || !id || typeof sched !== 'string') return { id };
+  if (!ok || !id || typeof sched !== 'string') return { id, matches };
   const plan: PlannedService = { spec: { id, sched, flags, timeout, netmask }, dests };
   if (typeof raw.name === 'string') plan.name = raw.name;
+  if (matches.length) plan.match = matches.filter((m) => m !== undefined);
   try {
     const health = healthFromService(raw, dests);
     if (health) plan.health = health;
   } catch (e) {
     report([], (e as Error).message);
-    return { id };
+    return { id, matches };
   }
-  return { id, plan };
+  return { id, plan, matches };
 }
 
 /** A real server entry's address|port key when its address and port are usable. */
@@ -290,7 +344,8 @@ export function directorFromConfig(cfg: { director?: DirectorConfig }): Director
     if (!p) throw new AdmError('EINVAL', `director.services[${i}] is invalid (load the config through src/config)`);
     return p;
   });
-  return { services, timeouts: { ...DEFAULT_TIMEOUTS, ...d.timeouts }, sysctl: planSysctl(d.sysctl) };
+  const marks = services.flatMap((s) => s.match ?? []);
+  return { services, marks, timeouts: { ...DEFAULT_TIMEOUTS, ...d.timeouts }, sysctl: planSysctl(d.sysctl) };
 }
 
 /**
@@ -332,6 +387,8 @@ export interface PlanDiff {
   timeouts: Timeouts | null;
   /** the new sysctls, or null when unchanged */
   sysctl: DirectorSysctl | null;
+  /** the new mark rules (all of them), or null when unchanged */
+  marks: PlanMatch[] | null;
 }
 
 function sameSpec(a: ServiceSpec, b: ServiceSpec): boolean {
@@ -347,12 +404,17 @@ function sameRecord<T extends object>(a: T, b: T): boolean {
   return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
 }
 
+function sameMatches(a: PlanMatch[], b: PlanMatch[]): boolean {
+  return a.length === b.length && a.every((m, i) => sameRecord(m, b[i]));
+}
+
 export function diffPlans(old: DirectorPlan, next: DirectorPlan): PlanDiff {
   const diff: PlanDiff = {
     services: { add: [], edit: [], del: [] },
     dests: { add: [], edit: [], del: [] },
     timeouts: sameRecord(old.timeouts, next.timeouts) ? null : { ...next.timeouts },
     sysctl: sameRecord(old.sysctl, next.sysctl) ? null : { ...next.sysctl },
+    marks: sameMatches(old.marks ?? [], next.marks ?? []) ? null : [...(next.marks ?? [])],
   };
   const before = new Map(old.services.map((s) => [serviceKey(s.spec.id), s]));
   const after = new Map(next.services.map((s) => [serviceKey(s.spec.id), s]));
@@ -381,6 +443,7 @@ export function isEmptyDiff(d: PlanDiff): boolean {
   return (
     d.timeouts === null &&
     d.sysctl === null &&
+    !d.marks &&
     [d.services.add, d.services.edit, d.services.del, d.dests.add, d.dests.edit, d.dests.del].every(
       (l) => l.length === 0,
     )
@@ -413,6 +476,7 @@ export function validateDirector(section: unknown, ctx: SectionContext): void {
   if (!isObj(section) || !Array.isArray(section.services)) return;
   const keys = new Map<string, number>();
   const names = new Map<string, number>();
+  const marked: { m: PlanMatch; at: ConfigPath }[] = [];
   // the same service table the daemon would build, so "config check: ok" means the director accepts it
   const scratch = new ServiceTable({ clock: new ManualClock(), random: Math.random });
   section.services.forEach((raw, i) => {
@@ -426,7 +490,17 @@ export function validateDirector(section: unknown, ctx: SectionContext): void {
         );
       else names.set(raw.name, i);
     }
-    const { id, plan } = checkService(raw, (p, msg) => ctx.report(at(p), msg));
+    const { id, plan, matches } = checkService(raw, (p, msg) => ctx.report(at(p), msg));
+    matches?.forEach((m, j) => {
+      if (!m) return;
+      const other = marked.find((o) => overlaps(o.m, m) && o.at[1] !== i);
+      if (other)
+        ctx.report(
+          at(['match', j]),
+          `${describeMatch(m)} is already marked ${other.m.mark} by services[${other.at[1]}] (line ${ctx.positionOf(other.at).line}): a packet carries one mark`,
+        );
+      else marked.push({ m, at: at(['match', j]) });
+    });
     if (!id) return;
     const key = serviceKey(id);
     const first = keys.get(key);

@@ -10,6 +10,7 @@ import {
   DIVERT_MARK,
   emptyPlan,
   MAX_DEST_MARKS,
+  type PlanMatch,
   type PlanRoute,
   REPLY_MARK,
   type RulePlan,
@@ -70,6 +71,11 @@ export class Forwarder {
   onForward: ((conn: Connection) => void) | null = null;
   /** DR real servers whose mark route stays while they are out of the table (health-checked through the VIP) */
   readonly pinned = new Set<string>();
+  /**
+   * The config's listener ports of fwmark services (`match:`): rendered as mark rules while a fwmark service of that
+   * mark is in the table, so `tierlb adm -D -f M` removes its mark rules and adding it back restores them.
+   */
+  matches: PlanMatch[] = [];
   /** reused for every packet: the hot path allocates no parse objects */
   private readonly parser = new PacketParser();
 
@@ -234,6 +240,7 @@ export class Forwarder {
   /** The kernel rules the current table needs (services to queue, NAT reply sources, DR routes). */
   plan(): RulePlan {
     const plan = emptyPlan(this.queue, this.queues);
+    plan.matches = this.matches;
     for (const svc of this.engine.table.list()) {
       plan.services.push({ kind: svc.kind, family: svc.family, addr: svc.addr, port: svc.port, fwmark: svc.fwmark });
       for (const d of svc.dests) {

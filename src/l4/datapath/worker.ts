@@ -77,7 +77,8 @@ async function main(): Promise<void> {
         try {
           locals = localAddrs();
           applyPlanDiff(engine.table, m.diff as PlanDiff);
-          const { timeouts, sysctl } = m.diff as PlanDiff;
+          const { timeouts, sysctl, marks } = m.diff as PlanDiff;
+          if (marks) fwd.matches = marks;
           if (timeouts) engine.setTimeouts(timeouts);
           if (sysctl) engine.setSysctl(engineSysctl(sysctl));
           port.postMessage({ type: 'reply', id: m.id, response: 'ok', plan: fwd.plan() });
