@@ -515,3 +515,75 @@ test.serial('sysctls from the config are applied at start and on reload', async 
   t.like(await sysctl(), { conn_reuse_mode: 1, sloppy_tcp: 0 });
   t.is(curl(t0, `http://${VIP}/`).split(' ')[0], 'rs1');
 });
+
+test.serial(
+  'fwmark services with match: the director marks the listener ports itself (no rule from the test); reload moves a port; stop removes the chain',
+  async (t) => {
+    const mangle = () =>
+      t0.set
+        .exec(t0.director, 'iptables-nft', ['-t', 'mangle', '-S'])
+        .split('\n')
+        .filter((l) => l.startsWith('-A'));
+    if (director) await stopDirector(director.child);
+    director = null;
+    t.deepEqual(mangle(), [], 'nothing in mangle before the director starts');
+    const cfg = join(t0.dir, 'director-match.yaml');
+    const write = (port443Mark: number) =>
+      writeFileSync(
+        cfg,
+        `director:
+  services:
+    - fwmark: 10
+      scheduler: rr
+      match:
+        - { vip: ${VIP}, port: 80 }
+${port443Mark === 10 ? `        - { vip: ${VIP}, port: 443 }\n` : ''}      real_servers: [{ address: ${RS1}, method: route }]
+    - fwmark: 11
+      scheduler: rr
+      match:
+        - { vip: ${VIP}, port: 8080, protocol: tcp }
+${port443Mark === 11 ? `        - { vip: ${VIP}, port: 443 }\n` : ''}      real_servers: [{ address: ${RS2}, method: route }]
+`,
+      );
+    write(10);
+    await fresh(['--config', cfg]);
+    // two ports → mark 10 (rs1), one port → mark 11 (rs2)
+    t.deepEqual(tally(2), { rs1: 2 });
+    t.deepEqual(tally(2, `http://${VIP}:443/`), { rs1: 2 });
+    t.deepEqual(tally(2, `http://${VIP}:8080/`), { rs2: 2 });
+    const rules = mangle();
+    t.deepEqual(
+      rules.filter((l) => l.includes('MARK --set')),
+      [
+        `-A TIERLB_DIVERT -d ${VIP}/32 -p tcp -m tcp --dport 80 -j MARK --set-xmark 0xa/0xffffffff`,
+        `-A TIERLB_DIVERT -d ${VIP}/32 -p tcp -m tcp --dport 443 -j MARK --set-xmark 0xa/0xffffffff`,
+        `-A TIERLB_DIVERT -d ${VIP}/32 -p tcp -m tcp --dport 8080 -j MARK --set-xmark 0xb/0xffffffff`,
+      ],
+      'every mark rule is in the director chain',
+    );
+    t.deepEqual(
+      rules.filter((l) => !l.startsWith('-A TIERLB_DIVERT')),
+      ['-A PREROUTING -j TIERLB_DIVERT'],
+    );
+    // reload with 443 moved to mark 11: the chain is replaced, 443 now lands on rs2
+    write(11);
+    t.is(JSON.parse(await request(t0.socket, { op: 'reload' })).code, 0);
+    t.deepEqual(tally(2, `http://${VIP}:443/`), { rs2: 2 });
+    t.deepEqual(tally(1), { rs1: 1 });
+    t.true(
+      mangle().includes(`-A TIERLB_DIVERT -d ${VIP}/32 -p tcp -m tcp --dport 443 -j MARK --set-xmark 0xb/0xffffffff`),
+    );
+    // a live `tierlb adm -D -f 11` takes its mark rules with it; adding the service back restores them
+    t.is((await adm(t0, ['-D', '-f', '11'])).code, 0);
+    t.false(mangle().some((l) => l.includes('0xb/')));
+    t.deepEqual(tally(1), { rs1: 1 });
+    t.is((await adm(t0, ['-A', '-f', '11', '-s', 'rr'])).code, 0);
+    t.is((await adm(t0, ['-a', '-f', '11', '-r', RS2, '-g'])).code, 0);
+    t.deepEqual(tally(1, `http://${VIP}:8080/`), { rs2: 1 });
+    // stop: the chain and its jump are gone, nothing else was touched
+    t.is(await stopDirector(director!.child), 0);
+    director = null;
+    t.deepEqual(mangle(), []);
+    t.notRegex(kernelState(), /TIERLB|fwmark|lookup 3\d{4}|table 3\d{4}/);
+  },
+);
