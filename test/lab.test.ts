@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import test from 'ava';
 import { parse as parseYaml } from 'yaml';
 import { checkConfigFile, checkConfigString, loadConfigString } from '../src/config/index.js';
+import { emptyPlan, renderChain } from '../src/fwmark/plan.js';
 import { directorFromConfig } from '../src/l4/config.js';
 import { LAB_DEFAULTS, type LabSection, labFromSection } from '../src/lab/config-schema.js';
 import {
@@ -19,7 +20,6 @@ import {
   directorYaml,
   listenersYaml,
   macFor,
-  markRules,
   masterDirector,
   overlayYaml,
   vrrpYaml,
@@ -119,18 +119,20 @@ test('plan: namespaces, stable MACs, a mark per listener from 0x2710, the master
       'vrrp-dir2',
     ],
   );
-  t.is(
-    markRules(plan),
+  // the lab installs no mark rule of its own: the director config carries them (match), the director renders them
+  const dir = directorFromConfig(loadConfigString(directorYaml(plan), 'director.yaml').config);
+  const rules = emptyPlan(0);
+  rules.matches = dir.marks ?? [];
+  for (const s of dir.services)
+    rules.services.push({ kind: 'fwm', family: 4, addr: '0.0.0.0', port: 0, fwmark: s.spec.id.fwmark ?? 0 });
+  t.deepEqual(
+    renderChain(rules, 4)
+      .split('\n')
+      .filter((l) => l.includes('-j MARK')),
     [
-      '*mangle',
-      ':CLUSTER_DIVERT - [0:0]',
-      '-F CLUSTER_DIVERT',
-      '-A CLUSTER_DIVERT -d 10.77.1.100/32 -p tcp -m tcp --dport 80 -j MARK --set-xmark 0x2710/0xffffffff',
-      '-A CLUSTER_DIVERT -d 10.77.1.100/32 -p tcp -m tcp --dport 7000 -j MARK --set-xmark 0x2711/0xffffffff',
-      '-I PREROUTING 1 -j CLUSTER_DIVERT',
-      'COMMIT',
-      '',
-    ].join('\n'),
+      '-A TIERLB_DIVERT -d 10.77.1.100/32 -p tcp -m tcp --dport 80 -j MARK --set-xmark 0x2710/0xffffffff',
+      '-A TIERLB_DIVERT -d 10.77.1.100/32 -p tcp -m tcp --dport 7000 -j MARK --set-xmark 0x2711/0xffffffff',
+    ],
   );
 });
 
@@ -208,12 +210,10 @@ const dirFacts = (name: string, ip: string, vip: boolean): HostFacts => ({
   tables: { '31000': ['default via 10.77.1.21 dev eth0 onlink'], '31001': ['default via 10.77.1.22 dev eth0 onlink'] },
   mangle: [
     '-P PREROUTING ACCEPT',
-    '-N CLUSTER_DIVERT',
     '-N TIERLB_DIVERT',
-    '-A PREROUTING -j CLUSTER_DIVERT',
     '-A PREROUTING -j TIERLB_DIVERT',
-    `-A CLUSTER_DIVERT -d ${VIP}/32 -p tcp -m tcp --dport 80 -j MARK --set-xmark 0x2710/0xffffffff`,
-    `-A CLUSTER_DIVERT -d ${VIP}/32 -p tcp -m tcp --dport 7000 -j MARK --set-xmark 0x2711/0xffffffff`,
+    `-A TIERLB_DIVERT -d ${VIP}/32 -p tcp -m tcp --dport 80 -j MARK --set-xmark 0x2710/0xffffffff`,
+    `-A TIERLB_DIVERT -d ${VIP}/32 -p tcp -m tcp --dport 7000 -j MARK --set-xmark 0x2711/0xffffffff`,
     '-A TIERLB_DIVERT -m mark --mark 0x2710 -j NFQUEUE --queue-num 0',
     '-A TIERLB_DIVERT -m mark --mark 0x2711 -j NFQUEUE --queue-num 0',
   ],
@@ -236,7 +236,7 @@ function healthy(): DoctorInput {
       { port: 80, mark: 0x2710 },
       { port: 7000, mark: 0x2711 },
     ],
-    markChain: 'CLUSTER_DIVERT',
+    markChain: 'TIERLB_DIVERT',
     listenerPorts: [80, 7000],
     vrrp: { vrid: 51, expected: true },
     hosts: {
@@ -295,7 +295,7 @@ test('doctor: each broken thing is reported, and only it, with a fix', (t) => {
       ['vrrp'],
       /different virtual_router_id/,
     ],
-    ['mark rule missing', (d) => void d.hosts.dir2.mangle.splice(6, 1), ['fwmark dir2'], /--set-mark/],
+    ['mark rule missing', (d) => void d.hosts.dir2.mangle.splice(4, 1), ['fwmark dir2'], /--set-mark/],
     [
       'gateway via the director',
       (d) => void (d.hosts.lb2.defaultVia = '10.77.1.2'),

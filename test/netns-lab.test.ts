@@ -12,7 +12,6 @@ import { LAB_DEFAULTS } from '../src/lab/config-schema.js';
 import { demo } from '../src/lab/demo.js';
 import { labDown, listNamespaces } from '../src/lab/lab.js';
 import { runPrefix, sh } from '../src/lab/netns.js';
-import { MARK_CHAIN } from '../src/lab/plan.js';
 import { alive, REPO_ROOT, tierlbArgv } from '../src/lab/proc.js';
 import { readState, writeState } from '../src/lab/state.js';
 
@@ -105,10 +104,10 @@ test.serial('lab down after a lab up killed half-way leaves no namespace, link, 
     after.links.filter((l) => l.startsWith(prefix)),
     [],
   );
-  // neither the lab's mark chain nor the director's own queue chain
+  // no director chain (its mark and queue rules) and no mark rule in the root namespace
   const mangle = sh('iptables-nft-save', ['-t', 'mangle'], { allowFail: true });
-  t.false(mangle.includes(MARK_CHAIN), 'no mark rule in the root namespace');
   t.false(mangle.includes(CHAIN), 'no director chain in the root namespace');
+  t.false(mangle.includes(`-d ${LAB_DEFAULTS.vip}/32`), 'no mark rule for the VIP in the root namespace');
   // a second down is harmless
   await labDown({ prefix, stateDir, out: quiet });
   t.deepEqual(ours(prefix), []);

@@ -6,8 +6,9 @@
  * `tierlb doctor --local --vip VIP [--director IP]… [--port P]… [--nat]`: the real-server checks on the current
  * namespace (this machine as a DR — or with --nat, NAT — real server of VIP).
  */
+
+import { CHAIN } from '../fwmark/plan.js';
 import { type DoctorInput, doctorChecks, formatFindings } from '../lab/doctor.js';
-import { MARK_CHAIN } from '../lab/plan.js';
 import { eachOption } from './args.js';
 import { currentLab } from './lab.js';
 
@@ -76,7 +77,7 @@ export async function run(argv: string[]): Promise<number> {
         },
       ],
       marks: [],
-      markChain: MARK_CHAIN,
+      markChain: CHAIN,
       listenerPorts: ports,
       vrrp: { vrid: 0, expected: false },
       hosts: { local: me },

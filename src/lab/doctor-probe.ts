@@ -7,10 +7,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCommand } from '../fwmark/kernel.js';
+import { CHAIN } from '../fwmark/plan.js';
 import { type DoctorInput, type HostFacts, parseSs, parseSysctl } from './doctor.js';
 import { nsRun } from './lab.js';
 import { parsePcap } from './pcap.js';
-import { hostsOf, type LabPlan, MARK_CHAIN } from './plan.js';
+import { hostsOf, type LabPlan } from './plan.js';
 
 /** Facts of one host; `ns` null = the current namespace. */
 export async function probeHost(
@@ -135,7 +136,7 @@ export async function probeLab(
     directors: c.directors.map((d) => ({ name: d.name, ip: d.address })),
     realServers: c.lbNodes.map((l) => ({ name: l.name, ip: l.address, method: 'route' as const })),
     marks: plan.marks.map((m) => ({ port: m.port, mark: m.mark })),
-    markChain: MARK_CHAIN,
+    markChain: CHAIN,
     listenerPorts: c.listeners.map((l) => l.port),
     vrrp: { vrid: c.vrrp.virtualRouterId, expected: c.vrrp.enabled },
     hosts,

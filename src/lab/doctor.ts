@@ -40,6 +40,7 @@ export interface DoctorInput {
   directors: { name: string; ip: string }[];
   realServers: { name: string; ip: string; method: 'route' | 'masq' }[];
   marks: { port: number; mark: number }[];
+  /** the chain the mark rules are in: the director's own (src/fwmark CHAIN) */
   markChain: string;
   listenerPorts: number[];
   vrrp: { vrid: number; expected: boolean };
@@ -213,7 +214,7 @@ export function doctorChecks(d: DoctorInput): Finding[] {
             .join('; '),
       fix: okM
         ? undefined
-        : `iptables -t mangle -A ${d.markChain} -d ${d.vip}/32 -p tcp --dport PORT -j MARK --set-mark MARK for each listener port (tierlb lab up does it), and a running director for the queue rules`,
+        : `a running director whose fwmark service MARK has match: [{ vip: ${d.vip}, port: PORT }] for each listener port (tierlb lab up generates it): the director installs the mark (-j MARK --set-mark MARK) and queue rules in ${d.markChain}`,
     });
     const ours = h.rules.filter(
       (r) => r.priority === MARK_PREF && Number(r.table) >= TABLE_BASE && Number(r.table) < TABLE_BASE + MAX_DEST_MARKS,

@@ -10,6 +10,7 @@ import { parse as parseYaml } from 'yaml';
 import { request } from '../cli/director.js';
 import { loadConfigFile } from '../config/load.js';
 import { type CommandResult, runCommand } from '../fwmark/kernel.js';
+import { CHAIN } from '../fwmark/plan.js';
 import { normalizeOverlay } from '../overlay/config.js';
 import { overlayUp } from '../overlay/exec.js';
 import { type LabConfig, type LabSection, labFromSection } from './config-schema.js';
@@ -21,8 +22,6 @@ import {
   hostsOf,
   type LabPlan,
   listenersYaml,
-  MARK_CHAIN,
-  markRules,
   masterDirector,
   overlayYaml,
   SWITCH,
@@ -149,11 +148,9 @@ function buildNetwork(plan: LabPlan, st: LabState, out: Out): void {
   out(
     `overlay: VNI ${c.overlay.vni} (vx${c.overlay.vni} + br${c.overlay.vni}, static fdb) on ${[...hostsOf(plan, 'lb'), ...hostsOf(plan, 'hypervisor')].map((h) => h.name).join(' ')}`,
   );
-  // the mark rules on every director, before the director appends its own chain to PREROUTING
-  for (const h of hostsOf(plan, 'director'))
-    inNs(h.ns, 'iptables-nft-restore', ['--noflush'], { input: markRules(plan) });
+  // the mark rules: each director installs them in its own chain, from its fwmark services' `match`
   out(
-    `fwmark rules (${MARK_CHAIN}): ${plan.marks.map((m) => `${c.vip}:${m.port} → 0x${m.mark.toString(16)}`).join(', ')}`,
+    `fwmark rules (by each director, in ${CHAIN}): ${plan.marks.map((m) => `${c.vip}:${m.port} → 0x${m.mark.toString(16)}`).join(', ')}`,
   );
 }
 
@@ -403,7 +400,7 @@ export async function summary(plan: LabPlan, st: LabState | null, checks?: Check
   lines.push(
     '',
     `VIP: ${c.vip} held by ${holders.join(', ') || 'nobody'} (${st?.vipMode === 'static' ? 'static' : `VRRP VRID ${c.vrrp.virtualRouterId}`}; directors ${c.directors.map((d) => `${d.name} prio ${d.priority}`).join(', ')})`,
-    `marks (${MARK_CHAIN} in mangle PREROUTING of each director):`,
+    `marks (each director's own ${CHAIN} in mangle PREROUTING, from its config's match):`,
   );
   for (const m of plan.marks)
     lines.push(`  ${c.vip}:${m.port}/tcp → fwmark 0x${m.mark.toString(16)} (${m.mark}) listener ${m.listener}`);
