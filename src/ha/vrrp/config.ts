@@ -146,8 +146,14 @@ export function checkVrrpConfig(cfg: VrrpConfig): string[] {
     for (const t of i.trackScript)
       if (!scripts.has(t.name)) problems.push(`${at}: track_script ${t.name} is not defined`);
   }
+  const groupOf = new Map<string, string>();
   for (const g of cfg.syncGroups)
-    for (const n of g.group)
+    for (const n of g.group) {
       if (!names.has(n)) problems.push(`vrrp sync group ${g.name}: instance ${n} is not defined`);
+      const other = groupOf.get(n);
+      if (other !== undefined)
+        problems.push(`vrrp sync group ${g.name}: instance ${n} is already in sync group ${other} (one group each)`);
+      else groupOf.set(n, g.name);
+    }
   return problems;
 }

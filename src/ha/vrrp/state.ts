@@ -55,6 +55,13 @@ export class VrrpMachine {
   private conflict = '';
   private conflictAt = 0;
   private running = false;
+  /**
+   * Sync groups (src/ha/vrrp/sync-group.ts): a BACKUP whose timer said MASTER while its group held it back
+   * (keepalived's wantstate MASTER); held in FAULT while another member is faulty; the group's MASTER gate.
+   */
+  wantMaster = false;
+  syncHeld = false;
+  syncGate: ((m: VrrpMachine) => boolean) | undefined;
   /** adverts sent, received (valid), transitions, detected master conflicts */
   readonly counters = { sent: 0, received: 0, becameMaster: 0, releasedMaster: 0, priorityZeroSent: 0, twoMasters: 0 };
 
@@ -111,7 +118,7 @@ export class VrrpMachine {
     this.running = true;
     const now = this.clock.now();
     if (this.cfg.preemptDelayMs > 0) this.preemptUntil = now + this.cfg.preemptDelayMs;
-    const fault = this.faultReason;
+    const fault = this.faultReason ?? (this.syncHeld ? 'sync group in FAULT' : undefined);
     if (fault) {
       this.go('FAULT', fault, out);
       return out;
@@ -136,7 +143,7 @@ export class VrrpMachine {
     if (this.state === 'MASTER' && this.advertAt !== undefined && now >= this.advertAt) {
       this.sendAdvert(out);
     } else if (this.state === 'BACKUP' && this.masterDownAt !== undefined && now >= this.masterDownAt) {
-      this.becomeMaster(out, 'master down timer expired');
+      this.tryMaster(out, 'master down timer expired');
     }
     return out;
   }
@@ -160,9 +167,10 @@ export class VrrpMachine {
       } else if (this.cfg.nopreempt || a.priority >= mine || this.preemptDelayed(now)) {
         this.adoptInterval(a);
         this.masterDownAt = now + this.masterDownIntervalMs;
+        this.wantMaster = false;
       } else {
         // keepalived forces a new election at once instead of waiting for the down timer
-        this.becomeMaster(out, `lower priority advert (${a.priority} < ${mine}) from ${a.src}, preempting`);
+        this.tryMaster(out, `lower priority advert (${a.priority} < ${mine}) from ${a.src}, preempting`);
       }
     } else if (this.state === 'MASTER') {
       if (a.priority === PRIO_STOP) {
@@ -203,7 +211,8 @@ export class VrrpMachine {
       this.masterDownAt = undefined;
       this.go('FAULT', fault, out);
     } else if (!fault && this.state === 'FAULT') {
-      this.enterFromInit(out, `${what}, leaving FAULT`);
+      if (this.syncHeld) out.push({ type: 'log', level: 'info', msg: `${what}: the sync group keeps it in FAULT` });
+      else this.enterFromInit(out, `${what}, leaving FAULT`);
     } else if (this.state === 'MASTER') {
       // the new priority goes out at once
       this.sendAdvert(out);
@@ -215,13 +224,65 @@ export class VrrpMachine {
     const now = this.clock.now();
     this.masterAdverIntMs = this.cfg.advertIntMs;
     if (this.effectivePriority === PRIO_OWNER) {
-      this.becomeMaster(out, `${why}: address owner`);
+      this.tryMaster(out, `${why}: address owner`);
       return;
     }
     this.go('BACKUP', why, out);
     // keepalived: a MASTER hint takes over after one interval (plus skew) unless a master speaks up
     this.masterDownAt =
       now + (this.cfg.stateHint === 'MASTER' ? this.masterAdverIntMs + this.skewMs : this.masterDownIntervalMs);
+  }
+
+  /** Become MASTER unless the sync group holds us back: then stay BACKUP, wanting MASTER, and wait another round. */
+  private tryMaster(out: VrrpAction[], why: string): void {
+    if (this.syncGate && !this.syncGate(this)) {
+      this.go('BACKUP', why, out);
+      this.wantMaster = true;
+      this.masterDownAt = this.clock.now() + this.masterDownIntervalMs;
+      out.push({ type: 'log', level: 'info', msg: `${why}: waiting for the other members of the sync group` });
+      return;
+    }
+    this.becomeMaster(out, why);
+  }
+
+  // ---- what a sync group makes a member do (keepalived vrrp_sync.c) ----
+
+  /** Another member went FAULT: leave MASTER (priority 0 sent) or BACKUP for FAULT, and stay there until released. */
+  syncFault(why: string): VrrpAction[] {
+    const out: VrrpAction[] = [];
+    this.syncHeld = true;
+    if (!this.running || this.state === 'FAULT') return out;
+    if (this.state === 'MASTER') this.release(out);
+    this.masterDownAt = undefined;
+    this.go('FAULT', why, out);
+    return out;
+  }
+
+  /** Every member is up again: leave FAULT as a tracked object coming back does (BACKUP, or MASTER for an owner). */
+  syncRelease(why: string): VrrpAction[] {
+    const out: VrrpAction[] = [];
+    this.syncHeld = false;
+    if (this.running && this.state === 'FAULT' && !this.faultReason) this.enterFromInit(out, why);
+    return out;
+  }
+
+  /** Another member left MASTER for BACKUP: follow it (VIPs dropped, no priority 0: as keepalived's leave_master). */
+  syncBackup(why: string): VrrpAction[] {
+    const out: VrrpAction[] = [];
+    if (!this.running || this.state !== 'MASTER') return out;
+    this.advertAt = undefined;
+    out.push({ type: 'vips', add: false });
+    this.counters.releasedMaster++;
+    this.go('BACKUP', why, out);
+    this.masterDownAt = this.clock.now() + this.masterDownIntervalMs;
+    return out;
+  }
+
+  /** The group became MASTER: a BACKUP member follows at once. */
+  syncMaster(why: string): VrrpAction[] {
+    const out: VrrpAction[] = [];
+    if (this.running && this.state === 'BACKUP') this.becomeMaster(out, why);
+    return out;
   }
 
   private becomeMaster(out: VrrpAction[], why: string): void {
@@ -292,6 +353,7 @@ export class VrrpMachine {
 
   private go(to: VrrpStateName, reason: string, out: VrrpAction[]): void {
     const from = this.state;
+    this.wantMaster = false;
     if (from === to) return;
     this.state = to;
     out.push({ type: 'state', from, to, reason, priority: this.effectivePriority });
