@@ -19,6 +19,7 @@ import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { haproxyConfig, nginxConfig } from './lib/servers.js';
 
 type System = 'direct' | 'tierlb' | 'haproxy' | 'http-proxy';
 const SYSTEMS: System[] = ['direct', 'tierlb', 'haproxy', 'http-proxy'];
@@ -236,39 +237,7 @@ function wrk(port: number, seconds: number): Promise<WrkResult> {
 
 async function startNginx(): Promise<{ port: number; child: ChildProcess }> {
   const port = await freePort();
-  const p = join(dir, 'nginx');
-  for (const sub of ['', 'logs', 'tmp']) mkdirSync(join(p, sub), { recursive: true });
-  const conf = `
-worker_processes 1;
-pid ${p}/nginx.pid;
-error_log ${p}/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${p}/tmp/client_body;
-  proxy_temp_path ${p}/tmp/proxy;
-  fastcgi_temp_path ${p}/tmp/fastcgi;
-  uwsgi_temp_path ${p}/tmp/uwsgi;
-  scgi_temp_path ${p}/tmp/scgi;
-  keepalive_requests 1000000;
-  keepalive_timeout 60s;
-  server {
-    listen 127.0.0.1:${port};
-    location / { default_type text/plain; return 200 ${JSON.stringify(BODY)}; }
-  }
-}
-`;
-  writeFileSync(join(p, 'nginx.conf'), conf);
-  const child = start('nginx', 'nginx', [
-    '-p',
-    p,
-    '-e',
-    `${p}/logs/error.log`,
-    '-c',
-    `${p}/nginx.conf`,
-    '-g',
-    'daemon off;',
-  ]);
+  const child = start('nginx', 'nginx', nginxConfig(join(dir, 'nginx'), [{ port, body: BODY }]));
   await waitHttp(port, child);
   return { port, child };
 }
@@ -305,26 +274,13 @@ async function startTierlb(backend: number): Promise<{ port: number; child: Chil
 
 async function startHaproxy(backend: number): Promise<{ port: number; child: ChildProcess }> {
   const port = await freePort();
-  const file = join(dir, 'haproxy.cfg');
-  writeFileSync(
-    file,
-    `global
-  nbthread ${WORKERS}
-  maxconn 4000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-  option http-keep-alive
-  http-reuse always
-listen bench
-  bind 127.0.0.1:${port}
-  balance roundrobin
-  server nginx 127.0.0.1:${backend}
-`,
-  );
-  const child = start('haproxy', 'haproxy', ['-f', file, '-db']);
+  const args = haproxyConfig(join(dir, 'haproxy.cfg'), {
+    port,
+    threads: WORKERS,
+    balance: 'roundrobin',
+    servers: [{ name: 'nginx', port: backend }],
+  });
+  const child = start('haproxy', 'haproxy', args);
   await waitHttp(port, child);
   return { port, child };
 }

@@ -12,11 +12,12 @@
  * files to DIR.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { haproxyConfig, nginxConfig } from './lib/servers.js';
 
 const REPO = new URL('..', import.meta.url).pathname;
 const { values: opt } = parseArgs({
@@ -111,23 +112,13 @@ async function waitHttp(port: number): Promise<void> {
 let nginxChild: ChildProcess | undefined;
 async function nginx(): Promise<number[]> {
   const ports = await Promise.all(Array.from({ length: SERVERS }, () => freePort()));
-  const p = join(dir, 'nginx');
-  mkdirSync(join(p, 'logs'), { recursive: true });
-  writeFileSync(
-    join(p, 'nginx.conf'),
-    `worker_processes 1;
-pid ${p}/nginx.pid;
-error_log ${p}/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${p}/cb; proxy_temp_path ${p}/px; fastcgi_temp_path ${p}/fc; uwsgi_temp_path ${p}/uw; scgi_temp_path ${p}/sc;
-  keepalive_requests 1000000;
-  ${ports.map((port, i) => `server { listen 127.0.0.1:${port}; location / { default_type text/plain; return 200 "s${i}\\n"; } }`).join('\n  ')}
-}
-`,
+  nginxChild = start(
+    'nginx',
+    nginxConfig(
+      join(dir, 'nginx'),
+      ports.map((port, i) => ({ port, body: `s${i}\n` })),
+    ),
   );
-  nginxChild = start('nginx', ['-p', p, '-e', `${p}/logs/error.log`, '-c', `${p}/nginx.conf`, '-g', 'daemon off;']);
   await waitHttp(ports[0]!);
   return ports;
 }
@@ -178,26 +169,15 @@ async function httpProxy(backends: number[]): Promise<[number, ChildProcess]> {
 
 async function haproxy(backends: number[]): Promise<[number, ChildProcess]> {
   const port = await freePort();
-  const file = join(dir, 'h.cfg');
-  writeFileSync(
-    file,
-    `global
-  nbthread ${WORKERS}
-  maxconn 4000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-  option http-keep-alive
-  http-reuse always
-listen bench
-  bind 127.0.0.1:${port}
-  balance ${opt.balance}
-${backends.map((b, i) => `  server s${i} 127.0.0.1:${b}`).join('\n')}
-`,
+  const c = start(
+    'haproxy',
+    haproxyConfig(join(dir, 'h.cfg'), {
+      port,
+      threads: WORKERS,
+      balance: opt.balance,
+      servers: backends.map((b, i) => ({ name: `s${i}`, port: b })),
+    }),
   );
-  const c = start('haproxy', ['-f', file, '-db']);
   await waitHttp(port);
   return [port, c];
 }

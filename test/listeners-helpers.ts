@@ -67,7 +67,7 @@ export async function httpBackend(name: string, host = '127.0.0.1', port = 0): P
   server.on('upgrade', (req, socket) => {
     b.hits++;
     socket.write(
-      'HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n' + `x-server: ${name}\r\n\r\n`,
+      `HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nx-server: ${name}\r\n\r\n`,
     );
     socket.on('data', (d) => socket.write(`${name}:${d}`));
     socket.on('error', () => {});
