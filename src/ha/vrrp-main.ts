@@ -2,7 +2,7 @@
  * Standalone VRRP: `node --import tsx src/ha/vrrp-main.ts --config FILE [--keepalived]`. FILE is a tierlb YAML file
  * with a `vrrp:` section, or a keepalived.conf (by `--keepalived` or a `.conf` name; its virtual servers are read
  * and ignored here). Runs until SIGINT/SIGTERM, then leaves cleanly (a master sends priority 0 and drops the VIPs).
- * State changes are printed on stdout as JSON lines.
+ * State changes of instances and sync groups are printed on stdout as JSON lines.
  */
 import { readFileSync } from 'node:fs';
 import { Ajv } from 'ajv';
@@ -64,6 +64,7 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
   const runner = await runVrrp(cfg, {
+    onGroup: (c) => process.stdout.write(`${JSON.stringify({ event: 'group', ...c })}\n`),
     onInstance: (i) =>
       i.on('state', (ev) => {
         process.stdout.write(`${JSON.stringify({ event: 'state', ...ev })}\n`);

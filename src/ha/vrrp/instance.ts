@@ -10,6 +10,7 @@ import { type InterfaceInfo, interfaceInfo, interfaceUp, runCommand, sendGarp, s
 import { DropCounters, type DropReason, decodePacket, encodeAdvert, ipv4Header, validate } from './packet.js';
 import { ScriptStatus } from './script-status.js';
 import { type VrrpAction, VrrpMachine } from './state.js';
+import { type SyncGroupChange, VrrpSyncGroupMachine } from './sync-group.js';
 import {
   VRRP_MCAST_GROUP,
   type VrrpConfig,
@@ -17,6 +18,7 @@ import {
   type VrrpNotify,
   type VrrpScriptConfig,
   type VrrpStateName,
+  type VrrpSyncGroup,
 } from './types.js';
 
 export interface VrrpStateChange {
@@ -42,6 +44,17 @@ export interface VrrpInstanceOptions {
   scripts?: VrrpScriptConfig[];
   /** how often tracked interfaces are polled (ms, default 1000) */
   interfacePollMs?: number;
+  /** the current status of a tracked script (a runner's tracker may have seen it fail before this instance started) */
+  scriptOk?: (name: string) => boolean | undefined;
+}
+
+/** The interface an instance runs on and the address its adverts come from; throws when it cannot run there. */
+export async function instanceSource(c: VrrpInstanceConfig): Promise<{ ifc: InterfaceInfo; srcIp: string }> {
+  const ifc = await interfaceInfo(c.interface);
+  const vipSet = new Set(c.virtualIpaddress.map((v) => v.addr));
+  const srcIp = c.unicastSrcIp ?? ifc.addresses.find((a) => !vipSet.has(a)) ?? '';
+  if (!srcIp) throw new Error(`vrrp ${c.name}: ${c.interface} has no IPv4 address to send from`);
+  return { ifc, srcIp };
 }
 
 /** Drop reasons that are normal on a shared segment and only logged at debug level. */
@@ -59,6 +72,7 @@ export class VrrpInstance extends EventEmitter<VrrpInstanceEvents> {
   private queue: Promise<void> = Promise.resolve();
   private readonly clock: Clock;
   private readonly log: Logger;
+  private hub: SyncHub | undefined;
 
   constructor(
     readonly cfg: VrrpInstanceConfig,
@@ -81,13 +95,22 @@ export class VrrpInstance extends EventEmitter<VrrpInstanceEvents> {
     return this.machine?.counters;
   }
 
+  /** the running state machine (undefined before start and after stop) */
+  get vrrpMachine(): VrrpMachine | undefined {
+    return this.machine;
+  }
+
+  /** Join a sync group (before start). */
+  joinSyncGroup(hub: SyncHub): void {
+    this.hub = hub;
+  }
+
   async start(): Promise<void> {
     if (this.machine) return;
     const c = this.cfg;
-    this.ifc = await interfaceInfo(c.interface);
-    const vipSet = new Set(c.virtualIpaddress.map((v) => v.addr));
-    this.srcIp = c.unicastSrcIp ?? this.ifc.addresses.find((a) => !vipSet.has(a)) ?? '';
-    if (!this.srcIp) throw new Error(`vrrp ${c.name}: ${c.interface} has no IPv4 address to send from`);
+    const src = await instanceSource(c);
+    this.ifc = src.ifc;
+    this.srcIp = src.srcIp;
     const scripts = new Map((this.opts.scripts ?? []).map((s) => [s.name, s]));
     this.machine = new VrrpMachine(
       {
@@ -134,6 +157,9 @@ export class VrrpInstance extends EventEmitter<VrrpInstanceEvents> {
     // the addresses may be left over from a crash: a backup must not hold them
     await setVips(c.virtualIpaddress, c.interface, false);
     for (const t of this.machine.cfg.trackInterfaces) this.machine.setInterface(t.name, interfaceUp(t.name));
+    for (const t of this.machine.cfg.trackScripts)
+      if (this.opts.scriptOk?.(t.name) === false) this.machine.setScript(t.name, false);
+    this.hub?.group.attach(this.machine);
     this.log.info(
       { interface: c.interface, vrid: c.virtualRouterId, priority: this.machine.effectivePriority, version: c.version },
       'VRRP instance starting',
@@ -149,6 +175,7 @@ export class VrrpInstance extends EventEmitter<VrrpInstanceEvents> {
     clearInterval(this.pollTimer);
     clearTimeout(this.garpTimer);
     this.apply(m.stop());
+    this.hub?.group.detach(m);
     clearTimeout(this.timer);
     await this.queue;
     this.sock?.close();
@@ -173,7 +200,12 @@ export class VrrpInstance extends EventEmitter<VrrpInstanceEvents> {
     else if (n === 1 || n % 100 === 0) this.log.warn({ reason, src, count: n }, 'VRRP packet dropped');
   }
 
-  private apply(actions: VrrpAction[]): void {
+  /** Carry out what the sync group made this instance's machine do. */
+  applyFromGroup(actions: VrrpAction[]): void {
+    this.apply(actions, false);
+  }
+
+  private apply(actions: VrrpAction[], toGroup = true): void {
     const m = this.machine;
     if (!m) return;
     for (const a of actions) {
@@ -212,12 +244,14 @@ export class VrrpInstance extends EventEmitter<VrrpInstanceEvents> {
       }
     }
     this.reschedule();
+    if (toGroup) this.hub?.react(m, actions);
   }
 
   private enqueue(fn: () => Promise<void> | void): void {
     this.queue = this.queue.then(fn).catch((e: Error) => {
       this.log.error({ err: e.message }, 'VRRP action failed');
-      this.emit('error', e);
+      // logged above; an unheard 'error' event would end the process (a send on an interface that just went down)
+      if (this.listenerCount('error') > 0) this.emit('error', e);
     });
   }
 
@@ -275,7 +309,7 @@ export class VrrpInstance extends EventEmitter<VrrpInstanceEvents> {
 class ScriptTracker {
   private timer: NodeJS.Timeout | undefined;
   private running = false;
-  private readonly status: ScriptStatus;
+  readonly status: ScriptStatus;
 
   constructor(
     readonly script: VrrpScriptConfig,
@@ -306,48 +340,214 @@ class ScriptTracker {
   }
 }
 
-export interface VrrpRunner {
-  instances: VrrpInstance[];
-  stop(): Promise<void>;
+/** A sync group at run time: its pure machine, its members' instances, its notify scripts. */
+export class SyncHub {
+  readonly group: VrrpSyncGroupMachine;
+
+  constructor(
+    public cfg: VrrpSyncGroup,
+    private readonly members: () => VrrpInstance[],
+    private readonly log: Logger,
+    private readonly onChange?: (c: SyncGroupChange) => void,
+  ) {
+    this.group = new VrrpSyncGroupMachine(cfg.name, cfg.group.length);
+  }
+
+  /** A member's machine produced `actions`: the others follow, the group's notify scripts run. */
+  react(m: VrrpMachine, actions: VrrpAction[]): void {
+    const r = this.group.react(m, actions);
+    for (const c of r.changes) {
+      this.log.info({ group: c.group, from: c.from, to: c.to, reason: c.reason }, `VRRP_Group(${c.group}) ${c.to}`);
+      this.onChange?.(c);
+      this.notify(c.to);
+    }
+    for (const e of r.effects)
+      this.members()
+        .find((i) => i.vrrpMachine === e.machine)
+        ?.applyFromGroup(e.actions);
+  }
+
+  private notify(state: VrrpStateName): void {
+    const n = this.cfg.notify;
+    const specific =
+      state === 'MASTER' ? n.master : state === 'BACKUP' ? n.backup : state === 'FAULT' ? n.fault : undefined;
+    const run = (cmd: string, args: string[]) =>
+      void runCommand(cmd, args).then((code) => {
+        if (code !== 0) this.log.warn({ cmd, code }, 'sync group notify script failed');
+      });
+    if (specific) run(specific, []);
+    // keepalived: GROUP <name> <STATE> 0
+    if (n.notify) run(n.notify, ['GROUP', this.cfg.name, state, '0']);
+  }
 }
 
-/** Start every instance of a VrrpConfig and the scripts they track. */
-export async function runVrrp(
-  config: VrrpConfig,
-  opts: Omit<VrrpInstanceOptions, 'scripts'> & { onInstance?: (i: VrrpInstance) => void } = {},
-): Promise<VrrpRunner> {
-  const logger = opts.logger ?? rootLog;
-  if (config.syncGroups.length > 0)
-    logger.warn({ groups: config.syncGroups.map((g) => g.name) }, 'vrrp_sync_group is not supported yet: ignored');
-  const instances = config.instances.map((c) => new VrrpInstance(c, { ...opts, scripts: config.scripts }));
-  for (const i of instances) opts.onInstance?.(i);
-  const trackers: ScriptTracker[] = [];
-  for (const s of config.scripts) {
-    const users = instances.filter((i) => i.cfg.trackScript.some((t) => t.name === s.name));
-    if (users.length === 0) continue;
-    trackers.push(
-      new ScriptTracker(
+export interface VrrpReloadResult {
+  kept: string[];
+  restarted: string[];
+  added: string[];
+  removed: string[];
+}
+
+export interface VrrpRunner {
+  readonly instances: VrrpInstance[];
+  stop(): Promise<void>;
+  /**
+   * Apply a new VrrpConfig: instances whose configuration (their tracked scripts' definitions and their sync group's
+   * membership included) is unchanged keep running untouched — no state change, no VIP flap; a changed notify script
+   * is taken over in place; changed instances are stopped and started anew, removed ones stopped, new ones started.
+   * Refused (throws, nothing changed) when a new or changed instance cannot run (interface, source address).
+   */
+  reload(next: VrrpConfig): Promise<VrrpReloadResult>;
+  /** What reload() would refuse: throws when a new or changed instance of `next` cannot run. */
+  check(next: VrrpConfig): Promise<void>;
+}
+
+export type VrrpRunOptions = Omit<VrrpInstanceOptions, 'scripts' | 'scriptOk'> & {
+  onInstance?: (i: VrrpInstance) => void;
+  onGroup?: (c: SyncGroupChange) => void;
+};
+
+/** What makes two configurations of one instance the same running instance (notify scripts aside). */
+function instanceSig(cfg: VrrpConfig, c: VrrpInstanceConfig): string {
+  const group = cfg.syncGroups.find((g) => g.group.includes(c.name));
+  return JSON.stringify({
+    c: { ...c, notify: undefined },
+    scripts: c.trackScript.map((t) => cfg.scripts.find((s) => s.name === t.name)),
+    group: group ? { name: group.name, members: group.group } : null,
+  });
+}
+
+const groupSig = (g: VrrpSyncGroup) => JSON.stringify({ name: g.name, members: g.group });
+
+class Runner implements VrrpRunner {
+  instances: VrrpInstance[] = [];
+  private trackers = new Map<string, ScriptTracker>();
+  private hubs = new Map<string, SyncHub>();
+  private readonly logger: Logger;
+
+  constructor(
+    private config: VrrpConfig,
+    private readonly opts: VrrpRunOptions,
+  ) {
+    this.logger = opts.logger ?? rootLog;
+  }
+
+  private make(c: VrrpInstanceConfig): VrrpInstance {
+    const i = new VrrpInstance(c, {
+      ...this.opts,
+      scripts: this.config.scripts,
+      scriptOk: (name) => this.trackers.get(name)?.status.ok,
+    });
+    const g = this.config.syncGroups.find((x) => x.group.includes(c.name));
+    const hub = g && this.hubs.get(g.name);
+    if (hub) i.joinSyncGroup(hub);
+    this.opts.onInstance?.(i);
+    return i;
+  }
+
+  /** Sync groups of the current config: unchanged ones keep their hub (and state), the others get a new one. */
+  private syncHubs(): void {
+    const next = new Map<string, SyncHub>();
+    for (const g of this.config.syncGroups) {
+      const old = this.hubs.get(g.name);
+      if (old && groupSig(old.cfg) === groupSig(g)) {
+        old.cfg = g;
+        next.set(g.name, old);
+      } else next.set(g.name, new SyncHub(g, () => this.instances, this.logger, this.opts.onGroup));
+    }
+    this.hubs = next;
+  }
+
+  /** Trackers for the scripts some instance tracks: unchanged ones keep running (and their status). */
+  private syncTrackers(): ScriptTracker[] {
+    const fresh: ScriptTracker[] = [];
+    const next = new Map<string, ScriptTracker>();
+    for (const s of this.config.scripts) {
+      if (!this.config.instances.some((c) => c.trackScript.some((t) => t.name === s.name))) continue;
+      const old = this.trackers.get(s.name);
+      if (old && JSON.stringify(old.script) === JSON.stringify(s)) {
+        next.set(s.name, old);
+        continue;
+      }
+      const t = new ScriptTracker(
         s,
         (ok) => {
-          for (const i of users) i.scriptResult(s.name, ok);
+          for (const i of this.instances)
+            if (i.cfg.trackScript.some((x) => x.name === s.name)) i.scriptResult(s.name, ok);
         },
-        logger,
-      ),
-    );
+        this.logger,
+      );
+      next.set(s.name, t);
+      fresh.push(t);
+    }
+    for (const [name, t] of this.trackers) if (next.get(name) !== t) t.stop();
+    this.trackers = next;
+    return fresh;
   }
-  const runner: VrrpRunner = {
-    instances,
-    async stop() {
-      for (const t of trackers) t.stop();
-      await Promise.all(instances.map((i) => i.stop()));
-    },
-  };
-  try {
-    for (const i of instances) await i.start();
-  } catch (e) {
-    await runner.stop();
-    throw e;
+
+  async start(): Promise<void> {
+    this.syncHubs();
+    const fresh = this.syncTrackers();
+    this.instances = this.config.instances.map((c) => this.make(c));
+    try {
+      for (const i of this.instances) await i.start();
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+    for (const t of fresh) t.start();
   }
-  for (const t of trackers) t.start();
+
+  async stop(): Promise<void> {
+    for (const t of this.trackers.values()) t.stop();
+    await Promise.all(this.instances.map((i) => i.stop()));
+  }
+
+  private plan(next: VrrpConfig) {
+    const running = new Map(this.instances.map((i) => [i.cfg.name, i]));
+    const r: VrrpReloadResult = { kept: [], restarted: [], added: [], removed: [] };
+    const keep = new Map<string, VrrpInstance>();
+    const toStart: VrrpInstanceConfig[] = [];
+    for (const c of next.instances) {
+      const old = running.get(c.name);
+      if (old && instanceSig(this.config, old.cfg) === instanceSig(next, c)) {
+        keep.set(c.name, old);
+        r.kept.push(c.name);
+      } else {
+        toStart.push(c);
+        (old ? r.restarted : r.added).push(c.name);
+      }
+    }
+    r.removed = [...running.keys()].filter((n) => !next.instances.some((c) => c.name === n));
+    return { r, keep, toStart };
+  }
+
+  async check(next: VrrpConfig): Promise<void> {
+    for (const c of this.plan(next).toStart) await instanceSource(c);
+  }
+
+  async reload(next: VrrpConfig): Promise<VrrpReloadResult> {
+    const { r, keep, toStart } = this.plan(next);
+    // refuse before anything changes
+    for (const c of toStart) await instanceSource(c);
+    const stopping = this.instances.filter((i) => !keep.has(i.cfg.name));
+    await Promise.all(stopping.map((i) => i.stop()));
+    for (const [name, i] of keep) i.cfg.notify = next.instances.find((c) => c.name === name)?.notify ?? {};
+    this.config = next;
+    this.instances = this.instances.filter((i) => keep.has(i.cfg.name));
+    this.syncHubs();
+    const fresh = this.syncTrackers();
+    const started = toStart.map((c) => this.make(c));
+    this.instances = next.instances.map((c) => keep.get(c.name) ?? (started.find((i) => i.cfg === c) as VrrpInstance));
+    for (const i of started) await i.start();
+    for (const t of fresh) t.start();
+    return r;
+  }
+}
+
+/** Start every instance of a VrrpConfig, its sync groups and the scripts its instances track. */
+export async function runVrrp(config: VrrpConfig, opts: VrrpRunOptions = {}): Promise<VrrpRunner> {
+  const runner = new Runner(config, opts);
+  await runner.start();
   return runner;
 }
