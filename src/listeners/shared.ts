@@ -38,6 +38,22 @@
  *
  * So the shared memory takes the primary off the request path (its CPU per request goes to ~0) and the rest of the
  * cost is the worker's own HTTP relaying (node:http + http-proxy-3), which is where further work has to go.
+ *
+ * Worker per-request path trimmed (./worker.ts: no promise per immediate pick, one ReqCtx and two shared response
+ * listeners instead of five once() closures, http-proxy options and pick replies built once per server, connection
+ * state on the socket instead of WeakMaps, the server timeout from the agent's socket timeout instead of a timer per
+ * request). One worker against one http-proxy-3 process, same minutes, medians of 3 rounds (listeners-quick
+ * --workers 1): before 220 vs 149 CPU ms / 1k req, after 187 vs 149 (worker user CPU 143–159 vs 112–120 ms / 1k;
+ * system CPU equal, the primary ~1). With 2 workers on the 2 cores shared with wrk and nginx, the CPU per request
+ * rises (fewer requests per event-loop turn, more context switches): listeners-quick 2 workers, 3 rounds, 2026-11-22:
+ * tierlb 2873 req/s 287 ms/1k, http-proxy-3 4662 req/s 161, haproxy 22199 req/s 24.
+ * `npm run bench:l7` (wrk -t1 -c64, 10 s, 2 workers / nbthread 2, load average ~4 from other jobs, 2026-11-22):
+ *
+ *   system        req/s   p99 ms   CPU ms / 1k req
+ *   tierlb         6801    27.7      207
+ *   http-proxy-3   6478    16.7      150
+ *   haproxy       36323    36.5       21
+ *   nginx direct  77821     3.4        -
  */
 import fs from 'node:fs';
 import os from 'node:os';
