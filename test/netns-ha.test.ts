@@ -314,3 +314,114 @@ test.serial(
     }
   },
 );
+
+test.serial(
+  'reload: a changed delay_loop takes effect, an unchanged VRRP instance stays MASTER, a bad config is refused',
+  async (t) => {
+    const topo = buildTopo('har');
+    const servers = new Map<string, ChildProcess>();
+    let d1: Director | undefined;
+    const conf = (delayLoop: number, o: { vi2?: boolean; ifc?: string } = {}) => `
+vrrp_instance VI_1 {
+  state BACKUP
+  interface eth0
+  virtual_router_id 61
+  priority 150
+  advert_int 1
+  virtual_ipaddress {
+    ${VIP}/24
+  }
+}
+${
+  o.vi2
+    ? `vrrp_instance VI_2 {
+  interface ${o.ifc ?? 'eth0'}
+  virtual_router_id 62
+  priority 150
+  advert_int 1
+  virtual_ipaddress {
+    ${NET}.101/24
+  }
+}`
+    : ''
+}
+virtual_server ${VIP} 80 {
+  delay_loop ${delayLoop}
+  lb_algo rr
+  lb_kind DR
+${[HOSTS.rs1, HOSTS.rs2]
+  .map(
+    (rs) => `  real_server ${rs} 80 {
+    weight 1
+    TCP_CHECK {
+      connect_timeout 1
+      retry 1
+      delay_before_retry 1
+    }
+  }`,
+  )
+  .join('\n')}
+}
+`;
+    try {
+      servers.set('rs1', httpServer(topo, 'rs1'));
+      servers.set('rs2', httpServer(topo, 'rs2'));
+      await waitPort(topo, 'rs1');
+      await waitPort(topo, 'rs2');
+      // checks every 60 s: a stopped server stays in the table for a long time
+      d1 = await startDirector(topo, 'dir1', conf(60));
+      const dd = d1;
+      await waitFor(() => hasVip(topo, 'dir1'), 6000);
+      const inTable = async (rip: string) => (await adm(dd, ['-L', '-n'])).stdout.includes(`${rip}:80`);
+      const masterEntries = () =>
+        dd
+          .stderr()
+          .split('\n')
+          .filter((l) => l.includes('"vrrp":"VI_1"') && l.includes('STATE"')).length;
+      await sleep(1500); // the first checks (bootstrap delay 1 s) passed
+      const entries = masterEntries();
+      t.true(entries >= 2, 'BACKUP then MASTER logged at start');
+      servers.get('rs1')?.kill('SIGKILL');
+      await sleep(3000);
+      t.true(await inTable(HOSTS.rs1), 'delay_loop 60: not checked again yet');
+
+      // delay_loop 1 and a second instance: the checker is rebuilt, VI_1 is left alone, VI_2 starts
+      const file = join(topo.dir, 'dir1.conf');
+      writeFileSync(file, conf(1, { vi2: true }));
+      const r = JSON.parse(await request(dd.socket, { op: 'reload' }));
+      t.is(r.code, 0, r.stderr);
+      const t0 = Date.now();
+      const gone = await waitFor(async () => !(await inTable(HOSTS.rs1)), 6000, 100);
+      t.log(`after the reload (delay_loop 60 → 1) rs1 was removed in ${Date.now() - t0} ms`);
+      t.true(gone >= 0);
+      t.true(await inTable(HOSTS.rs2));
+      await waitFor(
+        () => topo.set.exec(topo.ns.dir1, 'ip', ['-4', '-o', 'addr', 'show', 'dev', 'eth0']).includes(`${NET}.101/`),
+        6000,
+      );
+      t.true(hasVip(topo, 'dir1'), 'VI_1 kept its VIP');
+      t.is(masterEntries(), entries, 'VI_1 went through no state change across the reload');
+      t.is(
+        dd
+          .stderr()
+          .split('\n')
+          .filter((l) => l.includes('"vrrp":"VI_1"') && l.includes('instance starting')).length,
+        1,
+      );
+      t.regex(dd.stderr(), /"kept":\["VI_1"\],"restarted":\[\],"added":\["VI_2"\]/);
+
+      // a VRRP instance on an interface that does not exist: refused, everything stays
+      writeFileSync(file, conf(1, { vi2: true, ifc: 'eth9' }));
+      const bad = JSON.parse(await request(dd.socket, { op: 'reload' }));
+      t.is(bad.code, 1);
+      t.regex(bad.stderr, /reload refused, the running config stays/);
+      t.true(hasVip(topo, 'dir1'));
+      t.is(masterEntries(), entries);
+      t.true(topo.set.exec(topo.ns.dir1, 'ip', ['-4', '-o', 'addr', 'show', 'dev', 'eth0']).includes(`${NET}.101/`));
+    } finally {
+      if (d1) await stop(d1.child);
+      for (const s of servers.values()) s.kill();
+      topo.dispose();
+    }
+  },
+);

@@ -4,7 +4,9 @@
  * real-server checks, the sync daemon, /metrics: src/ha/director-ha.ts) and serves the admin unix socket (mode
  * 0600), one JSON line per request:
  *   {"argv":[...],"stdin":"..."}   → tierlb adm (handleAdmRequest in the worker) → {"code","stdout","stderr"}
- *   {"op":"reload"}                → re-read the config and apply the difference → {"code","stdout","stderr"}
+ *   {"op":"reload"}                → re-read the config and apply the difference: services and real servers, VRRP
+ *                                    instances (only changed ones restart), checkers of changed services, sync
+ *                                    settings, metrics bind; a bad config is refused → {"code","stdout","stderr"}
  *   {"op":"stats"}                 → data-path counters
  *   {"op":"rules"}                 → the kernel rules tierlb holds right now
  * SIGHUP reloads; SIGINT/SIGTERM stop cleanly (chain, ip rules and routing tables removed).
@@ -15,7 +17,13 @@ import { chmodSync, mkdirSync, readdirSync, unlinkSync, writeFileSync } from 'no
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { DirectorHa, type HaPlan, haPlanFromKeepalived, haPlanFromYaml } from '../ha/director-ha.js';
+import {
+  DirectorHa,
+  type HaPlan,
+  type HaReloadSummary,
+  haPlanFromKeepalived,
+  haPlanFromYaml,
+} from '../ha/director-ha.js';
 import { DEFAULT_SYSCTL, DEFAULT_TIMEOUTS, type DirectorPlan, diffPlans, isEmptyDiff } from '../l4/config.js';
 import { Datapath } from '../l4/datapath/datapath.js';
 import { log } from '../log.js';
@@ -217,24 +225,37 @@ export async function run(argv: string[]): Promise<number> {
 
   const reload = async (): Promise<{ code: number; stdout: string; stderr: string }> => {
     if (!o.config && !o.keepalived) return { code: 1, stdout: '', stderr: 'no --config to reload\n' };
-    let next: DirectorPlan;
+    let nextHa: HaPlan;
     try {
-      next = ((await loadPlan()) as HaPlan).director;
+      nextHa = (await loadPlan()) as HaPlan;
+      if (o.metrics) nextHa.metrics = o.metrics;
+      // VRRP instances that would (re)start must be able to run: checked before anything changes
+      await ha.precheck(nextHa);
     } catch (e) {
       log.warn({ err: (e as Error).message }, 'reload refused: bad config, the running one stays');
       return { code: 1, stdout: '', stderr: `reload refused, the running config stays:\n${(e as Error).message}\n` };
     }
+    const next = nextHa.director;
     const diff = diffPlans(plan, next);
+    let summary: HaReloadSummary;
     try {
       if (!isEmptyDiff(diff)) await dp.applyDiff(diff);
+      plan = next;
+      summary = await ha.reload(nextHa, diff);
     } catch (e) {
       log.error({ err: (e as Error).message }, 'reload failed part way');
       return { code: 1, stdout: '', stderr: `reload failed: ${(e as Error).message}\n` };
     }
-    plan = next;
     const n = diff.services.add.length + diff.services.edit.length + diff.services.del.length;
     log.info(
-      { services: n, dests: diff.dests.add.length + diff.dests.edit.length + diff.dests.del.length },
+      {
+        services: n,
+        dests: diff.dests.add.length + diff.dests.edit.length + diff.dests.del.length,
+        vrrp: summary.vrrp,
+        checks: summary.checks,
+        sync: summary.sync,
+        metrics: summary.metrics,
+      },
       'reloaded',
     );
     return { code: 0, stdout: '', stderr: '' };

@@ -19,6 +19,7 @@ import {
   DEFAULT_TIMEOUTS,
   type DirectorPlan,
   directorFromConfig,
+  type PlanDiff,
   type PlannedService,
 } from '../l4/config.js';
 import type { Datapath } from '../l4/datapath/datapath.js';
@@ -26,14 +27,14 @@ import { destKey } from '../l4/dest.js';
 import { type ServiceId, serviceKey } from '../l4/service.js';
 import type { DestSpec } from '../l4/services.js';
 import { type Logger, log as rootLog } from '../log.js';
-import { CheckManager, type CheckTable } from './checks/manager.js';
+import { type CheckedService, CheckManager, type CheckTable } from './checks/manager.js';
 import type { VirtualServerHealth } from './checks-types.js';
 import { loadKeepalivedConf } from './keepalived/config.js';
 import { formatDiagnostic } from './keepalived/parse.js';
 import { type MetricsServer, startMetrics } from './metrics.js';
 import type { SyncDaemonStart } from './sync/daemon.js';
 import { checkVrrpConfig, type VrrpSection, vrrpFromSection } from './vrrp/config.js';
-import { runVrrp, type VrrpRunner } from './vrrp/instance.js';
+import { instanceSource, runVrrp, type VrrpInstance, type VrrpReloadResult, type VrrpRunner } from './vrrp/instance.js';
 import type { VrrpConfig, VrrpStateName } from './vrrp/types.js';
 
 export interface SyncPlan {
@@ -75,7 +76,7 @@ export function haPlanFromKeepalived(path: string, log: Logger = rootLog): HaPla
   if (r.errors.length) throw new Error(r.errors.map(formatDiagnostic).join('\n'));
   const services: PlannedService[] = r.config.services.map((s) => ({ spec: s.spec, dests: s.dests, health: s.health }));
   const plan: HaPlan = {
-    director: { services, timeouts: { ...DEFAULT_TIMEOUTS }, sysctl: { ...DEFAULT_SYSCTL } },
+    director: { services, marks: [], timeouts: { ...DEFAULT_TIMEOUTS }, sysctl: { ...DEFAULT_SYSCTL } },
     vrrp: r.config.vrrp,
   };
   if (r.config.lvsSync)
@@ -147,6 +148,35 @@ export class RemoteTable implements CheckTable {
     });
   }
 
+  /**
+   * A reload changed the configured services: the mirror follows what the director sent to the worker — new checked
+   * services as configured, removed ones gone, the real servers the diff added, edited or deleted likewise; a real
+   * server the checker holds out of the table stays out.
+   */
+  reconfigure(services: { spec: { id: ServiceId }; dests: DestSpec[] }[], diff: PlanDiff): void {
+    const keys = new Set(services.map((s) => serviceKey(s.spec.id)));
+    for (const k of [...this.mirror.keys()]) if (!keys.has(k)) this.mirror.delete(k);
+    const added = new Set(diff.services.add.map((s) => serviceKey(s.spec.id)));
+    for (const s of services) {
+      const k = serviceKey(s.spec.id);
+      if (this.mirror.has(k) && !added.has(k)) continue;
+      this.mirror.set(
+        k,
+        new Map(s.dests.map((d) => [destKey(d.addr, d.port), { ...d, key: destKey(d.addr, d.port) }])),
+      );
+    }
+    for (const c of diff.dests.add) {
+      const m = added.has(serviceKey(c.service)) ? undefined : this.mirror.get(serviceKey(c.service));
+      m?.set(destKey(c.dest.addr, c.dest.port), { ...c.dest, key: destKey(c.dest.addr, c.dest.port) });
+    }
+    for (const c of diff.dests.edit) {
+      const m = this.mirror.get(serviceKey(c.service));
+      const k = destKey(c.dest.addr, c.dest.port);
+      if (m?.has(k)) m.set(k, { ...c.dest, key: k });
+    }
+    for (const c of diff.dests.del) this.mirror.get(serviceKey(c.service))?.delete(destKey(c.addr, c.port));
+  }
+
   /** resolves when every command sent so far has been answered */
   settled(): Promise<void> {
     return this.chain;
@@ -182,72 +212,176 @@ export interface DirectorHaOptions {
   bootstrapDelayMs?: number;
 }
 
+/** What a reload changed in the HA parts, for the log and the answer. */
+export interface HaReloadSummary {
+  vrrp?: VrrpReloadResult;
+  /** services whose checker was rebuilt / stopped */
+  checks: { rebuilt: string[]; stopped: string[] };
+  sync: boolean;
+  metrics: boolean;
+}
+
+const checkedOf = (plan: HaPlan) =>
+  plan.director.services.filter((s): s is PlannedService & { health: VirtualServerHealth } => s.health !== undefined);
+
+/** A checked service's identity for a reload: its checker is rebuilt when any of this changed. */
+const checkSig = (s: CheckedService) => JSON.stringify({ spec: s.spec, dests: s.dests, health: s.health });
+
 /** The running HA parts of one director. */
 export class DirectorHa {
   private vrrp: VrrpRunner | null = null;
-  checks: CheckManager | null = null;
+  /** one checker per health-checked service (by serviceKey), so that a reload rebuilds only the changed ones */
+  readonly checkers = new Map<string, { sig: string; manager: CheckManager }>();
   table: RemoteTable | null = null;
+  private marks: Record<string, number> = {};
   private metrics: MetricsServer | null = null;
   readonly vrrpStates = new Map<string, { state: VrrpStateName; vrid: number; priority: number }>();
   private syncState: 'master' | 'backup' | null = null;
   private syncChain: Promise<void> = Promise.resolve();
   private readonly log: Logger;
+  private plan: HaPlan;
 
   constructor(private readonly o: DirectorHaOptions) {
     this.log = o.log ?? rootLog;
+    this.plan = o.plan;
   }
 
   private adm = async (argv: string[]): Promise<{ code: number; stderr: string }> =>
     JSON.parse(await this.o.dp.adm(JSON.stringify({ argv }))) as { code: number; stderr: string };
 
+  /** the VRRP instance the sync daemon follows with `state: vrrp` (default: the first) */
+  private get follow(): string | undefined {
+    const { sync, vrrp } = this.plan;
+    return sync?.state === 'vrrp' ? (sync.instance ?? vrrp?.instances[0]?.name) : undefined;
+  }
+
   async start(): Promise<void> {
-    const { plan, dp } = this.o;
+    const { plan } = this;
     // checks: against the worker's table through a mirror
-    const checked = plan.director.services.filter(
-      (s): s is PlannedService & { health: VirtualServerHealth } => s.health !== undefined,
-    );
-    if (checked.length) {
-      const rips = [...new Set(checked.flatMap((s) => s.dests.filter((d) => d.fwd === 'route').map((d) => d.addr)))];
-      const marks = (await dp.ha({ op: 'pin', rips })) as Record<string, number>;
-      this.table = new RemoteTable(this.adm, checked, this.log);
-      this.checks = new CheckManager({
-        table: this.table,
-        services: checked,
-        log: this.log,
-        markOf: (_svc, d) => (d.fwd === 'route' ? marks[d.addr] : undefined),
-        bootstrapDelayMs: this.o.bootstrapDelayMs,
-      });
-      this.checks.start();
-    }
+    await this.startChecks(checkedOf(plan), checkedOf(plan));
     // the sync daemon fixed by the config
     const sync = plan.sync;
     if (sync && sync.state !== 'vrrp') await this.setSync(sync.state);
     // VRRP
-    if (plan.vrrp && plan.vrrp.instances.length) {
-      const follow = sync?.state === 'vrrp' ? (sync.instance ?? plan.vrrp.instances[0].name) : undefined;
+    if (plan.vrrp?.instances.length) {
       this.vrrp = await runVrrp(plan.vrrp, {
         logger: this.log,
-        onInstance: (i) => {
-          this.vrrpStates.set(i.cfg.name, { state: 'INIT', vrid: i.cfg.virtualRouterId, priority: i.cfg.priority });
-          i.on('state', (ev) => {
-            this.vrrpStates.set(i.cfg.name, {
-              state: ev.to,
-              vrid: i.cfg.virtualRouterId,
-              priority: ev.priority,
-            });
-            if (i.cfg.name === follow) void this.setSync(ev.to === 'MASTER' ? 'master' : 'backup');
-          });
-          i.on('error', (e) => this.log.error({ instance: i.cfg.name, err: e.message }, 'vrrp error'));
-        },
+        onInstance: (i) => this.watch(i),
       });
-      if (follow && !this.syncState) await this.setSync('backup');
+      if (this.follow && !this.syncState) await this.setSync('backup');
     } else if (sync?.state === 'vrrp') await this.setSync('master');
     if (plan.metrics) this.metrics = await startMetrics(plan.metrics, this);
   }
 
+  private watch(i: VrrpInstance): void {
+    this.vrrpStates.set(i.cfg.name, { state: 'INIT', vrid: i.cfg.virtualRouterId, priority: i.cfg.priority });
+    i.on('state', (ev) => {
+      this.vrrpStates.set(i.cfg.name, { state: ev.to, vrid: i.cfg.virtualRouterId, priority: ev.priority });
+      if (i.cfg.name === this.follow && ev.to !== 'INIT') void this.setSync(ev.to === 'MASTER' ? 'master' : 'backup');
+    });
+    i.on('error', (e) => this.log.error({ instance: i.cfg.name, err: e.message }, 'vrrp error'));
+  }
+
+  /** Pin the DR real servers of every checked service and start a checker for each service of `start`. */
+  private async startChecks(all: CheckedService[], start: CheckedService[]): Promise<void> {
+    if (all.length === 0 && this.checkers.size === 0) return;
+    const rips = [...new Set(all.flatMap((s) => s.dests.filter((d) => d.fwd === 'route').map((d) => d.addr)))];
+    this.marks = (await this.o.dp.ha({ op: 'pin', rips })) as Record<string, number>;
+    if (!this.table) this.table = new RemoteTable(this.adm, all, this.log);
+    for (const svc of start) {
+      const manager = new CheckManager({
+        table: this.table,
+        services: [svc],
+        log: this.log,
+        markOf: (_svc, d) => (d.fwd === 'route' ? this.marks[d.addr] : undefined),
+        bootstrapDelayMs: this.o.bootstrapDelayMs,
+      });
+      this.checkers.set(serviceKey(svc.spec.id), { sig: checkSig(svc), manager });
+      manager.start();
+    }
+  }
+
+  /**
+   * Refuse a reload before anything changes: every VRRP instance that would (re)start can run here. Throws with the
+   * reason.
+   */
+  async precheck(next: HaPlan): Promise<void> {
+    if (this.vrrp && next.vrrp) await this.vrrp.check(next.vrrp);
+    else if (next.vrrp) for (const c of next.vrrp.instances) await instanceSource(c);
+  }
+
+  /**
+   * Apply a reloaded config to the HA parts (the director has already applied `diff` to the worker's table):
+   * VRRP instances (only the changed ones restart), the checkers of changed checked services, the sync daemon's
+   * settings and the metrics bind. Unchanged parts keep running untouched.
+   */
+  async reload(next: HaPlan, diff: PlanDiff): Promise<HaReloadSummary> {
+    const prev = this.plan;
+    const summary: HaReloadSummary = { checks: { rebuilt: [], stopped: [] }, sync: false, metrics: false };
+    // VRRP
+    const nextVrrp = next.vrrp ?? { instances: [], scripts: [], syncGroups: [] };
+    this.plan = next;
+    if (this.vrrp) {
+      summary.vrrp = await this.vrrp.reload(nextVrrp);
+      for (const n of summary.vrrp.removed) this.vrrpStates.delete(n);
+    } else if (nextVrrp.instances.length) {
+      this.vrrp = await runVrrp(nextVrrp, { logger: this.log, onInstance: (i) => this.watch(i) });
+      summary.vrrp = { kept: [], restarted: [], added: nextVrrp.instances.map((c) => c.name), removed: [] };
+    }
+    // checks: rebuild the changed services' checkers
+    const checked = checkedOf(next);
+    const want = new Map(checked.map((s) => [serviceKey(s.spec.id), s]));
+    for (const [k, c] of [...this.checkers]) {
+      const s = want.get(k);
+      if (s && checkSig(s) === c.sig) continue;
+      c.manager.stop();
+      this.checkers.delete(k);
+      (s ? summary.checks.rebuilt : summary.checks.stopped).push(k);
+    }
+    this.table?.reconfigure(checked, diff);
+    const fresh = checked.filter((s) => !this.checkers.has(serviceKey(s.spec.id)));
+    for (const s of fresh) {
+      const k = serviceKey(s.spec.id);
+      if (!summary.checks.rebuilt.includes(k)) summary.checks.rebuilt.push(k);
+    }
+    await this.startChecks(checked, fresh);
+    // sync daemon
+    if (JSON.stringify(prev.sync ?? null) !== JSON.stringify(next.sync ?? null)) {
+      summary.sync = true;
+      await this.syncChain;
+      if (this.syncState) {
+        const was = this.syncState;
+        this.syncState = null;
+        await this.o.dp.ha({ op: 'sync-stop', state: was }).catch(() => undefined);
+      }
+      const s = next.sync;
+      if (s && s.state !== 'vrrp') await this.setSync(s.state);
+      else if (s) {
+        const f = this.follow;
+        const inst = f ? this.vrrpStates.get(f) : undefined;
+        await this.setSync(f ? (inst?.state === 'MASTER' ? 'master' : 'backup') : 'master');
+      }
+    }
+    // metrics
+    if ((prev.metrics ?? null) !== (next.metrics ?? null)) {
+      summary.metrics = true;
+      await this.metrics?.close();
+      this.metrics = null;
+      try {
+        if (next.metrics) this.metrics = await startMetrics(next.metrics, this);
+      } catch (e) {
+        // the new bind failed: the old one comes back and the reload is reported as failed
+        if (prev.metrics) this.metrics = await startMetrics(prev.metrics, this).catch(() => null);
+        this.plan = { ...next, metrics: prev.metrics };
+        throw e;
+      }
+    }
+    return summary;
+  }
+
   /** Switch the configured sync daemon to `state` (stop the other one first). */
   setSync(state: 'master' | 'backup'): Promise<void> {
-    const sync = this.o.plan.sync;
+    const sync = this.plan.sync;
     if (!sync) return Promise.resolve();
     this.syncChain = this.syncChain.then(async () => {
       if (this.syncState === state) return;
@@ -272,11 +406,11 @@ export class DirectorHa {
     return this.o.dp.ha({ op: 'snapshot' });
   }
 
-  /** Stop VRRP first (a master sends priority 0 and drops the VIPs), then the checker and metrics. */
+  /** Stop VRRP first (a master sends priority 0 and drops the VIPs), then the checkers and metrics. */
   async stop(): Promise<void> {
     await this.vrrp?.stop().catch((e: Error) => this.log.error({ err: e.message }, 'vrrp stop failed'));
     this.vrrp = null;
-    this.checks?.stop();
+    for (const c of this.checkers.values()) c.manager.stop();
     await this.table?.settled();
     await this.metrics?.close();
   }
