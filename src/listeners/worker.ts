@@ -117,7 +117,16 @@ class Listener {
       this.onConnection(s),
     );
     if (spec.mode === 'http') {
-      this.http = http.createServer({ keepAliveTimeout: spec.timeout.httpKeepAlive });
+      this.http = http.createServer({
+        keepAliveTimeout: spec.timeout.httpKeepAlive,
+        // timeout http-request is our own timer (armRequestTimer); Node's checks would cut requests on their own
+        // clock (headers 60 s, a whole request, body included, 300 s) and through 'clientError' (answered 400)
+        headersTimeout: 0,
+        requestTimeout: 0,
+      });
+      // timeout client: Node sets each socket's timeout to server.timeout at the connection and again at every
+      // request (after a response it holds keepAliveTimeout): a timeout set on the socket alone lasts one request
+      this.http.timeout = spec.timeout.client;
       this.http.on('request', (req, res) => void this.onRequest(req, res));
       this.http.on('upgrade', (req, socket, head) => void this.onUpgrade(req, socket as net.Socket, head));
       this.http.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
@@ -136,6 +145,8 @@ class Listener {
       this.proxy.on('proxyRes', (proxyRes: http.IncomingMessage, req: http.IncomingMessage) => {
         const ctx = (req as Tagged<ReqCtx>)[CTX];
         if (ctx) ctx.responded = true;
+        // hop-by-hop: the server's keep-alive hint (e.g. timeout=30) is not the listener's timeout http-keep-alive
+        if (proxyRes.headers['keep-alive'] !== undefined) delete proxyRes.headers['keep-alive'];
         if (this.draining) proxyRes.headers.connection = 'close';
       });
       this.proxy.on('econnreset', () => {});
@@ -228,7 +239,7 @@ class Listener {
       return;
     }
     if (rest?.length) sock.unshift(rest);
-    sock.setTimeout(this.spec.timeout.client, () => sock.destroy());
+    // (timeout client: this.http.timeout, applied by Node on 'connection'; on expiry it destroys the socket)
     this.armRequestTimer(sock);
     this.http!.emit('connection', sock);
     sock.resume();
@@ -391,7 +402,7 @@ class Listener {
 
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     const sock = req.socket;
-    // (the idle timeout `timeout client` was set once on the connection; activity re-arms it)
+    // (timeout client is the socket's timeout, set by Node from this.http.timeout with each request; activity re-arms it)
     const conn = this.conn(sock);
     conn.armed = false;
     conn.busy++;
