@@ -9,7 +9,6 @@ import {
   directorFromConfig,
   isEmptyDiff,
 } from '../src/l4/config.js';
-import { hasScheduler } from '../src/l4/schedulers/index.js';
 import { SVC_F_ONEPACKET, SVC_F_SCHED2 } from '../src/l4/service.js';
 import { ServiceTable } from '../src/l4/services.js';
 
@@ -96,18 +95,15 @@ test('a good director section loads to the expected specs', (t) => {
   );
 });
 
-(['sh', 'wlc'].every(hasScheduler) ? test : test.skip)(
-  'the default scheduler is wlc, sched_flags map to the flag bits',
-  (t) => {
-    const r = checkConfigString(
-      `director:\n  services:\n    - { vip: 10.0.0.1, port: 80, scheduler: sh, sched_flags: [sh-port] }\n    - { vip: 10.0.0.1, port: 81 }\n`,
-    );
-    t.deepEqual(r.problems, []);
-    const plan = directorFromConfig(r.config!);
-    t.is(plan.services[0].spec.flags, SVC_F_SCHED2);
-    t.is(plan.services[1].spec.sched, 'wlc');
-  },
-);
+test('the default scheduler is wlc, sched_flags map to the flag bits', (t) => {
+  const r = checkConfigString(
+    `director:\n  services:\n    - { vip: 10.0.0.1, port: 80, scheduler: sh, sched_flags: [sh-port] }\n    - { vip: 10.0.0.1, port: 81 }\n`,
+  );
+  t.deepEqual(r.problems, []);
+  const plan = directorFromConfig(r.config!);
+  t.is(plan.services[0].spec.flags, SVC_F_SCHED2);
+  t.is(plan.services[1].spec.sched, 'wlc');
+});
 
 const BAD = `director:
   services:
