@@ -142,6 +142,8 @@ test('every truncation is rejected without a crash', (t) => {
       cut.writeUInt16BE(len, 2);
       const e = decodeMessage(cut);
       if (len >= 8) t.truthy(e.dropped, `patched length ${len}`);
+      // shorter than the v1 header, reserved 0 reads as a v0 header announcing no connections
+      else t.like(e, { version: 0, conns: [], dropped: undefined }, `patched length ${len}`);
     }
   }
 });
