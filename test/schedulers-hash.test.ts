@@ -206,6 +206,7 @@ test('mh-fallback: keys of a quiesced server go to other servers, stably; the re
   const after = sources.map((s) => letter(f.pick(pkt(s))));
   const again = sources.map((s) => letter(f.pick(pkt(s))));
   t.deepEqual(again, after);
+  t.true(before.includes('C'), 'some keys were on C before it was quiesced');
   for (let i = 0; i < sources.length; i++) {
     if (before[i] === 'C') t.regex(after[i], /^[ABDE]$/);
     else t.is(after[i], before[i]);
