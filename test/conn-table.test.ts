@@ -175,9 +175,18 @@ test('expiry work is proportional to what is due, not to the table', (t) => {
   const table = new ConnTable(1 << 20, seeded(1));
   for (let i = 0; i < 100_000; i++) table.insert(conn(i + 1, { timeout: 1_000_000 }), d);
   for (let i = 0; i < 10; i++) table.insert(conn(200_000 + i, { timeout: 10 }), d);
-  const t0 = process.hrtime.bigint();
-  for (let now = 1; now <= 1000; now++) table.expire(now);
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  // count the entries the ticks take off the expiry queue: only the due ones, never the 100 000 far ones
+  // (a deterministic measure of the work; the wall-clock cost of a tick is a benchmark's business)
+  const heap = (table as unknown as { heap: ExpiryHeap<Connection> }).heap;
+  const pop = heap.pop.bind(heap);
+  let pops = 0;
+  heap.pop = () => {
+    pops++;
+    return pop();
+  };
+  let expired = 0;
+  for (let now = 1; now <= 1000; now++) expired += table.expire(now);
+  t.is(expired, 10);
+  t.is(pops, 10);
   t.is(table.size, 100_000);
-  t.true(ms < 50, `${ms} ms for 1000 ticks`);
 });
