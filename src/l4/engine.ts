@@ -227,16 +227,7 @@ export class Engine implements AdmTarget {
       return this.findService(pkt) ? this.drop('unsupported-protocol') : PASS;
     }
     const now = this.clock.now();
-    let cp =
-      pkt.family === 4
-        ? this.conns.getIn4(
-            proto,
-            pkt.saddr4 ?? ipv4ToInt(pkt.saddr),
-            pkt.sport,
-            pkt.daddr4 ?? ipv4ToInt(pkt.daddr),
-            pkt.dport,
-          )
-        : this.conns.getIn(inKey(proto, pkt.saddr, pkt.sport, pkt.daddr, pkt.dport));
+    let cp = this.lookup('in', pkt, false);
     const syn = proto === IPPROTO_TCP && (pkt.tcpFlags & TH_SYN) !== 0;
 
     // a new connection reusing the tuple of an old one
@@ -295,16 +286,7 @@ export class Engine implements AdmTarget {
   processReply(pkt: PacketMeta): Verdict {
     const proto = pkt.protocol;
     if (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) return PASS;
-    const cp =
-      pkt.family === 4
-        ? this.conns.getOut4(
-            proto,
-            pkt.saddr4 ?? ipv4ToInt(pkt.saddr),
-            pkt.sport,
-            pkt.daddr4 ?? ipv4ToInt(pkt.daddr),
-            pkt.dport,
-          )
-        : this.conns.getOut(outKey(proto, pkt.saddr, pkt.sport, pkt.daddr, pkt.dport));
+    const cp = this.lookup('out', pkt, false);
     if (!cp?.dest) return PASS;
     const dest = cp.dest;
     cp.outpkts++;
@@ -327,18 +309,34 @@ export class Engine implements AdmTarget {
    * reply RIP:rport → CIP:cport).
    */
   icmpConn(embedded: PacketMeta, dir: 'in' | 'out'): Connection | undefined {
-    const { protocol: proto, saddr, sport, daddr, dport } = embedded;
+    const proto = embedded.protocol;
     if (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) return undefined;
-    if (embedded.family === 4) {
-      const s4 = embedded.saddr4 ?? ipv4ToInt(saddr);
-      const d4 = embedded.daddr4 ?? ipv4ToInt(daddr);
+    return this.lookup(dir, embedded, true);
+  }
+
+  /**
+   * The connection a packet's tuple belongs to, in the 'in' (client → VIP) or 'out' (real server → client, NAT)
+   * index; `reversed` looks the tuple up with source and destination swapped (the packet inside an ICMP error). IPv4
+   * goes through the numeric index, with the parser's numeric addresses when it has them.
+   */
+  private lookup(dir: 'in' | 'out', pkt: PacketMeta, reversed: boolean): Connection | undefined {
+    const proto = pkt.protocol;
+    const sport = reversed ? pkt.dport : pkt.sport;
+    const dport = reversed ? pkt.sport : pkt.dport;
+    if (pkt.family === 4) {
+      const a = pkt.saddr4 ?? ipv4ToInt(pkt.saddr);
+      const b = pkt.daddr4 ?? ipv4ToInt(pkt.daddr);
+      const s4 = reversed ? b : a;
+      const d4 = reversed ? a : b;
       return dir === 'in'
-        ? this.conns.getIn4(proto, d4, dport, s4, sport)
-        : this.conns.getOut4(proto, d4, dport, s4, sport);
+        ? this.conns.getIn4(proto, s4, sport, d4, dport)
+        : this.conns.getOut4(proto, s4, sport, d4, dport);
     }
+    const saddr = reversed ? pkt.daddr : pkt.saddr;
+    const daddr = reversed ? pkt.saddr : pkt.daddr;
     return dir === 'in'
-      ? this.conns.getIn(inKey(proto, daddr, dport, saddr, sport))
-      : this.conns.getOut(outKey(proto, daddr, dport, saddr, sport));
+      ? this.conns.getIn(inKey(proto, saddr, sport, daddr, dport))
+      : this.conns.getOut(outKey(proto, saddr, sport, daddr, dport));
   }
 
   /**
