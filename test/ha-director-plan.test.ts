@@ -95,6 +95,17 @@ test('a keepalived.conf and the equivalent YAML produce equal plans', async (t) 
   t.deepEqual(k.sync, y.sync);
   t.deepEqual(k.vrrp?.instances, y.vrrp?.instances);
   t.is(k.director.services[0].health?.realServers[0].checks[0].type, 'http');
+  // equal is not enough: both must carry what the files say (two empty plans are equal too)
+  t.deepEqual(k.sync, { state: 'vrrp', syncid: 7, interface: 'eth0', instance: 'VI_1' });
+  t.like(k.vrrp?.instances, [{ name: 'VI_1', virtualRouterId: 51, priority: 100, interface: 'eth0' }]);
+  t.is(k.vrrp?.instances.length, 1);
+  t.deepEqual(
+    k.director.services[0].dests.map((d) => [d.addr, d.port, d.weight]),
+    [
+      ['10.0.0.11', 80, 2],
+      ['10.0.0.12', 80, 1],
+    ],
+  );
 });
 
 test('the checker table mirror sends ipvsadm commands in order', async (t) => {
