@@ -121,7 +121,7 @@ test('down within delay_loop × (retry + 1) of the failure', async (t) => {
   f.up.set('10.0.0.2', false);
   // next regular check at +6 s, then two retries 2 s apart
   await advance(f.timers, 6000 + 2000);
-  t.truthy(f.weights()['10.0.0.2']);
+  t.is(f.weights()['10.0.0.2'], 1, 'still in at full weight before the last retry');
   await advance(f.timers, 2000);
   t.false('10.0.0.2' in f.weights());
   m.stop();
