@@ -128,14 +128,15 @@ test.serial(
     const limit = bound({ prio: 100, version: 2, advert: 1 });
     t.log(`failover keepalived → tierlb (priority 0 on stop): ${Math.round(took ?? 0)} ms (limit ${limit} ms)`);
     t.true((took ?? Infinity) <= limit);
-    t.is(tl.states.at(-1), 'MASTER');
+    t.truthy(await waitFor(() => tl.states.at(-1) === 'MASTER', 3000), `tierlb did not report MASTER:\n${tl.out()}`);
     t.truthy(await waitFor(() => clientNeigh(l) === l.mac.a, 3000), 'client ARP did not follow the gratuitous ARP');
     t.true(await exited(ka.proc, 5000));
     t.false(hasVip(l.b));
     // a second start of keepalived with the higher priority preempts tierlb again
     const ka2 = startKeepalived(l, { prio: 150, version: 2, advert: 1 });
     t.truthy(await waitFor(() => hasVip(l.b) && !hasVip(l.a), 8000), `${ka2.out()}\n${tl.out()}`);
-    t.is(tl.states.at(-1), 'BACKUP');
+    // the VIP can move before tierlb's state line reaches the test through its stdout
+    t.truthy(await waitFor(() => tl.states.at(-1) === 'BACKUP', 3000), `tierlb did not step down:\n${tl.out()}`);
   },
 );
 
