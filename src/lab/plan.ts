@@ -82,22 +82,19 @@ export function buildPlan(cfg: LabConfig): LabPlan {
     mac: macFor('front', ip),
     segment: 'front',
   });
-  for (const c of cfg.clients)
-    hosts.push({
-      name: c.name,
-      ns: nsName(p, c.name),
-      role: 'client',
-      address: c.address,
-      links: [frontLink(c.name, c.address)],
-    });
-  for (const d of cfg.directors)
-    hosts.push({
-      name: d.name,
-      ns: nsName(p, d.name),
-      role: 'director',
-      address: d.address,
-      links: [frontLink(d.name, d.address)],
-    });
+  // clients and directors: one link on the front segment
+  for (const [role, list] of [
+    ['client', cfg.clients],
+    ['director', cfg.directors],
+  ] as const)
+    for (const h of list)
+      hosts.push({
+        name: h.name,
+        ns: nsName(p, h.name),
+        role,
+        address: h.address,
+        links: [frontLink(h.name, h.address)],
+      });
   for (const l of cfg.lbNodes)
     hosts.push({
       name: l.name,
