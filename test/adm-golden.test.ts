@@ -93,4 +93,17 @@ test('--daemon lists the sync daemons the target reports', (t) => {
     'master sync daemon (mcast=eth0, syncid=5)\nbackup sync daemon (mcast=eth1, syncid=0)\n',
   );
   t.is(listing(fixture(), '-L --daemon'), '');
+  // a kernel >= 4.3 also reports maxlen, group, port and ttl: list_daemon prints each one that is set
+  const full: AdmTarget = {
+    ...target,
+    daemons: () => [
+      { state: 'master', mcastIfn: 'eth0', syncid: 5, maxLen: 1472, group: '239.1.2.3', port: 9000, ttl: 4 },
+      { state: 'backup', mcastIfn: 'eth1', syncid: 0, maxLen: 8972, group: 'ff02::1:2', port: 8848, ttl: 1 },
+    ],
+  };
+  t.is(
+    listing(full, '-L --daemon'),
+    'master sync daemon (mcast=eth0, syncid=5, maxlen=1472, group=239.1.2.3, port=9000, ttl=4)\n' +
+      'backup sync daemon (mcast=eth1, syncid=0, maxlen=8972, group=ff02::1:2, port=8848, ttl=1)\n',
+  );
 });

@@ -382,3 +382,44 @@ test('match: collisions, families and VIP services are reported with file:line',
     `m.yaml:${at(text, 14, '[')}: director.services[2].match: match is for fwmark services (a vip service takes the packets for its own vip:port)`,
   ]);
 });
+
+test('sync: the daemon options load; the group must be IPv4 multicast (an IPv6 group is refused)', (t) => {
+  const ok = checkConfigString(
+    'director:\n  sync: { state: backup, syncid: 1, maxlen: 9000, group: 239.0.0.9, port: 9000, ttl: 2 }\n',
+  );
+  t.deepEqual(ok.problems, []);
+  t.deepEqual(ok.config?.director?.sync, {
+    state: 'backup',
+    syncid: 1,
+    maxlen: 9000,
+    group: '239.0.0.9',
+    port: 9000,
+    ttl: 2,
+  });
+  const text = `director:
+  sync:
+    state: master
+    syncid: 1
+    group: "ff02::1:2"
+    port: 0
+    ttl: 256
+    maxlen: 65508
+`;
+  const bad = (group: string) => text.replace('"ff02::1:2"', group);
+  t.deepEqual(checkConfigString(text, 's.yaml').problems.map(formatProblem), [
+    `s.yaml:${at(text, 5, '"')}: director.sync.group: 'ff02::1:2': an IPv6 sync group is not supported (IPv4 only)`,
+    `s.yaml:${at(text, 6, '0')}: director.sync.port: must be >= 1, got 0`,
+    `s.yaml:${at(text, 7, '256')}: director.sync.ttl: must be <= 255, got 256`,
+    `s.yaml:${at(text, 8, '65508')}: director.sync.maxlen: must be <= 65507, got 65508`,
+  ]);
+  for (const g of ['10.0.0.1', 'nonsense', '240.0.0.1'])
+    t.deepEqual(
+      checkConfigString(bad(g), 's.yaml').problems.map((p) => `${p.path}: ${p.message}`),
+      [
+        `director.sync.group: '${g}' is not an IPv4 multicast address (224.0.0.0/4)`,
+        'director.sync.port: must be >= 1, got 0',
+        'director.sync.ttl: must be <= 255, got 256',
+        'director.sync.maxlen: must be <= 65507, got 65508',
+      ],
+    );
+});

@@ -3,9 +3,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { haPlanFromKeepalived, haPlanFromYaml, RemoteTable, serviceArgs } from '../src/ha/director-ha.js';
+import { DirectorHa, haPlanFromKeepalived, haPlanFromYaml, RemoteTable, serviceArgs } from '../src/ha/director-ha.js';
 import { renderMetrics } from '../src/ha/metrics.js';
 import type { MetricsSnapshot } from '../src/ha/worker-ha.js';
+import type { Datapath } from '../src/l4/datapath/datapath.js';
 import { newCounters } from '../src/l4/datapath/forward.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tierlb-ha-'));
@@ -106,6 +107,37 @@ test('a keepalived.conf and the equivalent YAML produce equal plans', async (t) 
       ['10.0.0.12', 80, 1],
     ],
   );
+});
+
+test('the YAML sync section takes --sync-maxlen, --mcast-group, --mcast-port and --mcast-ttl to the daemon', async (t) => {
+  const file = join(dir, 'sync.yaml');
+  writeFileSync(
+    file,
+    'director:\n  sync: { state: master, syncid: 3, interface: eth1, maxlen: 1200, group: 239.1.2.3, port: 9000, ttl: 4 }\n',
+  );
+  const plan = await haPlanFromYaml(file);
+  t.deepEqual(plan.sync, {
+    state: 'master',
+    syncid: 3,
+    interface: 'eth1',
+    instance: undefined,
+    maxLen: 1200,
+    group: '239.1.2.3',
+    port: 9000,
+    ttl: 4,
+  });
+  // the director asks its data-path worker for exactly that daemon
+  const reqs: unknown[] = [];
+  const dp = { ha: async (r: unknown) => reqs.push(r) } as unknown as Datapath;
+  const ha = new DirectorHa({ dp, plan });
+  await ha.start();
+  t.deepEqual(reqs, [
+    {
+      op: 'sync-start',
+      start: { state: 'master', syncid: 3, mcastIfn: 'eth1', maxLen: 1200, group: '239.1.2.3', port: 9000, ttl: 4 },
+    },
+  ]);
+  await ha.stop();
 });
 
 test('the checker table mirror sends ipvsadm commands in order', async (t) => {

@@ -1,17 +1,21 @@
 /**
  * Run inside a namespace by test/netns-sync.test.ts: a director Engine with one DR service and a sync daemon.
- * argv: role (master|backup), interface, syncid. Commands on stdin, one JSON line of answer each on stdout:
+ * argv: the ipvsadm command line that starts the daemon (`--start-daemon master --mcast-interface eth0 --syncid 7
+ * [--mcast-group G --mcast-port P --mcast-ttl T …]`), read as the director reads it (parseCommand → startFromAdm).
+ * Commands on stdin, one JSON line of answer each on stdout:
  *   conns N  — (master) N clients open TCP connections (SYN, ACK, data) through the engine; the sync hook runs
  *   flush    — (master) send the partly filled message now
  *   dump     — the engine's connections and the backup's counters
  */
 import { createInterface } from 'node:readline';
 import { pino } from 'pino';
-import { SyncDaemonControl } from '../src/ha/sync/daemon.js';
+import { SyncDaemonControl, startFromAdm } from '../src/ha/sync/daemon.js';
 import { EngineSyncTarget } from '../src/ha/sync/target.js';
+import { parseCommand } from '../src/l4/adm/parse.js';
 import { Engine } from '../src/l4/engine.js';
 
-const [role, ifname, syncidArg] = process.argv.slice(2) as ['master' | 'backup', string, string];
+const ce = parseCommand(process.argv.slice(2), { out: () => {}, err: (m) => process.stderr.write(m) });
+if (!ce) throw new Error(`not an ipvsadm command line: ${process.argv.slice(2).join(' ')}`);
 const engine = new Engine();
 const id = { kind: 'tcp', family: 4, addr: '10.82.0.100', port: 80 } as const;
 engine.table.addService({ id, sched: 'rr', flags: 0, timeout: 0, netmask: 0xffffffff });
@@ -22,7 +26,7 @@ const daemons = new SyncDaemonControl({
   target: new EngineSyncTarget(engine),
   log: pino({ level: 'warn' }, pino.destination(2)),
 });
-await daemons.start({ state: role, mcastIfn: ifname, syncid: Number(syncidArg) });
+await daemons.start(startFromAdm(ce.daemon));
 const out = (o: unknown) => process.stdout.write(`${JSON.stringify(o)}\n`);
 out({ ready: true, daemons: daemons.list() });
 

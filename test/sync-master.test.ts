@@ -102,7 +102,7 @@ function source(i: number, o: Partial<SyncSource> = {}): SyncSource {
   };
 }
 
-function master(o: { flushMs?: number } = {}) {
+function master(o: { flushMs?: number; maxLen?: number } = {}) {
   const timers = new ManualTimers();
   const sent: Buffer[] = [];
   const m = new SyncMaster({ syncid: 5, maxLen: sendMaxLen(1500), send: (b) => sent.push(b), timers, ...o });
@@ -133,6 +133,20 @@ test('master: full messages go out at once, the rest after the 2 s flush time', 
   for (const b of sent) t.true(b.length <= sendMaxLen(1500));
   m.stop();
   t.is(timers.size, 0);
+});
+
+test('master: a --sync-maxlen below one entry sends one entry per message (ip_vs_sync_buff_create)', (t) => {
+  const { sent, m } = master({ maxLen: 1 });
+  for (let i = 0; i < 3; i++) m.packet(source(i));
+  m.flush();
+  t.deepEqual(
+    sent.map((b) => [b.length, b[4], decodeMessage(b).conns[0].cport]),
+    [
+      [44, 1, 10000],
+      [44, 1, 10001],
+      [44, 1, 10002],
+    ],
+  );
 });
 
 test('master: packets below the threshold send nothing; the timeout travels in seconds', (t) => {

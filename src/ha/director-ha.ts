@@ -37,7 +37,7 @@ import { checkVrrpConfig, type VrrpSection, vrrpFromSection } from './vrrp/confi
 import { instanceSource, runVrrp, type VrrpInstance, type VrrpReloadResult, type VrrpRunner } from './vrrp/instance.js';
 import type { VrrpConfig, VrrpStateName } from './vrrp/types.js';
 
-export interface SyncPlan {
+export interface SyncPlan extends Pick<SyncDaemonStart, 'maxLen' | 'group' | 'port' | 'ttl'> {
   state: 'master' | 'backup' | 'vrrp';
   syncid: number;
   interface: string;
@@ -62,7 +62,12 @@ export async function haPlanFromYaml(path: string): Promise<HaPlan> {
     if (p.length) throw new Error(p.map((x) => `${path}: ${x}`).join('\n'));
   }
   const s = cfg.director?.sync;
-  if (s) plan.sync = { state: s.state, syncid: s.syncid, interface: s.interface ?? 'eth0', instance: s.instance };
+  if (s) {
+    plan.sync = { state: s.state, syncid: s.syncid, interface: s.interface ?? 'eth0', instance: s.instance };
+    // only the options the file gives: the daemon's defaults apply to the others
+    const opts = { maxLen: s.maxlen, group: s.group, port: s.port, ttl: s.ttl };
+    for (const [k, v] of Object.entries(opts)) if (v !== undefined) Object.assign(plan.sync, { [k]: v });
+  }
   if (cfg.director?.metrics) plan.metrics = cfg.director.metrics.bind;
   return plan;
 }
@@ -392,7 +397,15 @@ export class DirectorHa {
       try {
         await this.o.dp.ha({
           op: 'sync-start',
-          start: { state, syncid: sync.syncid, mcastIfn: sync.interface } satisfies SyncDaemonStart,
+          start: {
+            state,
+            syncid: sync.syncid,
+            mcastIfn: sync.interface,
+            maxLen: sync.maxLen,
+            group: sync.group,
+            port: sync.port,
+            ttl: sync.ttl,
+          } satisfies SyncDaemonStart,
         });
         this.syncState = state;
       } catch (e) {

@@ -14,7 +14,7 @@ import type { Counters, Forwarder } from '../l4/datapath/forward.js';
 import type { Engine, EngineStats } from '../l4/engine.js';
 import type { StatsSnapshot } from '../l4/stats.js';
 import type { SyncBackupCounters } from './sync/backup.js';
-import { SyncDaemonControl, type SyncDaemonStart } from './sync/daemon.js';
+import { SyncDaemonControl, type SyncDaemonStart, startFromAdm } from './sync/daemon.js';
 import type { SyncMasterStats } from './sync/master.js';
 import { EngineSyncTarget } from './sync/target.js';
 
@@ -113,15 +113,12 @@ export class WorkerHa {
     if (!ce || (ce.cmd !== CMD_STARTDAEMON && ce.cmd !== CMD_STOPDAEMON)) return null;
     try {
       const d = ce.daemon;
-      if (ce.cmd === CMD_STARTDAEMON)
-        await this.request({
-          op: 'sync-start',
-          start: { state: d.state as 'master' | 'backup', mcastIfn: d.mcastIfn, syncid: d.syncid },
-        });
+      if (ce.cmd === CMD_STARTDAEMON) await this.request({ op: 'sync-start', start: startFromAdm(d) });
       else await this.request({ op: 'sync-stop', state: d.state || undefined });
       return JSON.stringify({ code: 0, stdout: '', stderr: '' });
     } catch (e) {
-      return JSON.stringify({ code: 1, stdout: '', stderr: `${(e as Error).message}\n` });
+      // a failed operation: ipvsadm prints the error and returns -1 (exit 255)
+      return JSON.stringify({ code: 255, stdout: '', stderr: `${(e as Error).message}\n` });
     }
   }
 

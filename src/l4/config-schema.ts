@@ -29,6 +29,7 @@ export const SCHED_FLAG_NAMES = [
   'mh-port',
 ] as const;
 
+import { portSchema } from '../config/common-schema.js';
 import { type CheckConfig, realServerHealthProps, serviceHealthProps } from '../ha/checks-config.js';
 
 const u16 = { type: 'integer', minimum: 0, maximum: 65535 } as const;
@@ -104,7 +105,10 @@ export const directorSchema = {
       },
     },
     services: { type: 'array', items: serviceSchema },
-    /** the connection sync daemon started with the director (as `tierlb adm --start-daemon`) */
+    /**
+     * the connection sync daemon started with the director (as `tierlb adm --start-daemon`; interface, maxlen, group,
+     * port and ttl are --mcast-interface, --sync-maxlen, --mcast-group, --mcast-port and --mcast-ttl)
+     */
     sync: {
       type: 'object',
       additionalProperties: false,
@@ -114,6 +118,11 @@ export const directorSchema = {
         syncid: { type: 'integer', minimum: 0, maximum: 255 },
         interface: { type: 'string', minLength: 1, maxLength: 15 },
         instance: { type: 'string', minLength: 1 },
+        maxlen: { type: 'integer', minimum: 1, maximum: 65535 - 20 - 8 },
+        /** an IPv4 multicast address (checked in ./config.ts) */
+        group: { type: 'string', minLength: 1 },
+        port: portSchema,
+        ttl: { type: 'integer', minimum: 1, maximum: 255 },
       },
     },
     /** Prometheus /metrics */
@@ -196,6 +205,16 @@ export interface DirectorConfig {
   };
   services?: ServiceConfig[];
   /** state vrrp: master while the VRRP instance `instance` (default: the first) is MASTER, backup otherwise */
-  sync?: { state: 'master' | 'backup' | 'vrrp'; syncid: number; interface?: string; instance?: string };
+  sync?: {
+    state: 'master' | 'backup' | 'vrrp';
+    syncid: number;
+    interface?: string;
+    instance?: string;
+    /** defaults as ipvsadm's: the kernel's sync_maxlen, 224.0.0.81, 8848, 1 */
+    maxlen?: number;
+    group?: string;
+    port?: number;
+    ttl?: number;
+  };
   metrics?: { bind: string };
 }

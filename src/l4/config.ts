@@ -9,7 +9,7 @@ import { registerSectionValidator, type SectionContext } from '../config/validat
 import type { PlanMatch } from '../fwmark/plan.js';
 import { healthFromService } from '../ha/checks-config.js';
 import type { VirtualServerHealth } from '../ha/checks-types.js';
-import { canonicalAddr, type Family, familyOf, hostPort, prefixToMask4 } from './addr.js';
+import { canonicalAddr, type Family, familyOf, hostPort, ipv4ToInt, prefixToMask4 } from './addr.js';
 import type { Timeouts } from './adm/target.js';
 import { ManualClock } from './clock.js';
 import { type DirectorConfig, FWD_ALIASES } from './config-schema.js';
@@ -471,9 +471,20 @@ function rejected(what: string, e: unknown): string {
   return `internal error while building this ${what}: ${e instanceof Error ? e.message : String(e)}`;
 }
 
+/** The sync daemon's group: IPv4 multicast (the daemon speaks IPv4 only). */
+function checkSyncGroup(sync: unknown, ctx: SectionContext): void {
+  if (!isObj(sync) || typeof sync.group !== 'string') return;
+  const g = sync.group;
+  if (familyOf(g) === 6) ctx.report(['sync', 'group'], `'${g}': an IPv6 sync group is not supported (IPv4 only)`);
+  else if (familyOf(g) !== 4 || ipv4ToInt(g) >>> 28 !== 0xe)
+    ctx.report(['sync', 'group'], `'${g}' is not an IPv4 multicast address (224.0.0.0/4)`);
+}
+
 /** The director section's semantic checks (registered with the loader). */
 export function validateDirector(section: unknown, ctx: SectionContext): void {
-  if (!isObj(section) || !Array.isArray(section.services)) return;
+  if (!isObj(section)) return;
+  checkSyncGroup(section.sync, ctx);
+  if (!Array.isArray(section.services)) return;
   const keys = new Map<string, number>();
   const names = new Map<string, number>();
   const marked: { m: PlanMatch; at: ConfigPath }[] = [];

@@ -154,8 +154,8 @@ export function writeConn(buf: Buffer, off: number, c: SyncConn): number {
 }
 
 /**
- * The largest message the master sends on an interface of this MTU (set_sync_mesg_maxlen): room for whole version 0
- * entries after the IP and UDP headers, at most 255 of them.
+ * The largest message the master sent on an interface of this MTU before Linux 4.3 (set_sync_mesg_maxlen): room for
+ * whole version 0 entries after the IP and UDP headers, at most 255 of them. The daemon uses daemonMaxLen.
  */
 export function sendMaxLen(mtu: number): number {
   const num = Math.floor((mtu - 20 - 8 - SYNC_MESG_HEADER_LEN - 20) / SIMPLE_CONN_SIZE);
@@ -165,6 +165,21 @@ export function sendMaxLen(mtu: number): number {
 /** The largest message a backup accepts on an interface of this MTU (recv_mesg_maxlen). */
 export function recvMaxLen(mtu: number): number {
   return mtu - 20 - 8;
+}
+
+/** IPv4 + UDP headers: what a sync datagram carries besides the message */
+const SYNC_HLEN = 20 + 8;
+
+/**
+ * The daemon's sync_maxlen as start_sync_thread (Linux >= 4.3) settles it and `-L --daemon` reports it: --sync-maxlen
+ * clamped to 1..65507 for a master, 1024..65507 for a backup; without it 1472 for a master (a 1500-byte datagram
+ * whatever the interface) and the interface MTU (clamped to 1500..65535) less the headers for a backup. A master
+ * fills messages up to this size; a backup drops larger ones.
+ */
+export function daemonMaxLen(state: 'master' | 'backup', mtu: number, requested?: number): number {
+  const backup = state === 'backup';
+  if (requested) return Math.min(Math.max(requested, backup ? 1024 : 1), 65535 - SYNC_HLEN);
+  return (backup ? Math.min(Math.max(mtu, 1500), 65535) : 1500) - SYNC_HLEN;
 }
 
 /**

@@ -1,18 +1,22 @@
 /**
  * `ipvsadm --start-daemon / --stop-daemon / -L --daemon`: the sync daemons of one director. A master sends UDP to
- * 224.0.0.81:8848 (TTL 1, no loopback, from the address of --mcast-interface) or to unicast peers; a backup joins
- * the group on its interface (or listens for unicast) and installs what it receives. At most one of each, as in the
- * kernel (start_sync_thread / stop_sync_thread).
+ * the sync group and port (--mcast-group / --mcast-port, default 224.0.0.81:8848) with --mcast-ttl (default 1), no
+ * loopback, from the address of --mcast-interface, or to unicast peers; a backup joins the group on its interface
+ * (or listens for unicast) on that port and installs what it receives. At most one of each, as in the kernel
+ * (start_sync_thread / stop_sync_thread), which also settles the defaults `-L --daemon` reports. IPv4 only: an IPv6
+ * group is refused as a kernel without IPv6 IPVS refuses it.
  */
 import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
+import { isIPv4, isIPv6 } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import type { ParsedDaemon } from '../../l4/adm/parse.js';
 import type { SyncDaemonInfo } from '../../l4/adm/target.js';
 import { TierlbError } from '../../l4/errors.js';
 import { log as defaultLog, type Logger } from '../../log.js';
 import type { Timers } from '../checks/timers.js';
 import { SyncBackup } from './backup.js';
-import { recvMaxLen, SYNC_MCAST_GROUP, SYNC_MCAST_PORT, sendMaxLen } from './codec.js';
+import { daemonMaxLen, SYNC_MCAST_GROUP, SYNC_MCAST_PORT } from './codec.js';
 import { SyncMaster } from './master.js';
 import type { SyncSysctl } from './rule.js';
 import type { SyncTarget } from './target.js';
@@ -23,7 +27,7 @@ export interface SyncDaemonStart {
   mcastIfn: string;
   /** --syncid 0..255 */
   syncid: number;
-  /** --sync-maxlen: the largest datagram (default from the interface MTU) */
+  /** --sync-maxlen: the largest message (default: daemonMaxLen) */
   maxLen?: number;
   /** --mcast-group (default 224.0.0.81) */
   group?: string;
@@ -43,6 +47,37 @@ export interface SyncDaemonControlOptions {
   log?: Logger;
   /** interface address and MTU lookup (tests may replace it) */
   iface?: (name: string) => { addr: string; mtu: number } | undefined;
+}
+
+/** The daemon options of a parsed `--start-daemon` command line (ipvsadm leaves 0 / '' for an option not given). */
+export function startFromAdm(d: ParsedDaemon): SyncDaemonStart {
+  if (d.state === '') throw new TierlbError('EINVAL', 'Invalid argument');
+  return {
+    state: d.state,
+    mcastIfn: d.mcastIfn,
+    syncid: d.syncid,
+    ...(d.maxLen ? { maxLen: d.maxLen } : {}),
+    ...(d.group ? { group: d.group } : {}),
+    ...(d.port ? { port: d.port } : {}),
+    ...(d.ttl ? { ttl: d.ttl } : {}),
+  };
+}
+
+/** ip_vs_genl_new_daemon's checks of the group, port and TTL; the defaults of start_sync_thread. */
+function syncConfig(d: SyncDaemonStart): { group: string; port: number; ttl: number } {
+  const group = d.group ?? SYNC_MCAST_GROUP;
+  // this daemon speaks IPv4 only, as a kernel without CONFIG_IP_VS_IPV6 (EAFNOSUPPORT)
+  if (isIPv6(group)) throw new TierlbError('EAFNOSUPPORT', 'Operation not supported with specified address family');
+  const port = d.port ?? SYNC_MCAST_PORT;
+  const ttl = d.ttl ?? 1;
+  const multicast = isIPv4(group) && Number(group.split('.')[0]) >>> 4 === 0xe;
+  if (!multicast || !inRange(port, 1, 65535) || !inRange(ttl, 1, 255) || !inRange(d.maxLen ?? 1, 1, 65535))
+    throw new TierlbError('EINVAL', 'Invalid argument');
+  return { group, port, ttl };
+}
+
+function inRange(v: number, min: number, max: number): boolean {
+  return Number.isInteger(v) && v >= min && v <= max;
 }
 
 /** The first IPv4 address and the MTU of an interface of this namespace. */
@@ -94,21 +129,21 @@ export class SyncDaemonControl {
     if (this.running.has(d.state)) throw new TierlbError('EEXIST', 'Daemon has already run');
     if (!Number.isInteger(d.syncid) || d.syncid < 0 || d.syncid > 255)
       throw new TierlbError('EINVAL', 'Invalid argument');
+    const { group, port, ttl } = syncConfig(d);
     const ifc = (this.o.iface ?? interfaceInfo)(d.mcastIfn);
     if (!ifc) throw new TierlbError('ENODEV', 'No such device');
-    const group = d.group ?? SYNC_MCAST_GROUP;
-    const port = d.port ?? SYNC_MCAST_PORT;
-    const info: SyncDaemonInfo = { state: d.state, mcastIfn: d.mcastIfn, syncid: d.syncid };
+    const maxLen = daemonMaxLen(d.state, ifc.mtu, d.maxLen);
+    const info: SyncDaemonInfo = { state: d.state, mcastIfn: d.mcastIfn, syncid: d.syncid, maxLen, group, port, ttl };
     if (d.state === 'master') {
       const sock = dgram.createSocket({ type: 'udp4' });
       await bind(sock, { address: ifc.addr, port: 0 }).catch((e) => closeAndThrow(sock, e));
       sock.setMulticastInterface(ifc.addr);
-      sock.setMulticastTTL(d.ttl ?? 1);
+      sock.setMulticastTTL(ttl);
       sock.setMulticastLoopback(false);
       const dests = d.peers?.length ? d.peers : [group];
       const master = new SyncMaster({
         syncid: d.syncid,
-        maxLen: d.maxLen ?? sendMaxLen(ifc.mtu),
+        maxLen,
         timers: this.o.timers,
         sysctl: this.o.sysctl,
         send: (msg) => {
@@ -125,7 +160,7 @@ export class SyncDaemonControl {
       const sock = dgram.createSocket({ type: 'udp4', reuseAddr: true });
       const backup = new SyncBackup({
         syncid: d.syncid,
-        maxLen: d.maxLen ?? recvMaxLen(ifc.mtu),
+        maxLen,
         target: this.o.target,
         log: this.log,
       });

@@ -9,6 +9,8 @@ import {
   CONN_F_HASHED,
   CONN_F_ONE_PACKET,
   CONN_F_TEMPLATE,
+  connLength,
+  SYNC_MESG_LEN,
   type SyncConn,
   SyncMessageBuilder,
   type SyncTuple,
@@ -42,7 +44,7 @@ export const SYNC_CHECK_MS = 1000;
 
 export interface SyncMasterOptions {
   syncid: number;
-  /** the largest datagram (sendMaxLen(mtu)) */
+  /** the largest datagram (daemonMaxLen) */
   maxLen: number;
   send: (msg: Buffer) => void;
   timers?: Timers;
@@ -145,10 +147,11 @@ export class SyncMaster {
   }
 
   private queue(e: SyncConn): void {
-    if (!this.cur) this.cur = new SyncMessageBuilder(this.syncid, this.maxLen, this.timers.clock.now());
-    if (this.cur.add(e)) return;
+    if (this.cur?.add(e)) return;
     this.flush();
-    this.cur = new SyncMessageBuilder(this.syncid, this.maxLen, this.timers.clock.now());
+    // ip_vs_sync_buff_create: a new message holds at least its first entry, however small --sync-maxlen is
+    const size = Math.max(this.maxLen, SYNC_MESG_LEN + connLength(e));
+    this.cur = new SyncMessageBuilder(this.syncid, size, this.timers.clock.now());
     this.cur.add(e);
   }
 

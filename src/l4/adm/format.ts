@@ -152,7 +152,16 @@ export function timeoutLine(t: Timeouts): string {
   return `Timeout (tcp tcpfin udp): ${t.tcp} ${t.tcpfin} ${t.udp}\n`;
 }
 
-/** list_daemon: one line per running sync daemon. */
+/** list_daemon: one line per running sync daemon; maxlen, group, port and ttl where the daemon reports them. */
 export function daemonLines(daemons: readonly SyncDaemonInfo[]): string {
-  return daemons.map((d) => `${d.state} sync daemon (mcast=${d.mcastIfn}, syncid=${d.syncid})\n`).join('');
+  return daemons
+    .map((d) => {
+      let line = `${d.state} sync daemon (mcast=${d.mcastIfn}, syncid=${d.syncid}`;
+      if (d.maxLen) line += `, maxlen=${d.maxLen}`;
+      if (d.group) line += `, group=${d.group}`;
+      if (d.port) line += `, port=${d.port}`;
+      if (d.ttl) line += `, ttl=${d.ttl}`;
+      return `${line})\n`;
+    })
+    .join('');
 }

@@ -5,8 +5,10 @@
  * exit code (fail(2, ...) for bad options, -1 i.e. 255 for popt errors and "Try ... -h").
  */
 
+import { isIPv4 } from 'node:net';
+import { ipv4ToInt, ipv6ToBytes } from '../addr.js';
 import { SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3 } from '../service.js';
-import { type AddrFields, atoi, inetAton, parseService, SERVICE_ADDR, stringToNumber } from './cparse.js';
+import { type AddrFields, atoi, inetAton, inetPton6, parseService, SERVICE_ADDR, stringToNumber } from './cparse.js';
 import { AdmExit, type AdmOutput, fail } from './exit.js';
 import { POPT_ERRORS, PoptContext, type PoptOption } from './popt.js';
 import type { Timeouts } from './target.js';
@@ -190,10 +192,19 @@ export interface ParsedDest {
   tunFlags: number;
 }
 
+/** ipvsadm's ipvs_daemon_t: 0 (or '') where an option was not given, so the kernel's default applies. */
 export interface ParsedDaemon {
   state: 'master' | 'backup' | '';
   mcastIfn: string;
   syncid: number;
+  /** --sync-maxlen */
+  maxLen: number;
+  /** --mcast-group (inet_ntop form; an IPv6 group contains ':') */
+  group: string;
+  /** --mcast-port */
+  port: number;
+  /** --mcast-ttl */
+  ttl: number;
 }
 
 export interface AdmCommand {
@@ -351,7 +362,7 @@ function newCommand(): AdmCommand {
       tunFlags: 0,
     },
     timeouts: { tcp: 0, tcpfin: 0, udp: 0 },
-    daemon: { state: '', mcastIfn: '', syncid: 0 },
+    daemon: { state: '', mcastIfn: '', syncid: 0, maxLen: 0, group: '', port: 0, ttl: 0 },
   };
 }
 
@@ -551,25 +562,32 @@ function applyOption(ce: AdmCommand, val: string, optArg: string | undefined, ct
 /** -b is applied after all options are read, against the final scheduler name. */
 const schedFlagsArg = new WeakMap<AdmCommand, string>();
 
-/** The sync daemon's multicast options: checked as ipvsadm checks them, not used until connection sync exists. */
+/** The sync daemon's --mcast-group, --mcast-port, --mcast-ttl and --sync-maxlen, checked as ipvsadm checks them. */
 function applyDaemonOption(ce: AdmCommand, val: string, arg: string): void {
+  const d = ce.daemon;
   if (val === TAG.MCAST_GROUP) {
     setOption(ce, OPTC.MCAST_GROUP);
+    // inet_pton, then IN6_IS_ADDR_MULTICAST / IN_MULTICAST
     if (arg.includes(':')) {
-      if (!/^ff/i.test(arg) || !/^[0-9a-f:.]+$/i.test(arg)) fail(2, `invalid IPv6 mcast-group \`${arg}'`);
+      const a = inetPton6(arg);
+      if (a === null || ipv6ToBytes(a)[0] !== 0xff) fail(2, `invalid IPv6 mcast-group \`${arg}'`);
+      d.group = a;
     } else {
-      const a = /^\d+\.\d+\.\d+\.\d+$/.test(arg) ? inetAton(arg) : null;
-      if (a === null || a >>> 28 !== 0xe) fail(2, `invalid IPv4 mcast-group \`${arg}'`);
+      if (!isIPv4(arg) || ipv4ToInt(arg) >>> 28 !== 0xe) fail(2, `invalid IPv4 mcast-group \`${arg}'`);
+      d.group = arg;
     }
   } else if (val === TAG.MCAST_PORT) {
     setOption(ce, OPTC.MCAST_PORT);
-    if (stringToNumber(arg, 1, 65535) === -1) fail(2, 'illegal mcast-port specified');
+    d.port = stringToNumber(arg, 1, 65535);
+    if (d.port === -1) fail(2, 'illegal mcast-port specified');
   } else if (val === TAG.MCAST_TTL) {
     setOption(ce, OPTC.MCAST_TTL);
-    if (stringToNumber(arg, 1, 255) === -1) fail(2, 'illegal mcast-ttl specified');
+    d.ttl = stringToNumber(arg, 1, 255);
+    if (d.ttl === -1) fail(2, 'illegal mcast-ttl specified');
   } else {
     setOption(ce, OPTC.SYNC_MAXLEN);
-    if (stringToNumber(arg, 1, 65535 - 20 - 8) === -1) fail(2, 'illegal sync-maxlen specified');
+    d.maxLen = stringToNumber(arg, 1, 65535 - 20 - 8);
+    if (d.maxLen === -1) fail(2, 'illegal sync-maxlen specified');
   }
 }
 

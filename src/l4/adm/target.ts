@@ -35,11 +35,20 @@ export interface ConnRow extends Omit<ConnAddrs, 'protocol'> {
   fwmark: number;
 }
 
-/** ipvsadm --start-daemon state (`-L --daemon`); filled in by the sync issue. */
+/**
+ * A running sync daemon as `-L --daemon` shows it. The kernel (Linux >= 4.3) reports the settled maxlen, group, port
+ * and TTL; ipvsadm prints each only when it is there (an older kernel reports none).
+ */
 export interface SyncDaemonInfo {
   state: 'master' | 'backup';
   mcastIfn: string;
   syncid: number;
+  /** sync_maxlen: the largest message */
+  maxLen?: number;
+  /** the multicast group (inet_ntop form) */
+  group?: string;
+  port?: number;
+  ttl?: number;
 }
 
 export interface AdmTarget {
