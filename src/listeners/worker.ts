@@ -1,19 +1,21 @@
 /**
  * A cluster worker: the listeners of one config generation. It accepts connections (the primary owns the listening
  * sockets and hands them round-robin to workers), reads the PROXY header when `accept_proxy`, asks the primary
- * for a server (see ./pool.ts for why the choice is central) and relays: TCP by two-way piping with half-close,
- * HTTP through http-proxy-3 with keep-alive agents. It counts everything in a WorkerSnapshot the primary collects.
+ * for a server (see ./shared.ts for how all workers share one balancing state) and relays: TCP by two-way piping with
+ * half-close; HTTP requests through undici's keep-alive pools (./http-relay.ts), WebSocket upgrades through
+ * http-proxy-3. It counts everything in a WorkerSnapshot the primary collects.
  *
  * On `drain` it stops accepting, answers in-flight HTTP requests with `Connection: close`, and exits when its last
  * connection closes (or at the drain deadline).
  */
 import http from 'node:http';
 import net from 'node:net';
-import type { Readable } from 'node:stream';
 import { ProxyServer } from 'http-proxy-3';
+import type { Client } from 'undici';
 import { log } from '../log.js';
 import type { PickRequest } from './balance/index.js';
 import type { ListenerSpec, ListenersConfig } from './config.js';
+import { Exchange, type ExchangeOwner, ServerPools, serverRequestHeaders } from './http-relay.js';
 import type { FromWorker, ServerTarget, ToWorker } from './ipc.js';
 import { SharedPicker } from './picker.js';
 import { decode, encode, headerFor } from './proxy-protocol.js';
@@ -27,14 +29,6 @@ import {
 } from './stats.js';
 
 type PickReply = Extract<ToWorker, { t: 'picked' }>;
-
-/** What http-proxy-3 pipes to the server request of a bodyless request: nothing, then the end. */
-const EMPTY_BODY = {
-  pipe<T extends NodeJS.WritableStream>(dest: T): T {
-    dest.end();
-    return dest;
-  },
-};
 
 /** how often a worker retries its queued requests (slots freed by other workers) */
 const QUEUE_POLL_MS = 5;
@@ -69,42 +63,29 @@ function send(msg: FromWorker): void {
   process.send?.(msg);
 }
 
+/** errors after which a request that has no body and no answer yet is tried again (undici's codes included:
+ * connect timeout, and the server closing the connection — a kept-alive one it dropped, or a crash) */
 const RETRYABLE = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
   'EHOSTUNREACH',
   'ENETUNREACH',
   'ETIMEDOUT',
-  'ECONNTIMEOUT',
   'EPIPE',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_SOCKET',
 ]);
-
-/** An http.Agent that writes a PROXY header first on each (never reused) server connection. */
-class ProxyHeaderAgent extends http.Agent {
-  constructor(
-    private readonly header: Buffer,
-    timeout: number,
-  ) {
-    super({ keepAlive: false, timeout });
-  }
-  override createConnection(opts: net.NetConnectOpts, cb?: (err: Error | null, s: net.Socket) => void): net.Socket {
-    const s = net.connect(opts);
-    s.write(this.header);
-    void cb;
-    return s;
-  }
-}
 
 class Listener {
   readonly stats: WorkerListenerStats = emptyListenerStats();
   private readonly server: net.Server;
   private readonly http?: http.Server;
+  /** WebSocket upgrades */
   private readonly proxy?: ProxyServer;
-  private readonly agents = new Map<string, http.Agent>();
+  private readonly pools: ServerPools;
   readonly sockets = new Set<net.Socket>();
-  /** per server (by name): the options handed to http-proxy-3, built once (bodyless / with a body) */
-  private readonly webOpts = new Map<string, [WebOpts, WebOpts]>();
   draining = false;
+  readonly isDraining = (): boolean => this.draining;
   /** balance hdr(name): the header, lower case */
   private readonly hdrName?: string;
 
@@ -113,6 +94,7 @@ class Listener {
     private readonly w: WorkerRuntime,
   ) {
     this.hdrName = /^hdr\((.+)\)$/.exec(spec.balance)?.[1]?.toLowerCase();
+    this.pools = new ServerPools(spec.timeout);
     this.server = net.createServer({ allowHalfOpen: spec.mode === 'tcp', pauseOnConnect: true }, (s) =>
       this.onConnection(s),
     );
@@ -139,16 +121,6 @@ class Listener {
         socket.end(errorResponse(400));
       });
       this.proxy = new ProxyServer({ xfwd: false, ws: true });
-      this.proxy.on('proxyReq', (proxyReq: http.ClientRequest, req: http.IncomingMessage) =>
-        this.onProxyReq(proxyReq, req),
-      );
-      this.proxy.on('proxyRes', (proxyRes: http.IncomingMessage, req: http.IncomingMessage) => {
-        const ctx = (req as Tagged<ReqCtx>)[CTX];
-        if (ctx) ctx.responded = true;
-        // hop-by-hop: the server's keep-alive hint (e.g. timeout=30) is not the listener's timeout http-keep-alive
-        if (proxyRes.headers['keep-alive'] !== undefined) delete proxyRes.headers['keep-alive'];
-        if (this.draining) proxyRes.headers.connection = 'close';
-      });
       this.proxy.on('econnreset', () => {});
       this.proxy.on('error', () => {});
     }
@@ -191,6 +163,7 @@ class Listener {
       if (c) {
         c.busy = 0;
         if (c.timer) clearTimeout(c.timer);
+        if (c.own) for (const cl of c.own.values()) cl.destroy().catch(() => {});
       }
       this.w.maybeExit();
     });
@@ -397,8 +370,9 @@ class Listener {
   }
 
   // ---- http ----
-  // The per-request path allocates one ReqCtx, adds one 'finish' and one 'close' listener to the response (shared
-  // functions, no closures) and takes no promise when the pick is immediate (the shared-memory picker).
+  // The per-request path allocates one ReqCtx, the server request's fields and one Exchange per attempt, adds one
+  // 'finish' and one 'close' listener to the response (shared functions, no closures) and takes no promise when
+  // the pick is immediate (the shared-memory picker).
 
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     const sock = req.socket;
@@ -407,21 +381,9 @@ class Listener {
     conn.armed = false;
     conn.busy++;
     if (this.draining) res.setHeader('connection', 'close');
-    // hop-by-hop headers stay on this hop: the server connection is kept alive by our agent
     const h = req.headers;
-    if (h.connection !== undefined) delete h.connection;
-    if (h['keep-alive'] !== undefined) delete h['keep-alive'];
-    if (h['proxy-connection'] !== undefined) delete h['proxy-connection'];
-    const info = conn.info;
-    if (this.spec.forwardfor) {
-      const xff = h['x-forwarded-for'];
-      h['x-forwarded-for'] = xff ? `${xff}, ${info.src}` : info.src;
-      h['x-forwarded-proto'] = 'http';
-      if (h.host) h['x-forwarded-host'] = h.host;
-    }
     const bodyless = !h['transfer-encoding'] && (h['content-length'] === undefined || h['content-length'] === '0');
-    const ctx = new ReqCtx(this, req, res, conn, bodyless, this.pickRequest(info, req));
-    (req as Tagged<ReqCtx>)[CTX] = ctx;
+    const ctx = new ReqCtx(this, req, res, conn, bodyless, this.pickRequest(conn.info, req));
     (res as Tagged<ReqCtx>)[CTX] = ctx;
     res.on('finish', onResFinish);
     res.on('close', onResClose);
@@ -457,63 +419,83 @@ class Listener {
   /** One attempt: ends with the response (the client's 'close', see onResClose) or with an error (failed). */
   private forward(ctx: ReqCtx): void {
     const t = ctx.target!;
-    ctx.connected = false;
-    ctx.upstream = undefined;
-    ctx.live = true;
-    const gen = ++ctx.gen;
     const { req, res } = ctx;
-    let opts: WebOpts;
-    if (t.sendProxy) {
-      const info = ctx.conn.info;
-      opts = {
-        target: { host: t.host, port: t.port, protocol: 'http:' },
-        agent: new ProxyHeaderAgent(
-          encode(headerFor(info.src, info.srcPort, info.dst, info.dstPort), t.sendProxy === 'v1' ? 1 : 2),
-          this.spec.timeout.server,
-        ),
-        buffer: ctx.bodyless ? (EMPTY_BODY as unknown as Readable) : undefined,
-      };
-    } else opts = this.opts(t)[ctx.bodyless ? 0 : 1];
-    this.proxy!.web(req, res, opts, (err: Error) => {
-      if (gen === ctx.gen && ctx.live) this.failed(ctx, err);
-    });
+    // the server request's fields, made once for all attempts (hop-by-hop fields dropped, forwardfor added)
+    const fields = (ctx.fields ??= serverRequestHeaders(req, this.spec.forwardfor ? ctx.conn.info.src : undefined));
+    const method = req.method!;
+    const path = req.url!;
+    // request line: METHOD SP path SP HTTP/1.1 CRLF
+    const x = new Exchange(ctx, res, this.isDraining, method.length + path.length + 12, fields);
+    ctx.x = x;
+    ctx.live = true;
+    const to = t.sendProxy ? this.ownConnection(ctx.conn, t) : this.pools.pool(t);
+    try {
+      to.dispatch({ path, method, headers: fields, body: ctx.bodyless ? null : req }, x);
+    } catch (e) {
+      // undici refuses what it cannot send (e.g. a request target that is not a path): the request is bad
+      x.onError(e as Error);
+    }
+  }
+
+  /** send-proxy: the client connection's own connection to `t`, the PROXY header first */
+  private ownConnection(conn: ConnState, t: ServerTarget): Client {
+    const own = (conn.own ??= new Map());
+    let c = own.get(t.name);
+    if (!c) {
+      const i = conn.info;
+      c = this.pools.private(t, encode(headerFor(i.src, i.srcPort, i.dst, i.dstPort), t.sendProxy === 'v1' ? 1 : 2));
+      own.set(t.name, c);
+    }
+    return c;
   }
 
   /** the attempt's end: its server's bytes */
   endAttempt(ctx: ReqCtx): void {
     if (!ctx.live) return;
     ctx.live = false;
-    const s = ctx.upstream;
-    if (s && ctx.target) {
+    const x = ctx.x;
+    if (x && ctx.target) {
       const ss = this.serverStats(ctx.target.name);
-      ss.bin += s.bytesWritten - ctx.w0;
-      ss.bout += s.bytesRead - ctx.r0;
+      ss.bin += x.sent;
+      ss.bout += x.received;
     }
   }
 
-  private failed(ctx: ReqCtx, err: Error): void {
+  /** the attempt has a server connection */
+  connected(ctx: ReqCtx): void {
+    this.serverStats(ctx.target!.name).stot++;
+  }
+
+  failed(ctx: ReqCtx, err: Error): void {
     this.endAttempt(ctx);
+    this.releaseAttempt(ctx);
+    // a request the client gave up: not the server's error
+    if (ctx.clientGone) return;
+    const x = ctx.x!;
     const ss = this.serverStats(ctx.target!.name);
     const code = (err as NodeJS.ErrnoException).code ?? '';
-    const connectPhase = !ctx.connected || code === 'ECONNTIMEOUT';
-    if (connectPhase) ss.econ++;
+    if (code === 'UND_ERR_INVALID_ARG') {
+      this.stats.ereq++;
+      this.reply(ctx.res, 400);
+      return;
+    }
+    if (!x.connected || code === 'UND_ERR_CONNECT_TIMEOUT') ss.econ++;
     else ss.eresp++;
-    this.releaseAttempt(ctx);
-    if (ctx.clientGone) return;
     const res = ctx.res;
     if (res.headersSent) {
       res.destroy();
       return;
     }
-    const retryable = ctx.bodyless && !ctx.responded && RETRYABLE.has(code) && code !== 'ESERVERTIMEOUT';
+    const retryable = ctx.bodyless && !x.responded && RETRYABLE.has(code);
     if (retryable && ctx.attempt < this.spec.retries) {
       ctx.attempt++;
       ss.wretr++;
-      // (the next pick after the failed attempt's own events, as the promise did before)
+      // (the next pick after the failed attempt's own events)
       queueMicrotask(() => this.attempt(ctx));
       return;
     }
-    this.reply(res, code === 'ESERVERTIMEOUT' ? 504 : 502);
+    // timeout server while waiting for the answer: 504; anything else: 502
+    this.reply(res, code === 'UND_ERR_HEADERS_TIMEOUT' ? 504 : 502);
   }
 
   /** the client's response closed (sent, or the client went away) */
@@ -524,6 +506,7 @@ class Listener {
     if (this.draining && !res.writableFinished) sock.destroy();
     else if (!sock.destroyed) this.armRequestTimer(sock);
     ctx.clientGone = true;
+    ctx.x?.cancel();
     this.releaseAttempt(ctx);
     this.endAttempt(ctx);
   }
@@ -532,64 +515,6 @@ class Listener {
     if (ctx.released || !ctx.target) return;
     ctx.released = true;
     this.w.release(this.spec.name, ctx.target.name);
-  }
-
-  /** the options of a request to `t`, made once per server */
-  private opts(t: ServerTarget): [WebOpts, WebOpts] {
-    let o = this.webOpts.get(t.name);
-    if (!o || o[0].target.host !== t.host || o[0].target.port !== t.port) {
-      const target = { host: t.host, port: t.port, protocol: 'http:' };
-      const agent = this.agent(t);
-      // no body to send (and a retry could not read the request again): end the server request at once
-      o = [
-        { target, agent, buffer: EMPTY_BODY as unknown as Readable },
-        { target, agent, buffer: undefined },
-      ];
-      this.webOpts.set(t.name, o);
-    }
-    return o;
-  }
-
-  onProxyReq(proxyReq: http.ClientRequest, req: http.IncomingMessage): void {
-    const ctx = (req as Tagged<ReqCtx>)[CTX];
-    if (!ctx) return;
-    const sock = proxyReq.socket;
-    if (sock) {
-      this.serverStats(ctx.target!.name).stot++;
-      ctx.upstream = sock;
-      ctx.w0 = sock.bytesWritten;
-      ctx.r0 = sock.bytesRead;
-      // timeout server: the agents' socket timeout (a server's keep-alive hint may have lowered it on an idle socket)
-      if (sock.timeout !== this.spec.timeout.server) sock.setTimeout(this.spec.timeout.server);
-    }
-    if (sock?.connecting) {
-      const timer = setTimeout(() => {
-        proxyReq.destroy(Object.assign(new Error('connect timeout'), { code: 'ECONNTIMEOUT' }));
-      }, this.spec.timeout.connect);
-      sock.once('connect', () => {
-        ctx.connected = true;
-        clearTimeout(timer);
-      });
-      sock.once('close', () => clearTimeout(timer));
-    } else ctx.connected = true;
-    // the request's 'timeout' comes from its socket's (the agent's `timeout`)
-    proxyReq.on('timeout', onServerTimeout);
-  }
-
-  private agent(t: ServerTarget): http.Agent {
-    let a = this.agents.get(t.name);
-    if (!a) {
-      a = new http.Agent({
-        keepAlive: true,
-        keepAliveMsecs: 1000,
-        maxFreeSockets: 256,
-        // the most recently used idle connection first: the others may time out, the hot ones stay warm
-        scheduling: 'lifo',
-        timeout: this.spec.timeout.server,
-      });
-      this.agents.set(t.name, a);
-    }
-    return a;
   }
 
   reply(res: http.ServerResponse, code: number): void {
@@ -674,37 +599,30 @@ type Tagged<T> = { [CONN]?: T; [CTX]?: T };
 const connOf = (s: net.Socket): ConnState | undefined => (s as Tagged<ConnState>)[CONN];
 const NONE: readonly string[] = [];
 
-interface WebOpts {
-  target: { host: string; port: number; protocol: string };
-  agent: http.Agent;
-  buffer: Readable | undefined;
-}
-
 /** A client connection: who the client is, its requests in flight, its `timeout http-request` timer. */
 class ConnState {
   busy = 0;
   armed = false;
   before = 0;
   timer: NodeJS.Timeout | undefined = undefined;
+  /** send-proxy servers: this client's own server connections (closed with the client's) */
+  own: Map<string, Client> | undefined = undefined;
   constructor(readonly info: ClientInfo) {}
 }
 
 /** One HTTP request through its attempts. */
-class ReqCtx {
+class ReqCtx implements ExchangeOwner {
   /** servers tried (redispatch excludes them) */
   readonly tried: string[] = [];
   attempt = 0;
   target: ServerTarget | undefined = undefined;
-  responded = false;
-  connected = false;
   released = true;
   clientGone = false;
-  /** the current attempt: its number, whether it is still running, its server connection and its byte counts then */
-  gen = 0;
+  /** the server request's fields (all attempts) */
+  fields: string[] | undefined = undefined;
+  /** the current attempt, and whether its bytes are still to be counted */
+  x: Exchange | undefined = undefined;
   live = false;
-  upstream: net.Socket | undefined = undefined;
-  w0 = 0;
-  r0 = 0;
   onPicked: ((r: PickReply) => void) | undefined = undefined;
   constructor(
     readonly l: Listener,
@@ -714,6 +632,12 @@ class ReqCtx {
     readonly bodyless: boolean,
     readonly pick: PickRequest,
   ) {}
+  connected(x: Exchange): void {
+    if (x === this.x) this.l.connected(this);
+  }
+  failed(x: Exchange, err: Error): void {
+    if (x === this.x) this.l.failed(this, err);
+  }
 }
 
 function onResFinish(this: http.ServerResponse): void {
@@ -723,10 +647,6 @@ function onResFinish(this: http.ServerResponse): void {
 function onResClose(this: http.ServerResponse): void {
   const ctx = (this as Tagged<ReqCtx>)[CTX];
   if (ctx) ctx.l.resClosed(ctx);
-}
-
-function onServerTimeout(this: http.ClientRequest): void {
-  this.destroy(Object.assign(new Error('server timeout'), { code: 'ESERVERTIMEOUT' }));
 }
 
 export class WorkerRuntime {

@@ -1,0 +1,253 @@
+/**
+ * HTTP mode's way to the servers: undici (Node's own HTTP/1.1 client) with a keep-alive pool per server, driven
+ * through its dispatch handler so that a response goes from the server's socket to the client's response with no
+ * stream in between. http-proxy-3 (node:http's ClientRequest under it) did the same work for ~1.5 cpu-s per 10k
+ * requests on this project's bench machine; this relay needs ~0.7 (bench/results/l7.json, README "Design notes").
+ * WebSocket upgrades still go through http-proxy-3 (worker.ts).
+ *
+ * One Exchange per attempt: it writes the server's answer to the client's response and reports the attempt's
+ * phases to its owner (connected, failed). A small response (headers, one chunk, end in one read from the server)
+ * leaves in one write: node:http sends stored headers with the first data, so the first chunk is held back until
+ * the end or the next chunk (at most until the current read is handled: a microtask flushes it).
+ */
+import type http from 'node:http';
+import { buildConnector, Client, type Dispatcher, Pool } from 'undici';
+import type { Timeouts } from './config.js';
+import type { ServerTarget } from './ipc.js';
+
+type Abort = (err?: Error) => void;
+
+/** What an Exchange tells the request it belongs to. */
+export interface ExchangeOwner {
+  /** a server connection carries the request now (the connect phase is over) */
+  connected(x: Exchange): void;
+  /** the attempt failed; `x.responded` says whether the client already has the status line */
+  failed(x: Exchange, err: Error): void;
+}
+
+/**
+ * Hop-by-hop fields (RFC 9110 7.6.1) stay on their connection; `expect` too (node:http answers 100-continue to the
+ * client itself) and `trailer` (trailers are not relayed). Checked by length first: most fields are not hop-by-hop.
+ */
+export function isHopByHop(name: string): boolean {
+  switch (name.length) {
+    case 2:
+      return name.toLowerCase() === 'te';
+    case 6:
+      return name.toLowerCase() === 'expect';
+    case 7: {
+      const l = name.toLowerCase();
+      return l === 'upgrade' || l === 'trailer';
+    }
+    case 10: {
+      const l = name.toLowerCase();
+      return l === 'connection' || l === 'keep-alive';
+    }
+    case 16:
+      return name.toLowerCase() === 'proxy-connection';
+    case 17:
+      return name.toLowerCase() === 'transfer-encoding';
+    default:
+      return false;
+  }
+}
+
+/** The fields a `Connection` header names besides the standard tokens: they are hop-by-hop too. */
+function connectionTokens(value: string | undefined): Set<string> | undefined {
+  if (!value) return undefined;
+  let out: Set<string> | undefined;
+  for (const t of value.split(',')) {
+    const n = t.trim().toLowerCase();
+    if (n && n !== 'close' && n !== 'keep-alive' && n !== 'upgrade') (out ??= new Set()).add(n);
+  }
+  return out;
+}
+
+const XF = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
+
+/**
+ * The request's fields as the server gets them: the client's raw fields in order, without hop-by-hop ones; with
+ * `forwardedFor` (option forwardfor) X-Forwarded-For gets the client appended and X-Forwarded-Proto/-Host are set.
+ * Flat [name, value, ...] as undici and node:http take them.
+ */
+export function serverRequestHeaders(req: http.IncomingMessage, forwardedFor: string | undefined): string[] {
+  const raw = req.rawHeaders;
+  const out: string[] = [];
+  const named = connectionTokens(req.headers.connection);
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i]!;
+    if (isHopByHop(k)) continue;
+    if (named !== undefined || forwardedFor !== undefined) {
+      const l = k.toLowerCase();
+      if (named?.has(l) || (forwardedFor !== undefined && XF.has(l))) continue;
+    }
+    out.push(k, raw[i + 1]!);
+  }
+  if (forwardedFor !== undefined) {
+    const h = req.headers;
+    const xff = h['x-forwarded-for'];
+    out.push('x-forwarded-for', xff ? `${xff}, ${forwardedFor}` : forwardedFor, 'x-forwarded-proto', 'http');
+    if (h.host) out.push('x-forwarded-host', h.host);
+  }
+  return out;
+}
+
+/** bytes of `name: value\r\n` lines (and the blank line) of flat fields */
+function fieldBytes(fields: readonly (string | Buffer)[]): number {
+  let n = 2;
+  for (let i = 0; i < fields.length; i++) n += fields[i]!.length;
+  return n + (fields.length >> 1) * 4;
+}
+
+/** One attempt of a request to one server. */
+export class Exchange implements Dispatcher.DispatchHandler {
+  /** undici's abort of this request, once it has a connection */
+  private abortFn: Abort | undefined = undefined;
+  private resumeFn: (() => void) | undefined = undefined;
+  /** the first body chunk, held back to leave with the end (undefined: none yet, null: flushed) */
+  private held: Buffer | null | undefined = undefined;
+  private readonly flushHeld = () => {
+    if (this.held) {
+      this.res.write(this.held);
+      this.held = null;
+    }
+  };
+  connected = false;
+  /** the server's status line reached the client's response */
+  responded = false;
+  /** the attempt is over (answered, failed or cancelled) */
+  over = false;
+  private cancelled = false;
+  /** bytes to the server (request line, fields, body) and from it (status line, fields, body) */
+  sent = 0;
+  received = 0;
+
+  constructor(
+    private readonly owner: ExchangeOwner,
+    readonly res: http.ServerResponse,
+    /** add `Connection: close` to the answer (the worker drains) */
+    private readonly closing: () => boolean,
+    requestLineBytes: number,
+    fields: string[],
+  ) {
+    this.sent = requestLineBytes + fieldBytes(fields);
+  }
+
+  /** The client is gone: stop the attempt (its server connection is closed if the request is on it). */
+  cancel(): void {
+    if (this.over) return;
+    this.cancelled = true;
+    this.abortFn?.();
+  }
+
+  onConnect(abort: Abort): void {
+    if (this.cancelled) {
+      abort();
+      return;
+    }
+    this.abortFn = abort;
+    this.connected = true;
+    this.owner.connected(this);
+  }
+
+  onBodySent(chunkSize: number): void {
+    this.sent += chunkSize;
+  }
+
+  onHeaders(status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
+    this.resumeFn = resume;
+    const fields: string[] = [];
+    let bytes = 15 + statusText.length + 2;
+    for (let i = 0; i < raw.length; i += 2) {
+      const k = raw[i]!.toString('latin1');
+      const v = raw[i + 1]!;
+      bytes += k.length + v.length + 4;
+      if (isHopByHop(k)) continue;
+      fields.push(k, v.toString('latin1'));
+    }
+    this.received += bytes + 2;
+    // the client connection's own Connection field (without one node:http would add a Keep-Alive hint of its own)
+    fields.push('connection', this.closing() || !this.res.shouldKeepAlive ? 'close' : 'keep-alive');
+    this.responded = true;
+    this.res.writeHead(status, statusText || undefined, fields);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.received += chunk.length;
+    if (this.held === undefined) {
+      this.held = chunk;
+      queueMicrotask(this.flushHeld);
+      return true;
+    }
+    const res = this.res;
+    if (this.held !== null) {
+      res.write(this.held);
+      this.held = null;
+    }
+    if (res.write(chunk)) return true;
+    res.once('drain', this.resumeFn!);
+    return false;
+  }
+
+  onComplete(): void {
+    this.over = true;
+    const held = this.held;
+    this.held = null;
+    if (held) this.res.end(held);
+    else this.res.end();
+  }
+
+  onError(err: Error): void {
+    this.over = true;
+    if (this.held) this.flushHeld();
+    this.owner.failed(this, err);
+  }
+}
+
+/** The keep-alive connections to each server, and private ones for servers sent a PROXY header. */
+export class ServerPools {
+  private readonly pools = new Map<string, { host: string; port: number; pool: Pool }>();
+
+  constructor(private readonly timeout: Timeouts) {}
+
+  private options() {
+    return {
+      // HAProxy's timeout server is inactivity on the server side: waiting for the answer, and between its chunks
+      headersTimeout: this.timeout.server,
+      bodyTimeout: this.timeout.server,
+      // an idle server connection is kept as long as a busy one may stay silent, less if the server's Keep-Alive
+      // hint says so (undici closes it 2 s before the hint's timeout)
+      keepAliveTimeout: this.timeout.server,
+      keepAliveMaxTimeout: this.timeout.server,
+    };
+  }
+
+  /** the shared pool of `t` (servers without send-proxy) */
+  pool(t: ServerTarget): Pool {
+    const p = this.pools.get(t.name);
+    if (p && p.host === t.host && p.port === t.port) return p.pool;
+    p?.pool.destroy().catch(() => {});
+    const pool = new Pool(origin(t), { ...this.options(), connections: null, connectTimeout: this.timeout.connect });
+    this.pools.set(t.name, { host: t.host, port: t.port, pool });
+    return pool;
+  }
+
+  /** A connection of one client's own to `t`, opened with `header` (PROXY protocol) first: not shared (HAProxy
+   * keeps such server connections private to the client session). The caller destroys it with the client's. */
+  private(t: ServerTarget, header: Buffer): Client {
+    const base = buildConnector({ timeout: this.timeout.connect });
+    return new Client(origin(t), {
+      ...this.options(),
+      connect: (opts, cb) =>
+        base(opts, (err, sock) => {
+          if (sock) sock.write(header);
+          cb(err, sock as never);
+        }),
+    });
+  }
+}
+
+function origin(t: ServerTarget): string {
+  return `http://${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}`;
+}
