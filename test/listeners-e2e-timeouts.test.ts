@@ -16,10 +16,13 @@ const CLIENT = 1000;
 const KEEP_ALIVE = 1500;
 let run: Running;
 let port: number;
+/** a listener with timeout http-request and http-keep-alive 0: no wait of their own, timeout client applies */
+let noWaitPort: number;
 let good: HttpBackend;
 
 test.before(async () => {
   port = await freePort();
+  noWaitPort = await freePort();
   good = await httpBackend('good');
   // server and http_request well above client: neither a 504 nor a 408 of theirs can pass for the client timeout
   run = await startListeners(`listeners:
@@ -32,6 +35,12 @@ test.before(async () => {
       timeout: { client: ${CLIENT}ms, server: 10s, http_request: 6s, http_keep_alive: ${KEEP_ALIVE}ms }
       servers:
         - { name: good, address: ${good.address} }
+    - name: nowait
+      bind: 127.0.0.1:${noWaitPort}
+      mode: http
+      timeout: { client: ${CLIENT}ms, server: 10s, http_request: 0, http_keep_alive: 0 }
+      servers:
+        - { name: good, address: ${good.address} }
 `);
 });
 
@@ -41,8 +50,8 @@ test.after.always(async () => {
 });
 
 /** A raw client connection: what it received, and when it closed (ms since epoch, 0 while open). */
-function open() {
-  const s = net.connect(port, '127.0.0.1');
+function open(to = port) {
+  const s = net.connect(to, '127.0.0.1');
   const c = { s, got: '', closedAt: 0 };
   s.on('data', (d) => (c.got += d));
   s.on('error', () => {});
@@ -101,8 +110,8 @@ test('timeout http-keep-alive: an idle keep-alive connection is closed', async (
   const closed = await until(() => c.closedAt > 0, KEEP_ALIVE + 4000, 20);
   t.true(closed, 'idle keep-alive connection still open');
   const took = c.closedAt - t0;
-  // Node's http server adds 1 s to keepAliveTimeout on the socket (HTTP_SERVER_KEEP_ALIVE_TIMEOUT_BUFFER)
-  t.true(took >= KEEP_ALIVE - 200 && took <= KEEP_ALIVE + 1500, `closed after ${took} ms`);
+  // at timeout http-keep-alive itself (Node's own idle timeout would be 1 s later: HTTP_SERVER_KEEP_ALIVE_TIMEOUT_BUFFER)
+  t.true(took >= KEEP_ALIVE - 200 && took <= KEEP_ALIVE + 600, `closed after ${took} ms`);
   t.is(c.got, '', 'closed silently');
   c.s.destroy();
 });
@@ -123,5 +132,29 @@ test('a keep-alive connection with requests coming before each timeout stays ope
     await sleep(CLIENT / 2);
   }
   t.is(c.closedAt, 0);
+  c.s.destroy();
+});
+
+test('timeout http-request 0 is no wait: headers sent a byte every 300 ms (under timeout client) are answered', async (t) => {
+  const c = open(noWaitPort);
+  const req = 'GET / HTTP/1.1\r\nHost: x\r\n\r\n';
+  for (const ch of req.slice(0, 8)) {
+    c.s.write(ch);
+    await sleep(300);
+  }
+  t.is(c.closedAt, 0, 'closed while the request was coming');
+  c.s.write(req.slice(8));
+  t.true(await until(() => /^HTTP\/1\.1 200 /.test(c.got), 5000, 10), `got ${JSON.stringify(c.got)}`);
+  c.s.destroy();
+});
+
+test('timeout http-keep-alive 0: an idle keep-alive connection is closed by timeout client', async (t) => {
+  const c = open(noWaitPort);
+  c.s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+  t.true(await until(() => /^HTTP\/1\.1 200 /.test(c.got), 5000, 10));
+  const t0 = Date.now();
+  t.true(await until(() => c.closedAt > 0, CLIENT + 3000, 20), 'idle connection still open');
+  const took = c.closedAt - t0;
+  t.true(took >= CLIENT - 200 && took <= CLIENT + 600, `closed after ${took} ms`);
   c.s.destroy();
 });

@@ -100,6 +100,8 @@ class Listener {
     );
     if (spec.mode === 'http') {
       this.http = http.createServer({
+        // idle keep-alive connections are closed by our own timer at exactly timeout http-keep-alive (armRequestTimer);
+        // Node's own idle timeout (keepAliveTimeout + 1 s on the socket) is a backstop behind it
         keepAliveTimeout: spec.timeout.httpKeepAlive,
         // timeout http-request is our own timer (armRequestTimer); Node's checks would cut requests on their own
         // clock (headers 60 s, a whole request, body included, 300 s) and through 'clientError' (answered 400)
@@ -213,32 +215,57 @@ class Listener {
     }
     if (rest?.length) sock.unshift(rest);
     // (timeout client: this.http.timeout, applied by Node on 'connection'; on expiry it destroys the socket)
-    this.armRequestTimer(sock);
+    this.armRequestTimer(sock, false);
     this.http!.emit('connection', sock);
     sock.resume();
   }
 
-  /** timeout http-request: the next request's headers must be complete in time, else 408 (or a silent close if the
-   * client sent nothing at all — an idle keep-alive connection). One timer per connection, re-armed per request. */
-  private armRequestTimer(sock: net.Socket): void {
+  /**
+   * The wait for a request's headers, one timer per connection. The first request has `timeout http-request`. After
+   * a response the idle wait is `timeout http-keep-alive` (http-request when that is 0); if a request has begun when
+   * it ends, that request gets http-request from then on. Nothing received: a silent close (an idle keep-alive
+   * connection); part of a request: 408. A wait of 0 is no wait (timeout client still applies, as in HAProxy).
+   * On the hot path (keep-alive, one request after another) the timer is only refreshed.
+   */
+  private armRequestTimer(sock: net.Socket, afterResponse: boolean): void {
     const c = this.conn(sock);
+    const t = this.spec.timeout;
+    const idle = afterResponse && t.httpKeepAlive > 0;
     c.before = sock.bytesRead;
-    c.armed = true;
-    if (c.timer) {
-      // (a cleared timer cannot be refreshed: stopRequestTimer only disarms it)
+    c.idle = idle;
+    this.startWait(sock, c, idle ? t.httpKeepAlive : t.httpRequest);
+  }
+
+  private startWait(sock: net.Socket, c: ConnState, ms: number): void {
+    c.armed = ms > 0;
+    if (ms <= 0) return;
+    if (c.timer && c.timerMs === ms) {
+      // (a timer that fired or was disarmed is reactivated by refresh)
       c.timer.refresh();
       return;
     }
-    c.timer = setTimeout(() => {
-      if (!c.armed || c.busy > 0 || sock.destroyed) return;
-      if (sock.bytesRead > c.before) {
-        this.stats.ereq++;
-        this.hrsp(408);
-        sock.end(errorResponse(408));
-        setTimeout(() => sock.destroy(), 1000).unref();
-      } else sock.destroy();
-    }, this.spec.timeout.httpRequest);
+    if (c.timer) clearTimeout(c.timer);
+    c.timerMs = ms;
+    c.timer = setTimeout(() => this.waitOver(sock, c), ms);
     c.timer.unref();
+  }
+
+  private waitOver(sock: net.Socket, c: ConnState): void {
+    if (!c.armed || c.busy > 0 || sock.destroyed) return;
+    if (sock.bytesRead === c.before) {
+      sock.destroy();
+      return;
+    }
+    if (c.idle) {
+      // a request began during the keep-alive wait: from now on it has timeout http-request
+      c.idle = false;
+      this.startWait(sock, c, this.spec.timeout.httpRequest);
+      return;
+    }
+    this.stats.ereq++;
+    this.hrsp(408);
+    sock.end(errorResponse(408));
+    setTimeout(() => sock.destroy(), 1000).unref();
   }
 
   private stopRequestTimer(sock: net.Socket): void {
@@ -504,7 +531,7 @@ class Listener {
     const sock = ctx.req.socket;
     conn.busy--;
     if (this.draining && !res.writableFinished) sock.destroy();
-    else if (!sock.destroyed) this.armRequestTimer(sock);
+    else if (!sock.destroyed) this.armRequestTimer(sock, true);
     ctx.clientGone = true;
     ctx.x?.cancel();
     this.releaseAttempt(ctx);
@@ -604,7 +631,10 @@ class ConnState {
   busy = 0;
   armed = false;
   before = 0;
+  /** the wait is the keep-alive one (else a request's) */
+  idle = false;
   timer: NodeJS.Timeout | undefined = undefined;
+  timerMs = 0;
   /** send-proxy servers: this client's own server connections (closed with the client's) */
   own: Map<string, Client> | undefined = undefined;
   constructor(readonly info: ClientInfo) {}
