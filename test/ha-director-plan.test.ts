@@ -109,6 +109,45 @@ test('a keepalived.conf and the equivalent YAML produce equal plans', async (t) 
   );
 });
 
+test('lvs_sync_daemon maxlen, port, ttl and group give the plan the YAML sync section gives', async (t) => {
+  const conf = (sync: string) => KEEPALIVED.replace('lvs_sync_daemon eth0 VI_1 id 7', sync);
+  const yaml = (sync: string) => YAML.replace(/ {2}sync: .*\n/, `  sync: ${sync}\n`);
+  const plans = async (name: string, k: string, y: string) => {
+    writeFileSync(join(dir, `${name}.conf`), conf(k));
+    writeFileSync(join(dir, `${name}.yaml`), yaml(y));
+    return [haPlanFromKeepalived(join(dir, `${name}.conf`)), await haPlanFromYaml(join(dir, `${name}.yaml`))];
+  };
+  const [k, y] = await plans(
+    'sync-opts',
+    'lvs_sync_daemon eth1 inst VI_1 id 3 maxlen 1200 port 9000 ttl 4 group 239.1.2.3',
+    '{ state: vrrp, syncid: 3, interface: eth1, instance: VI_1, maxlen: 1200, group: 239.1.2.3, port: 9000, ttl: 4 }',
+  );
+  t.deepEqual(k.sync, y.sync);
+  t.deepEqual(k.sync, {
+    state: 'vrrp',
+    syncid: 3,
+    interface: 'eth1',
+    instance: 'VI_1',
+    maxLen: 1200,
+    group: '239.1.2.3',
+    port: 9000,
+    ttl: 4,
+  });
+  // options not given stay out of the plan (the daemon's defaults apply); no id: the instance's virtual_router_id
+  const [k2, y2] = await plans(
+    'sync-some',
+    'lvs_sync_daemon eth0 VI_1 ttl 2',
+    '{ state: vrrp, syncid: 51, interface: eth0, instance: VI_1, ttl: 2 }',
+  );
+  t.deepEqual(k2.sync, y2.sync);
+  t.deepEqual(k2.sync, { state: 'vrrp', syncid: 51, interface: 'eth0', instance: 'VI_1', ttl: 2 });
+  // a bad value stops the load with file:line, as a bad YAML value does
+  writeFileSync(join(dir, 'sync-bad.conf'), conf('lvs_sync_daemon eth0 VI_1 ttl 256'));
+  t.throws(() => haPlanFromKeepalived(join(dir, 'sync-bad.conf')), {
+    message: `${join(dir, 'sync-bad.conf')}:4: 'lvs_sync_daemon ttl' wants an integer in 1..255, got '256'`,
+  });
+});
+
 test('the YAML sync section takes --sync-maxlen, --mcast-group, --mcast-port and --mcast-ttl to the daemon', async (t) => {
   const file = join(dir, 'sync.yaml');
   writeFileSync(

@@ -84,13 +84,11 @@ export function haPlanFromKeepalived(path: string, log: Logger = rootLog): HaPla
     director: { services, marks: [], timeouts: { ...DEFAULT_TIMEOUTS }, sysctl: { ...DEFAULT_SYSCTL } },
     vrrp: r.config.vrrp,
   };
-  if (r.config.lvsSync)
-    plan.sync = {
-      state: 'vrrp',
-      syncid: r.config.lvsSync.syncid,
-      interface: r.config.lvsSync.interface,
-      instance: r.config.lvsSync.instance,
-    };
+  if (r.config.lvsSync) {
+    // maxLen, group, port and ttl only where the file gives them, as from the YAML
+    const { interface: ifc, instance, syncid, ...opts } = r.config.lvsSync;
+    plan.sync = { state: 'vrrp', syncid, interface: ifc, instance, ...opts };
+  }
   return plan;
 }
 

@@ -4,7 +4,7 @@
  * health-check configuration beside it (src/ha/checks-types.ts). Every keyword tierlb does not support is warned
  * about with its file and line; bad values and missing mandatory keywords are errors with file and line.
  */
-import { canonicalAddr, type Family, familyOf, ipv4ToInt } from '../../l4/addr.js';
+import { canonicalAddr, type Family, familyOf, ipv4ToInt, ipv6ToBytes } from '../../l4/addr.js';
 import type { FwdMethod } from '../../l4/dest.js';
 import { DEFAULT_SCHEDULER } from '../../l4/schedulers/index.js';
 import { type ServiceId, SVC_F_ONEPACKET, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3 } from '../../l4/service.js';
@@ -197,17 +197,147 @@ function notifyHandlers(c: Ctx, n: VrrpNotify): Record<string, Handler> {
 
 const EMAIL_NOTE = 'e-mail notification is not supported by tierlb (use notify scripts)';
 
+/**
+ * global_defs `lvs_sync_daemon` (or a vrrp_instance's deprecated `lvs_sync_daemon_interface`): the IPVS sync daemon
+ * on `interface`, master while `instance` is MASTER and backup otherwise. maxLen, group, port and ttl are the
+ * director YAML's sync.{maxlen, group, port, ttl} (--sync-maxlen, --mcast-group, --mcast-port, --mcast-ttl), present
+ * only where the file gives them: the daemon's defaults apply to the others.
+ */
 export interface LvsSyncDaemon {
   interface: string;
   instance: string;
+  /** `id`; default: the instance's virtual_router_id (0 with lvs_sync_daemon_interface), as keepalived */
   syncid: number;
+  /** `maxlen` 1..65507 */
+  maxLen?: number;
+  /** `group`: an IPv4 multicast address (keepalived also takes IPv6; tierlb's daemon speaks IPv4 only) */
+  group?: string;
+  /** `port` 1..65535 */
+  port?: number;
+  /** `ttl` 1..255 */
+  ttl?: number;
 }
 
-function globalDefs(
-  c: Ctx,
-  s: Statement,
-  out: { routerId?: string; vrrpVersion?: 2 | 3; lvsSync?: LvsSyncDaemon },
-): void {
+/** A sync daemon as the file declares it, before its instance is looked up. */
+interface SyncDecl {
+  daemon: Omit<LvsSyncDaemon, 'instance' | 'syncid'> & { instance?: string; syncid?: number };
+  where: Where;
+  /** the keyword that declared it */
+  keyword: 'lvs_sync_daemon' | 'lvs_sync_daemon_interface';
+  /** index of the top-level block it is in: keepalived keeps the first declaration in the file */
+  order: number;
+}
+
+/** IP_VS_IFNAME_MAXLEN: an interface name and its NUL */
+const IFNAME_MAXLEN = 16;
+
+/** lvs_sync_daemon's numeric options: their ranges as keepalived's global_parser.c checks them. */
+const SYNC_NUMS = {
+  id: { key: 'syncid', min: 0, max: 255 },
+  maxlen: { key: 'maxLen', min: 1, max: 65535 - 20 - 8 },
+  port: { key: 'port', min: 1, max: 65535 },
+  ttl: { key: 'ttl', min: 1, max: 255 },
+} as const;
+
+/**
+ * keepalived's read_unsigned: decimal digits (leading blanks and a '+' allowed, as strtoul takes them), nothing after
+ * them, within min..max. An error names the option otherwise.
+ */
+function syncNum(c: Ctx, s: Statement, what: string, v: string, min: number, max: number): number | undefined {
+  const m = /^[ \t\n\v\f\r]*\+?(\d+)$/.exec(v);
+  const n = m ? Number(m[1]) : Number.NaN;
+  if (n >= min && n <= max) return n;
+  c.error(s, `'lvs_sync_daemon ${what}' wants an integer in ${min}..${max}, got '${v}'`);
+  return undefined;
+}
+
+/**
+ * keepalived's inet_stosockaddr and multicast check: IPv6 when the value holds a ':', anything from a '-' (else a
+ * '/') on dropped, then inet_pton; the address must be multicast. An IPv6 group is warned about and ignored.
+ */
+function syncGroupAddr(c: Ctx, s: Statement, v: string): string | undefined {
+  const cut = v.includes('-') ? v.indexOf('-') : v.indexOf('/');
+  const a = cut < 0 ? v : v.slice(0, cut);
+  if (v.includes(':')) {
+    if (familyOf(a) !== 6 || a.includes('%')) c.error(s, `lvs_sync_daemon group '${v}' is not an IP address`);
+    else if (ipv6ToBytes(a)[0] !== 0xff) c.error(s, `lvs_sync_daemon group '${v}' is not a multicast address`);
+    else
+      c.warn(
+        s,
+        `lvs_sync_daemon group ${v}: an IPv6 sync group is not supported by tierlb (IPv4 only), ignored: the daemon uses the default group 224.0.0.81`,
+      );
+    return undefined;
+  }
+  if (familyOf(a) !== 4) c.error(s, `lvs_sync_daemon group '${v}' is not an IP address`);
+  else if (ipv4ToInt(a) >>> 28 !== 0xe) c.error(s, `lvs_sync_daemon group '${v}' is not a multicast address`);
+  else return canonicalAddr(a);
+  return undefined;
+}
+
+/**
+ * `lvs_sync_daemon <INTERFACE> [[inst] <VRRP_INSTANCE>] [id <SYNC_ID>] [maxlen <LEN>] [port <PORT>] [ttl <TTL>]
+ * [group <IP ADDR>]`, read as keepalived's lvs_syncd_handler reads it: the options in any order (a later one wins),
+ * the instance also without `inst` right after the interface, and the sync id also without `id` right after that
+ * (warned). A bad value is an error naming the option; an unknown word is warned about and skipped.
+ */
+function lvsSyncDaemon(c: Ctx, x: Statement): SyncDecl['daemon'] | undefined {
+  const a = x.args;
+  const ifc = a[0];
+  if (ifc === undefined) {
+    c.error(x, "'lvs_sync_daemon' needs an interface");
+    return undefined;
+  }
+  if (Buffer.byteLength(ifc) >= IFNAME_MAXLEN) {
+    c.error(x, `lvs_sync_daemon interface name '${ifc}' is too long (at most ${IFNAME_MAXLEN - 1} bytes)`);
+    return undefined;
+  }
+  const d: SyncDecl['daemon'] = { interface: ifc };
+  for (let i = 1; i < a.length; i++) {
+    const k = a[i];
+    const num = Object.hasOwn(SYNC_NUMS, k) ? SYNC_NUMS[k as keyof typeof SYNC_NUMS] : undefined;
+    if (num || k === 'group' || k === 'inst') {
+      const v = a[i + 1];
+      if (v === undefined) {
+        c.error(x, `'lvs_sync_daemon ${k}' needs a value`);
+        continue;
+      }
+      i++;
+      if (num) {
+        const n = syncNum(c, x, k, v, num.min, num.max);
+        if (n !== undefined) d[num.key] = n;
+      } else if (k === 'group') {
+        const g = syncGroupAddr(c, x, v);
+        if (g !== undefined) d.group = g;
+      } else if (d.instance !== undefined)
+        c.warn(x, `lvs_sync_daemon 'inst ${v}': the instance is already ${d.instance}, ignored`);
+      else d.instance = v;
+    } else if (i === 1) d.instance = k;
+    else if (i === 2) {
+      // keepalived before 1.2.20: lvs_sync_daemon IF INSTANCE SYNC_ID
+      const n = syncNum(c, x, 'id', k, 0, 255);
+      if (n !== undefined) {
+        d.syncid = n;
+        c.warn(x, `lvs_sync_daemon: write 'id ${k}' for the sync id (a bare sync id is the old syntax)`);
+      }
+    } else c.warn(x, `lvs_sync_daemon option '${k}' is unknown to tierlb, ignored`);
+  }
+  if (d.instance === undefined) {
+    c.error(
+      x,
+      'lvs_sync_daemon without a VRRP instance (keepalived then runs the master and the backup daemon at once) is not supported by tierlb: name the instance the daemon follows',
+    );
+    return undefined;
+  }
+  return d;
+}
+
+interface GlobalOut {
+  routerId?: string;
+  vrrpVersion?: 2 | 3;
+  lvsSync?: SyncDecl;
+}
+
+function globalDefs(c: Ctx, s: Statement, out: GlobalOut, order: number): void {
   const notes: Record<string, string> = {
     notification_email: EMAIL_NOTE,
     notification_email_from: EMAIL_NOTE,
@@ -216,6 +346,7 @@ function globalDefs(
     smtp_helo_name: EMAIL_NOTE,
     enable_script_security: 'scripts run as the tierlb user; script security is not supported',
     script_user: 'scripts run as the tierlb user; script_user is not supported',
+    lvs_sync_daemon_interface: 'it belongs in a vrrp_instance (deprecated there: use lvs_sync_daemon)',
   };
   c.each(
     s.block,
@@ -228,16 +359,15 @@ function globalDefs(
         const v = c.num(x, { min: 2, max: 3, int: true });
         if (v !== undefined) out.vrrpVersion = v as 2 | 3;
       },
-      // lvs_sync_daemon IF INSTANCE [id N]: the sync daemon follows the instance (master while it is MASTER)
+      // the sync daemon follows the instance (master while it is MASTER)
       lvs_sync_daemon: (x) => {
-        const ifc = c.arg(x, 0);
-        const inst = c.arg(x, 1);
-        let syncid = 0;
-        for (let i = 2; i < x.args.length; i += 2) {
-          if (x.args[i] === 'id') syncid = c.num(x, { min: 0, max: 255, int: true, i: i + 1 }) ?? 0;
-          else c.warn(x, `lvs_sync_daemon option '${x.args[i]}' is not supported by tierlb, ignored`);
+        const prev = out.lvsSync;
+        if (prev) {
+          c.warn(x, `the sync daemon is already given at ${prev.where.file}:${prev.where.line}: ignored`);
+          return;
         }
-        if (ifc && inst) out.lvsSync = { interface: ifc, instance: inst, syncid };
+        const daemon = lvsSyncDaemon(c, x);
+        if (daemon) out.lvsSync = { daemon, where: x, keyword: 'lvs_sync_daemon', order };
       },
     },
     notes,
@@ -312,7 +442,12 @@ function virtualAddress(c: Ctx, s: Statement): VirtualAddress | undefined {
   return v;
 }
 
-function vrrpInstance(c: Ctx, s: Statement, defVersion: 2 | 3): VrrpInstanceConfig | undefined {
+function vrrpInstance(
+  c: Ctx,
+  s: Statement,
+  defVersion: 2 | 3,
+  onSyncInterface: (x: Statement, instance: string) => void,
+): VrrpInstanceConfig | undefined {
   const name = c.arg(s);
   const inside = `vrrp_instance ${name}`;
   const o: Partial<VrrpInstanceConfig> = {};
@@ -415,6 +550,9 @@ function vrrpInstance(c: Ctx, s: Statement, defVersion: 2 | 3): VrrpInstanceConf
           const w = weightOf(y);
           tsc.push(w === undefined ? { name: y.name } : { name: y.name, weight: w });
         }
+      },
+      lvs_sync_daemon_interface: (x) => {
+        if (name) onSyncInterface(x, name);
       },
       ...notifyHandlers(c, notify),
     },
@@ -849,6 +987,53 @@ function virtualServer(c: Ctx, s: Statement, groups: Map<string, GroupMember[]>)
 
 // ---- the whole file ----------------------------------------------------------------------------------------------
 
+/**
+ * A vrrp_instance's `lvs_sync_daemon_interface IF` (deprecated since keepalived 1.2.20, still read by keepalived 2):
+ * the sync daemon on IF follows this instance, sync id 0 and the daemon's defaults. Whichever of it and global_defs
+ * lvs_sync_daemon comes first in the file wins, as in keepalived; the other is warned about.
+ */
+function syncInterface(c: Ctx, g: GlobalOut, x: Statement, instance: string, order: number): void {
+  const ifc = c.arg(x);
+  if (ifc === undefined) return;
+  const prev = g.lvsSync;
+  if (prev && (prev.keyword === 'lvs_sync_daemon_interface' || prev.order < order)) {
+    c.warn(x, `the sync daemon is already given at ${prev.where.file}:${prev.where.line}: ignored`);
+    return;
+  }
+  if (prev) c.warn(prev.where, `the sync daemon is already given at ${x.file}:${x.line}: ignored`);
+  c.warn(
+    x,
+    `'lvs_sync_daemon_interface' in vrrp_instance ${instance} is deprecated: write 'lvs_sync_daemon ${ifc} ${instance}' in global_defs`,
+  );
+  g.lvsSync = {
+    daemon: { interface: ifc, instance, syncid: 0 },
+    where: x,
+    keyword: 'lvs_sync_daemon_interface',
+    order,
+  };
+}
+
+/**
+ * The sync daemon once the instances are known (keepalived's vrrp_complete_init): its instance must exist; without
+ * `id` its sync id is the instance's virtual_router_id.
+ */
+function syncOfInstance(
+  c: Ctx,
+  decl: SyncDecl,
+  instances: VrrpInstanceConfig[],
+  names: ReadonlySet<string>,
+): LvsSyncDaemon | undefined {
+  const { instance, syncid, ...rest } = decl.daemon;
+  if (instance === undefined) return undefined;
+  const inst = instances.find((i) => i.name === instance);
+  if (!inst) {
+    // an instance that failed to load has its own errors
+    if (!names.has(instance)) c.error(decl.where, `${decl.keyword}: vrrp_instance ${instance} is not defined`);
+    return undefined;
+  }
+  return { ...rest, instance, syncid: syncid ?? inst.virtualRouterId };
+}
+
 /** Interpret parsed statements. */
 export function interpret(statements: Statement[]): {
   config: KeepalivedConfig;
@@ -856,9 +1041,12 @@ export function interpret(statements: Statement[]): {
   warnings: Diagnostic[];
 } {
   const c = new Ctx();
-  const g: { routerId?: string; vrrpVersion?: 2 | 3; lvsSync?: LvsSyncDaemon } = {};
+  const g: GlobalOut = {};
   // global_defs first: vrrp_version sets the default for every instance
-  for (const s of statements) if (s.name === 'global_defs') globalDefs(c, s, g);
+  statements.forEach((s, i) => {
+    if (s.name === 'global_defs') globalDefs(c, s, g, i);
+  });
+  const vrrpInstanceNames = new Set<string>();
   const scripts: VrrpScriptConfig[] = [];
   const instances: VrrpInstanceConfig[] = [];
   const instWhere = new Map<string, Where>();
@@ -879,7 +1067,10 @@ export function interpret(statements: Statement[]): {
         scripts.push(v);
       },
       vrrp_instance: (s) => {
-        const v = vrrpInstance(c, s, g.vrrpVersion ?? 2);
+        if (s.args[0] !== undefined) vrrpInstanceNames.add(s.args[0]);
+        const v = vrrpInstance(c, s, g.vrrpVersion ?? 2, (x, instance) =>
+          syncInterface(c, g, x, instance, statements.indexOf(s)),
+        );
         if (v) {
           instances.push(v);
           if (!instWhere.has(v.name)) instWhere.set(v.name, s);
@@ -910,6 +1101,7 @@ export function interpret(statements: Statement[]): {
     const w = (m && instWhere.get(m[1])) || statements[0] || { file: '?', line: 0 };
     c.error(w, p);
   }
+  const lvsSync = g.lvsSync && syncOfInstance(c, g.lvsSync, instances, vrrpInstanceNames);
   const keys = new Set<string>();
   for (const svc of services) {
     const id = svc.spec.id;
@@ -920,7 +1112,7 @@ export function interpret(statements: Statement[]): {
   return {
     config: {
       ...(g.routerId ? { routerId: g.routerId } : {}),
-      ...(g.lvsSync ? { lvsSync: g.lvsSync } : {}),
+      ...(lvsSync ? { lvsSync } : {}),
       vrrp,
       services,
     },
