@@ -63,6 +63,19 @@ function connectionTokens(value: string | undefined): Set<string> | undefined {
   return out;
 }
 
+/** flat fields without those named (lower case) */
+function dropNamed(fields: string[], named: Set<string>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < fields.length; i += 2)
+    if (!named.has(fields[i]!.toLowerCase())) out.push(fields[i]!, fields[i + 1]!);
+  return out;
+}
+
+/** whether an answer with this status to this method has a body (RFC 9110 6.4.1) */
+function hasBody(status: number, method: string | undefined): boolean {
+  return method !== 'HEAD' && status !== 204 && status !== 304;
+}
+
 const XF = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
 
 /**
@@ -155,21 +168,39 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onHeaders(status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
-    this.resumeFn = resume;
+    let bytes = 13 + statusText.length + 2 + 2;
     const fields: string[] = [];
-    let bytes = 15 + statusText.length + 2;
+    let named: Set<string> | undefined;
+    let length = false;
     for (let i = 0; i < raw.length; i += 2) {
       const k = raw[i]!.toString('latin1');
       const v = raw[i + 1]!;
       bytes += k.length + v.length + 4;
-      if (isHopByHop(k)) continue;
+      if (isHopByHop(k)) {
+        if (k.length === 10 && k.toLowerCase() === 'connection') {
+          const more = connectionTokens(v.toString('latin1'));
+          if (more) named = named ? new Set([...named, ...more]) : more;
+        }
+        continue;
+      }
+      if (k.length === 14 && !length && k.toLowerCase() === 'content-length') length = true;
       fields.push(k, v.toString('latin1'));
     }
-    this.received += bytes + 2;
-    // the client connection's own Connection field (without one node:http would add a Keep-Alive hint of its own)
-    fields.push('connection', this.closing() || !this.res.shouldKeepAlive ? 'close' : 'keep-alive');
+    this.received += bytes;
+    // an interim answer (103 Early Hints, ...): not relayed, the final one follows
+    if (status < 200) return true;
+    this.resumeFn = resume;
+    // fields the server's Connection names are hop-by-hop too
+    const out = named ? dropNamed(fields, named) : fields;
+    const res = this.res;
+    // the client connection's own Connection field (without one node:http would add a Keep-Alive hint of its own);
+    // an HTTP/1.0 client cannot take chunks: a body of unknown length ends with the connection
+    const req = res.req;
+    const closeDelimited =
+      !length && req.httpVersionMinor === 0 && req.httpVersionMajor === 1 && hasBody(status, req.method);
+    out.push('connection', this.closing() || !res.shouldKeepAlive || closeDelimited ? 'close' : 'keep-alive');
     this.responded = true;
-    this.res.writeHead(status, statusText || undefined, fields);
+    res.writeHead(status, statusText || undefined, out);
     return true;
   }
 

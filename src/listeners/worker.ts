@@ -410,7 +410,7 @@ class Listener {
     if (this.draining) res.setHeader('connection', 'close');
     const h = req.headers;
     const bodyless = !h['transfer-encoding'] && (h['content-length'] === undefined || h['content-length'] === '0');
-    const ctx = new ReqCtx(this, req, res, conn, bodyless, this.pickRequest(conn.info, req));
+    const ctx = new ReqCtx(this, req, res, sock, conn, bodyless, this.pickRequest(conn.info, req));
     (res as Tagged<ReqCtx>)[CTX] = ctx;
     res.on('finish', onResFinish);
     res.on('close', onResClose);
@@ -527,8 +527,7 @@ class Listener {
 
   /** the client's response closed (sent, or the client went away) */
   resClosed(ctx: ReqCtx): void {
-    const { res, conn } = ctx;
-    const sock = ctx.req.socket;
+    const { res, conn, sock } = ctx;
     conn.busy--;
     if (this.draining && !res.writableFinished) sock.destroy();
     else if (!sock.destroyed) this.armRequestTimer(sock, true);
@@ -658,6 +657,8 @@ class ReqCtx implements ExchangeOwner {
     readonly l: Listener,
     readonly req: http.IncomingMessage,
     readonly res: http.ServerResponse,
+    /** the client connection (req.socket is gone once undici has sent the request's body) */
+    readonly sock: net.Socket,
     readonly conn: ConnState,
     readonly bodyless: boolean,
     readonly pick: PickRequest,
