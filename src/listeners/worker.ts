@@ -13,7 +13,7 @@ import net from 'node:net';
 import { ProxyServer } from 'http-proxy-3';
 import type { Client } from 'undici';
 import { log } from '../log.js';
-import type { PickRequest } from './balance/index.js';
+import { isHashing, type PickRequest } from './balance/index.js';
 import type { ListenerSpec, ListenersConfig } from './config.js';
 import { Exchange, type ExchangeOwner, ServerPools, serverRequestHeaders } from './http-relay.js';
 import type { FromWorker, ServerTarget, ToWorker } from './ipc.js';
@@ -88,12 +88,15 @@ class Listener {
   readonly isDraining = (): boolean => this.draining;
   /** balance hdr(name): the header, lower case */
   private readonly hdrName?: string;
+  /** the balance algorithm hashes a key of the request */
+  private readonly hashing: boolean;
 
   constructor(
     readonly spec: ListenerSpec,
     private readonly w: WorkerRuntime,
   ) {
     this.hdrName = /^hdr\((.+)\)$/.exec(spec.balance)?.[1]?.toLowerCase();
+    this.hashing = isHashing(spec.balance);
     this.pools = new ServerPools(spec.timeout);
     this.server = net.createServer({ allowHalfOpen: spec.mode === 'tcp', pauseOnConnect: true }, (s) =>
       this.onConnection(s),
@@ -289,6 +292,8 @@ class Listener {
   }
 
   private pickRequest(client: ClientInfo, req?: http.IncomingMessage): PickRequest {
+    // only the hashing algorithms (source, uri, hdr) read the request
+    if (!this.hashing) return NO_KEYS;
     const pr: PickRequest = { src: client.src };
     if (req) {
       pr.uri = req.url;
@@ -398,8 +403,8 @@ class Listener {
 
   // ---- http ----
   // The per-request path allocates one ReqCtx, the server request's fields and one Exchange per attempt, adds one
-  // 'finish' and one 'close' listener to the response (shared functions, no closures) and takes no promise when
-  // the pick is immediate (the shared-memory picker).
+  // 'close' listener to the response (a shared function, no closure), reads the request for the pick only when the
+  // algorithm hashes it, and takes no promise when the pick is immediate (the shared-memory picker).
 
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     const sock = req.socket;
@@ -412,7 +417,6 @@ class Listener {
     const bodyless = !h['transfer-encoding'] && (h['content-length'] === undefined || h['content-length'] === '0');
     const ctx = new ReqCtx(this, req, res, sock, conn, bodyless, this.pickRequest(conn.info, req));
     (res as Tagged<ReqCtx>)[CTX] = ctx;
-    res.on('finish', onResFinish);
     res.on('close', onResClose);
     this.attempt(ctx);
   }
@@ -624,6 +628,7 @@ const CTX = Symbol('tierlb.req');
 type Tagged<T> = { [CONN]?: T; [CTX]?: T };
 const connOf = (s: net.Socket): ConnState | undefined => (s as Tagged<ConnState>)[CONN];
 const NONE: readonly string[] = [];
+const NO_KEYS: PickRequest = Object.freeze({});
 
 /** A client connection: who the client is, its requests in flight, its `timeout http-request` timer. */
 class ConnState {
@@ -671,13 +676,12 @@ class ReqCtx implements ExchangeOwner {
   }
 }
 
-function onResFinish(this: http.ServerResponse): void {
-  (this as Tagged<ReqCtx>)[CTX]?.l.hrsp(this.statusCode);
-}
-
+/** the response closed: sent whole (its status counted), or cut (the client left, or the answer broke off) */
 function onResClose(this: http.ServerResponse): void {
   const ctx = (this as Tagged<ReqCtx>)[CTX];
-  if (ctx) ctx.l.resClosed(ctx);
+  if (!ctx) return;
+  if (this.writableFinished) ctx.l.hrsp(this.statusCode);
+  ctx.l.resClosed(ctx);
 }
 
 export class WorkerRuntime {
