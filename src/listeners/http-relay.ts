@@ -1,9 +1,9 @@
 /**
  * HTTP mode's way to the servers: undici (Node's own HTTP/1.1 client) with a keep-alive pool per server, driven
  * through its dispatch handler so that a response goes from the server's socket to the client's response with no
- * stream in between. http-proxy-3 (node:http's ClientRequest under it) did the same work for ~1.5 cpu-s per 10k
- * requests on this project's bench machine; this relay needs ~0.7 (bench/results/l7.json, README "Design notes").
- * WebSocket upgrades still go through http-proxy-3 (worker.ts).
+ * stream in between. The listeners on http-proxy-3 (node:http's ClientRequest under it) needed 2.1 CPU s per 10k
+ * requests on this project's bench machine, http-proxy-3 alone 1.6; this relay needs 0.8 for 2.7x http-proxy-3's
+ * req/s (bench/results/l7.json, README "Design notes"). WebSocket upgrades still go through http-proxy-3 (worker.ts).
  *
  * One Exchange per attempt: it writes the server's answer to the client's response and reports the attempt's
  * phases to its owner (connected, failed). A small response (headers, one chunk, end in one read from the server)

@@ -37,7 +37,7 @@
  *   nginx direct                             84956      2.3        -
  *
  * So the shared memory takes the primary off the request path (its CPU per request goes to ~0) and the rest of the
- * cost is the worker's own HTTP relaying (node:http + http-proxy-3), which is where further work has to go.
+ * cost is the worker's own HTTP relaying (node:http + http-proxy-3 at the time; the relay is undici now, see the end).
  *
  * Worker per-request path trimmed (./worker.ts: no promise per immediate pick, one ReqCtx and two shared response
  * listeners instead of five once() closures, http-proxy options and pick replies built once per server, connection
@@ -54,6 +54,9 @@
  *   http-proxy-3   6478    16.7      150
  *   haproxy       36323    36.5       21
  *   nginx direct  77821     3.4        -
+ *
+ * The HTTP relay then moved from http-proxy-3 to undici (./http-relay.ts); `npm run bench:l7`, quiet machine, 2026-11-22:
+ * tierlb 17210 req/s 83 ms/1k, http-proxy-3 6064 req/s 166, haproxy 45548 req/s 22, nginx direct 111808.
  */
 import fs from 'node:fs';
 import os from 'node:os';
