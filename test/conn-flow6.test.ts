@@ -1,6 +1,10 @@
 import test from 'ava';
 import { bytesToIpv6 } from '../src/l4/addr.js';
+import { Connection } from '../src/l4/conn/conn.js';
 import { type FlowHash6, FlowIndex6, hash6, ipv6Words } from '../src/l4/conn/flow6.js';
+import { ConnTable, inKey, outKey } from '../src/l4/conn/table.js';
+import { RealServer } from '../src/l4/dest.js';
+import { VirtualService } from '../src/l4/service.js';
 import { seeded } from './seeded.js';
 
 const words = (addr: string) => {
@@ -136,3 +140,66 @@ function bytesOf(w: Int32Array): Uint8Array {
   }
   return b;
 }
+
+const svc6 = new VirtualService(
+  { kind: 'tcp', family: 6, addr: '2001:db8::100', port: 80 },
+  { schedName: 'rr', flags: 0, timeout: 0, netmask: 128 },
+);
+
+test('IPv6 connections: the numeric lookups and the inKey/outKey strings find the same entry; replaced and dropped', (t) => {
+  const nat = new RealServer({
+    addr: '2001:db8::11',
+    port: 8080,
+    family: 6,
+    fwd: 'masq',
+    weight: 1,
+    uThreshold: 0,
+    lThreshold: 0,
+  });
+  const table = new ConnTable(100, seeded(1));
+  const mk = (caddr: string, cport: number) =>
+    new Connection({
+      protocol: 6,
+      family: 6,
+      caddr,
+      cport,
+      vaddr: '2001:db8::100',
+      vport: 80,
+      daddr: '2001:db8::11',
+      dport: 8080,
+      svc: svc6,
+      flags: 0,
+      fwmark: 0,
+    });
+  const a = mk('ffff::fffe', 65535);
+  const b = mk('2001:db8::1', 1);
+  for (const c of [a, b]) table.insert(c, nat);
+  const pkt = new Int32Array(8);
+  ipv6Words('ffff::fffe', pkt, 0);
+  ipv6Words('2001:db8::100', pkt, 4);
+  const rip = words('2001:db8::11');
+  t.is(table.getIn6(6, pkt, 0, 65535, pkt, 4, 80), a);
+  t.is(table.getIn(inKey(6, 'ffff::fffe', 65535, '2001:db8::100', 80)), a);
+  t.is(table.getOut6(6, rip, 0, 8080, pkt, 0, 65535), a);
+  t.is(table.getOut(outKey(6, '2001:db8::11', 8080, 'ffff::fffe', 65535)), a);
+  t.is(table.getIn6(17, pkt, 0, 65535, pkt, 4, 80), undefined);
+  t.is(table.getIn6(6, pkt, 4, 80, pkt, 0, 65535), undefined, 'the reverse direction is not an input flow');
+  t.is(table.getIn(inKey(6, '2001:db8::1', 1, '10.0.0.1', 80)), undefined, 'mixed families name nothing');
+  t.is(table.getIn('6|2001:db8::1|1'), undefined);
+  // a second connection with the same tuple replaces the first in both indexes
+  const a2 = mk('ffff::fffe', 65535);
+  table.insert(a2, nat);
+  t.is(table.getIn6(6, pkt, 0, 65535, pkt, 4, 80), a2);
+  t.is(table.getOut6(6, rip, 0, 8080, pkt, 0, 65535), a2);
+  table.drop(a);
+  t.is(table.getIn6(6, pkt, 0, 65535, pkt, 4, 80), a2, 'dropping the replaced entry leaves the new one indexed');
+  t.is(table.getOut6(6, rip, 0, 8080, pkt, 0, 65535), a2);
+  table.drop(a2);
+  t.is(table.getIn6(6, pkt, 0, 65535, pkt, 4, 80), undefined);
+  t.is(table.getOut6(6, rip, 0, 8080, pkt, 0, 65535), undefined);
+  t.is(table.getIn(inKey(6, '2001:db8::1', 1, '2001:db8::100', 80)), b);
+  table.flush();
+  t.is(table.getIn(inKey(6, '2001:db8::1', 1, '2001:db8::100', 80)), undefined);
+  t.is(table.getOut(outKey(6, '2001:db8::11', 8080, '2001:db8::1', 1)), undefined);
+  t.is(table.size, 0);
+});

@@ -85,6 +85,11 @@ export function protoName(protocol: number): string {
   }
 }
 
+/** Where caddr, vaddr and daddr start in a connection's `addr6` words. */
+export const ADDR6_C = 0;
+export const ADDR6_V = 4;
+export const ADDR6_D = 8;
+
 export class Connection {
   /** IP protocol number; 0 (IPPROTO_IP) for templates of fwmark services */
   readonly protocol: number;
@@ -120,17 +125,17 @@ export class Connection {
   nControl = 0;
 
   // table bookkeeping (owned by ConnTable)
-  /** key in the input (or template) index; '' when not indexed */
+  /** templates: key in the template index; '' when not indexed */
   inKey = '';
-  /** key in the output index (NAT replies); '' when not indexed */
-  outKey = '';
-  /** IPv4 connections: indexed by number in the table's IPv4 input / output index (instead of inKey / outKey) */
-  in4 = false;
-  out4 = false;
+  /** indexed in the table's numeric input / output index of its family (IPv4: flow4.ts, IPv6: flow6.ts) */
+  indexedIn = false;
+  indexedOut = false;
   /** IPv4 connections: caddr, vaddr, daddr as unsigned 32-bit numbers (set when the table indexes the entry) */
   caddr4 = 0;
   vaddr4 = 0;
   daddr4 = 0;
+  /** IPv6 connections: caddr, vaddr, daddr as four 32-bit words each, at ADDR6_C, ADDR6_V, ADDR6_D (set when indexed) */
+  addr6: Int32Array | null = null;
   /** position in the table's dense array, -1 when not in the table */
   slot = -1;
   /** the expiry heap holds an entry for this connection */

@@ -1,13 +1,16 @@
 /**
- * The connection table (ip_vs_conn.c): an index for client→director lookups, one for NAT replies, one for persistence
- * templates, a dense array for O(1) random sampling (ip_vs_random_dropentry) and an expiry heap driven by
- * `expire(now)`. Binding to real servers keeps ActiveConn/InActConn/PersistConn the way ip_vs_bind_dest and
+ * The connection table (ip_vs_conn.c): an index for client→director lookups, one for NAT replies (both numeric, one
+ * of each per family: flow4.ts, flow6.ts), one for persistence templates, a dense array for O(1) random sampling
+ * (ip_vs_random_dropentry) and an expiry heap driven by `expire(now)`. Binding to real servers keeps ActiveConn/InActConn/PersistConn the way ip_vs_bind_dest and
  * ip_vs_unbind_dest do.
  */
 import { ipv4ToInt } from '../addr.js';
 import type { RealServer } from '../dest.js';
 import { SVC_F_ONEPACKET } from '../service.js';
 import {
+  ADDR6_C,
+  ADDR6_D,
+  ADDR6_V,
   CONN_F_FWD_MASK,
   CONN_F_INACTIVE,
   CONN_F_MASQ,
@@ -17,6 +20,7 @@ import {
   IPPROTO_TCP,
 } from './conn.js';
 import { FlowIndex4 } from './flow4.js';
+import { FlowIndex6, ipv6Words } from './flow6.js';
 import { ExpiryHeap } from './heap.js';
 import { TCP_S_ESTABLISHED, TCP_S_SYN_RECV, TCP_S_SYNACK } from './tcp.js';
 
@@ -38,11 +42,20 @@ export function templateKey(protocol: number, caddr: string, vaddr: string, vpor
   return `${protocol}|${caddr}|${vaddr}|${vport}`;
 }
 
-/** An inKey()/outKey() string of an IPv4 flow as [protocol, addr, port, addr, port] numbers; null for IPv6. */
-function key4(key: string): [number, number, number, number, number] | null {
+/** The address words of an IPv6 inKey()/outKey() string being looked up: source at 0, destination at 4. */
+const KEY6 = new Int32Array(8);
+
+/** Look an inKey()/outKey() string up in the numeric index of its family (undefined for a malformed key). */
+function byKey(key: string, idx4: FlowIndex4<Connection>, idx6: FlowIndex6<Connection>): Connection | undefined {
   const f = key.split('|');
-  if (f.length !== 5 || f[1].includes(':') || f[3].includes(':')) return null;
-  return [Number(f[0]), ipv4ToInt(f[1]), Number(f[2]), ipv4ToInt(f[3]), Number(f[4])];
+  if (f.length !== 5) return undefined;
+  const six = f[1].includes(':');
+  if (six !== f[3].includes(':')) return undefined;
+  const p = Number(f[0]);
+  if (!six) return idx4.get(p, ipv4ToInt(f[1]), Number(f[2]), ipv4ToInt(f[3]), Number(f[4]));
+  ipv6Words(f[1], KEY6, 0);
+  ipv6Words(f[3], KEY6, 4);
+  return idx6.get(p, KEY6, 0, Number(f[2]), KEY6, 4, Number(f[4]));
 }
 
 export interface ConnTableEvents {
@@ -51,11 +64,11 @@ export interface ConnTableEvents {
 }
 
 export class ConnTable {
-  /** IPv6 connections by inKey / outKey; IPv4 ones are in in4 / out4, keyed by numbers */
-  private readonly byIn = new Map<string, Connection>();
-  private readonly byOut = new Map<string, Connection>();
+  /** connections client → VIP and (NAT) real server → client, by family, keyed by numbers */
   private readonly in4 = new FlowIndex4<Connection>();
   private readonly out4 = new FlowIndex4<Connection>();
+  private readonly in6 = new FlowIndex6<Connection>();
+  private readonly out6 = new FlowIndex6<Connection>();
   private readonly byTemplate = new Map<string, Connection>();
   private readonly all: Connection[] = [];
   private readonly heap = new ExpiryHeap<Connection>();
@@ -81,14 +94,12 @@ export class ConnTable {
 
   /** Lookup by an inKey() string (any family). */
   getIn(key: string): Connection | undefined {
-    const k = key4(key);
-    return k ? this.in4.get(k[0], k[1], k[2], k[3], k[4]) : this.byIn.get(key);
+    return byKey(key, this.in4, this.in6);
   }
 
   /** Lookup by an outKey() string (any family). */
   getOut(key: string): Connection | undefined {
-    const k = key4(key);
-    return k ? this.out4.get(k[0], k[1], k[2], k[3], k[4]) : this.byOut.get(key);
+    return byKey(key, this.out4, this.out6);
   }
 
   /** The hot path's lookup of an IPv4 packet client → VIP (addresses as unsigned 32-bit numbers): no key string. */
@@ -99,6 +110,35 @@ export class ConnTable {
   /** The hot path's lookup of an IPv4 NAT reply real server → client. */
   getOut4(protocol: number, saddr: number, sport: number, daddr: number, dport: number): Connection | undefined {
     return this.out4.get(protocol, saddr, sport, daddr, dport);
+  }
+
+  /**
+   * The hot path's lookup of an IPv6 packet client → VIP: the addresses as four 32-bit words at s[sOff..] and d[dOff..]
+   * (the parser's words): no key string.
+   */
+  getIn6(
+    protocol: number,
+    s: Int32Array,
+    sOff: number,
+    sport: number,
+    d: Int32Array,
+    dOff: number,
+    dport: number,
+  ): Connection | undefined {
+    return this.in6.get(protocol, s, sOff, sport, d, dOff, dport);
+  }
+
+  /** The hot path's lookup of an IPv6 NAT reply real server → client. */
+  getOut6(
+    protocol: number,
+    s: Int32Array,
+    sOff: number,
+    sport: number,
+    d: Int32Array,
+    dOff: number,
+    dport: number,
+  ): Connection | undefined {
+    return this.out6.get(protocol, s, sOff, sport, d, dOff, dport);
   }
 
   getTemplate(key: string): Connection | undefined {
@@ -130,24 +170,29 @@ export class ConnTable {
       const old = this.in4.get(p, c4, conn.cport, v4, conn.vport);
       if (old && old !== conn) this.unindex(old);
       this.in4.set(p, c4, conn.cport, v4, conn.vport, conn);
-      conn.in4 = true;
+      conn.indexedIn = true;
       if ((conn.flags & CONN_F_FWD_MASK) === CONN_F_MASQ) {
         const d4 = ipv4ToInt(conn.daddr);
         conn.daddr4 = d4;
         const o = this.out4.set(p, d4, conn.dport, c4, conn.cport, conn);
-        if (o && o !== conn) o.out4 = false;
-        conn.out4 = true;
+        if (o && o !== conn) o.indexedOut = false;
+        conn.indexedOut = true;
       }
     } else {
-      conn.inKey = inKey(conn.protocol, conn.caddr, conn.cport, conn.vaddr, conn.vport);
-      const old = this.byIn.get(conn.inKey);
+      const p = conn.protocol;
+      const w = new Int32Array(12);
+      ipv6Words(conn.caddr, w, ADDR6_C);
+      ipv6Words(conn.vaddr, w, ADDR6_V);
+      conn.addr6 = w;
+      const old = this.in6.get(p, w, ADDR6_C, conn.cport, w, ADDR6_V, conn.vport);
       if (old && old !== conn) this.unindex(old);
-      this.byIn.set(conn.inKey, conn);
+      this.in6.set(p, w, ADDR6_C, conn.cport, w, ADDR6_V, conn.vport, conn);
+      conn.indexedIn = true;
       if ((conn.flags & CONN_F_FWD_MASK) === CONN_F_MASQ) {
-        conn.outKey = outKey(conn.protocol, conn.daddr, conn.dport, conn.caddr, conn.cport);
-        const o = this.byOut.get(conn.outKey);
-        if (o && o !== conn) o.outKey = '';
-        this.byOut.set(conn.outKey, conn);
+        ipv6Words(conn.daddr, w, ADDR6_D);
+        const o = this.out6.set(p, w, ADDR6_D, conn.dport, w, ADDR6_C, conn.cport, conn);
+        if (o && o !== conn) o.indexedOut = false;
+        conn.indexedOut = true;
       }
     }
     conn.slot = this.all.length;
@@ -350,22 +395,20 @@ export class ConnTable {
   }
 
   private unindex(conn: Connection): void {
-    if (conn.in4) {
-      this.in4.delete(conn.protocol, conn.caddr4, conn.cport, conn.vaddr4, conn.vport, conn);
-      conn.in4 = false;
+    const w = conn.addr6;
+    if (conn.indexedIn) {
+      if (w) this.in6.delete(conn.protocol, w, ADDR6_C, conn.cport, w, ADDR6_V, conn.vport, conn);
+      else this.in4.delete(conn.protocol, conn.caddr4, conn.cport, conn.vaddr4, conn.vport, conn);
+      conn.indexedIn = false;
     }
-    if (conn.out4) {
-      this.out4.delete(conn.protocol, conn.daddr4, conn.dport, conn.caddr4, conn.cport, conn);
-      conn.out4 = false;
+    if (conn.indexedOut) {
+      if (w) this.out6.delete(conn.protocol, w, ADDR6_D, conn.dport, w, ADDR6_C, conn.cport, conn);
+      else this.out4.delete(conn.protocol, conn.daddr4, conn.dport, conn.caddr4, conn.cport, conn);
+      conn.indexedOut = false;
     }
     if (conn.inKey) {
-      const m = conn.template ? this.byTemplate : this.byIn;
-      if (m.get(conn.inKey) === conn) m.delete(conn.inKey);
+      if (this.byTemplate.get(conn.inKey) === conn) this.byTemplate.delete(conn.inKey);
       conn.inKey = '';
-    }
-    if (conn.outKey) {
-      if (this.byOut.get(conn.outKey) === conn) this.byOut.delete(conn.outKey);
-      conn.outKey = '';
     }
   }
 
