@@ -19,7 +19,8 @@ import {
   protoName,
 } from './conn/conn.js';
 import { Defense } from './conn/defense.js';
-import { ConnTable, inKey, outKey, templateKey } from './conn/table.js';
+import { ipv6Words } from './conn/flow6.js';
+import { ConnTable, templateKey } from './conn/table.js';
 import {
   nextTcpState,
   TCP_DEFAULT_TIMEOUTS_MS,
@@ -54,6 +55,11 @@ export interface PacketMeta {
   /** IPv4: saddr and daddr as unsigned 32-bit numbers, when the data path parsed them (the table's numeric keys) */
   saddr4?: number;
   daddr4?: number;
+  /**
+   * IPv6: saddr then daddr as eight big-endian 32-bit words, when the data path parsed them (the table's numeric keys;
+   * read during the call only)
+   */
+  addr6?: Int32Array;
 }
 
 export type DropReason =
@@ -183,6 +189,8 @@ export class Engine implements AdmTarget {
   private nextEstimate: number;
   private nextDefense: number;
   private nodestSweep = false;
+  /** the address words of an IPv6 packet looked up without the parser's (PacketMeta.addr6) */
+  private readonly addr6 = new Int32Array(8);
 
   constructor(o: EngineOptions = {}) {
     this.clock = o.clock ?? systemClock;
@@ -316,8 +324,8 @@ export class Engine implements AdmTarget {
 
   /**
    * The connection a packet's tuple belongs to, in the 'in' (client → VIP) or 'out' (real server → client, NAT)
-   * index; `reversed` looks the tuple up with source and destination swapped (the packet inside an ICMP error). IPv4
-   * goes through the numeric index, with the parser's numeric addresses when it has them.
+   * index; `reversed` looks the tuple up with source and destination swapped (the packet inside an ICMP error). Both
+   * families go through numeric indexes, with the parser's numeric addresses when it has them.
    */
   private lookup(dir: 'in' | 'out', pkt: PacketMeta, reversed: boolean): Connection | undefined {
     const proto = pkt.protocol;
@@ -332,11 +340,17 @@ export class Engine implements AdmTarget {
         ? this.conns.getIn4(proto, s4, sport, d4, dport)
         : this.conns.getOut4(proto, s4, sport, d4, dport);
     }
-    const saddr = reversed ? pkt.daddr : pkt.saddr;
-    const daddr = reversed ? pkt.saddr : pkt.daddr;
+    let w = pkt.addr6;
+    if (w === undefined) {
+      w = this.addr6;
+      ipv6Words(pkt.saddr, w, 0);
+      ipv6Words(pkt.daddr, w, 4);
+    }
+    const so = reversed ? 4 : 0;
+    const d = reversed ? 0 : 4;
     return dir === 'in'
-      ? this.conns.getIn(inKey(proto, saddr, sport, daddr, dport))
-      : this.conns.getOut(outKey(proto, saddr, sport, daddr, dport));
+      ? this.conns.getIn6(proto, w, so, sport, w, d, dport)
+      : this.conns.getOut6(proto, w, so, sport, w, d, dport);
   }
 
   /**

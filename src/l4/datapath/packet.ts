@@ -3,8 +3,8 @@
  * embedded header of the packet the error is about). Never throws: a bad packet comes back with a reason so the worker
  * counts it and keeps going.
  * The hot path uses a `PacketParser`: it writes into preallocated `PacketView`s (no object per packet or header), keeps
- * IPv4 addresses as 32-bit numbers (`saddr4`/`daddr4`, for the connection table's numeric keys) and formats the
- * address strings only when something asks for them. `parsePacket` gives the same fields as plain objects.
+ * IPv4 addresses as 32-bit numbers (`saddr4`/`daddr4`) and IPv6 ones as 32-bit words (`addr6`), for the connection
+ * table's numeric keys, and formats the address strings only when something asks for them. `parsePacket` gives the same fields as plain objects.
  */
 import { bytesToIpv6 } from '../addr.js';
 import { IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from '../conn/conn.js';
@@ -88,6 +88,8 @@ export class PacketView implements Parsed {
   /** IPv4 addresses as unsigned 32-bit numbers (0 for IPv6) */
   saddr4 = 0;
   daddr4 = 0;
+  /** IPv6: saddr then daddr as eight big-endian 32-bit words (stale for IPv4) */
+  readonly addr6 = new Int32Array(8);
   /** where the addresses are in `buf` */
   saddrOff = 0;
   daddrOff = 0;
@@ -260,6 +262,8 @@ function parseL3(v: PacketView, b: Uint8Array, off: number, end: number, embedde
     }
     v.family = 6;
     v.protocol = next;
+    const w = v.addr6;
+    for (let i = 0; i < 8; i++) w[i] = be32(b, off + 8 + 4 * i);
     v.saddrOff = off + 8;
     v.daddrOff = off + 24;
     v.l4off = p;
