@@ -359,7 +359,7 @@ virtual_server 10.0.0.5 80 {
     /^k\.conf:4: 'priority' wants an integer in 1\.\.255, got 'high'/,
     /^k\.conf:5: state must be MASTER or BACKUP, got 'LEADER'/,
     /^k\.conf:7: bad prefix length in 10\.0\.0\.1\/40/,
-    /^k\.conf:8: IPv6 virtual address fe80::1 is not supported/,
+    /^k\.conf:8: \(VI_1\): address family must match VRRP instance \[fe80::1\]$/,
     /^k\.conf:11: include missing\.conf: no such file|^k\.conf:11: cannot read .*missing\.conf/,
     /^k\.conf:13: lb_algo 'fastest' is not a scheduler/,
     /^k\.conf:14: lb_kind must be DR, NAT or TUN, got 'DSR'/,

@@ -128,7 +128,17 @@ test('checks the schema cannot express', (t) => {
       i({ name: 'A', interface: 'eth0', virtualRouterId: 1, advertInt: 1.5 }),
       i({ name: 'B', interface: 'eth0', virtualRouterId: 1, version: 3, advertInt: 0.005, authPass: 'x' }),
       i({ name: 'A', interface: 'eth1', virtualRouterId: 2, trackScript: [{ name: 'nope' }], virtualIpaddress: [] }),
-      i({ name: 'C', interface: 'eth1', virtualRouterId: 3, virtualIpaddress: [{ addr: 'fe80::1', prefixLen: 64 }] }),
+      i({
+        name: 'C',
+        interface: 'eth1',
+        virtualRouterId: 3,
+        virtualIpaddress: [
+          { addr: 'fe80::1', prefixLen: 64 },
+          { addr: '10.0.0.9', prefixLen: 32 },
+          { addr: '2001:db8::1', prefixLen: 129 },
+        ],
+        unicastPeer: ['fe80::2'],
+      }),
     ],
     scripts: [],
     syncGroups: [{ name: 'G', group: ['Z'], notify: {} }],
@@ -141,7 +151,10 @@ test('checks the schema cannot express', (t) => {
     'vrrp instance A: duplicate instance name',
     'vrrp instance A: no virtual_ipaddress',
     'vrrp instance A: track_script nope is not defined',
-    'vrrp instance C: virtual address fe80::1/64 is not IPv4 (IPv6 is not supported)',
+    'vrrp instance C: (C): address family must match VRRP instance [10.0.0.9]',
+    'vrrp instance C: virtual address 2001:db8::1/129: prefix length must be 0..128',
+    'vrrp instance C: VRRPv2 is IPv4 only: an IPv6 instance needs version 3',
+    'vrrp instance C: unicast_peer with IPv6 is not supported by tierlb',
     'vrrp sync group G: instance Z is not defined',
   ]);
 });
@@ -183,7 +196,5 @@ test('an address with an octet over 255 is refused at file:line (schema and the 
     scripts: [],
     syncGroups: [],
   };
-  t.deepEqual(checkVrrpConfig(cfg), [
-    'vrrp instance A: virtual address 999.1.1.1/32 is not IPv4 (IPv6 is not supported)',
-  ]);
+  t.deepEqual(checkVrrpConfig(cfg), ['vrrp instance A: virtual address 999.1.1.1 is not an IPv4 address']);
 });

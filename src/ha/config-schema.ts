@@ -18,6 +18,8 @@
  *       preempt_delay: 0
  *       authentication: { auth_type: PASS, auth_pass: secret }
  *       virtual_ipaddress: [10.0.0.100/24, { address: 10.0.0.101/24, dev: eth1, label: "eth1:1" }]
+ *       # or IPv6 (VRRPv3 over IPv6, one family per instance; the first address should be link-local):
+ *       # virtual_ipaddress: [fe80::100, 2001:db8::100/64]
  *       unicast_src_ip: 10.0.0.2
  *       unicast_peer: [10.0.0.3]
  *       track_interface: [eth1, { name: eth2, weight: -10 }]
@@ -30,9 +32,17 @@
  */
 
 import { ipv4Schema as ipv4, ipv4OptionalPrefixSchema } from '../config/common-schema.js';
+import { registerSectionValidator } from '../config/validators.js';
 
 /** a virtual address: no length means /32, as in keepalived */
-const ipv4Prefix = ipv4OptionalPrefixSchema('[0-9]|[12]\\d|3[0-2]');
+const ipv4Prefix4 = ipv4OptionalPrefixSchema('[0-9]|[12]\\d|3[0-2]');
+/** an IPv6 virtual address (no length: /128); the address itself is checked by the vrrp validator below */
+const ipv6Prefix = {
+  type: 'string',
+  pattern: '^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))?$',
+} as const;
+const ipv6 = { type: 'string', pattern: '^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*$' } as const;
+const vipAddr = { oneOf: [ipv4Prefix4, ipv6Prefix] } as const;
 const ifname = { type: 'string', minLength: 1, maxLength: 15 } as const;
 const command = { type: 'string', minLength: 1 } as const;
 const weight = { type: 'integer', minimum: -253, maximum: 253 } as const;
@@ -73,17 +83,17 @@ export const vrrpInstanceSchema = {
       minItems: 1,
       items: {
         oneOf: [
-          ipv4Prefix,
+          vipAddr,
           {
             type: 'object',
             additionalProperties: false,
             required: ['address'],
-            properties: { address: ipv4Prefix, dev: ifname, label: { type: 'string', maxLength: 15 } },
+            properties: { address: vipAddr, dev: ifname, label: { type: 'string', maxLength: 15 } },
           },
         ],
       },
     },
-    unicast_src_ip: ipv4,
+    unicast_src_ip: { oneOf: [ipv4, ipv6] },
     unicast_peer: { type: 'array', items: ipv4 },
     track_interface: {
       type: 'array',
@@ -155,3 +165,35 @@ export const vrrpSchema = {
     sync_groups: { type: 'array', items: vrrpSyncGroupSchema },
   },
 } as const;
+
+const isV6 = (a: unknown) => typeof a === 'string' && a.includes(':');
+const addrOf = (v: unknown) => (typeof v === 'string' ? v : (v as { address?: unknown } | null)?.address);
+
+/** keepalived's rule: an instance is one family (its first virtual address's); VRRPv2 is IPv4 only. */
+registerSectionValidator('vrrp', (section, ctx) => {
+  const instances = (section as { instances?: unknown } | null)?.instances;
+  if (!Array.isArray(instances)) return;
+  instances.forEach((inst: Record<string, unknown> | null, i) => {
+    const vips = inst?.virtual_ipaddress;
+    if (!Array.isArray(vips) || vips.length === 0) return;
+    const first = addrOf(vips[0]);
+    if (typeof first !== 'string') return;
+    const six = isV6(first);
+    const name = String(inst?.name ?? i);
+    vips.forEach((v, j) => {
+      const a = addrOf(v);
+      if (typeof a === 'string' && isV6(a) !== six)
+        ctx.report(
+          ['instances', i, 'virtual_ipaddress', j],
+          `(${name}): address family must match VRRP instance [${a}]`,
+        );
+    });
+    if (six && inst?.version === 2)
+      ctx.report(['instances', i, 'version'], `(${name}) VRRPv2 is IPv4 only: an IPv6 instance needs version 3`);
+    if (typeof inst?.unicast_src_ip === 'string' && isV6(inst.unicast_src_ip) !== six)
+      ctx.report(
+        ['instances', i, 'unicast_src_ip'],
+        `(${name}): address family must match VRRP instance [${inst.unicast_src_ip}]`,
+      );
+  });
+});

@@ -19,7 +19,7 @@ import type {
   TcpCheck,
   VirtualServerHealth,
 } from '../checks-types.js';
-import { checkVrrpConfig } from '../vrrp/config.js';
+import { checkVrrpConfig, familyMismatch } from '../vrrp/config.js';
 import {
   instanceDefaults,
   scriptDefaults,
@@ -412,18 +412,26 @@ function vrrpScript(c: Ctx, s: Statement): VrrpScriptConfig | undefined {
   return scriptDefaults({ ...clean, name, script: o.script });
 }
 
-function virtualAddress(c: Ctx, s: Statement): VirtualAddress | undefined {
+/** `instanceFamily`: the family of the instance's first address so far (keepalived: it decides the instance's). */
+function virtualAddress(c: Ctx, s: Statement, inst?: { name: string; family?: 4 | 6 }): VirtualAddress | undefined {
   const [a, len] = s.name.split('/');
   const fam = familyOf(a);
-  if (fam !== 4) {
-    c.error(
-      s,
-      fam === 6 ? `IPv6 virtual address ${s.name} is not supported by tierlb` : `'${s.name}' is not an address`,
-    );
+  if ((fam !== 4 && fam !== 6) || a.includes('%')) {
+    c.error(s, `'${s.name}' is not an address`);
     return undefined;
   }
-  const prefixLen = len === undefined ? 32 : Number(len);
-  if (!Number.isInteger(prefixLen) || prefixLen < 0 || prefixLen > 32) {
+  if (inst) {
+    // keepalived (vrrp_data.c alloc_vrrp_vip): the first address decides the family, one of the other family is a
+    // configuration error ("- ignoring" there; tierlb refuses the file)
+    inst.family ??= fam;
+    if (fam !== inst.family) {
+      c.error(s, familyMismatch(inst.name, s.name));
+      return undefined;
+    }
+  }
+  const max = fam === 6 ? 128 : 32;
+  const prefixLen = len === undefined ? max : Number(len);
+  if (!Number.isInteger(prefixLen) || prefixLen < 0 || prefixLen > max) {
     c.error(s, `bad prefix length in ${s.name}`);
     return undefined;
   }
@@ -458,6 +466,8 @@ function vrrpInstance(
   const notify: VrrpNotify = {};
   let authType: string | undefined;
   let authPass: string | undefined;
+  let versionAt: Statement | undefined;
+  const fam: { name: string; family?: 4 | 6 } = { name: name ?? '' };
   const weightOf = (x: Statement): number | undefined => {
     if (x.args.length === 0) return undefined;
     if (x.args[0] !== 'weight' || x.args.length !== 2) {
@@ -489,6 +499,7 @@ function vrrpInstance(
       },
       version: (x) => {
         o.version = c.num(x, { min: 2, max: 3, int: true }) as 2 | 3 | undefined;
+        versionAt = x;
       },
       nopreempt: (x) => {
         c.noArgs(x);
@@ -530,7 +541,7 @@ function vrrpInstance(
         }),
       virtual_ipaddress: (x) => {
         for (const y of x.block ?? []) {
-          const v = virtualAddress(c, y);
+          const v = virtualAddress(c, y, fam);
           if (v) vips.push(v);
         }
       },
@@ -566,9 +577,18 @@ function vrrpInstance(
   if (!o.interface) c.error(s, `${inside} has no 'interface'`);
   if (o.virtualRouterId === undefined) c.error(s, `${inside} has no 'virtual_router_id'`);
   if (!o.interface || o.virtualRouterId === undefined) return undefined;
+  const six = fam.family === 6;
+  if (six && o.version === 2 && versionAt) {
+    // keepalived: "vrrp_version 2 conflicts with configured or deduced version" (ignored there, VRRPv3 used)
+    c.error(versionAt, `(${name}) VRRPv2 is IPv4 only: an IPv6 instance needs version 3`);
+    o.version = 3;
+  }
+  if (six && o.unicastSrcIp === undefined && peers.length === 0 && !/^fe[89ab][0-9a-f]?:/i.test(vips[0].addr))
+    c.warn(s, `(${name}) the first IPv6 VIP address should be link local`);
   const clean = Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<VrrpInstanceConfig>;
   const cfg = instanceDefaults({
-    version: defVersion,
+    // keepalived: an IPv6 instance is VRRPv3 whatever global_defs' vrrp_version says
+    version: six ? 3 : defVersion,
     ...clean,
     name,
     interface: o.interface,

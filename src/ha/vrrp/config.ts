@@ -2,9 +2,10 @@
  * The `vrrp` YAML section (validated by src/ha/config-schema.ts) → the in-memory VrrpConfig, and the checks that a
  * schema cannot express (references, intervals per version, duplicate VRIDs). Pure.
  */
-import { isIPv4 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 import {
   instanceDefaults,
+  instanceFamily,
   scriptDefaults,
   type VirtualAddress,
   type VrrpConfig,
@@ -54,11 +55,18 @@ export interface VrrpSection {
   sync_groups?: ({ name: string; group: string[] } & NotifySection)[];
 }
 
-/** "10.0.0.1/24" → { addr, prefixLen }; no length means /32 as in keepalived. */
+/** "10.0.0.1/24" → { addr, prefixLen }; no length means /32 (IPv6: /128) as in keepalived. */
 export function parseAddrPrefix(s: string): { addr: string; prefixLen: number } {
   const [addr, len] = s.split('/');
-  return { addr, prefixLen: len === undefined ? 32 : Number(len) };
+  return { addr, prefixLen: len === undefined ? (addr.includes(':') ? 128 : 32) : Number(len) };
 }
+
+/** keepalived's message for a virtual address of the other family (vrrp_data.c alloc_vrrp_vip). */
+export function familyMismatch(instance: string, addr: string): string {
+  return `(${instance}): address family must match VRRP instance [${addr}]`;
+}
+
+const isLinkLocal6 = (a: string) => /^fe[89ab][0-9a-f]?:/i.test(a);
 
 function notifyOf(s: NotifySection): VrrpNotify {
   const n: VrrpNotify = {};
@@ -94,6 +102,8 @@ export function vrrpFromSection(sec: VrrpSection): VrrpConfig {
     if (i.priority !== undefined) cfg.priority = i.priority;
     if (i.advert_int !== undefined) cfg.advertInt = i.advert_int;
     if (i.version !== undefined) cfg.version = i.version;
+    // keepalived: an IPv6 instance without a version is VRRPv3 (VRRPv2 is IPv4 only)
+    else if (instanceFamily(cfg) === 6) cfg.version = 3;
     if (i.state !== undefined) cfg.state = i.state;
     if (i.nopreempt !== undefined) cfg.nopreempt = i.nopreempt;
     if (i.preempt_delay !== undefined) cfg.preemptDelay = i.preempt_delay;
@@ -108,6 +118,18 @@ export function vrrpFromSection(sec: VrrpSection): VrrpConfig {
     scripts: (sec.scripts ?? []).map((s) => scriptDefaults({ ...s })),
     syncGroups: (sec.sync_groups ?? []).map((g) => ({ name: g.name, group: [...g.group], notify: notifyOf(g) })),
   };
+}
+
+/**
+ * RFC 5798 5.2.9 / keepalived: the first address of an IPv6 advertisement should be a link-local one. keepalived only
+ * logs this (an error in vrrp_strict mode); the addresses are sent in the configured order. One message per instance.
+ */
+export function vrrpWarnings(cfg: VrrpConfig): string[] {
+  const out: string[] = [];
+  for (const i of cfg.instances)
+    if (instanceFamily(i) === 6 && i.unicastPeer.length === 0 && !isLinkLocal6(i.virtualIpaddress[0].addr))
+      out.push(`vrrp instance ${i.name}: (${i.name}) the first IPv6 VIP address should be link local`);
+  return out;
 }
 
 /** Problems the schema cannot see; each message names the instance. Empty when the config can run. */
@@ -140,9 +162,24 @@ export function checkVrrpConfig(cfg: VrrpConfig): string[] {
     if (i.authPass !== undefined && (i.authPass.length === 0 || Buffer.byteLength(i.authPass) > 8))
       problems.push(`${at}: auth_pass must be 1..8 bytes`);
     if (i.virtualIpaddress.length === 0) problems.push(`${at}: no virtual_ipaddress`);
-    for (const v of i.virtualIpaddress)
-      if (!isIPv4(v.addr) || !(Number.isInteger(v.prefixLen) && v.prefixLen >= 0 && v.prefixLen <= 32))
-        problems.push(`${at}: virtual address ${v.addr}/${v.prefixLen} is not IPv4 (IPv6 is not supported)`);
+    // an instance is one family, its first address's (keepalived); the others must match
+    const six = instanceFamily(i) === 6;
+    for (const v of i.virtualIpaddress) {
+      const max = six ? 128 : 32;
+      if (v.addr.includes(':') !== six) problems.push(`${at}: ${familyMismatch(i.name, v.addr)}`);
+      else if (!(six ? isIPv6(v.addr) : isIPv4(v.addr)) || v.addr.includes('%'))
+        problems.push(`${at}: virtual address ${v.addr} is not an IPv${six ? 6 : 4} address`);
+      else if (!(Number.isInteger(v.prefixLen) && v.prefixLen >= 0 && v.prefixLen <= max))
+        problems.push(`${at}: virtual address ${v.addr}/${v.prefixLen}: prefix length must be 0..${max}`);
+    }
+    if (six) {
+      if (i.version === 2) problems.push(`${at}: VRRPv2 is IPv4 only: an IPv6 instance needs version 3`);
+      if (i.unicastPeer.length > 0) problems.push(`${at}: unicast_peer with IPv6 is not supported by tierlb`);
+      if (i.unicastSrcIp !== undefined && !isIPv6(i.unicastSrcIp))
+        problems.push(`${at}: ${familyMismatch(i.name, i.unicastSrcIp)}`);
+    } else if (i.unicastSrcIp !== undefined && isIPv6(i.unicastSrcIp))
+      problems.push(`${at}: ${familyMismatch(i.name, i.unicastSrcIp)}`);
+    for (const p of i.unicastPeer) if (!six && !isIPv4(p)) problems.push(`${at}: ${familyMismatch(i.name, p)}`);
     for (const t of i.trackScript)
       if (!scripts.has(t.name)) problems.push(`${at}: track_script ${t.name} is not defined`);
   }

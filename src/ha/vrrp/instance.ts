@@ -6,13 +6,35 @@
 import { EventEmitter } from 'node:events';
 import { type Clock, systemClock } from '../../l4/clock.js';
 import { type Logger, log as rootLog } from '../../log.js';
-import { type InterfaceInfo, interfaceInfo, interfaceUp, runCommand, sendGarp, setVips, VrrpSocket } from './io.js';
-import { DropCounters, type DropReason, decodePacket, encodeAdvert, ipv4Header, validate } from './packet.js';
+import { vrrpWarnings } from './config.js';
+import {
+  type InterfaceInfo,
+  interfaceInfo,
+  interfaceUp,
+  runCommand,
+  sendGarp,
+  sendUnsolicitedNa,
+  setVips,
+  Vrrp6Socket,
+  VrrpSocket,
+} from './io.js';
+import {
+  type Decoded,
+  DropCounters,
+  type DropReason,
+  decodePacket,
+  decodePacket6,
+  encodeAdvert,
+  ipv4Header,
+  validate,
+} from './packet.js';
 import { ScriptStatus } from './script-status.js';
 import { type VrrpAction, VrrpMachine } from './state.js';
 import { type SyncGroupChange, VrrpSyncGroupMachine } from './sync-group.js';
 import {
+  instanceFamily,
   VRRP_MCAST_GROUP,
+  VRRP6_MCAST_GROUP,
   type VrrpConfig,
   type VrrpInstanceConfig,
   type VrrpNotify,
@@ -48,10 +70,18 @@ export interface VrrpInstanceOptions {
   scriptOk?: (name: string) => boolean | undefined;
 }
 
-/** The interface an instance runs on and the address its adverts come from; throws when it cannot run there. */
+/**
+ * The interface an instance runs on and the address its adverts come from; throws when it cannot run there. An IPv6
+ * instance sends from the interface's link-local address (RFC 5798 5.1.2.1) unless unicast_src_ip says otherwise.
+ */
 export async function instanceSource(c: VrrpInstanceConfig): Promise<{ ifc: InterfaceInfo; srcIp: string }> {
   const ifc = await interfaceInfo(c.interface);
   const vipSet = new Set(c.virtualIpaddress.map((v) => v.addr));
+  if (instanceFamily(c) === 6) {
+    const src6 = c.unicastSrcIp ?? (ifc.linkLocal && !vipSet.has(ifc.linkLocal) ? ifc.linkLocal : '');
+    if (!src6) throw new Error(`vrrp ${c.name}: ${c.interface} has no IPv6 link-local address to send from`);
+    return { ifc, srcIp: src6 };
+  }
   const srcIp = c.unicastSrcIp ?? ifc.addresses.find((a) => !vipSet.has(a)) ?? '';
   if (!srcIp) throw new Error(`vrrp ${c.name}: ${c.interface} has no IPv4 address to send from`);
   return { ifc, srcIp };
@@ -64,7 +94,8 @@ export class VrrpInstance extends EventEmitter<VrrpInstanceEvents> {
   readonly drops = new DropCounters();
   private machine: VrrpMachine | undefined;
   private ifc: InterfaceInfo | undefined;
-  private sock: VrrpSocket | undefined;
+  private sock: VrrpSocket | Vrrp6Socket | undefined;
+  private family: 4 | 6 = 4;
   private srcIp = '';
   private timer: NodeJS.Timeout | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
@@ -130,7 +161,9 @@ export class VrrpInstance extends EventEmitter<VrrpInstanceEvents> {
       },
       this.clock,
     );
-    const own = new Set([this.srcIp, ...this.ifc.addresses]);
+    this.family = instanceFamily(c);
+    for (const w of vrrpWarnings({ instances: [c], scripts: [], syncGroups: [] })) this.log.warn(w);
+    const own = new Set([this.srcIp, ...(this.family === 6 ? this.ifc.addresses6 : this.ifc.addresses)]);
     const peers = new Set(c.unicastPeer);
     const expect = {
       version: c.version,
@@ -140,20 +173,25 @@ export class VrrpInstance extends EventEmitter<VrrpInstanceEvents> {
       addressCount: c.virtualIpaddress.length,
       ownAddresses: own,
     };
-    this.sock = new VrrpSocket(
-      this.ifc,
-      (buf) => {
-        const d = decodePacket(buf);
-        if (!d.ok) return this.drop(d.reason, undefined);
-        if (peers.size > 0 && !peers.has(d.packet.src)) return this.drop('peer', d.packet.src);
-        const reason = validate(d.packet, expect);
-        if (reason) return this.drop(reason, d.packet.src);
-        const a = d.packet.advert;
-        this.apply(this.machine?.receive({ src: d.packet.src, priority: a.priority, intervalCs: a.interval }) ?? []);
-      },
-      (e) => this.log.error({ err: e.message }, 'raw socket error'),
-      peers.size === 0,
-    );
+    const onDecoded = (d: Decoded) => {
+      if (!d.ok) return this.drop(d.reason, undefined);
+      if (peers.size > 0 && !peers.has(d.packet.src)) return this.drop('peer', d.packet.src);
+      // validate() drops a TTL / hop limit other than 255 (RFC 5798 7.1)
+      const reason = validate(d.packet, expect);
+      if (reason) return this.drop(reason, d.packet.src);
+      const a = d.packet.advert;
+      this.apply(this.machine?.receive({ src: d.packet.src, priority: a.priority, intervalCs: a.interval }) ?? []);
+    };
+    const onError = (e: Error) => this.log.error({ err: e.message }, 'raw socket error');
+    this.sock =
+      this.family === 6
+        ? new Vrrp6Socket(
+            this.ifc,
+            this.srcIp,
+            (p) => onDecoded(decodePacket6(p.payload, p.src, p.dst ?? VRRP6_MCAST_GROUP, p.hopLimit)),
+            onError,
+          )
+        : new VrrpSocket(this.ifc, (buf) => onDecoded(decodePacket(buf)), onError, peers.size === 0);
     // the addresses may be left over from a crash: a backup must not hold them
     await setVips(c.virtualIpaddress, c.interface, false);
     for (const t of this.machine.cfg.trackInterfaces) this.machine.setInterface(t.name, interfaceUp(t.name));
@@ -265,7 +303,8 @@ export class VrrpInstance extends EventEmitter<VrrpInstanceEvents> {
   private async sendAdvert(priority: number): Promise<void> {
     const c = this.cfg;
     if (!this.sock) return;
-    const dsts = c.unicastPeer.length > 0 ? c.unicastPeer : [VRRP_MCAST_GROUP];
+    const six = this.family === 6;
+    const dsts = c.unicastPeer.length > 0 ? c.unicastPeer : [six ? VRRP6_MCAST_GROUP : VRRP_MCAST_GROUP];
     for (const dst of dsts) {
       const vrrp = encodeAdvert({
         version: c.version,
@@ -277,7 +316,8 @@ export class VrrpInstance extends EventEmitter<VrrpInstanceEvents> {
         src: this.srcIp,
         dst,
       });
-      await this.sock.send(Buffer.concat([ipv4Header(this.srcIp, dst, vrrp.length), vrrp]), dst);
+      if (six) await this.sock.send(vrrp, dst);
+      else await this.sock.send(Buffer.concat([ipv4Header(this.srcIp, dst, vrrp.length), vrrp]), dst);
     }
   }
 
@@ -289,7 +329,10 @@ export class VrrpInstance extends EventEmitter<VrrpInstanceEvents> {
     }
     for (const [dev, addrs] of byDev) {
       const ifc = dev === this.cfg.interface && this.ifc ? this.ifc : await interfaceInfo(dev);
-      for (let i = 0; i < this.cfg.garpMasterRepeat; i++) sendGarp(ifc, addrs);
+      // IPv6: unsolicited Neighbor Advertisements instead of gratuitous ARP (keepalived's vrrp_ndisc.c)
+      for (let i = 0; i < this.cfg.garpMasterRepeat; i++)
+        if (this.family === 6) sendUnsolicitedNa(ifc, addrs);
+        else sendGarp(ifc, addrs);
     }
   }
 

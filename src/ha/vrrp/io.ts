@@ -1,20 +1,24 @@
 /**
- * VRRP I/O on a real interface: the protocol-112 raw socket (IP_HDRINCL, TTL 255, multicast membership on the
- * interface), gratuitous ARP over AF_PACKET (koffi), the virtual addresses (`ip addr`), interface state and
- * script runs. Everything the pure state machine asks for happens here.
+ * VRRP I/O on a real interface: the protocol-112 raw socket (IPv4: IP_HDRINCL, TTL 255, multicast membership on the
+ * interface; IPv6: see Vrrp6Socket), gratuitous ARP and unsolicited Neighbor Advertisements over AF_PACKET (koffi),
+ * the virtual addresses (`ip addr`), interface state and script runs. Everything the pure state machine asks for
+ * happens here.
  */
 import { execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
+import { bytesToIpv6, ipv6ToBytes } from '../../l4/addr.js';
+import { ETH_P_IPV6, naFrame } from './ndisc.js';
 import type { VirtualAddress } from './types.js';
-import { VRRP_MCAST_GROUP, VRRP_PROTO } from './types.js';
+import { VRRP_MCAST_GROUP, VRRP_PROTO, VRRP6_MCAST_GROUP } from './types.js';
 
 const require = createRequire(import.meta.url);
 const execFileP = promisify(execFile);
 
 const SOL_SOCKET = 1;
 const SO_BINDTODEVICE = 25;
+const SOCK_RAW = 3;
 const IPPROTO_IP = 0;
 const IP_HDRINCL = 3;
 const IP_MULTICAST_IF = 32;
@@ -29,7 +33,12 @@ export interface InterfaceInfo {
   mac: Buffer;
   /** the primary IPv4 address (the first one that is not secondary) */
   primaryIp: string | undefined;
+  /** the IPv4 addresses */
   addresses: string[];
+  /** the IPv6 addresses (link-local included) */
+  addresses6: string[];
+  /** the first IPv6 link-local address (fe80::/10): the source of IPv6 adverts */
+  linkLocal: string | undefined;
 }
 
 function sysfs(name: string, file: string): string | undefined {
@@ -46,15 +55,21 @@ export async function interfaceInfo(name: string): Promise<InterfaceInfo> {
   const mac = Buffer.from(
     (sysfs(name, 'address') ?? '00:00:00:00:00:00').split(':').map((h) => Number.parseInt(h, 16)),
   );
-  const { stdout } = await execFileP('ip', ['-4', '-j', 'addr', 'show', 'dev', name]);
-  const j = JSON.parse(stdout || '[]') as { addr_info?: { local: string; secondary?: boolean }[] }[];
-  const infos = j[0]?.addr_info ?? [];
+  const { stdout } = await execFileP('ip', ['-j', 'addr', 'show', 'dev', name]);
+  const j = JSON.parse(stdout || '[]') as {
+    addr_info?: { family: string; local: string; secondary?: boolean; scope?: string; tentative?: boolean }[];
+  }[];
+  const all = j[0]?.addr_info ?? [];
+  const infos = all.filter((a) => a.family === 'inet');
+  const infos6 = all.filter((a) => a.family === 'inet6');
   return {
     name,
     index,
     mac,
     primaryIp: infos.find((a) => !a.secondary)?.local,
     addresses: infos.map((a) => a.local),
+    addresses6: infos6.map((a) => a.local),
+    linkLocal: infos6.find((a) => a.scope === 'link' && /^fe[89ab]/i.test(a.local))?.local,
   };
 }
 
@@ -134,8 +149,208 @@ export class VrrpSocket {
   }
 }
 
+const AF_INET6 = 10;
+const SOCK_NONBLOCK = 0o4000;
+const SOCK_CLOEXEC = 0o2000000;
+const MSG_DONTWAIT = 0x40;
+const IPPROTO_IPV6 = 41;
+const IPV6_UNICAST_HOPS = 16;
+const IPV6_MULTICAST_IF = 17;
+const IPV6_MULTICAST_HOPS = 18;
+const IPV6_MULTICAST_LOOP = 19;
+const IPV6_ADD_MEMBERSHIP = 20;
+const IPV6_DROP_MEMBERSHIP = 21;
+const IPV6_RECVPKTINFO = 49;
+const IPV6_PKTINFO = 50;
+const IPV6_RECVHOPLIMIT = 51;
+const IPV6_HOPLIMIT = 52;
+
+/** What an IPv6 raw socket hands over: the VRRP payload, and the header fields from the ancillary data. */
+export interface Received6 {
+  payload: Buffer;
+  src: string;
+  /** IPV6_PKTINFO; undefined if the kernel gave none */
+  dst: string | undefined;
+  /** IPV6_HOPLIMIT; -1 if the kernel gave none (the packet is then dropped as a bad hop limit) */
+  hopLimit: number;
+}
+
+/** Parse recvmsg()'s control buffer (x86-64/aarch64 layout: cmsg_len is 8 bytes, data 8-aligned). */
+export function parseCmsgs6(ctl: Buffer, len: number): { dst: string | undefined; hopLimit: number } {
+  let dst: string | undefined;
+  let hopLimit = -1;
+  for (let off = 0; off + 16 <= len; ) {
+    const clen = Number(ctl.readBigUInt64LE(off));
+    if (clen < 16 || off + clen > len) break;
+    const level = ctl.readInt32LE(off + 8);
+    const type = ctl.readInt32LE(off + 12);
+    if (level === IPPROTO_IPV6 && type === IPV6_HOPLIMIT && clen >= 20) hopLimit = ctl.readInt32LE(off + 16);
+    if (level === IPPROTO_IPV6 && type === IPV6_PKTINFO && clen >= 32)
+      dst = bytesToIpv6(ctl.subarray(off + 16, off + 32));
+    off += (clen + 7) & ~7;
+  }
+  return { dst, hopLimit };
+}
+
+/** struct ipv6_mreq / struct in6_pktinfo: an address and an interface index */
+function addrIfindex6(addr: string, ifindex: number): Buffer {
+  const b = Buffer.alloc(20);
+  b.set(ipv6ToBytes(addr), 0);
+  b.writeInt32LE(ifindex, 16);
+  return b;
+}
+
+function sockaddr6(addr: string, scope: number): Buffer {
+  const b = Buffer.alloc(28);
+  b.writeUInt16LE(AF_INET6, 0);
+  b.set(ipv6ToBytes(addr), 8);
+  b.writeUInt32LE(scope, 24);
+  return b;
+}
+
+interface Sock6Lib {
+  socket: (d: number, t: number, p: number) => number;
+  setsockopt: (fd: number, level: number, name: number, val: Buffer, len: number) => number;
+  recvmsg: (fd: number, msg: Buffer, flags: number) => number;
+  sendto: (fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, alen: number) => number;
+  close: (fd: number) => number;
+  errno: () => number;
+  address: (b: Buffer) => bigint;
+}
+let sock6Lib: Sock6Lib | undefined;
+
+function libc6(): Sock6Lib {
+  if (sock6Lib) return sock6Lib;
+  const koffi = require('koffi');
+  const lib = koffi.load('libc.so.6');
+  sock6Lib = {
+    socket: lib.func('int socket(int, int, int)'),
+    setsockopt: lib.func('int setsockopt(int, int, int, const void *, uint32_t)'),
+    recvmsg: lib.func('intptr_t recvmsg(int, void *, int)'),
+    sendto: lib.func('intptr_t sendto(int, const void *, uintptr_t, int, const void *, uint32_t)'),
+    close: lib.func('int close(int)'),
+    errno: () => koffi.errno() as number,
+    address: (b: Buffer) => koffi.address(b) as bigint,
+  };
+  return sock6Lib;
+}
+
+/**
+ * VRRP over IPv6 on one interface (RFC 5798). An IPv6 raw socket gets no IPv6 header on receive and the raw-socket
+ * package reads with recvfrom() (no ancillary data), so the hop limit and the destination would be lost. Two sockets:
+ * - the data socket (koffi, non-blocking): IPV6_RECVHOPLIMIT and IPV6_RECVPKTINFO, read with recvmsg(); it also
+ *   sends (hop limit 255, multicast on the interface, source pinned to the link-local address with a sticky
+ *   IPV6_PKTINFO) and holds the ff02::12 membership;
+ * - a raw-socket (same protocol, same interface) only as the event-loop wake-up: the kernel delivers every packet to
+ *   both, and each packet it reports makes us drain the data socket (and look again shortly after, in case the
+ *   data socket's copy was queued a moment later).
+ */
+export class Vrrp6Socket {
+  private readonly fd: number;
+  private readonly wake: RawSocket;
+  private readonly c = libc6();
+  private joined = false;
+  private closed = false;
+  private readonly data = Buffer.alloc(2048);
+  private readonly name = Buffer.alloc(28);
+  private readonly ctl = Buffer.alloc(256);
+  private readonly iov = Buffer.alloc(16);
+  private readonly msg = Buffer.alloc(56);
+  private retry: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly ifc: InterfaceInfo,
+    src: string,
+    private readonly onPacket: (p: Received6) => void,
+    onError: (e: Error) => void,
+  ) {
+    const c = this.c;
+    const fd = c.socket(AF_INET6, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, VRRP_PROTO);
+    if (fd < 0) throw new Error(`socket(AF_INET6, SOCK_RAW, 112) failed: errno ${c.errno()}`);
+    this.fd = fd;
+    const int = (v: number) => {
+      const b = Buffer.alloc(4);
+      b.writeInt32LE(v);
+      return b;
+    };
+    const opt = (level: number, name: number, v: Buffer, what: string) => {
+      if (c.setsockopt(fd, level, name, v, v.length) < 0) {
+        const errno = c.errno();
+        c.close(fd);
+        throw new Error(`vrrp IPv6 socket on ${ifc.name}: ${what} failed: errno ${errno}`);
+      }
+    };
+    opt(SOL_SOCKET, SO_BINDTODEVICE, Buffer.from(`${ifc.name}\0`), 'SO_BINDTODEVICE');
+    opt(IPPROTO_IPV6, IPV6_RECVHOPLIMIT, int(1), 'IPV6_RECVHOPLIMIT');
+    opt(IPPROTO_IPV6, IPV6_RECVPKTINFO, int(1), 'IPV6_RECVPKTINFO');
+    opt(IPPROTO_IPV6, IPV6_MULTICAST_HOPS, int(255), 'IPV6_MULTICAST_HOPS');
+    opt(IPPROTO_IPV6, IPV6_UNICAST_HOPS, int(255), 'IPV6_UNICAST_HOPS');
+    opt(IPPROTO_IPV6, IPV6_MULTICAST_LOOP, int(0), 'IPV6_MULTICAST_LOOP');
+    opt(IPPROTO_IPV6, IPV6_MULTICAST_IF, int(ifc.index), 'IPV6_MULTICAST_IF');
+    opt(IPPROTO_IPV6, IPV6_PKTINFO, addrIfindex6(src, ifc.index), `IPV6_PKTINFO (source ${src})`);
+    opt(IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, addrIfindex6(VRRP6_MCAST_GROUP, ifc.index), 'joining ff02::12');
+    this.joined = true;
+    this.iov.writeBigUInt64LE(c.address(this.data), 0);
+    this.iov.writeBigUInt64LE(BigInt(this.data.length), 8);
+    this.msg.writeBigUInt64LE(c.address(this.name), 0);
+    this.msg.writeBigUInt64LE(c.address(this.iov), 16);
+    this.msg.writeBigUInt64LE(1n, 24);
+    this.msg.writeBigUInt64LE(c.address(this.ctl), 32);
+
+    const raw = require('raw-socket');
+    this.wake = raw.createSocket({ addressFamily: raw.AddressFamily.IPv6, protocol: VRRP_PROTO }) as RawSocket;
+    this.wake.on('message', () => this.drain(3));
+    this.wake.on('error', onError);
+    const nameBuf = Buffer.from(`${ifc.name}\0`);
+    this.wake.setOption(SOL_SOCKET, SO_BINDTODEVICE, nameBuf, nameBuf.length);
+  }
+
+  /** Read every queued packet; when there was none, look again `retries` more times 1 ms apart. */
+  private drain(retries: number): void {
+    if (this.closed) return;
+    let n = 0;
+    for (;;) {
+      this.msg.writeUInt32LE(this.name.length, 8);
+      this.msg.writeBigUInt64LE(BigInt(this.ctl.length), 40);
+      this.msg.writeInt32LE(0, 48);
+      const r = this.c.recvmsg(this.fd, this.msg, MSG_DONTWAIT);
+      if (r < 0) break;
+      n++;
+      const ctlLen = Number(this.msg.readBigUInt64LE(40));
+      const { dst, hopLimit } = parseCmsgs6(this.ctl, ctlLen);
+      const src = bytesToIpv6(this.name.subarray(8, 24));
+      this.onPacket({ payload: Buffer.from(this.data.subarray(0, Number(r))), src, dst, hopLimit });
+      if (this.closed) return;
+    }
+    if (n === 0 && retries > 0) {
+      clearTimeout(this.retry);
+      this.retry = setTimeout(() => this.drain(retries - 1), 1);
+    }
+  }
+
+  /** Send a VRRP payload (the kernel writes the IPv6 header: hop limit 255, our link-local source). */
+  send(payload: Buffer, dst: string): Promise<void> {
+    const to = sockaddr6(dst, this.ifc.index);
+    if (this.c.sendto(this.fd, payload, payload.length, 0, to, to.length) < 0)
+      return Promise.reject(new Error(`sendto ${dst} on ${this.ifc.name}: errno ${this.c.errno()}`));
+    return Promise.resolve();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.retry);
+    if (this.joined) {
+      const m = addrIfindex6(VRRP6_MCAST_GROUP, this.ifc.index);
+      this.c.setsockopt(this.fd, IPPROTO_IPV6, IPV6_DROP_MEMBERSHIP, m, m.length);
+      this.joined = false;
+    }
+    this.c.close(this.fd);
+    this.wake.close();
+  }
+}
+
 const AF_PACKET = 17;
-const SOCK_RAW = 3;
 const ETH_P_ARP = 0x0806;
 
 interface PacketLib {
@@ -177,34 +392,73 @@ export function garpFrame(mac: Buffer, addr: string): Buffer {
   return f;
 }
 
-/** Send gratuitous ARPs for the addresses out of one interface through an AF_PACKET socket. */
-export function sendGarp(ifc: InterfaceInfo, addrs: string[]): void {
+/** Send whole Ethernet frames (their destination MAC in bytes 0..5) out of one interface through AF_PACKET. */
+function sendFrames(ifc: InterfaceInfo, ethertype: number, frames: { what: string; frame: Buffer }[]): void {
   const c = libc();
-  const fd = c.socket(AF_PACKET, SOCK_RAW, ((ETH_P_ARP & 0xff) << 8) | (ETH_P_ARP >> 8));
+  const fd = c.socket(AF_PACKET, SOCK_RAW, ((ethertype & 0xff) << 8) | (ethertype >> 8));
   if (fd < 0) throw new Error(`socket(AF_PACKET) failed: errno ${c.errno()}`);
   try {
     // struct sockaddr_ll { u16 family; be16 protocol; i32 ifindex; u16 hatype; u8 pkttype; u8 halen; u8 addr[8] }
     const sll = Buffer.alloc(20);
     sll.writeUInt16LE(AF_PACKET, 0);
-    sll.writeUInt16BE(ETH_P_ARP, 2);
+    sll.writeUInt16BE(ethertype, 2);
     sll.writeInt32LE(ifc.index, 4);
     sll[11] = 6;
-    sll.fill(0xff, 12, 18);
-    for (const a of addrs) {
-      const f = garpFrame(ifc.mac, a);
+    for (const { what, frame: f } of frames) {
+      f.copy(sll, 12, 0, 6);
       if (c.sendto(fd, f, f.length, 0, sll, sll.length) < 0)
-        throw new Error(`gratuitous ARP for ${a} on ${ifc.name} failed: errno ${c.errno()}`);
+        throw new Error(`${what} on ${ifc.name} failed: errno ${c.errno()}`);
     }
   } finally {
     c.close(fd);
   }
 }
 
+/** Send gratuitous ARPs for the addresses out of one interface through an AF_PACKET socket. */
+export function sendGarp(ifc: InterfaceInfo, addrs: string[]): void {
+  sendFrames(
+    ifc,
+    ETH_P_ARP,
+    addrs.map((a) => ({ what: `gratuitous ARP for ${a}`, frame: garpFrame(ifc.mac, a) })),
+  );
+}
+
+/** Whether the interface forwards IPv6 (keepalived then sets the Router flag of its NAs). */
+export function ipv6Forwarding(name: string): boolean {
+  try {
+    return readFileSync(`/proc/sys/net/ipv6/conf/${name}/forwarding`, 'utf8').trim() === '1';
+  } catch {
+    return false;
+  }
+}
+
+/** Send unsolicited Neighbor Advertisements for the IPv6 addresses out of one interface (AF_PACKET). */
+export function sendUnsolicitedNa(ifc: InterfaceInfo, addrs: string[]): void {
+  const router = ipv6Forwarding(ifc.name);
+  sendFrames(
+    ifc,
+    ETH_P_IPV6,
+    addrs.map((a) => ({ what: `unsolicited NA for ${a}`, frame: naFrame(ifc.mac, a, router) })),
+  );
+}
+
+/**
+ * The `ip` arguments that add or remove one virtual address. IPv6 addresses are added `nodad` as keepalived does
+ * (IFA_F_NODAD): usable at once, and never stuck in "dadfailed" after a split brain.
+ */
+export function vipArgs(v: VirtualAddress, defaultDev: string, add: boolean): string[] {
+  const six = v.addr.includes(':');
+  const args = [...(six ? ['-6'] : []), 'addr', add ? 'add' : 'del', `${v.addr}/${v.prefixLen}`, 'dev'];
+  args.push(v.dev ?? defaultDev);
+  if (add && v.label && !six) args.push('label', v.label);
+  if (add && six) args.push('nodad');
+  return args;
+}
+
 /** Add or remove the virtual addresses (existing / missing ones are not errors). */
 export async function setVips(vips: VirtualAddress[], defaultDev: string, add: boolean): Promise<void> {
   for (const v of vips) {
-    const args = ['addr', add ? 'add' : 'del', `${v.addr}/${v.prefixLen}`, 'dev', v.dev ?? defaultDev];
-    if (add && v.label) args.push('label', v.label);
+    const args = vipArgs(v, defaultDev, add);
     try {
       await execFileP('ip', args);
     } catch (e) {

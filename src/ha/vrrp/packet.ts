@@ -1,9 +1,10 @@
 /**
  * VRRP advertisements: VRRPv2 (RFC 3768, PASS authentication) and VRRPv3 (RFC 5798, centisecond Max Adver Int,
- * checksum over the IPv4 pseudo-header), IPv4 only. Pure: encode, decode, validate. A bad packet yields a drop reason,
- * never an exception.
+ * checksum over the IPv4 or IPv6 pseudo-header). An advertisement's family is its addresses' family (IPv6: 16 bytes
+ * each, VRRPv3 only). Pure: encode, decode, validate. A bad packet yields a drop reason, never an exception.
  */
-import { VRRP_MCAST_GROUP, VRRP_PROTO, type VrrpVersion } from './types.js';
+import { bytesToIpv6, ipv6ToBytes } from '../../l4/addr.js';
+import { VRRP_MCAST_GROUP, VRRP_PROTO, VRRP6_MCAST_GROUP, type VrrpVersion } from './types.js';
 
 export const VRRP_TYPE_ADVERT = 1;
 export const AUTH_NONE = 0;
@@ -16,7 +17,7 @@ export interface VrrpAdvert {
   version: VrrpVersion;
   vrid: number;
   priority: number;
-  /** IPv4 addresses carried in the packet */
+  /** the addresses carried in the packet (IPv4, or IPv6 for an IPv6 advertisement) */
   addresses: string[];
   /** v2: Adver Int in seconds; v3: Max Adver Int in centiseconds */
   interval: number;
@@ -26,10 +27,11 @@ export interface VrrpAdvert {
   authData: Buffer;
 }
 
-/** An IPv4 packet carrying VRRP as read from a raw socket. */
+/** An IPv4 or IPv6 packet carrying VRRP as read from a raw socket. */
 export interface VrrpPacket {
   src: string;
   dst: string;
+  /** IPv4 TTL or IPv6 hop limit */
   ttl: number;
   advert: VrrpAdvert;
 }
@@ -37,7 +39,7 @@ export interface VrrpPacket {
 export type DropReason =
   | 'ip_header' // too short, not IPv4, bad IHL or total length
   | 'protocol' // IP protocol is not 112
-  | 'ttl' // TTL is not 255
+  | 'ttl' // TTL (IPv6: hop limit) is not 255
   | 'length' // shorter than the header, the addresses and the authentication data
   | 'version' // not the configured VRRP version
   | 'type' // not an advertisement
@@ -81,7 +83,20 @@ function ip4str(b: Buffer, off: number): string {
   return `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`;
 }
 
+/** RFC 8200 8.1 pseudo-header: source, destination, upper-layer length (32 bits), 3 zero bytes, next header. */
+export function pseudoHeader6(src: string, dst: string, len: number, nextHeader = VRRP_PROTO): Buffer {
+  const p = Buffer.alloc(40);
+  p.set(ipv6ToBytes(src), 0);
+  p.set(ipv6ToBytes(dst), 16);
+  p.writeUInt32BE(len, 32);
+  p[39] = nextHeader;
+  return p;
+}
+
+const isV6 = (a: string) => a.includes(':');
+
 function pseudoHeader(src: string, dst: string, len: number): Buffer {
+  if (isV6(src) || isV6(dst)) return pseudoHeader6(src, dst, len);
   const p = Buffer.alloc(12);
   ip4(src).copy(p, 0);
   ip4(dst).copy(p, 4);
@@ -106,7 +121,7 @@ export interface EncodeOptions {
   interval: number;
   /** v2 PASS authentication */
   authPass?: string;
-  /** v3: the IPv4 source and destination for the pseudo-header */
+  /** v3: the source and destination for the pseudo-header (IPv6 for IPv6 addresses) */
   src?: string;
   dst?: string;
 }
@@ -114,7 +129,10 @@ export interface EncodeOptions {
 /** Encode an advertisement (the VRRP part only, without the IP header). */
 export function encodeAdvert(o: EncodeOptions): Buffer {
   const v2 = o.version === 2;
-  const len = HDR_LEN + 4 * o.addresses.length + (v2 ? V2_AUTH_LEN : 0);
+  const six = o.addresses.length > 0 && isV6(o.addresses[0]);
+  if (six && v2) throw new TypeError('VRRPv2 carries IPv4 addresses only');
+  const asz = six ? 16 : 4;
+  const len = HDR_LEN + asz * o.addresses.length + (v2 ? V2_AUTH_LEN : 0);
   const b = Buffer.alloc(len);
   b[0] = (o.version << 4) | VRRP_TYPE_ADVERT;
   b[1] = o.vrid;
@@ -127,10 +145,16 @@ export function encodeAdvert(o: EncodeOptions): Buffer {
     b.writeUInt16BE(o.interval & 0x0fff, 4);
   }
   o.addresses.forEach((a, i) => {
-    ip4(a).copy(b, HDR_LEN + 4 * i);
+    if (six !== isV6(a)) throw new TypeError(`address family of ${a} differs from ${o.addresses[0]}`);
+    if (six) b.set(ipv6ToBytes(a), HDR_LEN + 16 * i);
+    else ip4(a).copy(b, HDR_LEN + 4 * i);
   });
   if (v2 && o.authPass) authPassBytes(o.authPass).copy(b, HDR_LEN + 4 * o.addresses.length);
-  const sum = v2 ? inetChecksum(b) : inetChecksum(pseudoHeader(o.src ?? '0.0.0.0', o.dst ?? VRRP_MCAST_GROUP, len), b);
+  const sum = v2
+    ? inetChecksum(b)
+    : six
+      ? inetChecksum(pseudoHeader6(o.src ?? '::', o.dst ?? VRRP6_MCAST_GROUP, len), b)
+      : inetChecksum(pseudoHeader(o.src ?? '0.0.0.0', o.dst ?? VRRP_MCAST_GROUP, len), b);
   b.writeUInt16BE(sum, 6);
   return b;
 }
@@ -165,7 +189,21 @@ export function decodePacket(buf: Buffer): Decoded {
   return { ok: true, packet: { src, dst, ttl: buf[8], advert: r.advert } };
 }
 
-/** Decode the VRRP part; checks length, type, address count and checksum (the version decides the checksum). */
+/**
+ * An IPv6 VRRP packet as an IPv6 raw socket delivers it: the payload only, the header fields (source, destination,
+ * hop limit) from the ancillary data. Only VRRPv3 runs over IPv6.
+ */
+export function decodePacket6(payload: Buffer, src: string, dst: string, hopLimit: number): Decoded {
+  if (payload.length >= 1 && payload[0] >> 4 !== 3) return { ok: false, reason: 'version' };
+  const r = decodeAdvert(payload, src, dst);
+  if (!r.ok) return r;
+  return { ok: true, packet: { src, dst, ttl: hopLimit, advert: r.advert } };
+}
+
+/**
+ * Decode the VRRP part; checks length, type, address count and checksum (the version decides the checksum). The
+ * family of `src` decides the address size (IPv6: 16 bytes, v3 only).
+ */
 export function decodeAdvert(
   b: Buffer,
   src: string,
@@ -174,9 +212,12 @@ export function decodeAdvert(
   if (b.length < HDR_LEN) return { ok: false, reason: 'length' };
   const version = b[0] >> 4;
   if (version !== 2 && version !== 3) return { ok: false, reason: 'version' };
+  const six = isV6(src);
+  if (six && version !== 3) return { ok: false, reason: 'version' };
   if ((b[0] & 0x0f) !== VRRP_TYPE_ADVERT) return { ok: false, reason: 'type' };
   const count = b[3];
-  const need = HDR_LEN + 4 * count + (version === 2 ? V2_AUTH_LEN : 0);
+  const asz = six ? 16 : 4;
+  const need = HDR_LEN + asz * count + (version === 2 ? V2_AUTH_LEN : 0);
   // v2 senders may leave the authentication data out when there is none; keepalived always sends it
   const minLen = version === 2 ? HDR_LEN + 4 * count : need;
   if (b.length < minLen) return { ok: false, reason: 'length' };
@@ -185,7 +226,8 @@ export function decodeAdvert(
   if (sum !== 0) return { ok: false, reason: 'checksum' };
   if (count === 0) return { ok: false, reason: 'addr_count' };
   const addresses: string[] = [];
-  for (let i = 0; i < count; i++) addresses.push(ip4str(b, HDR_LEN + 4 * i));
+  for (let i = 0; i < count; i++)
+    addresses.push(six ? bytesToIpv6(b.subarray(HDR_LEN + 16 * i, HDR_LEN + 16 * i + 16)) : ip4str(b, HDR_LEN + 4 * i));
   const authOff = HDR_LEN + 4 * count;
   return {
     ok: true,
@@ -207,7 +249,7 @@ export interface Expectation {
   /** v2: seconds; v3 is not checked (the backup adopts the master's interval) */
   interval: number;
   authPass?: string;
-  /** the configured virtual addresses (IPv4), for the count check */
+  /** the configured virtual addresses, for the count check */
   addressCount: number;
   /** our own addresses: a packet from one of them is our own looped back */
   ownAddresses: ReadonlySet<string>;

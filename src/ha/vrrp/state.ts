@@ -4,9 +4,15 @@
  * clock, the caller runs tick() when nextDeadline() is reached, and every effect is returned as an action.
  */
 
-import { ipv4ToInt } from '../../l4/addr.js';
+import { ipv4ToInt, ipv6ToBytes } from '../../l4/addr.js';
 import type { Clock } from '../../l4/clock.js';
 import { PRIO_OWNER, PRIO_STOP, type TrackInterface, type VrrpStateName, type VrrpVersion } from './types.js';
+
+/** RFC 5798 6.4.3: on equal priority the greater primary address wins (IPv4: as a 32-bit number, IPv6: bytewise). */
+export function addrGreater(a: string, b: string): boolean {
+  if (!a.includes(':') && !b.includes(':')) return ipv4ToInt(a) >>> 0 > ipv4ToInt(b) >>> 0;
+  return Buffer.compare(Buffer.from(ipv6ToBytes(a)), Buffer.from(ipv6ToBytes(b))) > 0;
+}
 
 export interface MachineConfig {
   name: string;
@@ -175,7 +181,7 @@ export class VrrpMachine {
     } else if (this.state === 'MASTER') {
       if (a.priority === PRIO_STOP) {
         this.sendAdvert(out);
-      } else if (a.priority > mine || (a.priority === mine && ipv4ToInt(a.src) > ipv4ToInt(this.cfg.primaryIp))) {
+      } else if (a.priority > mine || (a.priority === mine && addrGreater(a.src, this.cfg.primaryIp))) {
         this.adoptInterval(a);
         this.advertAt = undefined;
         out.push({ type: 'vips', add: false });

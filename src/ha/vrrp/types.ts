@@ -8,7 +8,7 @@ export type VrrpStateName = 'INIT' | 'BACKUP' | 'MASTER' | 'FAULT';
 
 export interface VirtualAddress {
   addr: string;
-  /** prefix length; keepalived's default without /len is 32 */
+  /** prefix length; keepalived's default without /len is 32 (IPv6: 128) */
   prefixLen: number;
   /** interface the address goes on (default: the instance's interface) */
   dev?: string;
@@ -94,9 +94,19 @@ export interface VrrpConfig {
 }
 
 export const VRRP_MCAST_GROUP = '224.0.0.18';
+/** RFC 5798 5.1.2.2: the IPv6 multicast address of VRRP */
+export const VRRP6_MCAST_GROUP = 'ff02::12';
 export const VRRP_PROTO = 112;
 export const PRIO_OWNER = 255;
 export const PRIO_STOP = 0;
+
+/**
+ * An instance is one family, its virtual addresses' (keepalived: the first address decides, the others must match).
+ * An instance without addresses is IPv4.
+ */
+export function instanceFamily(c: Pick<VrrpInstanceConfig, 'virtualIpaddress'>): 4 | 6 {
+  return c.virtualIpaddress[0]?.addr.includes(':') ? 6 : 4;
+}
 
 /** An instance with every optional field filled with keepalived's default. */
 export function instanceDefaults(
