@@ -21,13 +21,19 @@ export interface Lab {
   mac: { a: string; b: string };
 }
 
-export function lab(t: ExecutionContext): Lab {
+/** A namespace set and a scratch directory, both removed when the test ends. */
+export function labSet(t: ExecutionContext): { set: NetnsSet; dir: string } {
   const set = new NetnsSet();
   const dir = mkdtempSync(join(tmpdir(), `${set.prefix}-`));
   t.teardown(() => {
     set.dispose();
     rmSync(dir, { recursive: true, force: true });
   });
+  return { set, dir };
+}
+
+export function lab(t: ExecutionContext): Lab {
+  const { set, dir } = labSet(t);
   const br = set.add('br');
   sh('ip', ['-n', br, 'link', 'add', 'br0', 'type', 'bridge']);
   sh('ip', ['-n', br, 'link', 'set', 'br0', 'up']);
@@ -100,7 +106,16 @@ export function startTierlb(
   if (o.unicast) lines.push(`      unicast_src_ip: ${o.unicast.src}`, `      unicast_peer: [${o.unicast.peer}]`);
   lines.push(...(x.extra ?? []));
   writeFileSync(conf, `${lines.join('\n')}\n`);
-  const proc = l.set.spawn(ns, process.execPath, ['--import', 'tsx', 'src/ha/vrrp-main.ts', '--config', conf], {
+  return runVrrpMain(l.set, ns, conf);
+}
+
+/** Run `vrrp-main` on a config file in namespace `ns`; state changes are collected from its JSON output. */
+export function runVrrpMain(
+  set: NetnsSet,
+  ns: string,
+  conf: string,
+): { proc: ChildProcess; states: string[]; out: () => string } {
+  const proc = set.spawn(ns, process.execPath, ['--import', 'tsx', 'src/ha/vrrp-main.ts', '--config', conf], {
     cwd: process.cwd(),
   });
   const states: string[] = [];

@@ -212,7 +212,7 @@ interface Sock6Lib {
   socket: (d: number, t: number, p: number) => number;
   setsockopt: (fd: number, level: number, name: number, val: Buffer, len: number) => number;
   recvmsg: (fd: number, msg: Buffer, flags: number) => number;
-  sendto: (fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, alen: number) => number;
+  sendmsg: (fd: number, msg: Buffer, flags: number) => number;
   close: (fd: number) => number;
   errno: () => number;
   address: (b: Buffer) => bigint;
@@ -227,7 +227,7 @@ function libc6(): Sock6Lib {
     socket: lib.func('int socket(int, int, int)'),
     setsockopt: lib.func('int setsockopt(int, int, int, const void *, uint32_t)'),
     recvmsg: lib.func('intptr_t recvmsg(int, void *, int)'),
-    sendto: lib.func('intptr_t sendto(int, const void *, uintptr_t, int, const void *, uint32_t)'),
+    sendmsg: lib.func('intptr_t sendmsg(int, const void *, int)'),
     close: lib.func('int close(int)'),
     errno: () => koffi.errno() as number,
     address: (b: Buffer) => koffi.address(b) as bigint,
@@ -239,8 +239,9 @@ function libc6(): Sock6Lib {
  * VRRP over IPv6 on one interface (RFC 5798). An IPv6 raw socket gets no IPv6 header on receive and the raw-socket
  * package reads with recvfrom() (no ancillary data), so the hop limit and the destination would be lost. Two sockets:
  * - the data socket (koffi, non-blocking): IPV6_RECVHOPLIMIT and IPV6_RECVPKTINFO, read with recvmsg(); it also
- *   sends (hop limit 255, multicast on the interface, source pinned to the link-local address with a sticky
- *   IPV6_PKTINFO) and holds the ff02::12 membership;
+ *   sends with sendmsg() (hop limit 255, multicast on the interface, the link-local source in an IPV6_PKTINFO
+ *   control message as keepalived does: without it the kernel may pick the link-local VIP once we hold it, and the
+ *   checksum, computed over our source, would not match) and holds the ff02::12 membership;
  * - a raw-socket (same protocol, same interface) only as the event-loop wake-up: the kernel delivers every packet to
  *   both, and each packet it reports makes us drain the data socket (and look again shortly after, in case the
  *   data socket's copy was queued a moment later).
@@ -257,6 +258,12 @@ export class Vrrp6Socket {
   private readonly iov = Buffer.alloc(16);
   private readonly msg = Buffer.alloc(56);
   private retry: NodeJS.Timeout | undefined;
+  // sendmsg: the destination, the payload, and one IPV6_PKTINFO control message (16-byte header + in6_pktinfo, 40)
+  private readonly sname = Buffer.alloc(28);
+  private readonly sdata = Buffer.alloc(2048);
+  private readonly siov = Buffer.alloc(16);
+  private readonly sctl = Buffer.alloc(40);
+  private readonly smsg = Buffer.alloc(56);
 
   constructor(
     private readonly ifc: InterfaceInfo,
@@ -287,7 +294,6 @@ export class Vrrp6Socket {
     opt(IPPROTO_IPV6, IPV6_UNICAST_HOPS, int(255), 'IPV6_UNICAST_HOPS');
     opt(IPPROTO_IPV6, IPV6_MULTICAST_LOOP, int(0), 'IPV6_MULTICAST_LOOP');
     opt(IPPROTO_IPV6, IPV6_MULTICAST_IF, int(ifc.index), 'IPV6_MULTICAST_IF');
-    opt(IPPROTO_IPV6, IPV6_PKTINFO, addrIfindex6(src, ifc.index), `IPV6_PKTINFO (source ${src})`);
     opt(IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, addrIfindex6(VRRP6_MCAST_GROUP, ifc.index), 'joining ff02::12');
     this.joined = true;
     this.iov.writeBigUInt64LE(c.address(this.data), 0);
@@ -296,6 +302,17 @@ export class Vrrp6Socket {
     this.msg.writeBigUInt64LE(c.address(this.iov), 16);
     this.msg.writeBigUInt64LE(1n, 24);
     this.msg.writeBigUInt64LE(c.address(this.ctl), 32);
+    this.sctl.writeBigUInt64LE(36n, 0);
+    this.sctl.writeInt32LE(IPPROTO_IPV6, 8);
+    this.sctl.writeInt32LE(IPV6_PKTINFO, 12);
+    addrIfindex6(src, ifc.index).copy(this.sctl, 16);
+    this.siov.writeBigUInt64LE(c.address(this.sdata), 0);
+    this.smsg.writeBigUInt64LE(c.address(this.sname), 0);
+    this.smsg.writeUInt32LE(this.sname.length, 8);
+    this.smsg.writeBigUInt64LE(c.address(this.siov), 16);
+    this.smsg.writeBigUInt64LE(1n, 24);
+    this.smsg.writeBigUInt64LE(c.address(this.sctl), 32);
+    this.smsg.writeBigUInt64LE(BigInt(this.sctl.length), 40);
 
     const raw = require('raw-socket');
     this.wake = raw.createSocket({ addressFamily: raw.AddressFamily.IPv6, protocol: VRRP_PROTO }) as RawSocket;
@@ -328,11 +345,15 @@ export class Vrrp6Socket {
     }
   }
 
-  /** Send a VRRP payload (the kernel writes the IPv6 header: hop limit 255, our link-local source). */
+  /** Send a VRRP payload (the kernel writes the IPv6 header: hop limit 255, the source from IPV6_PKTINFO). */
   send(payload: Buffer, dst: string): Promise<void> {
-    const to = sockaddr6(dst, this.ifc.index);
-    if (this.c.sendto(this.fd, payload, payload.length, 0, to, to.length) < 0)
-      return Promise.reject(new Error(`sendto ${dst} on ${this.ifc.name}: errno ${this.c.errno()}`));
+    if (this.closed) return Promise.resolve();
+    if (payload.length > this.sdata.length) return Promise.reject(new Error('VRRP packet too long'));
+    sockaddr6(dst, this.ifc.index).copy(this.sname);
+    payload.copy(this.sdata);
+    this.siov.writeBigUInt64LE(BigInt(payload.length), 8);
+    if (this.c.sendmsg(this.fd, this.smsg, 0) < 0)
+      return Promise.reject(new Error(`sendmsg to ${dst} on ${this.ifc.name}: errno ${this.c.errno()}`));
     return Promise.resolve();
   }
 
@@ -463,7 +484,7 @@ export async function setVips(vips: VirtualAddress[], defaultDev: string, add: b
       await execFileP('ip', args);
     } catch (e) {
       const msg = String((e as { stderr?: string }).stderr ?? e);
-      if (!/File exists|Cannot assign requested address|Address not found/.test(msg))
+      if (!/File exists|Cannot assign requested address|Address not found|address not found/.test(msg))
         throw new Error(`ip ${args.join(' ')}: ${msg.trim()}`);
     }
   }
