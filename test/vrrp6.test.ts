@@ -10,7 +10,8 @@ import test from 'ava';
 import { checkConfigString } from '../src/config/index.js';
 import { loadKeepalivedConf } from '../src/ha/keepalived/config.js';
 import { checkVrrpConfig, type VrrpSection, vrrpFromSection } from '../src/ha/vrrp/config.js';
-import { parseCmsgs6, vipArgs } from '../src/ha/vrrp/io.js';
+import { pickSource } from '../src/ha/vrrp/instance.js';
+import { type InterfaceInfo, parseCmsgs6, vipArgs } from '../src/ha/vrrp/io.js';
 import { NA_FRAME_LEN, naFrame } from '../src/ha/vrrp/ndisc.js';
 import {
   decodeAdvert,
@@ -21,6 +22,7 @@ import {
   validate,
 } from '../src/ha/vrrp/packet.js';
 import { addrGreater } from '../src/ha/vrrp/state.js';
+import { instanceDefaults, isLinkLocal6 } from '../src/ha/vrrp/types.js';
 
 const GOLDEN_ADVERT = '3133640200643dfdfe80000000000000000000000000010020010db8000000000000000000000100';
 const GOLDEN_NA =
@@ -259,4 +261,44 @@ test('keepalived.conf: mixed families and version 2 over IPv6 are errors with fi
     'k.conf:8: bad prefix length in 2001:db8::62/129',
     'k.conf:4: (MIX) VRRPv2 is IPv4 only: an IPv6 instance needs version 3',
   ]);
+});
+
+test('IPv6 advert source: the first link-local address that is not a VIP (a held link-local VIP is listed first)', (t) => {
+  const c = instanceDefaults({
+    name: 'VI_6',
+    interface: 'eth0',
+    virtualRouterId: 61,
+    virtualIpaddress: [
+      { addr: 'FE80::1:100', prefixLen: 128 },
+      { addr: '2001:db8:88::100', prefixLen: 64 },
+    ],
+  });
+  // what `ip -j addr` lists on a master (or after a crash): the kernel puts the newer link-local VIP first
+  const ifc: InterfaceInfo = {
+    name: 'eth0',
+    index: 2,
+    mac: Buffer.alloc(6),
+    primaryIp: undefined,
+    addresses: [],
+    addresses6: ['2001:db8:88::100', '2001:db8:88::2', 'fe80::1:100', 'fe80::e4fb:d0ff:feb2:60a'],
+  };
+  t.is(pickSource(c, ifc), 'fe80::e4fb:d0ff:feb2:60a');
+  t.is(pickSource({ ...c, unicastSrcIp: 'fe80::9' }, ifc), 'fe80::9');
+  const err = t.throws(() => pickSource(c, { ...ifc, addresses6: ['2001:db8:88::2', 'fe80::1:100'] }));
+  t.is(err?.message, 'vrrp VI_6: eth0 has no IPv6 link-local address to send from');
+  // IPv4 unchanged: the first address that is not a VIP
+  const c4 = instanceDefaults({
+    name: 'VI_4',
+    interface: 'eth0',
+    virtualRouterId: 1,
+    virtualIpaddress: [{ addr: '10.0.0.100', prefixLen: 24 }],
+  });
+  t.is(pickSource(c4, { ...ifc, addresses: ['10.0.0.100', '10.0.0.2'] }), '10.0.0.2');
+});
+
+test('isLinkLocal6: fe80::/10 only', (t) => {
+  t.deepEqual(
+    ['fe80::1', 'FE80::1', 'febf:1::1', 'fe8::1', 'fec0::1', 'fe80', '2001:db8::1', '10.0.0.1'].map(isLinkLocal6),
+    [true, true, true, false, false, false, false, false],
+  );
 });

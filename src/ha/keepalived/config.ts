@@ -22,6 +22,7 @@ import type {
 import { checkVrrpConfig, familyMismatch } from '../vrrp/config.js';
 import {
   instanceDefaults,
+  isLinkLocal6,
   scriptDefaults,
   type VirtualAddress,
   type VrrpConfig,
@@ -583,7 +584,7 @@ function vrrpInstance(
     c.error(versionAt, `(${name}) VRRPv2 is IPv4 only: an IPv6 instance needs version 3`);
     o.version = 3;
   }
-  if (six && o.unicastSrcIp === undefined && peers.length === 0 && !/^fe[89ab][0-9a-f]?:/i.test(vips[0].addr))
+  if (six && o.unicastSrcIp === undefined && peers.length === 0 && !isLinkLocal6(vips[0].addr))
     c.warn(s, `(${name}) the first IPv6 VIP address should be link local`);
   const clean = Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<VrrpInstanceConfig>;
   const cfg = instanceDefaults({

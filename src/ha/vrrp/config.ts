@@ -6,6 +6,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import {
   instanceDefaults,
   instanceFamily,
+  isLinkLocal6,
   scriptDefaults,
   type VirtualAddress,
   type VrrpConfig,
@@ -65,8 +66,6 @@ export function parseAddrPrefix(s: string): { addr: string; prefixLen: number } 
 export function familyMismatch(instance: string, addr: string): string {
   return `(${instance}): address family must match VRRP instance [${addr}]`;
 }
-
-const isLinkLocal6 = (a: string) => /^fe[89ab][0-9a-f]?:/i.test(a);
 
 function notifyOf(s: NotifySection): VrrpNotify {
   const n: VrrpNotify = {};

@@ -4,6 +4,8 @@
  * VrrpConfig (instances and their tracked scripts).
  */
 import { EventEmitter } from 'node:events';
+import { isIP } from 'node:net';
+import { canonicalAddr } from '../../l4/addr.js';
 import { type Clock, systemClock } from '../../l4/clock.js';
 import { type Logger, log as rootLog } from '../../log.js';
 import { vrrpWarnings } from './config.js';
@@ -33,6 +35,7 @@ import { type VrrpAction, VrrpMachine } from './state.js';
 import { type SyncGroupChange, VrrpSyncGroupMachine } from './sync-group.js';
 import {
   instanceFamily,
+  isLinkLocal6,
   VRRP_MCAST_GROUP,
   VRRP6_MCAST_GROUP,
   type VrrpConfig,
@@ -71,20 +74,28 @@ export interface VrrpInstanceOptions {
 }
 
 /**
- * The interface an instance runs on and the address its adverts come from; throws when it cannot run there. An IPv6
- * instance sends from the interface's link-local address (RFC 5798 5.1.2.1) unless unicast_src_ip says otherwise.
+ * The address an instance's adverts come from on `ifc`; throws when there is none. IPv4: the first address of the
+ * interface that is not a VIP. IPv6: the interface's first link-local address that is not a VIP (RFC 5798 5.1.2.1;
+ * a link-local VIP left over from a crash, or held by this master during a reload check, is listed before the
+ * interface's own by the kernel). unicast_src_ip overrides both. Pure.
  */
+export function pickSource(c: VrrpInstanceConfig, ifc: InterfaceInfo): string {
+  if (c.unicastSrcIp !== undefined) return c.unicastSrcIp;
+  const vipSet = new Set(c.virtualIpaddress.map((v) => (isIP(v.addr) ? canonicalAddr(v.addr) : v.addr)));
+  if (instanceFamily(c) === 6) {
+    const src6 = ifc.addresses6.find((a) => isLinkLocal6(a) && !vipSet.has(canonicalAddr(a)));
+    if (!src6) throw new Error(`vrrp ${c.name}: ${c.interface} has no IPv6 link-local address to send from`);
+    return src6;
+  }
+  const srcIp = ifc.addresses.find((a) => !vipSet.has(a));
+  if (!srcIp) throw new Error(`vrrp ${c.name}: ${c.interface} has no IPv4 address to send from`);
+  return srcIp;
+}
+
+/** The interface an instance runs on and the address its adverts come from; throws when it cannot run there. */
 export async function instanceSource(c: VrrpInstanceConfig): Promise<{ ifc: InterfaceInfo; srcIp: string }> {
   const ifc = await interfaceInfo(c.interface);
-  const vipSet = new Set(c.virtualIpaddress.map((v) => v.addr));
-  if (instanceFamily(c) === 6) {
-    const src6 = c.unicastSrcIp ?? (ifc.linkLocal && !vipSet.has(ifc.linkLocal) ? ifc.linkLocal : '');
-    if (!src6) throw new Error(`vrrp ${c.name}: ${c.interface} has no IPv6 link-local address to send from`);
-    return { ifc, srcIp: src6 };
-  }
-  const srcIp = c.unicastSrcIp ?? ifc.addresses.find((a) => !vipSet.has(a)) ?? '';
-  if (!srcIp) throw new Error(`vrrp ${c.name}: ${c.interface} has no IPv4 address to send from`);
-  return { ifc, srcIp };
+  return { ifc, srcIp: pickSource(c, ifc) };
 }
 
 /** Drop reasons that are normal on a shared segment and only logged at debug level. */

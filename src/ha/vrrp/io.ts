@@ -35,10 +35,8 @@ export interface InterfaceInfo {
   primaryIp: string | undefined;
   /** the IPv4 addresses */
   addresses: string[];
-  /** the IPv6 addresses (link-local included) */
+  /** the IPv6 addresses (link-local included), in the kernel's order */
   addresses6: string[];
-  /** the first IPv6 link-local address (fe80::/10): the source of IPv6 adverts */
-  linkLocal: string | undefined;
 }
 
 function sysfs(name: string, file: string): string | undefined {
@@ -57,7 +55,7 @@ export async function interfaceInfo(name: string): Promise<InterfaceInfo> {
   );
   const { stdout } = await execFileP('ip', ['-j', 'addr', 'show', 'dev', name]);
   const j = JSON.parse(stdout || '[]') as {
-    addr_info?: { family: string; local: string; secondary?: boolean; scope?: string; tentative?: boolean }[];
+    addr_info?: { family: string; local: string; secondary?: boolean }[];
   }[];
   const all = j[0]?.addr_info ?? [];
   const infos = all.filter((a) => a.family === 'inet');
@@ -69,7 +67,6 @@ export async function interfaceInfo(name: string): Promise<InterfaceInfo> {
     primaryIp: infos.find((a) => !a.secondary)?.local,
     addresses: infos.map((a) => a.local),
     addresses6: infos6.map((a) => a.local),
-    linkLocal: infos6.find((a) => a.scope === 'link' && /^fe[89ab]/i.test(a.local))?.local,
   };
 }
 

@@ -108,6 +108,11 @@ export function instanceFamily(c: Pick<VrrpInstanceConfig, 'virtualIpaddress'>):
   return c.virtualIpaddress[0]?.addr.includes(':') ? 6 : 4;
 }
 
+/** fe80::/10 (an IPv6 address whose first group is fe80..febf) */
+export function isLinkLocal6(a: string): boolean {
+  return /^fe[89ab][0-9a-f]:/i.test(a);
+}
+
 /** An instance with every optional field filled with keepalived's default. */
 export function instanceDefaults(
   o: Pick<VrrpInstanceConfig, 'name' | 'interface' | 'virtualRouterId'> & Partial<VrrpInstanceConfig>,
