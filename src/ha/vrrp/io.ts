@@ -312,11 +312,20 @@ export class Vrrp6Socket {
     this.smsg.writeBigUInt64LE(BigInt(this.sctl.length), 40);
 
     const raw = require('raw-socket');
-    this.wake = raw.createSocket({ addressFamily: raw.AddressFamily.IPv6, protocol: VRRP_PROTO }) as RawSocket;
-    this.wake.on('message', () => this.drain(3));
-    this.wake.on('error', onError);
-    const nameBuf = Buffer.from(`${ifc.name}\0`);
-    this.wake.setOption(SOL_SOCKET, SO_BINDTODEVICE, nameBuf, nameBuf.length);
+    let wake: RawSocket | undefined;
+    try {
+      wake = raw.createSocket({ addressFamily: raw.AddressFamily.IPv6, protocol: VRRP_PROTO }) as RawSocket;
+      wake.on('message', () => this.drain(3));
+      wake.on('error', onError);
+      const nameBuf = Buffer.from(`${ifc.name}\0`);
+      wake.setOption(SOL_SOCKET, SO_BINDTODEVICE, nameBuf, nameBuf.length);
+    } catch (e) {
+      // the constructor throws: nobody will call close(), so the data socket (and the wake-up one) go here
+      wake?.close();
+      c.close(fd);
+      throw e;
+    }
+    this.wake = wake;
   }
 
   /** Read every queued packet; when there was none, look again `retries` more times 1 ms apart. */
