@@ -5,6 +5,7 @@ import { ManualClock } from '../src/l4/clock.js';
 import { ipv6Words } from '../src/l4/conn/flow6.js';
 import { inKey, outKey } from '../src/l4/conn/table.js';
 import { TH_ACK, TH_SYN } from '../src/l4/conn/tcp.js';
+import { l4Checksum } from '../src/l4/datapath/csum.js';
 import { Forwarder } from '../src/l4/datapath/forward.js';
 import { NF_ACCEPT, type QueuedPacket } from '../src/l4/datapath/nfqmsg.js';
 import { PARSE_ICMP, PARSE_OK, PacketParser, parsePacket } from '../src/l4/datapath/packet.js';
@@ -169,4 +170,31 @@ test('forwarder IPv6: an expired connection leaves both indexes; the next SYN sc
   f.handle(qp(4, mk6({ dport: 81 })));
   t.is(e.conns.size, 1);
   t.truthy(e.conns.getOut(outKey(6, '2001:db8::13', 8080, CIP, 40000)));
+});
+
+/** the ICMPv6 checksum stored in an error and the one its bytes (pseudo-header included) call for */
+function icmp6Checksums(b: Uint8Array): [number, number] {
+  const r = parsePacket(b);
+  if (!r.ok || !('icmp' in r)) throw new Error('not an ICMPv6 error');
+  const o = r.icmp.outer;
+  return [(b[r.icmp.icmpOff + 2] << 8) | b[r.icmp.icmpOff + 3], l4Checksum(b, o)];
+}
+
+test('forwarder IPv6: an ICMPv6 error about a NAT flow leaves with a valid ICMPv6 checksum', (t) => {
+  const { f, verdicts } = setup();
+  f.handle(qp(1, mk6({ dport: 81 })));
+  const err = mkIcmp6Error(mk6({ src: VIP, sport: 81, dst: CIP, dport: 40000, flags: TH_ACK }));
+  const [, valid] = icmp6Checksums(err);
+  err[40 + 2] = valid >> 8;
+  err[40 + 3] = valid & 0xff;
+  t.is(icmp6Checksums(err)[0], icmp6Checksums(err)[1]);
+  f.handle(qp(2, err));
+  const out = verdicts[1].payload as Uint8Array;
+  const p = parsePacket(out);
+  if (!p.ok || !('icmp' in p)) return t.fail();
+  // outer destination and embedded source both rewritten to the real server's address and port
+  t.like(p.icmp.outer, { daddr: '2001:db8::13' });
+  t.like(p.icmp.inner, { saddr: '2001:db8::13', sport: 8080 });
+  const [stored, want] = icmp6Checksums(out);
+  t.is(stored, want);
 });

@@ -19,7 +19,7 @@ import {
 import type { Connection } from '../conn/conn.js';
 import type { RealServer } from '../dest.js';
 import type { Engine } from '../engine.js';
-import { addrBytes, finish, ipipEncap, ipv4HeaderChecksum, natRewrite, sumWords } from './csum.js';
+import { addrBytes, finish, ipipEncap, ipv4HeaderChecksum, l4Checksum, natRewrite, sumWords } from './csum.js';
 import { NF_ACCEPT, NF_DROP, type QueuedPacket } from './nfqmsg.js';
 import { type BadReason, IPPROTO_ICMP, PARSE_BAD, PARSE_ICMP, PacketParser, type Parsed } from './packet.js';
 
@@ -223,13 +223,16 @@ export class Forwarder {
       } else b.set(raddr, e.innerOff + 8);
       b[i.l4off] = conn.dport >> 8;
       b[i.l4off + 1] = conn.dport & 0xff;
+      // the ICMP checksum covers the embedded packet (and for ICMPv6 the pseudo-header): recomputed whole, as
+      // ip_vs_nat_icmp / ip_vs_nat_icmp_v6 do
+      let c: number;
       if (o.protocol === IPPROTO_ICMP) {
         b[e.icmpOff + 2] = 0;
         b[e.icmpOff + 3] = 0;
-        const c = finish(sumWords(b, e.icmpOff, o.totalLen - e.icmpOff));
-        b[e.icmpOff + 2] = c >> 8;
-        b[e.icmpOff + 3] = c & 0xff;
-      }
+        c = finish(sumWords(b, e.icmpOff, o.totalLen - e.icmpOff));
+      } else c = l4Checksum(b, o);
+      b[e.icmpOff + 2] = c >> 8;
+      b[e.icmpOff + 3] = c & 0xff;
       this.counters.forwarded.masq++;
       this.io.verdict(q.id, NF_ACCEPT, 0, b.subarray(0, o.totalLen));
       return;
