@@ -534,6 +534,29 @@ test.serial('a kept-alive server connection dropped when the next request comes:
 });
 
 test.serial(
+  'a POST that met a dropped kept-alive server connection is not sent again: 502 (RFC 9110 9.2.2)',
+  async (t) => {
+    const c = new RawClient(P.flaky!);
+    // a fresh server connection answers the GET and stays in the pool (kept alive)
+    c.send('GET / HTTP/1.1\r\nHost: t\r\n\r\n');
+    t.is((await c.reply()).status, 200);
+    const before = await serverRow('flaky', 'flaky');
+    const conns = flakyConns;
+    // the POST goes out on that connection, which the server drops: it may have been acted on
+    c.send('POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n');
+    const r = await c.reply();
+    t.is(r.status, 502);
+    t.is(flakyConns, conns, 'no new server connection for a second try');
+    // (counted before the 502 was written; the stats are asked of the workers)
+    const row = await serverRow('flaky', 'flaky');
+    t.is(row.eresp, Number(before.eresp) + 1);
+    t.is(row.wretr, before.wretr);
+    t.is(row.econ, before.econ);
+    c.destroy();
+  },
+);
+
+test.serial(
   'a server resetting mid-answer: the client connection closes, eresp counts it, the next request works',
   async (t) => {
     const c = new RawClient(P.rst!);

@@ -64,7 +64,8 @@ function send(msg: FromWorker): void {
 }
 
 /** errors after which a request that has no body and no answer yet is tried again (undici's codes included:
- * connect timeout, and the server closing the connection — a kept-alive one it dropped, or a crash) */
+ * connect timeout, and the server closing the connection — a kept-alive one it dropped, or a crash — the latter
+ * only for an idempotent method) */
 const RETRYABLE = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -75,6 +76,9 @@ const RETRYABLE = new Set([
   'UND_ERR_CONNECT_TIMEOUT',
   'UND_ERR_SOCKET',
 ]);
+
+/** methods a request may be sent again with once it has reached a server connection (RFC 9110 9.2.2) */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 class Listener {
   readonly stats: WorkerListenerStats = emptyListenerStats();
@@ -517,7 +521,9 @@ class Listener {
       res.destroy();
       return;
     }
-    const retryable = ctx.bodyless && !x.responded && RETRYABLE.has(code);
+    // a request that reached a server connection may have been acted on: sent again only when idempotent
+    const retryable =
+      ctx.bodyless && !x.responded && RETRYABLE.has(code) && (!x.connected || IDEMPOTENT.has(ctx.req.method!));
     if (retryable && ctx.attempt < this.spec.retries) {
       ctx.attempt++;
       ss.wretr++;
