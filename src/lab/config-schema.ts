@@ -5,8 +5,10 @@
  * Cross-field rules (addresses inside their subnets, unique names and addresses, backends on known hypervisors,
  * listener ports unique) are checked by the validator registered at the bottom.
  */
+
 import { cidr4Schema, ipv4Schema as ipv4, portSchema as port } from '../config/common-schema.js';
 import { registerSectionValidator, type SectionContext } from '../config/validators.js';
+import { ipv4ToInt, prefixToMask4 } from '../l4/addr.js';
 
 /** the lab's subnets: /8 to /30 */
 const cidr4 = cidr4Schema('[8-9]|[12]\\d|30');
@@ -237,21 +239,10 @@ export function labFromSection(s: LabSection | undefined): LabConfig {
   };
 }
 
-// ---- pure address helpers (shared with the plan) ----
-
-export function ipToInt(ip: string): number {
-  return ip.split('.').reduce((a, o) => a * 256 + Number(o), 0) >>> 0;
-}
-
-export function intToIp(n: number): string {
-  return [24, 16, 8, 0].map((s) => (n >>> s) & 255).join('.');
-}
-
-export function inSubnet(ip: string, cidr: string): boolean {
+function inSubnet(ip: string, cidr: string): boolean {
   const [net, len] = cidr.split('/');
-  const bits = Number(len);
-  const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-  return (ipToInt(ip) & mask) >>> 0 === (ipToInt(net) & mask) >>> 0;
+  const mask = prefixToMask4(Number(len));
+  return (ipv4ToInt(ip) & mask) >>> 0 === (ipv4ToInt(net) & mask) >>> 0;
 }
 
 // ---- semantic checks (registered with the config loader) ----

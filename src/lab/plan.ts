@@ -8,7 +8,8 @@
  *   overlay VNI N: a bridge + VXLAN device (static fdb) on every LB node and hypervisor; backends hang off their
  *   hypervisor's bridge through a veth
  */
-import { ipToInt, type LabConfig } from './config-schema.js';
+import { ipv4ToInt } from '../l4/addr.js';
+import type { LabConfig } from './config-schema.js';
 
 export type Role = 'switch' | 'client' | 'director' | 'lb' | 'hypervisor' | 'backend';
 
@@ -57,7 +58,7 @@ const hex2 = (n: number) => n.toString(16).padStart(2, '0');
 /** A stable, readable MAC per segment and address: 02:0S:<the four address bytes>. */
 export function macFor(segment: 'front' | 'underlay' | 'overlay', ip: string): string {
   const s = segment === 'front' ? 1 : segment === 'underlay' ? 2 : 3;
-  const n = ipToInt(ip);
+  const n = ipv4ToInt(ip);
   return ['02', hex2(s), hex2((n >>> 24) & 255), hex2((n >>> 16) & 255), hex2((n >>> 8) & 255), hex2(n & 255)].join(
     ':',
   );
