@@ -376,6 +376,10 @@ test('forwarder: an ICMP error about an unknown flow passes and creates no conne
   if (!r.ok || !('icmp' in r)) return t.fail();
   t.like(r.icmp.outer, { daddr: '10.0.0.12' });
   t.like(r.icmp.inner, { saddr: '10.0.0.12', sport: 8080, daddr: '10.0.0.10', dport: 40001 });
+  // the ICMP checksum (over the rewritten embedded packet) and the embedded IPv4 header checksum are valid
+  const out = v.payload!;
+  t.is((out[r.icmp.icmpOff + 2] << 8) | out[r.icmp.icmpOff + 3], l4Checksum(out, r.icmp.outer));
+  t.true(ipv4HeaderOk(out, r.icmp.innerOff));
   t.is(f.counters.bad['icmp-no-conn'], 1);
   t.is(e.conns.size, 2);
 });

@@ -19,9 +19,9 @@ import {
 import type { Connection } from '../conn/conn.js';
 import type { RealServer } from '../dest.js';
 import type { Engine } from '../engine.js';
-import { addrBytes, finish, ipipEncap, ipv4HeaderChecksum, l4Checksum, natRewrite, sumWords } from './csum.js';
+import { addrBytes, ipipEncap, ipv4HeaderChecksum, l4Checksum, natRewrite } from './csum.js';
 import { NF_ACCEPT, NF_DROP, type QueuedPacket } from './nfqmsg.js';
-import { type BadReason, IPPROTO_ICMP, PARSE_BAD, PARSE_ICMP, PacketParser, type Parsed } from './packet.js';
+import { type BadReason, PARSE_BAD, PARSE_ICMP, PacketParser, type Parsed } from './packet.js';
 
 export interface Counters {
   packets: number;
@@ -212,8 +212,8 @@ export class Forwarder {
       // rewrite the outer destination and the embedded source (VIP:vport → RIP:rport), recompute the ICMP checksum
       const b = q.payload;
       const o = e.pkt;
-      natRewrite(b, o, 'dst', this.addr(conn.daddr), 0);
       const raddr = this.addr(conn.daddr);
+      natRewrite(b, o, 'dst', raddr, 0);
       if (i.family === 4) {
         b.set(raddr, e.innerOff + 12);
         const ihl = (b[e.innerOff] & 0x0f) * 4;
@@ -225,12 +225,7 @@ export class Forwarder {
       b[i.l4off + 1] = conn.dport & 0xff;
       // the ICMP checksum covers the embedded packet (and for ICMPv6 the pseudo-header): recomputed whole, as
       // ip_vs_nat_icmp / ip_vs_nat_icmp_v6 do
-      let c: number;
-      if (o.protocol === IPPROTO_ICMP) {
-        b[e.icmpOff + 2] = 0;
-        b[e.icmpOff + 3] = 0;
-        c = finish(sumWords(b, e.icmpOff, o.totalLen - e.icmpOff));
-      } else c = l4Checksum(b, o);
+      const c = l4Checksum(b, o);
       b[e.icmpOff + 2] = c >> 8;
       b[e.icmpOff + 3] = c & 0xff;
       this.counters.forwarded.masq++;
