@@ -10,6 +10,7 @@ import type { PlanMatch } from '../fwmark/plan.js';
 import { healthFromService } from '../ha/checks-config.js';
 import type { VirtualServerHealth } from '../ha/checks-types.js';
 import { canonicalAddr, type Family, familyOf, hostPort, ipv4ToInt, prefixToMask4 } from './addr.js';
+import { DEFAULT_TIMEOUTS } from './adm/table-target.js';
 import type { Timeouts } from './adm/target.js';
 import { ManualClock } from './clock.js';
 import { type DirectorConfig, FWD_ALIASES } from './config-schema.js';
@@ -27,8 +28,8 @@ import {
 } from './service.js';
 import { type DestSpec, type ServiceSpec, ServiceTable } from './services.js';
 
-/** ip_vs kernel defaults (ipvsadm --set): tcp 900 s, tcpfin 120 s, udp 300 s. */
-export const DEFAULT_TIMEOUTS: Timeouts = { tcp: 900, tcpfin: 120, udp: 300 };
+/** ip_vs kernel defaults (ipvsadm --set): tcp 900 s, tcpfin 120 s, udp 300 s; the engine's timeout tables. */
+export { DEFAULT_TIMEOUTS };
 
 /** The net.ipv4.vs.* sysctls the director honours. */
 export interface DirectorSysctl {
