@@ -21,20 +21,11 @@ import { SyncMaster } from './master.js';
 import type { SyncSysctl } from './rule.js';
 import type { SyncTarget } from './target.js';
 
-export interface SyncDaemonStart {
-  state: 'master' | 'backup';
-  /** --mcast-interface (ipvsadm's default: eth0) */
-  mcastIfn: string;
-  /** --syncid 0..255 */
-  syncid: number;
-  /** --sync-maxlen: the largest message (default: daemonMaxLen) */
-  maxLen?: number;
-  /** --mcast-group (default 224.0.0.81) */
-  group?: string;
-  /** --mcast-port (default 8848) */
-  port?: number;
-  /** --mcast-ttl (default 1) */
-  ttl?: number;
+/**
+ * A `--start-daemon`: the fields `-L --daemon` reports (SyncDaemonInfo), those left out taking start_sync_thread's
+ * defaults (--mcast-interface eth0 in ipvsadm; maxLen daemonMaxLen, group 224.0.0.81, port 8848, TTL 1).
+ */
+export interface SyncDaemonStart extends SyncDaemonInfo {
   /** unicast instead of multicast: the master sends to these addresses, the backup listens on its interface address */
   peers?: string[];
 }
