@@ -118,6 +118,9 @@ function destArgs(id: ServiceId, d: DestSpec): string[] {
 
 type MirrorDest = DestSpec & { key: string };
 
+const mirrorDest = (d: DestSpec): MirrorDest => ({ ...d, key: destKey(d.addr, d.port) });
+const mirrorOf = (dests: DestSpec[]) => new Map(dests.map((d) => [destKey(d.addr, d.port), mirrorDest(d)]));
+
 /** The CheckManager's view of the worker's table: a mirror, changed by ipvsadm commands sent to the worker. */
 export class RemoteTable implements CheckTable {
   private readonly mirror = new Map<string, Map<string, MirrorDest>>();
@@ -128,11 +131,7 @@ export class RemoteTable implements CheckTable {
     services: { spec: { id: ServiceId }; dests: DestSpec[] }[],
     private readonly log: Logger = rootLog,
   ) {
-    for (const s of services)
-      this.mirror.set(
-        serviceKey(s.spec.id),
-        new Map(s.dests.map((d) => [destKey(d.addr, d.port), { ...d, key: destKey(d.addr, d.port) }])),
-      );
+    for (const s of services) this.mirror.set(serviceKey(s.spec.id), mirrorOf(s.dests));
   }
 
   get(id: ServiceId): { dests: MirrorDest[] } | undefined {
@@ -163,19 +162,16 @@ export class RemoteTable implements CheckTable {
     for (const s of services) {
       const k = serviceKey(s.spec.id);
       if (this.mirror.has(k) && !added.has(k)) continue;
-      this.mirror.set(
-        k,
-        new Map(s.dests.map((d) => [destKey(d.addr, d.port), { ...d, key: destKey(d.addr, d.port) }])),
-      );
+      this.mirror.set(k, mirrorOf(s.dests));
     }
     for (const c of diff.dests.add) {
       const m = added.has(serviceKey(c.service)) ? undefined : this.mirror.get(serviceKey(c.service));
-      m?.set(destKey(c.dest.addr, c.dest.port), { ...c.dest, key: destKey(c.dest.addr, c.dest.port) });
+      m?.set(destKey(c.dest.addr, c.dest.port), mirrorDest(c.dest));
     }
     for (const c of diff.dests.edit) {
       const m = this.mirror.get(serviceKey(c.service));
-      const k = destKey(c.dest.addr, c.dest.port);
-      if (m?.has(k)) m.set(k, { ...c.dest, key: k });
+      const d = mirrorDest(c.dest);
+      if (m?.has(d.key)) m.set(d.key, d);
     }
     for (const c of diff.dests.del) this.mirror.get(serviceKey(c.service))?.delete(destKey(c.addr, c.port));
   }
@@ -185,24 +181,24 @@ export class RemoteTable implements CheckTable {
     return this.chain;
   }
 
-  addDest(id: ServiceId, d: DestSpec): void {
+  private service(id: ServiceId): Map<string, MirrorDest> {
     const m = this.mirror.get(serviceKey(id));
     if (!m) throw new Error('service not in the table');
-    m.set(destKey(d.addr, d.port), { ...d, key: destKey(d.addr, d.port) });
+    return m;
+  }
+
+  addDest(id: ServiceId, d: DestSpec): void {
+    this.service(id).set(destKey(d.addr, d.port), mirrorDest(d));
     this.send(['-a', ...destArgs(id, d)]);
   }
 
   editDest(id: ServiceId, d: DestSpec): void {
-    const m = this.mirror.get(serviceKey(id));
-    if (!m) throw new Error('service not in the table');
-    m.set(destKey(d.addr, d.port), { ...d, key: destKey(d.addr, d.port) });
+    this.service(id).set(destKey(d.addr, d.port), mirrorDest(d));
     this.send(['-e', ...destArgs(id, d)]);
   }
 
   delDest(id: ServiceId, addr: string, port: number): void {
-    const m = this.mirror.get(serviceKey(id));
-    if (!m) throw new Error('service not in the table');
-    m.delete(destKey(addr, port));
+    this.service(id).delete(destKey(addr, port));
     this.send(['-d', ...serviceArgs(id), '-r', hostPort(addr, port, addr.includes(':') ? 6 : 4)]);
   }
 }
