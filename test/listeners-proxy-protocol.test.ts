@@ -1,13 +1,6 @@
 import test from 'ava';
-import {
-  decode,
-  encodeV1,
-  encodeV2,
-  headerFor,
-  V2_SIGNATURE,
-  v6bytes,
-  v6text,
-} from '../src/listeners/proxy-protocol.js';
+import { bytesToIpv6, ipv6ToBytes } from '../src/l4/addr.js';
+import { decode, encode, encodeV1, encodeV2, headerFor, V2_SIGNATURE } from '../src/listeners/proxy-protocol.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -117,7 +110,7 @@ test('v2 TCP6 golden bytes and TLVs', (t) => {
   t.like(r, {
     status: 'ok',
     length: 66,
-    header: { family: 'TCP6', src: '2001:db8::1', dst: '::ffff:a00:1', srcPort: 80, dstPort: 8080 },
+    header: { family: 'TCP6', src: '2001:db8::1', dst: '::ffff:10.0.0.1', srcPort: 80, dstPort: 8080 },
   });
   if (r.status === 'ok') t.is(r.header.tlvs?.[0]?.value.toString(), 'example.com');
 });
@@ -154,9 +147,19 @@ test('v2 UNIX block is 216 bytes', (t) => {
 });
 
 test('IPv6 text/bytes and headerFor', (t) => {
-  t.is(v6text(v6bytes('2001:db8:0:0:1:0:0:1')), '2001:db8::1:0:0:1');
-  t.is(v6text(v6bytes('::')), '::');
-  t.is(v6text(v6bytes('fe80::1')), 'fe80::1');
+  t.is(bytesToIpv6(ipv6ToBytes('2001:db8:0:0:1:0:0:1')), '2001:db8::1:0:0:1');
+  t.is(bytesToIpv6(ipv6ToBytes('::')), '::');
+  t.is(bytesToIpv6(ipv6ToBytes('fe80::1')), 'fe80::1');
   t.like(headerFor('::ffff:127.0.0.2', 5000, '127.0.0.1', 80), { family: 'TCP4', src: '127.0.0.2' });
   t.like(headerFor('::1', 5000, '::1', 80), { family: 'TCP6' });
+});
+
+test('a v4-mapped client address reads the same from v1 and v2 (RFC 5952 5: ::ffff:a.b.c.d)', (t) => {
+  // an IPv4 client to an IPv6 address: both sides travel as TCP6
+  const h = headerFor('10.0.0.1', 5000, '2001:db8::1', 80);
+  t.is(h.family, 'TCP6');
+  for (const v of [1, 2] as const) {
+    const r = decode(encode(h, v));
+    t.like(r, { status: 'ok', header: { src: '::ffff:10.0.0.1', dst: '2001:db8::1', srcPort: 5000, dstPort: 80 } });
+  }
 });

@@ -9,6 +9,7 @@
  *   (type, 16-bit length, value).
  */
 import net from 'node:net';
+import { bytesToIpv6, ipv6ToBytes } from '../l4/addr.js';
 
 export const V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
 export const V1_MAX = 107;
@@ -117,51 +118,6 @@ function v4bytes(a: string): Buffer {
   return Buffer.from(a.split('.').map(Number));
 }
 
-/** IPv6 text (with ::, and a trailing dotted quad) → 16 bytes. */
-export function v6bytes(a: string): Buffer {
-  let s = a;
-  const out = Buffer.alloc(16);
-  const tail: number[] = [];
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
-  if (v4) {
-    const b = v4bytes(v4[1]!);
-    tail.push((b[0]! << 8) | b[1]!, (b[2]! << 8) | b[3]!);
-    s = s.slice(0, -v4[1]!.length);
-    if (s.endsWith(':') && !s.endsWith('::')) s = s.slice(0, -1);
-  }
-  const [head, rest] = s.includes('::') ? s.split('::') : [s, undefined];
-  const h = head ? head.split(':').map((x) => Number.parseInt(x, 16)) : [];
-  const r = rest !== undefined ? (rest ? rest.split(':').map((x) => Number.parseInt(x, 16)) : []) : [];
-  const words = [...h, ...new Array(8 - h.length - r.length - tail.length).fill(0), ...r, ...tail];
-  if (rest === undefined && h.length + tail.length !== 8) throw new Error(`bad IPv6 address ${a}`);
-  for (let i = 0; i < 8; i++) out.writeUInt16BE(words[i] ?? 0, i * 2);
-  return out;
-}
-
-/** 16 bytes → canonical IPv6 text (RFC 5952: longest zero run as ::, lower case). */
-export function v6text(b: Buffer): string {
-  const w: number[] = [];
-  for (let i = 0; i < 16; i += 2) w.push(b.readUInt16BE(i));
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (w[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && w[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (ws: number[]) => ws.map((x) => x.toString(16)).join(':');
-  if (bestStart < 0) return hex(w);
-  return `${hex(w.slice(0, bestStart))}::${hex(w.slice(bestStart + bestLen))}`;
-}
-
 export function encodeV2(h: ProxyHeader): Buffer {
   const verCmd = h.command === 'LOCAL' ? 0x20 : 0x21;
   let addr: Buffer;
@@ -177,8 +133,8 @@ export function encodeV2(h: ProxyHeader): Buffer {
     addr.writeUInt16BE(h.dstPort ?? 0, 10);
   } else if (h.family === 'TCP6' || h.family === 'UDP6') {
     addr = Buffer.alloc(36);
-    v6bytes(h.src!).copy(addr, 0);
-    v6bytes(h.dst!).copy(addr, 16);
+    addr.set(ipv6ToBytes(h.src!), 0);
+    addr.set(ipv6ToBytes(h.dst!), 16);
     addr.writeUInt16BE(h.srcPort ?? 0, 32);
     addr.writeUInt16BE(h.dstPort ?? 0, 34);
   } else {
@@ -226,8 +182,8 @@ function decodeV2(buf: Buffer): DecodeResult {
     off = 12;
   } else if (fam === 'TCP6' || fam === 'UDP6') {
     if (len < 36) return { status: 'error', reason: 'PROXY v2 IPv6 block shorter than 36 bytes' };
-    header.src = v6text(body.subarray(0, 16));
-    header.dst = v6text(body.subarray(16, 32));
+    header.src = bytesToIpv6(body.subarray(0, 16));
+    header.dst = bytesToIpv6(body.subarray(16, 32));
     header.srcPort = body.readUInt16BE(32);
     header.dstPort = body.readUInt16BE(34);
     off = 36;
