@@ -4,9 +4,8 @@
  * service carries the mark as its virtual address (the kernel puts it in the first 32-bit word; the engine's
  * fwmarkAddr in service.ts), which ipvsadm shows as e.g. 0.0.39.16:0.
  */
-import { familyOf } from '../addr.js';
+import { familyOf, hostPort } from '../addr.js';
 import { left } from './format.js';
-import { addrPort } from './order.js';
 import { FMT_PERSISTENTCONN } from './parse.js';
 import type { ConnRow } from './target.js';
 
@@ -24,9 +23,9 @@ export function expireString(ms: number): string {
 
 export function connRow(row: ConnRow): string {
   const dfam = familyOf(row.daddr) || row.family;
-  const c = addrPort(row.caddr, row.cport, row.family);
-  const v = addrPort(row.vaddr, row.vport, row.family);
-  const d = addrPort(row.daddr, row.dport, dfam);
+  const c = hostPort(row.caddr, row.cport, row.family);
+  const v = hostPort(row.vaddr, row.vport, row.family);
+  const d = hostPort(row.daddr, row.dport, dfam);
   return `${left(row.protocol, 3)} ${left(expireString(row.expiresMs), 6)} ${left(row.state, 11)} ${left(c, 18)} ${left(v, 18)} ${d}\n`;
 }
 

@@ -5,10 +5,10 @@
  * always printed numerically (ipvsadm without -n would resolve host and service names).
  */
 
-import { intToIpv4 } from '../addr.js';
+import { hostPort, intToIpv4 } from '../addr.js';
 import type { RealServer } from '../dest.js';
 import { SVC_F_ONEPACKET, type VirtualService } from '../service.js';
-import { addrPort, orderDests, orderServices, protocolName, SCHED_FLAGS_MASK, schedFlagWords } from './order.js';
+import { orderDests, orderServices, protocolName, SCHED_FLAGS_MASK, schedFlagWords } from './order.js';
 import {
   FMT_EXACT,
   FMT_NOSORT,
@@ -72,7 +72,7 @@ export function titleLines(format: number): string {
 /** The service column of a listing: `TCP  10.0.0.1:80`, `FWM  7`, `FWM  7 IPv6` (IPv4 names cut at 33). */
 export function listServiceName(svc: VirtualService): string {
   if (svc.kind === 'fwm') return svc.family === 6 ? `FWM  ${svc.fwmark} IPv6` : `FWM  ${svc.fwmark}`;
-  const name = `${left(protocolName(svc), 4)} ${addrPort(svc.addr, svc.port, svc.family)}`;
+  const name = `${left(protocolName(svc), 4)} ${hostPort(svc.addr, svc.port, svc.family)}`;
   return svc.family === 6 ? name : name.slice(0, 33);
 }
 
@@ -96,7 +96,7 @@ export function fwdName(d: RealServer): string {
 }
 
 function destName(d: RealServer): string {
-  const name = addrPort(d.addr, d.port, d.family);
+  const name = hostPort(d.addr, d.port, d.family);
   return d.family === 6 ? name : name.slice(0, 28);
 }
 

@@ -1,11 +1,11 @@
 /**
  * The order and the names ipvsadm prints services and real servers in (libipvs ipvs_cmp_services / ipvs_cmp_dests,
- * print_service_entry's svc_name, addrport_to_anyname with -n). Shared by the listings and by -S.
+ * print_service_entry's svc_name; addrport_to_anyname with -n is addr.ts hostPort). Shared by the listings and by -S.
  *
  * The comparisons subtract unsigned 32-bit values into a C int, so two addresses more than 2^31 apart compare the
  * "wrong" way round (10.0.0.1 sorts after 200.0.0.1); that is reproduced, it is what ipvsadm prints.
  */
-import { type Family, hostPort, ipv4ToInt, ipv6ToBytes } from '../addr.js';
+import { type Family, ipv4ToInt, ipv6ToBytes } from '../addr.js';
 import type { RealServer } from '../dest.js';
 import { PROTO_NUM, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3, type VirtualService } from '../service.js';
 
@@ -79,11 +79,6 @@ export function protocolName(svc: VirtualService): string {
 /** `-t` / `-u` / `--sctp-service` as -S writes the service type */
 export function protocolOption(svc: VirtualService): string {
   return svc.kind === 'tcp' ? '-t' : svc.kind === 'udp' ? '-u' : '--sctp-service';
-}
-
-/** addrport_to_anyname with -n: `a.b.c.d:port` or `[v6]:port`. Names are never looked up. */
-export function addrPort(addr: string, port: number, family: Family): string {
-  return hostPort(addr, port, family);
 }
 
 /** print_sched_flags: the -b words of a service, comma-separated ('' when none). */

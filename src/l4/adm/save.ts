@@ -3,16 +3,16 @@
  * the ipvsadm commands that rebuild it, sorted like the listing; -R feeds each line back through the parser.
  * Addresses are written numerically with or without -n (ipvsadm without -n writes host and service names).
  */
-import { intToIpv4 } from '../addr.js';
+import { hostPort, intToIpv4 } from '../addr.js';
 import type { RealServer } from '../dest.js';
 import { SVC_F_ONEPACKET, type VirtualService } from '../service.js';
-import { addrPort, orderDests, orderServices, protocolOption, SCHED_FLAGS_MASK, schedFlagWords } from './order.js';
+import { orderDests, orderServices, protocolOption, SCHED_FLAGS_MASK, schedFlagWords } from './order.js';
 import { FMT_NOSORT } from './parse.js';
 
 /** The service as -S names it: `-t 10.0.0.1:80`, `-f 7`, `-f 7 -6`. */
 export function ruleServiceName(svc: VirtualService): string {
   if (svc.kind === 'fwm') return svc.family === 6 ? `-f ${svc.fwmark} -6` : `-f ${svc.fwmark}`;
-  return `${protocolOption(svc)} ${addrPort(svc.addr, svc.port, svc.family)}`;
+  return `${protocolOption(svc)} ${hostPort(svc.addr, svc.port, svc.family)}`;
 }
 
 export function serviceRule(svc: VirtualService): string {
@@ -38,7 +38,7 @@ function fwdSwitch(d: RealServer): string {
  * -S | -R), tierlb's rules file keeps them.
  */
 export function destRule(svc: VirtualService, d: RealServer, thresholds = false): string {
-  let s = `-a ${ruleServiceName(svc)} -r ${addrPort(d.addr, d.port, d.family)} ${fwdSwitch(d)} -w ${d.weight}`;
+  let s = `-a ${ruleServiceName(svc)} -r ${hostPort(d.addr, d.port, d.family)} ${fwdSwitch(d)} -w ${d.weight}`;
   // ipvsadm 1.31 names the tunnel type of tunnelled servers (only ipip exists here)
   if (d.fwd === 'tunnel' && !d.local) s += ' --tun-type ipip';
   if (thresholds && d.uThreshold) s += ` -x ${d.uThreshold}`;
