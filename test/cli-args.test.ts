@@ -1,6 +1,7 @@
 /** The option loop of the tierlb commands (src/cli/args.ts). */
 import test from 'ava';
 import { eachOption } from '../src/cli/args.js';
+import { parseLabArgs } from '../src/cli/lab.js';
 
 const parse = (argv: string[]) => {
   const seen: string[] = [];
@@ -33,4 +34,31 @@ test('eachOption: other errors of the callback are not swallowed', (t) => {
       }),
     { instanceOf: TypeError },
   );
+});
+
+test('parseLabArgs: options, positional words and everything after -- in rest', (t) => {
+  t.deepEqual(parseLabArgs(['exec', 'client1', '--', 'curl', '--config', 'x']), {
+    sub: 'exec',
+    rest: ['client1', 'curl', '--config', 'x'],
+  });
+  t.deepEqual(parseLabArgs(['demo', '-n', '5', '--keep', '--config', 'c.yaml', '--prefix', 'p', '--state-dir', 'd']), {
+    sub: 'demo',
+    rest: [],
+    requests: 5,
+    keep: true,
+    config: 'c.yaml',
+    prefix: 'p',
+    stateDir: 'd',
+  });
+  t.deepEqual(parseLabArgs(['trace', '--pcap', '/tmp/p', '--port', '8080']), {
+    sub: 'trace',
+    rest: [],
+    pcap: '/tmp/p',
+    port: 8080,
+  });
+  t.deepEqual(parseLabArgs([]), { sub: '', rest: [] });
+  t.is(parseLabArgs(['trace', '--requests', '0']), '--requests needs 1..100000');
+  t.is(parseLabArgs(['up', '--prefix']), '--prefix needs a value');
+  t.is(parseLabArgs(['up', '--nope']), 'unknown option --nope');
+  t.is(parseLabArgs(['up', '--help', '--nope']), 'help');
 });

@@ -16,6 +16,7 @@ import { labDown, labExec, labUp, loadLabConfig, planFor, runChecks, summary } f
 import type { LabPlan } from '../lab/plan.js';
 import { REPO_ROOT } from '../lab/proc.js';
 import { type LabState, readState } from '../lab/state.js';
+import { eachOption } from './args.js';
 
 const USAGE = `usage:
   tierlb lab up     [--config FILE] [--prefix P] [--state-dir DIR]
@@ -40,36 +41,26 @@ export interface LabOpts {
 }
 
 export function parseLabArgs(argv: string[]): LabOpts | string {
-  const args = [...argv];
-  const o: LabOpts = { sub: args.shift() ?? '', rest: [] };
-  while (args.length) {
-    const a = args.shift()!;
-    if (a === '--') {
-      o.rest.push(...args.splice(0));
-      break;
-    }
-    const val = () => {
-      const v = args.shift();
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    try {
-      if (a === '--config' || a === '-c') o.config = val();
-      else if (a === '--prefix') o.prefix = val();
-      else if (a === '--state-dir') o.stateDir = val();
-      else if (a === '--requests' || a === '-n') {
-        o.requests = Number(val());
-        if (!Number.isInteger(o.requests) || o.requests < 1 || o.requests > 100000) return '--requests needs 1..100000';
-      } else if (a === '--pcap') o.pcap = val();
-      else if (a === '--port') o.port = Number(val());
-      else if (a === '--keep') o.keep = true;
-      else if (a === '-h' || a === '--help') return 'help';
-      else if (!a.startsWith('-')) o.rest.push(a);
-      else return `unknown option ${a}`;
-    } catch (e) {
-      return (e as Error).message;
-    }
-  }
+  const [sub = '', ...args] = argv;
+  const dd = args.indexOf('--');
+  const o: LabOpts = { sub, rest: [] };
+  const err = eachOption(dd < 0 ? args : args.slice(0, dd), (a, val) => {
+    if (a === '--config' || a === '-c') o.config = val();
+    else if (a === '--prefix') o.prefix = val();
+    else if (a === '--state-dir') o.stateDir = val();
+    else if (a === '--requests' || a === '-n') {
+      o.requests = Number(val());
+      if (!Number.isInteger(o.requests) || o.requests < 1 || o.requests > 100000) return '--requests needs 1..100000';
+    } else if (a === '--pcap') o.pcap = val();
+    else if (a === '--port') o.port = Number(val());
+    else if (a === '--keep') o.keep = true;
+    else if (a === '-h' || a === '--help') return 'help';
+    else if (!a.startsWith('-')) o.rest.push(a);
+    else return `unknown option ${a}`;
+    return undefined;
+  });
+  if (err !== undefined) return err;
+  if (dd >= 0) o.rest.push(...args.slice(dd + 1));
   return o;
 }
 
