@@ -12,6 +12,7 @@
 import { ConfigError } from '../config/index.js';
 import { DEFAULT_CONTROL, loadListenersConfig } from '../listeners/config.js';
 import { controlRequest } from '../listeners/control.js';
+import { eachOption } from './args.js';
 
 const USAGE = `usage:
   tierlb listeners [--config FILE] [--socket PATH] [--workers N]
@@ -30,30 +31,21 @@ interface Opts {
 }
 
 function parse(argv: string[]): Opts | string {
-  const o: Opts = { sub: 'run', format: 'table' };
-  const args = [...argv];
-  if (args[0] && !args[0].startsWith('-')) o.sub = args.shift()!;
-  while (args.length) {
-    const a = args.shift()!;
-    const val = () => {
-      const v = args.shift();
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    try {
-      if (a === '--config' || a === '-f') o.config = val();
-      else if (a.startsWith('--config=')) o.config = a.slice(9);
-      else if (a === '--socket' || a === '-S') o.socket = val();
-      else if (a.startsWith('--socket=')) o.socket = a.slice(9);
-      else if (a === '--workers') o.workers = Number(val());
-      else if (a === '--csv') o.format = 'csv';
-      else if (a === '--json') o.format = 'json';
-      else if (a === '-h' || a === '--help') return 'help';
-      else return `unknown option ${a}`;
-    } catch (e) {
-      return (e as Error).message;
-    }
-  }
+  const hasSub = !!argv[0] && !argv[0].startsWith('-');
+  const o: Opts = { sub: hasSub ? argv[0] : 'run', format: 'table' };
+  const err = eachOption(hasSub ? argv.slice(1) : argv, (a, val) => {
+    if (a === '--config' || a === '-f') o.config = val();
+    else if (a.startsWith('--config=')) o.config = a.slice(9);
+    else if (a === '--socket' || a === '-S') o.socket = val();
+    else if (a.startsWith('--socket=')) o.socket = a.slice(9);
+    else if (a === '--workers') o.workers = Number(val());
+    else if (a === '--csv') o.format = 'csv';
+    else if (a === '--json') o.format = 'json';
+    else if (a === '-h' || a === '--help') return 'help';
+    else return `unknown option ${a}`;
+    return undefined;
+  });
+  if (err !== undefined) return err;
   if (!['run', 'stats', 'reload', 'workers', 'check'].includes(o.sub)) return `unknown subcommand ${o.sub}`;
   if (o.workers !== undefined && !(Number.isInteger(o.workers) && o.workers > 0))
     return '--workers needs a positive integer';
