@@ -14,16 +14,6 @@ import { bytesToIpv6, ipv6ToBytes } from '../l4/addr.js';
 export const V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
 export const V1_MAX = 107;
 
-export const PP2_TYPE = {
-  ALPN: 0x01,
-  AUTHORITY: 0x02,
-  CRC32C: 0x03,
-  NOOP: 0x04,
-  UNIQUE_ID: 0x05,
-  SSL: 0x20,
-  NETNS: 0x30,
-} as const;
-
 export type ProxyFamily = 'TCP4' | 'TCP6' | 'UDP4' | 'UDP6' | 'UNIX' | 'UNIX_DGRAM' | 'UNKNOWN';
 
 export interface ProxyHeader {
