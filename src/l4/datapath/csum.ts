@@ -69,25 +69,29 @@ function wr16(b: Uint8Array, off: number, v: number): void {
   b[off + 1] = v & 0xff;
 }
 
-/**
- * Replace `len` bytes (even) at `off` with `nw`, folding every changed word into the checksums at the given offsets
- * (-1 = none). A UDP checksum of 0 (none, IPv4) stays 0.
- */
-function replaceBytes(b: Uint8Array, off: number, nw: Uint8Array, csumOffs: number[], udpOff: number): void {
+/** Fold a word changing from m to m2 into the checksum at `co` (-1: none); a UDP checksum of 0 (IPv4: none) stays 0. */
+function updateAt(b: Uint8Array, co: number, m: number, m2: number, udpOff: number): void {
+  if (co < 0) return;
+  if (co === udpOff && rd16(b, co) === 0) return;
+  let c = csumUpdate16(rd16(b, co), m, m2);
+  if (co === udpOff && c === 0) c = 0xffff;
+  wr16(b, co, c);
+}
+
+/** Replace nw.length (even) bytes at `off` with `nw`, folding each changed word into the checksums at co1 and co2. */
+function replaceBytes(b: Uint8Array, off: number, nw: Uint8Array, co1: number, co2: number, udpOff: number): void {
   for (let i = 0; i < nw.length; i += 2) {
     const m = rd16(b, off + i);
     const m2 = (nw[i] << 8) | nw[i + 1];
     if (m === m2) continue;
-    for (const co of csumOffs) {
-      if (co < 0) continue;
-      if (co === udpOff && rd16(b, co) === 0) continue;
-      let c = csumUpdate16(rd16(b, co), m, m2);
-      if (co === udpOff && c === 0) c = 0xffff;
-      wr16(b, co, c);
-    }
+    updateAt(b, co1, m, m2, udpOff);
+    updateAt(b, co2, m, m2, udpOff);
     wr16(b, off + i, m2);
   }
 }
+
+/** The port being written by natRewrite (reused: the per-packet path allocates nothing). */
+const PORT = new Uint8Array(2);
 
 /** Where the address sits and which checksums cover it. */
 function addrOffsets(p: Parsed, which: 'src' | 'dst'): { addrOff: number; portOff: number } {
@@ -105,11 +109,12 @@ export function natRewrite(b: Uint8Array, p: Parsed, which: 'src' | 'dst', addr:
   const l4c = co >= 0 && p.protocol !== IPPROTO_ICMP ? p.l4off + co : -1;
   const udpOff = p.protocol === IPPROTO_UDP ? l4c : -2;
   const ipc = p.family === 4 ? 10 : -1;
-  replaceBytes(b, addrOff, addr, [ipc, l4c], udpOff);
+  replaceBytes(b, addrOff, addr, ipc, l4c, udpOff);
   if (p.protocol === IPPROTO_TCP || p.protocol === IPPROTO_UDP || p.protocol === 132) {
-    const pb = new Uint8Array([(port >> 8) & 0xff, port & 0xff]);
+    PORT[0] = (port >> 8) & 0xff;
+    PORT[1] = port & 0xff;
     // SCTP uses CRC32c over the whole packet, which port changes would require recomputing: not done for SCTP
-    replaceBytes(b, portOff, pb, [p.protocol === 132 ? -1 : l4c], udpOff);
+    replaceBytes(b, portOff, PORT, p.protocol === 132 ? -1 : l4c, -1, udpOff);
   }
 }
 
