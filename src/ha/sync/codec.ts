@@ -374,16 +374,9 @@ function decodeConn(buf: Buffer, start: number, end: number): SyncConn | SyncDro
   }
 
   const flags = ((buf.readUInt32BE(start + 4) & CONN_F_BACKUP_MASK) | CONN_F_SYNC) >>> 0;
-  let state = buf.readUInt16BE(start + 8);
   const protocol = buf[start + 1];
-  if (!(flags & CONN_F_TEMPLATE)) {
-    const num = PROTO_NUM_STATES[protocol];
-    if (num === undefined) return 'protocol';
-    if (state >= num) return 'state';
-  } else if (state > 0) {
-    // protocol in templates is not used for state/timeout
-    state = 0;
-  }
+  const state = connState(protocol, flags, buf.readUInt16BE(start + 8));
+  if (typeof state === 'string') return state;
   // persistence engines (sip) are not supported: such an entry is skipped, as a kernel without the engine does
   if (peData) return 'pe';
   const a = start + 24;
@@ -407,6 +400,17 @@ function decodeConn(buf: Buffer, start: number, end: number): SyncConn | SyncDro
   return c;
 }
 
+/**
+ * An entry's state as ip_vs_proc_conn checks it: a connection needs a known protocol and a state below its count;
+ * a template's protocol is not used for state/timeout, so its state is 0.
+ */
+function connState(protocol: number, flags: number, state: number): number | 'protocol' | 'state' {
+  if (flags & CONN_F_TEMPLATE) return 0;
+  const num = PROTO_NUM_STATES[protocol];
+  if (num === undefined) return 'protocol';
+  return state >= num ? 'state' : state;
+}
+
 /** ip_vs_process_message_v0 */
 function decodeV0(buf: Buffer, res: DecodedMessage): DecodedMessage {
   const n = buf[0];
@@ -414,27 +418,19 @@ function decodeV0(buf: Buffer, res: DecodedMessage): DecodedMessage {
   for (let i = 0; i < n; i++) {
     if (p + SIMPLE_CONN_SIZE > buf.length) return { ...res, dropped: 'v0-conn-short' };
     const s = p;
-    let flags = (buf.readUInt16BE(s + 20) | CONN_F_SYNC) & ~CONN_F_HASHED;
+    const flags = ((buf.readUInt16BE(s + 20) | CONN_F_SYNC) & ~CONN_F_HASHED) >>> 0;
     let seq: SyncConn['seq'];
     if (flags & CONN_F_SEQ_MASK) {
       p += FULL_CONN_SIZE;
       if (p > buf.length) return { ...res, dropped: 'v0-conn-short' };
       seq = { in: readSeq(buf, s + SIMPLE_CONN_SIZE), out: readSeq(buf, s + SIMPLE_CONN_SIZE + 12) };
     } else p += SIMPLE_CONN_SIZE;
-    let state = buf.readUInt16BE(s + 22);
     const protocol = buf[s + 1];
-    if (!(flags & CONN_F_TEMPLATE)) {
-      const num = PROTO_NUM_STATES[protocol];
-      if (num === undefined) {
-        res.skipped.push('protocol');
-        continue;
-      }
-      if (state >= num) {
-        res.skipped.push('state');
-        continue;
-      }
-    } else if (state > 0) state = 0;
-    flags >>>= 0;
+    const state = connState(protocol, flags, buf.readUInt16BE(s + 22));
+    if (typeof state === 'string') {
+      res.skipped.push(state);
+      continue;
+    }
     const c: SyncConn = {
       family: 4,
       protocol,
