@@ -5,10 +5,10 @@
  * always printed numerically (ipvsadm without -n would resolve host and service names).
  */
 
-import { hostPort, intToIpv4 } from '../addr.js';
+import { hostPort } from '../addr.js';
 import type { RealServer } from '../dest.js';
 import { SVC_F_ONEPACKET, type VirtualService } from '../service.js';
-import { orderDests, orderServices, protocolName, SCHED_FLAGS_MASK, schedFlagWords } from './order.js';
+import { netmaskText, orderDests, orderServices, protocolName, SCHED_FLAGS_MASK, schedFlagWords } from './order.js';
 import {
   FMT_EXACT,
   FMT_NOSORT,
@@ -82,8 +82,8 @@ function serviceFlags(svc: VirtualService): string {
   if (svc.flags & SCHED_FLAGS_MASK) s += ` (${schedFlagWords(svc)})`;
   if (svc.persistent) {
     s += ` persistent ${svc.timeout}`;
-    if (svc.family === 4 && svc.netmask !== 0xffffffff) s += ` mask ${intToIpv4(svc.netmask)}`;
-    if (svc.family === 6 && svc.netmask !== 128) s += ` mask ${svc.netmask}`;
+    const mask = netmaskText(svc);
+    if (mask) s += ` mask ${mask}`;
   }
   if (svc.flags & SVC_F_ONEPACKET) s += ' ops';
   return s;

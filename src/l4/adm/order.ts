@@ -5,7 +5,7 @@
  * The comparisons subtract unsigned 32-bit values into a C int, so two addresses more than 2^31 apart compare the
  * "wrong" way round (10.0.0.1 sorts after 200.0.0.1); that is reproduced, it is what ipvsadm prints.
  */
-import { type Family, ipv4ToInt, ipv6ToBytes } from '../addr.js';
+import { type Family, intToIpv4, ipv4ToInt, ipv6ToBytes } from '../addr.js';
 import type { RealServer } from '../dest.js';
 import { PROTO_NUM, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3, type VirtualService } from '../service.js';
 
@@ -79,6 +79,12 @@ export function protocolName(svc: VirtualService): string {
 /** `-t` / `-u` / `--sctp-service` as -S writes the service type */
 export function protocolOption(svc: VirtualService): string {
   return svc.kind === 'tcp' ? '-t' : svc.kind === 'udp' ? '-u' : '--sctp-service';
+}
+
+/** A persistent service's netmask as the listing (`mask`) and -S (`-M`) print it; '' for the full mask. */
+export function netmaskText(svc: VirtualService): string {
+  if (svc.family === 4) return svc.netmask !== 0xffffffff ? intToIpv4(svc.netmask) : '';
+  return svc.netmask !== 128 ? String(svc.netmask) : '';
 }
 
 /** print_sched_flags: the -b words of a service, comma-separated ('' when none). */

@@ -3,10 +3,10 @@
  * the ipvsadm commands that rebuild it, sorted like the listing; -R feeds each line back through the parser.
  * Addresses are written numerically with or without -n (ipvsadm without -n writes host and service names).
  */
-import { hostPort, intToIpv4 } from '../addr.js';
+import { hostPort } from '../addr.js';
 import type { RealServer } from '../dest.js';
 import { SVC_F_ONEPACKET, type VirtualService } from '../service.js';
-import { orderDests, orderServices, protocolOption, SCHED_FLAGS_MASK, schedFlagWords } from './order.js';
+import { netmaskText, orderDests, orderServices, protocolOption, SCHED_FLAGS_MASK, schedFlagWords } from './order.js';
 import { FMT_NOSORT } from './parse.js';
 
 /** The service as -S names it: `-t 10.0.0.1:80`, `-f 7`, `-f 7 -6`. */
@@ -19,8 +19,8 @@ export function serviceRule(svc: VirtualService): string {
   let s = `-A ${ruleServiceName(svc)} -s ${svc.schedName}`;
   if (svc.persistent) {
     s += ` -p ${svc.timeout}`;
-    if (svc.family === 4 && svc.netmask !== 0xffffffff) s += ` -M ${intToIpv4(svc.netmask)}`;
-    if (svc.family === 6 && svc.netmask !== 128) s += ` -M ${svc.netmask}`;
+    const mask = netmaskText(svc);
+    if (mask) s += ` -M ${mask}`;
   }
   if (svc.flags & SVC_F_ONEPACKET) s += ' -o';
   if (svc.flags & SCHED_FLAGS_MASK) s += ` -b ${schedFlagWords(svc)}`;
