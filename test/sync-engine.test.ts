@@ -49,7 +49,7 @@ test('an established connection reaches the backup, bound to its own real server
   const [c] = p.b.eng.conns.entries();
   t.is(c.stateName, 'ESTABLISHED');
   t.is(c.timeoutMs, 900_000);
-  t.truthy(c.flags & CONN_F_SYNC);
+  t.is(c.flags & CONN_F_SYNC, CONN_F_SYNC);
   t.falsy(c.flags & CONN_F_INACTIVE);
   t.is(c.dest, p.b.eng.table.get(p.svcB.id)?.dests.find((d) => d.addr === c.daddr) ?? null);
   t.is(c.dest?.activeConns, 1);

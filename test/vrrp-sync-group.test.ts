@@ -152,7 +152,7 @@ test('FAULT from BACKUP: the other backups go FAULT without sending', (t) => {
 });
 
 test('leaving FAULT together: only when no member has a fault of its own', (t) => {
-  const { masters, feed, a, b, g } = group();
+  const { clock, masters, feed, a, b, g } = group();
   masters();
   feed(a, a.setInterface('eth0', false));
   feed(b, b.setInterface('eth1', false));
@@ -164,11 +164,13 @@ test('leaving FAULT together: only when no member has a fault of its own', (t) =
   t.deepEqual(feed(b, b.setInterface('eth1', true)), ['G:BACKUP', 'VI_1:BACKUP', 'VI_2:BACKUP']);
   t.is(a.state, 'BACKUP');
   t.is(b.state, 'BACKUP');
-  t.true(a.nextDeadline() !== undefined && b.nextDeadline() !== undefined);
+  // both run the master down timer from now
+  t.is(a.nextDeadline(), clock.now() + a.masterDownIntervalMs);
+  t.is(b.nextDeadline(), clock.now() + b.masterDownIntervalMs);
 });
 
 test('BACKUP together: one master sees a higher master → the other masters follow (no priority 0)', (t) => {
-  const { masters, feed, a, b, g } = group();
+  const { clock, masters, feed, a, b, g } = group();
   masters();
   t.deepEqual(feed(a, a.receive({ src: '10.0.0.3', priority: 200, intervalCs: 100 })), [
     'VI_1:vips:del',
@@ -180,7 +182,7 @@ test('BACKUP together: one master sees a higher master → the other masters fol
   t.is(b.state, 'BACKUP');
   t.is(g.state, 'BACKUP');
   // VI_2 runs its master down timer as a backup does
-  t.true(b.nextDeadline() !== undefined);
+  t.is(b.nextDeadline(), clock.now() + b.masterDownIntervalMs);
 });
 
 test('a member that joins while its group is FAULT starts in FAULT', (t) => {
