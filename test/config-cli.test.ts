@@ -36,6 +36,26 @@ test('config check: a good file prints a summary and exits 0', async (t) => {
   t.is(r.out, `${p}: ok — 1 service, 2 real servers, 0 listeners, 0 vrrp instances, overlay: no, lab: no\n`);
 });
 
+test("config check: the summary counts the listen entries and the vrrp instances, not the sections' keys", async (t) => {
+  const p = file(
+    'l7-vrrp.yaml',
+    [
+      'listeners:',
+      '  workers: 2',
+      '  listen:',
+      '    - { name: web, bind: 0.0.0.0:80, mode: http, servers: [{ name: w1, address: 10.0.0.11:8080 }] }',
+      'vrrp:',
+      '  instances:',
+      '    - { name: VI_1, interface: eth0, virtual_router_id: 51, priority: 150, virtual_ipaddress: [10.0.0.100/24] }',
+      '',
+    ].join('\n'),
+  );
+  const r = await cli(['check', p]);
+  t.is(r.err, '');
+  t.is(r.code, 0);
+  t.is(r.out, `${p}: ok — 0 services, 0 real servers, 1 listener, 1 vrrp instance, overlay: no, lab: no\n`);
+});
+
 test('config check: every problem on stderr as file:line:col, exit 1', async (t) => {
   const p = file(
     'bad.yaml',

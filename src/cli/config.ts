@@ -11,10 +11,10 @@ interface Io {
 
 const USAGE = 'usage: tierlb config check FILE';
 
-function count(v: unknown): number {
-  if (Array.isArray(v)) return v.length;
-  if (typeof v === 'object' && v !== null) return Object.keys(v).length;
-  return 0;
+/** How many entries the array under `key` of a section has (0 when the section or the array is absent). */
+function count(section: unknown, key: string): number {
+  const v = (section as Record<string, unknown> | undefined)?.[key];
+  return Array.isArray(v) ? v.length : 0;
 }
 
 function plural(n: number, one: string, many = `${one}s`): string {
@@ -28,8 +28,8 @@ export function summarize(cfg: TierlbConfig): string {
   return [
     plural(services.length, 'service'),
     plural(rs, 'real server'),
-    plural(count(cfg.listeners), 'listener'),
-    plural(count(cfg.vrrp), 'vrrp instance'),
+    plural(count(cfg.listeners, 'listen'), 'listener'),
+    plural(count(cfg.vrrp, 'instances'), 'vrrp instance'),
     `overlay: ${cfg.overlay === undefined ? 'no' : 'yes'}`,
     `lab: ${cfg.lab === undefined ? 'no' : 'yes'}`,
   ].join(', ');
