@@ -1,6 +1,7 @@
 /** The director's mangle chain as rendered from a plan (pure). */
 import test from 'ava';
-import { DIVERT_MARK, emptyPlan, REPLY_MARK, renderChain } from '../src/fwmark/plan.js';
+import { KernelRules, type Runner } from '../src/fwmark/kernel.js';
+import { DIVERT_MARK, emptyPlan, MARK_PREF, REPLY_MARK, renderChain } from '../src/fwmark/plan.js';
 
 const rules = (text: string) => text.split('\n').filter((l) => l.startsWith('-A'));
 const hex = (n: number) => `0x${n.toString(16)}`;
@@ -60,4 +61,31 @@ test('fwmark services: the mark rules of their listener ports come before the qu
   t.deepEqual(rules(renderChain(plan, 6)), []);
   // the whole chain in one transaction: declared, flushed, refilled
   t.deepEqual(renderChain(plan, 4).split('\n').slice(0, 3), ['*mangle', ':TIERLB_DIVERT - [0:0]', '-F TIERLB_DIVERT']);
+});
+
+test('KernelRules: a DR real server gets one mark rule and route; removed when it leaves the plan', async (t) => {
+  const calls: string[] = [];
+  const run: Runner = async (cmd, args) => {
+    calls.push(`${cmd} ${args.join(' ')}`);
+    if (args.includes('get')) return { code: 0, stdout: '[{"dev":"eth1"}]', stderr: '' };
+    if (args.includes('show')) return { code: 0, stdout: '[]', stderr: '' };
+    return { code: 0, stdout: '', stderr: '' };
+  };
+  const k = new KernelRules(run);
+  const ip = (c: string) => /^ip (-j )?-4 (rule|route) (get|replace|add|del|flush) .*(10\.0\.0\.11|5000)/.test(c);
+  const plan = emptyPlan(0);
+  plan.routes.push({ family: 4, rip: '10.0.0.11', mark: 0x544c0100, table: 5000 });
+  await k.install(plan);
+  t.deepEqual(calls.filter(ip), [
+    'ip -j -4 route get 10.0.0.11',
+    'ip -4 route replace default via 10.0.0.11 dev eth1 onlink table 5000',
+    `ip -4 rule del pref ${MARK_PREF} fwmark ${0x544c0100} lookup 5000`,
+    `ip -4 rule add pref ${MARK_PREF} fwmark ${0x544c0100} lookup 5000`,
+  ]);
+  calls.length = 0;
+  await k.apply(emptyPlan(0));
+  t.deepEqual(calls.filter(ip), [
+    `ip -4 rule del pref ${MARK_PREF} fwmark ${0x544c0100} lookup 5000`,
+    'ip -4 route flush table 5000',
+  ]);
 });

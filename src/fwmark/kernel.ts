@@ -47,6 +47,18 @@ export const defaultRunner: Runner = (cmd, args, input) => runCommand(cmd, args,
 const ipt = (f: Fam) => (f === 4 ? 'iptables-nft' : 'ip6tables-nft');
 const iptRestore = (f: Fam) => (f === 4 ? 'iptables-nft-restore' : 'ip6tables-nft-restore');
 const ipf = (f: Fam) => (f === 4 ? '-4' : '-6');
+/** `ip rule add|del pref MARK_PREF fwmark M lookup T`: a DR real server's mark rule. */
+const markRule = (f: Fam, verb: 'add' | 'del', mark: number, table: number) => [
+  ipf(f),
+  'rule',
+  verb,
+  'pref',
+  String(MARK_PREF),
+  'fwmark',
+  String(mark),
+  'lookup',
+  String(table),
+];
 
 interface IpRule {
   priority: number;
@@ -140,28 +152,8 @@ export class KernelRules {
         'table',
         String(r.table),
       ]);
-      await this.run('ip', [
-        ipf(r.family),
-        'rule',
-        'del',
-        'pref',
-        String(MARK_PREF),
-        'fwmark',
-        String(r.mark),
-        'lookup',
-        String(r.table),
-      ]);
-      await this.must('ip', [
-        ipf(r.family),
-        'rule',
-        'add',
-        'pref',
-        String(MARK_PREF),
-        'fwmark',
-        String(r.mark),
-        'lookup',
-        String(r.table),
-      ]);
+      await this.run('ip', markRule(r.family, 'del', r.mark, r.table));
+      await this.must('ip', markRule(r.family, 'add', r.mark, r.table));
     }
     this.current = plan;
   }
@@ -174,17 +166,7 @@ export class KernelRules {
   }
 
   private async delRoute(f: Fam, mark: number, table: number): Promise<void> {
-    await this.run('ip', [
-      ipf(f),
-      'rule',
-      'del',
-      'pref',
-      String(MARK_PREF),
-      'fwmark',
-      String(mark),
-      'lookup',
-      String(table),
-    ]);
+    await this.run('ip', markRule(f, 'del', mark, table));
     await this.run('ip', [ipf(f), 'route', 'flush', 'table', String(table)]);
   }
 
