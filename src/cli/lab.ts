@@ -138,7 +138,7 @@ export async function run(argv: string[]): Promise<number> {
           err(`tierlb lab trace: no lab '${plan.prefix}' is up (tierlb lab up)`);
           return 1;
         }
-        return runTraceCommand(plan, state, { requests: o.requests ?? 1, pcapDir: o.pcap, port: o.port, out });
+        return runTraceCommand(plan, { requests: o.requests ?? 1, pcapDir: o.pcap, port: o.port, out });
       }
       case 'demo': {
         if (process.getuid && process.getuid() !== 0) {

@@ -9,7 +9,6 @@ import { join } from 'node:path';
 import { nsRun, type Out } from './lab.js';
 import { parsePcap } from './pcap.js';
 import { hostsOf, type LabPlan, macFor, macNames } from './plan.js';
-import type { LabState } from './state.js';
 import {
   type CapturePoint,
   type ClientAnswer,
@@ -224,7 +223,6 @@ export function formatTraceResult(r: TraceResult): string {
 
 export async function runTraceCommand(
   plan: LabPlan,
-  _st: LabState,
   o: { requests: number; pcapDir?: string; port?: number; out: Out },
 ): Promise<number> {
   const r = await traceRequests(plan, o);
