@@ -49,10 +49,15 @@ const ERR_PAGES: Record<number, [string, string]> = {
   504: ['Gateway Time-out', "The server didn't respond in time."],
 };
 
-/** HAProxy's built-in error page for `code`, as a whole HTTP/1.1 response (used on raw sockets). */
-export function errorResponse(code: number): string {
+/** HAProxy's built-in error page for `code`: its reason phrase and HTML body. */
+function errorPage(code: number): [reason: string, body: string] {
   const [reason, text] = ERR_PAGES[code] ?? ['Error', 'Error'];
-  const body = `<html><body><h1>${code} ${reason}</h1>\n${text}\n</body></html>\n`;
+  return [reason, `<html><body><h1>${code} ${reason}</h1>\n${text}\n</body></html>\n`];
+}
+
+/** The error page as a whole HTTP/1.1 response (used on raw sockets). */
+function errorResponse(code: number): string {
+  const [reason, body] = errorPage(code);
   return (
     `HTTP/1.1 ${code} ${reason}\r\ncontent-length: ${body.length}\r\ncache-control: no-cache\r\n` +
     `content-type: text/html\r\nconnection: close\r\n\r\n${body}`
@@ -555,8 +560,7 @@ class Listener {
 
   reply(res: http.ServerResponse, code: number): void {
     if (res.headersSent || res.destroyed) return;
-    const [reason, text] = ERR_PAGES[code] ?? ['Error', 'Error'];
-    const body = `<html><body><h1>${code} ${reason}</h1>\n${text}\n</body></html>\n`;
+    const [reason, body] = errorPage(code);
     res.writeHead(code, reason, {
       'content-type': 'text/html',
       'cache-control': 'no-cache',
