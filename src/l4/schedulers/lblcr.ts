@@ -35,7 +35,7 @@ export class LocalityLeastConnectionReplicated extends LocalityScheduler<LblcrEn
     }
     en.lastuse = now;
     const set = en.set;
-    let dest = setMin(set);
+    let dest = weightedLeast(set.members, connOverhead); // ip_vs_dest_set_min
     // more than one member and unchanged for long enough: drop the most loaded one
     if (set.members.length > 1 && now > set.lastmod + this.table.expiration) {
       const m = setMax(set);
@@ -53,33 +53,6 @@ export class LocalityLeastConnectionReplicated extends LocalityScheduler<LblcrEn
     }
     return dest;
   }
-}
-
-/** ip_vs_dest_set_min: weighted least-connection among the available, non-overloaded members */
-function setMin(set: DestSet): RealServer | null {
-  const m = set.members;
-  let i = 0;
-  let least: RealServer | null = null;
-  for (; i < m.length; i++) {
-    const d = m[i];
-    if (d.overloaded) continue;
-    if (d.weight > 0 && d.available) {
-      least = d;
-      break;
-    }
-  }
-  if (!least) return null;
-  let loh = least.overhead;
-  for (i++; i < m.length; i++) {
-    const d = m[i];
-    if (d.overloaded) continue;
-    const doh = d.overhead;
-    if (loh * d.weight > doh * least.weight && d.available) {
-      least = d;
-      loh = doh;
-    }
-  }
-  return least;
 }
 
 /** ip_vs_dest_set_max: weighted most-connection among the members with weight > 0 (overload not considered) */

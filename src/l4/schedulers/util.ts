@@ -47,16 +47,17 @@ export const connOverhead = (d: RealServer): number => d.overhead;
 
 /**
  * The kernel's weighted least-connection scan (ip_vs_wlc_schedule, __ip_vs_lblc_schedule, __ip_vs_lblcr_schedule,
- * ip_vs_sed_schedule): the first dest that is not overloaded and has weight > 0 is the candidate; every later dest
- * that is not overloaded replaces it when loh * dest.weight > doh * least.weight (strictly, so the earliest of equal
- * loads wins). Later dests are not tested for weight 0: with weight 0 the left side is 0 and can never win.
+ * ip_vs_sed_schedule, ip_vs_dest_set_min): the first dest that is not overloaded and has weight > 0 is the candidate;
+ * every later dest that is not overloaded replaces it when loh * dest.weight > doh * least.weight (strictly, so the
+ * earliest of equal loads wins). Later dests are not tested for weight 0: with weight 0 the left side is 0 and can
+ * never win. Unavailable (deleted) dests are skipped: a service's list never holds one, an lblcr set may.
  */
 export function weightedLeast(dests: readonly RealServer[], overhead: (d: RealServer) => number): RealServer | null {
   let i = 0;
   let least: RealServer | null = null;
   for (; i < dests.length; i++) {
     const d = dests[i];
-    if (!d.overloaded && d.weight > 0) {
+    if (!d.overloaded && d.weight > 0 && d.available) {
       least = d;
       break;
     }
@@ -65,7 +66,7 @@ export function weightedLeast(dests: readonly RealServer[], overhead: (d: RealSe
   let loh = overhead(least);
   for (i++; i < dests.length; i++) {
     const d = dests[i];
-    if (d.overloaded) continue;
+    if (d.overloaded || !d.available) continue;
     const doh = overhead(d);
     if (loh * d.weight > doh * least.weight) {
       least = d;
