@@ -58,6 +58,8 @@ test('parseLabArgs: options, positional words and everything after -- in rest', 
   });
   t.deepEqual(parseLabArgs([]), { sub: '', rest: [] });
   t.is(parseLabArgs(['trace', '--requests', '0']), '--requests needs 1..100000');
+  t.is(parseLabArgs(['trace', '--port', 'http']), '--port needs 1..65535');
+  t.is(parseLabArgs(['trace', '--port', '0']), '--port needs 1..65535');
   t.is(parseLabArgs(['up', '--prefix']), '--prefix needs a value');
   t.is(parseLabArgs(['up', '--nope']), 'unknown option --nope');
   t.is(parseLabArgs(['up', '--help', '--nope']), 'help');

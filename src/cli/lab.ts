@@ -52,8 +52,10 @@ export function parseLabArgs(argv: string[]): LabOpts | string {
       o.requests = Number(val());
       if (!Number.isInteger(o.requests) || o.requests < 1 || o.requests > 100000) return '--requests needs 1..100000';
     } else if (a === '--pcap') o.pcap = val();
-    else if (a === '--port') o.port = Number(val());
-    else if (a === '--keep') o.keep = true;
+    else if (a === '--port') {
+      o.port = Number(val());
+      if (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535) return '--port needs 1..65535';
+    } else if (a === '--keep') o.keep = true;
     else if (a === '-h' || a === '--help') return 'help';
     else if (!a.startsWith('-')) o.rest.push(a);
     else return `unknown option ${a}`;
