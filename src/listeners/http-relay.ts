@@ -239,8 +239,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
 /** The keep-alive connections to each server, and private ones for servers sent a PROXY header. */
 export class ServerPools {
   private readonly pools = new Map<string, { host: string; port: number; pool: Pool }>();
+  /** opens the private connections (before their PROXY header) */
+  private readonly connector: buildConnector.connector;
 
-  constructor(private readonly timeout: Timeouts) {}
+  constructor(private readonly timeout: Timeouts) {
+    this.connector = buildConnector({ timeout: timeout.connect });
+  }
 
   private options() {
     return {
@@ -267,11 +271,10 @@ export class ServerPools {
   /** A connection of one client's own to `t`, opened with `header` (PROXY protocol) first: not shared (HAProxy
    * keeps such server connections private to the client session). The caller destroys it with the client's. */
   private(t: ServerTarget, header: Buffer): Client {
-    const base = buildConnector({ timeout: this.timeout.connect });
     return new Client(origin(t), {
       ...this.options(),
       connect: (opts, cb) =>
-        base(opts, (err, sock) => {
+        this.connector(opts, (err, sock) => {
           if (sock) sock.write(header);
           cb(err, sock as never);
         }),
