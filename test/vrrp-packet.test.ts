@@ -1,4 +1,5 @@
 import test from 'ava';
+import { garpFrame } from '../src/ha/vrrp/io.js';
 import {
   DropCounters,
   type DropReason,
@@ -182,4 +183,13 @@ test('a valid packet passes, counters count by reason, random garbage never thro
   }
   t.true(c.get('checksum') + c.get('ip_header') + c.get('length') > 0);
   t.deepEqual(Object.keys(c.toJSON()).sort(), [...c.byReason.keys()].sort());
+});
+
+test('gratuitous ARP frame (golden bytes): a broadcast request with the VIP as sender and target, as keepalived sends it', (t) => {
+  const mac = Buffer.from('020000000001', 'hex');
+  t.is(
+    garpFrame(mac, '192.168.1.100').toString('hex'),
+    // Ethernet: dst broadcast, src, ARP | Ethernet, IPv4, 6, 4, request | sender MAC, VIP | target ff*6, VIP
+    'ffffffffffff0200000000010806' + '0001080006040001' + '020000000001c0a80164' + 'ffffffffffffc0a80164',
+  );
 });

@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
 import { bytesToIpv6, ipv6ToBytes } from '../../l4/addr.js';
 import { ETH_P_IPV6, naFrame } from './ndisc.js';
+import { ipv4Bytes } from './packet.js';
 import type { VirtualAddress } from './types.js';
 import { VRRP_MCAST_GROUP, VRRP_PROTO, VRRP6_MCAST_GROUP } from './types.js';
 
@@ -78,14 +79,10 @@ export function interfaceUp(name: string): boolean {
   return op === 'up' || op === 'unknown';
 }
 
-function ipBuf(addr: string): Buffer {
-  return Buffer.from(addr.split('.').map(Number));
-}
-
 /** struct ip_mreqn { imr_multiaddr; imr_address; imr_ifindex } */
 function mreqn(group: string, ifindex: number): Buffer {
   const b = Buffer.alloc(12);
-  ipBuf(group).copy(b, 0);
+  ipv4Bytes(group).copy(b, 0);
   b.writeInt32LE(ifindex, 8);
   return b;
 }
@@ -413,9 +410,9 @@ export function garpFrame(mac: Buffer, addr: string): Buffer {
   f[19] = 4;
   f.writeUInt16BE(1, 20); // request
   mac.copy(f, 22);
-  ipBuf(addr).copy(f, 28);
+  ipv4Bytes(addr).copy(f, 28);
   f.fill(0xff, 32, 38);
-  ipBuf(addr).copy(f, 38);
+  ipv4Bytes(addr).copy(f, 38);
   return f;
 }
 

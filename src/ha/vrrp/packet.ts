@@ -72,7 +72,8 @@ export function inetChecksum(...bufs: Buffer[]): number {
   return ~sum & 0xffff;
 }
 
-function ip4(addr: string): Buffer {
+/** The 4 bytes of a dotted quad (throws on anything else). */
+export function ipv4Bytes(addr: string): Buffer {
   const parts = addr.split('.').map(Number);
   if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255))
     throw new TypeError(`not an IPv4 address: ${addr}`);
@@ -98,8 +99,8 @@ const isV6 = (a: string) => a.includes(':');
 function pseudoHeader(src: string, dst: string, len: number): Buffer {
   if (isV6(src) || isV6(dst)) return pseudoHeader6(src, dst, len);
   const p = Buffer.alloc(12);
-  ip4(src).copy(p, 0);
-  ip4(dst).copy(p, 4);
+  ipv4Bytes(src).copy(p, 0);
+  ipv4Bytes(dst).copy(p, 4);
   p[9] = VRRP_PROTO;
   p.writeUInt16BE(len, 10);
   return p;
@@ -147,7 +148,7 @@ export function encodeAdvert(o: EncodeOptions): Buffer {
   o.addresses.forEach((a, i) => {
     if (six !== isV6(a)) throw new TypeError(`address family of ${a} differs from ${o.addresses[0]}`);
     if (six) b.set(ipv6ToBytes(a), HDR_LEN + 16 * i);
-    else ip4(a).copy(b, HDR_LEN + 4 * i);
+    else ipv4Bytes(a).copy(b, HDR_LEN + 4 * i);
   });
   if (v2 && o.authPass) authPassBytes(o.authPass).copy(b, HDR_LEN + 4 * o.addresses.length);
   const sum = v2
@@ -167,8 +168,8 @@ export function ipv4Header(src: string, dst: string, payloadLen: number, ttl = 2
   h.writeUInt16BE(20 + payloadLen, 2);
   h[8] = ttl;
   h[9] = VRRP_PROTO;
-  ip4(src).copy(h, 12);
-  ip4(dst).copy(h, 16);
+  ipv4Bytes(src).copy(h, 12);
+  ipv4Bytes(dst).copy(h, 16);
   h.writeUInt16BE(inetChecksum(h), 10);
   return h;
 }
