@@ -14,15 +14,13 @@ export class WeightedRoundRobin implements Scheduler {
   readonly name = 'wrr';
   /** cl, the current dest, as its list position (no search per pick); -1 = the list head. update() resets it. */
   private cl = -1;
-  private cw: number;
-  private mw: number;
-  private di: number;
+  private cw = 0;
+  private mw = 0;
+  private di = 1;
 
-  /** ip_vs_wrr_init_svc */
+  /** ip_vs_wrr_init_svc: cw starts at mw, which update() does for cw = 0 */
   constructor(svc: VirtualService) {
-    this.di = gcdWeight(svc);
-    this.mw = maxWeight(svc) - (this.di - 1);
-    this.cw = this.mw;
+    this.update(svc);
   }
 
   /** ip_vs_wrr_dest_changed (add_dest, del_dest, upd_dest) */
