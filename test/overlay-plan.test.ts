@@ -2,6 +2,7 @@
 import test from 'ava';
 import { normalizeOverlay, OverlayConfigError } from '../src/overlay/config.js';
 import { commandLine, planDown, planUp } from '../src/overlay/plan.js';
+import { overlayProblems } from '../src/overlay/semantics.js';
 import { parseHostState } from '../src/overlay/state.js';
 
 const spec = normalizeOverlay({
@@ -204,4 +205,21 @@ test('the fdb parser keeps only VXLAN entries with a destination', (t) => {
     ]),
   );
   t.deepEqual(s.fdb, [{ mac: '00:00:00:00:00:00', dev: 'vx100', dst: '10.9.9.2' }]);
+});
+
+test('overlayProblems: link names too long or used twice, at the path of the second use', (t) => {
+  t.deepEqual(
+    overlayProblems({
+      local: '10.0.0.1',
+      networks: [
+        { vni: 5, ports: ['pbe1', 'a-very-long-port-name'] },
+        { vni: 6, bridge: 'vx5', ports: ['x', 'pbe1'] },
+      ],
+    }),
+    [
+      { path: ['networks', 0, 'ports', 1], message: "'a-very-long-port-name' is longer than 15 characters" },
+      { path: ['networks', 1, 'bridge'], message: "'vx5' is already used as networks.0.vxlan" },
+      { path: ['networks', 1, 'ports', 1], message: "'pbe1' is already used as networks.0.ports.0" },
+    ],
+  );
 });

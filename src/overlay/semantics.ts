@@ -29,18 +29,17 @@ export function overlayProblems(section: unknown): OverlayProblem[] {
     if (typeof local !== 'string') {
       problems.push({ path: at(), message: "no local underlay address (set overlay.local or the network's local)" });
     }
-    const links: [string | number, string][] = [
-      ['bridge', typeof n.bridge === 'string' ? n.bridge : `br${n.vni}`],
-      ['vxlan', typeof n.vxlan === 'string' ? n.vxlan : `vx${n.vni}`],
-      ...strs(n.ports).map((p, j): [string | number, string] => [`ports.${j}`, p]),
+    const links: [(string | number)[], string][] = [
+      [['bridge'], typeof n.bridge === 'string' ? n.bridge : `br${n.vni}`],
+      [['vxlan'], typeof n.vxlan === 'string' ? n.vxlan : `vx${n.vni}`],
+      ...strs(n.ports).map((p, j): [(string | number)[], string] => [['ports', j], p]),
     ];
-    for (const [role, name] of links) {
-      const path =
-        typeof role === 'string' && role.startsWith('ports.') ? at('ports', Number(role.slice(6))) : at(role);
+    for (const [rel, name] of links) {
+      const path = at(...rel);
       if (name.length > 15) problems.push({ path, message: `'${name}' is longer than 15 characters` });
       const other = names.get(name);
       if (other) problems.push({ path, message: `'${name}' is already used as ${other}` });
-      else names.set(name, `networks.${i}.${role}`);
+      else names.set(name, path.join('.'));
     }
     if (typeof local === 'string' && strs(n.remotes).includes(local)) {
       problems.push({ path: at('remotes'), message: `contains the local address ${local}` });
