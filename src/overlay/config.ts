@@ -87,7 +87,7 @@ interface RawOverlay {
 /** Validate the raw `overlay` section and fill in the defaults; throws OverlayConfigError listing every problem. */
 export function normalizeOverlay(raw: unknown): OverlaySpec {
   const problems = schemaProblems(raw);
-  for (const p of overlayProblems(raw)) problems.push(`overlay.${p.path.join('.')}: ${p.message}`.replace(/\.:/, ':'));
+  for (const p of overlayProblems(raw)) problems.push(`overlay.${p.path.join('.')}: ${p.message}`);
   if (problems.length) throw new OverlayConfigError(problems);
   const top = raw as RawOverlay;
   const networks = top.networks.map((n): OverlayNetwork => {
