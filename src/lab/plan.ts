@@ -1,7 +1,7 @@
 /**
  * The lab's topology as data (pure): every namespace, link, address and MAC, the fwmark per listener port, and the
  * configs the lab generates for the director (whose fwmark services' `match` makes the director install the mark
- * rules in its own chain), the listeners, the overlay and VRRP. src/lab/up.ts carries it out.
+ * rules in its own chain), the listeners, the overlay and VRRP. src/lab/lab.ts carries it out.
  *
  *   front segment (bridge `front` in <prefix>-sw): clients, directors (VIP via VRRP), LB nodes (VIP on lo)
  *   underlay segment (bridge `under` in <prefix>-sw): LB nodes' eth1 and the hypervisors' eth0 (VTEPs)
