@@ -5,7 +5,7 @@
  * resolved (no DNS in a pure module): a name that is not an address is refused as ipvsadm refuses an unknown host.
  */
 import { isIPv6 } from 'node:net';
-import { canonicalAddr } from '../addr.js';
+import { canonicalAddr, intToIpv4 } from '../addr.js';
 
 const C_SPACE = /^[ \t\n\v\f\r]*/;
 
@@ -150,7 +150,7 @@ export function parseService(input: string, svc: AddrFields): number {
     if (colon >= 0) buf = buf.slice(0, colon);
     const v4 = inetAton(buf);
     if (v4 === null) return SERVICE_NONE;
-    svc.addr = `${v4 >>> 24}.${(v4 >>> 16) & 255}.${(v4 >>> 8) & 255}.${v4 & 255}`;
+    svc.addr = intToIpv4(v4);
     svc.af = 4;
   }
   let result = SERVICE_ADDR;
