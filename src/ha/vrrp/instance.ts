@@ -101,6 +101,9 @@ export async function instanceSource(c: VrrpInstanceConfig): Promise<{ ifc: Inte
 /** Drop reasons that are normal on a shared segment and only logged at debug level. */
 const QUIET_DROPS: ReadonlySet<DropReason> = new Set(['vrid', 'own']);
 
+/** The interval field of the advertisements: v2 Adver Int in seconds, v3 Max Adver Int in centiseconds. */
+const advertField = (c: VrrpInstanceConfig) => (c.version === 2 ? c.advertInt : Math.round(c.advertInt * 100));
+
 export class VrrpInstance extends EventEmitter<VrrpInstanceEvents> {
   readonly drops = new DropCounters();
   private machine: VrrpMachine | undefined;
@@ -179,7 +182,7 @@ export class VrrpInstance extends EventEmitter<VrrpInstanceEvents> {
     const expect = {
       version: c.version,
       vrid: c.virtualRouterId,
-      interval: c.version === 2 ? c.advertInt : Math.round(c.advertInt * 100),
+      interval: advertField(c),
       authPass: c.authPass,
       addressCount: c.virtualIpaddress.length,
       ownAddresses: own,
@@ -322,7 +325,7 @@ export class VrrpInstance extends EventEmitter<VrrpInstanceEvents> {
         vrid: c.virtualRouterId,
         priority,
         addresses: c.virtualIpaddress.map((v) => v.addr),
-        interval: c.version === 2 ? c.advertInt : Math.round(c.advertInt * 100),
+        interval: advertField(c),
         authPass: c.version === 2 ? c.authPass : undefined,
         src: this.srcIp,
         dst,
