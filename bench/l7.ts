@@ -13,12 +13,13 @@
  * (BENCH_CONNECTIONS, 64), --threads N (wrk threads, 1), --workers N (tierlb workers and haproxy threads, BENCH_WORKERS,
  * 2), --systems direct,tierlb,haproxy,http-proxy, --out FILE.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { cpuSeconds, freePort, parseWrk, processTree, type WrkResult } from './lib/measure.js';
 import { haproxyConfig, nginxConfig } from './lib/servers.js';
 
 type System = 'direct' | 'tierlb' | 'haproxy' | 'http-proxy';
@@ -53,7 +54,6 @@ const wanted = opt.systems.split(',').map((s) => s.trim()) as System[];
 for (const s of wanted) if (!SYSTEMS.includes(s)) throw new Error(`unknown system ${s} (${SYSTEMS.join(', ')})`);
 if (!(DURATION > 0 && DURATION <= 600)) throw new Error('--duration must be in (0, 600] seconds');
 
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 const BODY = 'hello from nginx\n';
 
 // ---- processes ----
@@ -112,17 +112,6 @@ async function stop(child: ChildProcess): Promise<void> {
   clearTimeout(t);
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 async function waitHttp(port: number, child: ChildProcess, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -145,69 +134,7 @@ async function waitHttp(port: number, child: ChildProcess, timeoutMs = 15_000): 
   }
 }
 
-/** The process and all its descendants (cluster workers, haproxy's master/worker). */
-function processTree(root: number): number[] {
-  const parent = new Map<number, number>();
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      parent.set(Number(d), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {}
-  }
-  const tree = [root];
-  for (let i = 0; i < tree.length; i++) for (const [pid, ppid] of parent) if (ppid === tree[i]) tree.push(pid);
-  return tree;
-}
-
-/** utime + stime of the processes, in seconds (all threads of each process are included). */
-function cpuSeconds(pids: number[]): number {
-  let ticks = 0;
-  for (const pid of pids) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(f[11]) + Number(f[12]); // fields 14 and 15 of proc(5)
-    } catch {}
-  }
-  return ticks / CLK_TCK;
-}
-
 // ---- wrk ----
-
-interface WrkResult {
-  requests: number;
-  seconds: number;
-  rps: number;
-  p99ms: number;
-  errors: string[];
-}
-
-function toMs(v: string): number {
-  const m = /^([\d.]+)(us|ms|s|m)$/.exec(v.trim());
-  if (!m) throw new Error(`cannot read wrk latency '${v}'`);
-  const n = Number(m[1]);
-  return m[2] === 'us' ? n / 1000 : m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : n * 60_000;
-}
-
-export function parseWrk(out: string): WrkResult {
-  const req = /(\d+) requests in ([\d.]+)(us|ms|s|m)/.exec(out);
-  const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
-  const p99 = /^\s*99(?:\.000)?%\s+(\S+)/m.exec(out);
-  if (!req || !rps || !p99) throw new Error(`cannot read wrk output:\n${out}`);
-  const errors: string[] = [];
-  const sock = /Socket errors: (.*)/.exec(out);
-  if (sock) errors.push(`socket errors: ${sock[1]}`);
-  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
-  if (non2xx) errors.push(`${non2xx[1]} non-2xx/3xx responses`);
-  return {
-    requests: Number(req[1]),
-    seconds: toMs(`${req[2]}${req[3]}`) / 1000,
-    rps: Number(rps[1]),
-    p99ms: toMs(p99[1]),
-    errors,
-  };
-}
 
 function wrk(port: number, seconds: number): Promise<WrkResult> {
   const args = [`-t${WRK_THREADS}`, `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}/`];

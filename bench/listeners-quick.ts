@@ -12,11 +12,12 @@
  * files to DIR.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { cpuSeconds, freePort, parseWrk, processTree } from './lib/measure.js';
 import { haproxyConfig, nginxConfig } from './lib/servers.js';
 
 const REPO = new URL('..', import.meta.url).pathname;
@@ -78,16 +79,6 @@ function stop(c: ChildProcess): Promise<void> {
         process.kill(-c.pid!, 'SIGKILL');
       } catch {}
     }, 4000).unref();
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
   });
 }
 
@@ -191,40 +182,14 @@ function wrk(port: number, seconds = SECONDS): Promise<{ rps: number; p99: numbe
     });
     c.on('exit', (code) => {
       if (code !== 0) return reject(new Error(out));
-      const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
-      const m = /^\s*99(?:\.000)?%\s+([\d.]+)(us|ms|s)/m.exec(out);
-      const p99 = m ? Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1) : Number.NaN;
-      const errors = [/Socket errors: (.*)/.exec(out)?.[1], /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1]]
-        .filter(Boolean)
-        .join('; ');
-      resolve({ rps, p99, errors });
+      try {
+        const r = parseWrk(out);
+        resolve({ rps: r.rps, p99: r.p99ms, errors: r.errors.join('; ') });
+      } catch (e) {
+        reject(e);
+      }
     });
   });
-}
-
-/** utime+stime (clock ticks) of `root` and its descendants: CPU per request is steadier than req/s on a busy box */
-function cpuTicks(root: number): number {
-  const kids = new Map<number, number[]>();
-  const ticks = new Map<number, number>();
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const st = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-      const ppid = Number(f[1]);
-      if (!kids.has(ppid)) kids.set(ppid, []);
-      kids.get(ppid)!.push(Number(d));
-      ticks.set(Number(d), Number(f[11]) + Number(f[12]));
-    } catch {}
-  }
-  let sum = 0;
-  const todo = [root];
-  while (todo.length) {
-    const p = todo.pop()!;
-    sum += ticks.get(p) ?? 0;
-    todo.push(...(kids.get(p) ?? []));
-  }
-  return sum;
 }
 
 const backends = await nginx();
@@ -245,11 +210,11 @@ for (let r = 0; r < Number(opt.rounds); r++) {
   for (const s of systems) {
     const [port, child] = await starters[s]!(backends);
     await wrk(port, 1).catch(() => null); // warm-up (JIT, keep-alive pools)
-    const pid = child?.pid ?? 0;
-    const t0 = pid ? cpuTicks(pid) : 0;
+    const pids = child?.pid ? processTree(child.pid) : [];
+    const t0 = cpuSeconds(pids);
     const res = await wrk(port);
-    // ticks are 10 ms: CPU ms per 1000 requests
-    const cpu = pid ? ((cpuTicks(pid) - t0) * 10 * 1000) / (res.rps * SECONDS) : Number.NaN;
+    // CPU ms per 1000 requests
+    const cpu = pids.length ? ((cpuSeconds(pids) - t0) * 1000 * 1000) / (res.rps * SECONDS) : Number.NaN;
     process.stdout.write(
       `round ${r + 1} ${s.padEnd(14)} ${res.rps.toFixed(0).padStart(6)} req/s  p99 ${res.p99.toFixed(2).padStart(6)} ms  ` +
         `cpu ${cpu.toFixed(1)} ms/1k req ${res.errors}\n`,
