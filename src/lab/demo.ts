@@ -40,7 +40,7 @@ export async function traffic(
   onProgress: (done: number) => void,
   parallel = 4,
 ): Promise<TrafficResult> {
-  const ls = plan.cfg.listeners;
+  const ls = plan.cfg.listeners.map((l) => ({ l, ctx: traceContext(plan, l.port) }));
   const jobs = Array.from({ length: requests }, (_, i) => ls[i % ls.length]);
   const answers: TrafficResult['answers'] = [];
   let next = 0;
@@ -48,8 +48,7 @@ export async function traffic(
   const client = plan.cfg.clients[0].name;
   const worker = async () => {
     while (next < jobs.length) {
-      const l = jobs[next++];
-      const ctx = traceContext(plan, l.port);
+      const { l, ctx } = jobs[next++];
       const answer = await request(plan, ctx, client);
       answers.push({ listener: l.name, port: l.port, answer });
       onProgress(++done);
