@@ -7,6 +7,7 @@
 
 import { isIPv4 } from 'node:net';
 import { ipv4ToInt, ipv6ToBytes } from '../addr.js';
+import { DEFAULT_SCHEDULER } from '../schedulers/index.js';
 import { SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3 } from '../service.js';
 import { type AddrFields, atoi, inetAton, inetPton6, parseService, SERVICE_ADDR, stringToNumber } from './cparse.js';
 import { AdmExit, type AdmOutput, fail } from './exit.js';
@@ -157,7 +158,6 @@ export const FMT_NOSORT = 0x0040;
 export const FMT_EXACT = 0x0080;
 export const FMT_TUN_INFO = 0x0100;
 
-export const DEF_SCHED = 'wlc';
 const MAX_TIMEOUT = 86400 * 31;
 const DEFAULT_PERSISTENT_TIMEOUT = 6 * 60;
 const SCHEDNAME_MAXLEN = 16;
@@ -390,7 +390,7 @@ function parseFwmark(buf: string): number {
 }
 
 function parseSchedFlags(sched: string, arg: string): number {
-  const s = sched || DEF_SCHED;
+  const s = sched || DEFAULT_SCHEDULER;
   let flags = 0;
   const words = arg.split(',').filter((w) => w !== '');
   if (words.length === 0) fail(2, `invalid scheduler flag \`${arg}'`);
@@ -693,7 +693,7 @@ function checkCommand(ce: AdmCommand): void {
       fail(2, 'Zero port specified for non-persistent service');
     if (svc.flags & SVC_F_ONEPACKET && !svc.fwmark && svc.protocol !== IPPROTO_UDP)
       fail(2, 'One-Packet Scheduling is only for UDP virtual services');
-    if (svc.sched === '') svc.sched = DEF_SCHED;
+    if (svc.sched === '') svc.sched = DEFAULT_SCHEDULER;
   }
   if (ce.cmd === CMD_STARTDAEMON && ce.daemon.mcastIfn === '') ce.daemon.mcastIfn = 'eth0';
   if (ce.cmd === CMD_ADDDEST || ce.cmd === CMD_EDITDEST) {
