@@ -9,7 +9,16 @@ import { isIPv4 } from 'node:net';
 import { ipv4ToInt, ipv6ToBytes } from '../addr.js';
 import { DEFAULT_SCHEDULER } from '../schedulers/index.js';
 import { SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3 } from '../service.js';
-import { type AddrFields, atoi, inetAton, inetPton6, parseService, SERVICE_ADDR, stringToNumber } from './cparse.js';
+import {
+  type AddrFields,
+  atoi,
+  inetAton,
+  inetPton6,
+  parseService,
+  SERVICE_ADDR,
+  stringToNumber,
+  strtolWhole,
+} from './cparse.js';
 import { AdmExit, type AdmOutput, fail } from './exit.js';
 import { POPT_ERRORS, PoptContext, type PoptOption } from './popt.js';
 import type { Timeouts } from './target.js';
@@ -383,9 +392,8 @@ function parseTimeout(buf: string | undefined, min: number, max: number): number
 }
 
 function parseFwmark(buf: string): number {
-  const m = /^[ \t\n\v\f\r]*([+-]?[0-9]+)$/.exec(buf);
-  const l = m ? Number(m[1]) : Number.NaN;
-  if (!m || !(l > 0) || l > 0xffffffff) fail(2, `invalid fwmark value \`${buf}' specified`);
+  const l = strtolWhole(buf);
+  if (l === null || l <= 0 || l > 0xffffffff) fail(2, `invalid fwmark value \`${buf}' specified`);
   return l;
 }
 
