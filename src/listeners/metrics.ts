@@ -4,7 +4,7 @@
  */
 import http from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
-import { type FIELDS, formatCsv, type StatRow } from './stats.js';
+import { formatCsv, HRSP_CLASSES, type StatRow } from './stats.js';
 
 export interface MetricsServer {
   close(): Promise<void>;
@@ -60,8 +60,7 @@ export function buildRegistry(rows: readonly StatRow[]): Registry {
       m.feIn.inc({ listener: l }, n(r.bin));
       m.feOut.inc({ listener: l }, n(r.bout));
       m.feReq.inc({ listener: l }, n(r.ereq));
-      for (const code of ['1xx', '2xx', '3xx', '4xx', '5xx', 'other'])
-        m.feHrsp.inc({ listener: l, code }, n(r[`hrsp_${code}` as (typeof FIELDS)[number]]));
+      for (const code of HRSP_CLASSES) m.feHrsp.inc({ listener: l, code }, n(r[`hrsp_${code}`]));
     } else if (r.svname === 'BACKEND') {
       m.beQ.set({ listener: l }, n(r.qcur));
       m.beQmax.set({ listener: l }, n(r.qmax));

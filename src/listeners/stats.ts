@@ -28,6 +28,9 @@ export interface WorkerListenerStats {
 
 export type WorkerSnapshot = Record<string, WorkerListenerStats>;
 
+/** the HTTP response classes counted (hrsp_* fields) */
+export const HRSP_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx', 'other'] as const;
+
 export function emptyServerStats(): WorkerServerStats {
   return { stot: 0, bin: 0, bout: 0, econ: 0, eresp: 0, wretr: 0, wredis: 0 };
 }
@@ -107,11 +110,11 @@ export function statRows(
   const rows: StatRow[] = [];
   for (const pool of pools) {
     const name = pool.spec.name;
-    const ls = agg[name] ?? { ...emptyListenerStats() };
+    const ls = agg[name] ?? emptyListenerStats();
     const fe = row(name, 'FRONTEND');
     Object.assign(fe, { scur: ls.scur, smax: ls.smax, stot: ls.stot, bin: ls.bin, bout: ls.bout, ereq: ls.ereq });
     fe.status = listening(name) ? 'OPEN' : 'STOP';
-    for (const c of ['1xx', '2xx', '3xx', '4xx', '5xx', 'other']) fe[`hrsp_${c}` as 'hrsp_1xx'] = ls.hrsp[c] ?? 0;
+    for (const c of HRSP_CLASSES) fe[`hrsp_${c}`] = ls.hrsp[c] ?? 0;
     rows.push(fe);
     const be = row(name, 'BACKEND');
     const tot = {
@@ -130,7 +133,7 @@ export function statRows(
       lbtot: 0,
     };
     for (const s of pool.servers) {
-      const ss = ls.servers[s.name] ?? { stot: 0, bin: 0, bout: 0, econ: 0, eresp: 0, wretr: 0, wredis: 0 };
+      const ss = ls.servers[s.name] ?? emptyServerStats();
       const r = row(name, s.name);
       const w = s.weightAt(now);
       Object.assign(r, {
@@ -146,7 +149,7 @@ export function statRows(
         eresp: ss.eresp,
         wretr: ss.wretr,
         wredis: ss.wredis,
-        status: s.spec.check && s.checkStatus === '' ? `${s.status}` : s.status,
+        status: s.status,
         weight: w,
         act: s.spec.backup ? 0 : 1,
         bck: s.spec.backup ? 1 : 0,
@@ -168,7 +171,7 @@ export function statRows(
       }
     }
     Object.assign(be, tot, { qcur: pool.qcur, qmax: pool.qmax, status: tot.act + tot.bck > 0 ? 'UP' : 'DOWN' });
-    for (const c of ['1xx', '2xx', '3xx', '4xx', '5xx', 'other']) be[`hrsp_${c}` as 'hrsp_1xx'] = ls.hrsp[c] ?? 0;
+    for (const c of HRSP_CLASSES) be[`hrsp_${c}`] = ls.hrsp[c] ?? 0;
     rows.push(be);
   }
   return rows;
