@@ -13,6 +13,11 @@ export function familyOf(addr: string): Family | 0 {
   return 0;
 }
 
+/** IN_MULTICAST: an IPv4 address in 224.0.0.0/4 (false for anything that is not an IPv4 address). */
+export function isMulticast4(addr: string): boolean {
+  return isIPv4(addr) && ipv4ToInt(addr) >>> 28 === 0xe;
+}
+
 /** Parse an IPv4 dotted quad to an unsigned 32-bit number (host order). */
 export function ipv4ToInt(addr: string): number {
   const p = addr.split('.');

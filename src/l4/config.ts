@@ -9,7 +9,7 @@ import { registerSectionValidator, type SectionContext } from '../config/validat
 import type { PlanMatch } from '../fwmark/plan.js';
 import { healthFromService } from '../ha/checks-config.js';
 import type { VirtualServerHealth } from '../ha/checks-types.js';
-import { canonicalAddr, type Family, familyOf, hostPort, ipv4ToInt, prefixToMask4 } from './addr.js';
+import { canonicalAddr, type Family, familyOf, hostPort, isMulticast4, prefixToMask4 } from './addr.js';
 import { DEFAULT_TIMEOUTS } from './adm/table-target.js';
 import type { Timeouts } from './adm/target.js';
 import { ManualClock } from './clock.js';
@@ -477,8 +477,7 @@ function checkSyncGroup(sync: unknown, ctx: SectionContext): void {
   if (!isObj(sync) || typeof sync.group !== 'string') return;
   const g = sync.group;
   if (familyOf(g) === 6) ctx.report(['sync', 'group'], `'${g}': an IPv6 sync group is not supported (IPv4 only)`);
-  else if (familyOf(g) !== 4 || ipv4ToInt(g) >>> 28 !== 0xe)
-    ctx.report(['sync', 'group'], `'${g}' is not an IPv4 multicast address (224.0.0.0/4)`);
+  else if (!isMulticast4(g)) ctx.report(['sync', 'group'], `'${g}' is not an IPv4 multicast address (224.0.0.0/4)`);
 }
 
 /** The director section's semantic checks (registered with the loader). */

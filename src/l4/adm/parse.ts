@@ -5,8 +5,7 @@
  * exit code (fail(2, ...) for bad options, -1 i.e. 255 for popt errors and "Try ... -h").
  */
 
-import { isIPv4 } from 'node:net';
-import { ipv4ToInt, ipv6ToBytes } from '../addr.js';
+import { ipv6ToBytes, isMulticast4 } from '../addr.js';
 import { DEFAULT_SCHEDULER } from '../schedulers/index.js';
 import { SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3 } from '../service.js';
 import {
@@ -581,7 +580,7 @@ function applyDaemonOption(ce: AdmCommand, val: string, arg: string): void {
       if (a === null || ipv6ToBytes(a)[0] !== 0xff) fail(2, `invalid IPv6 mcast-group \`${arg}'`);
       d.group = a;
     } else {
-      if (!isIPv4(arg) || ipv4ToInt(arg) >>> 28 !== 0xe) fail(2, `invalid IPv4 mcast-group \`${arg}'`);
+      if (!isMulticast4(arg)) fail(2, `invalid IPv4 mcast-group \`${arg}'`);
       d.group = arg;
     }
   } else if (val === TAG.MCAST_PORT) {
