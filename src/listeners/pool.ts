@@ -3,11 +3,13 @@
  * slowstart), connection slots counted over every worker, maxconn with a FIFO queue behind it, and the balancing
  * algorithm. Pure (time injected); the primary drives it from worker pick/release messages.
  *
- * Cross-worker balancing: every worker asks the primary for a server (one IPC round trip per connection or HTTP
- * request) and tells it when the server connection ends. So the primary's single rotation is what a client sees
- * over the whole cluster (roundrobin 90 requests over 3 servers = 30/30/30 whatever worker took them), leastconn
- * and random(2) compare cluster-wide counts, and maxconn / the queue hold for the whole node — exactly as one
- * HAProxy process would. The price is one IPC round trip (~0.1 ms on loopback) before each server connection.
+ * Cross-worker balancing without the shared memory (./shared.ts; its fallback, or TIERLB_LISTENERS_CENTRAL=1): every
+ * worker asks the primary for a server (one IPC round trip per connection or HTTP request) and tells it when the
+ * server connection ends. So the primary's single rotation is what a client sees over the whole cluster (roundrobin
+ * 90 requests over 3 servers = 30/30/30 whatever worker took them), leastconn and random(2) compare cluster-wide
+ * counts, and maxconn / the queue hold for the whole node — exactly as one HAProxy process would. The price is one
+ * IPC round trip (~0.1 ms on loopback) before each server connection. With the shared memory the workers pick
+ * themselves (./picker.ts) and the primary keeps health, weights and stats here.
  */
 import type { Clock } from '../l4/clock.js';
 import { type Balancer, createBalancer, isHashing, type LbServer, type PickRequest } from './balance/index.js';
