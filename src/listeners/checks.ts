@@ -1,8 +1,8 @@
 /**
  * Health checks, run by the cluster primary only (one prober per server, however many workers): tcp connect,
  * http (method, uri, expect status or string) and HAProxy's agent-check. rise/fall turn results into state
- * changes; the pool is updated at once, and since every worker picks through the primary's pool, a state change is
- * in effect for every worker from the next pick on.
+ * changes; the pool is updated at once and published to the shared memory (or read by the primary's own picks
+ * without it), so a state change is in effect for every worker from the next pick on.
  */
 import http from 'node:http';
 import net from 'node:net';
