@@ -249,3 +249,34 @@ test('listener ports of an LB node: one TCP_CHECK per port; one closed port take
   t.deepEqual(f.weights(), { '10.0.0.1': 2, '10.0.0.2': 1 });
   m.stop();
 });
+
+test('logs name the service as everywhere else (IPv6 bracketed: TCP [2001:db8::100]:80)', async (t) => {
+  const id: ServiceId = { kind: 'tcp', family: 6, addr: '2001:db8::100', port: 80 };
+  const timers = new ManualTimers();
+  const table = new ServiceTable({ clock: timers.clock, random: Math.random });
+  table.addService({ id, sched: 'wrr', flags: 0, timeout: 0, netmask: 128 });
+  const lines: { msg: string; service?: string }[] = [];
+  const log = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
+  const m = new CheckManager({
+    table,
+    timers,
+    log,
+    probes: { tcp: async () => ({ ok: true }), http: async () => ({ ok: true }), misc: async () => ({ ok: true }) },
+    services: [
+      {
+        spec: { id },
+        dests: [{ addr: '2001:db8::1', port: 80, fwd: 'route', weight: 1, uThreshold: 0, lThreshold: 0 }],
+        health: {
+          ...fixture().svc.health,
+          realServers: [{ addr: '2001:db8::1', port: 80, inhibitOnFailure: false, checks: [tcpCheck()] }],
+        },
+      },
+    ],
+  });
+  m.start();
+  m.stop();
+  t.deepEqual(
+    lines.map((l) => [l.msg, l.service]),
+    [['gained quorum', 'TCP [2001:db8::100]:80']],
+  );
+});

@@ -6,6 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { describeService } from '../../l4/config.js';
 import { destKey } from '../../l4/dest.js';
 import type { ServiceId } from '../../l4/service.js';
 import type { DestSpec } from '../../l4/services.js';
@@ -283,7 +284,7 @@ export class CheckManager extends EventEmitter<CheckManagerEvents> {
         this.applyAction(e, a);
         this.emit('action', id, a);
       } catch (err) {
-        this.log.warn({ service: svcName(id), action: a, err: (err as Error).message }, 'table change failed');
+        this.log.warn({ service: describeService(id), action: a, err: (err as Error).message }, 'table change failed');
       }
     }
     for (const ev of events) {
@@ -325,7 +326,7 @@ export class CheckManager extends EventEmitter<CheckManagerEvents> {
   }
 
   private logEvent(id: ServiceId, ev: HealthEvent): void {
-    const service = svcName(id);
+    const service = describeService(id);
     switch (ev.type) {
       case 'rs-up':
       case 'rs-down': {
@@ -374,8 +375,4 @@ function runDetached(command: string): void {
   const child = spawn(argv[0], argv.slice(1), { stdio: 'ignore', detached: true });
   child.on('error', () => {});
   child.unref();
-}
-
-function svcName(id: ServiceId): string {
-  return id.kind === 'fwm' ? `FWM ${id.fwmark}` : `${id.kind.toUpperCase()} ${id.addr}:${id.port}`;
 }
