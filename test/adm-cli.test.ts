@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { parseCliArgs, readsStdin, requestDirector, runWithRulesFile } from '../src/cli/adm.js';
+import { parseCliArgs, readsStdin, request, requestDirector, runWithRulesFile } from '../src/cli/adm.js';
 import { handleAdmRequest } from '../src/l4/adm/server.js';
 import { newTarget, ok } from './adm-fixture.js';
 
@@ -131,6 +131,24 @@ test('the admin socket: one JSON line each way, answered by handleAdmRequest', a
   t.deepEqual(r, { code: 0, stdout: '-A -t 10.0.0.1:80 -s rr\n', stderr: '' });
   const e = await tierlb(['--socket', sock, '-A', '-t', '10.0.0.1:80']);
   t.deepEqual(e, { code: 255, stdout: '', stderr: 'Service already exists\n' });
+});
+
+test('a director that closes without answering, or answers too late, is an error (not a hang)', async (t) => {
+  const sock = join(tmp(t), 'director.sock');
+  const server = createServer((s) => {
+    s.once('data', (d) => {
+      if (d.toString().includes('ping')) s.end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(sock, r));
+  t.teardown(() => server.close());
+  await t.throwsAsync(requestDirector(sock, ['ping'], undefined), {
+    message: 'the director closed the connection without answering',
+  });
+  await t.throwsAsync(request(sock, { op: 'ping' }), {
+    message: 'the director closed the connection without answering',
+  });
+  await t.throwsAsync(request(sock, { op: 'stats' }, 50), { message: 'timeout' });
 });
 
 test('handleAdmRequest answers bad requests with code 2', (t) => {

@@ -76,28 +76,49 @@ export function runWithRulesFile(path: string, argv: string[], stdin: string | u
   return res;
 }
 
-/** Daemon mode: one request line out, one answer line back. */
-export function requestDirector(socketPath: string, argv: string[], stdin: string | undefined): Promise<AdmResult> {
+/**
+ * One request line to the director's socket (adm, reload, stats, ping), one answer line back. Rejects when the
+ * director closes the connection without answering, or after timeoutMs (0: no time limit).
+ */
+export function request(socketPath: string, req: object, timeoutMs = 30000): Promise<string> {
   return new Promise((resolve, reject) => {
     const s = connect(socketPath);
     let buf = '';
-    s.on('connect', () => s.write(`${JSON.stringify({ argv, stdin })}\n`));
+    const t =
+      timeoutMs > 0
+        ? setTimeout(() => {
+            s.destroy();
+            reject(new Error('timeout'));
+          }, timeoutMs)
+        : undefined;
+    const fail = (e: Error) => {
+      clearTimeout(t);
+      reject(e);
+    };
+    s.on('connect', () => s.write(`${JSON.stringify(req)}\n`));
     s.on('data', (d) => {
       buf += d.toString();
       const nl = buf.indexOf('\n');
       if (nl < 0) return;
+      clearTimeout(t);
       s.end();
-      try {
-        resolve(JSON.parse(buf.slice(0, nl)) as AdmResult);
-      } catch (e) {
-        reject(e);
-      }
+      resolve(buf.slice(0, nl));
     });
     s.on('end', () => {
-      if (!buf.includes('\n')) reject(new Error('the director closed the connection without answering'));
+      if (!buf.includes('\n')) fail(new Error('the director closed the connection without answering'));
     });
-    s.on('error', reject);
+    s.on('error', fail);
   });
+}
+
+/** Daemon mode: ipvsadm's argv (and stdin) to the director, its result back. */
+export async function requestDirector(
+  socketPath: string,
+  argv: string[],
+  stdin: string | undefined,
+  timeoutMs = 0,
+): Promise<AdmResult> {
+  return JSON.parse(await request(socketPath, { argv, stdin }, timeoutMs)) as AdmResult;
 }
 
 async function readStdin(): Promise<string> {

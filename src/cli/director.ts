@@ -14,7 +14,7 @@
  * `tierlb director reload|stats|rules [--socket PATH]` talk to a running daemon.
  */
 import { chmodSync, mkdirSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
@@ -27,7 +27,10 @@ import {
 import { DEFAULT_SYSCTL, DEFAULT_TIMEOUTS, type DirectorPlan, diffPlans, isEmptyDiff } from '../l4/config.js';
 import { Datapath } from '../l4/datapath/datapath.js';
 import { log } from '../log.js';
+import { request } from './adm.js';
 import { eachOption } from './args.js';
+
+export { request };
 
 export const DEFAULT_SOCKET = '/run/tierlb/director.sock';
 
@@ -70,32 +73,6 @@ function parseArgs(argv: string[]): Opts | string {
 }
 
 const EMPTY_PLAN: DirectorPlan = { services: [], timeouts: { ...DEFAULT_TIMEOUTS }, sysctl: { ...DEFAULT_SYSCTL } };
-
-/** One request to a running daemon; resolves with the response line. */
-export function request(socketPath: string, req: object, timeoutMs = 30000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect(socketPath);
-    let buf = '';
-    const t = setTimeout(() => {
-      s.destroy();
-      reject(new Error('timeout'));
-    }, timeoutMs);
-    s.on('connect', () => s.write(`${JSON.stringify(req)}\n`));
-    s.on('data', (d) => {
-      buf += d.toString();
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) {
-        clearTimeout(t);
-        s.end();
-        resolve(buf.slice(0, nl));
-      }
-    });
-    s.on('error', (e) => {
-      clearTimeout(t);
-      reject(e);
-    });
-  });
-}
 
 /** The director forwards: ip_forward on, ICMP redirects off, accept_local on (all, default and every interface). */
 function directorSysctls(): void {

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { request } from '../cli/director.js';
+import { requestDirector } from '../cli/adm.js';
 import { loadConfigFile } from '../config/load.js';
 import { type CommandResult, runCommand } from '../fwmark/kernel.js';
 import { CHAIN } from '../fwmark/plan.js';
@@ -203,7 +203,7 @@ export interface CheckResult {
 
 /** `tierlb adm -L -n` (or other argv) through a director's admin socket. */
 export async function admList(socket: string, argv = ['-L', '-n']): Promise<string> {
-  const r = JSON.parse(await request(socket, { argv }, 3000)) as { code: number; stdout: string; stderr: string };
+  const r = await requestDirector(socket, argv, undefined, 3000);
   if (r.code !== 0) throw new Error(r.stderr.trim());
   return r.stdout;
 }
