@@ -346,7 +346,7 @@ test('doctor parsers: sysctl and ss output', (t) => {
     '10.77.1.100:80',
     '0.0.0.0:22',
   ]);
-  t.truthy(readFileSync(SHIPPED, 'utf8').includes('virtual_router_id'));
+  t.true(readFileSync(SHIPPED, 'utf8').includes('virtual_router_id'));
 });
 
 test('isOurProcess: a recorded pid is ours only while its command line is the argv the lab started', async (t) => {
