@@ -134,7 +134,7 @@ export function prefixToMask4(plen: number): number {
   return plen === 0 ? 0 : (0xffffffff << (32 - plen)) >>> 0;
 }
 
-/** `ip:port` for IPv4, `[ip]:port` for IPv6, as ipvsadm prints them. */
-export function hostPort(addr: string, port: number, family: Family): string {
+/** `ip:port` for IPv4, `[ip]:port` for IPv6, as ipvsadm prints them (port may be a word such as '*'). */
+export function hostPort(addr: string, port: number | string, family: Family): string {
   return family === 6 ? `[${addr}]:${port}` : `${addr}:${port}`;
 }

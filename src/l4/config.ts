@@ -92,8 +92,7 @@ export function describeService(id: ServiceId): string {
 
 /** `tcp 10.0.0.1:80` (port 0: `tcp 10.0.0.1:*`) */
 function describeMatch(m: PlanMatch): string {
-  const host = m.family === 6 ? `[${m.addr}]` : m.addr;
-  return `${m.protocol} ${host}:${m.port === 0 ? '*' : m.port}`;
+  return `${m.protocol} ${hostPort(m.addr, m.port === 0 ? '*' : m.port, m.family)}`;
 }
 
 /** Two mark rules that would tag the same packets (port 0 is every port). */
