@@ -245,14 +245,6 @@ export class SharedPicker {
     Atomics.sub(this.words, hq(this.worker, this.lslot), 1);
     Atomics.sub(this.words, lw(this.lslot, L_QCUR), 1);
   }
-
-  /** Drop every waiter (worker exit). */
-  cancelAll(): void {
-    for (const w of this.queue.splice(0)) {
-      this.unqueue();
-      w.done('noserver');
-    }
-  }
 }
 
 /** Weights divided by their gcd: 2,2,2 → one cycle of 3 (the schedule stays short, the order the same). */
