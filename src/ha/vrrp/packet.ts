@@ -113,13 +113,7 @@ export function authPassBytes(pass: string | undefined): Buffer {
   return b;
 }
 
-export interface EncodeOptions {
-  version: VrrpVersion;
-  vrid: number;
-  priority: number;
-  addresses: string[];
-  /** v2: seconds; v3: centiseconds */
-  interval: number;
+export interface EncodeOptions extends Pick<VrrpAdvert, 'version' | 'vrid' | 'priority' | 'addresses' | 'interval'> {
   /** v2 PASS authentication */
   authPass?: string;
   /** v3: the source and destination for the pseudo-header (IPv6 for IPv6 addresses) */
