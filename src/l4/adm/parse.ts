@@ -531,10 +531,6 @@ function applyOption(ce: AdmCommand, val: string, optArg: string | undefined, ct
       setOption(ce, OPTC.PERSISTENCE_ENGINE);
       svc.pe = arg.slice(0, 16);
       break;
-    case 'b':
-      setOption(ce, OPTC.SCHED_FLAGS);
-      schedFlagsArg.set(ce, arg.slice(0, 127));
-      break;
     case TAG.MCAST_GROUP:
     case TAG.MCAST_PORT:
     case TAG.MCAST_TTL:
@@ -565,9 +561,6 @@ function applyOption(ce: AdmCommand, val: string, optArg: string | undefined, ct
       fail(2, `invalid option \`${ctx.badOption()}'`);
   }
 }
-
-/** -b is applied after all options are read, against the final scheduler name. */
-const schedFlagsArg = new WeakMap<AdmCommand, string>();
 
 /** The sync daemon's --mcast-group, --mcast-port, --mcast-ttl and --sync-maxlen, checked as ipvsadm checks them. */
 function applyDaemonOption(ce: AdmCommand, val: string, arg: string): void {
@@ -628,6 +621,7 @@ const ALL_OPTS = OPT_NAMES.map((_, j) => j);
 export function parseCommand(argv: readonly string[], io: AdmOutput, prog = 'ipvsadm'): AdmCommand | null {
   const ce = newCommand();
   const ctx = new PoptContext(argv, OPTIONS);
+  let schedFlags: string | undefined;
 
   const first = ctx.getNextOpt();
   if (first.type !== 'opt') tryHelpExit(prog);
@@ -663,7 +657,11 @@ export function parseCommand(argv: readonly string[], io: AdmOutput, prog = 'ipv
       ev.val === TAG.STOP_DAEMON
     )
       fail(2, `invalid option \`${ctx.badOption()}'`);
-    applyOption(ce, ev.val, ev.arg, ctx);
+    if (ev.val === 'b') {
+      // -b is applied after all options are read, against the final scheduler name
+      setOption(ce, OPTC.SCHED_FLAGS);
+      schedFlags = (ev.arg ?? '').slice(0, 127);
+    } else applyOption(ce, ev.val, ev.arg, ctx);
   }
 
   if (ce.cmd === CMD_TIMEOUT) {
@@ -680,10 +678,9 @@ export function parseCommand(argv: readonly string[], io: AdmOutput, prog = 'ipv
   const extra = ctx.getArg();
   if (extra !== undefined) fail(2, `unexpected argument ${extra}`);
 
-  const sf = schedFlagsArg.get(ce);
-  if (sf !== undefined) {
+  if (schedFlags !== undefined) {
     ce.svc.flags &= ~(SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3);
-    ce.svc.flags |= parseSchedFlags(ce.svc.sched, sf);
+    ce.svc.flags |= parseSchedFlags(ce.svc.sched, schedFlags);
   }
 
   checkCommand(ce);
