@@ -280,3 +280,18 @@ test('logs name the service as everywhere else (IPv6 bracketed: TCP [2001:db8::1
     [['gained quorum', 'TCP [2001:db8::100]:80']],
   );
 });
+
+test('ManualTimers: due timers run in due order, those due together in the order they were set', (t) => {
+  const timers = new ManualTimers();
+  const ran: string[] = [];
+  timers.set(20, () => ran.push('b@20'));
+  timers.set(10, () => ran.push('a@10'));
+  timers.set(20, () => ran.push('c@20'));
+  const gone = timers.set(5, () => ran.push('cleared'));
+  timers.clear(gone);
+  timers.set(10, () => timers.set(10, () => ran.push('d@20 (set at 10)')));
+  timers.advance(25);
+  t.deepEqual(ran, ['a@10', 'b@20', 'c@20', 'd@20 (set at 10)']);
+  t.is(timers.clock.now(), 25);
+  t.is(timers.size, 0);
+});

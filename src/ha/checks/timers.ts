@@ -45,7 +45,7 @@ export class RealTimers implements Timers {
 export class ManualTimers implements Timers {
   readonly clock: ManualClock;
   private next = 1;
-  private readonly pending = new Map<number, { at: number; seq: number; fn: () => void }>();
+  private readonly pending = new Map<number, { at: number; fn: () => void }>();
 
   constructor(clock = new ManualClock()) {
     this.clock = clock;
@@ -53,7 +53,7 @@ export class ManualTimers implements Timers {
 
   set(ms: number, fn: () => void): TimerHandle {
     const id = this.next++;
-    this.pending.set(id, { at: this.clock.now() + Math.max(0, ms), seq: id, fn });
+    this.pending.set(id, { at: this.clock.now() + Math.max(0, ms), fn });
     return { id };
   }
 
@@ -77,10 +77,11 @@ export class ManualTimers implements Timers {
   advance(ms: number): void {
     const end = this.clock.now() + ms;
     for (;;) {
-      let best: [number, { at: number; seq: number; fn: () => void }] | undefined;
+      let best: [number, { at: number; fn: () => void }] | undefined;
       for (const e of this.pending) {
         if (e[1].at > end) continue;
-        if (!best || e[1].at < best[1].at || (e[1].at === best[1].at && e[1].seq < best[1].seq)) best = e;
+        // a Map iterates in insertion order: of timers due at the same time, the first set runs first
+        if (!best || e[1].at < best[1].at) best = e;
       }
       if (!best) break;
       this.pending.delete(best[0]);
