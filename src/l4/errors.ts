@@ -18,6 +18,7 @@ export type AdmErrorCode =
   | 'ENOENT_DEST' // No such destination
   | 'EEXIST_DEST' // Destination already exists
   | 'ENOENT_SCHED' // Scheduler not found
+  | 'EAFNOSUPPORT' // Operation not supported with specified address family
   | 'EINVAL'; // Invalid argument
 
 export class AdmError extends TierlbError {

@@ -166,7 +166,7 @@ export class ServiceTable extends EventEmitter<ServiceTableEvents> {
       throw new AdmError('EINVAL', 'Illegal weight specified');
     // mixed address families only with tunnelling (ip_vs_add_dest)
     if (fam !== svc.family && spec.fwd !== 'tunnel')
-      throw new AdmError('EINVAL', 'Operation not supported with specified address family');
+      throw new AdmError('EAFNOSUPPORT', 'Operation not supported with specified address family');
     if (spec.lThreshold > spec.uThreshold && spec.uThreshold !== 0)
       throw new AdmError('EINVAL', 'Lower threshold is above upper threshold');
     // a real server's port defaults to the service's (ipvsadm: "-r ip" without port, or fwmark services: port 0 → 0)

@@ -220,7 +220,6 @@ function execute(ce: AdmCommand, target: AdmTarget): void {
 function errorText(e: unknown): string {
   if (e instanceof AdmError) {
     if (e.code !== 'EINVAL') return e.message;
-    if (e.message === 'Operation not supported with specified address family') return e.message;
     if (/threshold/i.test(e.message)) return 'Numerical result out of range';
     return EINVAL_TEXT;
   }
