@@ -6,6 +6,8 @@
  * the table changes (add / edit weight / delete) keepalived would make, plus events for logs and notify scripts.
  */
 
+import { MAX_WEIGHT } from '../../l4/dest.js';
+
 /** Which keepalived epilog a checker follows (they differ in when a failure is retried). */
 export type CheckerKind = 'tcp' | 'http' | 'misc';
 
@@ -39,9 +41,9 @@ export type HealthEvent =
   | { type: 'sorry-add' | 'sorry-del'; addr: string; port: number; inhibit: boolean }
   | { type: 'weight'; addr: string; port: number; from: number; to: number };
 
-/** IPVS weights are 0..65535 (real_weight). */
+/** IPVS weights are 0..MAX_WEIGHT (real_weight). */
 export function realWeight(w: number): number {
-  return Math.max(0, Math.min(w, 65535));
+  return Math.max(0, Math.min(w, MAX_WEIGHT));
 }
 
 /** One checker of one real server: its up/down view, retry counter and misc_dynamic weight. */

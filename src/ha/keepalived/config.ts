@@ -5,7 +5,7 @@
  * about with its file and line; bad values and missing mandatory keywords are errors with file and line.
  */
 import { canonicalAddr, type Family, familyOf, ipv4ToInt, ipv6ToBytes } from '../../l4/addr.js';
-import type { FwdMethod } from '../../l4/dest.js';
+import { type FwdMethod, MAX_WEIGHT } from '../../l4/dest.js';
 import { DEFAULT_SCHEDULER } from '../../l4/schedulers/index.js';
 import { type ServiceId, SVC_F_ONEPACKET, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3 } from '../../l4/service.js';
 import type { DestSpec, ServiceSpec } from '../../l4/services.js';
@@ -793,7 +793,7 @@ function realServer(c: Ctx, s: Statement, fwd: FwdMethod): RsOut | undefined {
     `real_server ${s.args.join(' ')}`,
     {
       weight: (x) => {
-        dest.weight = c.num(x, { min: 0, max: 65535, int: true }) ?? 1;
+        dest.weight = c.num(x, { min: 0, max: MAX_WEIGHT, int: true }) ?? 1;
       },
       inhibit_on_failure: (x) => {
         c.noArgs(x);
