@@ -218,11 +218,7 @@ function execute(ce: AdmCommand, target: AdmTarget): void {
 
 /** ipvs_strerror's text for what the table (or the engine) threw. */
 function errorText(e: unknown): string {
-  if (e instanceof AdmError) {
-    if (e.code !== 'EINVAL') return e.message;
-    if (/threshold/i.test(e.message)) return 'Numerical result out of range';
-    return EINVAL_TEXT;
-  }
+  if (e instanceof AdmError) return e.code === 'EINVAL' ? EINVAL_TEXT : e.message;
   if (e instanceof Error) return e.message;
   return String(e);
 }
