@@ -3,7 +3,7 @@
  * checksum over the IPv4 or IPv6 pseudo-header). An advertisement's family is its addresses' family (IPv6: 16 bytes
  * each, VRRPv3 only). Pure: encode, decode, validate. A bad packet yields a drop reason, never an exception.
  */
-import { bytesToIpv6, ipv6ToBytes } from '../../l4/addr.js';
+import { bytesToIpv6, intToIpv4, ipv6ToBytes } from '../../l4/addr.js';
 import { VRRP_MCAST_GROUP, VRRP_PROTO, VRRP6_MCAST_GROUP, type VrrpVersion } from './types.js';
 
 export const VRRP_TYPE_ADVERT = 1;
@@ -78,10 +78,6 @@ export function ipv4Bytes(addr: string): Buffer {
   if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255))
     throw new TypeError(`not an IPv4 address: ${addr}`);
   return Buffer.from(parts);
-}
-
-function ip4str(b: Buffer, off: number): string {
-  return `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`;
 }
 
 /** RFC 8200 8.1 pseudo-header: source, destination, upper-layer length (32 bits), 3 zero bytes, next header. */
@@ -177,8 +173,8 @@ export function decodePacket(buf: Buffer): Decoded {
   // raw sockets on Linux hand over the total length as sent; accept a trailer (padding) but not truncation
   const end = total >= ihl && total <= buf.length ? total : buf.length;
   if (buf[9] !== VRRP_PROTO) return { ok: false, reason: 'protocol' };
-  const src = ip4str(buf, 12);
-  const dst = ip4str(buf, 16);
+  const src = intToIpv4(buf.readUInt32BE(12));
+  const dst = intToIpv4(buf.readUInt32BE(16));
   const r = decodeAdvert(buf.subarray(ihl, end), src, dst);
   if (!r.ok) return r;
   return { ok: true, packet: { src, dst, ttl: buf[8], advert: r.advert } };
@@ -222,7 +218,11 @@ export function decodeAdvert(
   if (count === 0) return { ok: false, reason: 'addr_count' };
   const addresses: string[] = [];
   for (let i = 0; i < count; i++)
-    addresses.push(six ? bytesToIpv6(b.subarray(HDR_LEN + 16 * i, HDR_LEN + 16 * i + 16)) : ip4str(b, HDR_LEN + 4 * i));
+    addresses.push(
+      six
+        ? bytesToIpv6(b.subarray(HDR_LEN + 16 * i, HDR_LEN + 16 * i + 16))
+        : intToIpv4(b.readUInt32BE(HDR_LEN + 4 * i)),
+    );
   const authOff = HDR_LEN + 4 * count;
   return {
     ok: true,
