@@ -78,8 +78,10 @@ test('rule: sync_refresh_period sends only when the expiry moved enough, with sy
 
 test('rule: sync_persist_mode leaves connections under a template to the template', (t) => {
   const s = sysctl({ syncPersistMode: 1 });
-  t.false(syncConnNeeded(s, { ...conn(), inPersistence: true }, marks(), 3, 0));
-  t.true(syncConnNeeded(s, { ...conn(), inPersistence: false }, marks(), 3, 0));
+  t.false(syncConnNeeded(s, { ...conn(), controlledBy: { flags: CONN_F_TEMPLATE } }, marks(), 3, 0));
+  t.true(syncConnNeeded(s, { ...conn(), controlledBy: null }, marks(), 3, 0));
+  // controlled by a connection that is not a template (a ONE_PACKET entry's controller): not in persistence
+  t.true(syncConnNeeded(s, { ...conn(), controlledBy: { flags: 0 } }, marks(), 3, 0));
 });
 
 function source(i: number, o: Partial<SyncSource> = {}): SyncSource {

@@ -114,8 +114,7 @@ export class SyncMaster {
     if (c.flags & CONN_F_ONE_PACKET) ({ c, n } = this.controller(c));
     while (c) {
       const m = this.marksOf(c);
-      const view = { ...c, inPersistence: !!c.controlledBy && !!(c.controlledBy.flags & CONN_F_TEMPLATE) };
-      if (syncConnNeeded(this.sysctl, view, m, n, this.timers.clock.now())) this.queue(toSyncConn(c));
+      if (syncConnNeeded(this.sysctl, c, m, n, this.timers.clock.now())) this.queue(toSyncConn(c));
       ({ c, n } = this.controller(c));
     }
   }

@@ -32,8 +32,8 @@ export interface SyncRuleConn {
   protocol: number;
   state: number;
   timeoutMs: number;
-  /** controlled by a persistence template (in_persistence) */
-  inPersistence?: boolean;
+  /** the controlling entry (cp->control): a template there puts the connection in persistence (in_persistence) */
+  controlledBy?: { flags: number } | null;
 }
 
 /** Per-connection state the rule reads and updates (cp->old_state, cp->sync_endtime). */
@@ -67,7 +67,7 @@ export function syncConnNeeded(
   let force: boolean;
 
   if (cp.flags & CONN_F_TEMPLATE) force = false;
-  else if (s.syncPersistMode && cp.inPersistence) return false;
+  else if (s.syncPersistMode && cp.controlledBy && cp.controlledBy.flags & CONN_F_TEMPLATE) return false;
   else if (cp.protocol === TCP || cp.protocol === SCTP) {
     const states = cp.protocol === TCP ? TCP_SYNC_STATES : SCTP_SYNC_STATES;
     const established = cp.protocol === TCP ? TCP_S_ESTABLISHED : SCTP_S_ESTABLISHED;
