@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from '../src/cli/director.js';
-import type { DatapathStats } from '../src/l4/datapath/datapath.js';
+import type { DatapathStats } from '../src/director/datapath.js';
 import { adm, buildTopo, RS1, startDirector, stopDirector, type Topo, VIP } from '../test/netns-director-topo.js';
 
 const PPS_PACKETS = Number(process.env.L4_BENCH_PACKETS ?? 200_000);

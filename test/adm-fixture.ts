@@ -3,10 +3,10 @@
  * of order, with counters and statistics set by hand so every column has a value worth checking.
  */
 
+import { ManualClock } from '../src/common/clock.js';
 import { type AdmResult, runAdm } from '../src/l4/adm/run.js';
 import { TableTarget } from '../src/l4/adm/table-target.js';
 import type { ConnRow } from '../src/l4/adm/target.js';
-import { ManualClock } from '../src/l4/clock.js';
 import type { RealServer } from '../src/l4/dest.js';
 import type { VirtualService } from '../src/l4/service.js';
 import type { StatsSnapshot } from '../src/l4/stats.js';

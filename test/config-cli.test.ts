@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import { run } from '../src/cli/config.js';
 import { loadConfigFile } from '../src/config/index.js';
-import { directorFromConfig } from '../src/l4/config.js';
+import { directorFromConfig } from '../src/director/config.js';
 
 async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';

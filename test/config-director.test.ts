@@ -1,6 +1,6 @@
 import test from 'ava';
+import { ManualClock } from '../src/common/clock.js';
 import { ConfigError, checkConfigString, formatProblem, loadConfigString } from '../src/config/index.js';
-import { ManualClock } from '../src/l4/clock.js';
 import {
   applyDirectorConfig,
   applyPlanDiff,
@@ -8,7 +8,7 @@ import {
   diffPlans,
   directorFromConfig,
   isEmptyDiff,
-} from '../src/l4/config.js';
+} from '../src/director/config.js';
 import { SVC_F_ONEPACKET, SVC_F_SCHED2 } from '../src/l4/service.js';
 import { ServiceTable } from '../src/l4/services.js';
 

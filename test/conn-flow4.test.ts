@@ -1,5 +1,5 @@
 import test from 'ava';
-import { ipv4ToInt } from '../src/l4/addr.js';
+import { ipv4ToInt } from '../src/common/addr.js';
 import { Connection } from '../src/l4/conn/conn.js';
 import { FlowIndex4 } from '../src/l4/conn/flow4.js';
 import { ConnTable, inKey, outKey } from '../src/l4/conn/table.js';

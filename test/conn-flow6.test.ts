@@ -1,5 +1,5 @@
 import test from 'ava';
-import { bytesToIpv6 } from '../src/l4/addr.js';
+import { bytesToIpv6 } from '../src/common/addr.js';
 import { Connection } from '../src/l4/conn/conn.js';
 import { type FlowHash6, FlowIndex6, hash6, ipv6Words } from '../src/l4/conn/flow6.js';
 import { ConnTable, inKey, outKey } from '../src/l4/conn/table.js';

@@ -1,7 +1,7 @@
 import test from 'ava';
+import { ipv6ToBytes } from '../src/common/addr.js';
+import { ManualClock } from '../src/common/clock.js';
 import { REPLY_MARK } from '../src/fwmark/plan.js';
-import { ipv6ToBytes } from '../src/l4/addr.js';
-import { ManualClock } from '../src/l4/clock.js';
 import { ipv6Words } from '../src/l4/conn/flow6.js';
 import { inKey, outKey } from '../src/l4/conn/table.js';
 import { TH_ACK, TH_SYN } from '../src/l4/conn/tcp.js';

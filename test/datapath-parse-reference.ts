@@ -2,7 +2,7 @@
  * The packet parser as it was before the preallocated one (src/l4/datapath/packet.ts at 31d9726, one object per
  * packet and per header): the oracle the new parser is compared with on a corpus of packets.
  */
-import { bytesToIpv6 } from '../src/l4/addr.js';
+import { bytesToIpv6 } from '../src/common/addr.js';
 import {
   type BadReason,
   IPPROTO_ICMP,

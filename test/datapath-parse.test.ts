@@ -1,5 +1,5 @@
 import test from 'ava';
-import { ipv4ToInt, ipv6ToBytes } from '../src/l4/addr.js';
+import { ipv4ToInt, ipv6ToBytes } from '../src/common/addr.js';
 import { ipv4HeaderChecksum } from '../src/l4/datapath/csum.js';
 import {
   MessagePool,

@@ -1,6 +1,6 @@
 import test from 'ava';
+import { ManualClock } from '../src/common/clock.js';
 import { emptyPlan, REPLY_MARK, renderChain } from '../src/fwmark/plan.js';
-import { ManualClock } from '../src/l4/clock.js';
 import { TH_ACK, TH_SYN } from '../src/l4/conn/tcp.js';
 import {
   addrBytes,

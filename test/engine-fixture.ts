@@ -1,6 +1,6 @@
 /** Shared setup for the connection-table and engine tests: manual clock, seeded random, packet builders, invariants. */
 import type { ExecutionContext } from 'ava';
-import { ManualClock } from '../src/l4/clock.js';
+import { ManualClock } from '../src/common/clock.js';
 import type { FwdMethod, RealServer } from '../src/l4/dest.js';
 import { Engine, type EngineOptions, type PacketMeta } from '../src/l4/engine.js';
 import type { ServiceId } from '../src/l4/service.js';

@@ -1,6 +1,6 @@
 import test from 'ava';
+import { AdmError } from '../src/common/errors.js';
 import type { RealServer } from '../src/l4/dest.js';
-import { AdmError } from '../src/l4/errors.js';
 import type { ServiceId } from '../src/l4/service.js';
 import { ACK, checkInvariants, FIN, PSH, pkt, RST, reply, SYN, seeded, setup } from './engine-fixture.js';
 

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { AdmError } from '../src/l4/errors.js';
+import { AdmError } from '../src/common/errors.js';
 import { SVC_F_ONEPACKET } from '../src/l4/service.js';
 import { ACK, addService, checkInvariants, FIN, PSH, pkt, RST, reply, SYN, setup } from './engine-fixture.js';
 

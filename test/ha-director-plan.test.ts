@@ -3,10 +3,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { DirectorHa, haPlanFromKeepalived, haPlanFromYaml, RemoteTable, serviceArgs } from '../src/ha/director-ha.js';
-import { renderMetrics } from '../src/ha/metrics.js';
-import type { MetricsSnapshot } from '../src/ha/worker-ha.js';
-import type { Datapath } from '../src/l4/datapath/datapath.js';
+import type { Datapath } from '../src/director/datapath.js';
+import { DirectorHa, haPlanFromKeepalived, haPlanFromYaml, RemoteTable, serviceArgs } from '../src/director/ha.js';
+import { renderMetrics } from '../src/director/metrics.js';
+import type { MetricsSnapshot } from '../src/director/worker-ha.js';
 import { newCounters } from '../src/l4/datapath/forward.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tierlb-ha-'));

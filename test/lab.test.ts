@@ -4,8 +4,8 @@ import { readFileSync } from 'node:fs';
 import test from 'ava';
 import { parse as parseYaml } from 'yaml';
 import { checkConfigFile, checkConfigString, loadConfigString } from '../src/config/index.js';
+import { directorFromConfig } from '../src/director/config.js';
 import { emptyPlan, renderChain } from '../src/fwmark/plan.js';
-import { directorFromConfig } from '../src/l4/config.js';
 import { LAB_DEFAULTS, type LabSection, labFromSection } from '../src/lab/config-schema.js';
 import {
   type DoctorInput,

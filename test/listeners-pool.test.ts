@@ -1,6 +1,6 @@
 /** The primary's pool (backups, maxconn queue, slowstart, agent weight), checks' rise/fall and agent replies, config. */
 import test from 'ava';
-import { ManualClock } from '../src/l4/clock.js';
+import { ManualClock } from '../src/common/clock.js';
 import { applyResult, parseAgentReply } from '../src/listeners/checks.js';
 import { type ListenerSpec, loadListenersConfigString } from '../src/listeners/config.js';
 import { type PickOutcome, Pool } from '../src/listeners/pool.js';

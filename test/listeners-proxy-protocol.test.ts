@@ -1,5 +1,5 @@
 import test from 'ava';
-import { bytesToIpv6, ipv6ToBytes } from '../src/l4/addr.js';
+import { bytesToIpv6, ipv6ToBytes } from '../src/common/addr.js';
 import { decode, encode, encodeV1, encodeV2, headerFor, V2_SIGNATURE } from '../src/listeners/proxy-protocol.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');

@@ -1,5 +1,5 @@
 /** Shared setup for the scheduler tests: a real ServiceTable with a ManualClock and a controllable random source. */
-import { ManualClock } from '../src/l4/clock.js';
+import { ManualClock } from '../src/common/clock.js';
 import type { RealServer } from '../src/l4/dest.js';
 import type { SchedPacket } from '../src/l4/schedulers/types.js';
 import type { ServiceId, VirtualService } from '../src/l4/service.js';

@@ -7,8 +7,8 @@
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import test from 'ava';
+import { WorkerHa } from '../src/director/worker-ha.js';
 import { startFromAdm } from '../src/ha/sync/daemon.js';
-import { WorkerHa } from '../src/ha/worker-ha.js';
 import { parseCommand } from '../src/l4/adm/parse.js';
 import { handleAdmRequest } from '../src/l4/adm/server.js';
 import { Forwarder } from '../src/l4/datapath/forward.js';

@@ -1,8 +1,8 @@
 import test from 'ava';
+import { ManualClock } from '../src/common/clock.js';
 import { ScriptStatus } from '../src/ha/vrrp/script-status.js';
 import { type MachineConfig, type VrrpAction, VrrpMachine } from '../src/ha/vrrp/state.js';
 import type { VrrpStateName } from '../src/ha/vrrp/types.js';
-import { ManualClock } from '../src/l4/clock.js';
 
 function machine(o: Partial<MachineConfig> = {}, t0 = 0) {
   const clock = new ManualClock(t0);

@@ -1,9 +1,9 @@
 import test from 'ava';
+import { ManualClock } from '../src/common/clock.js';
 import { checkVrrpConfig } from '../src/ha/vrrp/config.js';
 import { type MachineConfig, type VrrpAction, VrrpMachine } from '../src/ha/vrrp/state.js';
 import { VrrpSyncGroupMachine } from '../src/ha/vrrp/sync-group.js';
 import { instanceDefaults } from '../src/ha/vrrp/types.js';
-import { ManualClock } from '../src/l4/clock.js';
 
 /** Two members (VI_1 on eth0, VI_2 on eth1) of group G on one clock; every action goes through the group. */
 function group(o: Partial<MachineConfig> = {}) {

@@ -17,16 +17,10 @@ import { chmodSync, mkdirSync, readdirSync, unlinkSync, writeFileSync } from 'no
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import {
-  DirectorHa,
-  type HaPlan,
-  type HaReloadSummary,
-  haPlanFromKeepalived,
-  haPlanFromYaml,
-} from '../ha/director-ha.js';
-import { DEFAULT_SYSCTL, DEFAULT_TIMEOUTS, type DirectorPlan, diffPlans, isEmptyDiff } from '../l4/config.js';
-import { Datapath } from '../l4/datapath/datapath.js';
-import { log } from '../log.js';
+import { log } from '../common/log.js';
+import { DEFAULT_SYSCTL, DEFAULT_TIMEOUTS, type DirectorPlan, diffPlans, isEmptyDiff } from '../director/config.js';
+import { Datapath } from '../director/datapath.js';
+import { DirectorHa, type HaPlan, type HaReloadSummary, haPlanFromKeepalived, haPlanFromYaml } from '../director/ha.js';
 import { request } from './adm.js';
 import { eachOption } from './args.js';
 

@@ -6,8 +6,8 @@
  *   show    compare the host with the config (--json for machine output); exit 0 when in sync, 3 when not
  */
 import { parseArgs } from 'node:util';
+import { TierlbError } from '../common/errors.js';
 import { loadConfigFile } from '../config/index.js';
-import { TierlbError } from '../l4/errors.js';
 import { normalizeOverlay, type OverlaySpec } from '../overlay/config.js';
 import { overlayDown, overlayShow, overlayUp, readHostState } from '../overlay/exec.js';
 import { commandLine, formatChecks, planDown, planUp } from '../overlay/plan.js';

@@ -6,8 +6,8 @@
  * recovered structure is not what was meant, and checking it would only report phantom problems.
  */
 import { readFile } from 'node:fs/promises';
-import '../l4/config.js'; // registers the director's semantic checks
-import type { DirectorConfig } from '../l4/config-schema.js';
+import '../director/config.js'; // registers the director's semantic checks
+import type { DirectorConfig } from '../director/config-schema.js';
 import { ConfigError, type ConfigProblem, sortProblems } from './problems.js';
 import { validateSchema } from './schema.js';
 import { type ConfigSource, parseSource, problemAt } from './source.js';

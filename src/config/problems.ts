@@ -2,7 +2,7 @@
  * Config problems and the error that carries them all. Every problem has a place in the file (1-based line and
  * column; 0 when the problem is about the file as a whole) and prints as `file:line:col: reason`.
  */
-import { TierlbError } from '../l4/errors.js';
+import { TierlbError } from '../common/errors.js';
 
 /** A path into the config document: mapping keys and sequence indexes, e.g. ['director', 'services', 0, 'vip']. */
 export type ConfigPath = readonly (string | number)[];

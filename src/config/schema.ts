@@ -3,8 +3,8 @@
  * (src/<area>/config-schema.ts); this file only puts them together and turns ajv's errors into positioned problems.
  */
 import { Ajv, type ErrorObject } from 'ajv';
+import { directorSchema } from '../director/config-schema.js';
 import { vrrpSchema } from '../ha/config-schema.js';
-import { directorSchema } from '../l4/config-schema.js';
 import { labSchema } from '../lab/config-schema.js';
 import { listenersSchema } from '../listeners/config-schema.js';
 import { overlaySchema } from '../overlay/config-schema.js';

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { Ajv } from 'ajv';
 import { parse as parseYaml } from 'yaml';
-import { log } from '../log.js';
+import { log } from '../common/log.js';
 import { vrrpSchema } from './config-schema.js';
 import { loadKeepalivedConf } from './keepalived/config.js';
 import { formatDiagnostic } from './keepalived/parse.js';

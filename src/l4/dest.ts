@@ -3,7 +3,7 @@
  * the schedulers read. Counters change only through bindConn/unbindConn, which also keep the overload flag the way
  * ip_vs_bind_dest / ip_vs_unbind_dest do.
  */
-import { type Family, hostPort } from './addr.js';
+import { type Family, hostPort } from '../common/addr.js';
 import { Stats } from './stats.js';
 
 /** ipvsadm -g / -m / -i. */

@@ -3,9 +3,9 @@
  * it owns the service table and the connection table and turns each packet into a verdict. Pure: time comes from the
  * injected clock and nothing here sleeps or touches the network; `tick()` runs the timers.
  */
-import { intToIpv4, ipv4ToInt, maskAddr } from './addr.js';
+import { intToIpv4, ipv4ToInt, maskAddr } from '../common/addr.js';
+import { type Clock, systemClock } from '../common/clock.js';
 import { type AdmTarget, type ConnRow, checkTimeouts, type SyncDaemonInfo, type Timeouts } from './adm/target.js';
-import { type Clock, systemClock } from './clock.js';
 import {
   CONN_F_INACTIVE,
   CONN_F_NOOUTPUT,

@@ -2,7 +2,7 @@
  * A virtual service (struct ip_vs_service): keyed by protocol+VIP+port or by fwmark (per address family), with its
  * scheduler, flags, persistence and real servers.
  */
-import { bytesToIpv6, type Family, hostPort, intToIpv4 } from './addr.js';
+import { bytesToIpv6, type Family, hostPort, intToIpv4 } from '../common/addr.js';
 import type { RealServer } from './dest.js';
 import type { Scheduler } from './schedulers/types.js';
 import { Stats } from './stats.js';
@@ -102,4 +102,10 @@ export class VirtualService {
     if (this.kind === 'fwm') return `FWM  ${this.fwmark}${this.family === 6 ? ' IPv6' : ''}`;
     return `${this.kind.toUpperCase()}  ${hostPort(this.addr, this.port, this.family)}`;
   }
+}
+
+/** `TCP 10.0.0.1:80` / `FWM 10000` / `FWM 10000 IPv6`, as ipvsadm names services. */
+export function describeService(id: ServiceId): string {
+  if (id.kind === 'fwm') return `FWM ${id.fwmark}${id.family === 6 ? ' IPv6' : ''}`;
+  return `${id.kind.toUpperCase()} ${hostPort(id.addr ?? '', id.port ?? 0, id.family)}`;
 }

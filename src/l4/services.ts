@@ -3,9 +3,9 @@
  * checks and error codes. Pure: the data path listens to its events to install or remove its rules.
  */
 import { EventEmitter } from 'node:events';
-import { canonicalAddr, familyOf } from './addr.js';
+import { canonicalAddr, familyOf } from '../common/addr.js';
+import { AdmError } from '../common/errors.js';
 import { type DestOptions, destKey, type FwdMethod, MAX_WEIGHT, RealServer } from './dest.js';
-import { AdmError } from './errors.js';
 import { SCHEDULERS } from './schedulers/index.js';
 import type { SchedulerContext } from './schedulers/types.js';
 import { type ServiceId, SVC_F_PERSISTENT, serviceKey, VirtualService } from './service.js';

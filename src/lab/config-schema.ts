@@ -6,9 +6,9 @@
  * listener ports unique) are checked by the validator registered at the bottom.
  */
 
+import { ipv4ToInt, prefixToMask4 } from '../common/addr.js';
 import { cidr4Schema, ipv4Schema as ipv4, portSchema as port } from '../config/common-schema.js';
 import { registerSectionValidator, type SectionContext } from '../config/validators.js';
-import { ipv4ToInt, prefixToMask4 } from '../l4/addr.js';
 
 /** the lab's subnets: /8 to /30 */
 const cidr4 = cidr4Schema('[8-9]|[12]\\d|30');

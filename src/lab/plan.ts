@@ -8,7 +8,7 @@
  *   overlay VNI N: a bridge + VXLAN device (static fdb) on every LB node and hypervisor; backends hang off their
  *   hypervisor's bridge through a veth
  */
-import { ipv4ToInt } from '../l4/addr.js';
+import { ipv4ToInt } from '../common/addr.js';
 import type { LabConfig } from './config-schema.js';
 
 export type Role = 'switch' | 'client' | 'director' | 'lb' | 'hypervisor' | 'backend';

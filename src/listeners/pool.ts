@@ -11,7 +11,7 @@
  * IPC round trip (~0.1 ms on loopback) before each server connection. With the shared memory the workers pick
  * themselves (./picker.ts) and the primary keeps health, weights and stats here.
  */
-import type { Clock } from '../l4/clock.js';
+import type { Clock } from '../common/clock.js';
 import { type Balancer, createBalancer, isHashing, type LbServer, type PickRequest } from './balance/index.js';
 import type { ListenerSpec, ServerSpec } from './config.js';
 

@@ -11,9 +11,9 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { fileURLToPath } from 'node:url';
+import { type Clock, systemClock } from '../common/clock.js';
+import { log } from '../common/log.js';
 import { ConfigError } from '../config/index.js';
-import { type Clock, systemClock } from '../l4/clock.js';
-import { log } from '../log.js';
 import { applyResult, runAgent, runCheck } from './checks.js';
 import { type ListenersConfig, loadListenersConfig } from './config.js';
 import { type ControlServer, startControl } from './control.js';

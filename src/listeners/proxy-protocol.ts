@@ -9,7 +9,7 @@
  *   (type, 16-bit length, value).
  */
 import net from 'node:net';
-import { bytesToIpv6, ipv6ToBytes } from '../l4/addr.js';
+import { bytesToIpv6, ipv6ToBytes } from '../common/addr.js';
 
 export const V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
 export const V1_MAX = 107;

@@ -12,7 +12,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { ProxyServer } from 'http-proxy-3';
 import type { Client } from 'undici';
-import { log } from '../log.js';
+import { log } from '../common/log.js';
 import { isHashing, type PickRequest } from './balance/index.js';
 import type { ListenerSpec, ListenersConfig } from './config.js';
 import { Exchange, type ExchangeOwner, ServerPools, serverRequestHeaders } from './http-relay.js';

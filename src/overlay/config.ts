@@ -3,7 +3,7 @@
  * on. Pure (no I/O): the CLI reads the file.
  */
 import { Ajv, type ErrorObject } from 'ajv';
-import { TierlbError } from '../l4/errors.js';
+import { TierlbError } from '../common/errors.js';
 import { overlaySchema } from './config-schema.js';
 import { overlayProblems } from './semantics.js';
 

@@ -3,7 +3,7 @@
  * with `-n NS`), runs the planner's commands, and checks that planning again yields nothing.
  */
 import { execFileSync } from 'node:child_process';
-import { TierlbError } from '../l4/errors.js';
+import { TierlbError } from '../common/errors.js';
 import type { OverlaySpec } from './config.js';
 import { type Command, commandLine, type Plan, planDown, planUp, render } from './plan.js';
 import { type HostState, parseHostState } from './state.js';

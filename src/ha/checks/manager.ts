@@ -6,11 +6,11 @@
  */
 import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { describeService } from '../../l4/config.js';
+import { log as defaultLog, type Logger } from '../../common/log.js';
 import { destKey } from '../../l4/dest.js';
 import type { ServiceId } from '../../l4/service.js';
+import { describeService } from '../../l4/service.js';
 import type { DestSpec } from '../../l4/services.js';
-import { log as defaultLog, type Logger } from '../../log.js';
 import type { RealServerCheck, RealServerHealth, VirtualServerHealth } from '../checks-types.js';
 import { type HttpProbeOptions, httpProbe, miscProbe, type ProbeTarget, splitCommand, tcpProbe } from './probes.js';
 import {

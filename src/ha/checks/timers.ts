@@ -2,7 +2,7 @@
  * Timers driven by an injected clock: the checkers schedule their next run through this interface, so tests drive a
  * ManualTimers (advance the ManualClock and run what fell due) and nothing sleeps.
  */
-import { type Clock, ManualClock, systemClock } from '../../l4/clock.js';
+import { type Clock, ManualClock, systemClock } from '../../common/clock.js';
 
 export type TimerHandle = { readonly id: number };
 

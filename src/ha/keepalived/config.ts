@@ -4,7 +4,7 @@
  * health-check configuration beside it (src/ha/checks-types.ts). Every keyword tierlb does not support is warned
  * about with its file and line; bad values and missing mandatory keywords are errors with file and line.
  */
-import { canonicalAddr, type Family, familyOf, ipv4ToInt, ipv6ToBytes } from '../../l4/addr.js';
+import { canonicalAddr, type Family, familyOf, ipv4ToInt, ipv6ToBytes } from '../../common/addr.js';
 import { type FwdMethod, MAX_WEIGHT } from '../../l4/dest.js';
 import { DEFAULT_SCHEDULER } from '../../l4/schedulers/index.js';
 import { type ServiceId, SVC_F_ONEPACKET, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3 } from '../../l4/service.js';

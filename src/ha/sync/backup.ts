@@ -3,7 +3,7 @@
  * decoded, and its entries are installed in a SyncTarget. Nothing throws on bad input; what is dropped or skipped is
  * counted by reason.
  */
-import type { Logger } from '../../log.js';
+import type { Logger } from '../../common/log.js';
 import { type DecodedMessage, decodeMessage, type SyncDropReason, type SyncSkipReason } from './codec.js';
 import type { InstallOutcome, SyncTarget } from './target.js';
 

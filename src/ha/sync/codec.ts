@@ -5,7 +5,7 @@
  * network byte order. The decoder follows ip_vs_process_message / ip_vs_proc_sync_conn: it never throws; a message it
  * cannot use is dropped with a reason, an entry it cannot use is skipped with a reason.
  */
-import { bytesToIpv6, type Family, intToIpv4, ipv4ToInt, ipv6ToBytes } from '../../l4/addr.js';
+import { bytesToIpv6, type Family, intToIpv4, ipv4ToInt, ipv6ToBytes } from '../../common/addr.js';
 import type { ConnAddrs } from '../../l4/conn/conn.js';
 
 export const SYNC_PROTO_VER = 1;

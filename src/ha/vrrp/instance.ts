@@ -5,9 +5,9 @@
  */
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
-import { canonicalAddr } from '../../l4/addr.js';
-import { type Clock, systemClock } from '../../l4/clock.js';
-import { type Logger, log as rootLog } from '../../log.js';
+import { canonicalAddr } from '../../common/addr.js';
+import { type Clock, systemClock } from '../../common/clock.js';
+import { type Logger, log as rootLog } from '../../common/log.js';
 import { vrrpWarnings } from './config.js';
 import {
   type InterfaceInfo,

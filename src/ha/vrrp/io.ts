@@ -8,7 +8,7 @@ import { execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
-import { bytesToIpv6, ipv6ToBytes } from '../../l4/addr.js';
+import { bytesToIpv6, ipv6ToBytes } from '../../common/addr.js';
 import { ETH_P_IPV6, naFrame } from './ndisc.js';
 import { ipv4Bytes } from './packet.js';
 import type { VirtualAddress } from './types.js';

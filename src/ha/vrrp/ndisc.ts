@@ -4,7 +4,7 @@
  * from the virtual address to ff02::1 with hop limit 255, ICMPv6 type 136 with the Override flag (and the Router
  * flag when the interface forwards IPv6), the target address and a Target Link-Layer Address option. Pure.
  */
-import { ipv6ToBytes } from '../../l4/addr.js';
+import { ipv6ToBytes } from '../../common/addr.js';
 import { inetChecksum, pseudoHeader6 } from './packet.js';
 
 export const ETH_P_IPV6 = 0x86dd;

@@ -3,7 +3,7 @@
  * checksum over the IPv4 or IPv6 pseudo-header). An advertisement's family is its addresses' family (IPv6: 16 bytes
  * each, VRRPv3 only). Pure: encode, decode, validate. A bad packet yields a drop reason, never an exception.
  */
-import { bytesToIpv6, intToIpv4, ipv6ToBytes } from '../../l4/addr.js';
+import { bytesToIpv6, intToIpv4, ipv6ToBytes } from '../../common/addr.js';
 import { VRRP_MCAST_GROUP, VRRP_PROTO, VRRP6_MCAST_GROUP, type VrrpVersion } from './types.js';
 
 export const VRRP_TYPE_ADVERT = 1;

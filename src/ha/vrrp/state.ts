@@ -4,8 +4,8 @@
  * clock, the caller runs tick() when nextDeadline() is reached, and every effect is returned as an action.
  */
 
-import { ipv4ToInt, ipv6ToBytes } from '../../l4/addr.js';
-import type { Clock } from '../../l4/clock.js';
+import { ipv4ToInt, ipv6ToBytes } from '../../common/addr.js';
+import type { Clock } from '../../common/clock.js';
 import { PRIO_OWNER, PRIO_STOP, type TrackInterface, type VrrpStateName, type VrrpVersion } from './types.js';
 
 /** RFC 5798 6.4.3: on equal priority the greater primary address wins (IPv4: as a 32-bit number, IPv6: bytewise). */

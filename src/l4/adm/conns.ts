@@ -4,7 +4,7 @@
  * service carries the mark as its virtual address (the kernel puts it in the first 32-bit word; the engine's
  * fwmarkAddr in service.ts), which ipvsadm shows as e.g. 0.0.39.16:0.
  */
-import { familyOf, hostPort } from '../addr.js';
+import { familyOf, hostPort } from '../../common/addr.js';
 import { left } from './format.js';
 import { FMT_PERSISTENTCONN } from './parse.js';
 import type { ConnRow } from './target.js';

@@ -5,7 +5,7 @@
  * resolved (no DNS in a pure module): a name that is not an address is refused as ipvsadm refuses an unknown host.
  */
 import { isIPv6 } from 'node:net';
-import { canonicalAddr, intToIpv4 } from '../addr.js';
+import { canonicalAddr, intToIpv4 } from '../../common/addr.js';
 
 const C_SPACE = /^[ \t\n\v\f\r]*/;
 

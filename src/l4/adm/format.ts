@@ -5,7 +5,7 @@
  * always printed numerically (ipvsadm without -n would resolve host and service names).
  */
 
-import { hostPort } from '../addr.js';
+import { hostPort } from '../../common/addr.js';
 import type { RealServer } from '../dest.js';
 import { SVC_F_ONEPACKET, type VirtualService } from '../service.js';
 import { netmaskText, orderDests, orderServices, protocolName, SCHED_FLAGS_MASK, schedFlagWords } from './order.js';

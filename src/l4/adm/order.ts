@@ -5,7 +5,7 @@
  * The comparisons subtract unsigned 32-bit values into a C int, so two addresses more than 2^31 apart compare the
  * "wrong" way round (10.0.0.1 sorts after 200.0.0.1); that is reproduced, it is what ipvsadm prints.
  */
-import { type Family, intToIpv4, ipv4ToInt, ipv6ToBytes } from '../addr.js';
+import { type Family, intToIpv4, ipv4ToInt, ipv6ToBytes } from '../../common/addr.js';
 import type { RealServer } from '../dest.js';
 import { PROTO_NUM, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3, type VirtualService } from '../service.js';
 

@@ -5,7 +5,7 @@
  * exit code (fail(2, ...) for bad options, -1 i.e. 255 for popt errors and "Try ... -h").
  */
 
-import { ipv6ToBytes, isMulticast4 } from '../addr.js';
+import { ipv6ToBytes, isMulticast4 } from '../../common/addr.js';
 import { DEFAULT_SCHEDULER } from '../schedulers/index.js';
 import { SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3 } from '../service.js';
 import {

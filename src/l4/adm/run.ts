@@ -6,7 +6,7 @@
  * whole restore (lines before it stay applied), a failed operation prints its message and the restore goes on,
  * and the exit code is that of the last line, as ipvsadm's restore_table does.
  */
-import { AdmError, TierlbError } from '../errors.js';
+import { AdmError, TierlbError } from '../../common/errors.js';
 import type { ServiceId } from '../service.js';
 import type { DestSpec, ServiceSpec } from '../services.js';
 import { listConnections } from './conns.js';

@@ -3,7 +3,7 @@
  * the ipvsadm commands that rebuild it, sorted like the listing; -R feeds each line back through the parser.
  * Addresses are written numerically with or without -n (ipvsadm without -n writes host and service names).
  */
-import { hostPort } from '../addr.js';
+import { hostPort } from '../../common/addr.js';
 import type { RealServer } from '../dest.js';
 import { SVC_F_ONEPACKET, type VirtualService } from '../service.js';
 import { netmaskText, orderDests, orderServices, protocolOption, SCHED_FLAGS_MASK, schedFlagWords } from './order.js';

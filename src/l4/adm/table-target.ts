@@ -2,7 +2,7 @@
  * An AdmTarget over a bare ServiceTable: what `tierlb adm --rules FILE` edits offline. No connections, no sync
  * daemons; timeouts start at the kernel's defaults (tcp 900, tcpfin 120, udp 300) and --set changes them.
  */
-import { systemClock } from '../clock.js';
+import { systemClock } from '../../common/clock.js';
 import { TCP_DEFAULT_TIMEOUTS_MS, TCP_S_ESTABLISHED, TCP_S_FIN_WAIT } from '../conn/tcp.js';
 import { UDP_DEFAULT_TIMEOUT_MS } from '../conn/udp.js';
 import type { SchedulerContext } from '../schedulers/types.js';

@@ -2,8 +2,9 @@
  * What `tierlb adm` operates on. The same ipvsadm code runs against a rules file (a ServiceTable read from -S text)
  * and against the live director (its engine, inside the daemon), so the engine implements this interface.
  */
+
+import { AdmError } from '../../common/errors.js';
 import type { ConnAddrs } from '../conn/conn.js';
-import { AdmError } from '../errors.js';
 import type { ServiceTable } from '../services.js';
 
 /** ipvsadm --set / --timeout values, in seconds (0 in a --set argument means "leave unchanged"). */

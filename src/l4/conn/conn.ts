@@ -3,7 +3,7 @@
  * protocol state and timer, and, for persistence, the template that controls it. Templates are Connections too
  * (flag CONN_F_TEMPLATE, client port 0), exactly as in the kernel.
  */
-import type { Family } from '../addr.js';
+import type { Family } from '../../common/addr.js';
 import type { FwdMethod, RealServer } from '../dest.js';
 import type { VirtualService } from '../service.js';
 import { TCP_S_NONE, tcpStateName } from './tcp.js';

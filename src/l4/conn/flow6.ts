@@ -4,7 +4,7 @@
  * key string and allocates nothing. Open addressing with linear probing, deletion by backward shift (no tombstones),
  * doubled at half load, as FlowIndex4; each slot keeps its key's hash, compared before the full key.
  */
-import { ipv6ToBytes } from '../addr.js';
+import { ipv6ToBytes } from '../../common/addr.js';
 
 /** A 32-bit hash of a key (injectable so that tests can force collisions). */
 export type FlowHash6 = (

@@ -4,7 +4,7 @@
  * (ip_vs_random_dropentry) and an expiry heap driven by `expire(now)`. Binding to real servers keeps ActiveConn/InActConn/PersistConn the way ip_vs_bind_dest and
  * ip_vs_unbind_dest do.
  */
-import { ipv4ToInt } from '../addr.js';
+import { ipv4ToInt } from '../../common/addr.js';
 import type { RealServer } from '../dest.js';
 import { SVC_F_ONEPACKET } from '../service.js';
 import {

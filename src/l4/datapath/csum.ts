@@ -3,7 +3,7 @@
  * packet rewrites built on them: NAT of the destination (request) or source (reply) address and port, and IPIP
  * encapsulation for the tunnel method.
  */
-import { ipv6ToBytes } from '../addr.js';
+import { ipv6ToBytes } from '../../common/addr.js';
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_IPIP, IPPROTO_TCP, IPPROTO_UDP, type Parsed } from './packet.js';
 
 /** Sum 16-bit big-endian words of b[off, off+len) into a 32-bit accumulator (not folded). */

@@ -6,7 +6,7 @@
  * IPv4 addresses as 32-bit numbers (`saddr4`/`daddr4`) and IPv6 ones as 32-bit words (`addr6`), for the connection
  * table's numeric keys, and formats the address strings only when something asks for them. `parsePacket` gives the same fields as plain objects.
  */
-import { bytesToIpv6 } from '../addr.js';
+import { bytesToIpv6 } from '../../common/addr.js';
 import { IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from '../conn/conn.js';
 import type { PacketMeta } from '../engine.js';
 

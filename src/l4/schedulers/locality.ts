@@ -10,7 +10,7 @@
  * scheduled time; after a very long pause (more than 60 runs overdue) the older runs are skipped (the later full
  * checks cover what they would have collected).
  */
-import type { Family } from '../addr.js';
+import type { Family } from '../../common/addr.js';
 import type { RealServer } from '../dest.js';
 import type { VirtualService } from '../service.js';
 import type { SchedPacket, Scheduler, SchedulerContext } from './types.js';

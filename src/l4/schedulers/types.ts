@@ -2,8 +2,8 @@
  * The scheduler interface (struct ip_vs_scheduler). Each algorithm lives in its own file, like the kernel's
  * ip_vs_<name>.c and HAProxy's lb_*.c, and is registered in ./index.ts.
  */
-import type { Family } from '../addr.js';
-import type { Clock } from '../clock.js';
+import type { Family } from '../../common/addr.js';
+import type { Clock } from '../../common/clock.js';
 import type { RealServer } from '../dest.js';
 import type { VirtualService } from '../service.js';
 

@@ -2,7 +2,7 @@
  * Pieces several kernel schedulers share: the hash of include/linux/hash.h, the address fold, the port that sh/mh
  * hash, the weighted least-connection scan (wlc, sed, lblc, lblcr) and the lblc/lblcr overload test.
  */
-import { addrFold, type Family, ipv4ToInt, ipv6ToBytes } from '../addr.js';
+import { addrFold, type Family, ipv4ToInt, ipv6ToBytes } from '../../common/addr.js';
 import type { RealServer } from '../dest.js';
 import type { VirtualService } from '../service.js';
 import type { SchedPacket } from './types.js';

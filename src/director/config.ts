@@ -4,29 +4,30 @@
  */
 
 import { isIPv4 } from 'node:net';
+import { canonicalAddr, type Family, familyOf, hostPort, isMulticast4, prefixToMask4 } from '../common/addr.js';
+import { ManualClock } from '../common/clock.js';
+import { AdmError } from '../common/errors.js';
 import type { ConfigPath } from '../config/problems.js';
 import { registerSectionValidator, type SectionContext } from '../config/validators.js';
 import type { PlanMatch } from '../fwmark/plan.js';
 import { healthFromService } from '../ha/checks-config.js';
 import type { VirtualServerHealth } from '../ha/checks-types.js';
-import { canonicalAddr, type Family, familyOf, hostPort, isMulticast4, prefixToMask4 } from './addr.js';
-import { DEFAULT_TIMEOUTS } from './adm/table-target.js';
-import type { Timeouts } from './adm/target.js';
-import { ManualClock } from './clock.js';
-import { type DirectorConfig, FWD_ALIASES } from './config-schema.js';
-import { destKey, type FwdMethod, MAX_WEIGHT } from './dest.js';
-import { AdmError } from './errors.js';
-import { DEFAULT_SCHEDULER, hasScheduler, SCHEDULERS } from './schedulers/index.js';
+import { DEFAULT_TIMEOUTS } from '../l4/adm/table-target.js';
+import type { Timeouts } from '../l4/adm/target.js';
+import { destKey, type FwdMethod, MAX_WEIGHT } from '../l4/dest.js';
+import { DEFAULT_SCHEDULER, hasScheduler, SCHEDULERS } from '../l4/schedulers/index.js';
 import {
   DEFAULT_PERSISTENCE_S,
+  describeService,
   type ServiceId,
   SVC_F_ONEPACKET,
   SVC_F_SCHED1,
   SVC_F_SCHED2,
   SVC_F_SCHED3,
   serviceKey,
-} from './service.js';
-import { type DestSpec, type ServiceSpec, ServiceTable } from './services.js';
+} from '../l4/service.js';
+import { type DestSpec, type ServiceSpec, ServiceTable } from '../l4/services.js';
+import { type DirectorConfig, FWD_ALIASES } from './config-schema.js';
 
 /** ip_vs kernel defaults (ipvsadm --set): tcp 900 s, tcpfin 120 s, udp 300 s; the engine's timeout tables. */
 export { DEFAULT_TIMEOUTS };
@@ -83,12 +84,6 @@ const SCHED_FLAG_BITS: Record<string, { bit: number; sched?: string }> = {
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isInt = (v: unknown, lo: number, hi: number): v is number =>
   Number.isInteger(v) && (v as number) >= lo && (v as number) <= hi;
-
-/** `TCP 10.0.0.1:80` / `FWM 10000` / `FWM 10000 IPv6`, as ipvsadm names services. */
-export function describeService(id: ServiceId): string {
-  if (id.kind === 'fwm') return `FWM ${id.fwmark}${id.family === 6 ? ' IPv6' : ''}`;
-  return `${id.kind.toUpperCase()} ${hostPort(id.addr ?? '', id.port ?? 0, id.family)}`;
-}
 
 /** `tcp 10.0.0.1:80` (port 0: `tcp 10.0.0.1:*`) */
 function describeMatch(m: PlanMatch): string {

@@ -6,19 +6,19 @@
  */
 import { networkInterfaces } from 'node:os';
 import { type MessagePort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { type HaRequest, WorkerHa } from '../../ha/worker-ha.js';
-import { handleAdmRequest } from '../adm/index.js';
-import { systemClock } from '../clock.js';
-import { applyPlanDiff, type PlanDiff } from '../config.js';
-import type { RealServer } from '../dest.js';
-import { Engine } from '../engine.js';
+import { systemClock } from '../common/clock.js';
+import { handleAdmRequest } from '../l4/adm/index.js';
+import { Forwarder } from '../l4/datapath/forward.js';
+import type { NlMessage, QueuedPacket } from '../l4/datapath/nfqmsg.js';
+import { NfQueue } from '../l4/datapath/nfqueue.js';
+import { pump } from '../l4/datapath/pump.js';
+import { AF_INET, close, IPPROTO_RAW, SOCK_RAW, sendto4, socket } from '../l4/datapath/sys.js';
+import type { ToWorker, WorkerData } from '../l4/datapath/types.js';
+import type { RealServer } from '../l4/dest.js';
+import { Engine } from '../l4/engine.js';
+import { applyPlanDiff, type PlanDiff } from './config.js';
 import { engineSysctl } from './engine-sysctl.js';
-import { Forwarder } from './forward.js';
-import type { NlMessage, QueuedPacket } from './nfqmsg.js';
-import { NfQueue } from './nfqueue.js';
-import { pump } from './pump.js';
-import { AF_INET, close, IPPROTO_RAW, SOCK_RAW, sendto4, socket } from './sys.js';
-import type { ToWorker, WorkerData } from './types.js';
+import { type HaRequest, WorkerHa } from './worker-ha.js';
 
 const data = workerData as WorkerData;
 const port: MessagePort = data.port;

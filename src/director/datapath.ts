@@ -6,13 +6,13 @@
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, Worker } from 'node:worker_threads';
-import { KernelRules } from '../../fwmark/kernel.js';
-import type { RulePlan } from '../../fwmark/plan.js';
-import type { Logger } from '../../log.js';
-import type { EngineStats, EngineSysctl } from '../engine.js';
-import type { Counters } from './forward.js';
-import { type QueueStats, readQueueStats } from './qstats.js';
-import type { FromWorker, ToWorker } from './types.js';
+import type { Logger } from '../common/log.js';
+import { KernelRules } from '../fwmark/kernel.js';
+import type { RulePlan } from '../fwmark/plan.js';
+import type { Counters } from '../l4/datapath/forward.js';
+import { type QueueStats, readQueueStats } from '../l4/datapath/qstats.js';
+import type { FromWorker, ToWorker } from '../l4/datapath/types.js';
+import type { EngineStats, EngineSysctl } from '../l4/engine.js';
 
 export interface DatapathOptions {
   queue?: number;

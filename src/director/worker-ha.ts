@@ -8,15 +8,16 @@
  *   reaches them through the VIP;
  * - the numbers behind `/metrics` (snapshot).
  */
+
+import type { SyncBackupCounters } from '../ha/sync/backup.js';
+import { SyncDaemonControl, type SyncDaemonStart, startFromAdm } from '../ha/sync/daemon.js';
+import type { SyncMasterStats } from '../ha/sync/master.js';
+import { EngineSyncTarget } from '../ha/sync/target.js';
 import { CMD_STARTDAEMON, CMD_STOPDAEMON, parseCommand } from '../l4/adm/parse.js';
-import { describeService } from '../l4/config.js';
 import type { Counters, Forwarder } from '../l4/datapath/forward.js';
 import type { Engine, EngineStats } from '../l4/engine.js';
+import { describeService } from '../l4/service.js';
 import type { StatsSnapshot } from '../l4/stats.js';
-import type { SyncBackupCounters } from './sync/backup.js';
-import { SyncDaemonControl, type SyncDaemonStart, startFromAdm } from './sync/daemon.js';
-import type { SyncMasterStats } from './sync/master.js';
-import { EngineSyncTarget } from './sync/target.js';
 
 export type HaRequest =
   | { op: 'sync-start'; start: SyncDaemonStart }

@@ -12,8 +12,27 @@
  * An admin changing a checked service by hand makes the mirror stale: the checker's next command may then fail
  * (logged) — as with keepalived, the checker owns its real servers.
  */
+
+import { hostPort } from '../common/addr.js';
+import { type Logger, log as rootLog } from '../common/log.js';
 import { loadConfigFile } from '../config/load.js';
-import { hostPort } from '../l4/addr.js';
+import { type CheckedService, CheckManager, type CheckTable } from '../ha/checks/manager.js';
+import type { VirtualServerHealth } from '../ha/checks-types.js';
+import { loadKeepalivedConf } from '../ha/keepalived/config.js';
+import { formatDiagnostic } from '../ha/keepalived/parse.js';
+import type { SyncDaemonStart } from '../ha/sync/daemon.js';
+import { checkVrrpConfig, type VrrpSection, vrrpFromSection } from '../ha/vrrp/config.js';
+import {
+  instanceSource,
+  runVrrp,
+  type VrrpInstance,
+  type VrrpReloadResult,
+  type VrrpRunner,
+} from '../ha/vrrp/instance.js';
+import type { VrrpConfig, VrrpStateName } from '../ha/vrrp/types.js';
+import { destKey } from '../l4/dest.js';
+import { type ServiceId, serviceKey } from '../l4/service.js';
+import type { DestSpec } from '../l4/services.js';
 import {
   DEFAULT_SYSCTL,
   DEFAULT_TIMEOUTS,
@@ -21,21 +40,9 @@ import {
   directorFromConfig,
   type PlanDiff,
   type PlannedService,
-} from '../l4/config.js';
-import type { Datapath } from '../l4/datapath/datapath.js';
-import { destKey } from '../l4/dest.js';
-import { type ServiceId, serviceKey } from '../l4/service.js';
-import type { DestSpec } from '../l4/services.js';
-import { type Logger, log as rootLog } from '../log.js';
-import { type CheckedService, CheckManager, type CheckTable } from './checks/manager.js';
-import type { VirtualServerHealth } from './checks-types.js';
-import { loadKeepalivedConf } from './keepalived/config.js';
-import { formatDiagnostic } from './keepalived/parse.js';
+} from './config.js';
+import type { Datapath } from './datapath.js';
 import { type MetricsServer, startMetrics } from './metrics.js';
-import type { SyncDaemonStart } from './sync/daemon.js';
-import { checkVrrpConfig, type VrrpSection, vrrpFromSection } from './vrrp/config.js';
-import { instanceSource, runVrrp, type VrrpInstance, type VrrpReloadResult, type VrrpRunner } from './vrrp/instance.js';
-import type { VrrpConfig, VrrpStateName } from './vrrp/types.js';
 
 export interface SyncPlan extends Pick<SyncDaemonStart, 'maxLen' | 'group' | 'port' | 'ttl'> {
   state: 'master' | 'backup' | 'vrrp';

@@ -2,8 +2,9 @@
  * The config's `director.sysctl` (DirectorSysctl, camelCase booleans) as the engine's /proc/sys/net/ipv4/vs/* values
  * (EngineSysctl). sloppy_sctp has no engine counterpart (no SCTP state machine) and is left out.
  */
-import type { DirectorSysctl } from '../config.js';
-import type { EngineSysctl } from '../engine.js';
+
+import type { EngineSysctl } from '../l4/engine.js';
+import type { DirectorSysctl } from './config.js';
 
 export function engineSysctl(s: DirectorSysctl): Partial<EngineSysctl> {
   return {
