@@ -3,6 +3,8 @@
 set -euo pipefail
 PKGS=(iproute2 iptables nftables tcpdump tshark keepalived haproxy nginx-light wrk curl netcat-openbsd python3-scapy
   conntrack ethtool procps psmisc iputils-ping)
+# the routing daemon the directors announce their VIPs with (bgp section; BIRD 2: birdc, BFD built in)
+PKGS+=(bird2)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -16,3 +18,4 @@ fi
 # tshark asks whether non-root users may capture; we run as root, the default answer is fine.
 # the distribution starts services on install; tierlb starts its own instances in namespaces
 for s in haproxy nginx keepalived; do systemctl stop "$s" 2>/dev/null || service "$s" stop 2>/dev/null || true; done
+systemctl stop bird 2>/dev/null || service bird stop 2>/dev/null || true

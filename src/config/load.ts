@@ -20,6 +20,7 @@ export interface TierlbConfig {
   listeners?: unknown;
   overlay?: unknown;
   lab?: unknown;
+  bgp?: unknown;
 }
 
 export interface LoadedConfig {

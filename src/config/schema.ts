@@ -3,6 +3,7 @@
  * (src/<area>/config-schema.ts); this file only puts them together and turns ajv's errors into positioned problems.
  */
 import { Ajv, type ErrorObject } from 'ajv';
+import { bgpSchema } from '../bgp/config-schema.js';
 import { directorSchema } from '../director/config-schema.js';
 import { vrrpSchema } from '../ha/config-schema.js';
 import { labSchema } from '../lab/config-schema.js';
@@ -11,7 +12,7 @@ import { overlaySchema } from '../overlay/config-schema.js';
 import type { ConfigPath, ConfigProblem } from './problems.js';
 import { type ConfigSource, problemAt } from './source.js';
 
-export const SECTIONS = ['director', 'vrrp', 'listeners', 'overlay', 'lab'] as const;
+export const SECTIONS = ['director', 'vrrp', 'listeners', 'overlay', 'lab', 'bgp'] as const;
 
 export const configSchema = {
   $id: 'https://tierlb.invalid/config.json',
@@ -23,6 +24,7 @@ export const configSchema = {
     listeners: listenersSchema,
     overlay: overlaySchema,
     lab: labSchema,
+    bgp: bgpSchema,
   },
 } as const;
 
