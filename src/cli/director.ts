@@ -9,15 +9,20 @@
  *                                    settings, metrics bind; a bad config is refused → {"code","stdout","stderr"}
  *   {"op":"stats"}                 → data-path counters
  *   {"op":"rules"}                 → the kernel rules tierlb holds right now
+ *   {"op":"bgp"}                   → the `bgp` section's state: BIRD, its sessions, each VIP's announce decision
  * SIGHUP reloads; SIGINT/SIGTERM stop cleanly (chain, ip rules and routing tables removed).
  *
- * `tierlb director reload|stats|rules [--socket PATH]` talk to a running daemon.
+ * With a `bgp` section, BIRD runs beside the daemon and announces the VIPs (src/director/bgp.ts); a stop withdraws
+ * them before anything else stops.
+ *
+ * `tierlb director reload|stats|rules|bgp [--socket PATH]` talk to a running daemon.
  */
 import { chmodSync, mkdirSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { log } from '../common/log.js';
+import { bgpPlanFromYaml, DirectorBgp } from '../director/bgp.js';
 import { DEFAULT_SYSCTL, DEFAULT_TIMEOUTS, type DirectorPlan, diffPlans, isEmptyDiff } from '../director/config.js';
 import { Datapath } from '../director/datapath.js';
 import { DirectorHa, type HaPlan, type HaReloadSummary, haPlanFromKeepalived, haPlanFromYaml } from '../director/ha.js';
@@ -44,7 +49,7 @@ function usage(): string {
   return [
     'usage: tierlb director [--config FILE | --keepalived FILE] [--metrics ADDR] [--socket PATH] [--queue N]',
     '                       [--max-queue-len N] [--no-sysctl]',
-    '       tierlb director reload|stats|rules [--socket PATH]',
+    '       tierlb director reload|stats|rules|bgp [--socket PATH]',
   ].join('\n');
 }
 
@@ -123,7 +128,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${usage()}\n`);
     return 0;
   }
-  if (argv[0] && ['reload', 'stats', 'rules'].includes(argv[0])) return client(argv[0], argv.slice(1));
+  if (argv[0] && ['reload', 'stats', 'rules', 'bgp'].includes(argv[0])) return client(argv[0], argv.slice(1));
   const o = parseArgs(argv);
   if (typeof o === 'string') {
     process.stderr.write(`tierlb director: ${o}\n${usage()}\n`);
@@ -159,10 +164,14 @@ export async function run(argv: string[]): Promise<number> {
   let stopping: Promise<number> | null = null;
   let server: Server | null = null;
   const ha = new DirectorHa({ dp, plan: haPlan, log });
+  // bgp (src/director/bgp.ts): announces the VIPs while the data path is up and the services have quorum
+  let bgp: DirectorBgp | null = null;
+  let dpUp = false;
   const stop = (code: number): Promise<number> => {
     if (!stopping) {
       stopping = (async () => {
         log.info('director stopping');
+        await bgp?.stop().catch((e: Error) => log.error({ err: e.message }, 'bgp stop failed'));
         server?.close();
         try {
           unlinkSync(o.socket);
@@ -181,6 +190,7 @@ export async function run(argv: string[]): Promise<number> {
     fatal = resolve;
   });
   dp.onFatal = (msg) => {
+    dpUp = false;
     log.error({ err: msg }, 'data path failed');
     void stop(1).then((c) => fatal?.(c));
   };
@@ -188,6 +198,19 @@ export async function run(argv: string[]): Promise<number> {
     await dp.start();
     if (!isEmptyDiff(diffPlans(EMPTY_PLAN, plan))) await dp.applyDiff(diffPlans(EMPTY_PLAN, plan));
     await ha.start();
+    dpUp = true;
+    const bgpPlan = o.config ? await bgpPlanFromYaml(o.config) : undefined;
+    if (bgpPlan) {
+      bgp = new DirectorBgp({
+        plan: bgpPlan,
+        runDir: dirname(o.socket),
+        log,
+        services: () => plan,
+        checkers: () => ha.checkers,
+        datapathUp: () => dpUp,
+      });
+      await bgp.start();
+    }
   } catch (e) {
     log.error({ err: (e as Error).message }, 'director failed to start');
     await stop(1);
@@ -197,11 +220,13 @@ export async function run(argv: string[]): Promise<number> {
   const reload = async (): Promise<{ code: number; stdout: string; stderr: string }> => {
     if (!o.config && !o.keepalived) return { code: 1, stdout: '', stderr: 'no --config to reload\n' };
     let nextHa: HaPlan;
+    let nextBgp: Awaited<ReturnType<typeof bgpPlanFromYaml>>;
     try {
       nextHa = (await loadPlan()) as HaPlan;
       if (o.metrics) nextHa.metrics = o.metrics;
       // VRRP instances that would (re)start must be able to run: checked before anything changes
       await ha.precheck(nextHa);
+      nextBgp = o.config ? await bgpPlanFromYaml(o.config) : undefined;
     } catch (e) {
       log.warn({ err: (e as Error).message }, 'reload refused: bad config, the running one stays');
       return { code: 1, stdout: '', stderr: `reload refused, the running config stays:\n${(e as Error).message}\n` };
@@ -213,6 +238,8 @@ export async function run(argv: string[]): Promise<number> {
       if (!isEmptyDiff(diff)) await dp.applyDiff(diff);
       plan = next;
       summary = await ha.reload(nextHa, diff);
+      if (bgp && nextBgp) await bgp.reload(nextBgp);
+      else if (!!bgp !== !!nextBgp) log.warn('a bgp section added or removed takes effect at the next start');
     } catch (e) {
       log.error({ err: (e as Error).message }, 'reload failed part way');
       return { code: 1, stdout: '', stderr: `reload failed: ${(e as Error).message}\n` };
@@ -248,6 +275,8 @@ export async function run(argv: string[]): Promise<number> {
         return JSON.stringify({ engine: dp.engineName, ...(await dp.stats()) });
       case 'rules':
         return JSON.stringify(await dp.rules.list());
+      case 'bgp':
+        return JSON.stringify(bgp ? await bgp.status() : { enabled: false });
       case undefined:
         return dp.adm(line);
       default:

@@ -1,0 +1,55 @@
+/** The director's side of the announce rule: its services → the rule's input, the decisions → BIRD's VIP list. */
+import test from 'ava';
+import { announceDecisions } from '../src/bgp/announce.js';
+import { bgpPlanFromConfig } from '../src/bgp/semantics.js';
+import { loadConfigString } from '../src/config/index.js';
+import { serviceInputs, vipsToAnnounce } from '../src/director/bgp.js';
+import { directorFromConfig } from '../src/director/config.js';
+
+const YAML = `
+director:
+  services:
+    - vip: 10.99.0.1
+      port: 80
+      scheduler: mh
+      quorum: 2
+      real_servers:
+        - { address: 10.98.0.11, weight: 1, checks: [{ type: TCP_CHECK }] }
+        - { address: 10.98.0.12, weight: 1, checks: [{ type: TCP_CHECK }] }
+    - fwmark: 10000
+      scheduler: mh
+      match: [{ vip: 10.99.0.2, port: 443 }]
+      family: inet
+      real_servers: [{ address: 10.98.0.11 }]
+    - vip: 10.99.0.3
+      port: 53
+      protocol: udp
+      real_servers: [{ address: 10.98.0.11, weight: 0 }]
+bgp:
+  router_id: 10.90.0.11
+  local_as: 65001
+  communities: ["65000:100"]
+  neighbors: [{ address: 10.90.0.1, as: 65000 }]
+`;
+
+test('services → announce input: VIPs, checker quorum where checked, weights otherwise', (t) => {
+  const { config } = loadConfigString(YAML);
+  const plan = directorFromConfig(config);
+  const inputs = serviceInputs(plan, (key) => (key === 'tcp|10.99.0.1|80' ? false : undefined));
+  t.deepEqual(inputs, [
+    { name: 'TCP 10.99.0.1:80', vips: ['10.99.0.1'], weightSum: 2, quorumUp: false },
+    { name: 'FWM 10000', vips: ['10.99.0.2'], weightSum: 1 },
+    { name: 'UDP 10.99.0.3:53', vips: ['10.99.0.3'], weightSum: 0 },
+  ]);
+  const bgp = bgpPlanFromConfig(config.bgp as never);
+  const d = announceDecisions({ datapathUp: true, stopping: false, services: inputs, require: 'all' });
+  t.deepEqual(
+    d.map((x) => `${x.vip} ${x.announce} ${x.reason}`),
+    [
+      '10.99.0.1 false quorum lost: TCP 10.99.0.1:80',
+      '10.99.0.2 true quorum met',
+      '10.99.0.3 false quorum lost: UDP 10.99.0.3:53',
+    ],
+  );
+  t.deepEqual(vipsToAnnounce(bgp, d), [{ address: '10.99.0.2', family: 4, communities: ['65000:100'] }]);
+});
