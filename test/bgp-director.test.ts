@@ -1,9 +1,12 @@
 /** The director's side of the announce rule: its services → the rule's input, the decisions → BIRD's VIP list. */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import test from 'ava';
 import { announceDecisions } from '../src/bgp/announce.js';
 import { bgpPlanFromConfig } from '../src/bgp/semantics.js';
 import { loadConfigString } from '../src/config/index.js';
-import { serviceInputs, vipsToAnnounce } from '../src/director/bgp.js';
+import { bgpPlanFromYaml, serviceInputs, vipsToAnnounce } from '../src/director/bgp.js';
 import { directorFromConfig } from '../src/director/config.js';
 
 const YAML = `
@@ -52,4 +55,29 @@ test('services → announce input: VIPs, checker quorum where checked, weights o
     ],
   );
   t.deepEqual(vipsToAnnounce(bgp, d), [{ address: '10.99.0.2', family: 4, communities: ['65000:100'] }]);
+});
+
+test('bgp mode: sloppy_tcp defaults on, an explicit value stays', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tierlb-bgp-'));
+  try {
+    const file = join(dir, 'd.yaml');
+    for (const [sysctl, want] of [
+      ['', true],
+      ['  sysctl: { sloppy_tcp: false }\n', false],
+    ] as const) {
+      writeFileSync(file, YAML.replace('director:\n', `director:\n${sysctl}`));
+      const plan = directorFromConfig(loadConfigString(YAML).config);
+      t.false(plan.sysctl.sloppyTcp);
+      const bgp = await bgpPlanFromYaml(file, plan);
+      t.is(bgp?.localAs, 65001);
+      t.is(plan.sysctl.sloppyTcp, want);
+    }
+    // no bgp section: untouched
+    writeFileSync(file, YAML.slice(0, YAML.indexOf('bgp:')));
+    const plan = directorFromConfig(loadConfigString(YAML).config);
+    t.is(await bgpPlanFromYaml(file, plan), undefined);
+    t.false(plan.sysctl.sloppyTcp);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -146,8 +146,11 @@ export async function run(argv: string[]): Promise<number> {
     return null;
   };
   let haPlan: HaPlan = { director: EMPTY_PLAN };
+  let bgpPlan: Awaited<ReturnType<typeof bgpPlanFromYaml>>;
   try {
     haPlan = (await loadPlan()) ?? haPlan;
+    // bgp section: its plan, and the director's defaults in bgp mode (sloppy_tcp)
+    bgpPlan = o.config ? await bgpPlanFromYaml(o.config, haPlan.director) : undefined;
   } catch (e) {
     process.stderr.write(`tierlb director: ${(e as Error).message}\n`);
     return 1;
@@ -199,7 +202,6 @@ export async function run(argv: string[]): Promise<number> {
     if (!isEmptyDiff(diffPlans(EMPTY_PLAN, plan))) await dp.applyDiff(diffPlans(EMPTY_PLAN, plan));
     await ha.start();
     dpUp = true;
-    const bgpPlan = o.config ? await bgpPlanFromYaml(o.config) : undefined;
     if (bgpPlan) {
       bgp = new DirectorBgp({
         plan: bgpPlan,
@@ -226,7 +228,7 @@ export async function run(argv: string[]): Promise<number> {
       if (o.metrics) nextHa.metrics = o.metrics;
       // VRRP instances that would (re)start must be able to run: checked before anything changes
       await ha.precheck(nextHa);
-      nextBgp = o.config ? await bgpPlanFromYaml(o.config) : undefined;
+      nextBgp = o.config ? await bgpPlanFromYaml(o.config, nextHa.director) : undefined;
     } catch (e) {
       log.warn({ err: (e as Error).message }, 'reload refused: bad config, the running one stays');
       return { code: 1, stdout: '', stderr: `reload refused, the running config stays:\n${(e as Error).message}\n` };

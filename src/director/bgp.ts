@@ -21,10 +21,19 @@ import type { CheckManager } from '../ha/checks/manager.js';
 import { describeService, serviceKey } from '../l4/service.js';
 import type { DirectorPlan } from './config.js';
 
-/** The bgp section of a tierlb YAML file, as a plan; undefined when the file has none. Throws on a bad config. */
-export async function bgpPlanFromYaml(path: string): Promise<BgpPlan | undefined> {
+/**
+ * The bgp section of a tierlb YAML file, as a plan; undefined when the file has none. Throws on a bad config.
+ *
+ * With a bgp section, `director.sysctl.sloppy_tcp` defaults to on (an explicit false stays): ECMP may send a flow's
+ * next packet to another director (a director withdrawn, added or lost), which has no entry for it; with sloppy_tcp
+ * that packet opens one, and a hash scheduler (mh, sh, dh) with the same real servers picks the same real server, so
+ * the flow continues. `director` (the plan the director will run) gets the default applied.
+ */
+export async function bgpPlanFromYaml(path: string, director?: DirectorPlan): Promise<BgpPlan | undefined> {
   const cfg = (await loadConfigFile(path)).config;
-  return cfg.bgp ? bgpPlanFromConfig(cfg.bgp as BgpConfig) : undefined;
+  if (!cfg.bgp) return undefined;
+  if (director && cfg.director?.sysctl?.sloppy_tcp === undefined) director.sysctl.sloppyTcp = true;
+  return bgpPlanFromConfig(cfg.bgp as BgpConfig);
 }
 
 /**
