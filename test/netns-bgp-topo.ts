@@ -23,6 +23,10 @@ const DIRECTOR_ENTRY = new URL('../src/cli/director.ts', import.meta.url).pathna
 export interface DirectorSpec {
   bfd: boolean;
   scheduler?: string;
+  /** ipvsadm -b flags, e.g. mh-port */
+  schedFlags?: string[];
+  /** director.sysctl.sloppy_tcp (default: the bgp mode's, on) */
+  sloppy?: boolean;
 }
 
 export interface BgpTopo {
@@ -144,11 +148,13 @@ export function directorYaml(i: number, spec: DirectorSpec, rsCount: number, quo
   const check = '{ type: TCP_CHECK, connect_timeout: 0.5, retry: 0, delay_loop: 0.5 }';
   return [
     'director:',
+    ...(spec.sloppy !== undefined ? [`  sysctl: { sloppy_tcp: ${spec.sloppy} }`] : []),
     '  services:',
     `    - vip: ${VIP}`,
     '      port: 80',
     `      scheduler: ${spec.scheduler ?? 'mh'}`,
     `      quorum: ${quorum}`,
+    ...(spec.schedFlags ? [`      sched_flags: [${spec.schedFlags.join(', ')}]`] : []),
     '      real_servers:',
     ...Array.from({ length: rsCount }, (_, j) => `        - { address: ${rsAddr(j)}, weight: 1, checks: [${check}] }`),
     'bgp:',
@@ -214,9 +220,16 @@ export async function waitFor(what: string, cond: () => boolean, timeoutMs: numb
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
+/** The body a real server sends for /big. */
+export function bigBody(bytes: number): Buffer {
+  return Buffer.from(new Uint8Array(bytes).map((_, k) => (k * 7) % 251));
+}
+
 /** An HTTP server on 0.0.0.0:80 in a real server's namespace answering its name (node, no dependencies). */
-export async function startHttp(t: BgpTopo, i: number): Promise<ChildProcess> {
-  const code = `require('http').createServer((q,s)=>s.end('rs${i + 1}\\n')).listen(80, () => console.log('ready'))`;
+export async function startHttp(t: BgpTopo, i: number, bodyBytes = 0): Promise<ChildProcess> {
+  // bodyBytes > 0: GET /big answers bodyBytes of the pattern of bigBody()
+  const code = `const big = Buffer.alloc(${bodyBytes}, 0).map((_, k) => (k * 7) % 251);
+require('http').createServer((q,s)=>q.url === '/big' ? s.end(big) : s.end('rs${i + 1}\\n')).listen(80, () => console.log('ready'))`;
   const child = t.set.spawn(t.rs[i], process.execPath, ['-e', code]);
   await new Promise<void>((resolve, reject) => {
     child.stdout?.once('data', () => resolve());
