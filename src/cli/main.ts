@@ -12,6 +12,7 @@ const COMMANDS: Record<string, { module: string; help: string }> = {
   demo: { module: './demo.js', help: 'the whole flow on the shipped default config' },
   doctor: { module: './doctor.js', help: 'troubleshooting checklist' },
   config: { module: './config.js', help: 'check a config file: tierlb config check FILE' },
+  cluster: { module: './cluster.js', help: "derive a node's config from a cluster file (render, marks)" },
 };
 
 function usage(): string {

@@ -21,6 +21,7 @@ export interface TierlbConfig {
   overlay?: unknown;
   lab?: unknown;
   bgp?: unknown;
+  cluster?: unknown;
 }
 
 export interface LoadedConfig {

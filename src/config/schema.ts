@@ -4,6 +4,7 @@
  */
 import { Ajv, type ErrorObject } from 'ajv';
 import { bgpSchema } from '../bgp/config-schema.js';
+import { clusterSchema } from '../cluster/config-schema.js';
 import { directorSchema } from '../director/config-schema.js';
 import { vrrpSchema } from '../ha/config-schema.js';
 import { labSchema } from '../lab/config-schema.js';
@@ -12,7 +13,7 @@ import { overlaySchema } from '../overlay/config-schema.js';
 import type { ConfigPath, ConfigProblem } from './problems.js';
 import { type ConfigSource, problemAt } from './source.js';
 
-export const SECTIONS = ['director', 'vrrp', 'listeners', 'overlay', 'lab', 'bgp'] as const;
+export const SECTIONS = ['director', 'vrrp', 'listeners', 'overlay', 'lab', 'bgp', 'cluster'] as const;
 
 export const configSchema = {
   $id: 'https://tierlb.invalid/config.json',
@@ -25,6 +26,7 @@ export const configSchema = {
     overlay: overlaySchema,
     lab: labSchema,
     bgp: bgpSchema,
+    cluster: clusterSchema,
   },
 } as const;
 

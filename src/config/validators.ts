@@ -15,7 +15,7 @@ import type { ConfigPath, ConfigProblem } from './problems.js';
 import type { ConfigSource, Position } from './source.js';
 import { positionOf, problemAt } from './source.js';
 
-export type SectionName = 'director' | 'vrrp' | 'listeners' | 'overlay' | 'lab' | 'bgp';
+export type SectionName = 'director' | 'vrrp' | 'listeners' | 'overlay' | 'lab' | 'bgp' | 'cluster';
 
 export interface SectionContext {
   /** the section's name, also the first element of every absolute path */

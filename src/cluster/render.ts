@@ -1,0 +1,105 @@
+/**
+ * cluster section → one node's own tierlb config (pure): a director gets `director` (one fwmark service per
+ * listener, marked by VIP:port, over the LB nodes by DR with TCP checks on the listener's port, the cluster's
+ * scheduler) and `bgp` (the cluster's settings, its own address as router id and session source, the VIPs); an LB
+ * node gets `listeners` (one per listener, bound to VIP:port, over the backends) and `overlay` (its VTEP, the other
+ * LB nodes and the hypervisors as remotes, its overlay address).
+ */
+import { stringify } from 'yaml';
+import type { ClusterConfig } from './config-schema.js';
+
+export type NodeRole = 'director' | 'lb_node';
+
+export interface RenderedNode {
+  role: NodeRole;
+  config: Record<string, unknown>;
+}
+
+const plen = (cidr: string) => Number(cidr.split('/')[1]);
+
+export function nodeRole(c: ClusterConfig, node: string): NodeRole | undefined {
+  if (c.directors.some((d) => d.name === node)) return 'director';
+  if (c.lb_nodes.some((n) => n.name === node)) return 'lb_node';
+  return undefined;
+}
+
+/** `marks`: allocateFwmarks' result for the cluster's listeners. Throws when the node is not a director or LB node. */
+export function renderNode(c: ClusterConfig, node: string, marks: Record<string, number>): RenderedNode {
+  const vip = (name: string) => c.vips.find((v) => v.name === name)?.address as string;
+  const director = c.directors.find((d) => d.name === node);
+  if (director) {
+    const services = c.listeners.map((l) => ({
+      name: l.name,
+      fwmark: marks[l.name],
+      scheduler: c.scheduler ?? 'mh',
+      ...(c.sched_flags?.length ? { sched_flags: c.sched_flags } : {}),
+      match: [{ vip: vip(l.vip), port: l.port }],
+      real_servers: c.lb_nodes.map((n) => ({
+        address: n.address,
+        ...(n.weight !== undefined ? { weight: n.weight } : {}),
+        checks: [{ type: 'TCP_CHECK', connect_port: l.port }],
+      })),
+    }));
+    const config: Record<string, unknown> = { director: { services } };
+    if (c.bgp) {
+      const used = new Set(c.listeners.map((l) => l.vip));
+      config.bgp = {
+        router_id: director.address,
+        local_as: c.bgp.local_as,
+        local_address: director.address,
+        ...(c.bgp.hold_time !== undefined ? { hold_time: c.bgp.hold_time } : {}),
+        ...(c.bgp.keepalive_time !== undefined ? { keepalive_time: c.bgp.keepalive_time } : {}),
+        ...(c.bgp.communities?.length ? { communities: c.bgp.communities } : {}),
+        neighbors: c.bgp.neighbors,
+        vips: c.vips
+          .filter((v) => used.has(v.name))
+          .map((v) => ({ address: v.address, ...(v.communities?.length ? { communities: v.communities } : {}) })),
+        ...(c.bgp.withdraw_delay_ms !== undefined ? { withdraw_delay_ms: c.bgp.withdraw_delay_ms } : {}),
+      };
+    }
+    return { role: 'director', config };
+  }
+  const lb = c.lb_nodes.find((n) => n.name === node);
+  if (!lb) {
+    const known = [...c.directors, ...c.lb_nodes].map((n) => n.name).join(', ');
+    throw new Error(`no director or LB node named '${node}' in the cluster (known: ${known})`);
+  }
+  const listen = c.listeners.map((l) => ({
+    name: l.name,
+    bind: `${vip(l.vip)}:${l.port}`,
+    mode: l.mode ?? 'tcp',
+    balance: l.balance ?? 'roundrobin',
+    servers: (c.backends ?? []).map((b) => ({
+      name: b.name,
+      address: `${b.address}:${l.backend_port ?? l.port}`,
+      ...(b.weight !== undefined ? { weight: b.weight } : {}),
+    })),
+  }));
+  const config: Record<string, unknown> = { listeners: { listen } };
+  if (c.overlay && lb.underlay && lb.overlay) {
+    const remotes = [
+      ...c.lb_nodes.filter((n) => n !== lb && n.underlay).map((n) => n.underlay as string),
+      ...(c.hypervisors ?? []).map((h) => h.underlay),
+    ];
+    config.overlay = {
+      local: lb.underlay,
+      networks: [
+        {
+          vni: c.overlay.vni,
+          ...(c.overlay.mtu !== undefined ? { mtu: c.overlay.mtu } : {}),
+          ...(c.overlay.dstport !== undefined ? { dstport: c.overlay.dstport } : {}),
+          remotes,
+          addresses: [`${lb.overlay}/${plen(c.overlay.subnet)}`],
+        },
+      ],
+    };
+  }
+  return { role: 'lb_node', config };
+}
+
+/** The node's config as YAML, with a header saying where it came from. */
+export function renderNodeYaml(c: ClusterConfig, node: string, marks: Record<string, number>, from: string): string {
+  const r = renderNode(c, node, marks);
+  const head = `# ${node} (${r.role === 'director' ? 'director' : 'LB node'}): rendered from ${from} by \`tierlb cluster render --node ${node}\`; do not edit\n`;
+  return head + stringify(r.config, { lineWidth: 0, aliasDuplicateObjects: false });
+}
