@@ -7,6 +7,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import test from 'ava';
+import { request } from '../src/cli/director.js';
 import { sh } from '../src/lab/netns.js';
 import {
   type BgpTopo,
@@ -56,6 +57,21 @@ test.serial('ECMP over BGP: announce, quorum, SIGTERM, SIGKILL, link loss with a
     const body = topo.set.exec(topo.client, 'curl', ['-s', '--max-time', '3', `http://${VIP}/`], { allowFail: true });
     t.regex(body, /^rs[12]\n$/);
   }
+
+  // BIRD dies under a running director: restarted (backoff 0.5 s) and the path comes back
+  const st = JSON.parse(await request(dirs[2].socket, { op: 'bgp' })) as { pid: number; restarts: number };
+  t.is(st.restarts, 0);
+  process.kill(st.pid, 'SIGKILL');
+  await waitFor('d3 gone with its BIRD', hopsAre([all[0], all[1]]), 5_000);
+  const restarted = await waitFor('d3 back after the restart', hopsAre(all), 10_000);
+  const st2 = JSON.parse(await request(dirs[2].socket, { op: 'bgp' })) as {
+    restarts: number;
+    announced: string[];
+    protocols: { name: string; info: string }[];
+  };
+  t.is(st2.restarts, 1);
+  t.deepEqual(st2.announced, [VIP]);
+  t.log(`BIRD killed under d3 → restarted and announced again in ${restarted} ms`);
 
   // quorum 2 of 2 real servers: one down withdraws the VIP from every director, back up brings it back
   servers[1].kill('SIGKILL');
