@@ -55,3 +55,13 @@ test('the bgp section may list the VIPs: a VIP no service uses is not announced'
 test('restart backoff: 0.5 s doubling, capped at 30 s', (t) => {
   t.deepEqual([1, 2, 3, 4, 7, 8, 20].map(restartDelayMs), [500, 1000, 2000, 4000, 30000, 30000, 30000]);
 });
+
+test('a checked service waits for the first probe of each real server before its VIP is announced', (t) => {
+  const i = { ...base, services: [web, { ...tls, firstChecksPending: true }, mark] };
+  t.deepEqual(announceDecisions(i)[0], {
+    vip: '10.99.0.1',
+    announce: false,
+    reason: 'waiting for the first checks: tcp 10.99.0.1:443',
+  });
+  t.deepEqual(announced(i), ['10.99.0.2']);
+});

@@ -44,6 +44,24 @@ test('services → announce input: VIPs, checker quorum where checked, weights o
     { name: 'FWM 10000', vips: ['10.99.0.2'], weightSum: 1 },
     { name: 'UDP 10.99.0.3:53', vips: ['10.99.0.3'], weightSum: 0 },
   ]);
+  // before the first probe of each checked real server, the checked service says so
+  const probed = new Set(['tcp|10.99.0.1|80|10.98.0.11|80']);
+  const early = serviceInputs(
+    plan,
+    () => true,
+    (key, addr, port) => probed.has(`${key}|${addr}|${port}`),
+  );
+  t.true(early[0].firstChecksPending);
+  t.is(early[1].firstChecksPending, undefined);
+  probed.add('tcp|10.99.0.1|80|10.98.0.12|80');
+  t.is(
+    serviceInputs(
+      plan,
+      () => true,
+      (key, addr, port) => probed.has(`${key}|${addr}|${port}`),
+    )[0].firstChecksPending,
+    undefined,
+  );
   const bgp = bgpPlanFromConfig(config.bgp as never);
   const d = announceDecisions({ datapathUp: true, stopping: false, services: inputs, require: 'all' });
   t.deepEqual(

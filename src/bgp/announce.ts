@@ -10,7 +10,9 @@
  *   server as alive (keepalived's default), so it has quorum while its configured weights sum to at least 1.
  *   With `require: all` (default) every service on the VIP must have quorum (a VIP announced here must serve all of
  *   its ports); with `any`, one is enough.
- * A VIP the bgp section lists that no service uses is not announced (nothing would answer on it).
+ * A VIP the bgp section lists that no service uses is not announced (nothing would answer on it). At start, a
+ * checked service counts only once each of its real servers has been probed (keepalived assumes them alive until a
+ * check fails; announcing on that assumption would announce, then withdraw a VIP whose servers are down).
  */
 
 export interface ServiceInput {
@@ -22,6 +24,11 @@ export interface ServiceInput {
   quorumUp?: boolean;
   /** the configured real servers' weight sum (used when not checked) */
   weightSum: number;
+  /**
+   * health-checked and not every real server has been probed once yet: the checker's state is its start assumption
+   * (keepalived counts servers alive until a check fails), so the VIP waits for the first results
+   */
+  firstChecksPending?: boolean;
 }
 
 export interface AnnounceInput {
@@ -61,6 +68,8 @@ export function announceDecisions(input: AnnounceInput): AnnounceDecision[] {
     if (!input.datapathUp) return no('data path down');
     const svcs = byVip.get(vip) ?? [];
     if (svcs.length === 0) return no('no service uses this VIP');
+    const pending = svcs.filter((s) => s.firstChecksPending);
+    if (pending.length) return no(`waiting for the first checks: ${pending.map((s) => s.name).join(', ')}`);
     const lost = svcs.filter((s) => !serviceHasQuorum(s));
     if (input.require === 'all' && lost.length) return no(`quorum lost: ${lost.map((s) => s.name).join(', ')}`);
     if (input.require === 'any' && lost.length === svcs.length)

@@ -19,8 +19,9 @@
  */
 import { chmodSync, mkdirSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { renderNodeFile } from '../cluster/load.js';
 import { log } from '../common/log.js';
 import { bgpPlanFromYaml, DirectorBgp } from '../director/bgp.js';
 import { DEFAULT_SYSCTL, DEFAULT_TIMEOUTS, type DirectorPlan, diffPlans, isEmptyDiff } from '../director/config.js';
@@ -35,6 +36,9 @@ export const DEFAULT_SOCKET = '/run/tierlb/director.sock';
 
 interface Opts {
   config?: string;
+  /** --cluster FILE --node NAME: the node's config rendered from a cluster file (into the run dir) */
+  cluster?: string;
+  node?: string;
   /** a keepalived.conf instead of (or as) the config */
   keepalived?: string;
   /** --metrics ADDR: Prometheus /metrics */
@@ -48,7 +52,7 @@ interface Opts {
 function usage(): string {
   return [
     'usage: tierlb director [--config FILE | --keepalived FILE] [--metrics ADDR] [--socket PATH] [--queue N]',
-    '                       [--max-queue-len N] [--no-sysctl]',
+    '                       [--max-queue-len N] [--no-sysctl] [--cluster FILE --node NAME]',
     '       tierlb director reload|stats|rules|bgp [--socket PATH]',
   ].join('\n');
 }
@@ -58,6 +62,8 @@ function parseArgs(argv: string[]): Opts | string {
   const err = eachOption(argv, (a, val) => {
     if (a === '--config' || a === '-c') o.config = val();
     else if (a === '--keepalived' || a === '-k') o.keepalived = val();
+    else if (a === '--cluster') o.cluster = val();
+    else if (a === '--node') o.node = val();
     else if (a === '--metrics') o.metrics = val();
     else if (a === '--socket' || a === '-s') o.socket = val();
     else if (a === '--queue' || a === '-q') {
@@ -140,7 +146,18 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write('tierlb director: --config and --keepalived exclude each other\n');
     return 2;
   }
+  if (!!o.cluster !== !!o.node || (o.cluster && (o.config || o.keepalived))) {
+    process.stderr.write('tierlb director: --cluster needs --node, and excludes --config and --keepalived\n');
+    return 2;
+  }
+  const cluster = o.cluster;
+  if (cluster) o.config = join(dirname(o.socket), `${o.node}.yaml`);
   const loadPlan = async (): Promise<HaPlan | null> => {
+    // the node's config, rendered again at every load (start, reload)
+    if (cluster && o.config) {
+      mkdirSync(dirname(o.config), { recursive: true, mode: 0o700 });
+      await renderNodeFile(cluster, o.node as string, o.config, 'director');
+    }
     if (o.keepalived) return haPlanFromKeepalived(o.keepalived, log);
     if (o.config) return haPlanFromYaml(o.config);
     return null;

@@ -7,6 +7,7 @@ import { basename, dirname, extname, join } from 'node:path';
 import { loadConfigFile } from '../config/load.js';
 import type { ClusterConfig } from './config-schema.js';
 import { allocateFwmarks, FWMARK_BASE } from './fwmark.js';
+import { type NodeRole, nodeRole, renderNodeYaml } from './render.js';
 
 export function defaultMarksFile(clusterFile: string): string {
   return join(dirname(clusterFile), `${basename(clusterFile, extname(clusterFile))}.marks.json`);
@@ -35,4 +36,19 @@ export async function loadCluster(file: string, marksFile = defaultMarksFile(fil
 
 export function saveMarks(marksFile: string, marks: Record<string, number>): void {
   writeFileSync(marksFile, `${JSON.stringify(marks, null, 2)}\n`);
+}
+
+/**
+ * Render `node`'s config from the cluster file into `out` (for `tierlb director --cluster FILE --node NAME`): the
+ * marks file is read, never written (run `tierlb cluster marks` after an edit to record new listeners' marks).
+ */
+export async function renderNodeFile(clusterFile: string, node: string, out: string, role?: NodeRole): Promise<string> {
+  const c = await loadCluster(clusterFile);
+  const is = nodeRole(c.cluster, node);
+  if (role && is && is !== role)
+    throw new Error(
+      `${node} is ${is === 'director' ? 'a director' : 'an LB node'} in ${clusterFile}, not ${role === 'director' ? 'a director' : 'an LB node'}`,
+    );
+  writeFileSync(out, renderNodeYaml(c.cluster, node, c.marks, clusterFile), { mode: 0o600 });
+  return out;
 }

@@ -43,6 +43,7 @@ export async function bgpPlanFromYaml(path: string, director?: DirectorPlan): Pr
 export function serviceInputs(
   plan: DirectorPlan,
   quorumOf: (key: string) => boolean | undefined = () => undefined,
+  probed: (key: string, addr: string, port: number) => boolean = () => true,
 ): ServiceInput[] {
   return plan.services.map((s) => {
     const id = s.spec.id;
@@ -54,6 +55,8 @@ export function serviceInputs(
       weightSum: s.dests.reduce((a, d) => a + d.weight, 0),
     };
     if (q !== undefined) input.quorumUp = q;
+    const unprobed = s.health?.realServers.some((rs) => rs.checks.length && !probed(serviceKey(id), rs.addr, rs.port));
+    if (unprobed) input.firstChecksPending = true;
     return input;
   });
 }
@@ -112,14 +115,28 @@ export class DirectorBgp {
 
   private quorumOf = (key: string): boolean | undefined => this.o.checkers().get(key)?.manager.status()[0]?.quorumUp;
 
+  /** real servers probed at least once (`serviceKey|addr|port`), from every checker the director has run */
+  private readonly probedSet = new Set<string>();
+  private readonly watched = new WeakSet<CheckManager>();
+  private probed = (key: string, addr: string, port: number): boolean => this.probedSet.has(`${key}|${addr}|${port}`);
+
+  private watchCheckers(): void {
+    for (const [key, c] of this.o.checkers()) {
+      if (this.watched.has(c.manager)) continue;
+      this.watched.add(c.manager);
+      c.manager.on('probe', (_id, p) => this.probedSet.add(`${key}|${p.addr}|${p.port}`));
+    }
+  }
+
   /** Apply the announce rule to the director's state now; BIRD is reconfigured when the announced set changed. */
   evaluate(plan?: BgpPlan): Promise<void> {
     this.evaluating = this.evaluating.then(async () => {
       if (plan) this.plan = plan;
+      this.watchCheckers();
       const decisions = announceDecisions({
         datapathUp: this.o.datapathUp(),
         stopping: this.stopping,
-        services: serviceInputs(this.o.services(), this.quorumOf),
+        services: serviceInputs(this.o.services(), this.quorumOf, this.probed),
         vips: this.plan.vips?.map((v) => v.address),
         require: this.plan.require,
       });
