@@ -1,6 +1,6 @@
 /**
  * BIRD 2 run by the director, in the director's own network namespace (a child inherits it): the config and the
- * control socket live in their own directory under the director's run dir; the daemon runs in the foreground
+ * control socket live in their own directory beside the director's socket (<socket>.bird/); the daemon runs in the foreground
  * (`bird -f`) in its own process group, with the parent-death signal set (setpriv --pdeathsig KILL), so a director
  * that is SIGKILLed takes its routes with it (the router sees the session drop, or BFD notices within ~0.3 s).
  * An unexpected exit is logged and the daemon restarted with backoff (restartDelayMs); stop() ends the whole

@@ -33,7 +33,8 @@ export const bgpNeighborSchema = {
   additionalProperties: false,
   required: ['address', 'as'],
   properties: {
-    name: { type: 'string', pattern: '^[A-Za-z][A-Za-z0-9_]{0,30}$' },
+    /** the BIRD protocol is named `n_<name>` (default `n_<address>`) */
+    name: { type: 'string', pattern: '^[A-Za-z0-9_]{1,30}$' },
     address,
     as: asn,
     bfd: { type: 'boolean' },

@@ -110,7 +110,7 @@ export function bgpProblems(section: unknown): BgpProblem[] {
       if (first !== undefined)
         problems.push({ path: ['neighbors', i, 'address'], message: `${a} is also neighbor ${first}` });
       else seen.set(a, i);
-      const name = typeof n.name === 'string' ? n.name : neighborName(a);
+      const name = typeof n.name === 'string' ? `n_${n.name}` : neighborName(a);
       const other = names.get(name);
       if (other !== undefined && first === undefined)
         problems.push({ path: ['neighbors', i, 'name'], message: `name '${name}' is also neighbor ${other}'s` });
@@ -154,7 +154,8 @@ export function bgpPlanFromConfig(c: BgpConfig): BgpPlan {
     neighbors: c.neighbors.map((n) => {
       const address = canonicalAddr(n.address);
       return {
-        name: n.name ?? neighborName(address),
+        // BIRD's protocol names share the keywords' namespace (`router`, `bgp`, ...): a given name gets a prefix
+        name: n.name ? `n_${n.name}` : neighborName(address),
         address,
         family: familyOf(address) as Family,
         as: n.as,

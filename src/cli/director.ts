@@ -222,7 +222,8 @@ export async function run(argv: string[]): Promise<number> {
     if (bgpPlan) {
       bgp = new DirectorBgp({
         plan: bgpPlan,
-        runDir: dirname(o.socket),
+        // one per director, also when several share a run dir (the lab)
+        birdDir: `${o.socket.replace(/\.sock$/, '')}.bird`,
         log,
         services: () => plan,
         checkers: () => ha.checkers,

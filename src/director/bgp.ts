@@ -9,7 +9,6 @@
  * withdraw_delay_ms so the router moves new flows to the other directors, then BIRD is stopped (its sessions close
  * with a Cease) and only then do the HA parts and the data path stop.
  */
-import { join } from 'node:path';
 import { type AnnounceDecision, announceDecisions, type ServiceInput } from '../bgp/announce.js';
 import { BirdDaemon, type BirdStatus } from '../bgp/bird.js';
 import type { BgpConfig } from '../bgp/config-schema.js';
@@ -78,8 +77,8 @@ export function vipsToAnnounce(plan: BgpPlan, decisions: readonly AnnounceDecisi
 
 export interface DirectorBgpOptions {
   plan: BgpPlan;
-  /** the director's run dir (its socket's directory): BIRD's files go to `<runDir>/bird/` */
-  runDir: string;
+  /** BIRD's own directory (config, control socket, pid file): the director's socket path with `.bird` for `.sock` */
+  birdDir: string;
   log: Logger;
   /** the director's current service plan */
   services: () => DirectorPlan;
@@ -103,7 +102,7 @@ export class DirectorBgp {
 
   constructor(private readonly o: DirectorBgpOptions) {
     this.plan = o.plan;
-    this.bird = new BirdDaemon({ plan: o.plan, dir: join(o.runDir, 'bird'), log: o.log });
+    this.bird = new BirdDaemon({ plan: o.plan, dir: o.birdDir, log: o.log });
   }
 
   async start(): Promise<void> {

@@ -40,7 +40,8 @@ export const labSchema = {
     directors: {
       type: 'array',
       minItems: 1,
-      maxItems: 2,
+      /** two with VRRP; up to four with ecmp (checked below) */
+      maxItems: 4,
       items: named({ address: ipv4, priority: { type: 'integer', minimum: 1, maximum: 254 } }, ['address']),
     },
     vrrp: {
@@ -106,8 +107,43 @@ export const labSchema = {
     },
     workers: { type: 'integer', minimum: 1, maximum: 16 },
     wait_seconds: { type: 'integer', minimum: 1, maximum: 600 },
+    /**
+     * ECMP instead of VRRP: the clients sit behind a router namespace running BIRD (kernel multipath, L4 hash); every
+     * director announces the VIP to it over BGP (the `bgp` section of its generated config)
+     */
+    ecmp: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['router', 'client_subnet'],
+      properties: {
+        router: named({ address: ipv4, client_address: ipv4 }, ['address', 'client_address']),
+        client_subnet: cidr4,
+        local_as: { type: 'integer', minimum: 1, maximum: 4294967295 },
+        router_as: { type: 'integer', minimum: 1, maximum: 4294967295 },
+        bfd: { type: 'boolean' },
+        hold_time: { type: 'integer', minimum: 3, maximum: 65535 },
+      },
+    },
   },
 } as const;
+
+export interface LabEcmpSection {
+  router: { name: string; address: string; client_address: string };
+  client_subnet: string;
+  local_as?: number;
+  router_as?: number;
+  bfd?: boolean;
+  hold_time?: number;
+}
+
+export interface LabEcmp {
+  router: { name: string; address: string; clientAddress: string };
+  clientSubnet: string;
+  localAs: number;
+  routerAs: number;
+  bfd: boolean;
+  holdTime: number;
+}
 
 export interface LabHostConfig {
   name: string;
@@ -133,6 +169,7 @@ export interface LabSection {
   listeners?: { name: string; port: number; mode: 'http' | 'tcp'; backend_port: number; balance?: string }[];
   workers?: number;
   wait_seconds?: number;
+  ecmp?: LabEcmpSection;
 }
 
 /** Fully defaulted lab config (src/lab/plan.ts turns it into the topology). */
@@ -154,6 +191,8 @@ export interface LabConfig {
   listeners: { name: string; port: number; mode: 'http' | 'tcp'; backendPort: number; balance: string }[];
   workers: number;
   waitSeconds: number;
+  /** absent: VRRP (or a static VIP) */
+  ecmp?: LabEcmp;
 }
 
 /** The shipped defaults: the same values as config/lab.yaml, so `tierlb lab up` works without a file. */
@@ -236,6 +275,22 @@ export function labFromSection(s: LabSection | undefined): LabConfig {
       : d.listeners,
     workers: s.workers ?? d.workers,
     waitSeconds: s.wait_seconds ?? d.waitSeconds,
+    ...(s.ecmp
+      ? {
+          ecmp: {
+            router: {
+              name: s.ecmp.router.name,
+              address: s.ecmp.router.address,
+              clientAddress: s.ecmp.router.client_address,
+            },
+            clientSubnet: s.ecmp.client_subnet,
+            localAs: s.ecmp.local_as ?? 65001,
+            routerAs: s.ecmp.router_as ?? 65000,
+            bfd: s.ecmp.bfd ?? true,
+            holdTime: s.ecmp.hold_time ?? 3,
+          },
+        }
+      : {}),
   };
 }
 
@@ -279,7 +334,23 @@ export function labProblems(section: unknown): [(string | number)[], string][] {
       else addrs.set(a, `${list}[${i}]`);
     });
   };
-  host('clients', 'address', front, 'front subnet');
+  const ecmp = isObj(s.ecmp) ? s.ecmp : undefined;
+  const clientNet = ecmp && typeof ecmp.client_subnet === 'string' ? ecmp.client_subnet : undefined;
+  if (clientNet) host('clients', 'address', clientNet, 'ecmp client subnet');
+  else host('clients', 'address', front, 'front subnet');
+  if (!ecmp && Array.isArray(s.directors) && s.directors.length > 2)
+    out.push([['directors'], 'more than two directors need ecmp (VRRP runs one master and one backup)']);
+  if (ecmp && isObj(ecmp.router)) {
+    const r = ecmp.router;
+    if (typeof r.name === 'string') names.set(r.name, 'ecmp.router');
+    if (isIp(r.address)) {
+      if (!inSubnet(r.address, front))
+        out.push([['ecmp', 'router', 'address'], `${r.address} is not in the front subnet ${front}`]);
+      addrs.set(r.address, 'ecmp.router');
+    }
+    if (isIp(r.client_address) && clientNet && !inSubnet(r.client_address, clientNet))
+      out.push([['ecmp', 'router', 'client_address'], `${r.client_address} is not in the client subnet ${clientNet}`]);
+  }
   host('directors', 'address', front, 'front subnet');
   host('lb_nodes', 'address', front, 'front subnet');
   host('lb_nodes', 'underlay', under, 'underlay subnet');
@@ -322,7 +393,8 @@ export function labProblems(section: unknown): [(string | number)[], string][] {
       }
     });
   if (isIp(s.vip)) {
-    if (!inSubnet(s.vip, front)) out.push([['vip'], `the VIP ${s.vip} is not in the front subnet ${front}`]);
+    // with ecmp the VIP is routed (announced over BGP): any address outside the lab's segments
+    if (!ecmp && !inSubnet(s.vip, front)) out.push([['vip'], `the VIP ${s.vip} is not in the front subnet ${front}`]);
     const seen = addrs.get(s.vip);
     if (seen) out.push([['vip'], `the VIP ${s.vip} is already the address of ${seen}`]);
   }

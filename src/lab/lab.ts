@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { findProgram } from '../bgp/bird.js';
 import { requestDirector } from '../cli/adm.js';
 import { loadConfigFile } from '../config/load.js';
 import { type CommandResult, runCommand } from '../fwmark/kernel.js';
@@ -24,6 +25,8 @@ import {
   listenersYaml,
   masterDirector,
   overlayYaml,
+  routerBirdConf,
+  routerSocket,
   SWITCH,
   vrrpYaml,
 } from './plan.js';
@@ -94,7 +97,7 @@ function buildNetwork(plan: LabPlan, st: LabState, out: Out): void {
   }
   out(`namespaces: ${plan.hosts.map((h) => h.ns).join(' ')}`);
   const sw = plan.hosts.find((h) => h.name === SWITCH)!;
-  for (const br of ['front', 'under']) {
+  for (const br of ['front', 'under', ...(c.ecmp ? ['cli'] : [])]) {
     ipn(sw.ns, 'link', 'add', br, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0');
     ipn(sw.ns, 'link', 'set', br, 'up');
   }
@@ -122,7 +125,8 @@ function buildNetwork(plan: LabPlan, st: LabState, out: Out): void {
       if (l.cidr) ipn(h.ns, 'addr', 'add', l.cidr, 'dev', l.ifname);
       ipn(h.ns, 'link', 'set', l.ifname, 'up');
       if (l.peer.host === SWITCH) {
-        ipn(peerNs, 'link', 'set', l.peer.ifname, 'master', l.segment === 'front' ? 'front' : 'under', 'up');
+        const bridge = l.segment === 'front' ? 'front' : l.segment === 'client' ? 'cli' : 'under';
+        ipn(peerNs, 'link', 'set', l.peer.ifname, 'master', bridge, 'up');
       } else {
         ipn(peerNs, 'link', 'set', l.peer.ifname, ...(l.mtu ? ['mtu', String(l.mtu)] : []), 'up');
       }
@@ -136,6 +140,7 @@ function buildNetwork(plan: LabPlan, st: LabState, out: Out): void {
       inNs(h.ns, 'sysctl', ['-qw', `net.ipv4.conf.${k}.arp_ignore=1`, `net.ipv4.conf.${k}.arp_announce=2`]);
   }
   out(`LB nodes: ${c.vip}/32 on lo, arp_ignore=1, arp_announce=2`);
+  if (c.ecmp) ecmpNetwork(plan, out);
   // the overlay on every VTEP, by src/overlay
   for (const h of [...hostsOf(plan, 'lb'), ...hostsOf(plan, 'hypervisor')]) {
     const file = join(plan.dir, `${h.name}-overlay.yaml`);
@@ -152,6 +157,42 @@ function buildNetwork(plan: LabPlan, st: LabState, out: Out): void {
   out(
     `fwmark rules (by each director, in ${CHAIN}): ${plan.marks.map((m) => `${c.vip}:${m.port} → 0x${m.mark.toString(16)}`).join(', ')}`,
   );
+}
+
+/**
+ * ecmp: the router forwards with multipath routes hashed on L4 (fib_multipath_hash_policy=1); the clients route
+ * through it; the directors hold the VIP on lo (the router routes it to them; they never answer ARP for it); the
+ * directors and LB nodes reach the client segment through the router.
+ */
+function ecmpNetwork(plan: LabPlan, out: Out): void {
+  const c = plan.cfg;
+  const e = c.ecmp as NonNullable<LabPlan['cfg']['ecmp']>;
+  const rt = hostsOf(plan, 'router')[0];
+  inNs(rt.ns, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv4.fib_multipath_hash_policy=1']);
+  for (const h of hostsOf(plan, 'client')) ipn(h.ns, 'route', 'add', 'default', 'via', e.router.clientAddress);
+  for (const h of hostsOf(plan, 'director')) {
+    ipn(h.ns, 'addr', 'add', `${c.vip}/32`, 'dev', 'lo');
+    for (const k of ['all', 'eth0'])
+      inNs(h.ns, 'sysctl', ['-qw', `net.ipv4.conf.${k}.arp_ignore=1`, `net.ipv4.conf.${k}.arp_announce=2`]);
+  }
+  for (const h of [...hostsOf(plan, 'director'), ...hostsOf(plan, 'lb')])
+    ipn(h.ns, 'route', 'add', e.clientSubnet, 'via', e.router.address);
+  out(
+    `ecmp: router ${e.router.name} (multipath, L4 hash) between the clients (${e.clientSubnet}) and the front; ${c.vip}/32 on the directors' lo`,
+  );
+}
+
+/** ecmp: the directors the router's kernel route to the VIP leads to now (its next hops). */
+export function ecmpNextHops(plan: LabPlan): string[] {
+  const rt = hostsOf(plan, 'router')[0];
+  if (!rt) return [];
+  const text = inNs(rt.ns, 'ip', ['-j', 'route', 'show', `${plan.cfg.vip}/32`], { allowFail: true });
+  let routes: { gateway?: string; nexthops?: { gateway: string }[] }[] = [];
+  try {
+    routes = JSON.parse(text || '[]');
+  } catch {}
+  const gws = routes.flatMap((r) => (r.nexthops ? r.nexthops.map((h) => h.gateway) : r.gateway ? [r.gateway] : []));
+  return plan.cfg.directors.filter((d) => gws.includes(d.address)).map((d) => d.name);
 }
 
 function startProcesses(plan: LabPlan, st: LabState, out: Out, vrrp: boolean): void {
@@ -172,9 +213,23 @@ function startProcesses(plan: LabPlan, st: LabState, out: Out, vrrp: boolean): v
       const file = join(plan.dir, `${h.name}-listeners.yaml`);
       writeFileSync(file, listenersYaml(plan, h.name));
       record(spawnDetached(plan.dir, p.id, h.name, h.ns, tierlbArgv(['listeners', '--config', file])));
+    } else if (p.kind === 'router') {
+      const file = join(plan.dir, `${h.name}-bird.conf`);
+      writeFileSync(file, routerBirdConf(plan));
+      record(
+        spawnDetached(plan.dir, p.id, h.name, h.ns, [
+          findProgram('bird') ?? 'bird',
+          '-f',
+          '-c',
+          file,
+          '-s',
+          routerSocket(plan),
+        ]),
+      );
     } else if (p.kind === 'director') {
-      const file = join(plan.dir, 'director.yaml');
-      writeFileSync(file, directorYaml(plan));
+      // ecmp: a config per director (its own bgp section)
+      const file = join(plan.dir, plan.cfg.ecmp ? `${h.name}-director.yaml` : 'director.yaml');
+      writeFileSync(file, directorYaml(plan, h.name));
       record(
         spawnDetached(
           plan.dir,
@@ -231,12 +286,21 @@ export async function runChecks(plan: LabPlan, st: LabState | null): Promise<Che
   if (missing.length) return res;
   for (const p of st?.processes ?? [])
     add(`process ${p.id}`, alive(p.pid), alive(p.pid) ? `pid ${p.pid}` : `exited; log ${p.log}:\n${tail(p.log, 5)}`);
-  const holders = vipHolders(plan);
-  add(
-    'VIP',
-    holders.length === 1,
-    holders.length ? `${c.vip} on ${holders.join(', ')}` : `${c.vip} on no director yet`,
-  );
+  if (c.ecmp) {
+    const hops = ecmpNextHops(plan);
+    add(
+      'VIP',
+      hops.length === c.directors.length,
+      `${c.vip} routed by ${c.ecmp.router.name} to ${hops.join(', ') || 'no director yet'} (ECMP)`,
+    );
+  } else {
+    const holders = vipHolders(plan);
+    add(
+      'VIP',
+      holders.length === 1,
+      holders.length ? `${c.vip} on ${holders.join(', ')}` : `${c.vip} on no director yet`,
+    );
+  }
   const http = c.listeners.find((l) => l.mode === 'http');
   const checks: Promise<unknown>[] = [];
   for (const b of hostsOf(plan, 'backend')) {
@@ -337,9 +401,9 @@ export async function labUp(o: UpOptions): Promise<{ plan: LabPlan; state: LabSt
   writeState(st);
   const progress = o.progress ?? o.out;
   buildNetwork(plan, st, progress);
-  const vrrp = cfg.vrrp.enabled && moduleExists('ha/vrrp-main');
-  st.vipMode = vrrp ? 'vrrp' : 'static';
-  if (!vrrp) {
+  const vrrp = cfg.vrrp.enabled && !cfg.ecmp && moduleExists('ha/vrrp-main');
+  st.vipMode = cfg.ecmp ? 'bgp' : vrrp ? 'vrrp' : 'static';
+  if (!vrrp && !cfg.ecmp) {
     const m = plan.hosts.find((h) => h.name === masterDirector(plan))!;
     ipn(m.ns, 'addr', 'add', `${cfg.vip}/${cfg.front.subnet.split('/')[1]}`, 'dev', 'eth0');
     progress(
@@ -396,10 +460,12 @@ export async function summary(plan: LabPlan, st: LabState | null, checks?: Check
     if (h.role === 'backend') extra = ` (behind ${c.backends.find((b) => b.name === h.name)!.hypervisor})`;
     lines.push(`  ${h.name.padEnd(8)} ${h.role.padEnd(10)} ${h.ns}: ${links}${extra}`);
   }
-  const holders = vipHolders(plan);
+  const holders = c.ecmp ? ecmpNextHops(plan) : vipHolders(plan);
   lines.push(
     '',
-    `VIP: ${c.vip} held by ${holders.join(', ') || 'nobody'} (${st?.vipMode === 'static' ? 'static' : `VRRP VRID ${c.vrrp.virtualRouterId}`}; directors ${c.directors.map((d) => `${d.name} prio ${d.priority}`).join(', ')})`,
+    c.ecmp
+      ? `VIP: ${c.vip} announced over BGP by ${holders.join(', ') || 'nobody'} (ECMP on ${c.ecmp.router.name}; birdc -s ${routerSocket(plan)} show route)`
+      : `VIP: ${c.vip} held by ${holders.join(', ') || 'nobody'} (${st?.vipMode === 'static' ? 'static' : `VRRP VRID ${c.vrrp.virtualRouterId}`}; directors ${c.directors.map((d) => `${d.name} prio ${d.priority}`).join(', ')})`,
     `marks (each director's own ${CHAIN} in mangle PREROUTING, from its config's match):`,
   );
   for (const m of plan.marks)

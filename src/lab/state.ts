@@ -24,7 +24,7 @@ export interface LabState {
   startedAt: string;
   phase: 'building' | 'ready' | 'failed';
   /** how the VIP is held: by VRRP, or statically on the master director when the VRRP runner is not available */
-  vipMode: 'vrrp' | 'static' | null;
+  vipMode: 'vrrp' | 'static' | 'bgp' | null;
   namespaces: string[];
   rootLinks: string[];
   processes: ProcRecord[];

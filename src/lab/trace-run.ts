@@ -35,7 +35,8 @@ export function capturePoints(
 ): { host: string; ns: string; ifname: string; role: CapturePoint['role'] }[] {
   const out: { host: string; ns: string; ifname: string; role: CapturePoint['role'] }[] = [];
   for (const h of plan.hosts) {
-    if (h.role === 'switch') continue;
+    // the ecmp router is not a capture point (the trace's verdicts are about the director and the LB node)
+    if (h.role === 'switch' || h.role === 'router') continue;
     for (const l of h.links) out.push({ host: h.name, ns: h.ns, ifname: l.ifname, role: h.role });
   }
   return out;
