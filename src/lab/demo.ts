@@ -215,6 +215,12 @@ function explain(plan: LabPlan, tr: TraceResult, out: (...lines: string[]) => vo
 }
 
 export async function runDemo(o: DemoOptions): Promise<number> {
+  // an ecmp lab has its own demo: flows that survive director changes (src/lab/ecmp-demo.ts)
+  const { loadLabConfig } = await import('./lab.js');
+  if ((await loadLabConfig(o.configFile)).ecmp) {
+    const { ecmpDemo } = await import('./ecmp-demo.js');
+    return (await ecmpDemo(o)).ok ? 0 : 1;
+  }
   const r = await demo(o);
   return r.ok ? 0 : 1;
 }

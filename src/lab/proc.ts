@@ -88,7 +88,8 @@ export function tail(file: string, lines = 15): string {
 
 /**
  * The backend server, run with `node -e` in each backend namespace: HTTP on the HTTP ports and a TCP server on the
- * TCP ports, all saying who they are and who asked (the LB node's overlay address).
+ * TCP ports, all saying who they are and who asked (the LB node's overlay address); HTTP `/big?bytes=N` sends N bytes
+ * of a fixed pattern (the ecmp demo's long downloads).
  */
 export const BACKEND_JS = `
 const http = require('node:http'), net = require('node:net');
@@ -100,6 +101,15 @@ for (const p of (httpPorts ? httpPorts.split(',') : [])) {
     req.resume();
     req.on('end', () => {
       if (req.url === '/health') { res.end('ok\\n'); return; }
+      if (req.url.startsWith('/big')) {
+        // /big?bytes=N: N bytes of the pattern (k * 7) % 251, for long downloads checked byte for byte
+        const n = Number(new URL(req.url, 'http://x').searchParams.get('bytes') || 262144);
+        const b = Buffer.alloc(n);
+        for (let k = 0; k < n; k++) b[k] = (k * 7) % 251;
+        res.setHeader('x-backend', name);
+        res.end(b);
+        return;
+      }
       res.setHeader('content-type', 'application/json');
       res.setHeader('x-backend', name);
       res.end(JSON.stringify({ backend: name, port: Number(p), from: req.socket.remoteAddress, xff: req.headers['x-forwarded-for'] || null }) + '\\n');

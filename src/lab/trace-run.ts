@@ -35,8 +35,7 @@ export function capturePoints(
 ): { host: string; ns: string; ifname: string; role: CapturePoint['role'] }[] {
   const out: { host: string; ns: string; ifname: string; role: CapturePoint['role'] }[] = [];
   for (const h of plan.hosts) {
-    // the ecmp router is not a capture point (the trace's verdicts are about the director and the LB node)
-    if (h.role === 'switch' || h.role === 'router') continue;
+    if (h.role === 'switch') continue;
     for (const l of h.links) out.push({ host: h.name, ns: h.ns, ifname: l.ifname, role: h.role });
   }
   return out;
@@ -120,7 +119,11 @@ export function traceContext(plan: LabPlan, port?: number): TraceContext {
     mode: l.mode,
     vni: c.overlay.vni,
     vxlanPort: c.overlay.dstport,
-    clients: c.clients.map((x) => ({ name: x.name, ip: x.address, mac: macFor('front', x.address) })),
+    clients: c.clients.map((x) => ({
+      name: x.name,
+      ip: x.address,
+      mac: macFor(c.ecmp ? 'client' : 'front', x.address),
+    })),
     directors: c.directors.map((x) => ({ name: x.name, ip: x.address, mac: macFor('front', x.address) })),
     lbNodes: c.lbNodes.map((x) => ({
       name: x.name,
@@ -132,6 +135,15 @@ export function traceContext(plan: LabPlan, port?: number): TraceContext {
     hypervisors: c.hypervisors.map((h) => ({ name: h.name, underlay: h.underlay })),
     backends: c.backends.map((b) => ({ name: b.name, ip: b.address, port: l.backendPort })),
     macNames: Object.fromEntries(macNames(plan)),
+    ...(c.ecmp
+      ? {
+          router: {
+            name: c.ecmp.router.name,
+            frontMac: macFor('front', c.ecmp.router.address),
+            clientMac: macFor('client', c.ecmp.router.clientAddress),
+          },
+        }
+      : {}),
   };
 }
 

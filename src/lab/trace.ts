@@ -12,7 +12,7 @@ import { type Frame, TCP_SYN, tcpFlagNames } from './pcap.js';
 export interface CapturePoint {
   host: string;
   ifname: string;
-  role: 'client' | 'director' | 'lb' | 'hypervisor' | 'backend';
+  role: 'client' | 'director' | 'lb' | 'hypervisor' | 'backend' | 'router';
   frames: Frame[];
 }
 
@@ -30,6 +30,8 @@ export interface TraceContext {
   backends: { name: string; ip: string; port: number }[];
   /** MAC → host name, to print names beside MACs */
   macNames: Record<string, string>;
+  /** an ecmp lab: the router between the clients (its eth1) and the front (its eth0) */
+  router?: { name: string; frontMac: string; clientMac: string };
 }
 
 /** What the client got for one request (from curl -w / the body). */
@@ -137,6 +139,18 @@ export function traceFlow(
     ok: cReq.length > 0,
     detail: `${cReq.length} packet(s) ${client.name} → ${ep(ctx.vip, ctx.port)}`,
   });
+  // ecmp: the router forwards it to the director its multipath hash picks
+  const rt = ctx.router;
+  if (rt) {
+    const rOut = at(rt.name, 'eth0')?.frames.filter((f) => isTuple(f, req) && f.src === rt.frontMac) ?? [];
+    hop(
+      `${rt.name} eth0`,
+      'out',
+      rOut,
+      describeTcp(rOut[0]),
+      `the router forwards it by ECMP (hash of addresses and ports) to ${rOut[0] ? name(rOut[0].dst) : '?'}`,
+    );
+  }
 
   // 2./3. the director: in with its own MAC as destination, out with an LB node's
   const lbMacs = new Map(ctx.lbNodes.map((l) => [l.mac, l]));
@@ -300,7 +314,9 @@ export function traceFlow(
     'in',
     cIn,
     describeTcp(cIn[0]),
-    `the reply arrives from ${fromMacs.map(name).join(', ') || '?'}'s MAC, not a director's`,
+    rt
+      ? `the reply arrives through the router (${fromMacs.map(name).join(', ') || '?'}), not through a director`
+      : `the reply arrives from ${fromMacs.map(name).join(', ') || '?'}'s MAC, not a director's`,
   );
   const atDirectors = ctx.directors.reduce(
     (n, d) => n + (at(d.name, 'eth0')?.frames.filter((f) => isTuple(f, rep)).length ?? 0),
@@ -324,7 +340,7 @@ export function traceFlow(
     lbOut.length > 0 &&
     cIn.length > 0 &&
     fromMacs.length === 1 &&
-    fromMacs[0] === lb.mac &&
+    fromMacs[0] === (rt ? rt.clientMac : lb.mac) &&
     cIn.every((f) => f.ip?.src === ctx.vip) &&
     atDirectors === 0;
   verdicts.push({
