@@ -134,3 +134,15 @@ test('birdc show protocols → rows', (t) => {
     { name: 'n_10_90_0_2', proto: 'BGP', state: 'start', info: 'Active Socket: Connection refused' },
   ]);
 });
+
+test('without BIRD the daemon refuses to start and names the fix', async (t) => {
+  const { BirdDaemon } = await import('../src/bgp/bird.js');
+  const plan = bgpPlanFromConfig({ ...TWO, bird: '/nonexistent/bird' });
+  const d = new BirdDaemon({ plan, dir: join(tmpdir(), 'tierlb-bgp-never') });
+  const e = await t.throwsAsync(() => d.start());
+  t.is((e as { code?: string }).code, 'BGP_DAEMON_MISSING');
+  t.regex(e?.message ?? '', /\/nonexistent\/bird not found: .*apt-get install bird2/);
+  // a withdrawal after a failed start is a no-op, and stop() is safe
+  await d.announce([]);
+  await d.stop();
+});

@@ -209,6 +209,7 @@ export class BirdDaemon {
       if (JSON.stringify(next) === JSON.stringify(this.announced) && nextPlan === this.plan) return;
       this.announced = next;
       this.plan = nextPlan;
+      if (!this.bird) return; // never started: nothing to reconfigure
       this.writeConf();
       if (!this.child) return; // not running (restarting): the next start reads the file
       const out = await this.birdcCmd('configure');
