@@ -107,3 +107,24 @@ test('cluster problems at file:line', (t) => {
     ],
   );
 });
+
+test('director --cluster: the node is rendered into a file; an LB node is refused', async (t) => {
+  const { renderNodeFile } = await import('../src/cluster/load.js');
+  const { dir, done } = tmp();
+  try {
+    const file = join(dir, 'cluster.yaml');
+    writeFileSync(file, readFileSync(CLUSTER, 'utf8'));
+    const out = await renderNodeFile(file, 'd2', join(dir, 'd2.yaml'), 'director');
+    const text = readFileSync(out, 'utf8');
+    t.regex(text, /router_id: 10\.90\.0\.12/);
+    t.deepEqual(checkConfigString(text).problems, []);
+    await t.throwsAsync(() => renderNodeFile(file, 'lb1', join(dir, 'lb1.yaml'), 'director'), {
+      message: /lb1 is an LB node in .*, not a director/,
+    });
+    await t.throwsAsync(() => renderNodeFile(file, 'nope', join(dir, 'x.yaml')), {
+      message: /no director or LB node named 'nope'/,
+    });
+  } finally {
+    done();
+  }
+});
