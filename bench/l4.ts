@@ -6,7 +6,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { request } from '../src/cli/director.js';
+import { request } from '../src/director/client.js';
 import type { DatapathStats } from '../src/director/datapath.js';
 import { adm, buildTopo, RS1, startDirector, stopDirector, type Topo, VIP } from '../test/netns-director-topo.js';
 

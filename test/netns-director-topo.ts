@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { request } from '../src/cli/director.js';
+import { request } from '../src/director/client.js';
 import { NetnsSet, runPrefix } from '../src/lab/netns.js';
 
 export const VIP = '10.77.1.100';

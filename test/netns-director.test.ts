@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
-import { request } from '../src/cli/director.js';
+import { request } from '../src/director/client.js';
 import {
   adm,
   buildTopo,

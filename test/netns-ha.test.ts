@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { request } from '../src/cli/director.js';
+import { request } from '../src/director/client.js';
 import { NetnsSet, runPrefix } from '../src/lab/netns.js';
 
 const NET = '10.78.1';

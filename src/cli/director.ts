@@ -18,15 +18,11 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { log } from '../common/log.js';
+import { DIRECTOR_SOCKET, request } from '../director/client.js';
 import { DEFAULT_SYSCTL, DEFAULT_TIMEOUTS, type DirectorPlan, diffPlans, isEmptyDiff } from '../director/config.js';
 import { Datapath } from '../director/datapath.js';
 import { DirectorHa, type HaPlan, type HaReloadSummary, haPlanFromKeepalived, haPlanFromYaml } from '../director/ha.js';
-import { request } from './adm.js';
 import { eachOption } from './args.js';
-
-export { request };
-
-export const DEFAULT_SOCKET = '/run/tierlb/director.sock';
 
 interface Opts {
   config?: string;
@@ -49,7 +45,7 @@ function usage(): string {
 }
 
 function parseArgs(argv: string[]): Opts | string {
-  const o: Opts = { socket: DEFAULT_SOCKET, queue: 0, sysctl: true };
+  const o: Opts = { socket: DIRECTOR_SOCKET, queue: 0, sysctl: true };
   const err = eachOption(argv, (a, val) => {
     if (a === '--config' || a === '-c') o.config = val();
     else if (a === '--keepalived' || a === '-k') o.keepalived = val();
