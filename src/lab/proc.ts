@@ -24,9 +24,12 @@ export function moduleExists(rel: string): boolean {
   return existsSync(join(HERE, '..', `${rel}.${EXT}`));
 }
 
-/** argv of `tierlb ARGS` for this build. */
+/**
+ * argv of `tierlb ARGS` for this build: src/cli/entry.ts (or dist/cli/entry.js), named by path so the lab imports
+ * nothing of the CLI.
+ */
 export function tierlbArgv(args: string[]): string[] {
-  return [...nodeModuleArgv('lab/entry'), ...args];
+  return [...nodeModuleArgv('cli/entry'), ...args];
 }
 
 /** Start argv inside ns, detached, stdout+stderr to the log; returns the pid (also written to <dir>/<id>.pid). */
