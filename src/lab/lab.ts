@@ -27,16 +27,7 @@ import {
   SWITCH,
   vrrpYaml,
 } from './plan.js';
-import {
-  alive,
-  BACKEND_JS,
-  isOurProcess,
-  moduleExists,
-  nodeModuleArgv,
-  spawnDetached,
-  tail,
-  tierlbArgv,
-} from './proc.js';
+import { alive, BACKEND_JS, isOurProcess, nodeModuleArgv, spawnDetached, tail, tierlbArgv } from './proc.js';
 import { type LabState, readState, writeState } from './state.js';
 
 export type Out = (line: string) => void;
@@ -337,14 +328,12 @@ export async function labUp(o: UpOptions): Promise<{ plan: LabPlan; state: LabSt
   writeState(st);
   const progress = o.progress ?? o.out;
   buildNetwork(plan, st, progress);
-  const vrrp = cfg.vrrp.enabled && moduleExists('ha/vrrp-main');
+  const vrrp = cfg.vrrp.enabled;
   st.vipMode = vrrp ? 'vrrp' : 'static';
   if (!vrrp) {
     const m = plan.hosts.find((h) => h.name === masterDirector(plan))!;
     ipn(m.ns, 'addr', 'add', `${cfg.vip}/${cfg.front.subnet.split('/')[1]}`, 'dev', 'eth0');
-    progress(
-      `VIP ${cfg.vip} static on ${m.name} (${cfg.vrrp.enabled ? 'the VRRP runner is not available' : 'vrrp.enabled: false'})`,
-    );
+    progress(`VIP ${cfg.vip} static on ${m.name} (vrrp.enabled: false)`);
   }
   writeState(st);
   startProcesses(plan, st, progress, vrrp);

@@ -3,7 +3,7 @@
  * daemon's), with a pid file and a log under the lab's state dir; stopped by pid.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ProcRecord } from './state.js';
@@ -18,10 +18,6 @@ export const REPO_ROOT = join(HERE, '..', '..');
 export function nodeModuleArgv(rel: string): string[] {
   const file = join(HERE, '..', `${rel}.${EXT}`);
   return EXT === 'ts' ? [process.execPath, '--import', 'tsx', file] : [process.execPath, file];
-}
-
-export function moduleExists(rel: string): boolean {
-  return existsSync(join(HERE, '..', `${rel}.${EXT}`));
 }
 
 /**
