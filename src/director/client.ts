@@ -4,13 +4,16 @@
  */
 import { connect } from 'node:net';
 import type { AdmResult } from '../l4/adm/run.js';
+import { DirectorError } from './errors.js';
 
 /** Where the director listens unless told otherwise (`--socket PATH`), and where its clients look. */
 export const DIRECTOR_SOCKET = '/run/tierlb/director.sock';
 
 /**
  * One request line to the director's socket (adm, reload, stats, ping), one answer line back. Rejects when the
- * director closes the connection without answering, or after timeoutMs (0: no time limit).
+ * director closes the connection without answering (DirectorError EDIRECTOR_NO_ANSWER), or after timeoutMs
+ * (EDIRECTOR_TIMEOUT; 0: no time limit); a socket nobody listens on rejects with the system error (ENOENT,
+ * ECONNREFUSED).
  */
 export function request(socketPath: string, req: object, timeoutMs = 30000): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -20,7 +23,7 @@ export function request(socketPath: string, req: object, timeoutMs = 30000): Pro
       timeoutMs > 0
         ? setTimeout(() => {
             s.destroy();
-            reject(new Error('timeout'));
+            reject(new DirectorError('EDIRECTOR_TIMEOUT', 'timeout'));
           }, timeoutMs)
         : undefined;
     const fail = (e: Error) => {
@@ -37,7 +40,8 @@ export function request(socketPath: string, req: object, timeoutMs = 30000): Pro
       resolve(buf.slice(0, nl));
     });
     s.on('end', () => {
-      if (!buf.includes('\n')) fail(new Error('the director closed the connection without answering'));
+      if (!buf.includes('\n'))
+        fail(new DirectorError('EDIRECTOR_NO_ANSWER', 'the director closed the connection without answering'));
     });
     s.on('error', fail);
   });

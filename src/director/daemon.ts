@@ -12,11 +12,11 @@
  * SIGHUP reloads; SIGINT/SIGTERM stop cleanly (chain, ip rules and routing tables removed).
  */
 import { readdirSync, writeFileSync } from 'node:fs';
-import { TierlbError } from '../common/errors.js';
 import { log } from '../common/log.js';
 import { type AdminSocket, serveAdminSocket, socketInUse } from './admin-socket.js';
 import { DEFAULT_SYSCTL, DEFAULT_TIMEOUTS, type DirectorPlan, diffPlans, isEmptyDiff } from './config.js';
 import { Datapath } from './datapath.js';
+import { DirectorError } from './errors.js';
 import { DirectorHa, type HaPlan, type HaReloadSummary, haPlanFromKeepalived, haPlanFromYaml } from './ha.js';
 
 export interface DirectorOptions {
@@ -34,18 +34,6 @@ export interface DirectorOptions {
   maxLen?: number;
   /** set the forwarding sysctls (directorSysctls) */
   sysctl: boolean;
-}
-
-export type DirectorErrorCode = 'EDIRECTOR_RUNNING';
-
-export class DirectorError extends TierlbError {
-  constructor(
-    override readonly code: DirectorErrorCode,
-    message: string,
-  ) {
-    super(code, message);
-    this.name = 'DirectorError';
-  }
 }
 
 /** What an admin request that changes things answers (the shape of an adm answer). */
