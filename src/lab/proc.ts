@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { LabError } from './errors.js';
 import type { ProcRecord } from './state.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -40,7 +41,7 @@ export function spawnDetached(dir: string, id: string, host: string, ns: string,
       env: { ...process.env, TIERLB_LOG_LEVEL: process.env.TIERLB_LOG_LEVEL ?? 'info' },
     });
     child.unref();
-    if (!child.pid) throw new Error(`cannot start ${argv.join(' ')} in ${ns}`);
+    if (!child.pid) throw new LabError('ELAB_COMMAND', `cannot start ${argv.join(' ')} in ${ns}`);
     writeFileSync(join(dir, `${id}.pid`), `${child.pid}\n`);
     return { id, host, ns, pid: child.pid, argv, log };
   } finally {
