@@ -21,7 +21,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { request } from '../src/cli/director.js';
+import { request } from '../src/director/client.js';
 import {
   adm,
   buildTopo,

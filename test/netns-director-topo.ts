@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { request } from '../src/cli/director.js';
+import { request } from '../src/director/client.js';
 import { NetnsSet, runPrefix } from '../src/lab/netns.js';
 
 export const VIP = '10.77.1.100';
@@ -107,7 +107,8 @@ export function curl(t: Topo, url: string, extra: string[] = []): string {
   return t.set.exec(t.client, 'curl', ['-s', '--max-time', '3', ...extra, url], { allowFail: true }).trim();
 }
 
-export const DIRECTOR_ENTRY = new URL('../src/cli/director.ts', import.meta.url).pathname;
+/** `tierlb` from the sources: node --import tsx DIRECTOR_ENTRY director ... */
+export const DIRECTOR_ENTRY = new URL('../src/cli/entry.ts', import.meta.url).pathname;
 
 /** Start the daemon in the director namespace; resolves once its socket answers. */
 export async function startDirector(
@@ -117,7 +118,7 @@ export async function startDirector(
   const child = t.set.spawn(
     t.director,
     process.execPath,
-    ['--import', 'tsx', DIRECTOR_ENTRY, '--socket', t.socket, ...args],
+    ['--import', 'tsx', DIRECTOR_ENTRY, 'director', '--socket', t.socket, ...args],
     {
       env: { ...process.env, TIERLB_LOG_LEVEL: 'info' },
     },

@@ -16,7 +16,7 @@
 import { hostPort } from '../common/addr.js';
 import { type Logger, log as rootLog } from '../common/log.js';
 import { loadConfigFile } from '../config/load.js';
-import { type CheckedService, CheckManager, type CheckTable } from '../ha/checks/manager.js';
+import { type CheckedService, CheckManager, type CheckTable, CheckTableError } from '../ha/checks/manager.js';
 import type { VirtualServerHealth } from '../ha/checks-types.js';
 import { loadKeepalivedConf } from '../ha/keepalived/config.js';
 import { formatDiagnostic } from '../ha/keepalived/parse.js';
@@ -190,7 +190,7 @@ export class RemoteTable implements CheckTable {
 
   private service(id: ServiceId): Map<string, MirrorDest> {
     const m = this.mirror.get(serviceKey(id));
-    if (!m) throw new Error('service not in the table');
+    if (!m) throw new CheckTableError(id);
     return m;
   }
 

@@ -7,13 +7,14 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { requestDirector } from '../cli/adm.js';
 import { loadConfigFile } from '../config/load.js';
+import { requestDirector } from '../director/client.js';
 import { type CommandResult, runCommand } from '../fwmark/kernel.js';
 import { CHAIN } from '../fwmark/plan.js';
 import { normalizeOverlay } from '../overlay/config.js';
 import { overlayUp } from '../overlay/exec.js';
 import { type LabConfig, type LabSection, labFromSection } from './config-schema.js';
+import { LabError } from './errors.js';
 import { sh } from './netns.js';
 import {
   buildPlan,
@@ -27,16 +28,7 @@ import {
   SWITCH,
   vrrpYaml,
 } from './plan.js';
-import {
-  alive,
-  BACKEND_JS,
-  isOurProcess,
-  moduleExists,
-  nodeModuleArgv,
-  spawnDetached,
-  tail,
-  tierlbArgv,
-} from './proc.js';
+import { alive, BACKEND_JS, isOurProcess, nodeModuleArgv, spawnDetached, tail, tierlbArgv } from './proc.js';
 import { type LabState, readState, writeState } from './state.js';
 
 export type Out = (line: string) => void;
@@ -143,7 +135,8 @@ function buildNetwork(plan: LabPlan, st: LabState, out: Out): void {
     writeFileSync(file, text);
     const spec = normalizeOverlay((parseYaml(text) as { overlay: unknown }).overlay);
     const res = overlayUp(spec, { netns: h.ns });
-    if (res.plan.conflicts.length) throw new Error(`overlay on ${h.name}: ${res.plan.conflicts.join('; ')}`);
+    if (res.plan.conflicts.length)
+      throw new LabError('ELAB_OVERLAY_CONFLICT', `overlay on ${h.name}: ${res.plan.conflicts.join('; ')}`);
   }
   out(
     `overlay: VNI ${c.overlay.vni} (vx${c.overlay.vni} + br${c.overlay.vni}, static fdb) on ${[...hostsOf(plan, 'lb'), ...hostsOf(plan, 'hypervisor')].map((h) => h.name).join(' ')}`,
@@ -204,7 +197,7 @@ export interface CheckResult {
 /** `tierlb adm -L -n` (or other argv) through a director's admin socket. */
 export async function admList(socket: string, argv = ['-L', '-n']): Promise<string> {
   const r = await requestDirector(socket, argv, undefined, 3000);
-  if (r.code !== 0) throw new Error(r.stderr.trim());
+  if (r.code !== 0) throw new LabError('ELAB_DIRECTOR', r.stderr.trim());
   return r.stdout;
 }
 
@@ -331,20 +324,21 @@ export async function labUp(o: UpOptions): Promise<{ plan: LabPlan; state: LabSt
   const existing = readState(plan.dir);
   const live = listNamespaces().filter((n) => n.startsWith(`${plan.prefix}-`));
   if (existing || live.length)
-    throw new Error(`a lab with prefix '${plan.prefix}' exists (${plan.dir}); run 'tierlb lab down' first`);
+    throw new LabError(
+      'ELAB_EXISTS',
+      `a lab with prefix '${plan.prefix}' exists (${plan.dir}); run 'tierlb lab down' first`,
+    );
   mkdirSync(plan.dir, { recursive: true });
   const st = newState(plan, o.configFile ?? null);
   writeState(st);
   const progress = o.progress ?? o.out;
   buildNetwork(plan, st, progress);
-  const vrrp = cfg.vrrp.enabled && moduleExists('ha/vrrp-main');
+  const vrrp = cfg.vrrp.enabled;
   st.vipMode = vrrp ? 'vrrp' : 'static';
   if (!vrrp) {
     const m = plan.hosts.find((h) => h.name === masterDirector(plan))!;
     ipn(m.ns, 'addr', 'add', `${cfg.vip}/${cfg.front.subnet.split('/')[1]}`, 'dev', 'eth0');
-    progress(
-      `VIP ${cfg.vip} static on ${m.name} (${cfg.vrrp.enabled ? 'the VRRP runner is not available' : 'vrrp.enabled: false'})`,
-    );
+    progress(`VIP ${cfg.vip} static on ${m.name} (vrrp.enabled: false)`);
   }
   writeState(st);
   startProcesses(plan, st, progress, vrrp);
@@ -363,7 +357,8 @@ export async function labUp(o: UpOptions): Promise<{ plan: LabPlan; state: LabSt
     if (dead.length || Date.now() > deadline) {
       st.phase = 'failed';
       writeState(st);
-      throw new Error(
+      throw new LabError(
+        'ELAB_NOT_READY',
         `lab did not come up${dead.length ? '' : ` within ${cfg.waitSeconds}s`}:\n${bad.map((b) => `  ✗ ${b.name}: ${b.detail}`).join('\n')}`,
       );
     }
@@ -490,7 +485,10 @@ export async function labDown(o: { prefix: string; stateDir: string; out: Out })
 export function nsOfHost(plan: LabPlan, name: string): string {
   const h = plan.hosts.find((x) => x.name === name || x.ns === name);
   if (!h)
-    throw new Error(`no host '${name}' in lab '${plan.prefix}' (hosts: ${plan.hosts.map((x) => x.name).join(', ')})`);
+    throw new LabError(
+      'ELAB_NO_HOST',
+      `no host '${name}' in lab '${plan.prefix}' (hosts: ${plan.hosts.map((x) => x.name).join(', ')})`,
+    );
   return h.ns;
 }
 

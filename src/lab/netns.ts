@@ -4,6 +4,7 @@
  */
 import { execFileSync, type SpawnOptions, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { LabError } from './errors.js';
 
 /** Run a command synchronously; throws with stderr on a non-zero exit unless allowFail. */
 export function sh(cmd: string, args: string[], opts: { allowFail?: boolean; input?: string } = {}): string {
@@ -12,7 +13,10 @@ export function sh(cmd: string, args: string[], opts: { allowFail?: boolean; inp
   } catch (e) {
     if (opts.allowFail) return '';
     const err = e as { stderr?: string; status?: number };
-    throw new Error(`${cmd} ${args.join(' ')} exited ${err.status}: ${String(err.stderr ?? '').trim()}`);
+    throw new LabError(
+      'ELAB_COMMAND',
+      `${cmd} ${args.join(' ')} exited ${err.status}: ${String(err.stderr ?? '').trim()}`,
+    );
   }
 }
 

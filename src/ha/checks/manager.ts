@@ -6,6 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { TierlbError } from '../../common/errors.js';
 import { log as defaultLog, type Logger } from '../../common/log.js';
 import { destKey } from '../../l4/dest.js';
 import type { ServiceId } from '../../l4/service.js';
@@ -39,12 +40,27 @@ export interface CheckedService {
   health: VirtualServerHealth;
 }
 
-/** What the manager needs of a table: the ServiceTable, or a mirror of one held elsewhere (src/ha/director-ha.ts). */
+/** What the manager needs of a table: the ServiceTable, or a mirror of one held elsewhere (src/director/ha.ts). */
 export interface CheckTable {
   get(id: ServiceId): { dests: readonly (DestSpec & { key: string })[] } | undefined;
   addDest(id: ServiceId, d: DestSpec): unknown;
   editDest(id: ServiceId, d: DestSpec): unknown;
   delDest(id: ServiceId, addr: string, port: number): unknown;
+}
+
+/**
+ * A checked service is missing from the table the checker changes: removed by hand (the checker owns the real
+ * servers of its services, as keepalived's does), so its next change cannot be applied.
+ */
+export class CheckTableError extends TierlbError {
+  override readonly code = 'ECHECK_NO_SERVICE';
+  constructor(readonly service: ServiceId) {
+    super(
+      'ECHECK_NO_SERVICE',
+      `service ${describeService(service)} is not in the table (removed by hand?): its checker cannot change its real servers until it is back (tierlb adm -A …, or restart the director)`,
+    );
+    this.name = 'CheckTableError';
+  }
 }
 
 export interface CheckManagerOptions {
@@ -297,7 +313,7 @@ export class CheckManager extends EventEmitter<CheckManagerEvents> {
   private applyAction(e: Entry, a: HealthAction): void {
     const id = e.svc.spec.id;
     const svc = this.table.get(id);
-    if (!svc) throw new Error('service not in the table');
+    if (!svc) throw new CheckTableError(id);
     const existing = svc.dests.find((d) => d.key === destKey(a.addr, a.port));
     if (a.op === 'del') {
       if (existing) this.table.delDest(id, existing.addr, existing.port);

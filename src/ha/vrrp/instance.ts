@@ -9,6 +9,7 @@ import { canonicalAddr } from '../../common/addr.js';
 import { type Clock, systemClock } from '../../common/clock.js';
 import { type Logger, log as rootLog } from '../../common/log.js';
 import { vrrpWarnings } from './config.js';
+import { VrrpError } from './errors.js';
 import {
   type InterfaceInfo,
   interfaceInfo,
@@ -84,11 +85,15 @@ export function pickSource(c: VrrpInstanceConfig, ifc: InterfaceInfo): string {
   const vipSet = new Set(c.virtualIpaddress.map((v) => (isIP(v.addr) ? canonicalAddr(v.addr) : v.addr)));
   if (instanceFamily(c) === 6) {
     const src6 = ifc.addresses6.find((a) => isLinkLocal6(a) && !vipSet.has(canonicalAddr(a)));
-    if (!src6) throw new Error(`vrrp ${c.name}: ${c.interface} has no IPv6 link-local address to send from`);
+    if (!src6)
+      throw new VrrpError(
+        'EVRRP_NO_SOURCE',
+        `vrrp ${c.name}: ${c.interface} has no IPv6 link-local address to send from`,
+      );
     return src6;
   }
   const srcIp = ifc.addresses.find((a) => !vipSet.has(a));
-  if (!srcIp) throw new Error(`vrrp ${c.name}: ${c.interface} has no IPv4 address to send from`);
+  if (!srcIp) throw new VrrpError('EVRRP_NO_SOURCE', `vrrp ${c.name}: ${c.interface} has no IPv4 address to send from`);
   return srcIp;
 }
 

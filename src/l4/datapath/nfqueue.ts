@@ -3,6 +3,7 @@
  * receives with a short timeout (SO_RCVTIMEO) so the owning worker can notice a stop request; verdicts of one batch
  * go out in a single send (netlink processes every message of the datagram).
  */
+import { DatapathError } from './errors.js';
 import {
   cfgCmd,
   cfgParams,
@@ -89,7 +90,10 @@ export class NfQueue {
         }
       }
     }
-    throw new Error(`nfqueue ${what}: no ack`);
+    throw new DatapathError(
+      'ENFQUEUE_NO_ACK',
+      `nfqueue ${what}: no ack from the kernel (is nfnetlink_queue loaded? modprobe nfnetlink_queue)`,
+    );
   }
 
   /**
