@@ -21,6 +21,7 @@ import { log } from '../common/log.js';
 import { DEFAULT_SYSCTL, DEFAULT_TIMEOUTS, type DirectorPlan, diffPlans, isEmptyDiff } from '../director/config.js';
 import { Datapath } from '../director/datapath.js';
 import { DirectorHa, type HaPlan, type HaReloadSummary, haPlanFromKeepalived, haPlanFromYaml } from '../director/ha.js';
+import '../ha/config-schema.js'; // registers the vrrp section with the loader (director/config.js: the director's)
 import { request } from './adm.js';
 import { eachOption } from './args.js';
 
