@@ -31,7 +31,7 @@ import { type GroupMember, type KeepalivedService, virtualServer, vsGroup } from
 import { syncGroup, vrrpInstance, vrrpScript } from './vrrp.js';
 
 export type { LvsSyncDaemon } from './sync.js';
-export { type KeepalivedService, LB_ALGOS } from './virtual-server.js';
+export type { KeepalivedService } from './virtual-server.js';
 
 export interface KeepalivedConfig {
   routerId?: string;

@@ -4,31 +4,13 @@
  */
 import { type Family, familyOf, ipv4ToInt } from '../../common/addr.js';
 import { type FwdMethod, MAX_WEIGHT } from '../../l4/dest.js';
-import { DEFAULT_SCHEDULER } from '../../l4/schedulers/index.js';
+import { DEFAULT_SCHEDULER, hasScheduler, SCHEDULERS } from '../../l4/schedulers/index.js';
 import { type ServiceId, SVC_F_ONEPACKET, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3 } from '../../l4/service.js';
 import type { DestSpec, ServiceSpec } from '../../l4/services.js';
 import type { RealServerCheck, RealServerHealth, VirtualServerHealth } from '../checks-types.js';
 import { checkerHandlers, UNSUPPORTED_CHECKERS } from './checkers.js';
 import { type Ctx, EMAIL_NOTE } from './ctx.js';
 import type { Statement, Where } from './parse.js';
-
-/** The kernel's schedulers, as lb_algo / lvs_sched name them. */
-export const LB_ALGOS = [
-  'rr',
-  'wrr',
-  'lc',
-  'wlc',
-  'lblc',
-  'lblcr',
-  'dh',
-  'sh',
-  'sed',
-  'nq',
-  'fo',
-  'ovf',
-  'mh',
-  'twos',
-] as const;
 
 const LB_KINDS: Record<string, FwdMethod> = { DR: 'route', NAT: 'masq', TUN: 'tunnel' };
 
@@ -251,8 +233,8 @@ export function virtualServer(c: Ctx, s: Statement, groups: Map<string, GroupMem
   function schedOf(x: Statement): void {
     const v = c.arg(x);
     if (v === undefined) return;
-    if ((LB_ALGOS as readonly string[]).includes(v)) sched = v;
-    else c.error(x, `${x.name} '${v}' is not a scheduler (${LB_ALGOS.join(', ')})`);
+    if (hasScheduler(v)) sched = v;
+    else c.error(x, `${x.name} '${v}' is not a scheduler (${Object.keys(SCHEDULERS).join(', ')})`);
   }
   if (sorryWhere.length && health.sorryServer === undefined)
     c.warn(sorryWhere[0], 'sorry_server_inhibit without sorry_server: ignored');
