@@ -115,7 +115,13 @@ export class SectionRegistry {
 
   /** Add one more semantic check to a registered section; runs after the others, in registration order. */
   addValidator(name: SectionName, fn: SectionValidator): this {
-    const entry = this.require([name]).get(name) as Entry;
+    assertSection(name);
+    const entry = this.entries.get(name);
+    if (!entry)
+      throw new SectionRegistryError(
+        'ECONFIG_SECTION_UNREGISTERED',
+        `a check is added to the '${name}' config section before the section is registered: import its owner's section module first`,
+      );
     if (!entry.validators.includes(fn)) entry.validators.push(fn);
     return this;
   }

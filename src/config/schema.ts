@@ -6,8 +6,6 @@ import type { ErrorObject, ValidateFunction } from 'ajv';
 import type { ConfigPath, ConfigProblem } from './problems.js';
 import { type ConfigSource, problemAt } from './source.js';
 
-export { SECTIONS } from './registry.js';
-
 /** JSON pointer (ajv's instancePath) → path segments; array indexes become numbers. */
 export function pointerToPath(pointer: string): (string | number)[] {
   if (pointer === '') return [];
