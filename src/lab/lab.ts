@@ -41,7 +41,7 @@ import { type LabState, readState, writeState } from './state.js';
 
 export type Out = (line: string) => void;
 
-/** Load a lab config file (the `lab` section; the whole file is checked with file:line problems). */
+/** Load a lab config file: its `lab` section, checked with file:line problems (other sections are their daemons'). */
 export async function loadLabConfig(file?: string): Promise<LabConfig> {
   if (!file) return labFromSection(undefined);
   const loaded = await loadConfigFile(file, { sections: ['lab'] });
