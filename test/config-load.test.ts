@@ -12,6 +12,7 @@ import {
   positionOf,
   registerSectionValidator,
 } from '../src/config/index.js';
+import '../src/director/config.js'; // registers the director section with the loader
 
 const lines = (text: string, file = 'c.yaml') => checkConfigString(text, file).problems.map(formatProblem);
 

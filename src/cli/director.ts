@@ -7,6 +7,7 @@
  */
 import { DIRECTOR_SOCKET, request } from '../director/client.js';
 import { type DirectorOptions, runDirector } from '../director/daemon.js';
+import '../ha/config-schema.js'; // registers the vrrp section with the loader (director/config.js: the director's)
 import { eachOption } from './args.js';
 
 function usage(): string {

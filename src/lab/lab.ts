@@ -6,14 +6,14 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
-import { loadConfigFile } from '../config/load.js';
+import { loadConfigFile, loadConfigString } from '../config/load.js';
 import { requestDirector } from '../director/client.js';
 import { type CommandResult, runCommand } from '../fwmark/kernel.js';
 import { CHAIN } from '../fwmark/plan.js';
 import { normalizeOverlay } from '../overlay/config.js';
+import '../overlay/config-schema.js'; // registers the overlay section with the loader
 import { overlayUp } from '../overlay/exec.js';
-import { type LabConfig, type LabSection, labFromSection } from './config-schema.js';
+import { type LabConfig, type LabSection, labFromSection } from './config-schema.js'; // registers the lab section
 import { LabError } from './errors.js';
 import { sh } from './netns.js';
 import {
@@ -33,10 +33,10 @@ import { type LabState, readState, writeState } from './state.js';
 
 export type Out = (line: string) => void;
 
-/** Load a lab config file (the `lab` section; the whole file is checked with file:line problems). */
+/** Load a lab config file: its `lab` section, checked with file:line problems (other sections are their daemons'). */
 export async function loadLabConfig(file?: string): Promise<LabConfig> {
   if (!file) return labFromSection(undefined);
-  const loaded = await loadConfigFile(file);
+  const loaded = await loadConfigFile(file, { sections: ['lab'] });
   return labFromSection(loaded.config.lab as LabSection | undefined);
 }
 
@@ -133,7 +133,7 @@ function buildNetwork(plan: LabPlan, st: LabState, out: Out): void {
     const file = join(plan.dir, `${h.name}-overlay.yaml`);
     const text = overlayYaml(plan, h.name);
     writeFileSync(file, text);
-    const spec = normalizeOverlay((parseYaml(text) as { overlay: unknown }).overlay);
+    const spec = normalizeOverlay(loadConfigString(text, file, { sections: ['overlay'] }).config.overlay);
     const res = overlayUp(spec, { netns: h.ns });
     if (res.plan.conflicts.length)
       throw new LabError('ELAB_OVERLAY_CONFLICT', `overlay on ${h.name}: ${res.plan.conflicts.join('; ')}`);
