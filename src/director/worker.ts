@@ -12,7 +12,7 @@ import { Forwarder } from '../l4/datapath/forward.js';
 import type { NlMessage, QueuedPacket } from '../l4/datapath/nfqmsg.js';
 import { NfQueue } from '../l4/datapath/nfqueue.js';
 import { pump } from '../l4/datapath/pump.js';
-import { AF_INET, close, IPPROTO_RAW, SOCK_RAW, sendto4, socket } from '../l4/datapath/sys.js';
+import { AF_INET, close, IPPROTO_RAW, SOCK_RAW, sendto4, socket } from '../sys/libc.js';
 import type { ToWorker, WorkerData } from '../l4/datapath/types.js';
 import type { RealServer } from '../l4/dest.js';
 import { Engine } from '../l4/engine.js';

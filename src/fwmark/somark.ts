@@ -1,10 +1,10 @@
 /**
  * SO_MARK on sockets (SOL_SOCKET=1, SO_MARK=36) through koffi, so health probes to a real server leave with that
  * server's mark and follow the same policy route as the traffic the director forwards to it. The checks and probes
- * use this module; the koffi bindings themselves are the data path's (src/l4/datapath/sys.ts).
+ * use this module; the koffi bindings themselves are src/sys/libc.ts.
  */
 import type { Socket } from 'node:net';
-import { AF_INET, AF_INET6, close, getSoMark, setSoMark, socket } from '../l4/datapath/sys.js';
+import { AF_INET, AF_INET6, close, getSoMark, setSoMark, socket } from '../sys/libc.js';
 
 const SOCK_STREAM = 1;
 

@@ -33,7 +33,7 @@ import {
   setRecvTimeout,
   setsockoptInt,
   socket,
-} from './sys.js';
+} from '../../sys/libc.js';
 
 export interface NfQueueOptions {
   queue: number;
