@@ -3,17 +3,7 @@
  * receives with a short timeout (SO_RCVTIMEO) so the owning worker can notice a stop request; verdicts of one batch
  * go out in a single send (netlink processes every message of the datagram).
  */
-import {
-  cfgCmd,
-  cfgParams,
-  MessagePool,
-  NETLINK_NETFILTER,
-  NFQNL_CFG_CMD_BIND,
-  NFQNL_CFG_CMD_UNBIND,
-  type NlMessage,
-  parseMessages,
-  VerdictBatch,
-} from './nfqmsg.js';
+
 import {
   AF_NETLINK,
   bindNetlink,
@@ -34,6 +24,17 @@ import {
   setsockoptInt,
   socket,
 } from '../../sys/libc.js';
+import {
+  cfgCmd,
+  cfgParams,
+  MessagePool,
+  NETLINK_NETFILTER,
+  NFQNL_CFG_CMD_BIND,
+  NFQNL_CFG_CMD_UNBIND,
+  type NlMessage,
+  parseMessages,
+  VerdictBatch,
+} from './nfqmsg.js';
 
 export interface NfQueueOptions {
   queue: number;
