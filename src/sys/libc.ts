@@ -1,72 +1,97 @@
 /**
- * The few libc calls the data path needs, through koffi: netlink and raw sockets, setsockopt, recv/send. Usable from
- * a worker thread (each thread loads its own handle).
+ * The one libc binding, through koffi: libc is loaded once per thread (a worker thread loads its own handle, on first
+ * use) and each function is declared here once, with one signature. Sockets (netlink, raw, AF_PACKET), socket
+ * options, send/recv and sendmsg/recvmsg, mmap. The numbers live in ./constants.ts; a failed call throws SysError
+ * (the errno's name as its code) or, on the hot paths, returns -errno.
  */
 import koffi from 'koffi';
+import {
+  AF_INET,
+  AF_NETLINK,
+  MAP_SHARED,
+  PROT_READ,
+  PROT_WRITE,
+  SO_MARK,
+  SO_RCVTIMEO,
+  SOCK_CLOEXEC,
+  SOL_SOCKET,
+} from './constants.js';
+import { SysError } from './errors.js';
 
-const libc = koffi.load('libc.so.6');
+export { SysError } from './errors.js';
 
-const c = {
-  socket: libc.func('int socket(int domain, int type, int protocol)'),
-  bind: libc.func('int bind(int fd, const void *addr, uint32_t len)'),
-  setsockopt: libc.func('int setsockopt(int fd, int level, int name, const void *val, uint32_t len)'),
-  getsockopt: libc.func('int getsockopt(int fd, int level, int name, _Out_ void *val, _Inout_ uint32_t *len)'),
-  recv: libc.func('intptr_t recv(int fd, void *buf, uintptr_t len, int flags)'),
-  send: libc.func('intptr_t send(int fd, const void *buf, uintptr_t len, int flags)'),
-  sendto: libc.func(
-    'intptr_t sendto(int fd, const void *buf, uintptr_t len, int flags, const void *addr, uint32_t alen)',
-  ),
-  close: libc.func('int close(int fd)'),
-};
-
-export const AF_INET = 2;
-export const AF_INET6 = 10;
-export const AF_NETLINK = 16;
-export const SOCK_RAW = 3;
-export const SOCK_CLOEXEC = 0o2000000;
-export const IPPROTO_RAW = 255;
-export const SOL_SOCKET = 1;
-export const SO_RCVBUFFORCE = 33;
-export const SO_SNDBUFFORCE = 32;
-export const SO_RCVTIMEO = 20;
-export const SO_MARK = 36;
-export const SOL_NETLINK = 270;
-export const NETLINK_NO_ENOBUFS = 5;
-export const MSG_DONTWAIT = 0x40;
-
-export const EAGAIN = 11;
-export const EINTR = 4;
-export const ENOBUFS = 105;
-
-export class SysError extends Error {
-  constructor(
-    readonly call: string,
-    readonly errno: number,
-  ) {
-    super(`${call}: errno ${errno}`);
-    this.name = 'SysError';
-  }
+interface Libc {
+  socket: (domain: number, type: number, protocol: number) => number;
+  bind: (fd: number, addr: Uint8Array, len: number) => number;
+  setsockopt: (fd: number, level: number, name: number, val: Uint8Array, len: number) => number;
+  getsockopt: (fd: number, level: number, name: number, val: Uint8Array, len: number[]) => number;
+  recv: (fd: number, buf: Uint8Array, len: number, flags: number) => number;
+  send: (fd: number, buf: Uint8Array, len: number, flags: number) => number;
+  sendto: (fd: number, buf: Uint8Array, len: number, flags: number, addr: Uint8Array, alen: number) => number;
+  recvmsg: (fd: number, msg: Uint8Array, flags: number) => number;
+  sendmsg: (fd: number, msg: Uint8Array, flags: number) => number;
+  close: (fd: number) => number;
+  mmap: (addr: null, len: number, prot: number, flags: number, fd: number, off: number) => unknown;
 }
 
-function check(call: string, r: number): number {
-  if (r < 0) throw new SysError(call, koffi.errno());
+let bound: Libc | undefined;
+
+function libc(): Libc {
+  if (bound) return bound;
+  const lib = koffi.load('libc.so.6');
+  bound = {
+    socket: lib.func('int socket(int domain, int type, int protocol)'),
+    bind: lib.func('int bind(int fd, const void *addr, uint32_t len)'),
+    setsockopt: lib.func('int setsockopt(int fd, int level, int name, const void *val, uint32_t len)'),
+    getsockopt: lib.func('int getsockopt(int fd, int level, int name, _Out_ void *val, _Inout_ uint32_t *len)'),
+    recv: lib.func('intptr_t recv(int fd, void *buf, uintptr_t len, int flags)'),
+    send: lib.func('intptr_t send(int fd, const void *buf, uintptr_t len, int flags)'),
+    sendto: lib.func(
+      'intptr_t sendto(int fd, const void *buf, uintptr_t len, int flags, const void *addr, uint32_t alen)',
+    ),
+    recvmsg: lib.func('intptr_t recvmsg(int fd, void *msg, int flags)'),
+    sendmsg: lib.func('intptr_t sendmsg(int fd, const void *msg, int flags)'),
+    close: lib.func('int close(int fd)'),
+    mmap: lib.func('void *mmap(void *addr, uintptr_t len, int prot, int flags, int fd, int64_t off)'),
+  } as Libc;
+  return bound;
+}
+
+/** errno of the last failed call on this thread. */
+export function errno(): number {
+  return koffi.errno() as number;
+}
+
+/** The address of a buffer's memory (for the pointers inside struct msghdr / iovec). */
+export function address(b: Uint8Array): bigint {
+  return koffi.address(b) as bigint;
+}
+
+function check(call: string, r: number, detail?: string): number {
+  if (r < 0) throw new SysError(call, errno(), detail);
   return r;
 }
 
-export function socket(domain: number, type: number, protocol: number): number {
-  return check('socket', c.socket(domain, type | SOCK_CLOEXEC, protocol) as number);
+/** socket(); SOCK_CLOEXEC is always added. Throws SysError. */
+export function socket(domain: number, type: number, protocol: number, what?: string): number {
+  return check(what ? `socket(${what})` : 'socket', libc().socket(domain, type | SOCK_CLOEXEC, protocol));
 }
 
-export function setsockoptInt(fd: number, level: number, name: number, value: number): void {
+/** setsockopt() with a buffer value. Throws SysError naming `what` (SO_BINDTODEVICE, ...). */
+export function setsockopt(fd: number, level: number, name: number, value: Uint8Array, what?: string): void {
+  check(`setsockopt(${what ?? `${level},${name}`})`, libc().setsockopt(fd, level, name, value, value.length));
+}
+
+export function setsockoptInt(fd: number, level: number, name: number, value: number, what?: string): void {
   const b = Buffer.alloc(4);
   b.writeInt32LE(value, 0);
-  check(`setsockopt(${level},${name})`, c.setsockopt(fd, level, name, b, 4) as number);
+  setsockopt(fd, level, name, b, what);
 }
 
 export function getsockoptInt(fd: number, level: number, name: number): number {
   const b = Buffer.alloc(4);
   const len = [4];
-  check(`getsockopt(${level},${name})`, c.getsockopt(fd, level, name, b, len) as number);
+  check(`getsockopt(${level},${name})`, libc().getsockopt(fd, level, name, b, len));
   return b.readInt32LE(0);
 }
 
@@ -75,26 +100,32 @@ export function setRecvTimeout(fd: number, ms: number): void {
   const b = Buffer.alloc(16);
   b.writeBigInt64LE(BigInt(Math.floor(ms / 1000)), 0);
   b.writeBigInt64LE(BigInt((ms % 1000) * 1000), 8);
-  check('setsockopt(SO_RCVTIMEO)', c.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, b, 16) as number);
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, b, 'SO_RCVTIMEO');
 }
 
 /** Bind a netlink socket (pid 0: the kernel assigns one). */
 export function bindNetlink(fd: number): void {
   const sa = Buffer.alloc(12);
   sa.writeUInt16LE(AF_NETLINK, 0);
-  check('bind(netlink)', c.bind(fd, sa, 12) as number);
+  check('bind(netlink)', libc().bind(fd, sa, 12));
 }
 
 /** recv into buf; returns the length, or -errno (EAGAIN on timeout / nothing pending). */
 export function recv(fd: number, buf: Uint8Array, flags = 0): number {
-  const r = c.recv(fd, buf, buf.length, flags) as number;
-  return r < 0 ? -koffi.errno() : r;
+  const r = libc().recv(fd, buf, buf.length, flags);
+  return r < 0 ? -errno() : r;
 }
 
 /** send; returns the length, or -errno. */
 export function send(fd: number, buf: Uint8Array, len: number): number {
-  const r = c.send(fd, buf, len, 0) as number;
-  return r < 0 ? -koffi.errno() : r;
+  const r = libc().send(fd, buf, len, 0);
+  return r < 0 ? -errno() : r;
+}
+
+/** sendto a socket address (struct sockaddr_*); returns the length, or -errno. */
+export function sendto(fd: number, buf: Uint8Array, len: number, flags: number, addr: Uint8Array): number {
+  const r = libc().sendto(fd, buf, len, flags, addr, addr.length);
+  return r < 0 ? -errno() : r;
 }
 
 /** sendto an IPv4 address (for raw sockets); returns the length, or -errno. */
@@ -102,17 +133,40 @@ export function sendto4(fd: number, buf: Uint8Array, len: number, dst: Uint8Arra
   const sa = Buffer.alloc(16);
   sa.writeUInt16LE(AF_INET, 0);
   sa.set(dst, 4);
-  const r = c.sendto(fd, buf, len, 0, sa, 16) as number;
-  return r < 0 ? -koffi.errno() : r;
+  return sendto(fd, buf, len, 0, sa);
+}
+
+/** recvmsg with a prepared struct msghdr; returns the length, or -errno. */
+export function recvmsg(fd: number, msg: Uint8Array, flags = 0): number {
+  const r = libc().recvmsg(fd, msg, flags);
+  return r < 0 ? -errno() : r;
+}
+
+/** sendmsg with a prepared struct msghdr; returns the length, or -errno. */
+export function sendmsg(fd: number, msg: Uint8Array, flags = 0): number {
+  const r = libc().sendmsg(fd, msg, flags);
+  return r < 0 ? -errno() : r;
 }
 
 export function close(fd: number): void {
-  c.close(fd);
+  libc().close(fd);
+}
+
+/**
+ * mmap `bytes` of the file open as `fd`, shared and read-write, for the life of the process; the memory as an
+ * ArrayBuffer (Atomics work on an Int32Array over it). Throws SysError.
+ */
+export function mapShared(fd: number, bytes: number): ArrayBuffer {
+  const ptr = libc().mmap(null, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  // MAP_FAILED is (void *)-1
+  if (ptr === null || ptr === -1n || (typeof ptr === 'bigint' && ptr === 0xffffffffffffffffn))
+    throw new SysError('mmap', errno(), `mapping ${bytes} bytes of fd ${fd}`);
+  return koffi.view(ptr as never, bytes);
 }
 
 /** Set SO_MARK on any socket fd (e.g. a net.Socket's `_handle.fd`), so probes follow the mark's policy route. */
 export function setSoMark(fd: number, mark: number): void {
-  setsockoptInt(fd, SOL_SOCKET, SO_MARK, mark);
+  setsockoptInt(fd, SOL_SOCKET, SO_MARK, mark, 'SO_MARK');
 }
 
 export function getSoMark(fd: number): number {

@@ -6,24 +6,17 @@
 
 import {
   AF_NETLINK,
-  bindNetlink,
-  close,
   EAGAIN,
   EINTR,
   MSG_DONTWAIT,
   NETLINK_NO_ENOBUFS,
-  recv,
   SO_RCVBUFFORCE,
   SO_SNDBUFFORCE,
   SOCK_RAW,
   SOL_NETLINK,
   SOL_SOCKET,
-  SysError,
-  send,
-  setRecvTimeout,
-  setsockoptInt,
-  socket,
-} from '../../sys/libc.js';
+} from '../../sys/constants.js';
+import { bindNetlink, close, recv, SysError, send, setRecvTimeout, setsockoptInt, socket } from '../../sys/libc.js';
 import {
   cfgCmd,
   cfgParams,
