@@ -66,7 +66,7 @@ function envOf(o: SyncRunOptions): NodeJS.ProcessEnv | undefined {
 }
 
 const emptyCommand = (argv: readonly string[]) =>
-  spawnError(argv, Object.assign(new Error('empty command'), { code: 'EINVAL' }));
+  spawnError(argv, { name: 'Error', message: 'empty command', code: 'EINVAL' });
 
 function killGroup(child: ChildProcess, sig: NodeJS.Signals): void {
   if (!child.pid) return;

@@ -9,6 +9,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { TierlbError } from '../../common/errors.js';
 import { markedTcpSocket } from '../../fwmark/somark.js';
+import { type Runner, run } from '../../sys/exec.js';
 import { runScript } from '../../sys/script.js';
 import type { TcpCheck } from '../checks-types.js';
 import type { CheckOutcome } from './state.js';
@@ -210,9 +211,9 @@ export const MISC_KILL_GRACE_MS = 2000;
  * MISC_CHECK: run the command (no shell) in its own process group; its exit status is the outcome. Past `timeoutMs`
  * the group gets SIGTERM, then SIGKILL; a killed script is a failure.
  */
-export async function miscProbe(command: string, timeoutMs: number): Promise<CheckOutcome> {
+export async function miscProbe(command: string, timeoutMs: number, runner: Runner = run): Promise<CheckOutcome> {
   if (!command.trim()) return fail('empty misc_path');
-  const r = await runScript(command, [], { timeoutMs, killGraceMs: MISC_KILL_GRACE_MS });
+  const r = await runScript(command, [], { timeoutMs, killGraceMs: MISC_KILL_GRACE_MS }, runner);
   if (r.error?.code === 'EEXEC_TIMEOUT') return fail('timed out');
   if (r.error) return fail(r.error.message);
   if (r.signal) return fail(`signal ${r.signal}`);
