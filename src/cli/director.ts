@@ -13,7 +13,7 @@
  *
  * `tierlb director reload|stats|rules [--socket PATH]` talk to a running daemon.
  */
-import { chmodSync, mkdirSync, readdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -21,7 +21,6 @@ import { log } from '../common/log.js';
 import { DEFAULT_SYSCTL, DEFAULT_TIMEOUTS, type DirectorPlan, diffPlans, isEmptyDiff } from '../director/config.js';
 import { Datapath } from '../director/datapath.js';
 import { DirectorHa, type HaPlan, type HaReloadSummary, haPlanFromKeepalived, haPlanFromYaml } from '../director/ha.js';
-import { writeSysctl } from '../sys/sysctl.js';
 import { request } from './adm.js';
 import { eachOption } from './args.js';
 
@@ -73,7 +72,7 @@ const EMPTY_PLAN: DirectorPlan = { services: [], timeouts: { ...DEFAULT_TIMEOUTS
 function directorSysctls(): void {
   const w = (p: string, v: string) => {
     try {
-      writeSysctl(p, v);
+      writeFileSync(p, v);
     } catch (e) {
       log.warn({ path: p, err: (e as Error).message }, 'sysctl not set');
     }
