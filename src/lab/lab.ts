@@ -3,16 +3,15 @@
  * (pid files and logs in the state dir), waits until every check is green, and removes it all again — from the state
  * file and by name prefix, so a `lab up` that crashed or was killed half-way is cleaned up too.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfigFile, loadConfigString } from '../config/load.js';
 import { requestDirector } from '../director/client.js';
-import { type CommandResult, runCommand } from '../fwmark/kernel.js';
 import { CHAIN } from '../fwmark/plan.js';
 import { normalizeOverlay } from '../overlay/config.js';
 import '../overlay/config-schema.js'; // registers the overlay section with the loader
 import { overlayUp } from '../overlay/exec.js';
+import { type RunResult, run, runSync } from '../sys/exec.js';
 import { type LabConfig, type LabSection, labFromSection } from './config-schema.js'; // registers the lab section
 import { LabError } from './errors.js';
 import { sh } from './netns.js';
@@ -45,8 +44,8 @@ const inNs = (ns: string, cmd: string, args: string[], opts: { allowFail?: boole
   sh('ip', ['netns', 'exec', ns, cmd, ...args], opts);
 
 /** Async, never throws: exit code and output of a command inside a namespace. */
-export function nsRun(ns: string, cmd: string, args: string[], timeoutMs = 5000): Promise<CommandResult> {
-  return runCommand('ip', ['netns', 'exec', ns, cmd, ...args], { timeoutMs });
+export function nsRun(ns: string, cmd: string, args: string[], timeoutMs = 5000): Promise<RunResult> {
+  return run(['ip', 'netns', 'exec', ns, cmd, ...args], { timeoutMs });
 }
 
 export function listNamespaces(): string[] {
@@ -494,11 +493,6 @@ export function nsOfHost(plan: LabPlan, name: string): string {
 
 /** Run a command in a lab host with inherited stdio; returns its exit code. */
 export function labExec(plan: LabPlan, name: string, argv: string[]): number {
-  try {
-    execFileSync('ip', ['netns', 'exec', nsOfHost(plan, name), ...argv], { stdio: 'inherit' });
-    return 0;
-  } catch (e) {
-    const s = (e as { status?: number }).status;
-    return typeof s === 'number' ? s : 1;
-  }
+  const r = runSync(['ip', 'netns', 'exec', nsOfHost(plan, name), ...argv], { output: 'inherit' });
+  return r.code >= 0 ? r.code : 1;
 }

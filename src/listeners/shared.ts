@@ -61,7 +61,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import koffi from 'koffi';
+import { mapShared } from '../sys/libc.js';
 
 export const MAGIC = 0x544c4253; // 'TLBS'
 export const MAX_LISTENERS = 256;
@@ -116,22 +116,10 @@ export function newWords(): Int32Array {
   return w;
 }
 
-let mmapFn: ((addr: null, len: number, prot: number, flags: number, fd: number, off: number) => unknown) | undefined;
-
 /** Map `BYTES` of the file open as `fd` MAP_SHARED, read-write. */
 export function mapFd(fd: number): Int32Array {
-  if (!mmapFn) {
-    const libc = koffi.load('libc.so.6');
-    mmapFn = libc.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)') as never;
-  }
-  const PROT_RW = 3;
-  const MAP_SHARED = 1;
-  const ptr = mmapFn!(null, BYTES, PROT_RW, MAP_SHARED, fd, 0);
-  // MAP_FAILED is (void *)-1
-  if (ptr === null || ptr === -1n || (typeof ptr === 'bigint' && ptr === 0xffffffffffffffffn))
-    throw new Error(`mmap failed (errno ${koffi.errno()})`);
   // the mapping lives as long as the process: the view never outlives it
-  return new Int32Array(koffi.view(ptr as never, BYTES));
+  return new Int32Array(mapShared(fd, BYTES));
 }
 
 /** The primary's region: created in /dev/shm (or the tmp dir), unlinked at once, kept open for the workers. */

@@ -4,7 +4,6 @@
  * addDest / delDest, or editDest to weight 0 with inhibit_on_failure, the sorry server when quorum is lost — logging
  * every change and running the notify scripts.
  */
-import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { TierlbError } from '../../common/errors.js';
 import { log as defaultLog, type Logger } from '../../common/log.js';
@@ -12,8 +11,9 @@ import { destKey } from '../../l4/dest.js';
 import type { ServiceId } from '../../l4/service.js';
 import { describeService } from '../../l4/service.js';
 import type { DestSpec } from '../../l4/services.js';
+import { runScript } from '../../sys/script.js';
 import type { RealServerCheck, RealServerHealth, VirtualServerHealth } from '../checks-types.js';
-import { type HttpProbeOptions, httpProbe, miscProbe, type ProbeTarget, splitCommand, tcpProbe } from './probes.js';
+import { type HttpProbeOptions, httpProbe, miscProbe, type ProbeTarget, tcpProbe } from './probes.js';
 import {
   type CheckerTiming,
   type CheckOutcome,
@@ -385,10 +385,7 @@ export class CheckManager extends EventEmitter<CheckManagerEvents> {
   }
 }
 
+/** Fire and forget: the notify script runs in its own process group and does not hold the daemon up. */
 function runDetached(command: string): void {
-  const argv = splitCommand(command);
-  if (argv.length === 0) return;
-  const child = spawn(argv[0], argv.slice(1), { stdio: 'ignore', detached: true });
-  child.on('error', () => {});
-  child.unref();
+  void runScript(command, [], { unref: true });
 }

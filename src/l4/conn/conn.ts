@@ -4,6 +4,7 @@
  * (flag CONN_F_TEMPLATE, client port 0), exactly as in the kernel.
  */
 import type { Family } from '../../common/addr.js';
+import { IPPROTO_IP, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from '../../sys/constants.js';
 import type { FwdMethod, RealServer } from '../dest.js';
 import type { VirtualService } from '../service.js';
 import { TCP_S_NONE, tcpStateName } from './tcp.js';
@@ -26,10 +27,8 @@ export const CONN_F_ONE_PACKET = 0x2000;
 /** Template state bit set once a controlled connection is seen to work (IP_VS_CTPL_S_ASSURED). */
 export const CTPL_S_ASSURED = 0x0001;
 
-export const IPPROTO_IP = 0;
-export const IPPROTO_TCP = 6;
-export const IPPROTO_UDP = 17;
-export const IPPROTO_SCTP = 132;
+/** The protocol numbers are the kernel's (src/sys/constants.ts), here for the connection table's users. */
+export { IPPROTO_IP, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP };
 
 export function fwdFlag(fwd: FwdMethod): number {
   return fwd === 'masq' ? CONN_F_MASQ : fwd === 'tunnel' ? CONN_F_TUNNEL : CONN_F_DROUTE;

@@ -4,6 +4,20 @@
  * go out in a single send (netlink processes every message of the datagram).
  */
 import { DatapathError } from './errors.js';
+
+import {
+  AF_NETLINK,
+  EAGAIN,
+  EINTR,
+  MSG_DONTWAIT,
+  NETLINK_NO_ENOBUFS,
+  SO_RCVBUFFORCE,
+  SO_SNDBUFFORCE,
+  SOCK_RAW,
+  SOL_NETLINK,
+  SOL_SOCKET,
+} from '../../sys/constants.js';
+import { bindNetlink, close, recv, SysError, send, setRecvTimeout, setsockoptInt, socket } from '../../sys/libc.js';
 import {
   cfgCmd,
   cfgParams,
@@ -15,26 +29,6 @@ import {
   parseMessages,
   VerdictBatch,
 } from './nfqmsg.js';
-import {
-  AF_NETLINK,
-  bindNetlink,
-  close,
-  EAGAIN,
-  EINTR,
-  MSG_DONTWAIT,
-  NETLINK_NO_ENOBUFS,
-  recv,
-  SO_RCVBUFFORCE,
-  SO_SNDBUFFORCE,
-  SOCK_RAW,
-  SOL_NETLINK,
-  SOL_SOCKET,
-  SysError,
-  send,
-  setRecvTimeout,
-  setsockoptInt,
-  socket,
-} from './sys.js';
 
 export interface NfQueueOptions {
   queue: number;
