@@ -17,8 +17,7 @@ export type ToWorker =
   | { t: 'config'; gen: number; cfg: ListenersConfig; shm?: ShmInfo }
   | { t: 'picked'; id: number; server?: ServerTarget; err?: 'noserver' | 'queuefull' | 'timeout' }
   | { t: 'drain'; deadline: number }
-  | { t: 'stats?'; id: number }
-  | { t: 'state'; listener: string; servers: { name: string; status: string }[] };
+  | { t: 'stats?'; id: number };
 
 export type FromWorker =
   | { t: 'hello' }

@@ -413,12 +413,6 @@ export class Primary {
     );
     pool.serveQueue();
     this.publish();
-    const state: ToWorker = {
-      t: 'state',
-      listener: pool.spec.name,
-      servers: pool.servers.map((x) => ({ name: x.name, status: x.status })),
-    };
-    for (const info of this.infos.values()) this.sendTo(info, state);
   }
 
   private tick(): void {

@@ -864,8 +864,6 @@ export function runWorker(): void {
       case 'stats?':
         send({ t: 'stats', id: m.id, snap: rt?.snapshot() ?? {} });
         break;
-      case 'state':
-        break;
     }
   });
   process.on('disconnect', () => process.exit(0));
