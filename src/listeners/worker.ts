@@ -17,9 +17,9 @@ import { isHashing, type PickRequest } from './balance/index.js';
 import type { ListenerSpec, ListenersConfig } from './config.js';
 import { Exchange, type ExchangeOwner, ServerPools, serverRequestHeaders } from './http-relay.js';
 import type { FromWorker, ServerTarget, ToWorker } from './ipc.js';
-import { SharedPicker } from './picker.js';
 import { decode, encode, headerFor } from './proxy-protocol.js';
 import { openRegion, type ShmInfo } from './shared.js';
+import { SharedPicker } from './shared-picker.js';
 import {
   emptyListenerStats,
   emptyServerStats,
@@ -765,9 +765,7 @@ export class WorkerRuntime {
           if (i !== undefined) exclude.add(i);
         }
       }
-      picker.acquire(req, exclude, Date.now(), (r) =>
-        done(typeof r === 'number' ? replies[r]! : { t: 'picked', id: 0, err: r }),
-      );
+      picker.acquire(req, exclude, (r) => done(typeof r === 'number' ? replies[r]! : { t: 'picked', id: 0, err: r }));
       if (picker.waiting) this.armQueueTimer();
       return;
     }
@@ -781,9 +779,8 @@ export class WorkerRuntime {
     if (this.queueTimer) return;
     this.queueTimer = setInterval(() => {
       let waiting = 0;
-      const now = Date.now();
       for (const { picker } of this.pickers.values()) {
-        picker.serveQueue(now);
+        picker.serveQueue();
         waiting += picker.waiting;
       }
       if (waiting === 0) {
@@ -797,7 +794,7 @@ export class WorkerRuntime {
     const local = this.pickers.get(listener);
     if (local) {
       const i = local.picker.index(server);
-      if (i !== undefined) local.picker.release(i, Date.now());
+      if (i !== undefined) local.picker.release(i);
       return;
     }
     send({ t: 'release', l: listener, s: server });
