@@ -15,7 +15,7 @@ import type { Client } from 'undici';
 import { log } from '../common/log.js';
 import { isHashing, type PickRequest } from './balance/index.js';
 import type { ListenerSpec, ListenersConfig } from './config.js';
-import { Exchange, type ExchangeOwner, ServerPools, serverRequestHeaders } from './http-relay.js';
+import { Exchange, type ExchangeOwner, ServerPools, serverRequestHeaders } from './worker/http-relay.js';
 import type { FromWorker, ServerTarget, ToWorker } from './ipc.js';
 import { decode, encode, headerFor } from './proxy-protocol.js';
 import { openRegion, type ShmInfo } from './shared.js';

@@ -12,8 +12,8 @@
  */
 import type http from 'node:http';
 import { buildConnector, Client, type Dispatcher, Pool } from 'undici';
-import type { Timeouts } from './config.js';
-import type { ServerTarget } from './ipc.js';
+import type { Timeouts } from '../config.js';
+import type { ServerTarget } from '../ipc.js';
 
 type Abort = (err?: Error) => void;
 
