@@ -32,6 +32,7 @@ import { LAB_DEFAULTS } from '../src/lab/config-schema.js';
 import { LabError } from '../src/lab/errors.js';
 import { sh } from '../src/lab/netns.js';
 import { PcapError, parsePcap } from '../src/lab/pcap.js';
+import { ExecError } from '../src/sys/errors.js';
 import { buildPlan, host, vrrpYaml } from '../src/lab/plan.js';
 import { traceContext } from '../src/lab/trace-run.js';
 import { OverlayStateError, parseIpLinks } from '../src/overlay/state.js';
@@ -141,6 +142,7 @@ test('lab: unknown hosts and ports, a failed command, a file that is not a pcap'
   throwsCode(t, () => host(plan, 'nosuch'), LabError, 'ELAB_NO_HOST');
   throwsCode(t, () => vrrpYaml(plan, plan.cfg.clients[0].name), LabError, 'ELAB_NO_HOST');
   throwsCode(t, () => traceContext(plan, 1), LabError, 'ELAB_NO_LISTENER');
-  throwsCode(t, () => sh(process.execPath, ['-e', 'process.exit(3)']), LabError, 'ELAB_COMMAND');
+  // the lab's commands run through src/sys: a failed one is an ExecError that keeps its stderr
+  throwsCode(t, () => sh(process.execPath, ['-e', 'process.exit(3)']), ExecError, 'EEXEC_FAILED');
   throwsCode(t, () => parsePcap(Buffer.alloc(40)), PcapError, 'EPCAP_FORMAT');
 });
