@@ -19,6 +19,7 @@ import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { log } from '../common/log.js';
 import { DEFAULT_SYSCTL, DEFAULT_TIMEOUTS, type DirectorPlan, diffPlans, isEmptyDiff } from '../director/config.js';
+import { FASTPATH_MODES, type FastpathMode } from '../director/config-schema.js';
 import { Datapath } from '../director/datapath.js';
 import { DirectorHa, type HaPlan, type HaReloadSummary, haPlanFromKeepalived, haPlanFromYaml } from '../director/ha.js';
 import { request } from './adm.js';
@@ -38,12 +39,14 @@ interface Opts {
   queue: number;
   maxLen?: number;
   sysctl: boolean;
+  /** --fastpath auto|on|off (overrides the config's `fastpath:`) */
+  fastpath?: FastpathMode;
 }
 
 function usage(): string {
   return [
     'usage: tierlb director [--config FILE | --keepalived FILE] [--metrics ADDR] [--socket PATH] [--queue N]',
-    '                       [--max-queue-len N] [--no-sysctl]',
+    '                       [--max-queue-len N] [--no-sysctl] [--fastpath auto|on|off]',
     '       tierlb director reload|stats|rules [--socket PATH]',
   ].join('\n');
 }
@@ -60,7 +63,11 @@ function parseArgs(argv: string[]): Opts | string {
       if (!Number.isInteger(o.queue) || o.queue < 0 || o.queue > 65535) return `bad queue number`;
     } else if (a === '--max-queue-len') o.maxLen = Number(val());
     else if (a === '--no-sysctl') o.sysctl = false;
-    else return `unknown option ${a}`;
+    else if (a === '--fastpath') {
+      const m = val();
+      if (!(FASTPATH_MODES as readonly string[]).includes(m)) return `bad --fastpath ${m} (auto, on or off)`;
+      o.fastpath = m as FastpathMode;
+    } else return `unknown option ${a}`;
     return undefined;
   });
   return err ?? o;
@@ -155,7 +162,7 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   if (o.sysctl) directorSysctls();
-  const dp = new Datapath({ queue: o.queue, maxLen: o.maxLen, log });
+  const dp = new Datapath({ queue: o.queue, maxLen: o.maxLen, log, fastpath: o.fastpath ?? plan.fastpath ?? 'off' });
   let stopping: Promise<number> | null = null;
   let server: Server | null = null;
   const ha = new DirectorHa({ dp, plan: haPlan, log });

@@ -106,6 +106,11 @@ export const directorSchema = {
     },
     services: { type: 'array', items: serviceSchema },
     /**
+     * the kernel fast path (a tc BPF program forwarding established flows): auto uses it when BPF can be loaded,
+     * on refuses to start without it, off (the default) keeps every packet on the NFQUEUE path. Read at start only.
+     */
+    fastpath: { enum: ['auto', 'on', 'off'] },
+    /**
      * the connection sync daemon started with the director (as `tierlb adm --start-daemon`; interface, maxlen, group,
      * port and ttl are --mcast-interface, --sync-maxlen, --mcast-group, --mcast-port and --mcast-ttl)
      */
@@ -136,6 +141,9 @@ export const directorSchema = {
 } as const;
 
 export type FwdMethodName = keyof typeof FWD_ALIASES;
+
+export const FASTPATH_MODES = ['auto', 'on', 'off'] as const;
+export type FastpathMode = (typeof FASTPATH_MODES)[number];
 
 export interface RealServerConfig {
   address: string;
@@ -204,6 +212,8 @@ export interface DirectorConfig {
     conn_reuse_mode?: number;
   };
   services?: ServiceConfig[];
+  /** default off */
+  fastpath?: FastpathMode;
   /** state vrrp: master while the VRRP instance `instance` (default: the first) is MASTER, backup otherwise */
   sync?: {
     state: 'master' | 'backup' | 'vrrp';
