@@ -185,15 +185,14 @@ static __always_inline void account(struct __sk_buff *skb, __u32 hdrs, __u64 *pk
 }
 
 /* egress of a forwarded packet: the real's ifindex and next hop, or a FIB lookup of the next hop */
-static __always_inline int redirect_to(struct __sk_buff *skb, __u32 ifindex, __u32 family, const __u32 *dst,
-                                       __u32 l3len) {
+static __always_inline int redirect_to(struct __sk_buff *skb, __u32 ifindex, __u32 family, const __u32 *dst) {
   struct bpf_redir_neigh nh = {};
   nh.nh_family = family;
   if (ifindex == 0) {
     struct bpf_fib_lookup fib = {};
     fib.family = family;
     fib.ifindex = skb->ingress_ifindex;
-    fib.tot_len = l3len;
+    fib.tot_len = 0; /* no MTU check here (a GRO/GSO skb is larger than the MTU): bpf_check_mtu below */
     if (family == AF_INET) {
       fib.ipv4_dst = dst[0];
     } else {
@@ -261,7 +260,6 @@ static __always_inline int ipv4(struct __sk_buff *skb) {
     k.dport = uh->dest;
   }
   __u8 ttl = ip->ttl;
-  __u32 l3len = bpf_ntohs(ip->tot_len);
 
   int reply = 0;
   struct flow4_key *rk = 0;
@@ -285,7 +283,7 @@ static __always_inline int ipv4(struct __sk_buff *skb) {
   int r;
 
   if (f->method == METHOD_DR) {
-    r = redirect_to(skb, rs->ifindex, AF_INET, rs->nh, l3len);
+    r = redirect_to(skb, rs->ifindex, AF_INET, rs->nh);
     if (r < 0) return count(-r);
     account(skb, hdrs, &f->packets, &f->bytes);
     f->last_seen = bpf_ktime_get_ns();
@@ -319,7 +317,7 @@ static __always_inline int ipv4(struct __sk_buff *skb) {
   if (ifindex == 0 || reply) {
     fib.family = AF_INET;
     fib.ifindex = skb->ingress_ifindex;
-    fib.tot_len = l3len;
+    fib.tot_len = 0; /* no MTU check here (a GRO/GSO skb is larger than the MTU): bpf_check_mtu below */
     fib.ipv4_dst = dst[0];
     if (bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_SKIP_NEIGH) != BPF_FIB_LKUP_RET_SUCCESS) {
       if (ifindex == 0) return count(C_MISS_FIB);
@@ -399,7 +397,6 @@ static __always_inline int ipv6(struct __sk_buff *skb) {
     k.dport = uh->dest;
   }
   __u8 hops = ip6->hop_limit;
-  __u32 l3len = bpf_ntohs(ip6->payload_len) + sizeof(struct ipv6hdr);
 
   int reply = 0;
   struct flow6_key *rk = 0;
@@ -419,7 +416,7 @@ static __always_inline int ipv6(struct __sk_buff *skb) {
 
   int r;
   if (f->method == METHOD_DR) {
-    r = redirect_to(skb, rs->ifindex, AF_INET6, rs->nh, l3len);
+    r = redirect_to(skb, rs->ifindex, AF_INET6, rs->nh);
     if (r < 0) return count(-r);
     account(skb, hdrs, &f->packets, &f->bytes);
     f->last_seen = bpf_ktime_get_ns();
@@ -455,7 +452,7 @@ static __always_inline int ipv6(struct __sk_buff *skb) {
   if (ifindex == 0 || reply) {
     fib.family = AF_INET6;
     fib.ifindex = skb->ingress_ifindex;
-    fib.tot_len = l3len;
+    fib.tot_len = 0; /* no MTU check here (a GRO/GSO skb is larger than the MTU): bpf_check_mtu below */
     __builtin_memcpy(fib.ipv6_dst, dst, 16);
     if (bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_SKIP_NEIGH) != BPF_FIB_LKUP_RET_SUCCESS) {
       if (ifindex == 0) return count(C_MISS_FIB);
