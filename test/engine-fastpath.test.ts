@@ -85,12 +85,17 @@ test('kernel-forwarded packets and bytes are added to the connection, real serve
   t.is(svc.stats.inpkts, before.svc + 1000);
   t.is(eng.totalStats.inpkts, before.total + 1000);
   t.is(dest.stats.inbytes, bytesBefore + 1_500_000);
-  // read again: nothing new, nothing counted twice
+  // read again: nothing new, nothing counted twice; the sync hook saw the jump once
+  const seen: [number, number][] = [];
+  eng.onKernelPackets = (c, before) => seen.push([before, c.inpkts]);
   eng.tick();
+  t.deepEqual(seen, []);
+  fp.forward(cp, 0, 0, clock.now());
   t.is(dest.stats.inpkts, before.dest + 1000);
   // the last counts are read when the flow leaves
   fp.forward(cp, 5, 100, clock.now());
   eng.process(pkt({ tcpFlags: FIN | ACK, length: 52 }));
+  t.deepEqual(seen, [[before.conn + 1001, before.conn + 1006]], "the FIN counted first, then the kernel's last 5");
   t.is(dest.stats.inpkts, before.dest + 1000 + 5 + 1);
 });
 

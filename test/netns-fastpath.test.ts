@@ -104,6 +104,14 @@ async function stats(): Promise<{ packets: number; fastpath: FastStats }> {
   return JSON.parse(await request(t0.socket, { op: 'stats' }));
 }
 
+function mapIds(): number[] {
+  const out = t0.set.exec(t0.director, 'bpftool', ['-j', 'map', 'show'], { allowFail: true }) || '[]';
+  const names = ['flows4', 'flows6', 'nat_reply4', 'nat_reply6', 'reals', 'counters'];
+  return (JSON.parse(out) as { id: number; name?: string }[])
+    .filter((m) => names.includes(m.name ?? ''))
+    .map((m) => m.id);
+}
+
 function progIds(): number[] {
   const out = t0.set.exec(t0.director, 'bpftool', ['-j', 'prog', 'show'], { allowFail: true }) || '[]';
   return (JSON.parse(out) as { id: number; name?: string }[])
@@ -152,10 +160,12 @@ function skip(t: { log: (s: string) => void; pass: () => void }): boolean {
 }
 
 let progsBefore: number[] = [];
+let mapsBefore: number[] = [];
 
 test.serial('DR: a 64 MiB upload arrives byte-exact, almost every packet forwarded by the tc program', async (t) => {
   if (skip(t)) return;
   progsBefore = progIds();
+  mapsBefore = mapIds();
   director = await startDirector(t0, ['--fastpath', 'on']);
   const st0 = await stats();
   t.true(st0.fastpath.active, JSON.stringify(st0.fastpath));
@@ -256,6 +266,13 @@ test.serial('the director stopped leaves no program, link or tc filter', async (
     await sleep(100);
   }
   t.deepEqual(left, [], 'no tierlb_fastpath program');
+  let maps: number[] = [];
+  for (let i = 0; i < 40; i++) {
+    maps = mapIds().filter((id) => !mapsBefore.includes(id));
+    if (maps.length === 0) break;
+    await sleep(100);
+  }
+  t.deepEqual(maps, [], 'no map of the program');
   const filters = t0.set.exec(t0.director, 'tc', ['filter', 'show', 'dev', 'eth0', 'ingress'], { allowFail: true });
   t.is(filters.trim(), '');
   const links = t0.set.exec(t0.director, 'bpftool', ['-j', 'link', 'show'], { allowFail: true }) || '[]';

@@ -78,6 +78,28 @@ async function main(): Promise<void> {
   );
   const ha = new WorkerHa(engine, fwd);
   const { fp, start: fastpath } = startFastPath(engine);
+  // the sync master counts packets one by one (sync_threshold, sync_period): for packets the kernel forwarded, it is
+  // shown the connection once, at the last count in the batch where the rule would have fired
+  engine.onKernelPackets = (cp, before) => {
+    const master = ha.sync.master;
+    if (!master) return;
+    const { syncPeriod: period, syncThreshold: threshold } = master.sysctl;
+    const after = cp.inpkts;
+    let at = after;
+    if (period > 0) {
+      at = after - ((((after - threshold) % period) + period) % period);
+      if (at <= before) return;
+    } else if (master.sysctl.syncRefreshPeriodMs <= 0) {
+      if (threshold <= before || threshold > after) return;
+      at = threshold;
+    }
+    cp.inpkts = at;
+    try {
+      master.packet(cp);
+    } finally {
+      cp.inpkts = after;
+    }
+  };
   port.postMessage({ type: 'ready', engine: engine.constructor.name, plan: fwd.plan(), fastpath });
 
   const msgs: NlMessage[] = [];

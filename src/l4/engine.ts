@@ -206,6 +206,11 @@ export class Engine implements AdmTarget {
   daemons?: () => SyncDaemonInfo[];
   /** connections in the kernel fast path's flow map */
   readonly inKernel = new Set<Connection>();
+  /**
+   * Called after a read of the kernel added incoming packets to a connection (its inpkts was `before`): the packets
+   * the sync master did not see one by one (the worker replays its threshold rule on them).
+   */
+  onKernelPackets: ((cp: Connection, before: number) => void) | null = null;
   private fast: FastPath | null = null;
 
   private readonly defense: Defense;
@@ -728,6 +733,7 @@ export class Engine implements AdmTarget {
     cp.kernel = { packets: f.packets, bytes: f.bytes, replyPackets: f.replyPackets, replyBytes: f.replyBytes };
     const dest = cp.dest;
     if (dp > 0 || db > 0) {
+      const before = cp.inpkts;
       cp.inpkts += dp;
       cp.inbytes += db;
       if (dest?.available) {
@@ -735,6 +741,7 @@ export class Engine implements AdmTarget {
         addIn(cp.svc.stats, dp, db);
         addIn(this.totalStats, dp, db);
       }
+      if (dp > 0) this.onKernelPackets?.(cp, before);
     }
     if (rp > 0 || rb > 0) {
       cp.outpkts += rp;
