@@ -421,3 +421,10 @@ test('falls through untouched: a NAT reply tuple of a DR flow, and an ARP frame'
     t.deepEqual(a.data, arp);
     t.is(fp.stats().counters.notIp, 1);
   }));
+
+test('a missing object is BpfError BPF_NO_OBJECT naming the fix', (t) => {
+  const e = t.throws(() => new KernelFastPath({ objectPath: '/nonexistent/fastpath.bpf.o' }));
+  t.is((e as { code?: string }).code, 'BPF_NO_OBJECT');
+  t.regex(e.message, /npm run build/);
+  t.regex(e.message, /clang and libbpf-dev/);
+});

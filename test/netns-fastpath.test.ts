@@ -282,3 +282,31 @@ test.serial('the director stopped leaves no program, link or tc filter', async (
     links,
   );
 });
+
+test.serial(
+  'auto without a loadable program: one log line says why, every packet takes the NFQUEUE path',
+  async (t) => {
+    if (skip(t)) return;
+    process.env.TIERLB_BPF_OBJECT = '/nonexistent/fastpath.bpf.o';
+    try {
+      director = await startDirector(t0, ['--fastpath', 'auto']);
+    } finally {
+      delete process.env.TIERLB_BPF_OBJECT;
+    }
+    const st = await stats();
+    t.false(st.fastpath.active);
+    const lines = director
+      .stderr()
+      .split('\n')
+      .filter((l) => l.includes('kernel fast path'));
+    t.is(lines.length, 1, lines.join('\n'));
+    t.regex(lines[0], /kernel fast path unavailable/);
+  t.regex(lines[0], /not built; fix: npm run build/);
+    t.deepEqual(
+      progIds().filter((id) => !progsBefore.includes(id)),
+      [],
+    );
+    await stopDirector(director.child);
+    director = null;
+  },
+);

@@ -39,7 +39,7 @@ interface Opts {
   queue: number;
   maxLen?: number;
   sysctl: boolean;
-  /** --fastpath auto|on|off (overrides the config's `fastpath:`) */
+  /** --fastpath auto|on|off (overrides the config's `fastpath:`; default auto) */
   fastpath?: FastpathMode;
 }
 
@@ -162,7 +162,7 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   if (o.sysctl) directorSysctls();
-  const dp = new Datapath({ queue: o.queue, maxLen: o.maxLen, log, fastpath: o.fastpath ?? plan.fastpath ?? 'off' });
+  const dp = new Datapath({ queue: o.queue, maxLen: o.maxLen, log, fastpath: o.fastpath ?? plan.fastpath ?? 'auto' });
   let stopping: Promise<number> | null = null;
   let server: Server | null = null;
   const ha = new DirectorHa({ dp, plan: haPlan, log });

@@ -106,8 +106,9 @@ export const directorSchema = {
     },
     services: { type: 'array', items: serviceSchema },
     /**
-     * the kernel fast path (a tc BPF program forwarding established flows): auto uses it when BPF can be loaded,
-     * on refuses to start without it, off (the default) keeps every packet on the NFQUEUE path. Read at start only.
+     * the kernel fast path (a tc BPF program forwarding established flows): auto (the default) uses it when BPF can
+     * be loaded and otherwise logs why and runs without it, on refuses to start without it, off keeps every packet on
+     * the NFQUEUE path. Read at start only (a reload does not change it).
      */
     fastpath: { enum: ['auto', 'on', 'off'] },
     /**
@@ -212,7 +213,7 @@ export interface DirectorConfig {
     conn_reuse_mode?: number;
   };
   services?: ServiceConfig[];
-  /** default off */
+  /** default auto */
   fastpath?: FastpathMode;
   /** state vrrp: master while the VRRP instance `instance` (default: the first) is MASTER, backup otherwise */
   sync?: {

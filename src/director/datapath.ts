@@ -21,7 +21,7 @@ export interface DatapathOptions {
   maxLen?: number;
   log?: Logger;
   rules?: KernelRules;
-  /** the kernel fast path: auto (used when BPF loads), on (required), off (default) */
+  /** the kernel fast path: auto (used when BPF loads), on (required), off (the default here; the daemon's is auto) */
   fastpath?: 'auto' | 'on' | 'off';
   /** interfaces it goes on (default: every interface with an address but loopback) */
   fastpathInterfaces?: string[];
