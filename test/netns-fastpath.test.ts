@@ -301,7 +301,7 @@ test.serial(
       .filter((l) => l.includes('kernel fast path'));
     t.is(lines.length, 1, lines.join('\n'));
     t.regex(lines[0], /kernel fast path unavailable/);
-  t.regex(lines[0], /not built; fix: npm run build/);
+    t.regex(lines[0], /not built; fix: npm run build/);
     t.deepEqual(
       progIds().filter((id) => !progsBefore.includes(id)),
       [],
