@@ -181,3 +181,21 @@ test('TUN stays in userspace', (t) => {
   s.eng.process(pkt({ tcpFlags: ACK }));
   t.is(fp.flows.size, 0);
 });
+
+test('minPackets: a flow enters at that many incoming packets; a short connect-reset never touches the map', (t) => {
+  const s = setup();
+  const fp = new FakeFastPath();
+  s.eng.setFastPath(fp, { minPackets: 4 });
+  addService(s.eng, { dests: ['192.168.1.1'] });
+  s.eng.process(pkt({ tcpFlags: SYN, sport: 1000 }));
+  s.eng.process(pkt({ tcpFlags: ACK, sport: 1000 }));
+  s.eng.process(pkt({ tcpFlags: RST, sport: 1000 }));
+  t.is(fp.adds, 0);
+  s.eng.process(pkt({ tcpFlags: SYN }));
+  s.eng.process(pkt({ tcpFlags: ACK }));
+  s.eng.process(pkt({ tcpFlags: ACK | PSH }));
+  t.is(fp.adds, 0, 'three packets: not yet');
+  s.eng.process(pkt({ tcpFlags: ACK }));
+  t.is(fp.adds, 1, 'the fourth');
+  t.is(fp.flows.size, 1);
+});

@@ -225,7 +225,7 @@ test.serial('an idle flow expires on time; a flow active only in the kernel does
   t.is((await adm(t0, ['-A', '-u', `${VIP}:5353`, '-s', 'rr'])).code, 0);
   t.is((await adm(t0, ['-a', '-u', `${VIP}:5353`, '-r', RS1, '-g'])).code, 0);
   const st0 = await stats();
-  // 41000 sends once; 41001 sends every 200 ms for 6 s (all but its first packet in the kernel). A new entry's
+  // 41000 sends once; 41001 sends every 200 ms for 6 s (in the kernel from its 4th packet on). A new entry's
   // first timer is 3 s (as ip_vs_conn_new's), then the 2 s UDP timeout; the engine ticks once a second.
   const code = `
 import socket, time
@@ -246,8 +246,8 @@ for i in range(30):
   await sender;
   const st = await stats();
   const hits = st.fastpath.counters.hitDr - st0.fastpath.counters.hitDr;
-  t.true(hits >= 25, `the busy flow's packets went through the kernel: ${hits}`);
-  t.true(st.packets - st0.packets <= 3, `queued ${st.packets - st0.packets}`);
+  t.true(hits >= 24, `the busy flow's packets went through the kernel: ${hits}`);
+  t.true(st.packets - st0.packets <= 6, `queued ${st.packets - st0.packets}`);
   // and once idle, it expires too
   await sleep(3500);
   t.notRegex((await adm(t0, ['-L', '-n', '-c'])).stdout, /:41001\s/);

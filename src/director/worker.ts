@@ -32,6 +32,12 @@ function localAddrs(): Set<string> {
 }
 
 /**
+ * A connection enters the kernel at its 4th incoming packet (ESTABLISHED TCP, or UDP): a connect-request-close
+ * flow stays in userspace and costs no map writes; anything longer is forwarded in the kernel after a few packets.
+ */
+const FASTPATH_MIN_PACKETS = 4;
+
+/**
  * Load and attach the fast path as the mode asks: 'on' throws when it cannot, 'auto' falls back to NFQUEUE only and
  * says why.
  */
@@ -43,7 +49,7 @@ function startFastPath(engine: Engine): { fp: KernelFastPath | null; start: Fast
     fp = new KernelFastPath();
     const names = data.fastpathInterfaces ?? defaultInterfaces();
     fp.attach(names.map((n) => Number.parseInt(readFileSync(`/sys/class/net/${n}/ifindex`, 'utf8'), 10)));
-    engine.setFastPath(fp);
+    engine.setFastPath(fp, { minPackets: FASTPATH_MIN_PACKETS });
     return { fp, start: { mode, active: true, attached: fp.attached } };
   } catch (e) {
     fp?.close();

@@ -212,6 +212,8 @@ export class Engine implements AdmTarget {
    */
   onKernelPackets: ((cp: Connection, before: number) => void) | null = null;
   private fast: FastPath | null = null;
+  /** incoming packets a connection must have seen before it enters the kernel (see setFastPath) */
+  private fastMinPackets = 1;
 
   private readonly defense: Defense;
   private readonly counters = { expired: 0, defenseDropped: 0, rescheduled: 0 };
@@ -250,14 +252,18 @@ export class Engine implements AdmTarget {
     });
   }
 
-  /** Use (or, with null, stop using) a kernel fast path; connections already in a forwarding state enter it now. */
-  setFastPath(fp: FastPath | null): void {
+  /**
+   * Use (or, with null, stop using) a kernel fast path; connections already in a forwarding state enter it at their
+   * next packet. `minPackets`: a connection enters only once it has seen that many incoming packets, so a short one
+   * (connect, request, reset) never costs map writes: only flows with some volume are worth the syscalls.
+   */
+  setFastPath(fp: FastPath | null, o: { minPackets?: number } = {}): void {
+    this.fastMinPackets = o.minPackets ?? 1;
     if (this.fast) {
       this.syncKernel();
       for (const c of [...this.inKernel]) this.leaveKernel(c);
     }
     this.fast = fp;
-    if (fp) for (const c of this.conns.entries()) this.updateKernel(c);
   }
 
   get fastPath(): FastPath | null {
@@ -694,7 +700,7 @@ export class Engine implements AdmTarget {
 
   /** After a packet: the connection enters or leaves the kernel's flow map as its state allows. */
   private updateKernel(cp: Connection): void {
-    const ok = this.kernelEligible(cp);
+    const ok = this.kernelEligible(cp) && cp.inpkts >= this.fastMinPackets;
     if (ok && !cp.kernel) {
       if (this.fast?.add(cp, cp.dest as RealServer)) {
         cp.kernel = { packets: 0, bytes: 0, replyPackets: 0, replyBytes: 0 };
