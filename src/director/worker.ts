@@ -172,6 +172,8 @@ async function main(): Promise<void> {
         break;
       }
       case 'ha': {
+        // the metrics snapshot counts what the kernel forwarded
+        engine.syncKernel();
         try {
           const response = JSON.stringify(await ha.request(m.req as HaRequest));
           port.postMessage({ type: 'reply', id: m.id, response, plan: fwd.plan() });

@@ -162,6 +162,8 @@ export class KernelFastPath implements FastPath {
   readonly reals: BpfMap;
   readonly counters: BpfMap;
   private readonly realIndex = new Map<RealServer, number>();
+  /** the map keys of the connections in the kernel, built once (tick() reads every flow each second) */
+  private readonly keyCache = new Map<Connection, { req: Buffer; reply: Buffer | null }>();
   private nextReal = 0;
   /** writes waiting for the current batch's verdicts */
   private pending: (() => void)[] = [];
@@ -218,9 +220,14 @@ export class KernelFastPath implements FastPath {
   }
 
   private keys(cp: Connection): { req: Buffer; reply: Buffer | null } {
-    const req = flowKey(cp.family, cp.protocol, cp.caddr, cp.cport, cp.vaddr, cp.vport);
-    const reply = cp.fwd === 'masq' ? flowKey(cp.family, cp.protocol, cp.daddr, cp.dport, cp.caddr, cp.cport) : null;
-    return { req, reply };
+    let k = this.keyCache.get(cp);
+    if (!k) {
+      const req = flowKey(cp.family, cp.protocol, cp.caddr, cp.cport, cp.vaddr, cp.vport);
+      const reply = cp.fwd === 'masq' ? flowKey(cp.family, cp.protocol, cp.daddr, cp.dport, cp.caddr, cp.cport) : null;
+      k = { req, reply };
+      this.keyCache.set(cp, k);
+    }
+    return k;
   }
 
   add(cp: Connection, dest: RealServer): boolean {
@@ -251,6 +258,7 @@ export class KernelFastPath implements FastPath {
 
   remove(cp: Connection): void {
     const { req, reply } = this.keys(cp);
+    this.keyCache.delete(cp);
     const flows = cp.family === 4 ? this.flows4 : this.flows6;
     try {
       if (reply) (cp.family === 4 ? this.natReply4 : this.natReply6).delete(reply);
@@ -261,8 +269,7 @@ export class KernelFastPath implements FastPath {
   }
 
   read(cp: Connection): KernelFlow | undefined {
-    const key = flowKey(cp.family, cp.protocol, cp.caddr, cp.cport, cp.vaddr, cp.vport);
-    if (!(cp.family === 4 ? this.flows4 : this.flows6).lookup(key, this.val)) return undefined;
+    if (!(cp.family === 4 ? this.flows4 : this.flows6).lookup(this.keys(cp).req, this.val)) return undefined;
     const v = readFlowValue(this.val);
     return {
       packets: v.packets,
@@ -307,6 +314,7 @@ export class KernelFastPath implements FastPath {
   /** Detach from every interface and close the maps and the program. */
   close(): void {
     this.pending = [];
+    this.keyCache.clear();
     this.obj.close();
   }
 }
