@@ -187,6 +187,12 @@ test.serial('DR: a 64 MiB upload arrives byte-exact, almost every packet forward
   t.true(c.hitDr > 500, `hitDr ${c.hitDr}`);
   t.true(inpkts > SIZE / 1500, `InPkts ${inpkts}`);
   t.true(queued * 100 < inpkts, `queued ${queued} of ${inpkts}`);
+  // the close went through userspace (FIN falls through): the engine saw it, and the flow left the kernel
+  t.is(st.fastpath.flows4, 0);
+  t.regex(
+    (await adm(t0, ['-L', '-n', '-c'])).stdout,
+    /(FIN_WAIT|TIME_WAIT|CLOSE)\s+10\.77\.1\.10:\d+\s+10\.77\.1\.100:9000/,
+  );
 });
 
 test.serial('NAT: a 64 MiB upload and a 64 MiB download arrive byte-exact, both ways in the kernel', async (t) => {
@@ -253,6 +259,31 @@ for i in range(30):
   t.notRegex((await adm(t0, ['-L', '-n', '-c'])).stdout, /:41001\s/);
   const after = await stats();
   t.is(after.fastpath.flows4, 0, 'the kernel map is empty');
+});
+
+test.serial('a removed real server: its flows leave the kernel at once and are no longer forwarded', async (t) => {
+  if (skip(t)) return;
+  t.is((await adm(t0, ['-A', '-u', `${VIP}:5354`, '-s', 'rr'])).code, 0);
+  t.is((await adm(t0, ['-a', '-u', `${VIP}:5354`, '-r', RS1, '-g'])).code, 0);
+  const code = `
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('${CLIENT}', 42000))
+for i in range(60):
+    s.sendto(b'z', ('${VIP}', 5354)); time.sleep(0.05)
+`;
+  const sender = runClient(code);
+  await sleep(1000);
+  const a = await stats();
+  t.is(a.fastpath.flows4, 1, 'the flow is in the kernel');
+  t.is((await adm(t0, ['-d', '-u', `${VIP}:5354`, '-r', RS1])).code, 0);
+  const b = await stats();
+  t.is(b.fastpath.flows4, 0, 'and leaves with its real server');
+  await sleep(1000);
+  const c = await stats();
+  t.is(c.fastpath.counters.hitDr, b.fastpath.counters.hitDr, 'nothing forwarded in the kernel since');
+  t.true(c.packets - b.packets >= 10, `its packets reach userspace again: ${c.packets - b.packets}`);
+  await sender;
+  t.is((await adm(t0, ['-D', '-u', `${VIP}:5354`])).code, 0);
 });
 
 test.serial('the director stopped leaves no program, link or tc filter', async (t) => {
