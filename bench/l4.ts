@@ -40,6 +40,9 @@ const GAPS = ['20us', '5us'];
 const CONN_SECONDS = 3;
 /** full-rate floods per system; the CPU figure is the lowest of them */
 const CPU_RUNS = 3;
+/** SYNs of the flood, and how long the download beside it runs */
+const SYN_FLOOD = Number(process.env.L4_SYN_FLOOD ?? 1_000_000);
+const DOWNLOAD_SECONDS = 5;
 /** the director's --max-queue-len */
 const QUEUE_MAXLEN = process.env.L4_QUEUE_MAXLEN ?? '8192';
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
@@ -131,15 +134,101 @@ async function run(
   return { offered, got, busy: c1.busy - c0.busy, secs };
 }
 
-/** TCP accept loop on rs1 (VIP:80). */
+/** TCP accept loop on rs1 (VIP:80) answering "ok"; VIP:9001 sends 64 KiB every 10 ms for DOWNLOAD_SECONDS. */
 const ACCEPTOR = `
-import socket
+import socket, threading, time
+def slow():
+    d = socket.socket(); d.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    d.bind(('${VIP}', 9001)); d.listen(16)
+    while True:
+        c, _ = d.accept()
+        end = time.time() + ${DOWNLOAD_SECONDS}
+        try:
+            while time.time() < end:
+                c.sendall(b'd' * 65536); time.sleep(0.01)
+        except OSError: pass
+        c.close()
+threading.Thread(target=slow, daemon=True).start()
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(('${VIP}', 80)); s.listen(4096)
 print('ready', flush=True)
 while True:
-    c, _ = s.accept(); c.close()
+    c, _ = s.accept()
+    try: c.sendall(b'ok')
+    except OSError: pass
+    c.close()
 `;
+
+/** A legit client during the SYN flood: a request (connect, read "ok") every 20 ms for SECONDS; prints "tried ok". */
+const LEGIT = (src: string, seconds: number) => `
+import socket, time
+end = time.time() + ${seconds}
+tried = ok = 0
+while time.time() < end:
+    tried += 1
+    s = socket.socket(); s.settimeout(1.0); s.bind(('${src}', 0))
+    try:
+        s.connect(('${VIP}', 80))
+        if s.recv(8) == b'ok': ok += 1
+    except OSError: pass
+    s.close(); time.sleep(0.02)
+print(tried, ok, flush=True)
+`;
+
+/** The paced download during the SYN flood; prints "bytes longest_gap_s". */
+const DOWNLOAD = (src: string) => `
+import socket, time
+s = socket.socket(); s.settimeout(30); s.bind(('${src}', 0)); s.connect(('${VIP}', 9001))
+last = time.time(); gap = 0.0; n = 0
+while True:
+    b = s.recv(1 << 20)
+    now = time.time(); gap = max(gap, now - last); last = now
+    if not b: break
+    n += len(b)
+print(n, round(gap, 3), flush=True)
+`;
+
+/** SYN flood: random sources and ports to VIP:80. */
+function synConf(t: Topo): string {
+  return `{
+  eth(da=${t.macs.director}, sa=${t.macs.client}, type=0x0800),
+  ipv4(saddr=drnd(), daddr=${VIP}, ttl=64, proto=6),
+  tcp(sp=drnd(), dp=80, seq=drnd(), syn, win=65535)
+}
+`;
+}
+
+let synConfPath = '';
+
+/** Collects a spawned process's stdout; resolves with it at exit. */
+function output(p: import('node:child_process').ChildProcess): Promise<string> {
+  let out = '';
+  p.stdout?.on('data', (d) => {
+    out += d.toString();
+  });
+  return new Promise((resolve) => p.once('exit', () => resolve(out.trim())));
+}
+
+/**
+ * SYN_FLOOD SYNs at the generator's full speed while a legit client makes requests and another downloads: the
+ * fraction of legit requests answered, and the download's longest gap between two reads (a stall when it is
+ * hundreds of ms: its ACKs were lost at the director).
+ */
+async function synFlood(t: Topo, src: string, row: (m: string, v: number, u: string) => void): Promise<void> {
+  const dl = output(t.set.spawn(t.client, '/usr/bin/python3', ['-c', DOWNLOAD(src)]));
+  const legit = output(t.set.spawn(t.client, '/usr/bin/python3', ['-c', LEGIT(src, DOWNLOAD_SECONDS - 1)]));
+  await sleep(500);
+  const args = ['--dev', 'eth0', '--conf', synConfPath, '-P', '1', '-n', String(SYN_FLOOD), '-C'];
+  const start = process.hrtime.bigint();
+  t.set.exec(t.client, 'trafgen', [...args, '--no-sock-mem', '--notouch-irq'], { allowFail: true });
+  const secs = Number(process.hrtime.bigint() - start) / 1e9;
+  const [tried, ok] = (await legit).split(/\s+/).map(Number);
+  const [bytes, gap] = (await dl).split(/\s+/).map(Number);
+  row('syn_flood_offered_pps', Math.round(SYN_FLOOD / secs), 'packets/s');
+  row('syn_flood_legit_answered', +(ok / Math.max(1, tried)).toFixed(4), 'fraction');
+  row('syn_flood_download_longest_gap', gap, 's');
+  row('syn_flood_download_mib', +(bytes / (1 << 20)).toFixed(1), 'MiB');
+}
 
 /**
  * Opens and resets connections from 4 threads for CONN_SECONDS from source address SRC (one per system, so no
@@ -206,8 +295,9 @@ async function measure(t: Topo, system: System): Promise<Row[]> {
   const src = CONNECT_SOURCES[system];
   t.set.exec(t.client, 'ip', ['addr', 'add', `${src}/24`, 'dev', 'eth0']);
   const cps = Number(t.set.exec(t.client, '/usr/bin/python3', ['-c', CONNECTOR(src)]).trim());
-  acc.kill('SIGKILL');
   row('new_conns_per_s', Math.round(cps), 'connections/s');
+  await synFlood(t, src, row);
+  acc.kill('SIGKILL');
   process.stderr.write(`${system}: ${rows.map((r) => `${r.metric}=${r.value}`).join(' ')}\n`);
   return rows;
 }
@@ -219,6 +309,7 @@ function kernelOnly(t: Topo, on: boolean): void {
   for (const [proto, port] of [
     ['udp', '9000'],
     ['tcp', '80'],
+    ['tcp', '9001'],
   ])
     ex([
       'iptables-nft',
@@ -276,6 +367,7 @@ async function tierlb(t: Topo, system: System, fastpath: 'on' | 'off'): Promise<
     for (const [flag, svc] of [
       ['-u', `${VIP}:9000`],
       ['-t', `${VIP}:80`],
+      ['-t', `${VIP}:9001`],
     ]) {
       await adm(t, ['-A', flag, svc, '-s', 'rr']);
       await adm(t, ['-a', flag, svc, '-r', RS1, '-g']);
@@ -302,6 +394,8 @@ async function main(): Promise<void> {
   try {
     confPath = join(t.dir, 'udp.cfg');
     writeFileSync(confPath, trafgenConf(t));
+    synConfPath = join(t.dir, 'syn.cfg');
+    writeFileSync(synConfPath, synConf(t));
     for (const k of [
       'net.ipv4.ip_forward=1',
       'net.ipv4.conf.all.send_redirects=0',
