@@ -161,7 +161,8 @@ export class KernelFastPath implements FastPath {
   readonly natReply6: BpfMap;
   readonly reals: BpfMap;
   readonly counters: BpfMap;
-  private readonly realIndex = new Map<RealServer, number>();
+  /** real server address → index in the reals map (the entry is its next hop: one per address, never freed) */
+  private readonly realIndex = new Map<string, number>();
   /** the map keys of the connections in the kernel, built once (tick() reads every flow each second) */
   private readonly keyCache = new Map<Connection, { req: Buffer; reply: Buffer | null }>();
   private nextReal = 0;
@@ -206,16 +207,22 @@ export class KernelFastPath implements FastPath {
     return this.attachments.map((a) => ({ ifindex: a.ifindex, kind: a.kind }));
   }
 
+  /** The real server's index in the reals map, written when new (a flow is only added while it is available). */
   private realFor(dest: RealServer): number {
-    let i = this.realIndex.get(dest);
+    let i = this.realIndex.get(dest.addr);
     if (i === undefined) {
       if (this.nextReal >= MAX_REALS) return -1;
       i = this.nextReal++;
-      this.realIndex.set(dest, i);
+      const k = Buffer.alloc(4);
+      k.writeUInt32LE(i, 0);
+      try {
+        this.reals.update(k, realValue({ ifindex: 0, family: dest.family, nh: dest.addr, enabled: true }));
+      } catch {
+        this.errors++;
+        return -1;
+      }
+      this.realIndex.set(dest.addr, i);
     }
-    const k = Buffer.alloc(4);
-    k.writeUInt32LE(i, 0);
-    this.reals.update(k, realValue({ ifindex: 0, family: dest.family, nh: dest.addr, enabled: dest.available }));
     return i;
   }
 
