@@ -320,6 +320,36 @@ test.serial('the director stopped leaves no program, link or tc filter', async (
   );
 });
 
+test.serial('clsact fallback (tcx skipped): forwards, and stop removes its filter and qdisc', async (t) => {
+  if (skip(t)) return;
+  process.env.TIERLB_BPF_ATTACH = 'clsact';
+  try {
+    director = await startDirector(t0, ['--fastpath', 'on']);
+  } finally {
+    delete process.env.TIERLB_BPF_ATTACH;
+  }
+  const st0 = await stats();
+  t.deepEqual(
+    st0.fastpath.attached.map((a) => a.kind),
+    ['clsact'],
+  );
+  t.regex(t0.set.exec(t0.director, 'tc', ['filter', 'show', 'dev', 'eth0', 'ingress']), /tierlb_fastpath/);
+  t.is((await adm(t0, ['-A', '-u', `${VIP}:5355`, '-s', 'rr'])).code, 0);
+  t.is((await adm(t0, ['-a', '-u', `${VIP}:5355`, '-r', RS1, '-g'])).code, 0);
+  await runClient(`
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('${CLIENT}', 43000))
+for i in range(20):
+    s.sendto(b'c', ('${VIP}', 5355)); time.sleep(0.01)
+`);
+  const st = await stats();
+  t.true(st.fastpath.counters.hitDr >= 10, JSON.stringify(st.fastpath.counters));
+  await stopDirector(director.child);
+  director = null;
+  t.is(t0.set.exec(t0.director, 'tc', ['filter', 'show', 'dev', 'eth0', 'ingress']).trim(), '');
+  t.notRegex(t0.set.exec(t0.director, 'tc', ['qdisc', 'show', 'dev', 'eth0']), /clsact/);
+});
+
 test.serial(
   'auto without a loadable program: one log line says why, every packet takes the NFQUEUE path',
   async (t) => {

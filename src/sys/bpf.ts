@@ -7,7 +7,8 @@
  * its generic link_create passes the type through); where tcx is missing it falls back to a clsact qdisc filter
  * (bpf_tc_hook_create + bpf_tc_attach), which, unlike a link, would outlive a crash, so detach() removes it.
  *
- * libbpf prints its warnings (and the verifier log) on stderr only when TIERLB_BPF_DEBUG is set.
+ * libbpf prints its warnings (and the verifier log) on stderr only when TIERLB_BPF_DEBUG is set;
+ * TIERLB_BPF_ATTACH=clsact skips tcx (for kernels whose tcx misbehaves, and to test the fallback).
  */
 import { closeSync, existsSync } from 'node:fs';
 import koffi from 'koffi';
@@ -52,6 +53,7 @@ const EOPNOTSUPP = 95;
 /** BPF_TCX_INGRESS (linux 6.6); libbpf 1.1's enum stops earlier, the kernel takes the number */
 export const BPF_TCX_INGRESS = 46;
 const BPF_TC_INGRESS = 1;
+const BPF_TC_EGRESS = 2;
 const BPF_ANY = 0;
 
 function errnoText(e: number): string {
@@ -264,7 +266,8 @@ export class BpfObject {
   attachIngress(progName: string, ifindex: number): BpfAttachment {
     const l = libbpf();
     const fd = this.programFd(progName);
-    const link = l.linkCreate(fd, ifindex, BPF_TCX_INGRESS, null);
+    const link =
+      process.env.TIERLB_BPF_ATTACH === 'clsact' ? -EOPNOTSUPP : l.linkCreate(fd, ifindex, BPF_TCX_INGRESS, null);
     if (link >= 0) {
       const a: BpfAttachment = {
         ifindex,
@@ -291,9 +294,15 @@ export class BpfObject {
     const opts = Buffer.alloc(32);
     opts.writeBigUInt64LE(32n, 0);
     opts.writeInt32LE(fd, 8);
+    // libbpf destroys the clsact qdisc itself only for attach point INGRESS|EGRESS (INGRESS alone flushes filters)
+    const destroyQdisc = () => {
+      const all = Buffer.from(hook);
+      all.writeUInt32LE(BPF_TC_INGRESS | BPF_TC_EGRESS, 12);
+      l.tcHookDestroy(all);
+    };
     const r = l.tcAttach(hook, opts);
     if (r < 0) {
-      if (created) l.tcHookDestroy(hook);
+      if (created) destroyQdisc();
       throw permOr('BPF_ATTACH', `tcx link: ${errnoText(-link)}; clsact filter`, -r, 'the kernel refused both');
     }
     const a: BpfAttachment = {
@@ -307,7 +316,7 @@ export class BpfObject {
         d.writeUInt32LE(opts.readUInt32LE(24), 24); // priority
         l.tcDetach(hook, d);
         // the qdisc goes only if this attach made it (another tool's filters stay)
-        if (created) l.tcHookDestroy(hook);
+        if (created) destroyQdisc();
       },
     };
     this.attachments.add(a);
