@@ -162,6 +162,16 @@ static __always_inline int count(__u32 idx) {
   return TC_ACT_OK;
 }
 
+/*
+ * The egress interface and next hop of `dst` from the FIB. No BPF_FIB_LOOKUP_SKIP_NEIGH (linux 6.4+): without a
+ * neighbour entry the lookup says NO_NEIGH, but it has filled in the interface and the gateway by then (every kernel
+ * with bpf_fib_lookup does so), and bpf_redirect_neigh resolves the neighbour itself.
+ */
+static __always_inline int fib_nexthop(struct __sk_buff *skb, struct bpf_fib_lookup *fib) {
+  long r = bpf_fib_lookup(skb, fib, sizeof(*fib), 0);
+  return r == BPF_FIB_LKUP_RET_SUCCESS || r == BPF_FIB_LKUP_RET_NO_NEIGH ? 0 : -1;
+}
+
 /* headers must be in the linear area; a non-linear skb (AF_PACKET, some veth paths) is pulled first */
 static __always_inline int ensure(struct __sk_buff *skb, __u32 len) {
   void *data = (void *)(long)skb->data;
@@ -198,8 +208,7 @@ static __always_inline int redirect_to(struct __sk_buff *skb, __u32 ifindex, __u
     } else {
       __builtin_memcpy(fib.ipv6_dst, dst, 16);
     }
-    long r = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_SKIP_NEIGH);
-    if (r != BPF_FIB_LKUP_RET_SUCCESS) return -C_MISS_FIB;
+    if (fib_nexthop(skb, &fib)) return -C_MISS_FIB;
     ifindex = fib.ifindex;
     if (family == AF_INET)
       nh.ipv4_nh = fib.ipv4_dst;
@@ -319,7 +328,7 @@ static __always_inline int ipv4(struct __sk_buff *skb) {
     fib.ifindex = skb->ingress_ifindex;
     fib.tot_len = 0; /* no MTU check here (a GRO/GSO skb is larger than the MTU): bpf_check_mtu below */
     fib.ipv4_dst = dst[0];
-    if (bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_SKIP_NEIGH) != BPF_FIB_LKUP_RET_SUCCESS) {
+    if (fib_nexthop(skb, &fib)) {
       if (ifindex == 0) return count(C_MISS_FIB);
       nh.ipv4_nh = dst[0]; /* on-link guess: the reply's own destination */
     } else {
@@ -454,7 +463,7 @@ static __always_inline int ipv6(struct __sk_buff *skb) {
     fib.ifindex = skb->ingress_ifindex;
     fib.tot_len = 0; /* no MTU check here (a GRO/GSO skb is larger than the MTU): bpf_check_mtu below */
     __builtin_memcpy(fib.ipv6_dst, dst, 16);
-    if (bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_SKIP_NEIGH) != BPF_FIB_LKUP_RET_SUCCESS) {
+    if (fib_nexthop(skb, &fib)) {
       if (ifindex == 0) return count(C_MISS_FIB);
       __builtin_memcpy(nh.ipv6_nh, dst, 16);
     } else {
