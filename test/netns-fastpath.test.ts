@@ -261,7 +261,7 @@ for i in range(30):
   t.true(hits >= 24, `the busy flow's packets went through the kernel: ${hits}`);
   t.true(st.packets - st0.packets <= 6, `queued ${st.packets - st0.packets}`);
   // and once idle, it expires too
-  await sleep(3500);
+  await sleep(4500);
   t.notRegex((await adm(t0, ['-L', '-n', '-c'])).stdout, /:41001\s/);
   const after = await stats();
   t.is(after.fastpath.flows4, 0, 'the kernel map is empty');
