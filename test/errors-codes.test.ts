@@ -32,10 +32,10 @@ import { LAB_DEFAULTS } from '../src/lab/config-schema.js';
 import { LabError } from '../src/lab/errors.js';
 import { sh } from '../src/lab/netns.js';
 import { PcapError, parsePcap } from '../src/lab/pcap.js';
-import { ExecError } from '../src/sys/errors.js';
 import { buildPlan, host, vrrpYaml } from '../src/lab/plan.js';
 import { traceContext } from '../src/lab/trace-run.js';
 import { OverlayStateError, parseIpLinks } from '../src/overlay/state.js';
+import { ExecError } from '../src/sys/errors.js';
 
 function tmp(t: ExecutionContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'tierlb-errors-'));

@@ -8,12 +8,13 @@
 import { DIRECTOR_SOCKET, request } from '../director/client.js';
 import { type DirectorOptions, runDirector } from '../director/daemon.js';
 import '../ha/config-schema.js'; // registers the vrrp section with the loader (director/config.js: the director's)
+import { FASTPATH_MODES, type FastpathMode } from '../director/config-schema.js';
 import { eachOption } from './args.js';
 
 function usage(): string {
   return [
     'usage: tierlb director [--config FILE | --keepalived FILE] [--metrics ADDR] [--socket PATH] [--queue N]',
-    '                       [--max-queue-len N] [--no-sysctl]',
+    '                       [--max-queue-len N] [--no-sysctl] [--fastpath auto|on|off]',
     '       tierlb director reload|stats|rules [--socket PATH]',
   ].join('\n');
 }
@@ -30,7 +31,11 @@ function parseArgs(argv: string[]): DirectorOptions | string {
       if (!Number.isInteger(o.queue) || o.queue < 0 || o.queue > 65535) return `bad queue number`;
     } else if (a === '--max-queue-len') o.maxLen = Number(val());
     else if (a === '--no-sysctl') o.sysctl = false;
-    else return `unknown option ${a}`;
+    else if (a === '--fastpath') {
+      const m = val();
+      if (!(FASTPATH_MODES as readonly string[]).includes(m)) return `bad --fastpath ${m} (auto, on or off)`;
+      o.fastpath = m as FastpathMode;
+    } else return `unknown option ${a}`;
     return undefined;
   });
   return err ?? o;

@@ -15,6 +15,7 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import { log } from '../common/log.js';
 import { type AdminSocket, serveAdminSocket, socketInUse } from './admin-socket.js';
 import { DEFAULT_SYSCTL, DEFAULT_TIMEOUTS, type DirectorPlan, diffPlans, isEmptyDiff } from './config.js';
+import type { FastpathMode } from './config-schema.js';
 import { Datapath } from './datapath.js';
 import { DirectorError } from './errors.js';
 import { DirectorHa, type HaPlan, type HaReloadSummary, haPlanFromKeepalived, haPlanFromYaml } from './ha.js';
@@ -32,6 +33,8 @@ export interface DirectorOptions {
   queue: number;
   /** the NFQUEUE's maximum length */
   maxLen?: number;
+  /** --fastpath auto|on|off (overrides the config's `fastpath:`; default auto) */
+  fastpath?: FastpathMode;
   /** set the forwarding sysctls (directorSysctls) */
   sysctl: boolean;
 }
@@ -86,7 +89,7 @@ export async function runDirector(o: DirectorOptions): Promise<number> {
     );
 
   if (o.sysctl) directorSysctls();
-  const dp = new Datapath({ queue: o.queue, maxLen: o.maxLen, log });
+  const dp = new Datapath({ queue: o.queue, maxLen: o.maxLen, log, fastpath: o.fastpath ?? plan.fastpath ?? 'auto' });
   let stopping: Promise<number> | null = null;
   let admin: AdminSocket | null = null;
   const ha = new DirectorHa({ dp, plan: haPlan, log });

@@ -89,6 +89,14 @@ export const ADDR6_C = 0;
 export const ADDR6_V = 4;
 export const ADDR6_D = 8;
 
+/** Cumulative packets and bytes the kernel fast path forwarded for one flow, per direction. */
+export interface KernelCounts {
+  packets: number;
+  bytes: number;
+  replyPackets: number;
+  replyBytes: number;
+}
+
 export class Connection {
   /** IP protocol number; 0 (IPPROTO_IP) for templates of fwmark services */
   readonly protocol: number;
@@ -122,6 +130,11 @@ export class Connection {
   controlledBy: Connection | null = null;
   /** how many connections this entry controls (cp->n_control) */
   nControl = 0;
+  /**
+   * The kernel fast path forwards this connection's packets (src/l4/fastpath): its flow counters as last read, so
+   * the next read adds only what is new; null while the connection is not in the kernel's flow map.
+   */
+  kernel: KernelCounts | null = null;
 
   // table bookkeeping (owned by ConnTable)
   /** templates: key in the template index; '' when not indexed */

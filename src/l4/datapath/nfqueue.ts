@@ -3,7 +3,6 @@
  * receives with a short timeout (SO_RCVTIMEO) so the owning worker can notice a stop request; verdicts of one batch
  * go out in a single send (netlink processes every message of the datagram).
  */
-import { DatapathError } from './errors.js';
 
 import {
   AF_NETLINK,
@@ -18,6 +17,7 @@ import {
   SOL_SOCKET,
 } from '../../sys/constants.js';
 import { bindNetlink, close, recv, SysError, send, setRecvTimeout, setsockoptInt, socket } from '../../sys/libc.js';
+import { DatapathError } from './errors.js';
 import {
   cfgCmd,
   cfgParams,
