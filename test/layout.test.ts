@@ -9,7 +9,7 @@ import test from 'ava';
 const SRC = new URL('../src/', import.meta.url).pathname;
 
 /** Each room and the rooms below it that it may import. A room not listed here is a test failure (add it). */
-export const MAY_IMPORT: Record<string, readonly string[]> = {
+const MAY_IMPORT: Record<string, readonly string[]> = {
   common: [],
   sys: ['common'],
   config: ['common'],
@@ -26,10 +26,12 @@ export const MAY_IMPORT: Record<string, readonly string[]> = {
 /** Files allowed past the size bound, and why. */
 const LONG_FILES: Record<string, string> = {
   'l4/adm/parse.ts': "ipvsadm's option table and its per-option checks, kept in the order of ipvsadm.c",
+  'l4/engine.ts': 'the per-packet decision (ip_vs_in/out, ICMP, defense) and the fast-path hand-off; to be split (issue 10 note)',
+  'ha/vrrp/instance.ts': "one VRRP instance's run loop as keepalived's vrrp_scheduler (17 lines over the bound)",
 };
 const MAX_LINES = 600;
 
-export interface ImportEdge {
+interface ImportEdge {
   file: string; // relative to src/
   target: string; // relative to src/
 }
@@ -45,7 +47,7 @@ function sourceFiles(dir: string): string[] {
 const IMPORT_RE = /(?:\bfrom\s*|\bimport\s*\(\s*|^\s*import\s+)['"](\.{1,2}\/[^'"]+)['"]/gm;
 
 /** Every relative import (static, type-only, side-effect and dynamic) of every file under src/. */
-export function importEdges(root = SRC): ImportEdge[] {
+function importEdges(root = SRC): ImportEdge[] {
   const edges: ImportEdge[] = [];
   for (const abs of sourceFiles(root)) {
     const file = relative(root, abs);
@@ -59,7 +61,7 @@ export function importEdges(root = SRC): ImportEdge[] {
 const roomOf = (path: string): string => (path.includes('/') ? path.slice(0, path.indexOf('/')) : '.');
 
 /** The edges that run uphill or sideways, as `file → target (room may import: …)`. */
-export function uphill(edges: ImportEdge[]): string[] {
+function uphill(edges: ImportEdge[]): string[] {
   const bad: string[] = [];
   for (const { file, target } of edges) {
     const from = roomOf(file);
@@ -67,7 +69,8 @@ export function uphill(edges: ImportEdge[]): string[] {
     if (from === to) continue;
     const allowed = MAY_IMPORT[from];
     if (!allowed) bad.push(`${file}: room '${from}' is not in MAY_IMPORT (every file lives in a room)`);
-    else if (!allowed.includes(to)) bad.push(`${file} → ${target} (${from} may import: ${allowed.join(', ') || 'nothing'})`);
+    else if (!allowed.includes(to))
+      bad.push(`${file} → ${target} (${from} may import: ${allowed.join(', ') || 'nothing'})`);
   }
   return bad;
 }
