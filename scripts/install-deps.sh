@@ -2,7 +2,11 @@
 # Debian packages tierlb needs at run time and for its tests. Idempotent; run as root.
 set -euo pipefail
 PKGS=(iproute2 iptables nftables tcpdump tshark keepalived haproxy nginx-light wrk curl netcat-openbsd python3-scapy
-  conntrack ethtool procps psmisc iputils-ping)
+  conntrack ethtool procps psmisc iputils-ping
+  # the L4 fast path: clang compiles the tc BPF program (npm run build), libbpf-dev has its headers, libbpf1 loads it
+  clang libbpf-dev libbpf1 bpftool
+  # npm run bench:l4 floods with trafgen
+  netsniff-ng)
 # the routing daemon the directors announce their VIPs with (bgp section; BIRD 2: birdc, BFD built in)
 PKGS+=(bird2)
 missing=()

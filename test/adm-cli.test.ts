@@ -5,7 +5,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { parseCliArgs, readsStdin, request, requestDirector, runWithRulesFile } from '../src/cli/adm.js';
+import { parseCliArgs, readsStdin, runWithRulesFile } from '../src/cli/adm.js';
+import { request, requestDirector } from '../src/director/client.js';
 import { handleAdmRequest } from '../src/l4/adm/server.js';
 import { newTarget, ok } from './adm-fixture.js';
 

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import { findProgram, parseProtocols } from '../src/bgp/bird.js';
 import { birdConfig } from '../src/bgp/bird-config.js';
+import '../src/bgp/config-schema.js'; // registers the bgp section
 import type { BgpConfig } from '../src/bgp/config-schema.js';
 import { bgpPlanFromConfig } from '../src/bgp/semantics.js';
 import { checkConfigString } from '../src/config/load.js';
@@ -96,7 +97,7 @@ test('the loader reports bgp problems at file:line', (t) => {
     '    - address: 10.99.0.1', // 11
     '    - address: 10.99.0.1', // 12
   ].join('\n');
-  const r = checkConfigString(yaml, 'b.yaml');
+  const r = checkConfigString(yaml, 'b.yaml', { sections: ['bgp'] });
   t.deepEqual(
     r.problems.map((p) => `${p.line}: ${p.message}`),
     [

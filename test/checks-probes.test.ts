@@ -15,10 +15,10 @@ import {
   httpRequest,
   miscProbe,
   parseResponse,
-  splitCommand,
   statusAccepted,
   tcpProbe,
 } from '../src/ha/checks/probes.js';
+import { splitCommand } from '../src/sys/split.js';
 
 function listen(handler: (s: net.Socket) => void): Promise<{ port: number; close: () => Promise<void> }> {
   return new Promise((resolve) => {

@@ -423,3 +423,12 @@ test('sync: the daemon options load; the group must be IPv4 multicast (an IPv6 g
       ],
     );
 });
+
+test('fastpath: auto, on or off reaches the plan; absent leaves it out (off); anything else is refused', (t) => {
+  t.is(plan('director:\n  fastpath: auto\n').fastpath, 'auto');
+  t.is(plan('director:\n  fastpath: on\n').fastpath, 'on');
+  t.false('fastpath' in plan('director:\n  services: []\n'));
+  const bad = checkConfigString('director:\n  fastpath: yes\n', 'f.yaml');
+  t.is(bad.problems.length, 1);
+  t.regex(formatProblem(bad.problems[0]), /director\.fastpath/);
+});

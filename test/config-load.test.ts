@@ -12,6 +12,7 @@ import {
   positionOf,
   registerSectionValidator,
 } from '../src/config/index.js';
+import '../src/director/config.js'; // registers the director section with the loader
 
 const lines = (text: string, file = 'c.yaml') => checkConfigString(text, file).problems.map(formatProblem);
 
@@ -70,7 +71,7 @@ test('unknown sections and wrong types at the top', (t) => {
   ]);
   t.deepEqual(lines('director: []\n'), ['c.yaml:1:11: director: must be a mapping, got a list']);
   t.deepEqual(lines('- a\n- b\n'), [
-    'c.yaml:1:1: the config must be a mapping of sections (director, vrrp, listeners, overlay, lab)',
+    'c.yaml:1:1: the config must be a mapping of sections (director, vrrp, listeners, overlay, lab, bgp, cluster)',
   ]);
   t.deepEqual(lines('director:\n  timeouts: { tcp: 0, udp: x }\n  sysctl: { sloppy_tcp: 1 }\n'), [
     'c.yaml:2:20: director.timeouts.tcp: must be >= 1, got 0',

@@ -1,7 +1,8 @@
 /** The director's mangle chain as rendered from a plan (pure). */
 import test from 'ava';
-import { KernelRules, type Runner } from '../src/fwmark/kernel.js';
+import { KernelRules } from '../src/fwmark/kernel.js';
 import { DIVERT_MARK, emptyPlan, MARK_PREF, REPLY_MARK, renderChain } from '../src/fwmark/plan.js';
+import { recordingRunner } from '../src/sys/recording.js';
 
 const rules = (text: string) => text.split('\n').filter((l) => l.startsWith('-A'));
 const hex = (n: number) => `0x${n.toString(16)}`;
@@ -64,27 +65,25 @@ test('fwmark services: the mark rules of their listener ports come before the qu
 });
 
 test('KernelRules: a DR real server gets one mark rule and route; removed when it leaves the plan', async (t) => {
-  const calls: string[] = [];
-  const run: Runner = async (cmd, args) => {
-    calls.push(`${cmd} ${args.join(' ')}`);
-    if (args.includes('get')) return { code: 0, stdout: '[{"dev":"eth1"}]', stderr: '' };
-    if (args.includes('show')) return { code: 0, stdout: '[]', stderr: '' };
+  const run = recordingRunner((argv) => {
+    if (argv.includes('get')) return { code: 0, stdout: '[{"dev":"eth1"}]', stderr: '' };
+    if (argv.includes('show')) return { code: 0, stdout: '[]', stderr: '' };
     return { code: 0, stdout: '', stderr: '' };
-  };
+  });
   const k = new KernelRules(run);
   const ip = (c: string) => /^ip (-j )?-4 (rule|route) (get|replace|add|del|flush) .*(10\.0\.0\.11|5000)/.test(c);
   const plan = emptyPlan(0);
   plan.routes.push({ family: 4, rip: '10.0.0.11', mark: 0x544c0100, table: 5000 });
   await k.install(plan);
-  t.deepEqual(calls.filter(ip), [
+  t.deepEqual(run.lines().filter(ip), [
     'ip -j -4 route get 10.0.0.11',
     'ip -4 route replace default via 10.0.0.11 dev eth1 onlink table 5000',
     `ip -4 rule del pref ${MARK_PREF} fwmark ${0x544c0100} lookup 5000`,
     `ip -4 rule add pref ${MARK_PREF} fwmark ${0x544c0100} lookup 5000`,
   ]);
-  calls.length = 0;
+  run.clear();
   await k.apply(emptyPlan(0));
-  t.deepEqual(calls.filter(ip), [
+  t.deepEqual(run.lines().filter(ip), [
     `ip -4 rule del pref ${MARK_PREF} fwmark ${0x544c0100} lookup 5000`,
     'ip -4 route flush table 5000',
   ]);

@@ -3,10 +3,12 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
+import { ConfigError, formatProblem } from '../src/config/index.js';
 import type { Datapath } from '../src/director/datapath.js';
 import { DirectorHa, haPlanFromKeepalived, haPlanFromYaml, RemoteTable, serviceArgs } from '../src/director/ha.js';
 import { renderMetrics } from '../src/director/metrics.js';
 import type { MetricsSnapshot } from '../src/director/worker-ha.js';
+import { KeepalivedSyntaxError } from '../src/ha/keepalived/parse.js';
 import { newCounters } from '../src/l4/datapath/forward.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tierlb-ha-'));
@@ -146,6 +148,61 @@ test('lvs_sync_daemon maxlen, port, ttl and group give the plan the YAML sync se
   t.throws(() => haPlanFromKeepalived(join(dir, 'sync-bad.conf')), {
     message: `${join(dir, 'sync-bad.conf')}:4: 'lvs_sync_daemon ttl' wants an integer in 1..255, got '256'`,
   });
+});
+
+test('haPlanFromYaml: every problem of the director and vrrp sections, as a list with file:line', async (t) => {
+  const file = join(dir, 'bad-plan.yaml');
+  writeFileSync(
+    file,
+    [
+      'director:',
+      '  services:',
+      '    - { vip: 10.0.0.1, port: 80, scheduler: rrr }',
+      'vrrp:',
+      '  instances:',
+      '    - { name: VI_1, interface: eth0, virtual_router_id: 300, virtual_ipaddress: [10.0.0.100/24] }',
+      '',
+    ].join('\n'),
+  );
+  const e = await t.throwsAsync(haPlanFromYaml(file), { instanceOf: ConfigError });
+  t.is(e?.problems.length, 2);
+  t.deepEqual(
+    e?.problems.map((p) => [p.line, p.path]),
+    [
+      [3, 'director.services[0].scheduler'],
+      [6, 'vrrp.instances[0].virtual_router_id'],
+    ],
+  );
+  t.is(e?.message, e?.problems.map(formatProblem).join('\n'));
+  // the checks over the whole VRRP config (after the schema) come as a list too
+  writeFileSync(
+    file,
+    [
+      'vrrp:',
+      '  instances:',
+      '    - { name: VI_1, interface: eth0, virtual_router_id: 51, virtual_ipaddress: [10.0.0.100/24] }',
+      '    - { name: VI_1, interface: eth1, virtual_router_id: 52, virtual_ipaddress: [10.0.0.101/24] }',
+      '  sync_groups:',
+      '    - { name: G1, group: [VI_7, VI_8] }',
+      '',
+    ].join('\n'),
+  );
+  const e2 = await t.throwsAsync(haPlanFromYaml(file), { instanceOf: ConfigError });
+  t.deepEqual(e2?.problems.map(formatProblem), [
+    `${file}:4:7: vrrp.instances[1]: vrrp instance VI_1: duplicate instance name`,
+    `${file}:6:27: vrrp.sync_groups[0].group[0]: vrrp sync group G1: instance VI_7 is not defined`,
+    `${file}:6:33: vrrp.sync_groups[0].group[1]: vrrp sync group G1: instance VI_8 is not defined`,
+  ]);
+});
+
+test('haPlanFromKeepalived: errors are a KeepalivedSyntaxError with every diagnostic', (t) => {
+  writeFileSync(join(dir, 'two-bad.conf'), 'virtual_server 10.0.0.1 80 {\n  lb_algo nope\n  lb_kind XX\n}\n');
+  const e = t.throws(() => haPlanFromKeepalived(join(dir, 'two-bad.conf')), { instanceOf: KeepalivedSyntaxError });
+  t.is(e?.code, 'EKEEPALIVED_SYNTAX');
+  t.deepEqual(
+    e?.diagnostics.map((d) => d.line),
+    [2, 3],
+  );
 });
 
 test('the YAML sync section takes --sync-maxlen, --mcast-group, --mcast-port and --mcast-ttl to the daemon', async (t) => {

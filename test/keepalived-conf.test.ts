@@ -10,6 +10,7 @@ import {
   parseConfFile,
   realFs,
 } from '../src/ha/keepalived/parse.js';
+import { SCHEDULERS } from '../src/l4/schedulers/index.js';
 import { SVC_F_ONEPACKET, SVC_F_SCHED1, SVC_F_SCHED2 } from '../src/l4/service.js';
 
 function tree(files: Record<string, string>): string {
@@ -473,5 +474,24 @@ virtual_server group WEB {
   t.deepEqual(
     r.config.services.map((s) => `${s.spec.id.kind} ${s.spec.id.addr}:${s.spec.id.port} ${s.spec.sched}`),
     ['tcp 10.1.1.1:80 wlc', 'tcp 10.1.1.2:80 wlc', 'tcp 10.1.1.3:80 wlc', 'tcp 10.2.2.2:8080 wlc'],
+  );
+});
+
+test('lb_algo and lvs_sched take exactly the schedulers of the registry (src/l4/schedulers)', (t) => {
+  const names = Object.keys(SCHEDULERS);
+  const conf = [
+    ...names.map((n, i) => `virtual_server 10.0.0.1 ${8000 + i} {\n  lb_algo ${n}\n}`),
+    'virtual_server 10.0.0.1 9000 {\n  lvs_sched wrrr\n}',
+  ].join('\n');
+  const dir = tree({ 'k.conf': `${conf}\n` });
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const r = loadKeepalivedConf(join(dir, 'k.conf'));
+  t.deepEqual(
+    r.config.services.slice(0, names.length).map((s) => s.spec.sched),
+    names,
+  );
+  t.deepEqual(
+    r.errors.map((d) => `${d.line}: ${d.message}`),
+    [`${names.length * 3 + 2}: lvs_sched 'wrrr' is not a scheduler (${names.join(', ')})`],
   );
 });

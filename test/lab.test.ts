@@ -4,6 +4,10 @@ import { readFileSync } from 'node:fs';
 import test from 'ava';
 import { parse as parseYaml } from 'yaml';
 import { checkConfigFile, checkConfigString, loadConfigString } from '../src/config/index.js';
+// the sections these tests load, registered with the loader
+import '../src/ha/config-schema.js';
+import '../src/listeners/config-schema.js';
+import '../src/overlay/config-schema.js';
 import { directorFromConfig } from '../src/director/config.js';
 import { emptyPlan, renderChain } from '../src/fwmark/plan.js';
 import { LAB_DEFAULTS, type LabSection, labFromSection } from '../src/lab/config-schema.js';

@@ -6,7 +6,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import test from 'ava';
-import { isHopByHop, serverRequestHeaders } from '../src/listeners/http-relay.js';
+import { isHopByHop, serverRequestHeaders } from '../src/listeners/worker/http-relay.js';
 
 let server: http.Server;
 let port: number;

@@ -3,7 +3,8 @@ import test from 'ava';
 import { ManualClock } from '../src/common/clock.js';
 import { applyResult, parseAgentReply } from '../src/listeners/checks.js';
 import { type ListenerSpec, loadListenersConfigString } from '../src/listeners/config.js';
-import { type PickOutcome, Pool } from '../src/listeners/pool.js';
+import type { Picked } from '../src/listeners/picker.js';
+import { Pool } from '../src/listeners/pool.js';
 
 function spec(yamlServers: string, extra = ''): ListenerSpec {
   return loadListenersConfigString(`listeners:
@@ -17,13 +18,20 @@ ${yamlServers}
 `).listeners[0]!;
 }
 
-function pick(pool: Pool, src?: string): PickOutcome | 'queued' {
-  let out: PickOutcome | 'queued' = 'queued';
-  pool.acquire({ src }, new Set(), (o) => (out = o));
+/** what a pick got, by server name */
+type Outcome = { server: string } | { error: string };
+
+function outcome(pool: Pool, r: Picked): Outcome {
+  return typeof r === 'number' ? { server: pool.name(r) } : { error: r };
+}
+
+function pick(pool: Pool, src?: string): Outcome | 'queued' {
+  let out: Outcome | 'queued' = 'queued';
+  pool.acquire({ src }, undefined, (r) => (out = outcome(pool, r)));
   return out;
 }
 
-const name = (o: PickOutcome | 'queued') => (o === 'queued' ? 'queued' : 'server' in o ? o.server.name : o.error);
+const name = (o: Outcome | 'queued') => (o === 'queued' ? 'queued' : 'server' in o ? o.server : o.error);
 
 test('backups take traffic only when no active server is up', (t) => {
   const clock = new ManualClock(0);
@@ -47,13 +55,13 @@ test('maxconn queues, release serves the queue in order, timeout queue expires',
   );
   t.is(name(pick(pool)), 'a');
   const got: string[] = [];
-  pool.acquire({}, new Set(), (o) => got.push(`1:${name(o)}`));
-  pool.acquire({}, new Set(), (o) => got.push(`2:${name(o)}`));
+  pool.acquire({}, undefined, (r) => got.push(`1:${name(outcome(pool, r))}`));
+  pool.acquire({}, undefined, (r) => got.push(`2:${name(outcome(pool, r))}`));
   t.is(pool.qcur, 2);
-  pool.release('a');
+  pool.release(pool.index('a')!);
   t.deepEqual(got, ['1:a']);
   clock.advance(1000);
-  pool.expire(clock.now());
+  pool.serveQueue();
   t.deepEqual(got, ['1:a', '2:timeout']);
   t.is(pool.qmax, 2);
 });

@@ -2,8 +2,9 @@
  * A stand-in worker for test/listeners-shared.test.ts: maps the primary's region, picks N times on a listener
  * (roundrobin or leastconn), holds or releases, and reports its tally to the parent.
  */
-import { SharedPicker } from '../src/listeners/picker.js';
+
 import { openRegion } from '../src/listeners/shared.js';
+import { SharedPicker } from '../src/listeners/shared-picker.js';
 
 interface Job {
   path: string;

@@ -7,8 +7,10 @@ import { fork } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
-import { type Acquired, FULL, NOSERVER, SharedPicker } from '../src/listeners/picker.js';
+import { ManualClock } from '../src/common/clock.js';
+import { FULL, NOSERVER, type Picked } from '../src/listeners/picker.js';
 import { createRegion, L_QCUR, lw, newWords, Registry, S_CONNS, sw } from '../src/listeners/shared.js';
+import { SharedPicker } from '../src/listeners/shared-picker.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -32,15 +34,16 @@ function setup(balance: string, servers: Srv[], opts: { maxqueue?: number; queue
       servers.map((s, i) => ({ slot: layout.servers[i]!, weight: weights[i]!, backup: !!s.backup })),
     );
   publish();
+  const clock = new ManualClock(0);
   const picker = (worker: number) =>
     new SharedPicker(
       words,
       layout.slot,
       servers.map((s, i) => ({ name: s.name, maxconn: s.maxconn ?? 0, slot: layout.servers[i]! })),
       worker,
-      { balance, maxqueue: opts.maxqueue ?? 0, queueTimeout: opts.queueTimeout ?? 1000, random: seeded(7) },
+      { balance, maxqueue: opts.maxqueue ?? 0, queueTimeout: opts.queueTimeout ?? 1000, random: seeded(7), clock },
     );
-  return { words, reg, layout, publish, picker, w: reg.allocWorker() };
+  return { words, reg, layout, publish, picker, clock, w: reg.allocWorker() };
 }
 
 function seeded(seed: number): () => number {
@@ -115,30 +118,34 @@ test('leastconn sees the connections another worker holds', (t) => {
 });
 
 test('maxconn holds across workers; the waiter is served on release; timeout queue; maxqueue', (t) => {
-  const { picker, words, layout } = setup('roundrobin', [{ name: 'one', maxconn: 1 }], {
+  const { picker, words, layout, clock } = setup('roundrobin', [{ name: 'one', maxconn: 1 }], {
     maxqueue: 1,
     queueTimeout: 500,
   });
   const [w0, w1] = [picker(0), picker(1)];
   t.is(w0.pick({}), 0);
   t.is(w1.pick({}), FULL);
-  const got: Acquired[] = [];
-  w1.acquire({}, undefined, 0, (r) => got.push(r));
+  const got: Picked[] = [];
+  w1.acquire({}, undefined, (r) => got.push(r));
   t.is(w1.waiting, 1);
   t.is(Atomics.load(words, lw(layout.slot, L_QCUR)), 1);
   // maxqueue 1 is reached over the node: worker 0's next request is refused
-  w0.acquire({}, undefined, 0, (r) => got.push(r));
+  w0.acquire({}, undefined, (r) => got.push(r));
   t.deepEqual(got, ['queuefull']);
   // the release happens in worker 0; worker 1 finds the slot on its next serve (its timer)
-  w0.release(0, 10);
-  w1.serveQueue(10);
+  clock.set(10);
+  w0.release(0);
+  w1.serveQueue();
   t.deepEqual(got, ['queuefull', 0]);
   t.is(Atomics.load(words, lw(layout.slot, L_QCUR)), 0);
   // full again: a new waiter times out
-  w0.acquire({}, undefined, 20, (r) => got.push(r));
-  w0.serveQueue(519);
+  clock.set(20);
+  w0.acquire({}, undefined, (r) => got.push(r));
+  clock.set(519);
+  w0.serveQueue();
   t.is(w0.waiting, 1);
-  w0.serveQueue(520);
+  clock.set(520);
+  w0.serveQueue();
   t.deepEqual(got, ['queuefull', 0, 'timeout']);
 });
 
@@ -182,8 +189,8 @@ test('registry: a dead worker`s slots and waiters are given back; reload keeps a
   p.pick({});
   p.pick({});
   p.pick({});
-  p.acquire({}, undefined, 0, () => {});
-  p.acquire({}, undefined, 0, () => {});
+  p.acquire({}, undefined, () => {});
+  p.acquire({}, undefined, () => {});
   const conns = () => layout.servers.map((s) => Atomics.load(words, sw(s, S_CONNS)));
   t.deepEqual(conns(), [2, 1]);
   t.is(reg.reclaim(dead), 3);

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
-import { request } from '../src/cli/director.js';
+import { request } from '../src/director/client.js';
 import {
   type BgpTopo,
   bigBody,

@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { request } from '../src/cli/director.js';
+import { request } from '../src/director/client.js';
 import { NetnsSet, runPrefix } from '../src/lab/netns.js';
 
 export const VIP = '10.99.0.1';

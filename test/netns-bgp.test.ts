@@ -7,7 +7,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import test from 'ava';
-import { request } from '../src/cli/director.js';
+import { request } from '../src/director/client.js';
 import { sh } from '../src/lab/netns.js';
 import {
   type BgpTopo,

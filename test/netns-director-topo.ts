@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { request } from '../src/cli/director.js';
+import { request } from '../src/director/client.js';
 import { NetnsSet, runPrefix } from '../src/lab/netns.js';
 
 export const VIP = '10.77.1.100';
@@ -75,6 +75,53 @@ export function buildTopo(tag = 'd'): Topo {
   return topo;
 }
 
+export const VIP6 = 'fd00:77:1::100';
+export const CLIENT6 = 'fd00:77:1::10';
+export const DIRECTOR6 = 'fd00:77:1::2';
+export const RS16 = 'fd00:77:1::11';
+export const RS26 = 'fd00:77:1::12';
+
+/** The IPv4 topology's shape with IPv6 instead: no IPv4 addresses, DAD off so addresses are usable at once. */
+export function buildTopo6(): Topo {
+  const set = new NetnsSet(runPrefix('d6'));
+  const bridge = set.add('br');
+  set.exec(bridge, 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
+  set.exec(bridge, 'ip', ['link', 'set', 'br0', 'up']);
+  const ns: Record<string, string> = {};
+  const macs: Record<string, string> = {};
+  const hosts = { client: CLIENT6, director: DIRECTOR6, rs1: RS16, rs2: RS26 };
+  let i = 0;
+  for (const [name, addr] of Object.entries(hosts)) {
+    const n = set.add(name);
+    ns[name] = n;
+    const peer = `q${i++}`;
+    set.veth({ ns: n, name: 'eth0' }, { ns: bridge, name: peer });
+    set.exec(bridge, 'ip', ['link', 'set', peer, 'master', 'br0', 'up']);
+    // hosts take no redirects: a NAT reply the director forwards back out of eth0 must keep going through it
+    set.exec(n, 'sysctl', [
+      '-qw',
+      'net.ipv6.conf.all.disable_ipv6=0',
+      'net.ipv6.conf.all.accept_dad=0',
+      'net.ipv6.conf.default.accept_dad=0',
+      'net.ipv6.conf.all.accept_redirects=0',
+      'net.ipv6.conf.default.accept_redirects=0',
+    ]);
+    set.exec(n, 'ip', ['-6', 'addr', 'add', `${addr}/64`, 'dev', 'eth0', 'nodad']);
+    set.exec(n, 'ip', ['link', 'set', 'eth0', 'up']);
+    macs[name] = JSON.parse(set.exec(n, 'ip', ['-j', 'link', 'show', 'eth0']))[0].address;
+  }
+  set.exec(ns.director, 'ip', ['-6', 'addr', 'add', `${VIP6}/64`, 'dev', 'eth0', 'nodad']);
+  // DR: the VIP on lo (/128); Linux answers neighbour solicitations only for the receiving interface's own addresses
+  for (const rs of ['rs1', 'rs2']) set.exec(ns[rs], 'ip', ['-6', 'addr', 'add', `${VIP6}/128`, 'dev', 'lo', 'nodad']);
+  const dir = mkdtempSync(join(tmpdir(), 'tierlb-dir6-'));
+  const dispose = () => {
+    set.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const hostNs = ns as Pick<Topo, 'client' | 'director' | 'rs1' | 'rs2'>;
+  return { ...hostNs, set, bridge, dir, socket: join(dir, 'director.sock'), macs: macs as Topo['macs'], dispose };
+}
+
 /** An HTTP server in a namespace answering "<name> <client address>" (python3, no dependencies). */
 export function httpServer(t: Topo, ns: string, name: string, port: number): ChildProcess {
   const code = `
@@ -107,7 +154,8 @@ export function curl(t: Topo, url: string, extra: string[] = []): string {
   return t.set.exec(t.client, 'curl', ['-s', '--max-time', '3', ...extra, url], { allowFail: true }).trim();
 }
 
-export const DIRECTOR_ENTRY = new URL('../src/cli/director.ts', import.meta.url).pathname;
+/** `tierlb` from the sources: node --import tsx DIRECTOR_ENTRY director ... */
+export const DIRECTOR_ENTRY = new URL('../src/cli/entry.ts', import.meta.url).pathname;
 
 /** Start the daemon in the director namespace; resolves once its socket answers. */
 export async function startDirector(
@@ -117,7 +165,7 @@ export async function startDirector(
   const child = t.set.spawn(
     t.director,
     process.execPath,
-    ['--import', 'tsx', DIRECTOR_ENTRY, '--socket', t.socket, ...args],
+    ['--import', 'tsx', DIRECTOR_ENTRY, 'director', '--socket', t.socket, ...args],
     {
       env: { ...process.env, TIERLB_LOG_LEVEL: 'info' },
     },

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
-import { request } from '../src/cli/director.js';
+import { request } from '../src/director/client.js';
 import {
   adm,
   buildTopo,
@@ -331,6 +331,7 @@ test.serial(
       '--import',
       'tsx',
       DIRECTOR_ENTRY,
+      'director',
       '--socket',
       t0.socket,
     ]);
@@ -493,7 +494,15 @@ while True:
     );
     // the CLI prints the same figures
     const cli = JSON.parse(
-      t0.set.exec(t0.director, process.execPath, ['--import', 'tsx', DIRECTOR_ENTRY, 'stats', '--socket', t0.socket]),
+      t0.set.exec(t0.director, process.execPath, [
+        '--import',
+        'tsx',
+        DIRECTOR_ENTRY,
+        'director',
+        'stats',
+        '--socket',
+        t0.socket,
+      ]),
     );
     t.is(cli.kernel.queueDropped, st.kernel.queueDropped);
     t.is(typeof cli.ipvs.size, 'number');

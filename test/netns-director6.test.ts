@@ -4,61 +4,28 @@
  * as in netns-director.test.ts (whose helpers this file imports), traffic with curl -6.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import test from 'ava';
-import { request } from '../src/cli/director.js';
-import { NetnsSet, runPrefix } from '../src/lab/netns.js';
-import { adm, startDirector, stopDirector, type Topo, waitPort } from './netns-director-topo.js';
+import { request } from '../src/director/client.js';
+import {
+  adm,
+  buildTopo6,
+  CLIENT6,
+  DIRECTOR6,
+  RS16,
+  RS26,
+  startDirector,
+  stopDirector,
+  type Topo,
+  VIP6,
+  waitPort,
+} from './netns-director-topo.js';
 
-const VIP = 'fd00:77:1::100';
-const CLIENT = 'fd00:77:1::10';
-const DIRECTOR = 'fd00:77:1::2';
-const RS1 = 'fd00:77:1::11';
-const RS2 = 'fd00:77:1::12';
+const VIP = VIP6;
+const CLIENT = CLIENT6;
+const DIRECTOR = DIRECTOR6;
+const RS1 = RS16;
+const RS2 = RS26;
 const url = (port: number, path = '/') => `http://[${VIP}]:${port}${path}`;
-
-/** The IPv4 topology's shape with IPv6 instead: no IPv4 addresses, DAD off so addresses are usable at once. */
-function buildTopo6(): Topo {
-  const set = new NetnsSet(runPrefix('d6'));
-  const bridge = set.add('br');
-  set.exec(bridge, 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
-  set.exec(bridge, 'ip', ['link', 'set', 'br0', 'up']);
-  const ns: Record<string, string> = {};
-  const macs: Record<string, string> = {};
-  const hosts = { client: CLIENT, director: DIRECTOR, rs1: RS1, rs2: RS2 };
-  let i = 0;
-  for (const [name, addr] of Object.entries(hosts)) {
-    const n = set.add(name);
-    ns[name] = n;
-    const peer = `q${i++}`;
-    set.veth({ ns: n, name: 'eth0' }, { ns: bridge, name: peer });
-    set.exec(bridge, 'ip', ['link', 'set', peer, 'master', 'br0', 'up']);
-    // hosts take no redirects: a NAT reply the director forwards back out of eth0 must keep going through it
-    set.exec(n, 'sysctl', [
-      '-qw',
-      'net.ipv6.conf.all.disable_ipv6=0',
-      'net.ipv6.conf.all.accept_dad=0',
-      'net.ipv6.conf.default.accept_dad=0',
-      'net.ipv6.conf.all.accept_redirects=0',
-      'net.ipv6.conf.default.accept_redirects=0',
-    ]);
-    set.exec(n, 'ip', ['-6', 'addr', 'add', `${addr}/64`, 'dev', 'eth0', 'nodad']);
-    set.exec(n, 'ip', ['link', 'set', 'eth0', 'up']);
-    macs[name] = JSON.parse(set.exec(n, 'ip', ['-j', 'link', 'show', 'eth0']))[0].address;
-  }
-  set.exec(ns.director, 'ip', ['-6', 'addr', 'add', `${VIP}/64`, 'dev', 'eth0', 'nodad']);
-  // DR: the VIP on lo (/128); Linux answers neighbour solicitations only for the receiving interface's own addresses
-  for (const rs of ['rs1', 'rs2']) set.exec(ns[rs], 'ip', ['-6', 'addr', 'add', `${VIP}/128`, 'dev', 'lo', 'nodad']);
-  const dir = mkdtempSync(join(tmpdir(), 'tierlb-dir6-'));
-  const dispose = () => {
-    set.dispose();
-    rmSync(dir, { recursive: true, force: true });
-  };
-  const hostNs = ns as Pick<Topo, 'client' | 'director' | 'rs1' | 'rs2'>;
-  return { ...hostNs, set, bridge, dir, socket: join(dir, 'director.sock'), macs: macs as Topo['macs'], dispose };
-}
 
 /** HTTP/1.1 keep-alive server on [::]:port answering "<name> <client address> <client port>". */
 function httpServer6(t: Topo, ns: string, name: string, port: number): ChildProcess {

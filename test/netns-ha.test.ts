@@ -12,13 +12,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { request } from '../src/cli/director.js';
+import { request } from '../src/director/client.js';
 import { NetnsSet, runPrefix } from '../src/lab/netns.js';
 
 const NET = '10.78.1';
 const VIP = `${NET}.100`;
 const HOSTS = { client: `${NET}.10`, dir1: `${NET}.2`, dir2: `${NET}.3`, rs1: `${NET}.11`, rs2: `${NET}.12` };
-const ENTRY = new URL('../src/cli/director.ts', import.meta.url).pathname;
+const ENTRY = new URL('../src/cli/entry.ts', import.meta.url).pathname;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Topo {
@@ -147,7 +147,7 @@ async function startDirector(t: Topo, name: 'dir1' | 'dir2', conf: string, extra
   const child = t.set.spawn(
     t.ns[name],
     process.execPath,
-    ['--import', 'tsx', ENTRY, '--keepalived', file, '--socket', socket, ...extra],
+    ['--import', 'tsx', ENTRY, 'director', '--keepalived', file, '--socket', socket, ...extra],
     { env: { ...process.env, TIERLB_LOG_LEVEL: 'info' } },
   );
   let err = '';

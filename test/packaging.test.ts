@@ -60,7 +60,7 @@ test('each unit runs a tierlb command with options that command knows, reloads b
 });
 
 /** Metric names a PromQL expression uses (identifiers starting with tierlb_). */
-export function metricNames(expr: string): string[] {
+function metricNames(expr: string): string[] {
   return [...expr.matchAll(/\btierlb_[a-z0-9_]+/g)].map((m) => m[0]);
 }
 

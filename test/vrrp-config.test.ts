@@ -4,9 +4,10 @@ import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import test from 'ava';
 import { parse as parseYaml } from 'yaml';
-import { checkConfigString } from '../src/config/index.js';
+import { ConfigError, checkConfigString, formatProblem } from '../src/config/index.js';
 import { vrrpSchema } from '../src/ha/config-schema.js';
 import { loadKeepalivedConf } from '../src/ha/keepalived/config.js';
+import { KeepalivedSyntaxError } from '../src/ha/keepalived/parse.js';
 import { checkVrrpConfig, type VrrpSection, vrrpFromSection } from '../src/ha/vrrp/config.js';
 import { instanceDefaults } from '../src/ha/vrrp/types.js';
 import { loadVrrpConfigFile } from '../src/ha/vrrp-main.js';
@@ -197,4 +198,64 @@ test('an address with an octet over 255 is refused at file:line (schema and the 
     syncGroups: [],
   };
   t.deepEqual(checkVrrpConfig(cfg), ['vrrp instance A: virtual address 999.1.1.1 is not an IPv4 address']);
+});
+
+test('vrrp YAML through the config loader: every problem a ConfigError with file:line', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tlvc-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  // schema problems
+  const bad = join(dir, 'bad.yaml');
+  writeFileSync(
+    bad,
+    'vrrp:\n  instances:\n    - name: VI_1\n      interface: eth0\n      virtual_router_id: 51\n      priority: 300\n      virtual_ipaddress: [10.0.0.100/24]\n',
+  );
+  const e1 = t.throws(() => loadVrrpConfigFile(bad), { instanceOf: ConfigError });
+  t.is(e1?.code, 'ECONFIG');
+  t.deepEqual(e1?.problems.map(formatProblem), [`${bad}:6:17: vrrp.instances[0].priority: must be <= 255, got 300`]);
+  // the checks over the whole VRRP config, each at the instance or sync group (or the key in it) it is about
+  const cross = join(dir, 'cross.yaml');
+  writeFileSync(
+    cross,
+    [
+      'vrrp:',
+      '  instances:',
+      '    - name: VI_1',
+      '      interface: eth0',
+      '      virtual_router_id: 51',
+      '      virtual_ipaddress: [10.0.0.100/24]',
+      '    - name: VI_2',
+      '      interface: eth0',
+      '      virtual_router_id: 51',
+      '      virtual_ipaddress: [10.0.0.101/24]',
+      '      track_script: [chk_none]',
+      '  sync_groups:',
+      '    - { name: G1, group: [VI_1, VI_9] }',
+      '',
+    ].join('\n'),
+  );
+  const e2 = t.throws(() => loadVrrpConfigFile(cross), { instanceOf: ConfigError });
+  t.deepEqual(e2?.problems.map(formatProblem), [
+    `${cross}:9:26: vrrp.instances[1].virtual_router_id: vrrp instance VI_2: virtual_router_id 51 on eth0 already used by VI_1`,
+    `${cross}:11:22: vrrp.instances[1].track_script[0]: vrrp instance VI_2: track_script chk_none is not defined`,
+    `${cross}:13:33: vrrp.sync_groups[0].group[1]: vrrp sync group G1: instance VI_9 is not defined`,
+  ]);
+  // a file that is the section alone is still read (its places as written)
+  const bare = join(dir, 'bare.yaml');
+  writeFileSync(bare, YAML.replace('\nvrrp:\n', '\n').replace(/^ {2}/gm, ''));
+  t.deepEqual(loadVrrpConfigFile(bare), vrrpFromSection((parseYaml(YAML) as { vrrp: VrrpSection }).vrrp));
+  writeFileSync(bare, 'instances:\n  - { name: VI_1, interface: eth0, virtual_router_id: 0 }\n');
+  t.deepEqual(t.throws(() => loadVrrpConfigFile(bare), { instanceOf: ConfigError })?.problems.map(formatProblem), [
+    `${bare}:2:55: instances[0].virtual_router_id: must be >= 1, got 0`,
+  ]);
+  // a file without a vrrp section, and a keepalived.conf with errors: typed errors too
+  const none = join(dir, 'none.yaml');
+  writeFileSync(none, 'director: {}\n');
+  t.deepEqual(t.throws(() => loadVrrpConfigFile(none), { instanceOf: ConfigError })?.problems.map(formatProblem), [
+    `${none}: no 'vrrp' section`,
+  ]);
+  const conf = join(dir, 'k.conf');
+  writeFileSync(conf, 'vrrp_instance VI_1 {\n  interface eth0\n}\n');
+  const e3 = t.throws(() => loadVrrpConfigFile(conf), { instanceOf: KeepalivedSyntaxError });
+  t.is(e3?.code, 'EKEEPALIVED_SYNTAX');
+  t.is(e3?.message, `${conf}:1: vrrp_instance VI_1 has no 'virtual_router_id'`);
 });

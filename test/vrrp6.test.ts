@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { checkConfigString } from '../src/config/index.js';
+import '../src/ha/config-schema.js'; // registers the vrrp section with the loader
 import { loadKeepalivedConf } from '../src/ha/keepalived/config.js';
 import { checkVrrpConfig, type VrrpSection, vrrpFromSection } from '../src/ha/vrrp/config.js';
 import { pickSource } from '../src/ha/vrrp/instance.js';

@@ -20,7 +20,7 @@
  * ```
  */
 import { ipv4Schema } from '../config/common-schema.js';
-import { registerSectionValidator } from '../config/validators.js';
+import { registerSection } from '../config/registry.js';
 import { bgpProblems } from './semantics.js';
 
 const asn = { type: 'integer', minimum: 1, maximum: 4294967295 } as const;
@@ -109,6 +109,10 @@ export interface BgpConfig {
   birdc?: string;
 }
 
-registerSectionValidator('bgp', (section, ctx) => {
-  for (const p of bgpProblems(section)) ctx.report(p.path, p.message);
+registerSection({
+  name: 'bgp',
+  schema: bgpSchema,
+  validate: (section, ctx) => {
+    for (const p of bgpProblems(section)) ctx.report(p.path, p.message);
+  },
 });

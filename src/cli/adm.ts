@@ -3,20 +3,18 @@
  *
  * - `--rules FILE`: offline. FILE (ipvsadm -S format; a missing file is an empty table) is loaded into a service
  *   table, the command runs against it, and FILE is rewritten (temp file + rename) when the rules changed.
- * - otherwise: the command is sent to the running director over its admin socket (default
- *   /run/tierlb/director.sock) as one JSON line `{"argv": [...], "stdin": "..."}`; the answer is one JSON line
+ * - otherwise: the command is sent to the running director over its admin socket (default DIRECTOR_SOCKET,
+ *   src/director/client.ts) as one JSON line `{"argv": [...], "stdin": "..."}`; the answer is one JSON line
  *   `{"code", "stdout", "stderr"}`.
  *
  * `--rules` / `--socket` must come before the ipvsadm arguments. -R reads the rules from standard input.
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { basename, dirname, join } from 'node:path';
+import { DIRECTOR_SOCKET, requestDirector } from '../director/client.js';
 import { dumpRules, loadRules } from '../l4/adm/rules-file.js';
 import { type AdmResult, runAdm } from '../l4/adm/run.js';
 import { TableTarget } from '../l4/adm/table-target.js';
-
-export const DEFAULT_ADM_SOCKET = '/run/tierlb/director.sock';
 
 export interface AdmCliOptions {
   rules?: string;
@@ -26,7 +24,7 @@ export interface AdmCliOptions {
 
 /** Split tierlb's own leading options from the ipvsadm arguments. */
 export function parseCliArgs(argv: readonly string[]): AdmCliOptions | string {
-  const o: AdmCliOptions = { socket: DEFAULT_ADM_SOCKET, argv: [] };
+  const o: AdmCliOptions = { socket: DIRECTOR_SOCKET, argv: [] };
   let i = 0;
   for (; i < argv.length; i++) {
     const a = argv[i];
@@ -74,51 +72,6 @@ export function runWithRulesFile(path: string, argv: string[], stdin: string | u
   const after = dumpRules(target);
   if (after !== before) writeAtomic(path, after);
   return res;
-}
-
-/**
- * One request line to the director's socket (adm, reload, stats, ping), one answer line back. Rejects when the
- * director closes the connection without answering, or after timeoutMs (0: no time limit).
- */
-export function request(socketPath: string, req: object, timeoutMs = 30000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect(socketPath);
-    let buf = '';
-    const t =
-      timeoutMs > 0
-        ? setTimeout(() => {
-            s.destroy();
-            reject(new Error('timeout'));
-          }, timeoutMs)
-        : undefined;
-    const fail = (e: Error) => {
-      clearTimeout(t);
-      reject(e);
-    };
-    s.on('connect', () => s.write(`${JSON.stringify(req)}\n`));
-    s.on('data', (d) => {
-      buf += d.toString();
-      const nl = buf.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(t);
-      s.end();
-      resolve(buf.slice(0, nl));
-    });
-    s.on('end', () => {
-      if (!buf.includes('\n')) fail(new Error('the director closed the connection without answering'));
-    });
-    s.on('error', fail);
-  });
-}
-
-/** Daemon mode: ipvsadm's argv (and stdin) to the director, its result back. */
-export async function requestDirector(
-  socketPath: string,
-  argv: string[],
-  stdin: string | undefined,
-  timeoutMs = 0,
-): Promise<AdmResult> {
-  return JSON.parse(await request(socketPath, { argv, stdin }, timeoutMs)) as AdmResult;
 }
 
 async function readStdin(): Promise<string> {

@@ -1,6 +1,15 @@
 /** The option loop the `tierlb <command>` parsers share. */
 
-class MissingValue extends Error {}
+import { TierlbError } from '../common/errors.js';
+
+/** An option without its value; eachOption turns it into its message. */
+class MissingValue extends TierlbError {
+  override readonly code = 'ECLI_MISSING_VALUE';
+  constructor(message: string) {
+    super('ECLI_MISSING_VALUE', message);
+    this.name = 'MissingValue';
+  }
+}
 
 /**
  * Calls `on` for each word of argv in turn; `value()` takes the next word as the option's value. Stops at the first

@@ -2,7 +2,15 @@
  * `tierlb config check FILE`: load a config, print every problem as `file:line:col: reason` on stderr (exit 1), or a
  * one-line summary on stdout (exit 0). Usage errors exit 2.
  */
-import { checkConfigFile, formatProblem, type TierlbConfig } from '../config/index.js';
+import { checkConfigFile, formatProblem, SECTIONS, type TierlbConfig } from '../config/index.js';
+// every section's owner registers its schema and checks: `config check` checks them all
+import '../director/config.js';
+import '../bgp/config-schema.js';
+import '../cluster/config-schema.js';
+import '../ha/config-schema.js';
+import '../lab/config-schema.js';
+import '../listeners/config-schema.js';
+import '../overlay/config-schema.js';
 
 interface Io {
   stdout: { write(s: string): unknown };
@@ -45,7 +53,7 @@ export async function run(argv: string[], io: Io = process): Promise<number> {
     io.stderr.write(`${USAGE}\n`);
     return 2;
   }
-  const r = await checkConfigFile(rest[0]);
+  const r = await checkConfigFile(rest[0], { sections: SECTIONS });
   if (!r.config) {
     for (const p of r.problems) io.stderr.write(`${formatProblem(p)}\n`);
     io.stderr.write(`${r.file}: ${plural(r.problems.length, 'problem')}\n`);

@@ -1,64 +1,27 @@
 /**
  * `tierlb director [--config FILE | --keepalived FILE] [--metrics ADDR] [--socket PATH] [--queue N] [--max-queue-len N]`:
- * the L4 director daemon. Runs the data path (NFQUEUE worker with the engine inside), the HA parts (VRRP instances,
- * real-server checks, the sync daemon, /metrics: src/ha/director-ha.ts) and serves the admin unix socket (mode
- * 0600), one JSON line per request:
- *   {"argv":[...],"stdin":"..."}   → tierlb adm (handleAdmRequest in the worker) → {"code","stdout","stderr"}
- *   {"op":"reload"}                → re-read the config and apply the difference: services and real servers, VRRP
- *                                    instances (only changed ones restart), checkers of changed services, sync
- *                                    settings, metrics bind; a bad config is refused → {"code","stdout","stderr"}
- *   {"op":"stats"}                 → data-path counters
- *   {"op":"rules"}                 → the kernel rules tierlb holds right now
- *   {"op":"bgp"}                   → the `bgp` section's state: BIRD, its sessions, each VIP's announce decision
- * SIGHUP reloads; SIGINT/SIGTERM stop cleanly (chain, ip rules and routing tables removed).
+ * runs the L4 director daemon (src/director/daemon.ts: data path, HA, admin socket; SIGHUP reloads, SIGINT/SIGTERM
+ * stop).
  *
- * With a `bgp` section, BIRD runs beside the daemon and announces the VIPs (src/director/bgp.ts); a stop withdraws
- * them before anything else stops.
- *
- * `tierlb director reload|stats|rules|bgp [--socket PATH]` talk to a running daemon.
+ * `tierlb director reload|stats|rules [--socket PATH]` talk to a running daemon over its admin socket.
  */
-import { chmodSync, mkdirSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
-import { dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { renderNodeFile } from '../cluster/load.js';
-import { log } from '../common/log.js';
-import { bgpPlanFromYaml, DirectorBgp } from '../director/bgp.js';
-import { DEFAULT_SYSCTL, DEFAULT_TIMEOUTS, type DirectorPlan, diffPlans, isEmptyDiff } from '../director/config.js';
-import { Datapath } from '../director/datapath.js';
-import { DirectorHa, type HaPlan, type HaReloadSummary, haPlanFromKeepalived, haPlanFromYaml } from '../director/ha.js';
-import { request } from './adm.js';
+import { DIRECTOR_SOCKET, request } from '../director/client.js';
+import { type DirectorOptions, runDirector } from '../director/daemon.js';
+import '../ha/config-schema.js'; // registers the vrrp section with the loader (director/config.js: the director's)
+import { FASTPATH_MODES, type FastpathMode } from '../director/config-schema.js';
 import { eachOption } from './args.js';
-
-export { request };
-
-export const DEFAULT_SOCKET = '/run/tierlb/director.sock';
-
-interface Opts {
-  config?: string;
-  /** --cluster FILE --node NAME: the node's config rendered from a cluster file (into the run dir) */
-  cluster?: string;
-  node?: string;
-  /** a keepalived.conf instead of (or as) the config */
-  keepalived?: string;
-  /** --metrics ADDR: Prometheus /metrics */
-  metrics?: string;
-  socket: string;
-  queue: number;
-  maxLen?: number;
-  sysctl: boolean;
-}
 
 function usage(): string {
   return [
     'usage: tierlb director [--config FILE | --keepalived FILE] [--metrics ADDR] [--socket PATH] [--queue N]',
-    '                       [--max-queue-len N] [--no-sysctl] [--cluster FILE --node NAME]',
+    '                       [--max-queue-len N] [--no-sysctl] [--fastpath auto|on|off]',
+    '                       [--cluster FILE --node NAME]',
     '       tierlb director reload|stats|rules|bgp [--socket PATH]',
   ].join('\n');
 }
 
-function parseArgs(argv: string[]): Opts | string {
-  const o: Opts = { socket: DEFAULT_SOCKET, queue: 0, sysctl: true };
+function parseArgs(argv: string[]): DirectorOptions | string {
+  const o: DirectorOptions = { socket: DIRECTOR_SOCKET, queue: 0, sysctl: true };
   const err = eachOption(argv, (a, val) => {
     if (a === '--config' || a === '-c') o.config = val();
     else if (a === '--keepalived' || a === '-k') o.keepalived = val();
@@ -71,31 +34,14 @@ function parseArgs(argv: string[]): Opts | string {
       if (!Number.isInteger(o.queue) || o.queue < 0 || o.queue > 65535) return `bad queue number`;
     } else if (a === '--max-queue-len') o.maxLen = Number(val());
     else if (a === '--no-sysctl') o.sysctl = false;
-    else return `unknown option ${a}`;
+    else if (a === '--fastpath') {
+      const m = val();
+      if (!(FASTPATH_MODES as readonly string[]).includes(m)) return `bad --fastpath ${m} (auto, on or off)`;
+      o.fastpath = m as FastpathMode;
+    } else return `unknown option ${a}`;
     return undefined;
   });
   return err ?? o;
-}
-
-const EMPTY_PLAN: DirectorPlan = { services: [], timeouts: { ...DEFAULT_TIMEOUTS }, sysctl: { ...DEFAULT_SYSCTL } };
-
-/** The director forwards: ip_forward on, ICMP redirects off, accept_local on (all, default and every interface). */
-function directorSysctls(): void {
-  const w = (p: string, v: string) => {
-    try {
-      writeFileSync(p, v);
-    } catch (e) {
-      log.warn({ path: p, err: (e as Error).message }, 'sysctl not set');
-    }
-  };
-  w('/proc/sys/net/ipv4/ip_forward', '1');
-  w('/proc/sys/net/ipv6/conf/all/forwarding', '1');
-  for (const ifc of readdirSync('/proc/sys/net/ipv4/conf')) {
-    w(`/proc/sys/net/ipv4/conf/${ifc}/send_redirects`, '0');
-    // NAT replies are rewritten to the VIP (a local address) before the routing decision: without accept_local the
-    // kernel drops them as martians
-    w(`/proc/sys/net/ipv4/conf/${ifc}/accept_local`, '1');
-  }
 }
 
 async function client(cmd: string, argv: string[]): Promise<number> {
@@ -120,15 +66,6 @@ async function client(cmd: string, argv: string[]): Promise<number> {
   }
 }
 
-async function socketInUse(path: string): Promise<boolean> {
-  try {
-    await request(path, { op: 'ping' }, 1000);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export async function run(argv: string[]): Promise<number> {
   if (argv[0] === '-h' || argv[0] === '--help') {
     process.stdout.write(`${usage()}\n`);
@@ -140,8 +77,6 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`tierlb director: ${o}\n${usage()}\n`);
     return 2;
   }
-
-  // the config first: a bad one never starts anything
   if (o.config && o.keepalived) {
     process.stderr.write('tierlb director: --config and --keepalived exclude each other\n');
     return 2;
@@ -150,206 +85,11 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write('tierlb director: --cluster needs --node, and excludes --config and --keepalived\n');
     return 2;
   }
-  const cluster = o.cluster;
-  if (cluster) o.config = join(dirname(o.socket), `${o.node}.yaml`);
-  const loadPlan = async (): Promise<HaPlan | null> => {
-    // the node's config, rendered again at every load (start, reload)
-    if (cluster && o.config) {
-      mkdirSync(dirname(o.config), { recursive: true, mode: 0o700 });
-      await renderNodeFile(cluster, o.node as string, o.config, 'director');
-    }
-    if (o.keepalived) return haPlanFromKeepalived(o.keepalived, log);
-    if (o.config) return haPlanFromYaml(o.config);
-    return null;
-  };
-  let haPlan: HaPlan = { director: EMPTY_PLAN };
-  let bgpPlan: Awaited<ReturnType<typeof bgpPlanFromYaml>>;
   try {
-    haPlan = (await loadPlan()) ?? haPlan;
-    // bgp section: its plan, and the director's defaults in bgp mode (sloppy_tcp)
-    bgpPlan = o.config ? await bgpPlanFromYaml(o.config, haPlan.director) : undefined;
+    return await runDirector(o);
   } catch (e) {
+    // refused before anything started: a bad config, or another director on the socket
     process.stderr.write(`tierlb director: ${(e as Error).message}\n`);
     return 1;
   }
-  if (o.metrics) haPlan.metrics = o.metrics;
-  let plan = haPlan.director;
-  if (await socketInUse(o.socket)) {
-    process.stderr.write(`tierlb director: a director already answers on ${o.socket}\n`);
-    return 1;
-  }
-
-  if (o.sysctl) directorSysctls();
-  const dp = new Datapath({ queue: o.queue, maxLen: o.maxLen, log });
-  let stopping: Promise<number> | null = null;
-  let server: Server | null = null;
-  const ha = new DirectorHa({ dp, plan: haPlan, log });
-  // bgp (src/director/bgp.ts): announces the VIPs while the data path is up and the services have quorum
-  let bgp: DirectorBgp | null = null;
-  let dpUp = false;
-  const stop = (code: number): Promise<number> => {
-    if (!stopping) {
-      stopping = (async () => {
-        log.info('director stopping');
-        await bgp?.stop().catch((e: Error) => log.error({ err: e.message }, 'bgp stop failed'));
-        server?.close();
-        try {
-          unlinkSync(o.socket);
-        } catch {}
-        await ha.stop();
-        await dp.stop();
-        log.info('director stopped');
-        return code;
-      })();
-    }
-    return stopping;
-  };
-
-  let fatal: ((code: number) => void) | null = null;
-  const done = new Promise<number>((resolve) => {
-    fatal = resolve;
-  });
-  dp.onFatal = (msg) => {
-    dpUp = false;
-    log.error({ err: msg }, 'data path failed');
-    void stop(1).then((c) => fatal?.(c));
-  };
-  try {
-    await dp.start();
-    if (!isEmptyDiff(diffPlans(EMPTY_PLAN, plan))) await dp.applyDiff(diffPlans(EMPTY_PLAN, plan));
-    await ha.start();
-    dpUp = true;
-    if (bgpPlan) {
-      bgp = new DirectorBgp({
-        plan: bgpPlan,
-        // one per director, also when several share a run dir (the lab)
-        birdDir: `${o.socket.replace(/\.sock$/, '')}.bird`,
-        log,
-        services: () => plan,
-        checkers: () => ha.checkers,
-        datapathUp: () => dpUp,
-      });
-      await bgp.start();
-    }
-  } catch (e) {
-    log.error({ err: (e as Error).message }, 'director failed to start');
-    await stop(1);
-    return 1;
-  }
-
-  const reload = async (): Promise<{ code: number; stdout: string; stderr: string }> => {
-    if (!o.config && !o.keepalived) return { code: 1, stdout: '', stderr: 'no --config to reload\n' };
-    let nextHa: HaPlan;
-    let nextBgp: Awaited<ReturnType<typeof bgpPlanFromYaml>>;
-    try {
-      nextHa = (await loadPlan()) as HaPlan;
-      if (o.metrics) nextHa.metrics = o.metrics;
-      // VRRP instances that would (re)start must be able to run: checked before anything changes
-      await ha.precheck(nextHa);
-      nextBgp = o.config ? await bgpPlanFromYaml(o.config, nextHa.director) : undefined;
-    } catch (e) {
-      log.warn({ err: (e as Error).message }, 'reload refused: bad config, the running one stays');
-      return { code: 1, stdout: '', stderr: `reload refused, the running config stays:\n${(e as Error).message}\n` };
-    }
-    const next = nextHa.director;
-    const diff = diffPlans(plan, next);
-    let summary: HaReloadSummary;
-    try {
-      if (!isEmptyDiff(diff)) await dp.applyDiff(diff);
-      plan = next;
-      summary = await ha.reload(nextHa, diff);
-      if (bgp && nextBgp) await bgp.reload(nextBgp);
-      else if (!!bgp !== !!nextBgp) log.warn('a bgp section added or removed takes effect at the next start');
-    } catch (e) {
-      log.error({ err: (e as Error).message }, 'reload failed part way');
-      return { code: 1, stdout: '', stderr: `reload failed: ${(e as Error).message}\n` };
-    }
-    const n = diff.services.add.length + diff.services.edit.length + diff.services.del.length;
-    log.info(
-      {
-        services: n,
-        dests: diff.dests.add.length + diff.dests.edit.length + diff.dests.del.length,
-        vrrp: summary.vrrp,
-        checks: summary.checks,
-        sync: summary.sync,
-        metrics: summary.metrics,
-      },
-      'reloaded',
-    );
-    return { code: 0, stdout: '', stderr: '' };
-  };
-
-  const answer = async (line: string): Promise<string> => {
-    let req: { op?: string; argv?: unknown };
-    try {
-      req = JSON.parse(line);
-    } catch {
-      return JSON.stringify({ code: 2, stdout: '', stderr: 'bad request\n' });
-    }
-    switch (req.op) {
-      case 'ping':
-        return JSON.stringify({ ok: true, engine: dp.engineName });
-      case 'reload':
-        return JSON.stringify(await reload());
-      case 'stats':
-        return JSON.stringify({ engine: dp.engineName, ...(await dp.stats()) });
-      case 'rules':
-        return JSON.stringify(await dp.rules.list());
-      case 'bgp':
-        return JSON.stringify(bgp ? await bgp.status() : { enabled: false });
-      case undefined:
-        return dp.adm(line);
-      default:
-        return JSON.stringify({ code: 2, stdout: '', stderr: `unknown op ${req.op}\n` });
-    }
-  };
-
-  mkdirSync(dirname(o.socket), { recursive: true, mode: 0o700 });
-  try {
-    unlinkSync(o.socket);
-  } catch {}
-  server = createServer((s: Socket) => {
-    let buf = '';
-    let chain = Promise.resolve();
-    s.on('data', (d) => {
-      buf += d.toString();
-      let nl = buf.indexOf('\n');
-      while (nl >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (line.trim())
-          chain = chain.then(async () => {
-            const r = await answer(line);
-            if (!s.destroyed) s.write(`${r}\n`);
-          });
-        nl = buf.indexOf('\n');
-      }
-    });
-    s.on('error', () => {});
-  });
-  const oldMask = process.umask(0o177);
-  await new Promise<void>((resolve) => server?.listen(o.socket, resolve));
-  process.umask(oldMask);
-  chmodSync(o.socket, 0o600);
-  log.info({ socket: o.socket, queue: o.queue, config: o.config ?? null }, 'director ready');
-
-  const onSig = (sig: NodeJS.Signals) => {
-    log.info({ signal: sig }, 'signal');
-    void stop(0).then((c) => fatal?.(c));
-  };
-  process.on('SIGINT', onSig);
-  process.on('SIGTERM', onSig);
-  process.on('SIGHUP', () => void reload());
-  return done;
-}
-
-// `node --import tsx src/cli/director.ts ...` runs the daemon directly (tests, development)
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  run(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (e) => {
-      process.stderr.write(`tierlb director: ${(e as Error).stack ?? e}\n`);
-      process.exit(1);
-    },
-  );
 }

@@ -11,6 +11,7 @@
  */
 import { ConfigError } from '../config/index.js';
 import { DEFAULT_CONTROL, loadListenersConfig } from '../listeners/config.js';
+import '../listeners/config-schema.js'; // registers the listeners section with the loader
 import { controlRequest } from '../listeners/control.js';
 import { eachOption } from './args.js';
 

@@ -32,15 +32,6 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`tierlb: unknown command '${cmd}'\n${usage()}\n`);
     return 2;
   }
-  let mod: { run: (argv: string[]) => Promise<number> };
-  try {
-    mod = await import(c.module);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String(e).includes(c.module.slice(2))) {
-      process.stderr.write(`tierlb: command '${cmd}' is not built yet\n`);
-      return 2;
-    }
-    throw e;
-  }
+  const mod: { run: (argv: string[]) => Promise<number> } = await import(c.module);
   return mod.run(rest);
 }

@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { TierlbError } from '../common/errors.js';
 import { loadConfigFile } from '../config/index.js';
 import { normalizeOverlay, type OverlaySpec } from '../overlay/config.js';
+import '../overlay/config-schema.js'; // registers the overlay section with the loader
 import { overlayDown, overlayShow, overlayUp, readHostState } from '../overlay/exec.js';
 import { commandLine, formatChecks, planDown, planUp } from '../overlay/plan.js';
 
@@ -16,7 +17,7 @@ const USAGE = `usage: tierlb overlay up|down|show --config FILE [--netns NS] [--
 
 /** The `overlay` section of a tierlb config file (problems at file:line:col, from the shared loader). */
 export async function loadOverlaySpec(file: string): Promise<OverlaySpec> {
-  const { config } = await loadConfigFile(file);
+  const { config } = await loadConfigFile(file, { sections: ['overlay'] });
   if (config.overlay === undefined) throw new TierlbError('EOVERLAY_CONFIG', `${file}: no 'overlay' section`);
   return normalizeOverlay(config.overlay);
 }

@@ -22,7 +22,7 @@
 
 import { bgpNeighborSchema } from '../bgp/config-schema.js';
 import { cidr4Schema, ipv4Schema as ipv4, portSchema as port } from '../config/common-schema.js';
-import { registerSectionValidator } from '../config/validators.js';
+import { registerSection } from '../config/registry.js';
 import { clusterProblems } from './semantics.js';
 
 const name = { type: 'string', pattern: '^[a-z][a-z0-9-]{0,14}$' } as const;
@@ -175,6 +175,10 @@ export interface ClusterConfig {
   backends?: { name: string; address: string; weight?: number }[];
 }
 
-registerSectionValidator('cluster', (section, ctx) => {
-  for (const p of clusterProblems(section)) ctx.report(p.path, p.message);
+registerSection({
+  name: 'cluster',
+  schema: clusterSchema,
+  validate: (section, ctx) => {
+    for (const p of clusterProblems(section)) ctx.report(p.path, p.message);
+  },
 });

@@ -5,6 +5,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { loadConfigFile } from '../config/load.js';
+import './config-schema.js'; // registers the cluster section with the loader
 import type { ClusterConfig } from './config-schema.js';
 import { allocateFwmarks, FWMARK_BASE } from './fwmark.js';
 import { type NodeRole, nodeRole, renderNodeYaml } from './render.js';
@@ -22,7 +23,7 @@ export interface LoadedCluster {
 
 /** Load and check the file (throws ConfigError with file:line problems); allocate the marks against the marks file. */
 export async function loadCluster(file: string, marksFile = defaultMarksFile(file)): Promise<LoadedCluster> {
-  const cfg = (await loadConfigFile(file)).config;
+  const cfg = (await loadConfigFile(file, { sections: ['cluster'] })).config;
   if (!cfg.cluster) throw new Error(`${file}: no cluster section`);
   const cluster = cfg.cluster as ClusterConfig;
   const previous = existsSync(marksFile) ? (JSON.parse(readFileSync(marksFile, 'utf8')) as Record<string, number>) : {};

@@ -4,8 +4,18 @@
  * the schedulers that hash addresses fold them to a 32-bit word exactly as the kernel does.
  */
 import { isIPv4, isIPv6 } from 'node:net';
+import { TierlbError } from './errors.js';
 
 export type Family = 4 | 6;
+
+/** A string that is not an IPv4 or IPv6 address where one is required. */
+export class AddressError extends TierlbError {
+  override readonly code = 'EADDR_INVALID';
+  constructor(message: string) {
+    super('EADDR_INVALID', message);
+    this.name = 'AddressError';
+  }
+}
 
 export function familyOf(addr: string): Family | 0 {
   if (isIPv4(addr)) return 4;
@@ -100,7 +110,7 @@ export function bytesToIpv6(b: Uint8Array): string {
 export function canonicalAddr(addr: string): string {
   if (isIPv4(addr)) return intToIpv4(ipv4ToInt(addr));
   if (isIPv6(addr)) return bytesToIpv6(ipv6ToBytes(addr));
-  throw new Error(`invalid address: ${addr}`);
+  throw new AddressError(`invalid address: ${addr}`);
 }
 
 /**

@@ -5,6 +5,13 @@ export interface Clock {
 
 export const systemClock: Clock = { now: () => Date.now() };
 
+/**
+ * CLOCK_MONOTONIC in ms (process.hrtime is CLOCK_MONOTONIC on Linux): never jumps with the wall clock, so timeouts
+ * measured on it are exact; the same clock as the kernel's bpf_ktime_get_ns(), so the fast path's last-seen times
+ * (ns / 1e6) compare with it directly.
+ */
+export const monotonicClock: Clock = { now: () => Number(process.hrtime.bigint() / 1000n) / 1000 };
+
 /** A clock tests drive by hand. */
 export class ManualClock implements Clock {
   constructor(private t = 0) {}

@@ -19,7 +19,9 @@ export type AdmErrorCode =
   | 'EEXIST_DEST' // Destination already exists
   | 'ENOENT_SCHED' // Scheduler not found
   | 'EAFNOSUPPORT' // Operation not supported with specified address family
-  | 'EINVAL'; // Invalid argument
+  | 'EINVAL' // Invalid argument
+  | 'ERANGE' // Numerical result out of range
+  | 'ENOTSUP'; // Operation not supported (a tunnel type, the sync daemon without a director)
 
 export class AdmError extends TierlbError {
   constructor(

@@ -4,16 +4,30 @@ export {
   checkConfigFile,
   checkConfigString,
   type LoadedConfig,
+  type LoadOptions,
   loadConfigFile,
   loadConfigString,
-  type TierlbConfig,
 } from './load.js';
-export { ConfigError, type ConfigPath, type ConfigProblem, formatProblem, pathToString } from './problems.js';
-export { configSchema, SECTIONS } from './schema.js';
-export { type ConfigSource, hasPath, type Position, parseSource, positionOf, problemAt } from './source.js';
 export {
+  ConfigError,
+  type ConfigPath,
+  type ConfigProblem,
+  ConfigValueError,
+  formatProblem,
+  pathToString,
+} from './problems.js';
+export {
+  registerSection,
   registerSectionValidator,
+  SECTIONS,
   type SectionContext,
+  type SectionDef,
   type SectionName,
+  SectionRegistry,
+  SectionRegistryError,
+  type SectionTypes,
   type SectionValidator,
-} from './validators.js';
+  sections,
+  type TierlbConfig,
+} from './registry.js';
+export { type ConfigSource, hasPath, type Position, parseSource, positionOf, problemAt } from './source.js';

@@ -64,3 +64,16 @@ export class ConfigError extends TierlbError {
     return this.problems.map(formatProblem).join('\n');
   }
 }
+
+/**
+ * A value that cannot be turned into what it names (a duration, a host:port, a status code) — thrown by the
+ * sections' converters; the loader's schema and checks report such values with their place before they get there.
+ */
+export class ConfigValueError extends TierlbError {
+  override readonly code = 'ECONFIG_VALUE' as const;
+
+  constructor(message: string) {
+    super('ECONFIG_VALUE', message);
+    this.name = 'ConfigValueError';
+  }
+}

@@ -1,42 +1,10 @@
 /**
- * The composed JSON schema of a tierlb config file. Each section's schema lives beside the code that owns it
- * (src/<area>/config-schema.ts); this file only puts them together and turns ajv's errors into positioned problems.
+ * Turning ajv's errors into positioned problems. The schemas themselves are the sections' own (registered with
+ * src/config/registry.ts, which composes and compiles them); this file imports none of them.
  */
-import { Ajv, type ErrorObject } from 'ajv';
-import { bgpSchema } from '../bgp/config-schema.js';
-import { clusterSchema } from '../cluster/config-schema.js';
-import { directorSchema } from '../director/config-schema.js';
-import { vrrpSchema } from '../ha/config-schema.js';
-import { labSchema } from '../lab/config-schema.js';
-import { listenersSchema } from '../listeners/config-schema.js';
-import { overlaySchema } from '../overlay/config-schema.js';
+import type { ErrorObject, ValidateFunction } from 'ajv';
 import type { ConfigPath, ConfigProblem } from './problems.js';
 import { type ConfigSource, problemAt } from './source.js';
-
-export const SECTIONS = ['director', 'vrrp', 'listeners', 'overlay', 'lab', 'bgp', 'cluster'] as const;
-
-export const configSchema = {
-  $id: 'https://tierlb.invalid/config.json',
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    director: directorSchema,
-    vrrp: vrrpSchema,
-    listeners: listenersSchema,
-    overlay: overlaySchema,
-    lab: labSchema,
-    bgp: bgpSchema,
-    cluster: clusterSchema,
-  },
-} as const;
-
-let compiled: ReturnType<Ajv['compile']> | undefined;
-
-function validator(): ReturnType<Ajv['compile']> {
-  // allErrors: every problem at once; verbose: the parent schema, to suggest the key that was meant
-  compiled ??= new Ajv({ allErrors: true, verbose: true, allowUnionTypes: true }).compile(configSchema);
-  return compiled;
-}
 
 /** JSON pointer (ajv's instancePath) → path segments; array indexes become numbers. */
 export function pointerToPath(pointer: string): (string | number)[] {
@@ -48,12 +16,16 @@ export function pointerToPath(pointer: string): (string | number)[] {
     .map((s) => (/^(0|[1-9]\d*)$/.test(s) ? Number(s) : s));
 }
 
-/** Validate against the composed schema. Returns the problems and the sections they are in. */
+/**
+ * Validate `data` with a compiled schema. Returns the problems and the sections they are in (the first path step;
+ * `bare`: the document is that section alone).
+ */
 export function validateSchema(
   data: unknown,
   source: ConfigSource,
+  validate: ValidateFunction,
+  bare?: string,
 ): { problems: ConfigProblem[]; sections: Set<string> } {
-  const validate = validator();
   const problems: ConfigProblem[] = [];
   const sections = new Set<string>();
   if (validate(data)) return { problems, sections };
@@ -64,7 +36,8 @@ export function validateSchema(
   for (const e of errors) {
     if (branchy.has(e.keyword) && errors.some((o) => o !== e && o.schemaPath.startsWith(`${e.schemaPath}/`))) continue;
     const path = pointerToPath(e.instancePath);
-    if (typeof path[0] === 'string') sections.add(path[0]);
+    if (bare) sections.add(bare);
+    else if (typeof path[0] === 'string') sections.add(path[0]);
     problems.push(ajvProblem(e, path, source));
   }
   return { problems, sections };

@@ -11,6 +11,7 @@
  */
 import { type AnnounceDecision, announceDecisions, type ServiceInput } from '../bgp/announce.js';
 import { BirdDaemon, type BirdStatus } from '../bgp/bird.js';
+import '../bgp/config-schema.js'; // registers the bgp section with the loader
 import type { BgpConfig } from '../bgp/config-schema.js';
 import { type BgpPlan, type BgpVip, bgpPlanFromConfig } from '../bgp/semantics.js';
 import { canonicalAddr, type Family, familyOf } from '../common/addr.js';
@@ -29,7 +30,7 @@ import type { DirectorPlan } from './config.js';
  * the flow continues. `director` (the plan the director will run) gets the default applied.
  */
 export async function bgpPlanFromYaml(path: string, director?: DirectorPlan): Promise<BgpPlan | undefined> {
-  const cfg = (await loadConfigFile(path)).config;
+  const cfg = (await loadConfigFile(path, { sections: ['bgp'] })).config;
   if (!cfg.bgp) return undefined;
   if (director && cfg.director?.sysctl?.sloppy_tcp === undefined) director.sysctl.sloppyTcp = true;
   return bgpPlanFromConfig(cfg.bgp as BgpConfig);

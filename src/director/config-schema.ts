@@ -106,6 +106,12 @@ export const directorSchema = {
     },
     services: { type: 'array', items: serviceSchema },
     /**
+     * the kernel fast path (a tc BPF program forwarding established flows): auto (the default) uses it when BPF can
+     * be loaded and otherwise logs why and runs without it, on refuses to start without it, off keeps every packet on
+     * the NFQUEUE path. Read at start only (a reload does not change it).
+     */
+    fastpath: { enum: ['auto', 'on', 'off'] },
+    /**
      * the connection sync daemon started with the director (as `tierlb adm --start-daemon`; interface, maxlen, group,
      * port and ttl are --mcast-interface, --sync-maxlen, --mcast-group, --mcast-port and --mcast-ttl)
      */
@@ -136,6 +142,9 @@ export const directorSchema = {
 } as const;
 
 export type FwdMethodName = keyof typeof FWD_ALIASES;
+
+export const FASTPATH_MODES = ['auto', 'on', 'off'] as const;
+export type FastpathMode = (typeof FASTPATH_MODES)[number];
 
 export interface RealServerConfig {
   address: string;
@@ -204,6 +213,8 @@ export interface DirectorConfig {
     conn_reuse_mode?: number;
   };
   services?: ServiceConfig[];
+  /** default auto */
+  fastpath?: FastpathMode;
   /** state vrrp: master while the VRRP instance `instance` (default: the first) is MASTER, backup otherwise */
   sync?: {
     state: 'master' | 'backup' | 'vrrp';

@@ -8,7 +8,7 @@ import { canonicalAddr, type Family, familyOf, hostPort, isMulticast4, prefixToM
 import { ManualClock } from '../common/clock.js';
 import { AdmError } from '../common/errors.js';
 import type { ConfigPath } from '../config/problems.js';
-import { registerSectionValidator, type SectionContext } from '../config/validators.js';
+import { registerSection, type SectionContext } from '../config/registry.js';
 import type { PlanMatch } from '../fwmark/plan.js';
 import { healthFromService } from '../ha/checks-config.js';
 import type { VirtualServerHealth } from '../ha/checks-types.js';
@@ -27,7 +27,7 @@ import {
   serviceKey,
 } from '../l4/service.js';
 import { type DestSpec, type ServiceSpec, ServiceTable } from '../l4/services.js';
-import { type DirectorConfig, FWD_ALIASES } from './config-schema.js';
+import { type DirectorConfig, directorSchema, type FastpathMode, FWD_ALIASES } from './config-schema.js';
 
 /** ip_vs kernel defaults (ipvsadm --set): tcp 900 s, tcpfin 120 s, udp 300 s; the engine's timeout tables. */
 export { DEFAULT_TIMEOUTS };
@@ -67,6 +67,8 @@ export interface DirectorPlan {
   marks?: PlanMatch[];
   timeouts: Timeouts;
   sysctl: DirectorSysctl;
+  /** the kernel fast path (`fastpath:`), when the config sets it; read at start, not on reload */
+  fastpath?: FastpathMode;
 }
 
 type Report = (path: ConfigPath, message: string) => void;
@@ -340,7 +342,14 @@ export function directorFromConfig(cfg: { director?: DirectorConfig }): Director
     return p;
   });
   const marks = services.flatMap((s) => s.match ?? []);
-  return { services, marks, timeouts: { ...DEFAULT_TIMEOUTS, ...d.timeouts }, sysctl: planSysctl(d.sysctl) };
+  const plan: DirectorPlan = {
+    services,
+    marks,
+    timeouts: { ...DEFAULT_TIMEOUTS, ...d.timeouts },
+    sysctl: planSysctl(d.sysctl),
+  };
+  if (d.fastpath) plan.fastpath = d.fastpath;
+  return plan;
 }
 
 /**
@@ -541,4 +550,11 @@ export function validateDirector(section: unknown, ctx: SectionContext): void {
   });
 }
 
-registerSectionValidator('director', validateDirector);
+declare module '../config/registry.js' {
+  interface SectionTypes {
+    director: DirectorConfig;
+  }
+}
+
+/** The `director` section: its schema and checks, registered with the loader by importing this module. */
+registerSection({ name: 'director', schema: directorSchema, validate: validateDirector });

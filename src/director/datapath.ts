@@ -11,8 +11,9 @@ import { KernelRules } from '../fwmark/kernel.js';
 import type { RulePlan } from '../fwmark/plan.js';
 import type { Counters } from '../l4/datapath/forward.js';
 import { type QueueStats, readQueueStats } from '../l4/datapath/qstats.js';
-import type { FromWorker, ToWorker } from '../l4/datapath/types.js';
+import type { FastpathStart, FromWorker, ToWorker } from '../l4/datapath/types.js';
 import type { EngineStats, EngineSysctl } from '../l4/engine.js';
+import type { FastPathStats } from '../l4/fastpath/maps.js';
 
 export interface DatapathOptions {
   queue?: number;
@@ -20,6 +21,10 @@ export interface DatapathOptions {
   maxLen?: number;
   log?: Logger;
   rules?: KernelRules;
+  /** the kernel fast path: auto (used when BPF loads), on (required), off (the default here; the daemon's is auto) */
+  fastpath?: 'auto' | 'on' | 'off';
+  /** interfaces it goes on (default: every interface with an address but loopback) */
+  fastpathInterfaces?: string[];
 }
 
 /** `tierlb director stats`: the worker's counters, the engine's, and what the kernel counted for our queues. */
@@ -31,6 +36,11 @@ export interface DatapathStats extends Counters {
    * the socket (userDropped) never reach userspace; `waiting` is packets queued and still without a verdict
    */
   kernel: { queueDropped: number; userDropped: number; waiting: number; queues: QueueStats[] };
+  /**
+   * the kernel fast path: how it started and, while active, its per-CPU counters summed (hits, misses by reason),
+   * its map sizes and the connections the engine has in it
+   */
+  fastpath?: FastpathStart & Partial<FastPathStats> & { inKernel?: number };
 }
 
 /** Totals over the director's queues. */
@@ -55,6 +65,8 @@ export class Datapath {
   private ruleChain: Promise<void> = Promise.resolve();
   readonly rules: KernelRules;
   engineName = '';
+  /** what became of the fast path at start */
+  fastpath: FastpathStart | undefined;
   private stopped = false;
   /** set when the worker died; the daemon exits */
   onFatal: (msg: string) => void = () => {};
@@ -98,6 +110,8 @@ export class Datapath {
         queues: this.o.queues ?? 1,
         maxLen: this.o.maxLen,
         port,
+        fastpath: this.o.fastpath ?? 'off',
+        fastpathInterfaces: this.o.fastpathInterfaces,
       },
       transferList: [port],
     });
@@ -107,6 +121,11 @@ export class Datapath {
     });
     const r = await ready;
     this.engineName = r.engine;
+    this.fastpath = r.fastpath;
+    const fp = r.fastpath;
+    if (fp?.active) this.o.log?.info({ fastpath: fp.mode, attached: fp.attached }, 'kernel fast path attached');
+    else if (fp?.mode === 'auto')
+      this.o.log?.warn({ reason: fp.reason }, 'kernel fast path unavailable, every packet takes the NFQUEUE path');
     // the queue is bound before any packet is diverted to it
     await this.rules.install(r.plan);
     this.o.log?.info({ queue: this.queue, engine: r.engine }, 'data path running');

@@ -16,12 +16,12 @@
 import { hostPort } from '../common/addr.js';
 import { type Logger, log as rootLog } from '../common/log.js';
 import { loadConfigFile } from '../config/load.js';
-import { type CheckedService, CheckManager, type CheckTable } from '../ha/checks/manager.js';
+import '../ha/config-schema.js'; // registers the vrrp section with the loader
+import { type CheckedService, CheckManager, type CheckTable, CheckTableError } from '../ha/checks/manager.js';
 import type { VirtualServerHealth } from '../ha/checks-types.js';
 import { loadKeepalivedConf } from '../ha/keepalived/config.js';
-import { formatDiagnostic } from '../ha/keepalived/parse.js';
+import { formatDiagnostic, KeepalivedSyntaxError } from '../ha/keepalived/parse.js';
 import type { SyncDaemonStart } from '../ha/sync/daemon.js';
-import { checkVrrpConfig, type VrrpSection, vrrpFromSection } from '../ha/vrrp/config.js';
 import {
   instanceSource,
   runVrrp,
@@ -29,6 +29,7 @@ import {
   type VrrpReloadResult,
   type VrrpRunner,
 } from '../ha/vrrp/instance.js';
+import { vrrpFromLoaded } from '../ha/vrrp/load.js';
 import type { VrrpConfig, VrrpStateName } from '../ha/vrrp/types.js';
 import { destKey } from '../l4/dest.js';
 import { type ServiceId, serviceKey } from '../l4/service.js';
@@ -59,15 +60,16 @@ export interface HaPlan {
   metrics?: string;
 }
 
-/** A tierlb YAML file → HaPlan (throws with every problem). */
+/**
+ * A tierlb YAML file (its `director` and `vrrp` sections) → HaPlan. Throws ConfigError listing every problem, each
+ * at its file:line.
+ */
 export async function haPlanFromYaml(path: string): Promise<HaPlan> {
-  const cfg = (await loadConfigFile(path)).config;
+  const loaded = await loadConfigFile(path, { sections: ['director', 'vrrp'] });
+  const cfg = loaded.config;
   const plan: HaPlan = { director: directorFromConfig(cfg) };
-  if (cfg.vrrp) {
-    plan.vrrp = vrrpFromSection(cfg.vrrp as VrrpSection);
-    const p = checkVrrpConfig(plan.vrrp);
-    if (p.length) throw new Error(p.map((x) => `${path}: ${x}`).join('\n'));
-  }
+  const vrrp = vrrpFromLoaded(loaded);
+  if (vrrp) plan.vrrp = vrrp;
   const s = cfg.director?.sync;
   if (s) {
     plan.sync = { state: s.state, syncid: s.syncid, interface: s.interface ?? 'eth0', instance: s.instance };
@@ -85,7 +87,7 @@ export async function haPlanFromYaml(path: string): Promise<HaPlan> {
 export function haPlanFromKeepalived(path: string, log: Logger = rootLog): HaPlan {
   const r = loadKeepalivedConf(path);
   for (const w of r.warnings) log.warn(formatDiagnostic(w));
-  if (r.errors.length) throw new Error(r.errors.map(formatDiagnostic).join('\n'));
+  if (r.errors.length) throw new KeepalivedSyntaxError(r.errors);
   const services: PlannedService[] = r.config.services.map((s) => ({ spec: s.spec, dests: s.dests, health: s.health }));
   const plan: HaPlan = {
     director: { services, marks: [], timeouts: { ...DEFAULT_TIMEOUTS }, sysctl: { ...DEFAULT_SYSCTL } },
@@ -190,7 +192,7 @@ export class RemoteTable implements CheckTable {
 
   private service(id: ServiceId): Map<string, MirrorDest> {
     const m = this.mirror.get(serviceKey(id));
-    if (!m) throw new Error('service not in the table');
+    if (!m) throw new CheckTableError(id);
     return m;
   }
 

@@ -6,6 +6,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
+import { DirectorError } from './errors.js';
 import type { MetricsSnapshot } from './worker-ha.js';
 
 export interface MetricsSource {
@@ -125,7 +126,11 @@ export async function startMetrics(addr: string, src: MetricsSource): Promise<Me
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(addr);
   const host = m ? (m[1] ?? m[2]) : '127.0.0.1';
   const port = Number(m ? m[3] : addr);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`bad metrics address '${addr}'`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new DirectorError(
+      'EDIRECTOR_METRICS_ADDRESS',
+      `bad metrics address '${addr}': give host:port, [v6 address]:port or a port (0-65535)`,
+    );
   const server: Server = createServer((req, res) => {
     if (req.url !== '/metrics') {
       res.writeHead(404).end('not found\n');

@@ -4,18 +4,21 @@
  * sending the batch's verdicts in one datagram; between batches it polls its control port synchronously
  * (receiveMessageOnPort) for admin requests, reloads, stats and stop, and ticks the engine about once a second.
  */
+import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { type MessagePort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { systemClock } from '../common/clock.js';
+import { monotonicClock } from '../common/clock.js';
 import { handleAdmRequest } from '../l4/adm/index.js';
 import { Forwarder } from '../l4/datapath/forward.js';
 import type { NlMessage, QueuedPacket } from '../l4/datapath/nfqmsg.js';
 import { NfQueue } from '../l4/datapath/nfqueue.js';
 import { pump } from '../l4/datapath/pump.js';
-import { AF_INET, close, IPPROTO_RAW, SOCK_RAW, sendto4, socket } from '../l4/datapath/sys.js';
-import type { ToWorker, WorkerData } from '../l4/datapath/types.js';
+import type { FastpathStart, ToWorker, WorkerData } from '../l4/datapath/types.js';
 import type { RealServer } from '../l4/dest.js';
 import { Engine } from '../l4/engine.js';
+import { defaultInterfaces, KernelFastPath } from '../l4/fastpath/maps.js';
+import { AF_INET, IPPROTO_RAW, SOCK_RAW } from '../sys/constants.js';
+import { close, sendto4, socket } from '../sys/libc.js';
 import { applyPlanDiff, type PlanDiff } from './config.js';
 import { engineSysctl } from './engine-sysctl.js';
 import { type HaRequest, WorkerHa } from './worker-ha.js';
@@ -29,8 +32,36 @@ function localAddrs(): Set<string> {
   return s;
 }
 
+/**
+ * A connection enters the kernel at its 4th incoming packet (ESTABLISHED TCP, or UDP): a connect-request-close
+ * flow stays in userspace and costs no map writes; anything longer is forwarded in the kernel after a few packets.
+ */
+const FASTPATH_MIN_PACKETS = 4;
+
+/**
+ * Load and attach the fast path as the mode asks: 'on' throws when it cannot, 'auto' falls back to NFQUEUE only and
+ * says why.
+ */
+function startFastPath(engine: Engine): { fp: KernelFastPath | null; start: FastpathStart } {
+  const mode = data.fastpath ?? 'off';
+  if (mode === 'off') return { fp: null, start: { mode, active: false, reason: 'fastpath: off' } };
+  let fp: KernelFastPath | null = null;
+  try {
+    fp = new KernelFastPath();
+    const names = data.fastpathInterfaces ?? defaultInterfaces();
+    fp.attach(names.map((n) => Number.parseInt(readFileSync(`/sys/class/net/${n}/ifindex`, 'utf8'), 10)));
+    engine.setFastPath(fp, { minPackets: FASTPATH_MIN_PACKETS });
+    return { fp, start: { mode, active: true, attached: fp.attached } };
+  } catch (e) {
+    fp?.close();
+    if (mode === 'on') throw e;
+    return { fp: null, start: { mode, active: false, reason: (e as Error).message } };
+  }
+}
+
 async function main(): Promise<void> {
-  const engine = new Engine({ clock: systemClock });
+  // timeouts run on CLOCK_MONOTONIC, the clock of the fast path's last-seen times
+  const engine = new Engine({ clock: monotonicClock });
   let locals = localAddrs();
   const markLocal = (_svc: unknown, d: RealServer) => {
     d.local = locals.has(d.addr);
@@ -53,10 +84,51 @@ async function main(): Promise<void> {
     data.queues,
   );
   const ha = new WorkerHa(engine, fwd);
-  port.postMessage({ type: 'ready', engine: engine.constructor.name, plan: fwd.plan() });
+  const { fp, start: fastpath } = startFastPath(engine);
+  // the sync master counts packets one by one (sync_threshold, sync_period): for packets the kernel forwarded, it is
+  // shown the connection once, at the last count in the batch where the rule would have fired
+  engine.onKernelPackets = (cp, before) => {
+    const master = ha.sync.master;
+    if (!master) return;
+    const { syncPeriod: period, syncThreshold: threshold } = master.sysctl;
+    const after = cp.inpkts;
+    let at = after;
+    if (period > 0) {
+      at = after - ((((after - threshold) % period) + period) % period);
+      if (at <= before) return;
+    } else if (master.sysctl.syncRefreshPeriodMs <= 0) {
+      if (threshold <= before || threshold > after) return;
+      at = threshold;
+    }
+    cp.inpkts = at;
+    try {
+      master.packet(cp);
+    } finally {
+      cp.inpkts = after;
+    }
+  };
+  port.postMessage({ type: 'ready', engine: engine.constructor.name, plan: fwd.plan(), fastpath });
 
   const msgs: NlMessage[] = [];
-  const handle = (pkt: QueuedPacket) => fwd.handle(pkt);
+  const handle = fp
+    ? (pkt: QueuedPacket) => {
+        fp.currentIndev = pkt.indev;
+        fwd.handle(pkt);
+      }
+    : (pkt: QueuedPacket) => fwd.handle(pkt);
+  // flows that became eligible are written to the kernel only once their batch's verdicts are out (no overtaking)
+  const source = fp
+    ? {
+        receive: nfq.receive.bind(nfq),
+        get pendingVerdicts() {
+          return nfq.pendingVerdicts;
+        },
+        flush() {
+          nfq.flush();
+          fp.flushPending();
+        },
+      }
+    : nfq;
   let stopping = false;
   let lastTick = Date.now();
 
@@ -65,6 +137,8 @@ async function main(): Promise<void> {
       case 'adm': {
         let response: string;
         locals = localAddrs();
+        // kernel-forwarded packets show in -L --stats / --rate at once
+        engine.syncKernel();
         try {
           response = (await ha.adm(m.line)) ?? handleAdmRequest(m.line, engine);
         } catch (e) {
@@ -88,11 +162,19 @@ async function main(): Promise<void> {
         break;
       }
       case 'stats': {
+        engine.syncKernel();
         const ipvs = { ...engine.stats(), sysctl: engine.sysctl };
-        port.postMessage({ type: 'reply', id: m.id, response: JSON.stringify({ ...fwd.counters, ipvs }) });
+        const fastpathStats = fp ? { ...fastpath, inKernel: engine.inKernel.size, ...fp.stats() } : fastpath;
+        port.postMessage({
+          type: 'reply',
+          id: m.id,
+          response: JSON.stringify({ ...fwd.counters, ipvs, fastpath: fastpathStats }),
+        });
         break;
       }
       case 'ha': {
+        // the metrics snapshot counts what the kernel forwarded
+        engine.syncKernel();
         try {
           const response = JSON.stringify(await ha.request(m.req as HaRequest));
           port.postMessage({ type: 'reply', id: m.id, response, plan: fwd.plan() });
@@ -108,7 +190,7 @@ async function main(): Promise<void> {
   };
 
   while (!stopping) {
-    pump(nfq, msgs, handle);
+    pump(source, msgs, handle);
     let c = receiveMessageOnPort(port);
     while (c) {
       await control(c.message as ToWorker);
@@ -123,6 +205,11 @@ async function main(): Promise<void> {
     }
   }
   await ha.sync.stopAll();
+  // the program and its maps go first: nothing is forwarded in the kernel for a director that stopped
+  if (fp) {
+    engine.setFastPath(null);
+    fp.close();
+  }
   nfq.close();
   if (rawFd >= 0) close(rawFd);
   port.postMessage({ type: 'stopped', counters: fwd.counters });

@@ -1,17 +1,18 @@
 /**
  * SO_MARK on sockets (SOL_SOCKET=1, SO_MARK=36) through koffi, so health probes to a real server leave with that
  * server's mark and follow the same policy route as the traffic the director forwards to it. The checks and probes
- * use this module; the koffi bindings themselves are the data path's (src/l4/datapath/sys.ts).
+ * use this module; the koffi bindings themselves are src/sys/libc.ts.
  */
 import type { Socket } from 'node:net';
-import { AF_INET, AF_INET6, close, getSoMark, setSoMark, socket } from '../l4/datapath/sys.js';
-
-const SOCK_STREAM = 1;
+import { AF_INET, AF_INET6, SOCK_STREAM } from '../sys/constants.js';
+import { KernelStateError } from '../sys/errors.js';
+import { close, getSoMark, setSoMark, socket } from '../sys/libc.js';
 
 /** The OS file descriptor of a net.Socket (after it has a handle: once 'connect' or 'lookup' fired, or for servers). */
 export function socketFd(sock: Socket): number {
   const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  if (typeof fd !== 'number' || fd < 0) throw new Error('socket has no file descriptor yet');
+  if (typeof fd !== 'number' || fd < 0)
+    throw new KernelStateError('EKERNEL_NO_FD', 'socket has no file descriptor yet (set the mark once it connects)');
   return fd;
 }
 

@@ -18,6 +18,7 @@
  *             - { type: HTTP_GET, url: [{ path: /, status_code: [200] }], connect_timeout: 1, retry: 2 }
  * ```
  */
+import { ConfigValueError } from '../config/problems.js';
 import type {
   CheckCommon,
   HttpUrlCheck,
@@ -117,7 +118,7 @@ function statusCodes(list: (number | string)[] | undefined): number[] {
   const out: number[] = [];
   for (const v of list) {
     const m = /^(\d{3})(?:-(\d{3}))?$/.exec(String(v));
-    if (!m) throw new Error(`bad status_code '${v}'`);
+    if (!m) throw new ConfigValueError(`bad status_code '${v}'`);
     for (let i = Number(m[1]); i <= Number(m[2] ?? m[1]); i++) out.push(i);
   }
   return out;
@@ -125,7 +126,7 @@ function statusCodes(list: (number | string)[] | undefined): number[] {
 
 function checkOf(c: CheckConfig): RealServerCheck {
   if (c.type === 'MISC_CHECK') {
-    if (!c.misc_path) throw new Error('MISC_CHECK without misc_path');
+    if (!c.misc_path) throw new ConfigValueError('MISC_CHECK without misc_path');
     return {
       type: 'misc',
       path: c.misc_path,

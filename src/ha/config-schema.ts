@@ -32,7 +32,7 @@
  */
 
 import { ipv4Schema as ipv4, ipv4OptionalPrefixSchema } from '../config/common-schema.js';
-import { registerSectionValidator } from '../config/validators.js';
+import { registerSection, type SectionContext } from '../config/registry.js';
 
 /** a virtual address: no length means /32, as in keepalived */
 const ipv4Prefix4 = ipv4OptionalPrefixSchema('[0-9]|[12]\\d|3[0-2]');
@@ -170,7 +170,7 @@ const isV6 = (a: unknown) => typeof a === 'string' && a.includes(':');
 const addrOf = (v: unknown) => (typeof v === 'string' ? v : (v as { address?: unknown } | null)?.address);
 
 /** keepalived's rule: an instance is one family (its first virtual address's); VRRPv2 is IPv4 only. */
-registerSectionValidator('vrrp', (section, ctx) => {
+function validateVrrp(section: unknown, ctx: SectionContext): void {
   const instances = (section as { instances?: unknown } | null)?.instances;
   if (!Array.isArray(instances)) return;
   instances.forEach((inst: Record<string, unknown> | null, i) => {
@@ -196,4 +196,7 @@ registerSectionValidator('vrrp', (section, ctx) => {
         `(${name}): address family must match VRRP instance [${inst.unicast_src_ip}]`,
       );
   });
-});
+}
+
+/** The `vrrp` section: its schema and checks, registered with the loader by importing this module. */
+registerSection({ name: 'vrrp', schema: vrrpSchema, validate: validateVrrp });

@@ -5,37 +5,40 @@
  * State changes of instances and sync groups are printed on stdout as JSON lines.
  */
 import { readFileSync } from 'node:fs';
-import { Ajv } from 'ajv';
-import { parse as parseYaml } from 'yaml';
 import { log } from '../common/log.js';
-import { vrrpSchema } from './config-schema.js';
+import { ConfigError, loadConfigString } from '../config/index.js';
+import './config-schema.js'; // registers the vrrp section with the loader
 import { loadKeepalivedConf } from './keepalived/config.js';
-import { formatDiagnostic } from './keepalived/parse.js';
-import { checkVrrpConfig, type VrrpSection, vrrpFromSection } from './vrrp/config.js';
+import { formatDiagnostic, KeepalivedSyntaxError } from './keepalived/parse.js';
 import { runVrrp } from './vrrp/instance.js';
+import { vrrpFromLoaded } from './vrrp/load.js';
 import type { VrrpConfig } from './vrrp/types.js';
 
-/** Read the VRRP configuration of a YAML file (the `vrrp` section, or the file itself if it is the section). */
+/**
+ * Read the VRRP configuration of a YAML file (its `vrrp` section, or the file itself if it is the section) through
+ * the config loader. Throws ConfigError with every problem at its file:line.
+ */
 export function loadVrrpYaml(path: string): VrrpConfig {
-  const doc = parseYaml(readFileSync(path, 'utf8')) as Record<string, unknown> | null;
-  const section = (doc && 'vrrp' in doc ? doc.vrrp : doc) as VrrpSection;
-  const ajv = new Ajv({ allErrors: true, useDefaults: false });
-  const validateSection = ajv.compile(vrrpSchema);
-  if (!validateSection(section)) {
-    const msgs = (validateSection.errors ?? []).map((e) => `${path}: vrrp${e.instancePath} ${e.message}`);
-    throw new Error(msgs.join('\n'));
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const why = err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'is a directory' : err.message;
+    throw new ConfigError([{ file: path, line: 0, column: 0, path: '', message: `cannot read: ${why}` }]);
   }
-  const cfg = vrrpFromSection(section);
-  const problems = checkVrrpConfig(cfg);
-  if (problems.length) throw new Error(problems.map((p) => `${path}: ${p}`).join('\n'));
+  const loaded = loadConfigString(text, path, { sections: ['vrrp'], bareSection: 'vrrp' });
+  const cfg = vrrpFromLoaded(loaded);
+  if (!cfg) throw new ConfigError([{ file: path, line: 0, column: 0, path: '', message: "no 'vrrp' section" }]);
   return cfg;
 }
 
+/** A tierlb YAML file or a keepalived.conf (by `keepalived`, default: a `.conf` name) → its VRRP configuration. */
 export function loadVrrpConfigFile(path: string, keepalived = path.endsWith('.conf')): VrrpConfig {
   if (!keepalived) return loadVrrpYaml(path);
   const r = loadKeepalivedConf(path);
   for (const w of r.warnings) log.warn(formatDiagnostic(w));
-  if (r.errors.length) throw new Error(r.errors.map(formatDiagnostic).join('\n'));
+  if (r.errors.length) throw new KeepalivedSyntaxError(r.errors);
   if (r.config.services.length)
     log.warn({ services: r.config.services.length }, 'virtual_server blocks are not run by the standalone VRRP runner');
   return r.config.vrrp;

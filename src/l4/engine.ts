@@ -16,6 +16,7 @@ import {
   IPPROTO_IP,
   IPPROTO_TCP,
   IPPROTO_UDP,
+  type KernelCounts,
   protoName,
 } from './conn/conn.js';
 import { Defense } from './conn/defense.js';
@@ -126,6 +127,27 @@ export interface EngineOptions {
   sysctl?: Partial<EngineSysctl>;
 }
 
+/** A flow as the kernel fast path last saw it: cumulative counters and the last packet's time on the engine's clock. */
+export interface KernelFlow extends KernelCounts {
+  /** engine-clock ms of the last packet the kernel forwarded (0: none yet) */
+  lastSeenMs: number;
+}
+
+/**
+ * The kernel fast path as the engine drives it (src/l4/fastpath/maps.ts writes the BPF maps): a connection enters
+ * when it reaches a state whose packets cannot change IPVS state (TCP ESTABLISHED, any UDP) and leaves on any other
+ * state, removal, expiry or when its real server leaves; the engine reads its counters and last-seen time before
+ * it expires it and on every tick, so kernel-forwarded packets count and an active flow never times out.
+ */
+export interface FastPath {
+  /** put the connection in the kernel's flow map; false when it cannot (map full, no room for the real server) */
+  add(cp: Connection, dest: RealServer): boolean;
+  /** take it out (idempotent) */
+  remove(cp: Connection): void;
+  /** its kernel counters and last-seen time, undefined when the kernel has no entry */
+  read(cp: Connection): KernelFlow | undefined;
+}
+
 export interface EngineStats {
   /** entries in the connection table, templates included */
   size: number;
@@ -182,6 +204,16 @@ export class Engine implements AdmTarget {
   udpTimeout = UDP_DEFAULT_TIMEOUT_MS;
   /** ipvsadm -L --daemon: set by whoever runs the sync daemons (the data-path worker's src/ha/worker-ha.ts) */
   daemons?: () => SyncDaemonInfo[];
+  /** connections in the kernel fast path's flow map */
+  readonly inKernel = new Set<Connection>();
+  /**
+   * Called after a read of the kernel added incoming packets to a connection (its inpkts was `before`): the packets
+   * the sync master did not see one by one (the worker replays its threshold rule on them).
+   */
+  onKernelPackets: ((cp: Connection, before: number) => void) | null = null;
+  private fast: FastPath | null = null;
+  /** incoming packets a connection must have seen before it enters the kernel (see setFastPath) */
+  private fastMinPackets = 1;
 
   private readonly defense: Defense;
   private readonly counters = { expired: 0, defenseDropped: 0, rescheduled: 0 };
@@ -198,8 +230,9 @@ export class Engine implements AdmTarget {
     this.table = new ServiceTable({ clock: this.clock, random });
     this.sysctl = { ...DEFAULT_SYSCTL, ...o.sysctl };
     this.conns = new ConnTable(o.maxConns ?? 1 << 20, random, {
-      onRemove: (_c, why) => {
+      onRemove: (c, why) => {
         if (why === 'expired') this.counters.expired++;
+        if (c.kernel) this.leaveKernel(c);
       },
     });
     this.defense = new Defense(this.sysctl);
@@ -209,9 +242,32 @@ export class Engine implements AdmTarget {
     this.nextDefense = now + DEFENSE_TIMER_PERIOD_MS;
     const onRemoval = () => {
       if (this.sysctl.expire_nodest_conn) this.nodestSweep = true;
+      // the kernel stops forwarding for a real server that left: its packets come back here (dropped, or expiring)
+      for (const c of this.inKernel) if (!this.kernelEligible(c)) this.leaveKernel(c);
     };
     this.table.on('dest-del', onRemoval);
     this.table.on('service-del', onRemoval);
+    this.table.on('dest-edit', () => {
+      for (const c of this.inKernel) if (!this.kernelEligible(c)) this.leaveKernel(c);
+    });
+  }
+
+  /**
+   * Use (or, with null, stop using) a kernel fast path; connections already in a forwarding state enter it at their
+   * next packet. `minPackets`: a connection enters only once it has seen that many incoming packets, so a short one
+   * (connect, request, reset) never costs map writes: only flows with some volume are worth the syscalls.
+   */
+  setFastPath(fp: FastPath | null, o: { minPackets?: number } = {}): void {
+    this.fastMinPackets = o.minPackets ?? 1;
+    if (this.fast) {
+      this.syncKernel();
+      for (const c of [...this.inKernel]) this.leaveKernel(c);
+    }
+    this.fast = fp;
+  }
+
+  get fastPath(): FastPath | null {
+    return this.fast;
   }
 
   /** Change sysctls; the defense levels are recomputed at once (as the kernel's proc handlers do). */
@@ -287,6 +343,7 @@ export class Engine implements AdmTarget {
     this.setState(cp, 'input', pkt.tcpFlags);
     if (cp.flags & CONN_F_ONE_PACKET) this.conns.expireNow(cp, now);
     else this.conns.touch(cp, now);
+    if (this.fast && cp.live) this.updateKernel(cp);
     return { kind: 'forward', conn: cp, dest };
   }
 
@@ -306,6 +363,7 @@ export class Engine implements AdmTarget {
     }
     this.setState(cp, 'output', pkt.tcpFlags);
     this.conns.touch(cp, this.clock.now());
+    if (this.fast && cp.live) this.updateKernel(cp);
     return { kind: 'forward', conn: cp, dest };
   }
 
@@ -376,6 +434,8 @@ export class Engine implements AdmTarget {
 
   /** Run due timers: connection expiry, the defense (every second), the estimator (every 2 s), scheduler ticks. */
   tick(): void {
+    // what the kernel forwarded since the last tick: counted, and its flows' timers restarted from their last packet
+    if (this.inKernel.size) this.syncKernel();
     const now = this.clock.now();
     if (this.nodestSweep) {
       this.nodestSweep = false;
@@ -627,6 +687,83 @@ export class Engine implements AdmTarget {
     cp.timeoutMs = this.tcpTimeouts[ns];
   }
 
+  /** A connection whose packets the kernel may forward: DR or NAT, not local, TCP ESTABLISHED or UDP. */
+  private kernelEligible(cp: Connection): boolean {
+    const dest = cp.dest;
+    if (!cp.live || !dest?.available || dest.local || cp.template) return false;
+    if (cp.flags & CONN_F_ONE_PACKET) return false;
+    const fwd = cp.fwd;
+    if (fwd !== 'route' && fwd !== 'masq') return false;
+    if (dest.fwd !== fwd) return false;
+    return cp.protocol === IPPROTO_UDP || (cp.protocol === IPPROTO_TCP && cp.state === TCP_S_ESTABLISHED);
+  }
+
+  /** After a packet: the connection enters or leaves the kernel's flow map as its state allows. */
+  private updateKernel(cp: Connection): void {
+    const ok = this.kernelEligible(cp) && cp.inpkts >= this.fastMinPackets;
+    if (ok && !cp.kernel) {
+      if (this.fast?.add(cp, cp.dest as RealServer)) {
+        cp.kernel = { packets: 0, bytes: 0, replyPackets: 0, replyBytes: 0 };
+        this.inKernel.add(cp);
+      }
+    } else if (!ok && cp.kernel) this.leaveKernel(cp);
+  }
+
+  /** Read the last counters of a flow, then take it out of the kernel. */
+  private leaveKernel(cp: Connection): void {
+    if (!cp.kernel) return;
+    this.readKernel(cp);
+    this.fast?.remove(cp);
+    cp.kernel = null;
+    this.inKernel.delete(cp);
+  }
+
+  /**
+   * Read every kernel flow: the packets and bytes forwarded since the last read are counted as the NFQUEUE path
+   * counts them (connection, real server, service, totals), and a connection's timer restarts from the kernel's
+   * last packet, so a flow active only in the kernel never expires. Called by tick() and before stats are shown.
+   */
+  syncKernel(): void {
+    for (const cp of this.inKernel) this.readKernel(cp);
+  }
+
+  private readKernel(cp: Connection): void {
+    const k = cp.kernel;
+    if (!k || !this.fast) return;
+    const f = this.fast.read(cp);
+    if (!f) return;
+    const dp = f.packets - k.packets;
+    const db = f.bytes - k.bytes;
+    const rp = f.replyPackets - k.replyPackets;
+    const rb = f.replyBytes - k.replyBytes;
+    cp.kernel = { packets: f.packets, bytes: f.bytes, replyPackets: f.replyPackets, replyBytes: f.replyBytes };
+    const dest = cp.dest;
+    if (dp > 0 || db > 0) {
+      const before = cp.inpkts;
+      cp.inpkts += dp;
+      cp.inbytes += db;
+      if (dest?.available) {
+        addIn(dest.stats, dp, db);
+        addIn(cp.svc.stats, dp, db);
+        addIn(this.totalStats, dp, db);
+      }
+      if (dp > 0) this.onKernelPackets?.(cp, before);
+    }
+    if (rp > 0 || rb > 0) {
+      cp.outpkts += rp;
+      cp.outbytes += rb;
+      if (dest?.available) {
+        addOut(dest.stats, rp, rb);
+        addOut(cp.svc.stats, rp, rb);
+        addOut(this.totalStats, rp, rb);
+      }
+    }
+    if (f.lastSeenMs > 0 && cp.live) {
+      const exp = f.lastSeenMs + cp.timeoutMs;
+      if (exp > cp.expires) this.conns.touch(cp, f.lastSeenMs);
+    }
+  }
+
   /** ip_vs_expire_nodest_conn_flush: after a real server or service was deleted, drop its connections. */
   private expireNodestConns(): void {
     for (const cp of this.conns.entries()) {
@@ -647,6 +784,16 @@ function persistNet(svc: VirtualService, saddr: string): string {
 function countIn(s: Stats, len: number): void {
   s.inpkts++;
   s.inbytes += len;
+}
+
+function addIn(s: Stats, pkts: number, bytes: number): void {
+  s.inpkts += pkts;
+  s.inbytes += bytes;
+}
+
+function addOut(s: Stats, pkts: number, bytes: number): void {
+  s.outpkts += pkts;
+  s.outbytes += bytes;
 }
 
 function countOut(s: Stats, len: number): void {

@@ -8,7 +8,7 @@
 
 import { ipv4ToInt, prefixToMask4 } from '../common/addr.js';
 import { cidr4Schema, ipv4Schema as ipv4, portSchema as port } from '../config/common-schema.js';
-import { registerSectionValidator, type SectionContext } from '../config/validators.js';
+import { registerSection, type SectionContext } from '../config/registry.js';
 
 /** the lab's subnets: /8 to /30 */
 const cidr4 = cidr4Schema('[8-9]|[12]\\d|30');
@@ -421,4 +421,5 @@ function validateLab(section: unknown, ctx: SectionContext): void {
   for (const [path, msg] of labProblems(section)) ctx.report(path, msg);
 }
 
-registerSectionValidator('lab', validateLab);
+/** The `lab` section: its schema and checks, registered with the loader by importing this module. */
+registerSection({ name: 'lab', schema: labSchema, validate: validateLab });

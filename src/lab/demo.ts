@@ -4,7 +4,7 @@
  * the flow really worked: every request answered, every LB node and every backend served some, and the trace shows
  * the MAC rewrite with the VIP kept, VXLAN with the lab's VNI on the underlay, and the reply bypassing the director.
  */
-import { admList, labDown, labUp, type Out } from './lab.js';
+import { admList, labDown, labUp, loadLabConfig, type Out, planFor } from './lab.js';
 import { directorSocket, type LabPlan, masterDirector } from './plan.js';
 import type { ClientAnswer } from './trace.js';
 import { formatTraceResult, request, type TraceResult, traceContext, traceRequests } from './trace-run.js';
@@ -127,8 +127,6 @@ export async function demo(o: DemoOptions): Promise<DemoResult> {
   const problems: string[] = [];
   const res: DemoResult = { ok: false, problems };
   let plan: LabPlan | undefined;
-  let prefix = o.prefix;
-  let stateDir = o.stateDir;
   try {
     out('== 1. lab up: namespaces, overlay, fwmark rules, director(s), VRRP, listeners, backends');
     const up = await labUp({
@@ -139,8 +137,6 @@ export async function demo(o: DemoOptions): Promise<DemoResult> {
       progress: (s) => errw(`${s}\n`),
     });
     plan = up.plan;
-    prefix = plan.prefix;
-    stateDir = plan.cfg.stateDir;
     const n = o.requests ?? 60;
     out(
       '',
@@ -181,13 +177,9 @@ export async function demo(o: DemoOptions): Promise<DemoResult> {
   } catch (e) {
     problems.push((e as Error).message);
   } finally {
-    if (!o.keep && prefix !== undefined) {
-      out('', '== 5. lab down');
-      await labDown({ prefix: prefix, stateDir: stateDir ?? '/run/tierlb-lab', out });
-    } else if (!o.keep && plan === undefined) {
-      // up failed before returning: remove what it made (its prefix comes from the config)
-      const { loadLabConfig, planFor } = await import('./lab.js');
-      const p = planFor(await loadLabConfig(o.configFile), o);
+    if (!o.keep) {
+      // when up failed before returning, its prefix and state dir come from the config and the options, as in up
+      const p = plan ?? planFor(await loadLabConfig(o.configFile), o);
       out('', '== 5. lab down');
       await labDown({ prefix: p.prefix, stateDir: p.cfg.stateDir, out });
     }

@@ -6,8 +6,9 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCommand } from '../fwmark/kernel.js';
 import { CHAIN } from '../fwmark/plan.js';
+import { run as runProgram } from '../sys/exec.js';
+import { iptablesArgv } from '../sys/iptables.js';
 import { type DoctorInput, type HostFacts, parseSs, parseSysctl } from './doctor.js';
 import { nsRun } from './lab.js';
 import { parsePcap } from './pcap.js';
@@ -20,8 +21,10 @@ export async function probeHost(
   ns: string | null,
   frontIf: string,
 ): Promise<HostFacts> {
-  const run = (cmd: string, args: string[]) => (ns ? nsRun(ns, cmd, args) : runCommand(cmd, args, { timeoutMs: 5000 }));
-  const [addr, sysctl, route, rule, mangle, ss] = await Promise.all([
+  const run = (cmd: string, args: string[]) =>
+    ns ? nsRun(ns, cmd, args) : runProgram([cmd, ...args], { timeoutMs: 5000 });
+  const mangle = iptablesArgv(4, ['-t', 'mangle', '-S']);
+  const [addr, sysctl, route, rule, mangleRules, ss] = await Promise.all([
     run('ip', ['-j', '-4', 'addr', 'show']),
     run('sysctl', [
       `net.ipv4.conf.all.arp_ignore`,
@@ -33,7 +36,7 @@ export async function probeHost(
     ]),
     run('ip', ['-j', '-4', 'route', 'show', 'default']),
     run('ip', ['-j', '-4', 'rule', 'show']),
-    run('iptables-nft', ['-t', 'mangle', '-S']),
+    run(mangle[0], mangle.slice(1)),
     run('ss', ['-Hltn']),
   ]);
   const addrs: HostFacts['addrs'] = [];
@@ -72,7 +75,7 @@ export async function probeHost(
     defaultVia,
     rules,
     tables,
-    mangle: mangle.stdout.split('\n').filter(Boolean),
+    mangle: mangleRules.stdout.split('\n').filter(Boolean),
     listening: parseSs(ss.stdout),
   };
 }

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { request as directorRequest } from '../cli/director.js';
+import { request as directorRequest } from '../director/client.js';
 import type { DemoOptions, DemoResult } from './demo.js';
 import { ecmpNextHops, labDown, labUp, loadLabConfig, planFor } from './lab.js';
 import { directorSocket, hostsOf, type LabPlan, routerSocket } from './plan.js';

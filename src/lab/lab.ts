@@ -3,18 +3,18 @@
  * (pid files and logs in the state dir), waits until every check is green, and removes it all again — from the state
  * file and by name prefix, so a `lab up` that crashed or was killed half-way is cleaned up too.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { findProgram } from '../bgp/bird.js';
-import { requestDirector } from '../cli/adm.js';
-import { loadConfigFile } from '../config/load.js';
-import { type CommandResult, runCommand } from '../fwmark/kernel.js';
+import { loadConfigFile, loadConfigString } from '../config/load.js';
+import { requestDirector } from '../director/client.js';
 import { CHAIN } from '../fwmark/plan.js';
 import { normalizeOverlay } from '../overlay/config.js';
+import '../overlay/config-schema.js'; // registers the overlay section with the loader
 import { overlayUp } from '../overlay/exec.js';
-import { type LabConfig, type LabSection, labFromSection } from './config-schema.js';
+import { type RunResult, run, runSync } from '../sys/exec.js';
+import { type LabConfig, type LabSection, labFromSection } from './config-schema.js'; // registers the lab section
+import { LabError } from './errors.js';
 import { sh } from './netns.js';
 import {
   buildPlan,
@@ -30,24 +30,15 @@ import {
   SWITCH,
   vrrpYaml,
 } from './plan.js';
-import {
-  alive,
-  BACKEND_JS,
-  isOurProcess,
-  moduleExists,
-  nodeModuleArgv,
-  spawnDetached,
-  tail,
-  tierlbArgv,
-} from './proc.js';
+import { alive, BACKEND_JS, isOurProcess, nodeModuleArgv, spawnDetached, tail, tierlbArgv } from './proc.js';
 import { type LabState, readState, writeState } from './state.js';
 
 export type Out = (line: string) => void;
 
-/** Load a lab config file (the `lab` section; the whole file is checked with file:line problems). */
+/** Load a lab config file: its `lab` section, checked with file:line problems (other sections are their daemons'). */
 export async function loadLabConfig(file?: string): Promise<LabConfig> {
   if (!file) return labFromSection(undefined);
-  const loaded = await loadConfigFile(file);
+  const loaded = await loadConfigFile(file, { sections: ['lab'] });
   return labFromSection(loaded.config.lab as LabSection | undefined);
 }
 
@@ -56,8 +47,8 @@ const inNs = (ns: string, cmd: string, args: string[], opts: { allowFail?: boole
   sh('ip', ['netns', 'exec', ns, cmd, ...args], opts);
 
 /** Async, never throws: exit code and output of a command inside a namespace. */
-export function nsRun(ns: string, cmd: string, args: string[], timeoutMs = 5000): Promise<CommandResult> {
-  return runCommand('ip', ['netns', 'exec', ns, cmd, ...args], { timeoutMs });
+export function nsRun(ns: string, cmd: string, args: string[], timeoutMs = 5000): Promise<RunResult> {
+  return run(['ip', 'netns', 'exec', ns, cmd, ...args], { timeoutMs });
 }
 
 export function listNamespaces(): string[] {
@@ -146,9 +137,10 @@ function buildNetwork(plan: LabPlan, st: LabState, out: Out): void {
     const file = join(plan.dir, `${h.name}-overlay.yaml`);
     const text = overlayYaml(plan, h.name);
     writeFileSync(file, text);
-    const spec = normalizeOverlay((parseYaml(text) as { overlay: unknown }).overlay);
+    const spec = normalizeOverlay(loadConfigString(text, file, { sections: ['overlay'] }).config.overlay);
     const res = overlayUp(spec, { netns: h.ns });
-    if (res.plan.conflicts.length) throw new Error(`overlay on ${h.name}: ${res.plan.conflicts.join('; ')}`);
+    if (res.plan.conflicts.length)
+      throw new LabError('ELAB_OVERLAY_CONFLICT', `overlay on ${h.name}: ${res.plan.conflicts.join('; ')}`);
   }
   out(
     `overlay: VNI ${c.overlay.vni} (vx${c.overlay.vni} + br${c.overlay.vni}, static fdb) on ${[...hostsOf(plan, 'lb'), ...hostsOf(plan, 'hypervisor')].map((h) => h.name).join(' ')}`,
@@ -259,7 +251,7 @@ export interface CheckResult {
 /** `tierlb adm -L -n` (or other argv) through a director's admin socket. */
 export async function admList(socket: string, argv = ['-L', '-n']): Promise<string> {
   const r = await requestDirector(socket, argv, undefined, 3000);
-  if (r.code !== 0) throw new Error(r.stderr.trim());
+  if (r.code !== 0) throw new LabError('ELAB_DIRECTOR', r.stderr.trim());
   return r.stdout;
 }
 
@@ -395,20 +387,21 @@ export async function labUp(o: UpOptions): Promise<{ plan: LabPlan; state: LabSt
   const existing = readState(plan.dir);
   const live = listNamespaces().filter((n) => n.startsWith(`${plan.prefix}-`));
   if (existing || live.length)
-    throw new Error(`a lab with prefix '${plan.prefix}' exists (${plan.dir}); run 'tierlb lab down' first`);
+    throw new LabError(
+      'ELAB_EXISTS',
+      `a lab with prefix '${plan.prefix}' exists (${plan.dir}); run 'tierlb lab down' first`,
+    );
   mkdirSync(plan.dir, { recursive: true });
   const st = newState(plan, o.configFile ?? null);
   writeState(st);
   const progress = o.progress ?? o.out;
   buildNetwork(plan, st, progress);
-  const vrrp = cfg.vrrp.enabled && !cfg.ecmp && moduleExists('ha/vrrp-main');
+  const vrrp = cfg.vrrp.enabled && !cfg.ecmp;
   st.vipMode = cfg.ecmp ? 'bgp' : vrrp ? 'vrrp' : 'static';
   if (!vrrp && !cfg.ecmp) {
     const m = plan.hosts.find((h) => h.name === masterDirector(plan))!;
     ipn(m.ns, 'addr', 'add', `${cfg.vip}/${cfg.front.subnet.split('/')[1]}`, 'dev', 'eth0');
-    progress(
-      `VIP ${cfg.vip} static on ${m.name} (${cfg.vrrp.enabled ? 'the VRRP runner is not available' : 'vrrp.enabled: false'})`,
-    );
+    progress(`VIP ${cfg.vip} static on ${m.name} (vrrp.enabled: false)`);
   }
   writeState(st);
   startProcesses(plan, st, progress, vrrp);
@@ -427,7 +420,8 @@ export async function labUp(o: UpOptions): Promise<{ plan: LabPlan; state: LabSt
     if (dead.length || Date.now() > deadline) {
       st.phase = 'failed';
       writeState(st);
-      throw new Error(
+      throw new LabError(
+        'ELAB_NOT_READY',
         `lab did not come up${dead.length ? '' : ` within ${cfg.waitSeconds}s`}:\n${bad.map((b) => `  ✗ ${b.name}: ${b.detail}`).join('\n')}`,
       );
     }
@@ -556,17 +550,15 @@ export async function labDown(o: { prefix: string; stateDir: string; out: Out })
 export function nsOfHost(plan: LabPlan, name: string): string {
   const h = plan.hosts.find((x) => x.name === name || x.ns === name);
   if (!h)
-    throw new Error(`no host '${name}' in lab '${plan.prefix}' (hosts: ${plan.hosts.map((x) => x.name).join(', ')})`);
+    throw new LabError(
+      'ELAB_NO_HOST',
+      `no host '${name}' in lab '${plan.prefix}' (hosts: ${plan.hosts.map((x) => x.name).join(', ')})`,
+    );
   return h.ns;
 }
 
 /** Run a command in a lab host with inherited stdio; returns its exit code. */
 export function labExec(plan: LabPlan, name: string, argv: string[]): number {
-  try {
-    execFileSync('ip', ['netns', 'exec', nsOfHost(plan, name), ...argv], { stdio: 'inherit' });
-    return 0;
-  } catch (e) {
-    const s = (e as { status?: number }).status;
-    return typeof s === 'number' ? s : 1;
-  }
+  const r = runSync(['ip', 'netns', 'exec', nsOfHost(plan, name), ...argv], { output: 'inherit' });
+  return r.code >= 0 ? r.code : 1;
 }

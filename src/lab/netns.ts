@@ -2,17 +2,17 @@
  * Network namespaces made by tierlb (the lab, the tests): every namespace gets the run's unique prefix, is recorded,
  * and is deleted on dispose(), on process exit and on SIGINT/SIGTERM. Shared by the lab and the netns tests.
  */
-import { execFileSync, type SpawnOptions, spawn } from 'node:child_process';
+import { type SpawnOptions, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { runCheckedSync } from '../sys/exec.js';
 
-/** Run a command synchronously; throws with stderr on a non-zero exit unless allowFail. */
+/** Run a command synchronously; throws src/sys's ExecError (stderr kept) on a failure unless allowFail. */
 export function sh(cmd: string, args: string[], opts: { allowFail?: boolean; input?: string } = {}): string {
   try {
-    return execFileSync(cmd, args, { encoding: 'utf8', input: opts.input, stdio: ['pipe', 'pipe', 'pipe'] });
+    return runCheckedSync([cmd, ...args], { input: opts.input });
   } catch (e) {
     if (opts.allowFail) return '';
-    const err = e as { stderr?: string; status?: number };
-    throw new Error(`${cmd} ${args.join(' ')} exited ${err.status}: ${String(err.stderr ?? '').trim()}`);
+    throw e;
   }
 }
 

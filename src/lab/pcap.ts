@@ -3,6 +3,7 @@
  * Linux cooked (SLL), and the layers the lab's trace and doctor need — Ethernet (802.1Q skipped), ARP, IPv4, TCP,
  * UDP, VXLAN (with the inner Ethernet frame decoded the same way) and VRRP.
  */
+import { TierlbError } from '../common/errors.js';
 
 export interface TcpInfo {
   sport: number;
@@ -44,7 +45,14 @@ const mac = (b: Uint8Array, o: number) =>
   Array.from(b.subarray(o, o + 6), (x) => x.toString(16).padStart(2, '0')).join(':');
 const ip4 = (b: Uint8Array, o: number) => `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
 
-export class PcapError extends Error {}
+/** A file that is not a classic pcap (pcapng is not read). */
+export class PcapError extends TierlbError {
+  override readonly code = 'EPCAP_FORMAT';
+  constructor(message: string) {
+    super('EPCAP_FORMAT', message);
+    this.name = 'PcapError';
+  }
+}
 
 /** All frames of a pcap file. `vxlanPorts`: UDP destination ports decoded as VXLAN. */
 export function parsePcap(buf: Uint8Array, vxlanPorts: number[] = [VXLAN_PORT]): { linktype: number; frames: Frame[] } {

@@ -3,9 +3,10 @@
  * daemon's), with a pid file and a log under the lab's state dir; stopped by pid.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { LabError } from './errors.js';
 import type { ProcRecord } from './state.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -20,13 +21,12 @@ export function nodeModuleArgv(rel: string): string[] {
   return EXT === 'ts' ? [process.execPath, '--import', 'tsx', file] : [process.execPath, file];
 }
 
-export function moduleExists(rel: string): boolean {
-  return existsSync(join(HERE, '..', `${rel}.${EXT}`));
-}
-
-/** argv of `tierlb ARGS` for this build. */
+/**
+ * argv of `tierlb ARGS` for this build: src/cli/entry.ts (or dist/cli/entry.js), named by path so the lab imports
+ * nothing of the CLI.
+ */
 export function tierlbArgv(args: string[]): string[] {
-  return [...nodeModuleArgv('lab/entry'), ...args];
+  return [...nodeModuleArgv('cli/entry'), ...args];
 }
 
 /** Start argv inside ns, detached, stdout+stderr to the log; returns the pid (also written to <dir>/<id>.pid). */
@@ -41,7 +41,7 @@ export function spawnDetached(dir: string, id: string, host: string, ns: string,
       env: { ...process.env, TIERLB_LOG_LEVEL: process.env.TIERLB_LOG_LEVEL ?? 'info' },
     });
     child.unref();
-    if (!child.pid) throw new Error(`cannot start ${argv.join(' ')} in ${ns}`);
+    if (!child.pid) throw new LabError('ELAB_COMMAND', `cannot start ${argv.join(' ')} in ${ns}`);
     writeFileSync(join(dir, `${id}.pid`), `${child.pid}\n`);
     return { id, host, ns, pid: child.pid, argv, log };
   } finally {

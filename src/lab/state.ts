@@ -23,7 +23,7 @@ export interface LabState {
   configFile: string | null;
   startedAt: string;
   phase: 'building' | 'ready' | 'failed';
-  /** how the VIP is held: by VRRP, or statically on the master director when the VRRP runner is not available */
+  /** how the VIP is held: by VRRP, statically on the master director (vrrp.enabled: false), or announced over BGP (ecmp) */
   vipMode: 'vrrp' | 'static' | 'bgp' | null;
   namespaces: string[];
   rootLinks: string[];

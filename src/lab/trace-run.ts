@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { LabError } from './errors.js';
 import { nsRun, type Out } from './lab.js';
 import { parsePcap } from './pcap.js';
 import { hostsOf, type LabPlan, macFor, macNames } from './plan.js';
@@ -78,7 +79,8 @@ export async function startCaptures(plan: LabPlan, dir: string): Promise<Capture
     const dead = caps.find((c) => c.child.exitCode !== null);
     if (dead || Date.now() > deadline) {
       await stopCaptures(caps);
-      throw new Error(
+      throw new LabError(
+        'ELAB_COMMAND',
         `tcpdump did not start on ${dead ? `${dead.point.host} ${dead.point.ifname}: ${dead.stderr.trim()}` : 'every hop in 10 s'}`,
       );
     }
@@ -111,7 +113,10 @@ export function traceContext(plan: LabPlan, port?: number): TraceContext {
   const l =
     (port ? c.listeners.find((x) => x.port === port) : c.listeners.find((x) => x.mode === 'http')) ?? c.listeners[0];
   if (port && l.port !== port)
-    throw new Error(`no listener on port ${port} (ports: ${c.listeners.map((x) => x.port).join(', ')})`);
+    throw new LabError(
+      'ELAB_NO_LISTENER',
+      `no listener on port ${port} (ports: ${c.listeners.map((x) => x.port).join(', ')})`,
+    );
   return {
     vip: c.vip,
     port: l.port,

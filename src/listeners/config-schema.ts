@@ -19,7 +19,8 @@
  *         servers:
  *           - { name: web1, address: 10.0.0.11:8080, weight: 100 }
  */
-import { registerSectionValidator, type SectionContext } from '../config/validators.js';
+import { ConfigValueError } from '../config/problems.js';
+import { registerSection, type SectionContext } from '../config/registry.js';
 
 /** A duration: milliseconds as a number, or a string with a unit (`500ms`, `5s`, `2m`, `1h`, `1d`). */
 const duration = {
@@ -215,16 +216,16 @@ const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000, 
 export function parseDuration(v: RawDuration): number {
   if (typeof v === 'number') return v;
   const m = DURATION_RE.exec(v);
-  if (!m) throw new Error(`bad duration '${v}'`);
+  if (!m) throw new ConfigValueError(`bad duration '${v}'`);
   return Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 'ms']);
 }
 
 /** `host:port`, `[v6]:port` or `:port` (all addresses) → host and port. Throws with a reason. */
 export function parseHostPort(s: string): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(s.trim());
-  if (!m) throw new Error(`'${s}' is not host:port`);
+  if (!m) throw new ConfigValueError(`'${s}' is not host:port`);
   const port = Number(m[3]);
-  if (port < 1 || port > 65535) throw new Error(`port ${port} out of range 1..65535`);
+  if (port < 1 || port > 65535) throw new ConfigValueError(`port ${port} out of range 1..65535`);
   const host = m[1] ?? (m[2] || '0.0.0.0');
   if (host === '*') return { host: '0.0.0.0', port };
   return { host, port };
@@ -308,4 +309,5 @@ function validateListeners(section: unknown, ctx: SectionContext): void {
   });
 }
 
-registerSectionValidator('listeners', validateListeners);
+/** The `listeners` section: its schema and checks, registered with the loader by importing this module. */
+registerSection({ name: 'listeners', schema: listenersSchema, validate: validateListeners });

@@ -4,7 +4,7 @@
  * listeners call, so the cluster primary, reload and the CLI all read configs the same way.
  */
 import os from 'node:os';
-import { ConfigError, loadConfigFile, loadConfigString } from '../config/index.js';
+import { ConfigError, ConfigValueError, loadConfigFile, loadConfigString } from '../config/index.js';
 import {
   BALANCE_RE,
   type ListenersSection,
@@ -136,7 +136,7 @@ export function resolveListeners(sec: ListenersSection, file: string): Listeners
       const bind = parseHostPort(l.bind);
       const chk = check(l.check, d.check);
       const balance = l.balance ?? 'roundrobin';
-      if (!BALANCE_RE.test(balance)) throw new Error(`unknown balance ${balance}`);
+      if (!BALANCE_RE.test(balance)) throw new ConfigValueError(`unknown balance ${balance}`);
       const t = timeouts(base, l.timeout);
       return {
         name: l.name,
@@ -187,11 +187,11 @@ function pick(config: { listeners?: unknown }, file: string): ListenersConfig {
 
 /** Load and resolve the `listeners` section of a config file. Throws ConfigError (file:line:col: reason). */
 export async function loadListenersConfig(file: string): Promise<ListenersConfig> {
-  const { config } = await loadConfigFile(file);
+  const { config } = await loadConfigFile(file, { sections: ['listeners'] });
   return pick(config, file);
 }
 
 /** Same from YAML text (tests). */
 export function loadListenersConfigString(text: string, file = '<string>'): ListenersConfig {
-  return pick(loadConfigString(text, file).config, file);
+  return pick(loadConfigString(text, file, { sections: ['listeners'] }).config, file);
 }

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { ListenersError } from './errors.js';
 
 export interface ControlServer {
   close(): Promise<void>;
@@ -28,7 +29,11 @@ export async function startControl(
 ): Promise<ControlServer> {
   fs.mkdirSync(path.dirname(socketPath), { recursive: true });
   if (fs.existsSync(socketPath)) {
-    if (await alive(socketPath)) throw new Error(`${socketPath} is in use by a running primary`);
+    if (await alive(socketPath))
+      throw new ListenersError(
+        'ECONTROL_IN_USE',
+        `${socketPath} is in use by a running primary: stop it first, or give this one another control socket`,
+      );
     fs.unlinkSync(socketPath);
   }
   const server = net.createServer((c) => {
@@ -69,7 +74,12 @@ export function controlRequest(socketPath: string, command: string, timeoutMs = 
     let out = '';
     const t = setTimeout(() => {
       c.destroy();
-      reject(new Error(`no answer from ${socketPath}`));
+      reject(
+        new ListenersError(
+          'ECONTROL_NO_ANSWER',
+          `no answer from ${socketPath} in ${timeoutMs} ms: is the primary busy or stuck? (see its log)`,
+        ),
+      );
     }, timeoutMs);
     c.setEncoding('utf8');
     c.on('connect', () => c.write(`${command}\n`));

@@ -1,6 +1,7 @@
 /** Messages between the cluster primary and its workers (process.send / worker.send, JSON). */
 import type { PickRequest } from './balance/index.js';
 import type { ListenersConfig } from './config.js';
+import type { PickError } from './picker.js';
 import type { ShmInfo } from './shared.js';
 import type { WorkerSnapshot } from './stats.js';
 
@@ -15,10 +16,9 @@ export interface ServerTarget {
 export type ToWorker =
   /** shm: the cluster's shared balancing state (./shared.ts); without it the worker asks the primary per pick */
   | { t: 'config'; gen: number; cfg: ListenersConfig; shm?: ShmInfo }
-  | { t: 'picked'; id: number; server?: ServerTarget; err?: 'noserver' | 'queuefull' | 'timeout' }
+  | { t: 'picked'; id: number; server?: ServerTarget; err?: PickError }
   | { t: 'drain'; deadline: number }
-  | { t: 'stats?'; id: number }
-  | { t: 'state'; listener: string; servers: { name: string; status: string }[] };
+  | { t: 'stats?'; id: number };
 
 export type FromWorker =
   | { t: 'hello' }

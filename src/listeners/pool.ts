@@ -9,11 +9,13 @@
  * 90 requests over 3 servers = 30/30/30 whatever worker took them), leastconn and random(2) compare cluster-wide
  * counts, and maxconn / the queue hold for the whole node — exactly as one HAProxy process would. The price is one
  * IPC round trip (~0.1 ms on loopback) before each server connection. With the shared memory the workers pick
- * themselves (./picker.ts) and the primary keeps health, weights and stats here.
+ * themselves (./shared-picker.ts) and the primary keeps health, weights and stats here. Pick, maxconn and queue are
+ * ./picker.ts's: the same code for both.
  */
 import type { Clock } from '../common/clock.js';
-import { type Balancer, createBalancer, isHashing, type LbServer, type PickRequest } from './balance/index.js';
+import { type Balancer, createBalancer, type LbServer } from './balance/index.js';
 import type { ListenerSpec, ServerSpec } from './config.js';
+import { QueuedPicker } from './picker.js';
 
 /** HAProxy's status words: UP, DOWN, NOLB (drain), MAINT, and the transitions UP 1/3 / DOWN 1/2. */
 export type ServerStatus = 'UP' | 'DOWN' | 'NOLB' | 'MAINT';
@@ -81,31 +83,21 @@ export class ServerState implements LbServer {
   weight = 0;
 }
 
-export type PickOutcome = { server: ServerState } | { error: 'noserver' | 'queuefull' | 'timeout' };
-
-interface Waiter {
-  owner: number;
-  req: PickRequest;
-  exclude: ReadonlySet<string>;
-  deadline: number;
-  done: (o: PickOutcome) => void;
-}
-
-export class Pool {
+export class Pool extends QueuedPicker<ServerState> {
   readonly servers: ServerState[];
-  private balancer: Balancer;
-  private readonly hashing: boolean;
-  private queue: Waiter[] = [];
+  protected readonly balancer: Balancer;
+  private readonly byName = new Map<string, number>();
   qmax = 0;
   /** requests that found no server (503) */
   noserver = 0;
 
   constructor(
     public spec: ListenerSpec,
-    private readonly clock: Clock,
+    clock: Clock,
     previous?: Pool,
     random: () => number = Math.random,
   ) {
+    super(clock);
     const now = clock.now();
     this.servers = spec.servers.map((s, i) => {
       const old = previous?.servers.find((o) => o.name === s.name);
@@ -120,14 +112,13 @@ export class Pool {
       }
       return new ServerState(s, i, now);
     });
+    for (const s of this.servers) this.byName.set(s.name, s.id);
     this.balancer = createBalancer(spec.balance, { random });
-    this.hashing = isHashing(spec.balance);
     if (previous) {
       this.qmax = previous.qmax;
       this.noserver = previous.noserver;
       // requests queued under the old config wait on here
-      for (const w of previous.queue) this.queue.push(w);
-      previous.queue = [];
+      this.adoptQueue(previous);
     }
   }
 
@@ -135,93 +126,53 @@ export class Pool {
   sharedQcur = 0;
 
   get qcur(): number {
-    return this.queue.length + this.sharedQcur;
+    return this.waiting + this.sharedQcur;
+  }
+
+  index(name: string): number | undefined {
+    return this.byName.get(name);
+  }
+
+  name(i: number): string {
+    return this.servers[i]!.name;
+  }
+
+  protected get queueTimeout(): number {
+    return this.spec.timeout.queue;
   }
 
   /** Usable servers, actives first, backups only when no active one is usable (HAProxy with `option allbackups`). */
-  candidates(exclude: ReadonlySet<string> = new Set()): ServerState[] {
+  protected candidates(): ServerState[] {
     const now = this.clock.now();
     for (const s of this.servers) s.weight = s.weightAt(now);
     const eligible = (backup: boolean) => this.servers.filter((s) => s.spec.backup === backup && s.weight > 0);
-    let c = eligible(false);
-    if (c.length === 0) c = eligible(true);
-    const without = c.filter((s) => !exclude.has(s.name));
-    // redispatch with nothing else left: retry where we were
-    return without.length ? without : c;
+    const c = eligible(false);
+    return c.length ? c : eligible(true);
   }
 
-  /** Try to pick now. null = every candidate full (the caller queues). */
-  private tryPick(req: PickRequest, exclude: ReadonlySet<string>): PickOutcome | null {
-    const c = this.candidates(exclude);
-    if (c.length === 0) return { error: 'noserver' };
-    const s = this.balancer.pick(c, req) as ServerState | null;
-    if (!s) return null;
-    if (this.hashing && s.maxconn > 0 && s.conns >= s.maxconn) return null;
-    this.take(s);
-    return { server: s };
-  }
-
-  private take(s: ServerState): void {
+  protected take(i: number): boolean {
+    const s = this.servers[i]!;
+    if (s.maxconn > 0 && s.conns >= s.maxconn) return false;
     s.conns++;
     s.lbtot++;
     if (s.conns > s.smax) s.smax = s.conns;
+    return true;
   }
 
-  /** Ask for a server. `done` is called at once, or later when a slot frees or the queue timeout expires. */
-  acquire(req: PickRequest, exclude: ReadonlySet<string>, done: (o: PickOutcome) => void, owner = 0): void {
-    const o = this.queue.length === 0 ? this.tryPick(req, exclude) : null;
-    if (o) {
-      if ('error' in o) this.noserver++;
-      done(o);
-      return;
-    }
-    if (this.candidates(exclude).length === 0) {
-      this.noserver++;
-      done({ error: 'noserver' });
-      return;
-    }
-    if (this.spec.maxqueue > 0 && this.queue.length >= this.spec.maxqueue) {
-      done({ error: 'queuefull' });
-      return;
-    }
-    this.queue.push({ owner, req, exclude, deadline: this.clock.now() + this.spec.timeout.queue, done });
-    if (this.queue.length > this.qmax) this.qmax = this.queue.length;
-  }
-
-  /** A server connection ended: free its slot and serve the queue. */
-  release(name: string): void {
-    const s = this.servers.find((x) => x.name === name);
+  protected give(i: number): void {
+    const s = this.servers[i];
     if (s && s.conns > 0) s.conns--;
-    this.serveQueue();
   }
 
-  /** Hand freed slots to waiters, oldest first. Also call after a server comes up or its weight changes. */
-  serveQueue(): void {
-    if (this.queue.length === 0) return;
-    const rest: Waiter[] = [];
-    const waiting = this.queue;
-    this.queue = [];
-    for (const w of waiting) {
-      const o = this.tryPick(w.req, w.exclude);
-      if (!o) rest.push(w);
-      else w.done(o);
-    }
-    this.queue = rest.concat(this.queue);
+  protected queueFull(): boolean {
+    return this.spec.maxqueue > 0 && this.waiting >= this.spec.maxqueue;
   }
 
-  /** Expire waiters past the queue timeout (503). */
-  expire(now: number): void {
-    if (this.queue.length === 0) return;
-    const keep: Waiter[] = [];
-    for (const w of this.queue) {
-      if (w.deadline <= now) w.done({ error: 'timeout' });
-      else keep.push(w);
-    }
-    this.queue = keep;
+  protected override enqueued(): void {
+    if (this.waiting > this.qmax) this.qmax = this.waiting;
   }
 
-  /** Drop the waiters of a dead worker. */
-  cancel(owner: number): void {
-    this.queue = this.queue.filter((w) => w.owner !== owner);
+  protected override noServer(): void {
+    this.noserver++;
   }
 }

@@ -250,7 +250,7 @@ export class Primary {
         const n = info.held.get(k) ?? 0;
         if (n <= 1) info.held.delete(k);
         else info.held.set(k, n - 1);
-        if (n > 0) this.pools.get(m.l)?.release(m.s);
+        if (n > 0) releaseByName(this.pools.get(m.l), m.s);
         break;
       }
       case 'stats': {
@@ -271,18 +271,26 @@ export class Primary {
       this.sendTo(info, { t: 'picked', id: m.id, err: 'noserver' });
       return;
     }
+    let exclude: Set<number> | undefined;
+    if (m.ex?.length) {
+      exclude = new Set();
+      for (const name of m.ex) {
+        const i = pool.index(name);
+        if (i !== undefined) exclude.add(i);
+      }
+    }
     pool.acquire(
       m.req,
-      new Set(m.ex ?? []),
-      (o) => {
-        if ('error' in o) {
-          this.sendTo(info, { t: 'picked', id: m.id, err: o.error });
+      exclude,
+      (r) => {
+        if (typeof r !== 'number') {
+          this.sendTo(info, { t: 'picked', id: m.id, err: r });
           return;
         }
-        const s = o.server;
+        const s = pool.servers[r]!;
         const k = `${m.l}\0${s.name}`;
         if (!this.sendTo(info, { t: 'picked', id: m.id, server: target(s) })) {
-          pool.release(s.name);
+          pool.release(r);
           return;
         }
         info.held.set(k, (info.held.get(k) ?? 0) + 1);
@@ -298,7 +306,7 @@ export class Primary {
     for (const [k, n] of info.held) {
       const [l, s] = k.split('\0') as [string, string];
       const pool = this.pools.get(l);
-      for (let i = 0; i < n; i++) pool?.release(s);
+      for (let i = 0; i < n; i++) releaseByName(pool, s);
     }
     for (const p of this.pools.values()) p.cancel(info.worker.id);
     if (this.shm && info.shm) {
@@ -413,21 +421,11 @@ export class Primary {
     );
     pool.serveQueue();
     this.publish();
-    const state: ToWorker = {
-      t: 'state',
-      listener: pool.spec.name,
-      servers: pool.servers.map((x) => ({ name: x.name, status: x.status })),
-    };
-    for (const info of this.infos.values()) this.sendTo(info, state);
   }
 
   private tick(): void {
-    const now = this.clock.now();
-    for (const p of this.pools.values()) {
-      p.expire(now);
-      // slowstart raises weights over time: a queued request may fit now
-      p.serveQueue();
-    }
+    // waiters past timeout queue get their 503; slowstart raises weights over time: a queued request may fit now
+    for (const p of this.pools.values()) p.serveQueue();
     this.publish();
   }
 
@@ -578,6 +576,12 @@ export class Primary {
     this.exitResolve?.(0);
     this.exitResolve = undefined;
   }
+}
+
+/** A worker gave back a slot of the server it names (a server the pool no longer has is ignored). */
+function releaseByName(pool: Pool | undefined, server: string): void {
+  const i = pool?.index(server);
+  if (i !== undefined) pool!.release(i);
 }
 
 function target(s: ServerState) {

@@ -10,6 +10,7 @@
  */
 import net from 'node:net';
 import { bytesToIpv6, ipv6ToBytes } from '../common/addr.js';
+import { ListenersError } from './errors.js';
 
 export const V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
 export const V1_MAX = 107;
@@ -57,11 +58,14 @@ function toV6(a: string): string {
 
 export function encodeV1(h: ProxyHeader): Buffer {
   if (h.family === 'UNKNOWN' || h.command === 'LOCAL') return Buffer.from('PROXY UNKNOWN\r\n', 'latin1');
-  if (h.family !== 'TCP4' && h.family !== 'TCP6') throw new Error(`PROXY v1 cannot carry ${h.family}`);
+  if (h.family !== 'TCP4' && h.family !== 'TCP6')
+    throw new ListenersError('EPROXY_HEADER', `PROXY v1 cannot carry ${h.family}: send it as v2`);
   const ok = h.family === 'TCP4' ? net.isIPv4 : net.isIPv6;
-  if (!h.src || !h.dst || !ok(h.src) || !ok(h.dst)) throw new Error(`bad ${h.family} addresses`);
+  if (!h.src || !h.dst || !ok(h.src) || !ok(h.dst))
+    throw new ListenersError('EPROXY_HEADER', `bad ${h.family} addresses: src and dst must be ${h.family} addresses`);
   const line = `PROXY ${h.family} ${h.src} ${h.dst} ${h.srcPort ?? 0} ${h.dstPort ?? 0}\r\n`;
-  if (line.length > V1_MAX) throw new Error('PROXY v1 line longer than 107 bytes');
+  if (line.length > V1_MAX)
+    throw new ListenersError('EPROXY_HEADER', 'PROXY v1 line longer than 107 bytes (the protocol limit)');
   return Buffer.from(line, 'latin1');
 }
 
@@ -140,7 +144,11 @@ export function encodeV2(h: ProxyHeader): Buffer {
     return b;
   });
   const body = Buffer.concat([addr, ...tlvs]);
-  if (body.length > 0xffff) throw new Error('PROXY v2 header too long');
+  if (body.length > 0xffff)
+    throw new ListenersError(
+      'EPROXY_HEADER',
+      'PROXY v2 header too long (over 65535 bytes of addresses and TLVs): send fewer TLVs',
+    );
   const head = Buffer.alloc(16);
   V2_SIGNATURE.copy(head, 0);
   head[12] = verCmd;

@@ -39,7 +39,7 @@
  * So the shared memory takes the primary off the request path (its CPU per request goes to ~0) and the rest of the
  * cost is the worker's own HTTP relaying (node:http + http-proxy-3 at the time; the relay is undici now, see the end).
  *
- * Worker per-request path trimmed (./worker.ts: no promise per immediate pick, one ReqCtx and two shared response
+ * Worker per-request path trimmed (./worker/: no promise per immediate pick, one ReqCtx and two shared response
  * listeners instead of five once() closures, http-proxy options and pick replies built once per server, connection
  * state on the socket instead of WeakMaps, the server timeout from the agent's socket timeout instead of a timer per
  * request). One worker against one http-proxy-3 process, same minutes, medians of 3 rounds (listeners-quick
@@ -55,13 +55,14 @@
  *   haproxy       36323    36.5       21
  *   nginx direct  77821     3.4        -
  *
- * The HTTP relay then moved from http-proxy-3 to undici (./http-relay.ts); `npm run bench:l7`, quiet machine, 2026-11-22:
+ * The HTTP relay then moved from http-proxy-3 to undici (./worker/http-relay.ts); `npm run bench:l7`, quiet machine, 2026-11-22:
  * tierlb 17210 req/s 83 ms/1k, http-proxy-3 6064 req/s 166, haproxy 45548 req/s 22, nginx direct 111808.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import koffi from 'koffi';
+import { mapShared } from '../sys/libc.js';
+import { ListenersError } from './errors.js';
 
 export const MAGIC = 0x544c4253; // 'TLBS'
 export const MAX_LISTENERS = 256;
@@ -116,22 +117,10 @@ export function newWords(): Int32Array {
   return w;
 }
 
-let mmapFn: ((addr: null, len: number, prot: number, flags: number, fd: number, off: number) => unknown) | undefined;
-
 /** Map `BYTES` of the file open as `fd` MAP_SHARED, read-write. */
 export function mapFd(fd: number): Int32Array {
-  if (!mmapFn) {
-    const libc = koffi.load('libc.so.6');
-    mmapFn = libc.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)') as never;
-  }
-  const PROT_RW = 3;
-  const MAP_SHARED = 1;
-  const ptr = mmapFn!(null, BYTES, PROT_RW, MAP_SHARED, fd, 0);
-  // MAP_FAILED is (void *)-1
-  if (ptr === null || ptr === -1n || (typeof ptr === 'bigint' && ptr === 0xffffffffffffffffn))
-    throw new Error(`mmap failed (errno ${koffi.errno()})`);
   // the mapping lives as long as the process: the view never outlives it
-  return new Int32Array(koffi.view(ptr as never, BYTES));
+  return new Int32Array(mapShared(fd, BYTES));
 }
 
 /** The primary's region: created in /dev/shm (or the tmp dir), unlinked at once, kept open for the workers. */
@@ -154,7 +143,11 @@ export function openRegion(p: string): Int32Array {
   const fd = fs.openSync(p, 'r+');
   try {
     const words = mapFd(fd);
-    if (Atomics.load(words, 0) !== MAGIC) throw new Error(`${p}: not a tierlb listeners region`);
+    if (Atomics.load(words, 0) !== MAGIC)
+      throw new ListenersError(
+        'ESHM_REGION',
+        `${p}: not a tierlb listeners region (the primary that made it is gone?)`,
+      );
     return words;
   } finally {
     // the mapping keeps the pages
@@ -198,7 +191,11 @@ export class Registry {
     let s = this.listenerSlots.get(name);
     if (s === undefined) {
       s = this.listenerSlots.size;
-      if (s >= MAX_LISTENERS) throw new Error(`more than ${MAX_LISTENERS} listeners`);
+      if (s >= MAX_LISTENERS)
+        throw new ListenersError(
+          'ESHM_FULL',
+          `more than ${MAX_LISTENERS} listeners for the shared balancing region: use fewer, or TIERLB_LISTENERS_CENTRAL=1 (picks through the primary, no region)`,
+        );
       this.listenerSlots.set(name, s);
     }
     return s;
@@ -234,7 +231,11 @@ export class Registry {
 
   private allocServer(): number {
     const s = this.freeServers.pop() ?? this.nextServer++;
-    if (s >= MAX_SERVERS) throw new Error(`more than ${MAX_SERVERS} servers`);
+    if (s >= MAX_SERVERS)
+      throw new ListenersError(
+        'ESHM_FULL',
+        `more than ${MAX_SERVERS} servers over all listeners for the shared balancing region: use fewer, or TIERLB_LISTENERS_CENTRAL=1 (picks through the primary, no region)`,
+      );
     for (let k = 0; k < SW; k++) Atomics.store(this.words, sw(s, k), 0);
     return s;
   }
@@ -274,7 +275,10 @@ export class Registry {
       this.workers.add(w);
       return w;
     }
-    throw new Error(`more than ${MAX_WORKERS} workers at once`);
+    throw new ListenersError(
+      'ESHM_FULL',
+      `more than ${MAX_WORKERS} workers at once: lower listeners.workers (or wait for a reload's old workers to drain)`,
+    );
   }
 
   /** A worker is gone: give back the server slots it held and forget its waiters. Returns how many slots. */

@@ -1,4 +1,4 @@
 /** Entry of a listeners cluster worker (forked by ./primary.ts). */
-import { runWorker } from './worker.js';
+import { runWorker } from './worker/worker.js';
 
 runWorker();

@@ -20,7 +20,7 @@
  * ```
  */
 import { cidr4Schema, portSchema as dstport, ipv4Schema as ipv4 } from '../config/common-schema.js';
-import { registerSectionValidator } from '../config/validators.js';
+import { registerSection } from '../config/registry.js';
 import { overlayProblems } from './semantics.js';
 
 const cidr4 = cidr4Schema('[0-9]|[12]\\d|3[0-2]');
@@ -70,7 +70,12 @@ export const overlaySchema = {
   },
 } as const;
 
-// The loader reports the checks beyond the schema at file:line:col with everything else.
-registerSectionValidator('overlay', (section, ctx) => {
-  for (const p of overlayProblems(section)) ctx.report(p.path, p.message);
+// The `overlay` section, registered with the loader by importing this module: the checks beyond the schema are
+// reported at file:line:col with everything else.
+registerSection({
+  name: 'overlay',
+  schema: overlaySchema,
+  validate: (section, ctx) => {
+    for (const p of overlayProblems(section)) ctx.report(p.path, p.message);
+  },
 });

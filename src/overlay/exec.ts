@@ -2,36 +2,25 @@
  * The overlay executor: reads the host's state with `ip -j -d addr show` and `bridge -j fdb show` (in a namespace
  * with `-n NS`), runs the planner's commands, and checks that planning again yields nothing.
  */
-import { execFileSync } from 'node:child_process';
 import { TierlbError } from '../common/errors.js';
+import { runCheckedSync, runSync, type SyncRunner } from '../sys/exec.js';
 import type { OverlaySpec } from './config.js';
 import { type Command, commandLine, type Plan, planDown, planUp, render } from './plan.js';
 import { type HostState, parseHostState } from './state.js';
 
-/** Runs argv, returns stdout; throws with stderr on failure. Injected so tests can record instead. */
-export type Runner = (argv: string[]) => string;
-
-export const runCommand: Runner = (argv) => {
-  try {
-    return execFileSync(argv[0], argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  } catch (e) {
-    const err = e as { stderr?: string; status?: number };
-    throw new TierlbError(
-      'EOVERLAY_EXEC',
-      `${argv.join(' ')} exited ${err.status}: ${String(err.stderr ?? '').trim()}`,
-    );
-  }
-};
-
 export interface ExecOptions {
   netns?: string;
-  run?: Runner;
+  /**
+   * The process runner (src/sys; a recording fake in tests). Synchronous: the overlay's API (cli, lab, tests) is.
+   * A failing command throws src/sys's ExecError with its stderr.
+   */
+  run?: SyncRunner;
   /** Called before each command is run (for logging). */
   onCommand?: (line: string, cmd: Command) => void;
 }
 
 export function readHostState(opts: ExecOptions = {}): HostState {
-  const run = opts.run ?? runCommand;
+  const run = (argv: string[]) => runCheckedSync(argv, {}, opts.run ?? runSync);
   const ip = run(render({ argv: ['ip', '-j', '-d', 'addr', 'show'], why: '' }, opts.netns));
   const fdb = run(render({ argv: ['bridge', '-j', 'fdb', 'show'], why: '' }, opts.netns));
   return parseHostState(ip, fdb);
@@ -44,11 +33,10 @@ export interface ApplyResult {
 }
 
 function runPlan(plan: Plan, opts: ExecOptions): Command[] {
-  const run = opts.run ?? runCommand;
   const ran: Command[] = [];
   for (const c of plan.commands) {
     opts.onCommand?.(commandLine(c, opts.netns), c);
-    run(render(c, opts.netns));
+    runCheckedSync(render(c, opts.netns), {}, opts.run ?? runSync);
     ran.push(c);
   }
   return ran;

@@ -2,6 +2,16 @@
  * What exists: parsers of `ip -j -d addr show` (or `ip -j -d link show`) and `bridge -j fdb show` into the small
  * model the planner compares with the config. Pure: the executor runs the commands and hands over their stdout.
  */
+import { TierlbError } from '../common/errors.js';
+
+/** Output of `ip -j` / `bridge -j` that is not the JSON array expected. */
+export class OverlayStateError extends TierlbError {
+  override readonly code = 'EOVERLAY_STATE';
+  constructor(message: string) {
+    super('EOVERLAY_STATE', message);
+    this.name = 'OverlayStateError';
+  }
+}
 
 export interface VxlanInfo {
   id: number;
@@ -57,8 +67,13 @@ interface IpJsonLink {
 function parseJsonArray(text: string, what: string): unknown[] {
   const trimmed = text.trim();
   if (!trimmed) return [];
-  const v = JSON.parse(trimmed) as unknown;
-  if (!Array.isArray(v)) throw new Error(`${what}: expected a JSON array`);
+  let v: unknown;
+  try {
+    v = JSON.parse(trimmed);
+  } catch (e) {
+    throw new OverlayStateError(`${what}: not JSON (${(e as Error).message}); is iproute2 recent enough for -j?`);
+  }
+  if (!Array.isArray(v)) throw new OverlayStateError(`${what}: expected a JSON array`);
   return v;
 }
 

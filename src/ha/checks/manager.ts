@@ -4,15 +4,16 @@
  * addDest / delDest, or editDest to weight 0 with inhibit_on_failure, the sorry server when quorum is lost — logging
  * every change and running the notify scripts.
  */
-import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { TierlbError } from '../../common/errors.js';
 import { log as defaultLog, type Logger } from '../../common/log.js';
 import { destKey } from '../../l4/dest.js';
 import type { ServiceId } from '../../l4/service.js';
 import { describeService } from '../../l4/service.js';
 import type { DestSpec } from '../../l4/services.js';
+import { runScript } from '../../sys/script.js';
 import type { RealServerCheck, RealServerHealth, VirtualServerHealth } from '../checks-types.js';
-import { type HttpProbeOptions, httpProbe, miscProbe, type ProbeTarget, splitCommand, tcpProbe } from './probes.js';
+import { type HttpProbeOptions, httpProbe, miscProbe, type ProbeTarget, tcpProbe } from './probes.js';
 import {
   type CheckerTiming,
   type CheckOutcome,
@@ -39,12 +40,27 @@ export interface CheckedService {
   health: VirtualServerHealth;
 }
 
-/** What the manager needs of a table: the ServiceTable, or a mirror of one held elsewhere (src/ha/director-ha.ts). */
+/** What the manager needs of a table: the ServiceTable, or a mirror of one held elsewhere (src/director/ha.ts). */
 export interface CheckTable {
   get(id: ServiceId): { dests: readonly (DestSpec & { key: string })[] } | undefined;
   addDest(id: ServiceId, d: DestSpec): unknown;
   editDest(id: ServiceId, d: DestSpec): unknown;
   delDest(id: ServiceId, addr: string, port: number): unknown;
+}
+
+/**
+ * A checked service is missing from the table the checker changes: removed by hand (the checker owns the real
+ * servers of its services, as keepalived's does), so its next change cannot be applied.
+ */
+export class CheckTableError extends TierlbError {
+  override readonly code = 'ECHECK_NO_SERVICE';
+  constructor(readonly service: ServiceId) {
+    super(
+      'ECHECK_NO_SERVICE',
+      `service ${describeService(service)} is not in the table (removed by hand?): its checker cannot change its real servers until it is back (tierlb adm -A …, or restart the director)`,
+    );
+    this.name = 'CheckTableError';
+  }
 }
 
 export interface CheckManagerOptions {
@@ -297,7 +313,7 @@ export class CheckManager extends EventEmitter<CheckManagerEvents> {
   private applyAction(e: Entry, a: HealthAction): void {
     const id = e.svc.spec.id;
     const svc = this.table.get(id);
-    if (!svc) throw new Error('service not in the table');
+    if (!svc) throw new CheckTableError(id);
     const existing = svc.dests.find((d) => d.key === destKey(a.addr, a.port));
     if (a.op === 'del') {
       if (existing) this.table.delDest(id, existing.addr, existing.port);
@@ -369,10 +385,7 @@ export class CheckManager extends EventEmitter<CheckManagerEvents> {
   }
 }
 
+/** Fire and forget: the notify script runs in its own process group and does not hold the daemon up. */
 function runDetached(command: string): void {
-  const argv = splitCommand(command);
-  if (argv.length === 0) return;
-  const child = spawn(argv[0], argv.slice(1), { stdio: 'ignore', detached: true });
-  child.on('error', () => {});
-  child.unref();
+  void runScript(command, [], { unref: true });
 }

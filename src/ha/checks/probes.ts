@@ -4,11 +4,13 @@
  * A probe can carry a `mark`: the socket gets SO_MARK before it connects, so in DR the probe to VIP:port follows the
  * same policy route as the traffic forwarded to that real server.
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
+import { TierlbError } from '../../common/errors.js';
 import { markedTcpSocket } from '../../fwmark/somark.js';
+import { type Runner, run } from '../../sys/exec.js';
+import { runScript } from '../../sys/script.js';
 import type { TcpCheck } from '../checks-types.js';
 import type { CheckOutcome } from './state.js';
 
@@ -25,6 +27,17 @@ export interface ProbeTarget {
   timeoutMs: number;
 }
 
+/** Why a probe's connection or request failed; the message is the check's reason (ECONNREFUSED, timeout, ...). */
+export class ProbeError extends TierlbError {
+  constructor(
+    override readonly code: 'EPROBE_NO_IP' | 'EPROBE_TIMEOUT' | 'EPROBE_READ_TIMEOUT' | 'EPROBE_SOCKET',
+    message: string,
+  ) {
+    super(code, message);
+    this.name = 'ProbeError';
+  }
+}
+
 /** A TCP socket towards the target, SO_MARK set before connecting when a mark is given. */
 export function connectSocket(t: ProbeTarget): net.Socket {
   const opts: net.TcpNetConnectOpts = { host: t.host, port: t.port };
@@ -32,7 +45,8 @@ export function connectSocket(t: ProbeTarget): net.Socket {
   if (t.bindPort) opts.localPort = t.bindPort;
   if (!t.mark) return net.connect(opts);
   const fam = net.isIP(t.host);
-  if (fam === 0) throw new Error(`probe with a mark needs an IP address, got ${t.host}`);
+  if (fam === 0)
+    throw new ProbeError('EPROBE_NO_IP', `probe with a mark needs an IP address, got ${t.host} (give the address)`);
   const fd = markedTcpSocket(fam === 6 ? 6 : 4, t.mark);
   // manualStart: do not read from the socket before it is connected
   const sock = new net.Socket({ fd, readable: true, writable: true, manualStart: true } as net.SocketConstructorOpts);
@@ -136,7 +150,7 @@ export function httpFetch(t: ProbeTarget, path: string, o: { tls?: boolean; virt
     }
     const chunks: Buffer[] = [];
     let stream: net.Socket = raw;
-    let timer = setTimeout(() => finish(new Error('timeout')), t.timeoutMs);
+    let timer = setTimeout(() => finish(new ProbeError('EPROBE_TIMEOUT', 'timeout')), t.timeoutMs);
     const finish = (err?: Error) => {
       clearTimeout(timer);
       stream.removeAllListeners('data');
@@ -152,11 +166,11 @@ export function httpFetch(t: ProbeTarget, path: string, o: { tls?: boolean; virt
       stream.on('data', (d: Buffer) => {
         chunks.push(d);
         clearTimeout(timer);
-        timer = setTimeout(() => finish(new Error('read timeout')), t.timeoutMs);
+        timer = setTimeout(() => finish(new ProbeError('EPROBE_READ_TIMEOUT', 'read timeout')), t.timeoutMs);
       });
       stream.once('end', () => finish());
     };
-    raw.once('error', (e: NodeJS.ErrnoException) => finish(new Error(e.code ?? e.message)));
+    raw.once('error', (e: NodeJS.ErrnoException) => finish(new ProbeError('EPROBE_SOCKET', e.code ?? e.message)));
     raw.once('connect', () => {
       if (!o.tls) {
         send();
@@ -164,7 +178,7 @@ export function httpFetch(t: ProbeTarget, path: string, o: { tls?: boolean; virt
       }
       const servername = o.virtualhost && !net.isIP(o.virtualhost) ? o.virtualhost : undefined;
       stream = tls.connect({ socket: raw, rejectUnauthorized: false, servername });
-      stream.once('error', (e: NodeJS.ErrnoException) => finish(new Error(e.code ?? e.message)));
+      stream.once('error', (e: NodeJS.ErrnoException) => finish(new ProbeError('EPROBE_SOCKET', e.code ?? e.message)));
       stream.once('secureConnect', send);
     });
   });
@@ -190,37 +204,6 @@ export async function httpProbe(t: ProbeTarget, o: HttpProbeOptions): Promise<Ch
   return { ok: true };
 }
 
-/** Split misc_path into argv: whitespace separates, single or double quotes group, backslash escapes. */
-export function splitCommand(cmd: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let has = false;
-  let q: string | null = null;
-  for (let i = 0; i < cmd.length; i++) {
-    const ch = cmd[i];
-    if (q) {
-      if (ch === q) q = null;
-      else if (ch === '\\' && q === '"' && i + 1 < cmd.length) cur += cmd[++i];
-      else cur += ch;
-    } else if (ch === '"' || ch === "'") {
-      q = ch;
-      has = true;
-    } else if (ch === '\\' && i + 1 < cmd.length) {
-      cur += cmd[++i];
-      has = true;
-    } else if (/\s/.test(ch)) {
-      if (has) out.push(cur);
-      cur = '';
-      has = false;
-    } else {
-      cur += ch;
-      has = true;
-    }
-  }
-  if (has) out.push(cur);
-  return out;
-}
-
 /** After SIGTERM at the timeout, SIGKILL follows this much later (keepalived: 2 s). */
 export const MISC_KILL_GRACE_MS = 2000;
 
@@ -228,39 +211,13 @@ export const MISC_KILL_GRACE_MS = 2000;
  * MISC_CHECK: run the command (no shell) in its own process group; its exit status is the outcome. Past `timeoutMs`
  * the group gets SIGTERM, then SIGKILL; a killed script is a failure.
  */
-export function miscProbe(command: string, timeoutMs: number): Promise<CheckOutcome> {
-  return new Promise((resolve) => {
-    const argv = splitCommand(command);
-    if (argv.length === 0) {
-      resolve(fail('empty misc_path'));
-      return;
-    }
-    const child = spawn(argv[0], argv.slice(1), { stdio: 'ignore', detached: true });
-    let timedOut = false;
-    let killTimer: NodeJS.Timeout | undefined;
-    const killGroup = (sig: NodeJS.Signals) => {
-      try {
-        if (child.pid) process.kill(-child.pid, sig);
-      } catch {}
-    };
-    const timer = setTimeout(() => {
-      timedOut = true;
-      killGroup('SIGTERM');
-      killTimer = setTimeout(() => killGroup('SIGKILL'), MISC_KILL_GRACE_MS);
-    }, timeoutMs);
-    child.once('error', (e) => {
-      clearTimeout(timer);
-      resolve(fail(`spawn: ${e.message}`));
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (killTimer) clearTimeout(killTimer);
-      // make sure nothing the script started survives it
-      if (timedOut) killGroup('SIGKILL');
-      if (code !== null) resolve({ ok: code === 0, exitCode: code, reason: code ? `exit ${code}` : undefined });
-      else resolve(fail(timedOut ? 'timed out' : `signal ${signal}`));
-    });
-  });
+export async function miscProbe(command: string, timeoutMs: number, runner: Runner = run): Promise<CheckOutcome> {
+  if (!command.trim()) return fail('empty misc_path');
+  const r = await runScript(command, [], { timeoutMs, killGraceMs: MISC_KILL_GRACE_MS }, runner);
+  if (r.error?.code === 'EEXEC_TIMEOUT') return fail('timed out');
+  if (r.error) return fail(r.error.message);
+  if (r.signal) return fail(`signal ${r.signal}`);
+  return { ok: r.code === 0, exitCode: r.code, reason: r.code ? `exit ${r.code}` : undefined };
 }
 
 /**

@@ -6,6 +6,7 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { TierlbError } from '../../common/errors.js';
 
 export interface Where {
   file: string;
@@ -20,10 +21,12 @@ export function formatDiagnostic(d: Diagnostic): string {
   return `${d.file}:${d.line}: ${d.message}`;
 }
 
-export class KeepalivedSyntaxError extends Error {
-  readonly code = 'EKEEPALIVED_SYNTAX';
+/** A keepalived.conf that cannot be run: every error, one `file:line: reason` per line. */
+export class KeepalivedSyntaxError extends TierlbError {
+  override readonly code = 'EKEEPALIVED_SYNTAX' as const;
+
   constructor(readonly diagnostics: Diagnostic[]) {
-    super(diagnostics.map(formatDiagnostic).join('\n'));
+    super('EKEEPALIVED_SYNTAX', diagnostics.map(formatDiagnostic).join('\n'));
     this.name = 'KeepalivedSyntaxError';
   }
 }

@@ -21,6 +21,24 @@ import { SyncMaster } from './master.js';
 import type { SyncSysctl } from './rule.js';
 import type { SyncTarget } from './target.js';
 
+/** ipvs_strerror's codes and texts of the daemon commands, as ipvsadm prints them. */
+export type SyncDaemonErrorCode =
+  | 'EINVAL' // Invalid argument (syncid, group, port, TTL, maxlen; a backup without a target)
+  | 'EAFNOSUPPORT' // Operation not supported with specified address family (an IPv6 group)
+  | 'EEXIST' // Daemon has already run
+  | 'ENODEV' // No such device (--mcast-interface)
+  | 'ESRCH'; // No daemon is running
+
+export class SyncDaemonError extends TierlbError {
+  constructor(
+    override readonly code: SyncDaemonErrorCode,
+    message: string,
+  ) {
+    super(code, message);
+    this.name = 'SyncDaemonError';
+  }
+}
+
 /**
  * A `--start-daemon`: the fields `-L --daemon` reports (SyncDaemonInfo), those left out taking start_sync_thread's
  * defaults (--mcast-interface eth0 in ipvsadm; maxLen daemonMaxLen, group 224.0.0.81, port 8848, TTL 1).
@@ -42,7 +60,7 @@ export interface SyncDaemonControlOptions {
 
 /** The daemon options of a parsed `--start-daemon` command line (ipvsadm leaves 0 / '' for an option not given). */
 export function startFromAdm(d: ParsedDaemon): SyncDaemonStart {
-  if (d.state === '') throw new TierlbError('EINVAL', 'Invalid argument');
+  if (d.state === '') throw new SyncDaemonError('EINVAL', 'Invalid argument');
   return {
     state: d.state,
     mcastIfn: d.mcastIfn,
@@ -58,12 +76,12 @@ export function startFromAdm(d: ParsedDaemon): SyncDaemonStart {
 function syncConfig(d: SyncDaemonStart): { group: string; port: number; ttl: number } {
   const group = d.group ?? SYNC_MCAST_GROUP;
   // this daemon speaks IPv4 only, as a kernel without CONFIG_IP_VS_IPV6 (EAFNOSUPPORT)
-  if (isIPv6(group)) throw new TierlbError('EAFNOSUPPORT', 'Operation not supported with specified address family');
+  if (isIPv6(group)) throw new SyncDaemonError('EAFNOSUPPORT', 'Operation not supported with specified address family');
   const port = d.port ?? SYNC_MCAST_PORT;
   const ttl = d.ttl ?? 1;
   const multicast = isIPv4(group) && Number(group.split('.')[0]) >>> 4 === 0xe;
   if (!multicast || !inRange(port, 1, 65535) || !inRange(ttl, 1, 255) || !inRange(d.maxLen ?? 1, 1, 65535))
-    throw new TierlbError('EINVAL', 'Invalid argument');
+    throw new SyncDaemonError('EINVAL', 'Invalid argument');
   return { group, port, ttl };
 }
 
@@ -117,12 +135,12 @@ export class SyncDaemonControl {
   }
 
   async start(d: SyncDaemonStart): Promise<void> {
-    if (this.running.has(d.state)) throw new TierlbError('EEXIST', 'Daemon has already run');
+    if (this.running.has(d.state)) throw new SyncDaemonError('EEXIST', 'Daemon has already run');
     if (!Number.isInteger(d.syncid) || d.syncid < 0 || d.syncid > 255)
-      throw new TierlbError('EINVAL', 'Invalid argument');
+      throw new SyncDaemonError('EINVAL', 'Invalid argument');
     const { group, port, ttl } = syncConfig(d);
     const ifc = (this.o.iface ?? interfaceInfo)(d.mcastIfn);
-    if (!ifc) throw new TierlbError('ENODEV', 'No such device');
+    if (!ifc) throw new SyncDaemonError('ENODEV', 'No such device');
     const maxLen = daemonMaxLen(d.state, ifc.mtu, d.maxLen);
     const info: SyncDaemonInfo = { state: d.state, mcastIfn: d.mcastIfn, syncid: d.syncid, maxLen, group, port, ttl };
     if (d.state === 'master') {
@@ -147,7 +165,7 @@ export class SyncDaemonControl {
       master.start();
       this.running.set('master', { info, sock, master });
     } else {
-      if (!this.o.target) throw new TierlbError('EINVAL', 'a backup sync daemon needs a target');
+      if (!this.o.target) throw new SyncDaemonError('EINVAL', 'a backup sync daemon needs a target');
       const sock = dgram.createSocket({ type: 'udp4', reuseAddr: true });
       const backup = new SyncBackup({
         syncid: d.syncid,
@@ -173,7 +191,7 @@ export class SyncDaemonControl {
 
   async stop(state: 'master' | 'backup'): Promise<void> {
     const r = this.running.get(state);
-    if (!r) throw new TierlbError('ESRCH', 'No daemon is running');
+    if (!r) throw new SyncDaemonError('ESRCH', 'No daemon is running');
     this.running.delete(state);
     r.master?.stop();
     await new Promise<void>((resolve) => r.sock.close(() => resolve()));

@@ -8,12 +8,13 @@ import { isIP } from 'node:net';
 import { canonicalAddr } from '../../common/addr.js';
 import { type Clock, systemClock } from '../../common/clock.js';
 import { type Logger, log as rootLog } from '../../common/log.js';
+import { runScript } from '../../sys/script.js';
 import { vrrpWarnings } from './config.js';
+import { VrrpError } from './errors.js';
 import {
   type InterfaceInfo,
   interfaceInfo,
   interfaceUp,
-  runCommand,
   sendGarp,
   sendUnsolicitedNa,
   setVips,
@@ -84,11 +85,15 @@ export function pickSource(c: VrrpInstanceConfig, ifc: InterfaceInfo): string {
   const vipSet = new Set(c.virtualIpaddress.map((v) => (isIP(v.addr) ? canonicalAddr(v.addr) : v.addr)));
   if (instanceFamily(c) === 6) {
     const src6 = ifc.addresses6.find((a) => isLinkLocal6(a) && !vipSet.has(canonicalAddr(a)));
-    if (!src6) throw new Error(`vrrp ${c.name}: ${c.interface} has no IPv6 link-local address to send from`);
+    if (!src6)
+      throw new VrrpError(
+        'EVRRP_NO_SOURCE',
+        `vrrp ${c.name}: ${c.interface} has no IPv6 link-local address to send from`,
+      );
     return src6;
   }
   const srcIp = ifc.addresses.find((a) => !vipSet.has(a));
-  if (!srcIp) throw new Error(`vrrp ${c.name}: ${c.interface} has no IPv4 address to send from`);
+  if (!srcIp) throw new VrrpError('EVRRP_NO_SOURCE', `vrrp ${c.name}: ${c.interface} has no IPv4 address to send from`);
   return srcIp;
 }
 
@@ -354,8 +359,8 @@ export class VrrpInstance extends EventEmitter<VrrpInstanceEvents> {
     const n: VrrpNotify = this.cfg.notify;
     const specific = { MASTER: n.master, BACKUP: n.backup, FAULT: n.fault, STOP: n.stop }[state];
     const run = (cmd: string, args: string[]) =>
-      void runCommand(cmd, args).then((code) => {
-        if (code !== 0) this.log.warn({ cmd, code }, 'notify script failed');
+      void runScript(cmd, args).then(({ code, error }) => {
+        if (code !== 0) this.log.warn({ cmd, code, err: error?.message }, 'notify script failed');
       });
     if (specific) run(specific, []);
     if (n.notify) run(n.notify, ['INSTANCE', this.cfg.name, state, String(priority)]);
@@ -380,7 +385,8 @@ class ScriptTracker {
     const loop = async () => {
       if (this.running) return;
       this.running = true;
-      const code = await runCommand(this.script.script, [], this.script.timeout * 1000);
+      // past its timeout the script's process group is killed (SIGKILL), as before
+      const { code } = await runScript(this.script.script, [], { timeoutMs: this.script.timeout * 1000 });
       this.running = false;
       const changed = this.status.result(code === 0);
       if (changed !== undefined) {
@@ -429,8 +435,8 @@ export class SyncHub {
     const specific =
       state === 'MASTER' ? n.master : state === 'BACKUP' ? n.backup : state === 'FAULT' ? n.fault : undefined;
     const run = (cmd: string, args: string[]) =>
-      void runCommand(cmd, args).then((code) => {
-        if (code !== 0) this.log.warn({ cmd, code }, 'sync group notify script failed');
+      void runScript(cmd, args).then(({ code, error }) => {
+        if (code !== 0) this.log.warn({ cmd, code, err: error?.message }, 'sync group notify script failed');
       });
     if (specific) run(specific, []);
     // keepalived: GROUP <name> <STATE> 0

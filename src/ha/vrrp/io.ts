@@ -4,29 +4,61 @@
  * the virtual addresses (`ip addr`), interface state and script runs. Everything the pure state machine asks for
  * happens here.
  */
-import { execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { promisify } from 'node:util';
 import { bytesToIpv6, ipv6ToBytes } from '../../common/addr.js';
-import { ETH_P_IPV6, naFrame } from './ndisc.js';
+import { TierlbError } from '../../common/errors.js';
+import {
+  AF_INET6,
+  AF_PACKET,
+  ETH_P_ARP,
+  ETH_P_IPV6,
+  IP_ADD_MEMBERSHIP,
+  IP_DROP_MEMBERSHIP,
+  IP_HDRINCL,
+  IP_MULTICAST_IF,
+  IP_MULTICAST_LOOP,
+  IP_MULTICAST_TTL,
+  IPPROTO_IP,
+  IPPROTO_IPV6,
+  IPV6_ADD_MEMBERSHIP,
+  IPV6_DROP_MEMBERSHIP,
+  IPV6_HOPLIMIT,
+  IPV6_MULTICAST_HOPS,
+  IPV6_MULTICAST_IF,
+  IPV6_MULTICAST_LOOP,
+  IPV6_PKTINFO,
+  IPV6_RECVHOPLIMIT,
+  IPV6_RECVPKTINFO,
+  IPV6_UNICAST_HOPS,
+  MSG_DONTWAIT,
+  SO_BINDTODEVICE,
+  SOCK_NONBLOCK,
+  SOCK_RAW,
+  SOL_SOCKET,
+} from '../../sys/constants.js';
+import { failedError, KernelStateError, SysError } from '../../sys/errors.js';
+import { run } from '../../sys/exec.js';
+import { ipArgv, ipJson } from '../../sys/ip.js';
+import { address, close, recvmsg, sendmsg, sendto, setsockopt, socket } from '../../sys/libc.js';
+import { readSysctl } from '../../sys/sysctl.js';
+import { naFrame } from './ndisc.js';
 import { ipv4Bytes } from './packet.js';
 import type { VirtualAddress } from './types.js';
 import { VRRP_MCAST_GROUP, VRRP_PROTO, VRRP6_MCAST_GROUP } from './types.js';
 
 const require = createRequire(import.meta.url);
-const execFileP = promisify(execFile);
 
-const SOL_SOCKET = 1;
-const SO_BINDTODEVICE = 25;
-const SOCK_RAW = 3;
-const IPPROTO_IP = 0;
-const IP_HDRINCL = 3;
-const IP_MULTICAST_IF = 32;
-const IP_MULTICAST_TTL = 33;
-const IP_MULTICAST_LOOP = 34;
-const IP_ADD_MEMBERSHIP = 35;
-const IP_DROP_MEMBERSHIP = 36;
+/** A VRRP payload that does not fit the send buffer. */
+export class VrrpIoError extends TierlbError {
+  constructor(
+    override readonly code: 'EVRRP_TOO_LONG',
+    message: string,
+  ) {
+    super(code, message);
+    this.name = 'VrrpIoError';
+  }
+}
 
 export interface InterfaceInfo {
   name: string;
@@ -50,14 +82,16 @@ function sysfs(name: string, file: string): string | undefined {
 
 export async function interfaceInfo(name: string): Promise<InterfaceInfo> {
   const index = Number(sysfs(name, 'ifindex'));
-  if (!index) throw new Error(`no such interface: ${name}`);
+  if (!index) throw new KernelStateError('EKERNEL_NO_IFACE', `no such interface: ${name} (see ip link)`);
   const mac = Buffer.from(
     (sysfs(name, 'address') ?? '00:00:00:00:00:00').split(':').map((h) => Number.parseInt(h, 16)),
   );
-  const { stdout } = await execFileP('ip', ['-j', 'addr', 'show', 'dev', name]);
-  const j = JSON.parse(stdout || '[]') as {
-    addr_info?: { family: string; local: string; secondary?: boolean }[];
-  }[];
+  const j = await ipJson<{ addr_info?: { family: string; local: string; secondary?: boolean }[] }>([
+    'addr',
+    'show',
+    'dev',
+    name,
+  ]);
   const all = j[0]?.addr_info ?? [];
   const infos = all.filter((a) => a.family === 'inet');
   const infos6 = all.filter((a) => a.family === 'inet6');
@@ -143,22 +177,6 @@ export class VrrpSocket {
   }
 }
 
-const AF_INET6 = 10;
-const SOCK_NONBLOCK = 0o4000;
-const SOCK_CLOEXEC = 0o2000000;
-const MSG_DONTWAIT = 0x40;
-const IPPROTO_IPV6 = 41;
-const IPV6_UNICAST_HOPS = 16;
-const IPV6_MULTICAST_IF = 17;
-const IPV6_MULTICAST_HOPS = 18;
-const IPV6_MULTICAST_LOOP = 19;
-const IPV6_ADD_MEMBERSHIP = 20;
-const IPV6_DROP_MEMBERSHIP = 21;
-const IPV6_RECVPKTINFO = 49;
-const IPV6_PKTINFO = 50;
-const IPV6_RECVHOPLIMIT = 51;
-const IPV6_HOPLIMIT = 52;
-
 /** What an IPv6 raw socket hands over: the VRRP payload, and the header fields from the ancillary data. */
 export interface Received6 {
   payload: Buffer;
@@ -202,33 +220,6 @@ function sockaddr6(addr: string, scope: number): Buffer {
   return b;
 }
 
-interface Sock6Lib {
-  socket: (d: number, t: number, p: number) => number;
-  setsockopt: (fd: number, level: number, name: number, val: Buffer, len: number) => number;
-  recvmsg: (fd: number, msg: Buffer, flags: number) => number;
-  sendmsg: (fd: number, msg: Buffer, flags: number) => number;
-  close: (fd: number) => number;
-  errno: () => number;
-  address: (b: Buffer) => bigint;
-}
-let sock6Lib: Sock6Lib | undefined;
-
-function libc6(): Sock6Lib {
-  if (sock6Lib) return sock6Lib;
-  const koffi = require('koffi');
-  const lib = koffi.load('libc.so.6');
-  sock6Lib = {
-    socket: lib.func('int socket(int, int, int)'),
-    setsockopt: lib.func('int setsockopt(int, int, int, const void *, uint32_t)'),
-    recvmsg: lib.func('intptr_t recvmsg(int, void *, int)'),
-    sendmsg: lib.func('intptr_t sendmsg(int, const void *, int)'),
-    close: lib.func('int close(int)'),
-    errno: () => koffi.errno() as number,
-    address: (b: Buffer) => koffi.address(b) as bigint,
-  };
-  return sock6Lib;
-}
-
 /**
  * VRRP over IPv6 on one interface (RFC 5798). An IPv6 raw socket gets no IPv6 header on receive and the raw-socket
  * package reads with recvfrom() (no ancillary data), so the hop limit and the destination would be lost. Two sockets:
@@ -243,7 +234,6 @@ function libc6(): Sock6Lib {
 export class Vrrp6Socket {
   private readonly fd: number;
   private readonly wake: RawSocket;
-  private readonly c = libc6();
   private joined = false;
   private closed = false;
   private readonly data = Buffer.alloc(2048);
@@ -265,9 +255,7 @@ export class Vrrp6Socket {
     private readonly onPacket: (p: Received6) => void,
     onError: (e: Error) => void,
   ) {
-    const c = this.c;
-    const fd = c.socket(AF_INET6, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, VRRP_PROTO);
-    if (fd < 0) throw new Error(`socket(AF_INET6, SOCK_RAW, 112) failed: errno ${c.errno()}`);
+    const fd = socket(AF_INET6, SOCK_RAW | SOCK_NONBLOCK, VRRP_PROTO, 'AF_INET6, SOCK_RAW, 112');
     this.fd = fd;
     const int = (v: number) => {
       const b = Buffer.alloc(4);
@@ -275,10 +263,11 @@ export class Vrrp6Socket {
       return b;
     };
     const opt = (level: number, name: number, v: Buffer, what: string) => {
-      if (c.setsockopt(fd, level, name, v, v.length) < 0) {
-        const errno = c.errno();
-        c.close(fd);
-        throw new Error(`vrrp IPv6 socket on ${ifc.name}: ${what} failed: errno ${errno}`);
+      try {
+        setsockopt(fd, level, name, v, `${what}, vrrp IPv6 socket on ${ifc.name}`);
+      } catch (e) {
+        close(fd);
+        throw e;
       }
     };
     opt(SOL_SOCKET, SO_BINDTODEVICE, Buffer.from(`${ifc.name}\0`), 'SO_BINDTODEVICE');
@@ -290,22 +279,22 @@ export class Vrrp6Socket {
     opt(IPPROTO_IPV6, IPV6_MULTICAST_IF, int(ifc.index), 'IPV6_MULTICAST_IF');
     opt(IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, addrIfindex6(VRRP6_MCAST_GROUP, ifc.index), 'joining ff02::12');
     this.joined = true;
-    this.iov.writeBigUInt64LE(c.address(this.data), 0);
+    this.iov.writeBigUInt64LE(address(this.data), 0);
     this.iov.writeBigUInt64LE(BigInt(this.data.length), 8);
-    this.msg.writeBigUInt64LE(c.address(this.name), 0);
-    this.msg.writeBigUInt64LE(c.address(this.iov), 16);
+    this.msg.writeBigUInt64LE(address(this.name), 0);
+    this.msg.writeBigUInt64LE(address(this.iov), 16);
     this.msg.writeBigUInt64LE(1n, 24);
-    this.msg.writeBigUInt64LE(c.address(this.ctl), 32);
+    this.msg.writeBigUInt64LE(address(this.ctl), 32);
     this.sctl.writeBigUInt64LE(36n, 0);
     this.sctl.writeInt32LE(IPPROTO_IPV6, 8);
     this.sctl.writeInt32LE(IPV6_PKTINFO, 12);
     addrIfindex6(src, ifc.index).copy(this.sctl, 16);
-    this.siov.writeBigUInt64LE(c.address(this.sdata), 0);
-    this.smsg.writeBigUInt64LE(c.address(this.sname), 0);
+    this.siov.writeBigUInt64LE(address(this.sdata), 0);
+    this.smsg.writeBigUInt64LE(address(this.sname), 0);
     this.smsg.writeUInt32LE(this.sname.length, 8);
-    this.smsg.writeBigUInt64LE(c.address(this.siov), 16);
+    this.smsg.writeBigUInt64LE(address(this.siov), 16);
     this.smsg.writeBigUInt64LE(1n, 24);
-    this.smsg.writeBigUInt64LE(c.address(this.sctl), 32);
+    this.smsg.writeBigUInt64LE(address(this.sctl), 32);
     this.smsg.writeBigUInt64LE(BigInt(this.sctl.length), 40);
 
     const raw = require('raw-socket');
@@ -319,7 +308,7 @@ export class Vrrp6Socket {
     } catch (e) {
       // the constructor throws: nobody will call close(), so the data socket (and the wake-up one) go here
       wake?.close();
-      c.close(fd);
+      close(fd);
       throw e;
     }
     this.wake = wake;
@@ -333,7 +322,7 @@ export class Vrrp6Socket {
       this.msg.writeUInt32LE(this.name.length, 8);
       this.msg.writeBigUInt64LE(BigInt(this.ctl.length), 40);
       this.msg.writeInt32LE(0, 48);
-      const r = this.c.recvmsg(this.fd, this.msg, MSG_DONTWAIT);
+      const r = recvmsg(this.fd, this.msg, MSG_DONTWAIT);
       if (r < 0) break;
       n++;
       const ctlLen = Number(this.msg.readBigUInt64LE(40));
@@ -351,12 +340,15 @@ export class Vrrp6Socket {
   /** Send a VRRP payload (the kernel writes the IPv6 header: hop limit 255, the source from IPV6_PKTINFO). */
   send(payload: Buffer, dst: string): Promise<void> {
     if (this.closed) return Promise.resolve();
-    if (payload.length > this.sdata.length) return Promise.reject(new Error('VRRP packet too long'));
+    if (payload.length > this.sdata.length)
+      return Promise.reject(
+        new VrrpIoError('EVRRP_TOO_LONG', `VRRP packet of ${payload.length} bytes, at most ${this.sdata.length}`),
+      );
     sockaddr6(dst, this.ifc.index).copy(this.sname);
     payload.copy(this.sdata);
     this.siov.writeBigUInt64LE(BigInt(payload.length), 8);
-    if (this.c.sendmsg(this.fd, this.smsg, 0) < 0)
-      return Promise.reject(new Error(`sendmsg to ${dst} on ${this.ifc.name}: errno ${this.c.errno()}`));
+    const r = sendmsg(this.fd, this.smsg, 0);
+    if (r < 0) return Promise.reject(new SysError(`sendmsg to ${dst} on ${this.ifc.name}`, -r));
     return Promise.resolve();
   }
 
@@ -366,36 +358,14 @@ export class Vrrp6Socket {
     clearTimeout(this.retry);
     if (this.joined) {
       const m = addrIfindex6(VRRP6_MCAST_GROUP, this.ifc.index);
-      this.c.setsockopt(this.fd, IPPROTO_IPV6, IPV6_DROP_MEMBERSHIP, m, m.length);
+      try {
+        setsockopt(this.fd, IPPROTO_IPV6, IPV6_DROP_MEMBERSHIP, m, 'IPV6_DROP_MEMBERSHIP');
+      } catch {}
       this.joined = false;
     }
-    this.c.close(this.fd);
+    close(this.fd);
     this.wake.close();
   }
-}
-
-const AF_PACKET = 17;
-const ETH_P_ARP = 0x0806;
-
-interface PacketLib {
-  socket: (d: number, t: number, p: number) => number;
-  sendto: (fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, alen: number) => number;
-  close: (fd: number) => number;
-  errno: () => number;
-}
-let packetLib: PacketLib | undefined;
-
-function libc(): PacketLib {
-  if (packetLib) return packetLib;
-  const koffi = require('koffi');
-  const lib = koffi.load('libc.so.6');
-  packetLib = {
-    socket: lib.func('int socket(int, int, int)'),
-    sendto: lib.func('long sendto(int, const void *, size_t, int, const void *, uint32_t)'),
-    close: lib.func('int close(int)'),
-    errno: () => koffi.errno() as number,
-  };
-  return packetLib;
 }
 
 /** A gratuitous ARP request (sender = target = the address), broadcast, as keepalived sends it. */
@@ -418,9 +388,7 @@ export function garpFrame(mac: Buffer, addr: string): Buffer {
 
 /** Send whole Ethernet frames (their destination MAC in bytes 0..5) out of one interface through AF_PACKET. */
 function sendFrames(ifc: InterfaceInfo, ethertype: number, frames: { what: string; frame: Buffer }[]): void {
-  const c = libc();
-  const fd = c.socket(AF_PACKET, SOCK_RAW, ((ethertype & 0xff) << 8) | (ethertype >> 8));
-  if (fd < 0) throw new Error(`socket(AF_PACKET) failed: errno ${c.errno()}`);
+  const fd = socket(AF_PACKET, SOCK_RAW, ((ethertype & 0xff) << 8) | (ethertype >> 8), 'AF_PACKET');
   try {
     // struct sockaddr_ll { u16 family; be16 protocol; i32 ifindex; u16 hatype; u8 pkttype; u8 halen; u8 addr[8] }
     const sll = Buffer.alloc(20);
@@ -430,11 +398,11 @@ function sendFrames(ifc: InterfaceInfo, ethertype: number, frames: { what: strin
     sll[11] = 6;
     for (const { what, frame: f } of frames) {
       f.copy(sll, 12, 0, 6);
-      if (c.sendto(fd, f, f.length, 0, sll, sll.length) < 0)
-        throw new Error(`${what} on ${ifc.name} failed: errno ${c.errno()}`);
+      const r = sendto(fd, f, f.length, 0, sll);
+      if (r < 0) throw new SysError(`sendto(${what} on ${ifc.name})`, -r);
     }
   } finally {
-    c.close(fd);
+    close(fd);
   }
 }
 
@@ -449,11 +417,7 @@ export function sendGarp(ifc: InterfaceInfo, addrs: string[]): void {
 
 /** Whether the interface forwards IPv6 (keepalived then sets the Router flag of its NAs). */
 export function ipv6Forwarding(name: string): boolean {
-  try {
-    return readFileSync(`/proc/sys/net/ipv6/conf/${name}/forwarding`, 'utf8').trim() === '1';
-  } catch {
-    return false;
-  }
+  return readSysctl(`net.ipv6.conf.${name.replace(/\./g, '/')}.forwarding`) === '1';
 }
 
 /** Send unsolicited Neighbor Advertisements for the IPv6 addresses out of one interface (AF_PACKET). */
@@ -482,43 +446,13 @@ export function vipArgs(v: VirtualAddress, defaultDev: string, add: boolean): st
 /** Add or remove the virtual addresses (existing / missing ones are not errors). */
 export async function setVips(vips: VirtualAddress[], defaultDev: string, add: boolean): Promise<void> {
   for (const v of vips) {
-    const args = vipArgs(v, defaultDev, add);
-    try {
-      await execFileP('ip', args);
-    } catch (e) {
-      const msg = String((e as { stderr?: string }).stderr ?? e);
-      if (!/File exists|Cannot assign requested address|Address not found|address not found/.test(msg))
-        throw new Error(`ip ${args.join(' ')}: ${msg.trim()}`);
-    }
+    const argv = ipArgv(vipArgs(v, defaultDev, add));
+    const r = await run(argv);
+    if (r.error) throw r.error;
+    if (
+      r.code !== 0 &&
+      !/File exists|Cannot assign requested address|Address not found|address not found/.test(r.stderr)
+    )
+      throw failedError(argv, r.code, r.signal, r.stderr);
   }
-}
-
-/** Split a command line the way keepalived does: whitespace separates, double or single quotes group. */
-export function splitCommand(cmd: string): string[] {
-  const out: string[] = [];
-  const re = /"([^"]*)"|'([^']*)'|(\S+)/g;
-  for (let m = re.exec(cmd); m; m = re.exec(cmd)) out.push(m[1] ?? m[2] ?? m[3]);
-  return out;
-}
-
-/** Run a command (no shell) with a timeout; resolves with its exit code (-1 when it could not run or timed out). */
-export function runCommand(cmd: string, extraArgs: string[] = [], timeoutMs = 0): Promise<number> {
-  const [file, ...args] = splitCommand(cmd);
-  return new Promise((resolve) => {
-    if (!file) return resolve(-1);
-    const child = spawn(file, [...args, ...extraArgs], { stdio: 'ignore' });
-    let timer: NodeJS.Timeout | undefined;
-    if (timeoutMs > 0)
-      timer = setTimeout(() => {
-        child.kill('SIGKILL');
-      }, timeoutMs);
-    child.on('error', () => {
-      if (timer) clearTimeout(timer);
-      resolve(-1);
-    });
-    child.on('exit', (code) => {
-      if (timer) clearTimeout(timer);
-      resolve(code ?? -1);
-    });
-  });
 }

@@ -5,10 +5,10 @@
  * flag when the interface forwards IPv6), the target address and a Target Link-Layer Address option. Pure.
  */
 import { ipv6ToBytes } from '../../common/addr.js';
+import { ETH_P_IPV6, IPPROTO_ICMPV6 } from '../../sys/constants.js';
 import { inetChecksum, pseudoHeader6 } from './packet.js';
 
-export const ETH_P_IPV6 = 0x86dd;
-export const IPPROTO_ICMPV6 = 58;
+export { ETH_P_IPV6, IPPROTO_ICMPV6 };
 export const ND_NEIGHBOR_ADVERT = 136;
 export const ND_OPT_TARGET_LINKADDR = 2;
 export const NA_FLAG_ROUTER = 0x80;

@@ -1,14 +1,19 @@
+import { TierlbError } from '../../common/errors.js';
+
 /**
  * How ipvsadm ends: fail() and exit() leave the whole program (inside -R too), while a failed kernel operation only
- * makes process_options return -1. AdmExit is the first kind; runAdm turns it into the exit code and output.
+ * makes process_options return -1. AdmExit is the first kind; runAdm turns it into the exit status and output. Its
+ * code is always EADM_EXIT; the exit status is `status`.
  */
-export class AdmExit extends Error {
+export class AdmExit extends TierlbError {
+  override readonly code = 'EADM_EXIT';
   constructor(
-    readonly code: number,
+    /** ipvsadm's exit status (0 for -h and -v, 2 for a bad command line, 255 for "Try ... -h") */
+    readonly status: number,
     readonly stdout = '',
     readonly stderr = '',
   ) {
-    super(stderr || `exit ${code}`);
+    super('EADM_EXIT', stderr || `exit ${status}`);
     this.name = 'AdmExit';
   }
 }

@@ -6,11 +6,9 @@
  * "wrong" way round (10.0.0.1 sorts after 200.0.0.1); that is reproduced, it is what ipvsadm prints.
  */
 import { type Family, intToIpv4, ipv4ToInt, ipv6ToBytes } from '../../common/addr.js';
+import { AF_INET, AF_INET6 } from '../../sys/constants.js';
 import type { RealServer } from '../dest.js';
 import { PROTO_NUM, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3, type VirtualService } from '../service.js';
-
-const AF_INET = 2;
-const AF_INET6 = 10;
 
 export function afNumber(family: Family): number {
   return family === 6 ? AF_INET6 : AF_INET;

@@ -6,6 +6,7 @@
  */
 
 import { ipv6ToBytes, isMulticast4 } from '../../common/addr.js';
+import { IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from '../../sys/constants.js';
 import { DEFAULT_SCHEDULER } from '../schedulers/index.js';
 import { SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3 } from '../service.js';
 import {
@@ -171,9 +172,7 @@ const DEFAULT_PERSISTENT_TIMEOUT = 6 * 60;
 const SCHEDNAME_MAXLEN = 16;
 const INT_MAX = 2147483647;
 
-export const IPPROTO_TCP = 6;
-export const IPPROTO_UDP = 17;
-export const IPPROTO_SCTP = 132;
+export { IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP };
 
 /** ipvsadm's ipvs_service_t as the options fill it. */
 export interface ParsedService extends AddrFields {

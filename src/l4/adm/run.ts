@@ -6,7 +6,7 @@
  * whole restore (lines before it stay applied), a failed operation prints its message and the restore goes on,
  * and the exit code is that of the last line, as ipvsadm's restore_table does.
  */
-import { AdmError, TierlbError } from '../../common/errors.js';
+import { AdmError } from '../../common/errors.js';
 import type { ServiceId } from '../service.js';
 import type { DestSpec, ServiceSpec } from '../services.js';
 import { listConnections } from './conns.js';
@@ -77,7 +77,7 @@ export function runAdm(argv: readonly string[], target: AdmTarget, io: AdmIo = {
     if (!(e instanceof AdmExit)) throw e;
     stdout += e.stdout;
     stderr += e.stderr;
-    code = e.code;
+    code = e.status;
   }
   return { code: code & 0xff, stdout, stderr };
 }
@@ -166,9 +166,9 @@ function kernelChecks(ce: AdmCommand, target: AdmTarget): void {
   if (ce.cmd === CMD_ADDDEST || ce.cmd === CMD_EDITDEST) {
     if (!t.get(id)) throw new AdmError('ESRCH_SERVICE', 'Service not defined');
     // ip_vs_add_dest / ip_vs_edit_dest: -ERANGE when the lower threshold is above the upper one (even -x 0)
-    if (ce.dest.lThreshold > ce.dest.uThreshold) throw new RangeError('Numerical result out of range');
+    if (ce.dest.lThreshold > ce.dest.uThreshold) throw new AdmError('ERANGE', 'Numerical result out of range');
     if (ce.dest.tunType !== 0)
-      throw new TierlbError('ENOTSUP', `Tunnel type ${TUN_TYPE_NAMES[ce.dest.tunType]} is not supported`);
+      throw new AdmError('ENOTSUP', `Tunnel type ${TUN_TYPE_NAMES[ce.dest.tunType]} is not supported`);
   }
 }
 
@@ -208,7 +208,7 @@ function execute(ce: AdmCommand, target: AdmTarget): void {
     case CMD_STOPDAEMON: {
       // the director answers these itself (src/ha/worker-ha.ts) before this runner: only --rules (offline) gets here
       const flag = ce.cmd === CMD_STARTDAEMON ? '--start-daemon' : '--stop-daemon';
-      throw new TierlbError(
+      throw new AdmError(
         'ENOTSUP',
         `Connection sync daemon needs a running director (tierlb adm --socket PATH ${flag} ...)`,
       );

@@ -3,8 +3,18 @@
  * one JSON line out, `{"code": n, "stdout": "...", "stderr": "..."}`. The daemon reads a line, calls
  * handleAdmRequest against its engine and writes the answer followed by "\n".
  */
+import { TierlbError } from '../../common/errors.js';
 import { type AdmResult, runAdm } from './run.js';
 import type { AdmTarget } from './target.js';
+
+/** A request line that is not `{"argv": [strings], "stdin"?: string}`. */
+export class AdmRequestError extends TierlbError {
+  override readonly code = 'EADM_REQUEST';
+  constructor(message: string) {
+    super('EADM_REQUEST', message);
+    this.name = 'AdmRequestError';
+  }
+}
 
 export interface AdmRequest {
   argv: string[];
@@ -12,12 +22,17 @@ export interface AdmRequest {
 }
 
 export function parseAdmRequest(line: string): AdmRequest {
-  const v: unknown = JSON.parse(line);
-  if (typeof v !== 'object' || v === null) throw new Error('request is not an object');
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch (e) {
+    throw new AdmRequestError(`not JSON: ${(e as Error).message}`);
+  }
+  if (typeof v !== 'object' || v === null) throw new AdmRequestError('request is not an object');
   const { argv, stdin } = v as Record<string, unknown>;
   if (!Array.isArray(argv) || !argv.every((a) => typeof a === 'string'))
-    throw new Error('argv must be an array of strings');
-  if (stdin !== undefined && typeof stdin !== 'string') throw new Error('stdin must be a string');
+    throw new AdmRequestError('argv must be an array of strings');
+  if (stdin !== undefined && typeof stdin !== 'string') throw new AdmRequestError('stdin must be a string');
   return { argv, stdin };
 }
 

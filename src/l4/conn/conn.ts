@@ -4,6 +4,7 @@
  * (flag CONN_F_TEMPLATE, client port 0), exactly as in the kernel.
  */
 import type { Family } from '../../common/addr.js';
+import { IPPROTO_IP, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from '../../sys/constants.js';
 import type { FwdMethod, RealServer } from '../dest.js';
 import type { VirtualService } from '../service.js';
 import { TCP_S_NONE, tcpStateName } from './tcp.js';
@@ -26,10 +27,8 @@ export const CONN_F_ONE_PACKET = 0x2000;
 /** Template state bit set once a controlled connection is seen to work (IP_VS_CTPL_S_ASSURED). */
 export const CTPL_S_ASSURED = 0x0001;
 
-export const IPPROTO_IP = 0;
-export const IPPROTO_TCP = 6;
-export const IPPROTO_UDP = 17;
-export const IPPROTO_SCTP = 132;
+/** The protocol numbers are the kernel's (src/sys/constants.ts), here for the connection table's users. */
+export { IPPROTO_IP, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP };
 
 export function fwdFlag(fwd: FwdMethod): number {
   return fwd === 'masq' ? CONN_F_MASQ : fwd === 'tunnel' ? CONN_F_TUNNEL : CONN_F_DROUTE;
@@ -90,6 +89,14 @@ export const ADDR6_C = 0;
 export const ADDR6_V = 4;
 export const ADDR6_D = 8;
 
+/** Cumulative packets and bytes the kernel fast path forwarded for one flow, per direction. */
+export interface KernelCounts {
+  packets: number;
+  bytes: number;
+  replyPackets: number;
+  replyBytes: number;
+}
+
 export class Connection {
   /** IP protocol number; 0 (IPPROTO_IP) for templates of fwmark services */
   readonly protocol: number;
@@ -123,6 +130,11 @@ export class Connection {
   controlledBy: Connection | null = null;
   /** how many connections this entry controls (cp->n_control) */
   nControl = 0;
+  /**
+   * The kernel fast path forwards this connection's packets (src/l4/fastpath): its flow counters as last read, so
+   * the next read adds only what is new; null while the connection is not in the kernel's flow map.
+   */
+  kernel: KernelCounts | null = null;
 
   // table bookkeeping (owned by ConnTable)
   /** templates: key in the template index; '' when not indexed */

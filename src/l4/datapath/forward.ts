@@ -20,6 +20,7 @@ import type { Connection } from '../conn/conn.js';
 import type { RealServer } from '../dest.js';
 import type { Engine } from '../engine.js';
 import { addrBytes, ipipEncap, ipv4HeaderChecksum, l4Checksum, natRewrite } from './csum.js';
+import { DatapathError } from './errors.js';
 import { NF_ACCEPT, NF_DROP, type QueuedPacket } from './nfqmsg.js';
 import { type BadReason, PARSE_BAD, PARSE_ICMP, PacketParser, type Parsed } from './packet.js';
 
@@ -99,7 +100,11 @@ export class Forwarder {
   markFor(rip: string): number {
     let m = this.marks.get(rip);
     if (m === undefined) {
-      if (this.nextMark >= MAX_DEST_MARKS) throw new Error('out of real-server marks');
+      if (this.nextMark >= MAX_DEST_MARKS)
+        throw new DatapathError(
+          'EDEST_MARKS_FULL',
+          `out of real-server marks: ${MAX_DEST_MARKS} real-server addresses got one since the director started (marks are not reused); restart the director`,
+        );
       m = DEST_MARK_BASE + this.nextMark++;
       this.marks.set(rip, m);
     }

@@ -3,6 +3,21 @@
  * receives with a short timeout (SO_RCVTIMEO) so the owning worker can notice a stop request; verdicts of one batch
  * go out in a single send (netlink processes every message of the datagram).
  */
+
+import {
+  AF_NETLINK,
+  EAGAIN,
+  EINTR,
+  MSG_DONTWAIT,
+  NETLINK_NO_ENOBUFS,
+  SO_RCVBUFFORCE,
+  SO_SNDBUFFORCE,
+  SOCK_RAW,
+  SOL_NETLINK,
+  SOL_SOCKET,
+} from '../../sys/constants.js';
+import { bindNetlink, close, recv, SysError, send, setRecvTimeout, setsockoptInt, socket } from '../../sys/libc.js';
+import { DatapathError } from './errors.js';
 import {
   cfgCmd,
   cfgParams,
@@ -14,26 +29,6 @@ import {
   parseMessages,
   VerdictBatch,
 } from './nfqmsg.js';
-import {
-  AF_NETLINK,
-  bindNetlink,
-  close,
-  EAGAIN,
-  EINTR,
-  MSG_DONTWAIT,
-  NETLINK_NO_ENOBUFS,
-  recv,
-  SO_RCVBUFFORCE,
-  SO_SNDBUFFORCE,
-  SOCK_RAW,
-  SOL_NETLINK,
-  SOL_SOCKET,
-  SysError,
-  send,
-  setRecvTimeout,
-  setsockoptInt,
-  socket,
-} from './sys.js';
 
 export interface NfQueueOptions {
   queue: number;
@@ -89,7 +84,10 @@ export class NfQueue {
         }
       }
     }
-    throw new Error(`nfqueue ${what}: no ack`);
+    throw new DatapathError(
+      'ENFQUEUE_NO_ACK',
+      `nfqueue ${what}: no ack from the kernel (is nfnetlink_queue loaded? modprobe nfnetlink_queue)`,
+    );
   }
 
   /**

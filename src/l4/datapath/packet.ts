@@ -7,16 +7,18 @@
  * table's numeric keys, and formats the address strings only when something asks for them. `parsePacket` gives the same fields as plain objects.
  */
 import { bytesToIpv6 } from '../../common/addr.js';
-import { IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from '../conn/conn.js';
+import {
+  IPPROTO_ICMP,
+  IPPROTO_ICMPV6,
+  IPPROTO_IPIP,
+  IPPROTO_SCTP,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+} from '../../sys/constants.js';
 import type { PacketMeta } from '../engine.js';
 
-/** The connection table's protocol numbers, for the data path's modules (csum.ts). */
-export { IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP };
-
-/** The protocols only the data path handles (the engine has no state for them). */
-export const IPPROTO_ICMP = 1;
-export const IPPROTO_IPIP = 4;
-export const IPPROTO_ICMPV6 = 58;
+/** The protocol numbers (src/sys/constants.ts), for the data path's modules (csum.ts). */
+export { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_IPIP, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP };
 
 /** Why a packet was not handed to the engine. */
 export type BadReason =

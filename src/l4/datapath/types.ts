@@ -8,6 +8,19 @@ export interface WorkerData {
   queues: number;
   maxLen?: number;
   port: MessagePort;
+  /** the kernel fast path (src/l4/fastpath): 'off' when absent */
+  fastpath?: 'auto' | 'on' | 'off';
+  /** interfaces it is attached to (default: every interface with an address but loopback) */
+  fastpathInterfaces?: string[];
+}
+
+/** What became of the fast path at start. */
+export interface FastpathStart {
+  mode: 'auto' | 'on' | 'off';
+  active: boolean;
+  /** why it is not active (auto: the error that made it fall back) */
+  reason?: string;
+  attached?: { ifindex: number; kind: string }[];
 }
 
 export type ToWorker =
@@ -20,7 +33,7 @@ export type ToWorker =
   | { type: 'stop' };
 
 export type FromWorker =
-  | { type: 'ready'; engine: string; plan: RulePlan }
+  | { type: 'ready'; engine: string; plan: RulePlan; fastpath?: FastpathStart }
   | { type: 'reply'; id: number; response?: string; error?: string; plan?: RulePlan }
   | { type: 'stopped'; counters: Counters }
   | { type: 'fatal'; message: string };

@@ -1,5 +1,6 @@
 /** `balance` expression → algorithm. The expressions are those of HAProxy (see BALANCE_RE in ../config-schema.ts). */
 import { BALANCE_RE } from '../config-schema.js';
+import { ListenersError } from '../errors.js';
 import { first } from './first.js';
 import { hdr } from './hdr.js';
 import { leastconn } from './leastconn.js';
@@ -20,7 +21,11 @@ export function isHashing(expr: string): boolean {
 
 export function createBalancer(expr: string, ctx: BalancerContext = { random: Math.random }): Balancer {
   const m = BALANCE_RE.exec(expr);
-  if (!m) throw new Error(`unknown balance '${expr}'`);
+  if (!m)
+    throw new ListenersError(
+      'EBALANCE_UNKNOWN',
+      `unknown balance '${expr}': use one of those in BALANCE_RE (config-schema.ts)`,
+    );
   if (expr === 'roundrobin') return roundrobin();
   if (expr === 'static-rr') return staticRr();
   if (expr === 'leastconn') return leastconn(ctx.tie);

@@ -3,26 +3,26 @@
  * through its dispatch handler so that a response goes from the server's socket to the client's response with no
  * stream in between. The listeners on http-proxy-3 (node:http's ClientRequest under it) needed 2.1 CPU s per 10k
  * requests on this project's bench machine, http-proxy-3 alone 1.6; this relay needs 0.8 for 2.7x http-proxy-3's
- * req/s (bench/results/l7.json, README "Design notes"). WebSocket upgrades still go through http-proxy-3 (worker.ts).
+ * req/s (bench/results/l7.json, README "Design notes"). WebSocket upgrades still go through http-proxy-3 (upgrade.ts).
  *
- * One Exchange per attempt: it writes the server's answer to the client's response and reports the attempt's
+ * One Attempt per try of a request: it writes the server's answer to the client's response and reports the attempt's
  * phases to its owner (connected, failed). A small response (headers, one chunk, end in one read from the server)
  * leaves in one write: node:http sends stored headers with the first data, so the first chunk is held back until
  * the end or the next chunk (at most until the current read is handled: a microtask flushes it).
  */
 import type http from 'node:http';
 import { buildConnector, Client, type Dispatcher, Pool } from 'undici';
-import type { Timeouts } from './config.js';
-import type { ServerTarget } from './ipc.js';
+import type { Timeouts } from '../config.js';
+import type { ServerTarget } from '../ipc.js';
 
 type Abort = (err?: Error) => void;
 
-/** What an Exchange tells the request it belongs to. */
-export interface ExchangeOwner {
+/** What an Attempt tells the request (./http-exchange.ts) it belongs to. */
+export interface AttemptOwner {
   /** a server connection carries the request now (the connect phase is over) */
-  connected(x: Exchange): void;
+  connected(x: Attempt): void;
   /** the attempt failed; `x.responded` says whether the client already has the status line */
-  failed(x: Exchange, err: Error): void;
+  failed(x: Attempt, err: Error): void;
 }
 
 /**
@@ -113,7 +113,7 @@ function fieldBytes(fields: readonly (string | Buffer)[]): number {
 }
 
 /** One attempt of a request to one server. */
-export class Exchange implements Dispatcher.DispatchHandler {
+export class Attempt implements Dispatcher.DispatchHandler {
   /** undici's abort of this request, once it has a connection */
   private abortFn: Abort | undefined = undefined;
   private resumeFn: (() => void) | undefined = undefined;
@@ -136,7 +136,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   received = 0;
 
   constructor(
-    private readonly owner: ExchangeOwner,
+    private readonly owner: AttemptOwner,
     readonly res: http.ServerResponse,
     /** add `Connection: close` to the answer (the worker drains) */
     private readonly closing: () => boolean,

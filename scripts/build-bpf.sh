@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Compile the L4 fast path's tc BPF program (src/l4/fastpath/*.bpf.c) into dist/l4/fastpath/ (gitignored).
+# Needs clang (Debian: clang) and the libbpf headers (Debian: libbpf-dev); scripts/install-deps.sh installs both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SRC_DIR=src/l4/fastpath
+OUT_DIR=dist/l4/fastpath
+CLANG=${CLANG:-clang}
+if ! command -v "$CLANG" >/dev/null 2>&1; then
+  echo "build-bpf: clang not found: the fast path's BPF program cannot be compiled. Fix: apt-get install clang (or run scripts/install-deps.sh)" >&2
+  exit 1
+fi
+if [ ! -f /usr/include/bpf/bpf_helpers.h ]; then
+  echo "build-bpf: /usr/include/bpf/bpf_helpers.h not found. Fix: apt-get install libbpf-dev (or run scripts/install-deps.sh)" >&2
+  exit 1
+fi
+if [ ! -f /usr/include/linux/bpf.h ]; then
+  echo "build-bpf: /usr/include/linux/bpf.h not found. Fix: apt-get install linux-libc-dev" >&2
+  exit 1
+fi
+mkdir -p "$OUT_DIR"
+for src in "$SRC_DIR"/*.bpf.c; do
+  obj="$OUT_DIR/$(basename "${src%.c}").o"
+  "$CLANG" -O2 -g -Wall -Werror -target bpf -I/usr/include/x86_64-linux-gnu -I"/usr/include/$(uname -m)-linux-gnu" \
+    -c "$src" -o "$obj"
+  echo "build-bpf: $obj"
+done

@@ -1,0 +1,327 @@
+/**
+ * The engine's side of the kernel fast path: loads fastpath.bpf.o (compiled by scripts/build-bpf.sh), attaches it at
+ * tc ingress on the director's interfaces and writes its maps as the engine decides (the FastPath interface of
+ * engine.ts). The layouts below mirror the structs of fastpath.bpf.c byte for byte.
+ *
+ * Ordering: a flow is written to the kernel only after the verdicts of the batch that made it eligible were sent
+ * (flushPending, called by the worker after each verdict flush), so the packet still queued in userspace is not
+ * overtaken by its successors forwarded in the kernel.
+ */
+import { existsSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { ipv4ToInt, ipv6ToBytes } from '../../common/addr.js';
+import { type BpfMap, BpfObject, possibleCpus } from '../../sys/bpf.js';
+import type { Connection } from '../conn/conn.js';
+import type { RealServer } from '../dest.js';
+import type { FastPath, KernelFlow } from '../engine.js';
+
+export const PROG_NAME = 'tierlb_fastpath';
+export const METHOD_DR = 1;
+export const METHOD_NAT = 2;
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+export const MAX_REALS = 4096;
+
+/** Per-CPU counter indexes of fastpath.bpf.c (enum C_*), in order. */
+export const COUNTER_NAMES = [
+  'hitDr',
+  'hitNat',
+  'hitNatReply',
+  'missNoFlow',
+  'missTcpFlags',
+  'missProtocol',
+  'missFragment',
+  'missIpOptions',
+  'missV6Ext',
+  'missPull',
+  'missRsDisabled',
+  'missMethod',
+  'missTtl',
+  'missFib',
+  'missMtu',
+  'missRewrite',
+  'notIp',
+] as const;
+export type CounterName = (typeof COUNTER_NAMES)[number];
+
+export const FLOW4_KEY = 16;
+export const FLOW6_KEY = 40;
+export const FLOW_VAL = 72;
+export const REAL_VAL = 32;
+
+/** The object next to this module (dist/) or, under tsx, the one npm run build put in dist/. */
+export function defaultObjectPath(): string {
+  const env = process.env.TIERLB_BPF_OBJECT;
+  if (env) return env;
+  const here = fileURLToPath(new URL('./fastpath.bpf.o', import.meta.url));
+  if (existsSync(here)) return here;
+  return fileURLToPath(new URL('../../../dist/l4/fastpath/fastpath.bpf.o', import.meta.url));
+}
+
+function putAddr(b: Buffer, off: number, addr: string): void {
+  if (addr.includes(':')) b.set(ipv6ToBytes(addr), off);
+  else b.writeUInt32BE(ipv4ToInt(addr), off);
+}
+
+/** struct flow4_key / flow6_key: saddr, daddr, sport, dport (network order), proto. */
+export function flowKey(family: 4 | 6, proto: number, saddr: string, sport: number, daddr: string, dport: number) {
+  const b = Buffer.alloc(family === 4 ? FLOW4_KEY : FLOW6_KEY);
+  const n = family === 4 ? 4 : 16;
+  putAddr(b, 0, saddr);
+  putAddr(b, n, daddr);
+  b.writeUInt16BE(sport, 2 * n);
+  b.writeUInt16BE(dport, 2 * n + 2);
+  b[2 * n + 4] = proto;
+  return b;
+}
+
+export interface FlowValue {
+  rs: number;
+  method: number;
+  natAddr?: string;
+  natPort?: number;
+  replyIfindex?: number;
+}
+
+export function flowValue(v: FlowValue): Buffer {
+  const b = Buffer.alloc(FLOW_VAL);
+  b.writeUInt32LE(v.rs, 0);
+  b[4] = v.method;
+  if (v.natAddr) putAddr(b, 8, v.natAddr);
+  b.writeUInt16BE(v.natPort ?? 0, 24);
+  b.writeUInt32LE(v.replyIfindex ?? 0, 28);
+  return b;
+}
+
+/** The counters part of struct flow_val. */
+export function readFlowValue(b: Buffer): { lastSeenNs: bigint } & Omit<KernelFlow, 'lastSeenMs'> {
+  return {
+    lastSeenNs: b.readBigUInt64LE(32),
+    packets: Number(b.readBigUInt64LE(40)),
+    bytes: Number(b.readBigUInt64LE(48)),
+    replyPackets: Number(b.readBigUInt64LE(56)),
+    replyBytes: Number(b.readBigUInt64LE(64)),
+  };
+}
+
+export interface RealValue {
+  /** 0: the program looks the next hop up in the FIB */
+  ifindex: number;
+  family: 4 | 6;
+  nh: string;
+  enabled: boolean;
+}
+
+export function realValue(r: RealValue): Buffer {
+  const b = Buffer.alloc(REAL_VAL);
+  b.writeUInt32LE(r.ifindex, 0);
+  b.writeUInt32LE(r.family === 4 ? AF_INET : AF_INET6, 4);
+  putAddr(b, 8, r.nh);
+  b.writeUInt32LE(r.enabled ? 1 : 0, 24);
+  return b;
+}
+
+/** Index of an interface by name (/sys/class/net/NAME/ifindex). */
+export async function ifindexOf(name: string): Promise<number> {
+  const { readFile } = await import('node:fs/promises');
+  return Number.parseInt(await readFile(`/sys/class/net/${name}/ifindex`, 'utf8'), 10);
+}
+
+/** The interfaces the program goes on by default: every one with an address, but loopback. */
+export function defaultInterfaces(): string[] {
+  return Object.entries(networkInterfaces())
+    .filter(([name, list]) => name !== 'lo' && (list ?? []).some((a) => !a.internal))
+    .map(([name]) => name);
+}
+
+export interface FastPathStats {
+  counters: Record<CounterName, number>;
+  flows4: number;
+  flows6: number;
+  natReply4: number;
+  natReply6: number;
+  reals: number;
+  attached: { ifindex: number; kind: string }[];
+}
+
+export interface KernelFastPathOptions {
+  objectPath?: string;
+  maxFlows?: number;
+  /** ms on the engine clock for a bpf_ktime_get_ns() value (CLOCK_MONOTONIC); default ns / 1e6 (monotonicClock) */
+  nsToMs?: (ns: bigint) => number;
+}
+
+/** The loaded program and its maps, written as the engine's FastPath. */
+export class KernelFastPath implements FastPath {
+  readonly obj: BpfObject;
+  readonly flows4: BpfMap;
+  readonly flows6: BpfMap;
+  readonly natReply4: BpfMap;
+  readonly natReply6: BpfMap;
+  readonly reals: BpfMap;
+  readonly counters: BpfMap;
+  /** real server address → index in the reals map (the entry is its next hop: one per address, never freed) */
+  private readonly realIndex = new Map<string, number>();
+  /** the map keys of the connections in the kernel, built once (tick() reads every flow each second) */
+  private readonly keyCache = new Map<Connection, { req: Buffer; reply: Buffer | null }>();
+  private nextReal = 0;
+  /** writes waiting for the current batch's verdicts */
+  private pending: (() => void)[] = [];
+  /** the ingress interface of the packet being handled (replies of NAT flows leave through it) */
+  currentIndev = 0;
+  private readonly nsToMs: (ns: bigint) => number;
+  private readonly val = Buffer.alloc(FLOW_VAL);
+  private readonly attachments: ReturnType<BpfObject['attachIngress']>[] = [];
+  errors = 0;
+
+  /** Load the object (throws BpfError with the fix: BPF_NO_LIBBPF, BPF_NO_OBJECT, BPF_PERM, BPF_LOAD). */
+  constructor(o: KernelFastPathOptions = {}) {
+    const max = o.maxFlows ?? 65536;
+    this.obj = BpfObject.load(o.objectPath ?? defaultObjectPath(), {
+      flows4: max,
+      flows6: max,
+      nat_reply4: max,
+      nat_reply6: max,
+    });
+    try {
+      this.flows4 = this.obj.map('flows4');
+      this.flows6 = this.obj.map('flows6');
+      this.natReply4 = this.obj.map('nat_reply4');
+      this.natReply6 = this.obj.map('nat_reply6');
+      this.reals = this.obj.map('reals');
+      this.counters = this.obj.map('counters');
+    } catch (e) {
+      this.obj.close();
+      throw e;
+    }
+    this.nsToMs = o.nsToMs ?? ((ns) => Number(ns / 1000n) / 1000);
+  }
+
+  /** Attach at tc ingress of each interface (tcx, else clsact). */
+  attach(ifindexes: number[]): void {
+    for (const i of ifindexes) this.attachments.push(this.obj.attachIngress(PROG_NAME, i));
+  }
+
+  get attached(): { ifindex: number; kind: string }[] {
+    return this.attachments.map((a) => ({ ifindex: a.ifindex, kind: a.kind }));
+  }
+
+  /** The real server's index in the reals map, written when new (a flow is only added while it is available). */
+  private realFor(dest: RealServer): number {
+    let i = this.realIndex.get(dest.addr);
+    if (i === undefined) {
+      if (this.nextReal >= MAX_REALS) return -1;
+      i = this.nextReal++;
+      const k = Buffer.alloc(4);
+      k.writeUInt32LE(i, 0);
+      try {
+        this.reals.update(k, realValue({ ifindex: 0, family: dest.family, nh: dest.addr, enabled: true }));
+      } catch {
+        this.errors++;
+        return -1;
+      }
+      this.realIndex.set(dest.addr, i);
+    }
+    return i;
+  }
+
+  private keys(cp: Connection): { req: Buffer; reply: Buffer | null } {
+    let k = this.keyCache.get(cp);
+    if (!k) {
+      const req = flowKey(cp.family, cp.protocol, cp.caddr, cp.cport, cp.vaddr, cp.vport);
+      const reply = cp.fwd === 'masq' ? flowKey(cp.family, cp.protocol, cp.daddr, cp.dport, cp.caddr, cp.cport) : null;
+      k = { req, reply };
+      this.keyCache.set(cp, k);
+    }
+    return k;
+  }
+
+  add(cp: Connection, dest: RealServer): boolean {
+    const rs = this.realFor(dest);
+    if (rs < 0) return false;
+    const nat = cp.fwd === 'masq';
+    const { req, reply } = this.keys(cp);
+    const value = flowValue({
+      rs,
+      method: nat ? METHOD_NAT : METHOD_DR,
+      natAddr: nat ? cp.daddr : undefined,
+      natPort: nat ? cp.dport : undefined,
+      replyIfindex: nat ? this.currentIndev : 0,
+    });
+    const flows = cp.family === 4 ? this.flows4 : this.flows6;
+    const replies = cp.family === 4 ? this.natReply4 : this.natReply6;
+    this.pending.push(() => {
+      if (!cp.kernel) return; // left again before the batch ended
+      try {
+        flows.update(req, value);
+        if (reply) replies.update(reply, req);
+      } catch {
+        this.errors++;
+      }
+    });
+    return true;
+  }
+
+  remove(cp: Connection): void {
+    const { req, reply } = this.keys(cp);
+    this.keyCache.delete(cp);
+    const flows = cp.family === 4 ? this.flows4 : this.flows6;
+    try {
+      if (reply) (cp.family === 4 ? this.natReply4 : this.natReply6).delete(reply);
+      flows.delete(req);
+    } catch {
+      this.errors++;
+    }
+  }
+
+  read(cp: Connection): KernelFlow | undefined {
+    if (!(cp.family === 4 ? this.flows4 : this.flows6).lookup(this.keys(cp).req, this.val)) return undefined;
+    const v = readFlowValue(this.val);
+    return {
+      packets: v.packets,
+      bytes: v.bytes,
+      replyPackets: v.replyPackets,
+      replyBytes: v.replyBytes,
+      lastSeenMs: v.lastSeenNs > 0n ? this.nsToMs(v.lastSeenNs) : 0,
+    };
+  }
+
+  /** Write the flows that became eligible in this batch; call after its verdicts were sent. */
+  flushPending(): void {
+    if (this.pending.length === 0) return;
+    const p = this.pending;
+    this.pending = [];
+    for (const f of p) f();
+  }
+
+  /** Per-CPU counters summed, and map sizes. */
+  stats(): FastPathStats {
+    const n = possibleCpus();
+    const v = Buffer.alloc(8 * n);
+    const k = Buffer.alloc(4);
+    const counters = {} as Record<CounterName, number>;
+    COUNTER_NAMES.forEach((name, i) => {
+      k.writeUInt32LE(i, 0);
+      let sum = 0;
+      if (this.counters.lookup(k, v)) for (let c = 0; c < n; c++) sum += Number(v.readBigUInt64LE(8 * c));
+      counters[name] = sum;
+    });
+    return {
+      counters,
+      flows4: this.flows4.keys(FLOW4_KEY).length,
+      flows6: this.flows6.keys(FLOW6_KEY).length,
+      natReply4: this.natReply4.keys(FLOW4_KEY).length,
+      natReply6: this.natReply6.keys(FLOW6_KEY).length,
+      reals: this.nextReal,
+      attached: this.attached,
+    };
+  }
+
+  /** Detach from every interface and close the maps and the program. */
+  close(): void {
+    this.pending = [];
+    this.keyCache.clear();
+    this.obj.close();
+  }
+}

@@ -1,0 +1,26 @@
+/** The errors the listeners throw: TierlbError with a stable code, a message naming the cause and the fix. */
+import { TierlbError } from '../common/errors.js';
+
+export type ListenersErrorCode =
+  /** the control socket belongs to a running primary */
+  | 'ECONTROL_IN_USE'
+  /** a control command got no answer in time */
+  | 'ECONTROL_NO_ANSWER'
+  /** a balance expression no algorithm implements (the config schema refuses it first) */
+  | 'EBALANCE_UNKNOWN'
+  /** the shared balancing region is not (or no longer) a tierlb listeners region */
+  | 'ESHM_REGION'
+  /** more listeners, servers or workers than the shared region has slots for */
+  | 'ESHM_FULL'
+  /** a PROXY header that the protocol cannot carry */
+  | 'EPROXY_HEADER';
+
+export class ListenersError extends TierlbError {
+  constructor(
+    override readonly code: ListenersErrorCode,
+    message: string,
+  ) {
+    super(code, message);
+    this.name = 'ListenersError';
+  }
+}

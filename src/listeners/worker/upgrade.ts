@@ -1,0 +1,76 @@
+/**
+ * WebSocket (any HTTP/1.1 Upgrade) through http-proxy-3: pick a server, hand it the request and the client socket,
+ * then relay both ways until either side closes; `timeout tunnel` is the socket's inactivity timeout. The server's
+ * slot is released when the client socket closes (or the server cannot be reached: 502).
+ */
+import type http from 'node:http';
+import type net from 'node:net';
+import { ProxyServer } from 'http-proxy-3';
+import type { PickRequest } from '../balance/index.js';
+import type { ListenerSpec } from '../config.js';
+import type { ClientConn } from './client-conn.js';
+import { errorResponse } from './error-pages.js';
+import type { ListenerCounters } from './runtime.js';
+import type { PickReply } from './server-picks.js';
+
+/** What an upgrade needs of its listener. */
+export interface UpgradeHost {
+  readonly spec: ListenerSpec;
+  readonly counters: ListenerCounters;
+  pick(req: PickRequest, exclude: readonly string[]): Promise<PickReply>;
+  release(server: string): void;
+}
+
+export function wsProxy(): ProxyServer {
+  const proxy = new ProxyServer({ xfwd: false, ws: true });
+  proxy.on('econnreset', () => {});
+  proxy.on('error', () => {});
+  return proxy;
+}
+
+export async function relayUpgrade(
+  x: UpgradeHost,
+  proxy: ProxyServer,
+  req: http.IncomingMessage,
+  socket: net.Socket,
+  head: Buffer,
+  conn: ClientConn,
+  pick: (req: http.IncomingMessage) => PickRequest,
+): Promise<void> {
+  const { spec, counters } = x;
+  conn.stopWait();
+  conn.busy++;
+  const info = conn.info;
+  if (spec.forwardfor) {
+    const xff = req.headers['x-forwarded-for'];
+    req.headers['x-forwarded-for'] = xff ? `${xff}, ${info.src}` : info.src;
+    req.headers['x-forwarded-proto'] = 'http';
+  }
+  const r = await x.pick(pick(req), []);
+  if (!r.server) {
+    counters.hrsp(503);
+    socket.end(errorResponse(503));
+    return;
+  }
+  const t = r.server;
+  const ss = counters.server(t.name);
+  ss.stot++;
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    x.release(t.name);
+  };
+  if (socket.destroyed) {
+    release();
+    return;
+  }
+  socket.once('close', release);
+  socket.setTimeout(spec.timeout.tunnel, () => socket.destroy());
+  counters.hrsp(101);
+  proxy.ws(req, socket, head, { target: { host: t.host, port: t.port, protocol: 'http:' }, agent: false }, () => {
+    ss.econ++;
+    release();
+    if (!socket.destroyed) socket.end(errorResponse(502));
+  });
+}

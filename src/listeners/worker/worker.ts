@@ -1,0 +1,95 @@
+/**
+ * A cluster worker: the listeners of one config generation (./listener.ts), its way to the servers
+ * (./server-picks.ts: the node's shared balancing state, or the primary), its counters for the primary's stats, and
+ * its drain: on `drain` it stops accepting, answers in-flight HTTP requests with `Connection: close`, and exits when
+ * its last connection closes (or at the drain deadline).
+ */
+import { RealTimers, type Timers } from '../../common/timers.js';
+import type { ListenersConfig } from '../config.js';
+import type { FromWorker, ToWorker } from '../ipc.js';
+import type { ShmInfo } from '../shared.js';
+import type { WorkerSnapshot } from '../stats.js';
+import { Listener } from './listener.js';
+import { ServerPicks } from './server-picks.js';
+
+/** how long the last releases are given to reach the primary before a drained worker exits */
+const EXIT_GRACE_MS = 50;
+
+function send(msg: FromWorker): void {
+  process.send?.(msg);
+}
+
+export class WorkerRuntime {
+  private readonly listeners: Listener[] = [];
+  readonly picks: ServerPicks;
+  private draining = false;
+
+  constructor(
+    readonly cfg: ListenersConfig,
+    shm?: ShmInfo,
+    private readonly timers: Timers = new RealTimers(),
+    private readonly exit: (code: number) => void = (code) => process.exit(code),
+  ) {
+    this.picks = new ServerPicks(cfg, timers, send, shm);
+  }
+
+  async start(): Promise<void> {
+    for (const spec of this.cfg.listeners) {
+      const l = new Listener(spec, this.picks, this.timers, () => this.maybeExit());
+      await l.listen();
+      this.listeners.push(l);
+    }
+  }
+
+  snapshot(): WorkerSnapshot {
+    const out: WorkerSnapshot = {};
+    for (const l of this.listeners) out[l.spec.name] = l.counters.snapshot();
+    return out;
+  }
+
+  drain(deadline: number): void {
+    this.draining = true;
+    for (const l of this.listeners) l.drain();
+    this.timers.set(deadline, () => this.exit(0));
+    this.maybeExit();
+  }
+
+  maybeExit(): void {
+    if (!this.draining) return;
+    if (this.listeners.some((l) => l.counters.sockets.size > 0)) return;
+    // let the last releases reach the primary (a timer that keeps the process up until then)
+    setTimeout(() => this.exit(0), EXIT_GRACE_MS);
+  }
+}
+
+/** The worker process: wait for the config, listen, report ready, serve. */
+export function runWorker(): void {
+  let rt: WorkerRuntime | undefined;
+  process.on('message', (m: ToWorker) => {
+    switch (m.t) {
+      case 'config':
+        if (rt) return;
+        rt = new WorkerRuntime(m.cfg, m.shm);
+        rt.start().then(
+          () => send({ t: 'ready', gen: m.gen }),
+          (e: NodeJS.ErrnoException) => {
+            send({ t: 'fatal', error: `${e.code ?? ''} ${e.message}`.trim() });
+            setTimeout(() => process.exit(3), EXIT_GRACE_MS);
+          },
+        );
+        break;
+      case 'picked':
+        rt?.picks.onPicked(m);
+        break;
+      case 'drain':
+        rt?.drain(m.deadline);
+        break;
+      case 'stats?':
+        send({ t: 'stats', id: m.id, snap: rt?.snapshot() ?? {} });
+        break;
+    }
+  });
+  process.on('disconnect', () => process.exit(0));
+  // only now can the config be received (a message sent before the listener exists would be lost)
+  send({ t: 'hello' });
+}

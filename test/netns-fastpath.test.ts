@@ -1,0 +1,409 @@
+/**
+ * The kernel fast path on a real kernel (topology of netns-director-topo.ts, the director run with --fastpath on):
+ * 64 MiB through DR and NAT byte-exact with almost every packet forwarded by the tc program (its counters say so), an
+ * idle flow expiring on time while a flow active only in the kernel does not, and nothing left behind on stop.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import test from 'ava';
+import { request } from '../src/director/client.js';
+import { defaultObjectPath } from '../src/l4/fastpath/maps.js';
+import {
+  adm,
+  buildTopo,
+  buildTopo6,
+  CLIENT,
+  CLIENT6,
+  DIRECTOR,
+  DIRECTOR6,
+  RS1,
+  RS16,
+  startDirector,
+  stopDirector,
+  type Topo,
+  VIP,
+  VIP6,
+  waitPort,
+} from './netns-director-topo.js';
+
+const MiB = 1 << 20;
+const SIZE = 64 * MiB;
+
+let t0: Topo;
+let director: { child: ChildProcess; stderr: () => string } | null = null;
+const built = existsSync(defaultObjectPath());
+
+/** rs: port 9000 reads to EOF and answers "<length> <sha256>"; port 9001 sends SIZE seeded bytes and closes. */
+const rsCode = (v6 = false) => `
+import hashlib, random, socket, socketserver, threading
+class Sink(socketserver.BaseRequestHandler):
+    def handle(self):
+        h = hashlib.sha256(); n = 0
+        while True:
+            b = self.request.recv(1 << 20)
+            if not b: break
+            h.update(b); n += len(b)
+        self.request.sendall(('%d %s' % (n, h.hexdigest())).encode())
+class Source(socketserver.BaseRequestHandler):
+    def handle(self):
+        self.request.sendall(random.Random(7).randbytes(${SIZE}))
+class S(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    address_family = socket.${v6 ? 'AF_INET6' : 'AF_INET'}
+    allow_reuse_address = True
+    daemon_threads = True
+for port, h in ((9000, Sink), (9001, Source)):
+    threading.Thread(target=S(('${v6 ? '::' : '0.0.0.0'}', port), h).serve_forever, daemon=True).start()
+threading.Event().wait()
+`;
+
+/** client: upload SIZE seeded bytes (or download them) through VIP:port; prints "ok" when byte-exact. */
+function clientCode(mode: 'up' | 'down', port: number, vip = VIP, size = SIZE): string {
+  return `
+import hashlib, random, socket, sys
+s = socket.create_connection(('${vip}', ${port}), timeout=30)
+if '${mode}' == 'up':
+    data = random.Random(1).randbytes(${size})
+    s.sendall(data); s.shutdown(socket.SHUT_WR)
+    got = b''
+    while True:
+        b = s.recv(4096)
+        if not b: break
+        got += b
+    want = '%d %s' % (len(data), hashlib.sha256(data).hexdigest())
+    print('ok' if got.decode() == want else 'MISMATCH %s != %s' % (got.decode(), want))
+else:
+    h = hashlib.sha256(); n = 0
+    while True:
+        b = s.recv(1 << 20)
+        if not b: break
+        h.update(b); n += len(b)
+    want = hashlib.sha256(random.Random(7).randbytes(${SIZE})).hexdigest()
+    print('ok' if (n, h.hexdigest()) == (${SIZE}, want) else 'MISMATCH %d %s' % (n, h.hexdigest()))
+`;
+}
+
+async function runClient(code: string, topo = t0): Promise<string> {
+  const p = topo.set.spawn(topo.client, '/usr/bin/python3', ['-c', code]);
+  let out = '';
+  let err = '';
+  p.stdout?.on('data', (d) => {
+    out += d.toString();
+  });
+  p.stderr?.on('data', (d) => {
+    err += d.toString();
+  });
+  await once(p, 'exit');
+  return (out + err).trim();
+}
+
+interface FastStats {
+  active: boolean;
+  counters: Record<string, number>;
+  flows4: number;
+  natReply4: number;
+  inKernel: number;
+  attached: { ifindex: number; kind: string }[];
+}
+
+async function stats(topo = t0): Promise<{ packets: number; fastpath: FastStats }> {
+  return JSON.parse(await request(topo.socket, { op: 'stats' }));
+}
+
+function mapIds(): number[] {
+  const out = t0.set.exec(t0.director, 'bpftool', ['-j', 'map', 'show'], { allowFail: true }) || '[]';
+  const names = ['flows4', 'flows6', 'nat_reply4', 'nat_reply6', 'reals', 'counters'];
+  return (JSON.parse(out) as { id: number; name?: string }[])
+    .filter((m) => names.includes(m.name ?? ''))
+    .map((m) => m.id);
+}
+
+function progIds(): number[] {
+  const out = t0.set.exec(t0.director, 'bpftool', ['-j', 'prog', 'show'], { allowFail: true }) || '[]';
+  return (JSON.parse(out) as { id: number; name?: string }[])
+    .filter((p) => p.name === 'tierlb_fastpath')
+    .map((p) => p.id);
+}
+
+async function listStats(): Promise<string> {
+  return (await adm(t0, ['-L', '-n', '--stats', '--exact'])).stdout;
+}
+
+/** InPkts and OutPkts of a real server's row in -L -n --stats --exact (the first row naming it and `kind`, if given). */
+function rsStats(list: string, rs: string, kind = ''): [number, number] {
+  const rows = list.split('\n').filter((l) => l.includes(`-> ${rs} `) || l.trim().startsWith(`-> ${rs}`));
+  const row = rows.find((l) => !kind || l.includes(kind)) ?? rows[0] ?? '';
+  const f = row.trim().split(/\s+/);
+  return [Number(f[3]), Number(f[4])];
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test.before(async () => {
+  if (process.getuid?.() !== 0 || !built) return;
+  t0 = buildTopo('fp');
+  for (const ns of [t0.rs1, t0.rs2]) t0.set.spawn(ns, '/usr/bin/python3', ['-c', rsCode()]);
+  for (const ns of [t0.rs1, t0.rs2]) await waitPort(t0, ns, 9001);
+});
+
+test.after.always(async () => {
+  if (director) await stopDirector(director.child);
+  t0?.dispose();
+});
+
+function skip(t: { log: (s: string) => void; pass: () => void }): boolean {
+  if (process.getuid?.() !== 0) {
+    t.log('skipped: needs root');
+    t.pass();
+    return true;
+  }
+  if (!built) {
+    t.log(`skipped: ${defaultObjectPath()} not built (npm run build; needs clang and libbpf-dev)`);
+    t.pass();
+    return true;
+  }
+  return false;
+}
+
+let progsBefore: number[] = [];
+let mapsBefore: number[] = [];
+
+test.serial('DR: a 64 MiB upload arrives byte-exact, almost every packet forwarded by the tc program', async (t) => {
+  if (skip(t)) return;
+  progsBefore = progIds();
+  mapsBefore = mapIds();
+  director = await startDirector(t0, ['--fastpath', 'on']);
+  const st0 = await stats();
+  t.true(st0.fastpath.active, JSON.stringify(st0.fastpath));
+  t.is(st0.fastpath.attached.length, 1);
+  t.true(progIds().length > progsBefore.length, 'the program is loaded');
+  t.is((await adm(t0, ['-A', '-t', `${VIP}:9000`, '-s', 'rr'])).code, 0);
+  t.is((await adm(t0, ['-a', '-t', `${VIP}:9000`, '-r', RS1, '-g'])).code, 0);
+  const started = Date.now();
+  t.is(await runClient(clientCode('up', 9000)), 'ok');
+  const st = await stats();
+  const c = st.fastpath.counters;
+  t.log(
+    `DR 64 MiB upload in ${Date.now() - started} ms: hitDr ${c.hitDr}, queued to userspace ${st.packets - st0.packets}, misses ${JSON.stringify(Object.fromEntries(Object.entries(c).filter(([k, v]) => k.startsWith('miss') && v > 0)))}`,
+  );
+  const queued = st.packets - st0.packets;
+  // the kernel's packets are in the stats ipvsadm shows: segments (a GRO/GSO skb counts as its segments)
+  const [inpkts] = rsStats(await listStats(), `${RS1}:9000`);
+  t.log(`ipvsadm InPkts of the real server ${inpkts}: ${queued} of them queued to userspace`);
+  t.true(c.hitDr > 500, `hitDr ${c.hitDr}`);
+  t.true(inpkts > SIZE / 1500, `InPkts ${inpkts}`);
+  t.true(queued * 100 < inpkts, `queued ${queued} of ${inpkts}`);
+  // the close went through userspace (FIN falls through): the engine saw it, and the flow left the kernel
+  t.is(st.fastpath.flows4, 0);
+  t.regex(
+    (await adm(t0, ['-L', '-n', '-c'])).stdout,
+    /(FIN_WAIT|TIME_WAIT|CLOSE)\s+10\.77\.1\.10:\d+\s+10\.77\.1\.100:9000/,
+  );
+});
+
+test.serial('NAT: a 64 MiB upload and a 64 MiB download arrive byte-exact, both ways in the kernel', async (t) => {
+  if (skip(t)) return;
+  for (const rs of [t0.rs1, t0.rs2]) t0.set.exec(rs, 'ip', ['route', 'replace', `${CLIENT}/32`, 'via', DIRECTOR]);
+  try {
+    for (const port of [9000, 9001]) {
+      t.is((await adm(t0, ['-A', '-t', `${VIP}:${port + 100}`, '-s', 'rr'])).code, 0);
+      t.is((await adm(t0, ['-a', '-t', `${VIP}:${port + 100}`, '-r', `${RS1}:${port}`, '-m'])).code, 0);
+    }
+    const st0 = await stats();
+    t.is(await runClient(clientCode('up', 9100)), 'ok');
+    t.is(await runClient(clientCode('down', 9101)), 'ok');
+    const st = await stats();
+    const c = st.fastpath.counters;
+    const hits = c.hitNat - st0.fastpath.counters.hitNat;
+    const replies = c.hitNatReply - st0.fastpath.counters.hitNatReply;
+    const queued = st.packets - st0.packets;
+    const list = await listStats();
+    const [upIn] = rsStats(list, `${RS1}:9000`, 'Masq');
+    const [, downOut] = rsStats(list, `${RS1}:9001`);
+    t.log(
+      `NAT 2 x 64 MiB: hitNat ${hits} skbs, hitNatReply ${replies} skbs; ipvsadm InPkts (upload) ${upIn}, OutPkts (download) ${downOut}; queued to userspace ${queued}`,
+    );
+    t.true(hits > 500 && replies > 500, JSON.stringify(c));
+    t.true(upIn > SIZE / 1500 && downOut > SIZE / 1500, `${upIn} ${downOut}`);
+    t.true(queued * 100 < upIn + downOut, `queued ${queued}`);
+  } finally {
+    for (const rs of [t0.rs1, t0.rs2]) t0.set.exec(rs, 'ip', ['route', 'del', `${CLIENT}/32`], { allowFail: true });
+  }
+});
+
+test.serial('an idle flow expires on time; a flow active only in the kernel does not', async (t) => {
+  if (skip(t)) return;
+  t.is((await adm(t0, ['--set', '0', '0', '2'])).code, 0);
+  t.is((await adm(t0, ['-A', '-u', `${VIP}:5353`, '-s', 'rr'])).code, 0);
+  t.is((await adm(t0, ['-a', '-u', `${VIP}:5353`, '-r', RS1, '-g'])).code, 0);
+  const st0 = await stats();
+  // 41000 sends once; 41001 sends every 200 ms for 6 s (in the kernel from its 4th packet on). A new entry's
+  // first timer is 3 s (as ip_vs_conn_new's), then the 2 s UDP timeout; the engine ticks once a second.
+  const code = `
+import socket, time
+idle = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); idle.bind(('${CLIENT}', 41000))
+busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); busy.bind(('${CLIENT}', 41001))
+idle.sendto(b'x', ('${VIP}', 5353))
+for i in range(30):
+    busy.sendto(b'y', ('${VIP}', 5353)); time.sleep(0.2)
+`;
+  const sender = runClient(code);
+  await sleep(200);
+  const early = (await adm(t0, ['-L', '-n', '-c'])).stdout;
+  t.regex(early, /41000/, early);
+  await sleep(5000);
+  const conns = (await adm(t0, ['-L', '-n', '-c'])).stdout;
+  t.notRegex(conns, /:41000\s/, `the idle flow expired: ${conns}`);
+  t.regex(conns, /:41001\s/, `the busy flow lives: ${conns}`);
+  await sender;
+  const st = await stats();
+  const hits = st.fastpath.counters.hitDr - st0.fastpath.counters.hitDr;
+  t.true(hits >= 24, `the busy flow's packets went through the kernel: ${hits}`);
+  t.true(st.packets - st0.packets <= 6, `queued ${st.packets - st0.packets}`);
+  // and once idle, it expires too
+  await sleep(4500);
+  t.notRegex((await adm(t0, ['-L', '-n', '-c'])).stdout, /:41001\s/);
+  const after = await stats();
+  t.is(after.fastpath.flows4, 0, 'the kernel map is empty');
+});
+
+test.serial('a removed real server: its flows leave the kernel at once and are no longer forwarded', async (t) => {
+  if (skip(t)) return;
+  t.is((await adm(t0, ['-A', '-u', `${VIP}:5354`, '-s', 'rr'])).code, 0);
+  t.is((await adm(t0, ['-a', '-u', `${VIP}:5354`, '-r', RS1, '-g'])).code, 0);
+  const code = `
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('${CLIENT}', 42000))
+for i in range(60):
+    s.sendto(b'z', ('${VIP}', 5354)); time.sleep(0.05)
+`;
+  const sender = runClient(code);
+  await sleep(1000);
+  const a = await stats();
+  t.is(a.fastpath.flows4, 1, 'the flow is in the kernel');
+  t.is((await adm(t0, ['-d', '-u', `${VIP}:5354`, '-r', RS1])).code, 0);
+  const b = await stats();
+  t.is(b.fastpath.flows4, 0, 'and leaves with its real server');
+  await sleep(1000);
+  const c = await stats();
+  t.is(c.fastpath.counters.hitDr, b.fastpath.counters.hitDr, 'nothing forwarded in the kernel since');
+  t.true(c.packets - b.packets >= 10, `its packets reach userspace again: ${c.packets - b.packets}`);
+  await sender;
+  t.is((await adm(t0, ['-D', '-u', `${VIP}:5354`])).code, 0);
+});
+
+test.serial('the director stopped leaves no program, link or tc filter', async (t) => {
+  if (skip(t)) return;
+  if (director) await stopDirector(director.child);
+  director = null;
+  let left: number[] = [];
+  for (let i = 0; i < 40; i++) {
+    left = progIds().filter((id) => !progsBefore.includes(id));
+    if (left.length === 0) break;
+    await sleep(100);
+  }
+  t.deepEqual(left, [], 'no tierlb_fastpath program');
+  let maps: number[] = [];
+  for (let i = 0; i < 40; i++) {
+    maps = mapIds().filter((id) => !mapsBefore.includes(id));
+    if (maps.length === 0) break;
+    await sleep(100);
+  }
+  t.deepEqual(maps, [], 'no map of the program');
+  const filters = t0.set.exec(t0.director, 'tc', ['filter', 'show', 'dev', 'eth0', 'ingress'], { allowFail: true });
+  t.is(filters.trim(), '');
+  const links = t0.set.exec(t0.director, 'bpftool', ['-j', 'link', 'show'], { allowFail: true }) || '[]';
+  const mine = (JSON.parse(links) as { prog_id: number }[]).filter((l) => !progsBefore.includes(l.prog_id));
+  t.true(
+    mine.every((l) => !progIds().includes(l.prog_id)),
+    links,
+  );
+});
+
+test.serial('clsact fallback (tcx skipped): forwards, and stop removes its filter and qdisc', async (t) => {
+  if (skip(t)) return;
+  process.env.TIERLB_BPF_ATTACH = 'clsact';
+  try {
+    director = await startDirector(t0, ['--fastpath', 'on']);
+  } finally {
+    delete process.env.TIERLB_BPF_ATTACH;
+  }
+  const st0 = await stats();
+  t.deepEqual(
+    st0.fastpath.attached.map((a) => a.kind),
+    ['clsact'],
+  );
+  t.regex(t0.set.exec(t0.director, 'tc', ['filter', 'show', 'dev', 'eth0', 'ingress']), /tierlb_fastpath/);
+  t.is((await adm(t0, ['-A', '-u', `${VIP}:5355`, '-s', 'rr'])).code, 0);
+  t.is((await adm(t0, ['-a', '-u', `${VIP}:5355`, '-r', RS1, '-g'])).code, 0);
+  await runClient(`
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('${CLIENT}', 43000))
+for i in range(20):
+    s.sendto(b'c', ('${VIP}', 5355)); time.sleep(0.01)
+`);
+  const st = await stats();
+  t.true(st.fastpath.counters.hitDr >= 10, JSON.stringify(st.fastpath.counters));
+  await stopDirector(director.child);
+  director = null;
+  t.is(t0.set.exec(t0.director, 'tc', ['filter', 'show', 'dev', 'eth0', 'ingress']).trim(), '');
+  t.notRegex(t0.set.exec(t0.director, 'tc', ['qdisc', 'show', 'dev', 'eth0']), /clsact/);
+});
+
+test.serial(
+  'auto without a loadable program: one log line says why, every packet takes the NFQUEUE path',
+  async (t) => {
+    if (skip(t)) return;
+    process.env.TIERLB_BPF_OBJECT = '/nonexistent/fastpath.bpf.o';
+    try {
+      director = await startDirector(t0, ['--fastpath', 'auto']);
+    } finally {
+      delete process.env.TIERLB_BPF_OBJECT;
+    }
+    const st = await stats();
+    t.false(st.fastpath.active);
+    const lines = director
+      .stderr()
+      .split('\n')
+      .filter((l) => l.includes('kernel fast path'));
+    t.is(lines.length, 1, lines.join('\n'));
+    t.regex(lines[0], /kernel fast path unavailable/);
+    t.regex(lines[0], /not built; fix: npm run build/);
+    t.deepEqual(
+      progIds().filter((id) => !progsBefore.includes(id)),
+      [],
+    );
+    await stopDirector(director.child);
+    director = null;
+  },
+);
+
+test.serial('IPv6: 16 MiB DR and NAT uploads arrive byte-exact, almost every packet in the kernel', async (t) => {
+  if (skip(t)) return;
+  const t6 = buildTopo6();
+  let d: { child: ChildProcess } | null = null;
+  try {
+    t6.set.spawn(t6.rs1, '/usr/bin/python3', ['-c', rsCode(true)]);
+    await waitPort(t6, t6.rs1, 9000);
+    t6.set.exec(t6.rs1, 'ip', ['-6', 'route', 'replace', `${CLIENT6}/128`, 'via', DIRECTOR6, 'dev', 'eth0']);
+    d = await startDirector(t6, ['--fastpath', 'on']);
+    t.is((await adm(t6, ['-A', '-t', `[${VIP6}]:9000`, '-s', 'rr'])).code, 0);
+    t.is((await adm(t6, ['-a', '-t', `[${VIP6}]:9000`, '-r', `[${RS16}]:9000`, '-g'])).code, 0);
+    t.is((await adm(t6, ['-A', '-t', `[${VIP6}]:9100`, '-s', 'rr'])).code, 0);
+    t.is((await adm(t6, ['-a', '-t', `[${VIP6}]:9100`, '-r', `[${RS16}]:9000`, '-m'])).code, 0);
+    const code = (port: number) => clientCode('up', port, VIP6, 16 * MiB);
+    t.is(await runClient(code(9000), t6), 'ok');
+    const a = await stats(t6);
+    t.is(await runClient(code(9100), t6), 'ok');
+    const b = await stats(t6);
+    const c = b.fastpath.counters;
+    t.log(
+      `IPv6 16 MiB DR: hitDr ${c.hitDr}, queued ${a.packets}; NAT: hitNat ${c.hitNat}, hitNatReply ${c.hitNatReply}, queued ${b.packets - a.packets}`,
+    );
+    t.true(c.hitDr > 100 && c.hitNat > 100 && c.hitNatReply > 10, JSON.stringify(c));
+    t.true(a.packets < 100 && b.packets - a.packets < 200, `${a.packets} ${b.packets}`);
+  } finally {
+    if (d) await stopDirector(d.child);
+    t6.dispose();
+  }
+});
