@@ -18,7 +18,7 @@ export const ROUTER = '10.90.0.1';
 export const CLIENT = '10.91.0.10';
 export const directorAddr = (i: number) => `10.90.0.${11 + i}`;
 export const rsAddr = (i: number) => `10.90.0.${21 + i}`;
-const DIRECTOR_ENTRY = new URL('../src/cli/director.ts', import.meta.url).pathname;
+const DIRECTOR_ENTRY = new URL('../src/cli/entry.ts', import.meta.url).pathname;
 
 export interface DirectorSpec {
   bfd: boolean;
@@ -182,7 +182,7 @@ export async function startDirector(t: BgpTopo, i: number, yaml: string): Promis
   const child = t.set.spawn(
     t.directors[i],
     process.execPath,
-    ['--import', 'tsx', DIRECTOR_ENTRY, '--socket', socket, '--config', join(d, 'director.yaml')],
+    ['--import', 'tsx', DIRECTOR_ENTRY, 'director', '--socket', socket, '--config', join(d, 'director.yaml')],
     { env: { ...process.env, TIERLB_LOG_LEVEL: 'info' } },
   );
   let err = '';

@@ -14,7 +14,7 @@ const VIP6 = '2001:db8:99::1';
 const ROUTER6 = '2001:db8:90::1';
 const dir6 = (i: number) => `2001:db8:90::${11 + i}`;
 const RS6 = '2001:db8:90::21';
-const DIRECTOR_ENTRY = new URL('../src/cli/director.ts', import.meta.url).pathname;
+const DIRECTOR_ENTRY = new URL('../src/cli/entry.ts', import.meta.url).pathname;
 
 let set: NetnsSet;
 let tmp: string;
@@ -91,7 +91,7 @@ test.serial('an IPv6 VIP announced as a /128 by two directors: two next hops, on
     const child = set.spawn(
       dirs[i],
       process.execPath,
-      ['--import', 'tsx', DIRECTOR_ENTRY, '--socket', socket, '--config', join(d, 'director.yaml')],
+      ['--import', 'tsx', DIRECTOR_ENTRY, 'director', '--socket', socket, '--config', join(d, 'director.yaml')],
       { env: { ...process.env, TIERLB_LOG_LEVEL: 'info' } },
     );
     let err = '';
