@@ -122,3 +122,12 @@ test(`no source file is longer than ${MAX_LINES} lines unless listed with its re
     .map((f) => `${f.file}: ${f.lines} lines`);
   t.deepEqual(long, []);
 });
+
+test('every error src/ throws is typed: no plain `new Error(` (a TierlbError subclass with a stable code instead)', (t) => {
+  const plain = sourceFiles(SRC).flatMap((abs) =>
+    readFileSync(abs, 'utf8')
+      .split('\n')
+      .flatMap((line, i) => (/\bnew Error\(/.test(line) ? [`${relative(SRC, abs)}:${i + 1}`] : [])),
+  );
+  t.deepEqual(plain, []);
+});

@@ -4,6 +4,7 @@
  */
 import { canonicalAddr, type Family, familyOf } from '../common/addr.js';
 import type { BgpConfig } from './config-schema.js';
+import { BgpError } from './errors.js';
 
 export interface BgpProblem {
   /** relative to the `bgp` section */
@@ -140,7 +141,7 @@ export function bgpProblems(section: unknown): BgpProblem[] {
 /** A schema-checked bgp section → the plan; throws with the problems when it has any. */
 export function bgpPlanFromConfig(c: BgpConfig): BgpPlan {
   const p = bgpProblems(c);
-  if (p.length) throw new Error(p.map((x) => `bgp.${x.path.join('.')}: ${x.message}`).join('\n'));
+  if (p.length) throw new BgpError('BGP_CONFIG', p.map((x) => `bgp.${x.path.join('.')}: ${x.message}`).join('\n'));
   const communities = c.communities ?? [];
   const local = c.local_address ? canonicalAddr(c.local_address) : undefined;
   const plan: BgpPlan = {

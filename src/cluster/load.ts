@@ -7,6 +7,7 @@ import { basename, dirname, extname, join } from 'node:path';
 import { loadConfigFile } from '../config/load.js';
 import './config-schema.js'; // registers the cluster section with the loader
 import type { ClusterConfig } from './config-schema.js';
+import { ClusterError } from './errors.js';
 import { allocateFwmarks, FWMARK_BASE } from './fwmark.js';
 import { type NodeRole, nodeRole, renderNodeYaml } from './render.js';
 
@@ -24,7 +25,11 @@ export interface LoadedCluster {
 /** Load and check the file (throws ConfigError with file:line problems); allocate the marks against the marks file. */
 export async function loadCluster(file: string, marksFile = defaultMarksFile(file)): Promise<LoadedCluster> {
   const cfg = (await loadConfigFile(file, { sections: ['cluster'] })).config;
-  if (!cfg.cluster) throw new Error(`${file}: no cluster section`);
+  if (!cfg.cluster)
+    throw new ClusterError(
+      'ECLUSTER_NO_SECTION',
+      `${file}: no cluster section (a cluster file starts with 'cluster:')`,
+    );
   const cluster = cfg.cluster as ClusterConfig;
   const previous = existsSync(marksFile) ? (JSON.parse(readFileSync(marksFile, 'utf8')) as Record<string, number>) : {};
   const marks = allocateFwmarks(
@@ -47,7 +52,8 @@ export async function renderNodeFile(clusterFile: string, node: string, out: str
   const c = await loadCluster(clusterFile);
   const is = nodeRole(c.cluster, node);
   if (role && is && is !== role)
-    throw new Error(
+    throw new ClusterError(
+      'ECLUSTER_ROLE',
       `${node} is ${is === 'director' ? 'a director' : 'an LB node'} in ${clusterFile}, not ${role === 'director' ? 'a director' : 'an LB node'}`,
     );
   writeFileSync(out, renderNodeYaml(c.cluster, node, c.marks, clusterFile), { mode: 0o600 });

@@ -7,6 +7,7 @@
  */
 import { stringify } from 'yaml';
 import type { ClusterConfig } from './config-schema.js';
+import { ClusterError } from './errors.js';
 
 export type NodeRole = 'director' | 'lb_node';
 
@@ -62,7 +63,10 @@ export function renderNode(c: ClusterConfig, node: string, marks: Record<string,
   const lb = c.lb_nodes.find((n) => n.name === node);
   if (!lb) {
     const known = [...c.directors, ...c.lb_nodes].map((n) => n.name).join(', ');
-    throw new Error(`no director or LB node named '${node}' in the cluster (known: ${known})`);
+    throw new ClusterError(
+      'ECLUSTER_NO_NODE',
+      `no director or LB node named '${node}' in the cluster (known: ${known})`,
+    );
   }
   const listen = c.listeners.map((l) => ({
     name: l.name,

@@ -14,6 +14,7 @@ import { type QueueStats, readQueueStats } from '../l4/datapath/qstats.js';
 import type { FastpathStart, FromWorker, ToWorker } from '../l4/datapath/types.js';
 import type { EngineStats, EngineSysctl } from '../l4/engine.js';
 import type { FastPathStats } from '../l4/fastpath/maps.js';
+import { DirectorError } from './errors.js';
 
 export interface DatapathOptions {
   queue?: number;
@@ -87,7 +88,7 @@ export class Datapath {
       this.channel.port1.on('message', (m: FromWorker) => {
         if (m.type === 'ready') resolve(m);
         else if (m.type === 'fatal') {
-          reject(new Error(m.message));
+          reject(new DirectorError('EDIRECTOR_DATAPATH', m.message));
           if (!this.stopped) this.onFatal(m.message);
         } else if (m.type === 'reply') {
           const cb = this.pending.get(m.id);
@@ -157,14 +158,14 @@ export class Datapath {
   async applyDiff(diff: unknown): Promise<void> {
     const r = await this.request({ type: 'diff', id: this.nextId++, diff });
     await this.applyPlan(r.plan);
-    if (r.error) throw new Error(r.error);
+    if (r.error) throw new DirectorError('EDIRECTOR_DATAPATH', r.error);
   }
 
   /** An HA request to the worker (src/ha/worker-ha.ts); the rules it changes are applied before it resolves. */
   async ha(req: unknown): Promise<unknown> {
     const r = await this.request({ type: 'ha', id: this.nextId++, req });
     await this.applyPlan(r.plan);
-    if (r.error) throw new Error(r.error);
+    if (r.error) throw new DirectorError('EDIRECTOR_DATAPATH', r.error);
     return JSON.parse(r.response ?? 'null');
   }
 

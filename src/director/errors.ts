@@ -5,7 +5,8 @@ export type DirectorErrorCode =
   | 'EDIRECTOR_RUNNING' // another director answers on the admin socket
   | 'EDIRECTOR_TIMEOUT' // the director did not answer a request in time
   | 'EDIRECTOR_NO_ANSWER' // the director closed the connection without answering
-  | 'EDIRECTOR_METRICS_ADDRESS'; // --metrics / director.metrics.bind is not host:port, [v6]:port or a port
+  | 'EDIRECTOR_METRICS_ADDRESS' // --metrics / director.metrics.bind is not host:port, [v6]:port or a port
+  | 'EDIRECTOR_DATAPATH'; // the data-path worker failed to start, or refused a change (the worker's reason follows)
 
 export class DirectorError extends TierlbError {
   constructor(

@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request as directorRequest } from '../director/client.js';
 import type { DemoOptions, DemoResult } from './demo.js';
+import { LabError } from './errors.js';
 import { ecmpNextHops, labDown, labUp, loadLabConfig, planFor } from './lab.js';
 import { directorSocket, hostsOf, type LabPlan, routerSocket } from './plan.js';
 import { alive, spawnDetached } from './proc.js';
@@ -36,7 +37,10 @@ async function waitHops(plan: LabPlan, want: string[], timeoutMs: number): Promi
     if (ecmpNextHops(plan).sort().join(',') === key) return Date.now() - t0;
     await sleep(25);
   }
-  throw new Error(`the router's next hops did not become [${key}] within ${timeoutMs} ms (now: ${ecmpNextHops(plan)})`);
+  throw new LabError(
+    'ELAB_ECMP_ROUTE',
+    `the router's next hops did not become [${key}] within ${timeoutMs} ms (now: ${ecmpNextHops(plan)})`,
+  );
 }
 
 async function forwarded(plan: LabPlan, dir: string): Promise<number | undefined> {
@@ -84,7 +88,8 @@ export async function ecmpDemo(o: DemoOptions): Promise<DemoResult> {
     const st: LabState = up.state;
     const c = plan.cfg;
     const e = c.ecmp;
-    if (!e) throw new Error('not an ecmp lab (no lab.ecmp in the config)');
+    if (!e)
+      throw new LabError('ELAB_NOT_ECMP', 'not an ecmp lab: add lab.ecmp to the config (see config/lab-ecmp.yaml)');
     const rt = hostsOf(plan, 'router')[0];
     const dirs = c.directors.map((d) => d.name);
     out(
@@ -104,7 +109,7 @@ export async function ecmpDemo(o: DemoOptions): Promise<DemoResult> {
 
     const client = hostsOf(plan, 'client')[0];
     const http = c.listeners.find((l) => l.mode === 'http');
-    if (!http) throw new Error('the ecmp demo needs an http listener');
+    if (!http) throw new LabError('ELAB_NO_LISTENER', 'the ecmp demo needs an http listener in lab.listeners');
     const dir = join(plan.dir, 'flows');
     mkdirSync(dir, { recursive: true });
     out(
@@ -130,7 +135,7 @@ done; wait`;
     const rest = dirs.slice(2);
     // drain
     const pd = proc(drain);
-    if (!pd) throw new Error(`no process of ${drain}`);
+    if (!pd) throw new LabError('ELAB_NO_HOST', `no process of ${drain}`);
     out('', `== 5. drain ${drain} (SIGTERM: withdraw, wait, stop)`);
     process.kill(pd.pid, 'SIGTERM');
     const tDrain = await waitHops(plan, [kill, ...rest], 10_000);
@@ -139,7 +144,7 @@ done; wait`;
     await sleep(500);
     // kill
     const pk = proc(kill);
-    if (!pk) throw new Error(`no process of ${kill}`);
+    if (!pk) throw new LabError('ELAB_NO_HOST', `no process of ${kill}`);
     out(`== 6. kill ${kill} (SIGKILL: its BIRD dies with it; the router drops the session)`);
     process.kill(pk.pid, 'SIGKILL');
     const tKill = await waitHops(plan, rest, 10_000);

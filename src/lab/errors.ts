@@ -8,7 +8,9 @@ export type LabErrorCode =
   | 'ELAB_NO_LISTENER' // no listener on the port asked for
   | 'ELAB_COMMAND' // a command (ip, tcpdump, a daemon) failed or did not start
   | 'ELAB_OVERLAY_CONFLICT' // the overlay of a host conflicts with what is there
-  | 'ELAB_DIRECTOR'; // the director refused an adm request
+  | 'ELAB_DIRECTOR' // the director refused an adm request
+  | 'ELAB_NOT_ECMP' // an ecmp step on a lab without lab.ecmp
+  | 'ELAB_ECMP_ROUTE'; // the router's ECMP route did not reach the expected next hops in time
 
 export class LabError extends TierlbError {
   constructor(
