@@ -9,6 +9,9 @@ PKGS=(iproute2 iptables nftables tcpdump tshark keepalived haproxy nginx-light w
   netsniff-ng)
 # the routing daemon the directors announce their VIPs with (bgp section; BIRD 2: birdc, BFD built in)
 PKGS+=(bird2)
+# HTTPS/HTTP2 listener tests and bench:tls (openssl s_client, h2load); the runtime API's socat one-liners;
+# the status page's browser test (Debian's chromium, driven headless by puppeteer-core: no browser download)
+PKGS+=(openssl nghttp2-client socat chromium)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
