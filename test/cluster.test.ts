@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import { allocateFwmarks } from '../src/cluster/fwmark.js';
 import { loadCluster, saveMarks } from '../src/cluster/load.js';
-import { renderNodeYaml } from '../src/cluster/render.js';
+import { renderNode, renderNodeYaml } from '../src/cluster/render.js';
 import { checkConfigString } from '../src/config/load.js';
 
 const CLUSTER = new URL('../config/cluster.yaml', import.meta.url).pathname;
@@ -33,6 +33,25 @@ for (const node of ['d1', 'lb1']) {
     }
   });
 }
+
+test('a hypervisor is a VTEP node: its overlay has every LB node and the other hypervisors as remotes', async (t) => {
+  const { dir, done } = tmp();
+  try {
+    const c = await loadCluster(CLUSTER, join(dir, 'marks.json'));
+    const r = renderNode(c.cluster, 'hv1', c.marks);
+    t.is(r.role, 'hypervisor');
+    t.deepEqual(r.config, {
+      overlay: {
+        local: '10.200.0.1',
+        networks: [{ vni: 100, mtu: 1450, dstport: 4789, remotes: ['10.200.0.21', '10.200.0.22'] }],
+      },
+    });
+    t.deepEqual(checkConfigString(renderNodeYaml(c.cluster, 'hv1', c.marks, 'x'), 'hv1.yaml').problems, []);
+    t.regex(renderNodeYaml(c.cluster, 'hv1', c.marks, 'x'), /^# hv1 \(hypervisor\): rendered from x/);
+  } finally {
+    done();
+  }
+});
 
 test('fwmarks: from 0x2710 in listing order', (t) => {
   t.deepEqual(allocateFwmarks([{ name: 'web' }, { name: 'tcp' }, { name: 'api' }]), {

@@ -9,7 +9,9 @@ import './config-schema.js'; // registers the cluster section with the loader
 import type { ClusterConfig } from './config-schema.js';
 import { ClusterError } from './errors.js';
 import { allocateFwmarks, FWMARK_BASE } from './fwmark.js';
-import { type NodeRole, nodeRole, renderNodeYaml } from './render.js';
+import { type NodeRole, nodeRole, ROLE_NAMES, renderNodeYaml } from './render.js';
+
+const article = (s: string) => `${/^[aeiouL]/.test(s) ? 'an' : 'a'} ${s}`;
 
 export function defaultMarksFile(clusterFile: string): string {
   return join(dirname(clusterFile), `${basename(clusterFile, extname(clusterFile))}.marks.json`);
@@ -54,7 +56,7 @@ export async function renderNodeFile(clusterFile: string, node: string, out: str
   if (role && is && is !== role)
     throw new ClusterError(
       'ECLUSTER_ROLE',
-      `${node} is ${is === 'director' ? 'a director' : 'an LB node'} in ${clusterFile}, not ${role === 'director' ? 'a director' : 'an LB node'}`,
+      `${node} is ${article(ROLE_NAMES[is])} in ${clusterFile}, not ${article(ROLE_NAMES[role])}`,
     );
   writeFileSync(out, renderNodeYaml(c.cluster, node, c.marks, clusterFile), { mode: 0o600 });
   return out;
