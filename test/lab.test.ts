@@ -8,9 +8,12 @@ import { checkConfigFile, checkConfigString, loadConfigString } from '../src/con
 import '../src/ha/config-schema.js';
 import '../src/listeners/config-schema.js';
 import '../src/overlay/config-schema.js';
+import '../src/bgp/config-schema.js';
+import { renderNode } from '../src/cluster/render.js';
 import { directorFromConfig } from '../src/director/config.js';
 import { emptyPlan, renderChain } from '../src/fwmark/plan.js';
 import { LAB_DEFAULTS, type LabSection, labFromSection } from '../src/lab/config-schema.js';
+import { directorYaml, labCluster, listenersYaml, overlayYaml, vrrpYaml } from '../src/lab/derive.js';
 import {
   type DoctorInput,
   doctorChecks,
@@ -19,19 +22,13 @@ import {
   parseSs,
   parseSysctl,
 } from '../src/lab/doctor.js';
-import {
-  buildPlan,
-  directorYaml,
-  listenersYaml,
-  macFor,
-  masterDirector,
-  overlayYaml,
-  vrrpYaml,
-} from '../src/lab/plan.js';
+import { loadLabConfig } from '../src/lab/lab.js';
+import { buildPlan, macFor, masterDirector } from '../src/lab/plan.js';
 import { isOurProcess } from '../src/lab/proc.js';
 import { normalizeOverlay } from '../src/overlay/config.js';
 
 const SHIPPED = new URL('../config/lab.yaml', import.meta.url).pathname;
+const ECMP = new URL('../config/lab-ecmp.yaml', import.meta.url).pathname;
 
 test('config/lab.yaml is valid and equals the built-in defaults', async (t) => {
   const r = await checkConfigFile(SHIPPED);
@@ -119,8 +116,6 @@ test('plan: namespaces, stable MACs, a mark per listener from 0x2710, the master
       'listeners-lb3',
       'director-dir1',
       'director-dir2',
-      'vrrp-dir1',
-      'vrrp-dir2',
     ],
   );
   // the lab installs no mark rule of its own: the director config carries them (match), the director renders them
@@ -177,6 +172,67 @@ test('plan: the generated director, listeners, overlay and vrrp configs load wit
   };
   t.like(v.instances[0], { priority: 100, virtual_router_id: 51 });
 });
+
+test('plan: the director, listeners and overlay configs are the cluster derivation of the lab, plus lab-only keys', async (t) => {
+  for (const file of [SHIPPED, ECMP]) {
+    const plan = buildPlan(await loadLabConfig(file));
+    const cluster = labCluster(plan.cfg);
+    const marks = Object.fromEntries(plan.marks.map((m) => [m.listener, m.mark]));
+    const derived = (node: string) =>
+      renderNode(cluster, node, marks).config as Record<string, Record<string, unknown>>;
+    for (const d of plan.cfg.directors) {
+      const got = parseYaml(directorYaml(plan, d.name)) as Record<string, Record<string, unknown>>;
+      const want = derived(d.name);
+      // the lab's own: check every second, the VRRP instance and the connection sync in the VRRP lab
+      const services = (got.director.services as Record<string, unknown>[]).map(({ delay_loop, ...s }) => {
+        t.is(delay_loop, 1);
+        return s;
+      });
+      t.deepEqual(services, want.director.services, `${file} ${d.name}: services`);
+      t.deepEqual(got.bgp, want.bgp, `${file} ${d.name}: bgp`);
+      if (plan.cfg.ecmp) t.deepEqual(Object.keys(got).sort(), ['bgp', 'director']);
+      else {
+        t.deepEqual(got.director.sync, { state: 'vrrp', syncid: 51, interface: 'eth0' });
+        t.deepEqual(Object.keys(got).sort(), ['director', 'vrrp']);
+      }
+    }
+    for (const l of plan.cfg.lbNodes) {
+      const got = parseYaml(listenersYaml(plan, l.name)) as { listeners: { listen: Record<string, unknown>[] } };
+      const want = derived(l.name).listeners.listen as Record<string, unknown>[];
+      t.deepEqual(
+        got.listeners.listen.map(({ forwardfor, check, ...x }) => x),
+        want,
+        `${file} ${l.name}: listen`,
+      );
+      const ov = (parseYaml(overlayYaml(plan, l.name)) as { overlay: Record<string, unknown> }).overlay;
+      const wantOv = derived(l.name).overlay as { local: string; networks: Record<string, unknown>[] };
+      t.is(ov.local, wantOv.local);
+      const { fdb, mac, ...net } = (ov.networks as Record<string, unknown>[])[0];
+      t.deepEqual(net, wantOv.networks[0], `${file} ${l.name}: overlay`);
+    }
+    for (const h of plan.cfg.hypervisors) {
+      const ov = (parseYaml(overlayYaml(plan, h.name)) as { overlay: Record<string, unknown> }).overlay;
+      const wantOv = derived(h.name).overlay as { local: string; networks: Record<string, unknown>[] };
+      const { fdb, ports, ...net } = (ov.networks as Record<string, unknown>[])[0];
+      t.deepEqual(net, wantOv.networks[0], `${file} ${h.name}: overlay`);
+    }
+  }
+});
+
+for (const [file, node, name] of [
+  ['lab.yaml', 'dir1', 'lab-dir1.yaml'],
+  ['lab.yaml', 'lb1', 'lab-lb1.yaml'],
+  ['lab-ecmp.yaml', 'dir1', 'lab-ecmp-dir1.yaml'],
+] as const)
+  test(`config/${file} → ${node} matches golden/${name} and loads clean`, async (t) => {
+    const cfg = await loadLabConfig(new URL(`../config/${file}`, import.meta.url).pathname);
+    const plan = buildPlan({ ...cfg, stateDir: '/run/tierlb-lab' });
+    const text = cfg.directors.some((d) => d.name === node)
+      ? directorYaml(plan, node)
+      : `${listenersYaml(plan, node)}${overlayYaml(plan, node).replace(/^#.*\n/, '')}`;
+    t.is(text, readFileSync(new URL(`golden/${name}`, import.meta.url), 'utf8'));
+    t.deepEqual(checkConfigString(text, `${node}.yaml`).problems, []);
+  });
 
 // ---- doctor ----
 

@@ -52,6 +52,8 @@ export const labSchema = {
         virtual_router_id: { type: 'integer', minimum: 1, maximum: 255 },
         advert_int: { type: 'number', exclusiveMinimum: 0, maximum: 255 },
         auth_pass: { type: 'string', minLength: 1, maxLength: 8 },
+        /** the directors' connection sync, master on the VRRP master (syncid = virtual_router_id) */
+        sync: { type: 'boolean' },
       },
     },
     scheduler: { type: 'string', minLength: 1 },
@@ -158,7 +160,7 @@ export interface LabSection {
   front?: { subnet: string };
   clients?: LabHostConfig[];
   directors?: (LabHostConfig & { priority?: number })[];
-  vrrp?: { enabled?: boolean; virtual_router_id?: number; advert_int?: number; auth_pass?: string };
+  vrrp?: { enabled?: boolean; virtual_router_id?: number; advert_int?: number; auth_pass?: string; sync?: boolean };
   scheduler?: string;
   fwmark_base?: number;
   lb_nodes?: (LabHostConfig & { underlay: string; overlay: string; weight?: number })[];
@@ -180,7 +182,7 @@ export interface LabConfig {
   front: { subnet: string };
   clients: LabHostConfig[];
   directors: (LabHostConfig & { priority: number })[];
-  vrrp: { enabled: boolean; virtualRouterId: number; advertInt: number; authPass: string };
+  vrrp: { enabled: boolean; virtualRouterId: number; advertInt: number; authPass: string; sync: boolean };
   scheduler: string;
   fwmarkBase: number;
   lbNodes: (LabHostConfig & { underlay: string; overlay: string; weight: number })[];
@@ -206,7 +208,7 @@ export const LAB_DEFAULTS: LabConfig = {
     { name: 'dir1', address: '10.77.1.2', priority: 150 },
     { name: 'dir2', address: '10.77.1.3', priority: 100 },
   ],
-  vrrp: { enabled: true, virtualRouterId: 51, advertInt: 1, authPass: 'tierlb' },
+  vrrp: { enabled: true, virtualRouterId: 51, advertInt: 1, authPass: 'tierlb', sync: true },
   scheduler: 'rr',
   fwmarkBase: 0x2710,
   lbNodes: [
@@ -251,6 +253,7 @@ export function labFromSection(s: LabSection | undefined): LabConfig {
       virtualRouterId: s.vrrp?.virtual_router_id ?? d.vrrp.virtualRouterId,
       advertInt: s.vrrp?.advert_int ?? d.vrrp.advertInt,
       authPass: s.vrrp?.auth_pass ?? d.vrrp.authPass,
+      sync: s.vrrp?.sync ?? d.vrrp.sync,
     },
     scheduler: s.scheduler ?? d.scheduler,
     fwmarkBase: s.fwmark_base ?? d.fwmarkBase,

@@ -14,23 +14,20 @@ import '../overlay/config-schema.js'; // registers the overlay section with the 
 import { overlayUp } from '../overlay/exec.js';
 import { type RunResult, run, runSync } from '../sys/exec.js';
 import { type LabConfig, type LabSection, labFromSection } from './config-schema.js'; // registers the lab section
+import { clusterYaml, directorYaml, listenersYaml, overlayYaml } from './derive.js';
 import { LabError } from './errors.js';
 import { sh } from './netns.js';
 import {
   buildPlan,
   directorSocket,
-  directorYaml,
   hostsOf,
   type LabPlan,
-  listenersYaml,
   masterDirector,
-  overlayYaml,
   routerBirdConf,
   routerSocket,
   SWITCH,
-  vrrpYaml,
 } from './plan.js';
-import { alive, BACKEND_JS, isOurProcess, nodeModuleArgv, spawnDetached, tail, tierlbArgv } from './proc.js';
+import { alive, BACKEND_JS, isOurProcess, spawnDetached, tail, tierlbArgv } from './proc.js';
 import { type LabState, readState, writeState } from './state.js';
 
 export type Out = (line: string) => void;
@@ -187,7 +184,7 @@ export function ecmpNextHops(plan: LabPlan): string[] {
   return plan.cfg.directors.filter((d) => gws.includes(d.address)).map((d) => d.name);
 }
 
-function startProcesses(plan: LabPlan, st: LabState, out: Out, vrrp: boolean): void {
+function startProcesses(plan: LabPlan, st: LabState, out: Out): void {
   const c = plan.cfg;
   const httpPorts = [...new Set(c.listeners.filter((l) => l.mode === 'http').map((l) => l.backendPort))].join(',');
   const tcpPorts = [...new Set(c.listeners.filter((l) => l.mode === 'tcp').map((l) => l.backendPort))].join(',');
@@ -219,8 +216,8 @@ function startProcesses(plan: LabPlan, st: LabState, out: Out, vrrp: boolean): v
         ]),
       );
     } else if (p.kind === 'director') {
-      // ecmp: a config per director (its own bgp section)
-      const file = join(plan.dir, plan.cfg.ecmp ? `${h.name}-director.yaml` : 'director.yaml');
+      // a config per director: its own bgp section (ecmp) or VRRP priority
+      const file = join(plan.dir, `${h.name}-director.yaml`);
       writeFileSync(file, directorYaml(plan, h.name));
       record(
         spawnDetached(
@@ -231,10 +228,6 @@ function startProcesses(plan: LabPlan, st: LabState, out: Out, vrrp: boolean): v
           tierlbArgv(['director', '--config', file, '--socket', directorSocket(plan, h.name)]),
         ),
       );
-    } else if (p.kind === 'vrrp' && vrrp) {
-      const file = join(plan.dir, `${h.name}-vrrp.yaml`);
-      writeFileSync(file, vrrpYaml(plan, h.name));
-      record(spawnDetached(plan.dir, p.id, h.name, h.ns, [...nodeModuleArgv('ha/vrrp-main'), '--config', file]));
     }
   }
   out(`processes: ${st.processes.map((p) => `${p.id} (pid ${p.pid})`).join(', ')}`);
@@ -404,7 +397,8 @@ export async function labUp(o: UpOptions): Promise<{ plan: LabPlan; state: LabSt
     progress(`VIP ${cfg.vip} static on ${m.name} (vrrp.enabled: false)`);
   }
   writeState(st);
-  startProcesses(plan, st, progress, vrrp);
+  writeFileSync(join(plan.dir, 'cluster.yaml'), clusterYaml(plan));
+  startProcesses(plan, st, progress);
   // wait until every check is green (bounded)
   const deadline = Date.now() + cfg.waitSeconds * 1000;
   let last: CheckResult[] = [];
