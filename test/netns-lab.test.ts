@@ -27,7 +27,7 @@ test.after.always(async () => {
 const ours = (p: string) => listNamespaces().filter((n) => n.startsWith(`${p}-`));
 
 test.serial(
-  'demo: every request answered, every LB node and backend served, the trace shows DR + VXLAN + bypass',
+  "demo: every request answered, every LB node and backend served, the trace shows DR + VXLAN + bypass; an established connection and a download survive the master director's link cut",
   async (t) => {
     const prefix = runPrefix('y');
     prefixes.push(prefix);
@@ -57,7 +57,17 @@ test.serial(
     t.regex(v.vxlan?.detail ?? '', /UDP 4789 VNI 100 /);
     t.true(v['reply-bypass']?.ok, v['reply-bypass']?.detail);
     t.regex(v['reply-bypass']?.detail ?? '', /; 0 at the directors$/);
-    t.regex(log, /== 5\. lab down/);
+    // the failover: the keep-alive connection and the download continued through the backup director (sync)
+    const f = r.failover;
+    t.truthy(f, log);
+    t.is(f?.master, 'dir1');
+    t.true((f?.syncedBefore ?? 0) > 0, `the backup had the master's connections before the cut\n${log}`);
+    t.is(f?.client.ka.sockets, 1, `the keep-alive requests stayed on one connection\n${log}`);
+    t.deepEqual(f?.client.ka.errors, [], log);
+    t.true((f?.client.ka.ok ?? 0) > 20, log);
+    t.true(f?.byteExact, `the download completed byte for byte\n${log}`);
+    t.log(log.split('\n').find((l) => l.startsWith('failover gap:')) ?? 'no failover gap printed');
+    t.regex(log, /== 6\. lab down/);
     t.deepEqual(ours(prefix), [], 'the demo removed its namespaces');
   },
 );

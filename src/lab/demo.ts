@@ -3,7 +3,10 @@
  * how many requests (each LB node, each backend) → the trace of one request, hop by hop → lab down. Exit 0 only when
  * the flow really worked: every request answered, every LB node and every backend served some, and the trace shows
  * the MAC rewrite with the VIP kept, VXLAN with the lab's VNI on the underlay, and the reply bypassing the director.
+ * With VRRP, a failover follows (./failover.ts): a keep-alive connection and a slow download continue through the
+ * backup director while the master's link is cut (connection sync), and the gap is printed.
  */
+import { type FailoverResult, failover, formatFailover } from './failover.js';
 import { admList, labDown, labUp, loadLabConfig, type Out, planFor } from './lab.js';
 import { directorSocket, type LabPlan, masterDirector } from './plan.js';
 import type { ClientAnswer } from './trace.js';
@@ -115,6 +118,7 @@ export interface DemoResult {
   problems: string[];
   traffic?: TrafficResult;
   trace?: TraceResult;
+  failover?: FailoverResult;
 }
 
 export async function demo(o: DemoOptions): Promise<DemoResult> {
@@ -174,13 +178,24 @@ export async function demo(o: DemoOptions): Promise<DemoResult> {
         for (const v of t2.verdicts) if (!v.ok) problems.push(`trace: ${v.name}: ${v.detail}`);
     if (!tr.traces.length) problems.push('trace: the request was not captured');
     explain(plan, tr, out);
+    if (up.state.vipMode === 'vrrp' && plan.cfg.directors.length > 1) {
+      const master = masterDirector(plan);
+      out(
+        '',
+        `== 5. failover: a keep-alive connection (a request every 0.1 s) and a slow download run while ${master}'s link is cut`,
+      );
+      const f = await failover(plan, { log: (s) => out(`  ${s}`) });
+      res.failover = f;
+      out(...formatFailover(f));
+      problems.push(...f.problems.map((p) => `failover: ${p}`));
+    }
   } catch (e) {
     problems.push((e as Error).message);
   } finally {
     if (!o.keep) {
       // when up failed before returning, its prefix and state dir come from the config and the options, as in up
       const p = plan ?? planFor(await loadLabConfig(o.configFile), o);
-      out('', '== 5. lab down');
+      out('', '== 6. lab down');
       await labDown({ prefix: p.prefix, stateDir: p.cfg.stateDir, out });
     }
   }

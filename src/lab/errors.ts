@@ -10,7 +10,8 @@ export type LabErrorCode =
   | 'ELAB_OVERLAY_CONFLICT' // the overlay of a host conflicts with what is there
   | 'ELAB_DIRECTOR' // the director refused an adm request
   | 'ELAB_NOT_ECMP' // an ecmp step on a lab without lab.ecmp
-  | 'ELAB_ECMP_ROUTE'; // the router's ECMP route did not reach the expected next hops in time
+  | 'ELAB_ECMP_ROUTE' // the router's ECMP route did not reach the expected next hops in time
+  | 'ELAB_FAILOVER'; // the failover step's client did not start or gave no result
 
 export class LabError extends TierlbError {
   constructor(
