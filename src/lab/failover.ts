@@ -53,8 +53,9 @@ function kaOne() {
     });
   });
   req.on('socket', (s) => { if (!sockets.has(s)) { sockets.add(s); ka.sockets = sockets.size; } });
-  req.setTimeout(30000, () => req.destroy(new Error('no answer in 30 s')));
-  req.on('error', (e) => { ka.pending = false; ka.errors.push(e.message); setTimeout(kaOne, 100); });
+  let timedOut = false;
+  req.setTimeout(30000, () => { timedOut = true; req.destroy(); });
+  req.on('error', (e) => { ka.pending = false; ka.errors.push(timedOut ? 'no answer in 30 s' : e.message); setTimeout(kaOne, 100); });
 }
 kaOne();
 // the download on a plain socket, read at the rate: paused between reads, so the rest waits in the server's socket
