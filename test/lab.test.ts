@@ -22,9 +22,10 @@ import {
   parseSs,
   parseSysctl,
 } from '../src/lab/doctor.js';
+import { type FailoverResult, formatFailover } from '../src/lab/failover.js';
 import { loadLabConfig } from '../src/lab/lab.js';
 import { buildPlan, macFor, masterDirector } from '../src/lab/plan.js';
-import { isOurProcess } from '../src/lab/proc.js';
+import { isOurProcess, patternSha256 } from '../src/lab/proc.js';
 import { normalizeOverlay } from '../src/overlay/config.js';
 
 const SHIPPED = new URL('../config/lab.yaml', import.meta.url).pathname;
@@ -421,4 +422,38 @@ test('isOurProcess: a recorded pid is ours only while its command line is the ar
     await new Promise((r) => child.once('exit', r));
   }
   t.false(isOurProcess({ pid, ns: 'tlx-h1', argv }), 'gone');
+});
+
+test('failover report: the gap is the longer of the keep-alive gap and the download stall; a broken flow is said', (t) => {
+  const r: FailoverResult = {
+    master: 'dir1',
+    backup: 'dir2',
+    syncedBefore: 2,
+    vipMovedMs: 3290,
+    cutAtMs: 3300,
+    bytes: 1024,
+    byteExact: true,
+    problems: [],
+    client: {
+      ka: { sent: 66, ok: 66, errors: [], sockets: 1, gapMs: 3450, gapEndMs: 6720 },
+      dl: {
+        bytes: 1024,
+        ok: true,
+        sha256: patternSha256(1024),
+        stallMs: 3160,
+        stallEndMs: 6500,
+        error: null,
+        ms: 9790,
+      },
+    },
+  };
+  const text = formatFailover(r).join('\n');
+  t.regex(text, /dir2 held 2 connection\(s\) received from dir1/);
+  t.regex(text, /dir2 held the VIP 3\.29 s after the cut/);
+  t.regex(
+    text,
+    /66\/66 requests answered on 1 connection\(s\); longest gap between answers 3\.45 s \(ended 3\.42 s after/,
+  );
+  t.regex(text, /^failover gap: 3\.45 s \(keep-alive 3\.45 s, download 3\.16 s\); both connections survived$/m);
+  t.regex(formatFailover({ ...r, problems: ['x'] }).join('\n'), /connections BROKEN$/);
 });

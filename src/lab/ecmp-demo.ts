@@ -14,7 +14,7 @@ import type { DemoOptions, DemoResult } from './demo.js';
 import { LabError } from './errors.js';
 import { ecmpNextHops, labDown, labUp, loadLabConfig, planFor } from './lab.js';
 import { directorSocket, hostsOf, type LabPlan, routerSocket } from './plan.js';
-import { alive, spawnDetached } from './proc.js';
+import { alive, patternSha256, spawnDetached } from './proc.js';
 import { type LabState, writeState } from './state.js';
 import { formatTraceResult, traceRequests } from './trace-run.js';
 
@@ -23,12 +23,6 @@ const BYTES = 256 * 1024;
 const RATE = '32k'; // ~8 s per download
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function expectedSum(bytes: number): string {
-  const b = Buffer.alloc(bytes);
-  for (let k = 0; k < bytes; k++) b[k] = (k * 7) % 251;
-  return createHash('sha256').update(b).digest('hex');
-}
 
 async function waitHops(plan: LabPlan, want: string[], timeoutMs: number): Promise<number> {
   const t0 = Date.now();
@@ -159,7 +153,7 @@ done; wait`;
     out('', 'waiting for the downloads to finish …');
     await finished;
 
-    const want = expectedSum(BYTES);
+    const want = patternSha256(BYTES);
     const broken: number[] = [];
     for (let i = 1; i <= FLOWS; i++) {
       const f = join(dir, `f${i}`);

@@ -7,10 +7,10 @@
  * it arrived byte for byte.
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { LabError } from './errors.js';
 import { admList, nsRun, vipHolders } from './lab.js';
 import { directorSocket, hostsOf, type LabPlan, masterDirector } from './plan.js';
+import { patternSha256 } from './proc.js';
 
 /**
  * The client, run with `node -e` in the client's namespace: args VIP, port, download bytes, download rate (bytes/s).
@@ -126,13 +126,6 @@ export interface FailoverResult {
 const RMEM = '4096 16384 32768';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** the pattern the lab's backends send for /big (src/lab/proc.ts) */
-export function patternSha256(bytes: number): string {
-  const b = Buffer.alloc(bytes);
-  for (let k = 0; k < bytes; k++) b[k] = (k * 7) % 251;
-  return createHash('sha256').update(b).digest('hex');
-}
 
 const conns = async (plan: LabPlan, dir: string) => {
   try {

@@ -3,6 +3,7 @@
  * daemon's), with a pid file and a log under the lab's state dir; stopped by pid.
  */
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -123,3 +124,10 @@ for (const p of (tcpPorts ? tcpPorts.split(',') : [])) {
   }).listen(Number(p), '0.0.0.0', ready);
 }
 `;
+
+/** The sha256 of what a backend sends for `/big?bytes=N`: N bytes of the pattern (k * 7) % 251. */
+export function patternSha256(bytes: number): string {
+  const b = Buffer.alloc(bytes);
+  for (let k = 0; k < bytes; k++) b[k] = (k * 7) % 251;
+  return createHash('sha256').update(b).digest('hex');
+}
