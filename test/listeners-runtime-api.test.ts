@@ -4,7 +4,7 @@
  * `enable|disable server`; a drain under keep-alive load (0 failed, new requests and connections elsewhere, the
  * existing ones finish), maint out of the checks, and the state kept across a reload and a worker kill.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -189,6 +189,25 @@ test('set server state / weight, enable / disable, show servers state; HAProxy e
   t.regex(await sock(l.socket, 'no such thing'), /^Unknown command/);
   // the tierlb commands still answer
   t.true(Array.isArray(JSON.parse(await sock(l.socket, 'stats json'))));
+  // the CLI's friendly aliases
+  const cli = (...args: string[]) =>
+    spawnSync(
+      process.execPath,
+      ['--import', 'tsx', 'test/listeners-entry.ts', 'listeners', 'server', ...args, '--socket', l.socket],
+      {
+        encoding: 'utf8',
+      },
+    );
+  const drain = cli('drain', 'web/b');
+  t.is(drain.status, 0, drain.stderr);
+  t.is(drain.stdout, 'web/b: drain\n');
+  t.is(cli('weight', 'web/b', '7').status, 0);
+  t.deepEqual((await state())[1]!.slice(6, 8), ['8', '7']);
+  t.is(cli('ready', 'web/b').status, 0);
+  const bad = cli('maint', 'web/zz');
+  t.is(bad.status, 1);
+  t.regex(bad.stderr, /No such server/);
+  t.is(cli('weight', 'web/b').status, 2, 'a weight is needed');
 });
 
 test('drain under keep-alive load: 0 failed, new requests and connections elsewhere, the existing finish; maint leaves the checks; kept across a worker kill and a reload', async (t) => {

@@ -26,6 +26,7 @@ import { showInfo } from './runtime-api/info.js';
 import { type FullRow, fullRows, Rates } from './runtime-api/show-stat.js';
 import { createRegion, Registry, type ShmInfo } from './shared.js';
 import { type StatRow, statRows, sumSnapshots, type WorkerSnapshot } from './stats.js';
+import { handleStatusPage } from './status-page/http.js';
 import { acceptTarget, sendToWorker } from './worker-channel.js';
 
 interface Slot {
@@ -139,7 +140,12 @@ export class Primary {
     }
     if (this.cfg.stats.enabled) {
       try {
-        this.metrics = await startMetrics(this.cfg.stats.host, this.cfg.stats.port, () => this.rows());
+        this.metrics = await startMetrics(
+          this.cfg.stats.host,
+          this.cfg.stats.port,
+          () => this.rows(),
+          (req, res) => handleStatusPage(req, res, { host: this.runtime, admin: this.cfg.stats.admin }),
+        );
       } catch (e) {
         log.error({ err: String(e) }, 'listeners: stats port');
         await this.stop();

@@ -86,6 +86,25 @@ function adminCommand(host: RuntimeHost, words: string[]): string {
   return "'set server <srv>' only supports 'state' and 'weight' in tierlb.\n";
 }
 
+/**
+ * One admin action on `B/S` (the status page's): state ready|drain|maint, or weight N|N%. Returns HAProxy's error
+ * words, or '' when done. No text is parsed, so nothing a form sends can become another command.
+ */
+export function adminAction(host: RuntimeHost, server: string, action: string, weight?: string): string {
+  const found = findServer(host, server);
+  if (typeof found === 'string') return found.trim();
+  const [pool, s] = found;
+  if (action === 'weight') {
+    const err = setWeight(s, weight ?? '');
+    if (err) return err;
+    host.changed(pool, s, `status page: weight ${weight}`);
+    return '';
+  }
+  if (!STATES.has(action)) return "'set server <srv> state' expects 'ready', 'drain' and 'maint'.";
+  if (setAdminState(s, action as AdminState, host.now())) host.changed(pool, s, `status page: state ${action}`);
+  return '';
+}
+
 /** One command's output (without the empty line that ends it); undefined = not a runtime API command. */
 async function one(host: RuntimeHost, cmd: string): Promise<string | undefined> {
   const words = cmd.trim().split(/\s+/).filter(Boolean);
