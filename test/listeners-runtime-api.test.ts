@@ -162,6 +162,13 @@ test('set server state / weight, enable / disable, show servers state; HAProxy e
     stat.rows.map((r) => `${r.svname}:${r.status}`),
     ['FRONTEND:OPEN', 'a:DRAIN', 'b:MAINT', 'BACKEND:DOWN'],
   );
+  // HAProxy's filters: proxy (name or iid), type bits (1 frontends, 2 backends, 4 servers), sid; up / no-maint
+  const names = async (cmd: string) => parseShowStat(await sock(l.socket, cmd)).rows.map((r) => r.svname);
+  t.deepEqual(await names('show stat web 4 -1'), ['a', 'b']);
+  t.deepEqual(await names('show stat 1 3 -1'), ['FRONTEND', 'BACKEND']);
+  t.deepEqual(await names('show stat -1 4 2'), ['b']);
+  t.deepEqual(await names('show stat no-maint'), ['FRONTEND', 'a', 'BACKEND']);
+  t.deepEqual(await names('show stat nope -1 -1'), []);
   // nothing usable: 503
   t.is((await request(`http://127.0.0.1:${port}/`)).status, 503);
   t.is(await sock(l.socket, 'enable server web/b; set server web/a state ready'), '\n\n');
@@ -213,8 +220,8 @@ test('set server state / weight, enable / disable, show servers state; HAProxy e
 test('drain under keep-alive load: 0 failed, new requests and connections elsewhere, the existing finish; maint leaves the checks; kept across a worker kill and a reload', async (t) => {
   const a = await httpBackend('a');
   const b = await httpBackend('b');
-  const ta = await tcpBackend('ta');
-  const tb = await tcpBackend('tb');
+  const ta = await tcpBackend('ta', '127.0.0.1', { greet: true });
+  const tb = await tcpBackend('tb', '127.0.0.1', { greet: true });
   let checksOnA = 0;
   a.server.prependListener('request', (req) => {
     if (req.url === '/health') checksOnA++;
@@ -228,7 +235,8 @@ test('drain under keep-alive load: 0 failed, new requests and connections elsewh
     - name: web
       bind: 127.0.0.1:${port}
       mode: http
-      check: { type: http, uri: /health, inter: 100ms }
+      # fall 20: a check slowed down by a busy machine does not take a server down during the test
+      check: { type: http, uri: /health, inter: 250ms, fall: 20 }
       servers:
         - { name: a, address: ${a.address} }
         - { name: b, address: ${b.address} }
@@ -254,10 +262,18 @@ ${extra}`;
     await new Promise((r) => c.once('connect', r));
   }
   await until(() => ta.conns === 1 && tb.conns === 1);
-  const onTa = tcpConns[0]!;
+  // which of the two is on ta: its greeting says
+  const said = ['', ''];
+  tcpConns.forEach((c, i) => {
+    c.on('data', (d) => (said[i] += d));
+  });
+  t.true(await until(() => said.every((g) => g.length > 0)));
+  for (const c of tcpConns) c.removeAllListeners('data');
+  const onTa = tcpConns[said.findIndex((g) => g.includes('from ta'))]!;
+  const onTb = tcpConns[said.findIndex((g) => g.includes('from tb'))]!;
   a.delay = 600;
   const slow = request(`${url}slow`);
-  await until(() => a.active === 1);
+  t.true(await until(() => a.active === 1), 'a slow request is in flight on a');
   a.delay = 0;
   const running = load(url, { concurrency: 6 });
   await sleep(400);
@@ -285,13 +301,13 @@ ${extra}`;
   onTa.end('hello');
   await until(() => got.length > 0);
   t.is(got, 'ta got 5 bytes', 'the existing connection on ta finished normally');
-  tcpConns[1]!.destroy();
+  onTb.destroy();
 
   // maint: out of the checks
   t.is(await sock(l.socket, 'set server web/a state maint'), '\n');
-  await sleep(150);
+  await sleep(300);
   const before = checksOnA;
-  await sleep(600);
+  await sleep(1200);
   t.is(checksOnA, before, 'no check reaches a server in maintenance');
   // kept when a worker dies and is replaced, and over a reload that keeps the server
   const pids = await l.workerPids();

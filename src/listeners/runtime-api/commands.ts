@@ -7,7 +7,7 @@
  */
 import type { Pool, ServerState } from '../pool.js';
 import { type AdminState, setAdminState, setWeight, showServersState } from './servers-state.js';
-import { type FullRow, formatShowStat } from './show-stat.js';
+import { type FullRow, filterRows, formatShowStat } from './show-stat.js';
 
 export interface RuntimeHost {
   /** every backend (today one per listener, named after it; named server groups slot in here) */
@@ -24,7 +24,7 @@ export interface RuntimeHost {
 export const HELP: [string, string][] = [
   ['help', 'list the commands'],
   ['show info', 'report information about the running process'],
-  ['show stat', 'report counters for each proxy and server (HAProxy 2.6 CSV)'],
+  ['show stat [<px> <type> <sid>] [up|no-maint]', 'report counters for each proxy and server (HAProxy 2.6 CSV)'],
   ['show servers state [<backend>]', 'dump the servers state (server-state-file format)'],
   ['set server <bk>/<srv> state <st>', 'ready | drain | maint'],
   ['set server <bk>/<srv> weight <w>', 'absolute 0..256, or N% of the configured weight'],
@@ -111,7 +111,10 @@ async function one(host: RuntimeHost, cmd: string): Promise<string | undefined> 
   const [a, b] = words;
   if (a === 'help') return helpText();
   if (a === 'show' && b === 'info') return `${(await host.info()).map(([k, v]) => `${k}: ${v}`).join('\n')}\n`;
-  if (a === 'show' && b === 'stat') return formatShowStat(await host.fullRows()).slice(0, -1);
+  if (a === 'show' && b === 'stat') {
+    const rows = filterRows(await host.fullRows(), words.slice(2));
+    return typeof rows === 'string' ? `${rows}\n` : formatShowStat(rows).slice(0, -1);
+  }
   if (a === 'show' && b === 'servers' && words[2] === 'state')
     return showServersState(host.backends(), host.now(), words[3]).slice(0, -1);
   if ((a === 'set' && b === 'server') || ((a === 'enable' || a === 'disable') && b === 'server'))

@@ -112,6 +112,40 @@ function serverFields(pool: Pool, s: ServerState, now: number): FullRow {
   return f;
 }
 
+/**
+ * `show stat`'s filters, as HAProxy's: `{<iid>|<proxy>|-1} <type> <sid>` (type: -1 all, else a sum of 1 frontends,
+ * 2 backends, 4 servers; sid -1 all), then `up` (only servers UP) or `no-maint` (servers not in maintenance).
+ * Returns the rows, or HAProxy's words when the arguments are wrong.
+ */
+export function filterRows(rows: readonly FullRow[], args: readonly string[]): FullRow[] | string {
+  let rest = [...args];
+  let px: string | undefined;
+  let type = -1;
+  let sid = -1;
+  if (rest.length && !['up', 'no-maint'].includes(rest[0]!)) {
+    if (rest.length < 3) return "Require '<proxy>|<iid> <type> <sid>'.";
+    const [p, ty, si] = rest;
+    if (!/^-?\d+$/.test(ty!) || !/^-?\d+$/.test(si!)) return "Require '<proxy>|<iid> <type> <sid>'.";
+    px = p === '-1' ? undefined : p;
+    type = Number(ty);
+    sid = Number(si);
+    rest = rest.slice(3);
+  }
+  const up = rest.includes('up');
+  const noMaint = rest.includes('no-maint');
+  const bit = (r: FullRow) => (r.type === 0 ? 1 : r.type === 1 ? 2 : 4);
+  return rows.filter((r) => {
+    if (px !== undefined && r.pxname !== px && String(r.iid) !== px) return false;
+    if (type !== -1 && (type & bit(r)) === 0) return false;
+    if (r.type === 2) {
+      if (sid !== -1 && r.sid !== sid) return false;
+      if (up && !String(r.status).startsWith('UP') && r.status !== 'no check') return false;
+      if (noMaint && r.status === 'MAINT') return false;
+    }
+    return true;
+  });
+}
+
 /** The CSV: a `# ` header line, one line per row, each field followed by a comma, then an empty line (HAProxy). */
 export function formatShowStat(rows: readonly FullRow[]): string {
   const line = (vals: readonly (string | number)[]) => vals.map((v) => `${csvField(String(v))},`).join('');
