@@ -1,13 +1,15 @@
 /**
- * The cluster primary of `tierlb listeners`: forks the workers (the primary owns the listening sockets and hands
- * connections round-robin to them), restarts a dead worker with backoff, runs every health check, owns the
+ * The cluster primary of `tierlb listeners`: forks the workers (the primary binds the listening sockets itself and
+ * hands each connection round-robin to a worker that is ready: ./acceptor.ts), restarts a dead worker with backoff, runs every health check, owns the
  * balancing state (./pool.ts: every worker picks through it, so balancing is exact over the whole node), collects
  * stats, serves the control socket and /metrics, and reloads on SIGHUP or `reload`:
  *
  *   reload = re-read the config (a bad one is refused with file:line:col: reason, nothing changes), then per
  *   worker slot: fork a worker of the new generation, wait until it listens, tell the old one to drain (it stops
  *   accepting, finishes its in-flight requests with `Connection: close`, exits). Since the primary keeps the
- *   listening socket open as long as any worker listens, no connection is refused in between.
+ *   listening sockets open whatever the workers do, no connection is refused in between, nor while a dead worker
+ *   is replaced (a connection then waits in the acceptor for the new one).
+ * The runtime API (./runtime-api/) and the status page (./status-page/) act on the backends of `backends()`.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { fileURLToPath } from 'node:url';
@@ -50,6 +52,8 @@ interface WorkerInfo {
   cfg: ListenersConfig;
   /** its row and its generation's slots in the shared memory */
   shm?: ShmInfo;
+  /** how the acceptor hands it connections */
+  target?: AcceptTarget;
 }
 
 const DRAIN_DEADLINE = 30_000;
@@ -247,7 +251,7 @@ export class Primary {
   /** The workers as the acceptor sees them. */
   private *targets(): Iterable<AcceptTarget> {
     for (const info of this.infos.values())
-      yield acceptTarget(info.worker, () => info.ready && !info.draining, info.cfg);
+      yield (info.target ??= acceptTarget(info.worker, () => info.ready && !info.draining, info.cfg));
   }
 
   private sendTo(info: WorkerInfo, m: ToWorker): boolean {
