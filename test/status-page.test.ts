@@ -120,6 +120,11 @@ test('the listeners page over HTTP: read-only by default, 401 on a wrong passwor
   const body = await page.text();
   t.false(body.includes('<script>alert'));
   t.false(body.includes('name="action"'), 'no actions without admin mode');
+  // the one script runs by its nonce, which the policy alone allows
+  const nonce = /script-src 'nonce-([^']+)'/.exec(page.headers.get('content-security-policy') ?? '')?.[1];
+  t.truthy(nonce);
+  t.is(body.match(/<script/g)?.length, 1);
+  t.true(body.includes(`<script nonce="${nonce}">`));
   t.is((await fetch(`${base}/status/admin`)).status, 404, 'admin mode is off by default');
   admin = { user: 'ops', password: 'pw' };
   const auth = (p: string) => `Basic ${Buffer.from(p).toString('base64')}`;

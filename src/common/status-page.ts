@@ -3,7 +3,7 @@
  * tables with its small refresh script, HTTP Basic for the admin mode, and the CSRF guard of its actions (POST
  * only, form-encoded, from the page's own origin).
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /** Text for HTML (element content and quoted attribute values). */
@@ -90,14 +90,15 @@ form{display:inline;margin:0}button{font-size:12px;margin:0 1px}input.w{width:3.
 
 /**
  * The page: a title, a meta line, the tables (`#tables`, refreshed every `refreshMs` by fetching `?partial=1`,
- * unless a form field has the focus), and nothing that runs from the data.
+ * unless a form field has the focus). Its one script carries a fresh nonce that the Content-Security-Policy of
+ * pageHeaders() alone allows: nothing else on the page can run, escaped or not.
  */
-export function page(title: string, meta: string, tables: string, refreshMs = 2000): string {
+export function page(title: string, meta: string, tables: string, nonce: string, refreshMs = 2000): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title>
 <meta name="viewport" content="width=device-width"><style>${CSS}</style></head>
 <body><h1>${esc(title)}</h1><div class="meta" id="meta">${meta}</div><div id="tables">${tables}</div>
-<script>
+<script nonce="${esc(nonce)}">
 setInterval(async () => {
   const a = document.activeElement;
   if (a && (a.tagName === 'INPUT' || a.tagName === 'BUTTON')) return;
@@ -110,13 +111,18 @@ setInterval(async () => {
 `;
 }
 
-/** Common response headers of a page: no caching, no framing, nothing from elsewhere. */
-export const PAGE_HEADERS = {
-  'content-type': 'text/html; charset=utf-8',
-  'cache-control': 'no-store',
-  'x-frame-options': 'DENY',
-  'x-content-type-options': 'nosniff',
-  'referrer-policy': 'same-origin',
-  'content-security-policy':
-    "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-} as const;
+export function newNonce(): string {
+  return randomBytes(16).toString('base64');
+}
+
+/** A page's response headers: no caching, no framing, only its own nonce'd script, forms only to itself. */
+export function pageHeaders(nonce: string): Record<string, string> {
+  return {
+    'content-type': 'text/html; charset=utf-8',
+    'cache-control': 'no-store',
+    'x-frame-options': 'DENY',
+    'x-content-type-options': 'nosniff',
+    'referrer-policy': 'same-origin',
+    'content-security-policy': `default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-${nonce}'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`,
+  };
+}

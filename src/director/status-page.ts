@@ -12,8 +12,9 @@ import {
   askCredentials,
   authorized,
   esc,
-  PAGE_HEADERS,
+  newNonce,
   page,
+  pageHeaders,
   readForm,
   sameOrigin,
 } from '../common/status-page.js';
@@ -126,7 +127,8 @@ export function renderDirectorTables(
 async function render(src: DirectorPageSource, url: URL, admin: boolean, res: ServerResponse): Promise<void> {
   const snap = (await src.snapshot()) as MetricsSnapshot;
   const tables = renderDirectorTables(snap, src.vrrpStates, admin, url.searchParams.get('msg') ?? undefined);
-  res.writeHead(200, PAGE_HEADERS);
+  const nonce = newNonce();
+  res.writeHead(200, pageHeaders(nonce));
   if (url.searchParams.get('partial') === '1') {
     res.end(tables);
     return;
@@ -134,7 +136,7 @@ async function render(src: DirectorPageSource, url: URL, admin: boolean, res: Se
   const meta =
     `pid ${process.pid} · ${snap.services.length} services · ${esc(snap.engine?.size ?? 0)} connections` +
     (admin ? ' · <b>admin mode</b>' : src.pageAdmin ? ' · <a href="/status/admin">admin</a>' : '');
-  res.end(page(`tierlb director${admin ? ' (admin)' : ''}`, meta, tables));
+  res.end(page(`tierlb director${admin ? ' (admin)' : ''}`, meta, tables, nonce));
 }
 
 /** Serve the page's routes; false for another path. */

@@ -11,8 +11,9 @@ import {
   askCredentials,
   authorized,
   esc,
-  PAGE_HEADERS,
+  newNonce,
   page,
+  pageHeaders,
   readForm,
   sameOrigin,
 } from '../../common/status-page.js';
@@ -28,7 +29,8 @@ async function render(o: StatusPageOptions, url: URL, admin: boolean, res: Serve
   const rows = await o.host.fullRows();
   const notice = url.searchParams.get('msg') ?? undefined;
   const tables = renderTables({ rows, backends: o.host.backends(), now: o.host.now(), admin, notice });
-  res.writeHead(200, PAGE_HEADERS);
+  const nonce = newNonce();
+  res.writeHead(200, pageHeaders(nonce));
   if (url.searchParams.get('partial') === '1') {
     res.end(tables);
     return;
@@ -38,7 +40,7 @@ async function render(o: StatusPageOptions, url: URL, admin: boolean, res: Serve
     `node ${esc(info.get('Node'))} · pid ${esc(info.get('Pid'))} · up ${esc(info.get('Uptime'))} · ` +
     `${esc(info.get('Nbthread'))} workers · ${esc(info.get('CurrConns'))} connections now, ${esc(info.get('CumConns'))} in all` +
     (admin ? ' · <b>admin mode</b>' : o.admin ? ' · <a href="/status/admin">admin</a>' : '');
-  res.end(page(`tierlb listeners${admin ? ' (admin)' : ''}`, meta, tables));
+  res.end(page(`tierlb listeners${admin ? ' (admin)' : ''}`, meta, tables, nonce));
 }
 
 /** Serve the page's routes; false when the request is for another path. */
