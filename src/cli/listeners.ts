@@ -5,6 +5,9 @@
  *   tierlb listeners stats [--socket PATH | --config FILE] [--csv | --json]
  *   tierlb listeners reload [--socket PATH | --config FILE]          exit 0 when reloaded, 1 (+ reasons) when refused
  *   tierlb listeners workers [--socket PATH | --config FILE]
+ *   tierlb listeners server drain|ready|maint BACKEND/SERVER [--socket PATH | --config FILE]
+ *   tierlb listeners server weight BACKEND/SERVER N|N% [--socket PATH | --config FILE]
+ *                                     friendly aliases of the runtime API's `set server B/S state|weight …`
  *   tierlb listeners check [--config FILE]                            validate the config (file:line:col: reason)
  *
  * FILE defaults to config/listeners.yaml; PATH to the config's `listeners.control`, else /run/tierlb/listeners.sock.
@@ -20,7 +23,10 @@ const USAGE = `usage:
   tierlb listeners stats [--socket PATH | --config FILE] [--csv | --json]
   tierlb listeners reload [--socket PATH | --config FILE]
   tierlb listeners workers [--socket PATH | --config FILE]
+  tierlb listeners server drain|ready|maint BACKEND/SERVER [--socket PATH | --config FILE]
+  tierlb listeners server weight BACKEND/SERVER N|N% [--socket PATH | --config FILE]
   tierlb listeners check [--config FILE]
+The control socket also speaks HAProxy's runtime API: echo "show stat" | socat stdio unix-connect:PATH
 `;
 
 interface Opts {
@@ -29,11 +35,13 @@ interface Opts {
   socket?: string;
   workers?: number;
   format: 'table' | 'csv' | 'json';
+  /** \`server\`: its words (verb, B/S, weight) */
+  args: string[];
 }
 
 function parse(argv: string[]): Opts | string {
   const hasSub = !!argv[0] && !argv[0].startsWith('-');
-  const o: Opts = { sub: hasSub ? argv[0] : 'run', format: 'table' };
+  const o: Opts = { sub: hasSub ? argv[0] : 'run', format: 'table', args: [] };
   const err = eachOption(hasSub ? argv.slice(1) : argv, (a, val) => {
     if (a === '--config' || a === '-f') o.config = val();
     else if (a.startsWith('--config=')) o.config = a.slice(9);
@@ -43,11 +51,21 @@ function parse(argv: string[]): Opts | string {
     else if (a === '--csv') o.format = 'csv';
     else if (a === '--json') o.format = 'json';
     else if (a === '-h' || a === '--help') return 'help';
+    else if (o.sub === 'server' && !a.startsWith('-')) o.args.push(a);
     else return `unknown option ${a}`;
     return undefined;
   });
   if (err !== undefined) return err;
-  if (!['run', 'stats', 'reload', 'workers', 'check'].includes(o.sub)) return `unknown subcommand ${o.sub}`;
+  if (!['run', 'stats', 'reload', 'workers', 'check', 'server'].includes(o.sub)) return `unknown subcommand ${o.sub}`;
+  if (o.sub === 'server') {
+    const [verb, target, w] = o.args;
+    if (!verb || !['drain', 'ready', 'maint', 'weight'].includes(verb)) return 'server needs drain|ready|maint|weight';
+    if (!target || !/^[^/\s;]+\/[^/\s;]+$/.test(target)) return 'server needs BACKEND/SERVER';
+    if (verb === 'weight' ? !w || !/^\d+%?$/.test(w) || o.args.length !== 3 : o.args.length !== 2)
+      return verb === 'weight'
+        ? 'server weight needs BACKEND/SERVER N or N%'
+        : `server ${verb} takes BACKEND/SERVER only`;
+  }
   if (o.workers !== undefined && !(Number.isInteger(o.workers) && o.workers > 0))
     return '--workers needs a positive integer';
   return o;
@@ -84,6 +102,18 @@ export async function run(argv: string[]): Promise<number> {
       case 'workers': {
         process.stdout.write(await controlRequest(await socketOf(o), 'workers'));
         return 0;
+      }
+      case 'server': {
+        const [verb, target, w] = o.args;
+        const cmd = verb === 'weight' ? `set server ${target} weight ${w}` : `set server ${target} state ${verb}`;
+        const out = await controlRequest(await socketOf(o), cmd);
+        // the runtime API answers an empty line when done, HAProxy's words when not
+        if (out.trim() === '') {
+          process.stdout.write(`${target}: ${verb === 'weight' ? `weight ${w}` : verb}\n`);
+          return 0;
+        }
+        process.stderr.write(`tierlb listeners: ${target}: ${out.trim()}\n`);
+        return 1;
       }
       case 'reload': {
         const out = await controlRequest(await socketOf(o), 'reload');

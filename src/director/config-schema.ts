@@ -136,7 +136,16 @@ export const directorSchema = {
       type: 'object',
       additionalProperties: false,
       required: ['bind'],
-      properties: { bind: { type: 'string', minLength: 1 } },
+      properties: {
+        bind: { type: 'string', minLength: 1 },
+        /** the status page's admin mode (real server weights), HTTP Basic; off without it */
+        admin: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['user', 'password'],
+          properties: { user: { type: 'string', minLength: 1 }, password: { type: 'string', minLength: 1 } },
+        },
+      },
     },
   },
 } as const;
@@ -227,5 +236,5 @@ export interface DirectorConfig {
     port?: number;
     ttl?: number;
   };
-  metrics?: { bind: string };
+  metrics?: { bind: string; admin?: { user: string; password: string } };
 }

@@ -58,6 +58,8 @@ export interface HaPlan {
   vrrp?: VrrpConfig;
   sync?: SyncPlan;
   metrics?: string;
+  /** the status page's admin mode (director.metrics.admin) */
+  metricsAdmin?: { user: string; password: string };
 }
 
 /**
@@ -78,6 +80,7 @@ export async function haPlanFromYaml(path: string): Promise<HaPlan> {
     for (const [k, v] of Object.entries(opts)) if (v !== undefined) Object.assign(plan.sync, { [k]: v });
   }
   if (cfg.director?.metrics) plan.metrics = cfg.director.metrics.bind;
+  if (cfg.director?.metrics?.admin) plan.metricsAdmin = cfg.director.metrics.admin;
   return plan;
 }
 
@@ -254,8 +257,14 @@ export class DirectorHa {
     this.plan = o.plan;
   }
 
-  private adm = async (argv: string[]): Promise<{ code: number; stderr: string }> =>
+  /** an ipvsadm command line through the worker's admin path (what `tierlb adm` sends; the status page's too) */
+  adm = async (argv: string[]): Promise<{ code: number; stderr: string }> =>
     JSON.parse(await this.o.dp.adm(JSON.stringify({ argv }))) as { code: number; stderr: string };
+
+  /** the status page's admin credentials (undefined: read-only) */
+  get pageAdmin(): { user: string; password: string } | undefined {
+    return this.plan.metricsAdmin;
+  }
 
   /** the VRRP instance the sync daemon follows with `state: vrrp` (default: the first) */
   private get follow(): string | undefined {

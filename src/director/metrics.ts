@@ -7,9 +7,10 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { DirectorError } from './errors.js';
+import { type DirectorPageSource, handleDirectorPage } from './status-page.js';
 import type { MetricsSnapshot } from './worker-ha.js';
 
-export interface MetricsSource {
+export interface MetricsSource extends DirectorPageSource {
   snapshot(): Promise<unknown>;
   readonly vrrpStates: ReadonlyMap<string, { state: string; vrid: number; priority: number }>;
 }
@@ -121,7 +122,7 @@ export async function renderMetrics(snap: MetricsSnapshot, src: Pick<MetricsSour
   return reg.metrics();
 }
 
-/** Serve /metrics on `addr` (host:port, [v6]:port or a port). */
+/** Serve /metrics and the status page (./status-page.ts) on `addr` (host:port, [v6]:port or a port). */
 export async function startMetrics(addr: string, src: MetricsSource): Promise<MetricsServer> {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(addr);
   const host = m ? (m[1] ?? m[2]) : '127.0.0.1';
@@ -131,8 +132,15 @@ export async function startMetrics(addr: string, src: MetricsSource): Promise<Me
       'EDIRECTOR_METRICS_ADDRESS',
       `bad metrics address '${addr}': give host:port, [v6 address]:port or a port (0-65535)`,
     );
-  const server: Server = createServer((req, res) => {
+  const server: Server = createServer(async (req, res) => {
     if (req.url !== '/metrics') {
+      try {
+        // the status page: /, /status, /status/admin
+        if (await handleDirectorPage(req, res, src)) return;
+      } catch (e) {
+        res.writeHead(500).end(`${(e as Error).message}\n`);
+        return;
+      }
       res.writeHead(404).end('not found\n');
       return;
     }

@@ -131,7 +131,17 @@ export const listenersSchema = {
     stats: {
       type: 'object',
       additionalProperties: false,
-      properties: { bind: { type: 'string' }, enabled: { type: 'boolean' } },
+      properties: {
+        bind: { type: 'string' },
+        enabled: { type: 'boolean' },
+        // the status page's admin mode (drain/ready/maint, weight), behind HTTP Basic; off without it
+        admin: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['user', 'password'],
+          properties: { user: { type: 'string', minLength: 1 }, password: { type: 'string', minLength: 1 } },
+        },
+      },
     },
     defaults: {
       type: 'object',
@@ -202,7 +212,7 @@ export interface RawListener {
 export interface ListenersSection {
   workers?: number;
   control?: string;
-  stats?: { bind?: string; enabled?: boolean };
+  stats?: { bind?: string; enabled?: boolean; admin?: { user: string; password: string } };
   defaults?: { timeout?: RawTimeouts; retries?: number; redispatch?: boolean; forwardfor?: boolean; check?: RawCheck };
   listen?: RawListener[];
 }

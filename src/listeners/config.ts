@@ -72,7 +72,8 @@ export interface ListenersConfig {
   file: string;
   workers: number;
   control: string;
-  stats: { enabled: boolean; host: string; port: number };
+  /** admin: the status page's admin mode (HTTP Basic); absent = read-only page */
+  stats: { enabled: boolean; host: string; port: number; admin?: { user: string; password: string } };
   listeners: ListenerSpec[];
 }
 
@@ -131,7 +132,7 @@ export function resolveListeners(sec: ListenersSection, file: string): Listeners
     file,
     workers: sec.workers ?? Math.max(1, os.availableParallelism?.() ?? os.cpus().length),
     control: sec.control ?? DEFAULT_CONTROL,
-    stats: { enabled: sec.stats?.enabled ?? true, ...stats },
+    stats: { enabled: sec.stats?.enabled ?? true, ...stats, admin: sec.stats?.admin },
     listeners: (sec.listen ?? []).map((l) => {
       const bind = parseHostPort(l.bind);
       const chk = check(l.check, d.check);

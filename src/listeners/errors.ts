@@ -13,7 +13,9 @@ export type ListenersErrorCode =
   /** more listeners, servers or workers than the shared region has slots for */
   | 'ESHM_FULL'
   /** a PROXY header that the protocol cannot carry */
-  | 'EPROXY_HEADER';
+  | 'EPROXY_HEADER'
+  /** a listener's address cannot be bound (in use, not local, a privileged port without the capability) */
+  | 'ELISTEN';
 
 export class ListenersError extends TierlbError {
   constructor(

@@ -15,7 +15,10 @@ export interface ServerTarget {
 
 export type ToWorker =
   /** shm: the cluster's shared balancing state (./shared.ts); without it the worker asks the primary per pick */
-  | { t: 'config'; gen: number; cfg: ListenersConfig; shm?: ShmInfo }
+  /** handoff: the primary accepts and hands each connection over (`conn`); else the worker listens itself */
+  | { t: 'config'; gen: number; cfg: ListenersConfig; shm?: ShmInfo; handoff?: boolean }
+  /** a client connection for listener `l`, the socket as the message's handle */
+  | { t: 'conn'; l: string }
   | { t: 'picked'; id: number; server?: ServerTarget; err?: PickError }
   | { t: 'drain'; deadline: number }
   | { t: 'stats?'; id: number };

@@ -1,6 +1,7 @@
 /**
  * Prometheus /metrics on the stats port (127.0.0.1:9101 by default), built at scrape time from the same rows as
- * `tierlb listeners stats` (so aggregated over every worker). Also /stats (HAProxy CSV) and /stats.json.
+ * `tierlb listeners stats` (so aggregated over every worker). Also /stats (HAProxy CSV), /stats.json and the status
+ * page (./status-page/).
  */
 import http from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
@@ -86,10 +87,17 @@ export function buildRegistry(rows: readonly StatRow[]): Registry {
   return reg;
 }
 
-export function startMetrics(host: string, port: number, rows: () => Promise<StatRow[]>): Promise<MetricsServer> {
+export function startMetrics(
+  host: string,
+  port: number,
+  rows: () => Promise<StatRow[]>,
+  /** more routes (the status page): true when it answered */
+  extra?: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<boolean>,
+): Promise<MetricsServer> {
   const server = http.createServer(async (req, res) => {
     try {
       const url = (req.url ?? '/').split('?')[0];
+      if (extra && (await extra(req, res))) return;
       if (url === '/metrics') {
         const reg = buildRegistry(await rows());
         res.writeHead(200, { 'content-type': reg.contentType });

@@ -25,8 +25,17 @@ export class ServerState implements LbServer {
   healthy = true;
   /** consecutive results counted towards rise (when down) or fall (when up) */
   health = 0;
-  /** agent-check admin state */
+  /**
+   * forced admin state, set by the runtime API (`set server B/S state`, `enable|disable server`, the status page)
+   * and by an agent's reply, as HAProxy's forced MAINT/DRAIN flags are; kept across reloads for a server that stays
+   */
   admin: 'ready' | 'drain' | 'maint' = 'ready';
+  /** maintenance from the config (`disabled: true`, HAProxy's CMAINT); `set server … state ready` clears it */
+  cfgMaint: boolean;
+  /** weight set through the runtime API (HAProxy's uweight); undefined = the configured weight */
+  uweight: number | undefined = undefined;
+  /** when the last check ran (ms, the injected clock); undefined = never */
+  lastCheck: number | undefined = undefined;
   /** agent-check weight, percent of the configured weight */
   agentPct = 100;
   /** when the server last came up (slowstart ramps from here); -Infinity = up since start */
@@ -51,6 +60,7 @@ export class ServerState implements LbServer {
   ) {
     // like HAProxy without init-state: a checked server starts UP and needs `fall` failures to go down
     this.lastchg = now;
+    this.cfgMaint = spec.disabled;
   }
 
   get name(): string {
@@ -61,10 +71,18 @@ export class ServerState implements LbServer {
   }
   /** usable at all (up and not in maintenance) */
   get usable(): boolean {
-    return this.healthy && this.admin !== 'maint' && !this.spec.disabled;
+    return this.healthy && !this.maint;
+  }
+  /** in maintenance (forced or from the config): out of the picks and out of the checks */
+  get maint(): boolean {
+    return this.cfgMaint || this.admin === 'maint';
+  }
+  /** the weight before agent % and slowstart: the runtime one, else the configured one */
+  get baseWeight(): number {
+    return this.uweight ?? this.spec.weight;
   }
   get status(): ServerStatus {
-    if (this.spec.disabled || this.admin === 'maint') return 'MAINT';
+    if (this.maint) return 'MAINT';
     if (!this.healthy) return 'DOWN';
     if (this.admin === 'drain' || this.agentPct === 0) return 'NOLB';
     return 'UP';
@@ -72,7 +90,7 @@ export class ServerState implements LbServer {
   /** weight at `now`: configured × agent % × slowstart ramp (HAProxy: ceil, at least 1 while ramping) */
   weightAt(now: number): number {
     if (!this.usable || this.admin === 'drain') return 0;
-    const w = Math.floor((this.spec.weight * this.agentPct) / 100);
+    const w = Math.floor((this.baseWeight * this.agentPct) / 100);
     if (w === 0) return 0;
     const ss = this.spec.slowstart;
     const elapsed = now - this.upSince;
@@ -102,6 +120,10 @@ export class Pool extends QueuedPicker<ServerState> {
     this.servers = spec.servers.map((s, i) => {
       const old = previous?.servers.find((o) => o.name === s.name);
       if (old && old.spec.host === s.host && old.spec.port === s.port) {
+        // HAProxy's server-state-file: the runtime state of a server that stays is kept, unless the config changed
+        // what it was derived from (its `disabled`, its weight)
+        if (old.spec.disabled !== s.disabled) old.cfgMaint = s.disabled;
+        if (old.spec.weight !== s.weight) old.uweight = undefined;
         old.spec = s;
         (old as { id: number }).id = i;
         if (!s.check) {

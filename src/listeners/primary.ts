@@ -1,27 +1,35 @@
 /**
- * The cluster primary of `tierlb listeners`: forks the workers (the primary owns the listening sockets and hands
- * connections round-robin to them), restarts a dead worker with backoff, runs every health check, owns the
+ * The cluster primary of `tierlb listeners`: forks the workers (the primary binds the listening sockets itself and
+ * hands each connection round-robin to a worker that is ready: ./acceptor.ts), restarts a dead worker with backoff, runs every health check, owns the
  * balancing state (./pool.ts: every worker picks through it, so balancing is exact over the whole node), collects
  * stats, serves the control socket and /metrics, and reloads on SIGHUP or `reload`:
  *
  *   reload = re-read the config (a bad one is refused with file:line:col: reason, nothing changes), then per
  *   worker slot: fork a worker of the new generation, wait until it listens, tell the old one to drain (it stops
  *   accepting, finishes its in-flight requests with `Connection: close`, exits). Since the primary keeps the
- *   listening socket open as long as any worker listens, no connection is refused in between.
+ *   listening sockets open whatever the workers do, no connection is refused in between, nor while a dead worker
+ *   is replaced (a connection then waits in the acceptor for the new one).
+ * The runtime API (./runtime-api/) and the status page (./status-page/) act on the backends of `backends()`.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import { type Clock, systemClock } from '../common/clock.js';
 import { log } from '../common/log.js';
 import { ConfigError } from '../config/index.js';
-import { applyResult, runAgent, runCheck } from './checks.js';
+import { Acceptor, type AcceptTarget } from './acceptor.js';
+import { CheckLoops } from './check-loops.js';
 import { type ListenersConfig, loadListenersConfig } from './config.js';
 import { type ControlServer, startControl } from './control.js';
 import type { FromWorker, ToWorker } from './ipc.js';
 import { type MetricsServer, startMetrics } from './metrics.js';
 import { Pool, type ServerState } from './pool.js';
+import { helpText, type RuntimeHost, runtimeCommands } from './runtime-api/commands.js';
+import { showInfo } from './runtime-api/info.js';
+import { type FullRow, fullRows, Rates } from './runtime-api/show-stat.js';
 import { createRegion, Registry, type ShmInfo } from './shared.js';
 import { type StatRow, statRows, sumSnapshots, type WorkerSnapshot } from './stats.js';
+import { handleStatusPage } from './status-page/http.js';
+import { acceptTarget, sendToWorker } from './worker-channel.js';
 
 interface Slot {
   worker?: Worker;
@@ -44,6 +52,8 @@ interface WorkerInfo {
   cfg: ListenersConfig;
   /** its row and its generation's slots in the shared memory */
   shm?: ShmInfo;
+  /** how the acceptor hands it connections */
+  target?: AcceptTarget;
 }
 
 const DRAIN_DEADLINE = 30_000;
@@ -60,7 +70,10 @@ export class Primary {
   private readonly slots: Slot[] = [];
   private readonly infos = new Map<number, WorkerInfo>();
   private retired: WorkerSnapshot = {};
-  private checkStops: (() => void)[] = [];
+  private readonly checks = new CheckLoops(
+    () => this.clock,
+    (pool, s, why) => this.stateChanged(pool, s, why),
+  );
   private ticker?: NodeJS.Timeout;
   private control?: ControlServer;
   private metrics?: MetricsServer;
@@ -72,6 +85,10 @@ export class Primary {
   /** shared balancing state (./shared.ts); undefined = workers pick through the primary's pools */
   private shm?: { registry: Registry; path: string };
   private layout: ShmInfo['listeners'] = {};
+  private readonly rates = new Rates();
+  /** the listening sockets: connections are handed to the workers, and wait here while none can take them */
+  private readonly acceptor = new Acceptor(() => this.targets());
+  private readonly startedAt = Date.now();
 
   constructor(
     public cfg: ListenersConfig,
@@ -94,8 +111,15 @@ export class Primary {
         log.warn({ err: String(e) }, 'listeners: no shared memory, every pick goes through the primary');
       }
     }
+    try {
+      await this.acceptor.open(this.cfg.listeners);
+    } catch (e) {
+      log.error({ err: String((e as Error).message ?? e) }, 'listeners: a listener could not start');
+      process.stderr.write(`tierlb listeners: ${(e as Error).message}\n`);
+      return 1;
+    }
     this.buildPools(this.cfg);
-    this.startChecks();
+    this.checks.start(this.backends());
     this.ticker = setInterval(() => this.tick(), 50);
     this.gen = 1;
     const started = await Promise.all(
@@ -120,7 +144,12 @@ export class Primary {
     }
     if (this.cfg.stats.enabled) {
       try {
-        this.metrics = await startMetrics(this.cfg.stats.host, this.cfg.stats.port, () => this.rows());
+        this.metrics = await startMetrics(
+          this.cfg.stats.host,
+          this.cfg.stats.port,
+          () => this.rows(),
+          (req, res) => handleStatusPage(req, res, { host: this.runtime, admin: this.cfg.stats.admin }),
+        );
       } catch (e) {
         log.error({ err: String(e) }, 'listeners: stats port');
         await this.stop();
@@ -206,6 +235,9 @@ export class Primary {
     };
     this.infos.set(worker.id, info);
     worker.on('message', (m: FromWorker) => this.onMessage(info, m));
+    // a write to a worker that just died fails asynchronously (EPIPE) on the worker's 'error' event: without a
+    // listener that event would take the primary down; its exit is handled by onExit
+    worker.on('error', (e: Error) => log.debug({ worker: worker.id, err: String(e) }, 'listeners: worker channel'));
     worker.on('exit', (code, signal) => this.onExit(info, code, signal));
     return new Promise((resolve) => {
       const t = setTimeout(() => resolve('worker did not listen in time'), READY_TIMEOUT);
@@ -216,26 +248,28 @@ export class Primary {
     });
   }
 
+  /** The workers as the acceptor sees them. */
+  private *targets(): Iterable<AcceptTarget> {
+    for (const info of this.infos.values())
+      yield (info.target ??= acceptTarget(info.worker, () => info.ready && !info.draining, info.cfg));
+  }
+
   private sendTo(info: WorkerInfo, m: ToWorker): boolean {
-    if (!info.worker.isConnected()) return false;
-    try {
-      info.worker.send(m);
-      return true;
-    } catch {
-      return false;
-    }
+    return sendToWorker(info.worker, m);
   }
 
   private onMessage(info: WorkerInfo, m: FromWorker): void {
     switch (m.t) {
       case 'hello':
-        this.sendTo(info, { t: 'config', gen: info.gen, cfg: info.cfg, shm: info.shm });
+        this.sendTo(info, { t: 'config', gen: info.gen, cfg: info.cfg, shm: info.shm, handoff: true });
         break;
       case 'ready': {
         info.ready = true;
         const slot = this.slots[info.slot];
         if (slot && !slot.worker && !info.draining && info.gen === this.gen) slot.worker = info.worker;
         for (const w of info.readyWaiters.splice(0)) w();
+        // connections that arrived while no worker could take them
+        this.acceptor.flush();
         break;
       }
       case 'fatal':
@@ -338,73 +372,6 @@ export class Primary {
     }, delay);
   }
 
-  // ---- checks ----
-
-  private startChecks(): void {
-    for (const stop of this.checkStops) stop();
-    this.checkStops = [];
-    for (const pool of this.pools.values()) {
-      for (const s of pool.servers) {
-        if (s.spec.check && pool.spec.check) this.checkLoop(pool, s);
-        if (s.spec.agent) this.agentLoop(pool, s);
-      }
-    }
-  }
-
-  private loop(every: number, fn: () => Promise<void>): void {
-    let stopped = false;
-    let timer: NodeJS.Timeout | undefined;
-    const next = (delay: number) => {
-      timer = setTimeout(async () => {
-        if (stopped) return;
-        const t0 = Date.now();
-        await fn();
-        if (!stopped) next(Math.max(0, every - (Date.now() - t0)));
-      }, delay);
-    };
-    // spread the first checks over one interval, as HAProxy does
-    next(Math.floor(Math.random() * Math.min(every, 1000)));
-    this.checkStops.push(() => {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-    });
-  }
-
-  private checkLoop(pool: Pool, s: ServerState): void {
-    const spec = pool.spec.check!;
-    this.loop(spec.inter, async () => {
-      const r = await runCheck(s.spec.host, s.spec.port, spec, Math.min(pool.spec.timeout.check, spec.inter));
-      const change = applyResult(s, r, spec, this.clock.now());
-      if (change) this.stateChanged(pool, s, `${r.status} ${r.desc}`);
-    });
-  }
-
-  private agentLoop(pool: Pool, s: ServerState): void {
-    const a = s.spec.agent!;
-    this.loop(a.inter, async () => {
-      const r = await runAgent(a.host, a.port, a.send, Math.min(pool.spec.timeout.check, a.inter));
-      if (!r) return; // an unreachable agent changes nothing (HAProxy)
-      const before = `${s.status}/${s.weightAt(this.clock.now())}`;
-      if (r.admin) s.admin = r.admin;
-      if (r.weightPct !== undefined) s.agentPct = r.weightPct;
-      if (r.oper === 'down' && s.healthy) {
-        s.healthy = false;
-        s.chkdown++;
-        s.lastchg = this.clock.now();
-      } else if (r.oper === 'up' && !s.healthy) {
-        s.healthy = true;
-        s.upSince = this.clock.now();
-        s.lastchg = this.clock.now();
-      }
-      if (`${s.status}/${s.weightAt(this.clock.now())}` !== before)
-        this.stateChanged(
-          pool,
-          s,
-          `agent: ${r.admin ?? ''} ${r.oper ?? ''} ${r.weightPct ?? ''}% ${r.desc ?? ''}`.trim(),
-        );
-    });
-  }
-
   private stateChanged(pool: Pool, s: ServerState, why: string): void {
     const up = pool.servers.filter((x) => x.status === 'UP').length;
     log.warn(
@@ -459,9 +426,39 @@ export class Primary {
     return statRows([...this.pools.values()], agg, this.clock.now(), (l) => names.has(l));
   }
 
+  /** Every backend, addressed by name in the runtime API and the status page (today: one per listener). */
+  backends(): Pool[] {
+    return [...this.pools.values()];
+  }
+
+  /** `show stat` rows: HAProxy's columns over the same counters as rows(). */
+  async fullRows(): Promise<FullRow[]> {
+    const rows = await this.rows();
+    return fullRows({ pools: this.backends(), rows, now: this.clock.now(), pid: process.pid, rates: this.rates });
+  }
+
+  /** What the runtime API and the status page act on. */
+  readonly runtime: RuntimeHost = {
+    backends: () => this.backends(),
+    fullRows: () => this.fullRows(),
+    now: () => this.clock.now(),
+    changed: (pool, s, why) => this.stateChanged(pool, s, why),
+    info: async () =>
+      showInfo(await this.rows(), {
+        startedAt: this.startedAt,
+        workersAlive: this.infos.size,
+        workers: this.cfg.workers,
+        listeners: this.cfg.listeners.length,
+        gen: this.gen,
+        stopping: this.stopping,
+      }),
+  };
+
   // ---- control ----
 
   private async command(line: string): Promise<string> {
+    const rt = await runtimeCommands(this.runtime, line);
+    if (rt !== undefined) return rt;
     const [cmd, arg] = line.trim().split(/\s+/);
     const { formatCsv, formatTable } = await import('./stats.js');
     switch (cmd) {
@@ -483,7 +480,7 @@ export class Primary {
           )
           .join('\n')}\n`;
       default:
-        return 'error\nunknown command (stats [table|csv|json], reload, workers)\n';
+        return `Unknown command, but maybe one of the following ones is a better match:\n${helpText()}\n`;
     }
   }
 
@@ -506,11 +503,19 @@ export class Primary {
       log.error({ file: this.cfg.file, error }, 'listeners: reload refused, old config keeps serving');
       return { ok: false, error };
     }
+    let stale: string[];
+    try {
+      stale = await this.acceptor.open(next.listeners);
+    } catch (e) {
+      const error = String((e as Error).message ?? e);
+      log.error({ file: this.cfg.file, error }, 'listeners: reload refused, old config keeps serving');
+      return { ok: false, error };
+    }
     const prevCfg = this.cfg;
     const prevPools = this.pools;
     this.cfg = next;
     this.buildPools(next);
-    this.startChecks();
+    this.checks.start(this.backends());
     const gen = ++this.gen;
     log.info({ gen, file: next.file, workers: next.workers }, 'listeners: reloading');
     const n = Math.max(next.workers, this.slots.length);
@@ -530,16 +535,20 @@ export class Primary {
           this.pools = prevPools;
           if (this.shm) this.layout = this.shm.registry.assign(gen, prevCfg.listeners);
           this.publish();
-          this.startChecks();
+          this.checks.start(this.backends());
           for (const info of this.infos.values()) if (info.gen === gen) this.drainWorker(info);
           for (const s of this.slots) if (s.worker && this.infos.get(s.worker.id)?.gen === gen) s.worker = undefined;
           this.gen = gen - 1;
+          // the addresses only the refused config had
+          for (const k of await this.acceptor.open(prevCfg.listeners)) this.acceptor.closeOne(k);
           return { ok: false, error: err };
         }
       }
       if (old) this.drainWorker(old);
     }
     this.slots.length = next.workers;
+    // addresses the new config dropped (their old workers are draining)
+    for (const k of stale) this.acceptor.closeOne(k);
     log.info({ gen }, 'listeners: reloaded');
     return { ok: true };
   }
@@ -556,8 +565,9 @@ export class Primary {
     this.stopping = true;
     log.info('listeners: stopping');
     for (const s of this.slots) if (s.timer) clearTimeout(s.timer);
-    for (const stop of this.checkStops) stop();
+    this.checks.stop();
     if (this.ticker) clearInterval(this.ticker);
+    this.acceptor.close();
     await this.control?.close();
     await this.metrics?.close();
     for (const info of this.infos.values()) this.drainWorker(info);

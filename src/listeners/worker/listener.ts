@@ -98,6 +98,17 @@ export class Listener implements ExchangeHost, TcpHost, UpgradeHost, ConnContext
     });
   }
 
+  /** A connection the primary accepted and handed over (it listens for us; see ../acceptor.ts). */
+  accept(socket: net.Socket): void {
+    if (this.draining) {
+      socket.destroy();
+      return;
+    }
+    // what this listener's own server would have set on a socket it accepted
+    socket.allowHalfOpen = this.spec.mode === 'tcp';
+    this.server.emit('connection', socket);
+  }
+
   // ---- what the requests, relays and connections ask of their listener ----
 
   pickThen(req: PickRequest, exclude: readonly string[], done: (r: PickReply) => void): void {

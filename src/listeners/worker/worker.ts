@@ -4,6 +4,7 @@
  * its drain: on `drain` it stops accepting, answers in-flight HTTP requests with `Connection: close`, and exits when
  * its last connection closes (or at the drain deadline).
  */
+import net from 'node:net';
 import { RealTimers, type Timers } from '../../common/timers.js';
 import type { ListenersConfig } from '../config.js';
 import type { FromWorker, ToWorker } from '../ipc.js';
@@ -29,6 +30,8 @@ export class WorkerRuntime {
     shm?: ShmInfo,
     private readonly timers: Timers = new RealTimers(),
     private readonly exit: (code: number) => void = (code) => process.exit(code),
+    /** the primary accepts and hands the connections over (./../acceptor.ts): do not listen */
+    private readonly handoff = false,
   ) {
     this.picks = new ServerPicks(cfg, timers, send, shm);
   }
@@ -36,9 +39,16 @@ export class WorkerRuntime {
   async start(): Promise<void> {
     for (const spec of this.cfg.listeners) {
       const l = new Listener(spec, this.picks, this.timers, () => this.maybeExit());
-      await l.listen();
+      if (!this.handoff) await l.listen();
       this.listeners.push(l);
     }
+  }
+
+  /** A connection the primary accepted for listener `name`. */
+  accept(name: string, socket: net.Socket): void {
+    const l = this.listeners.find((x) => x.spec.name === name);
+    if (!l) socket.destroy();
+    else l.accept(socket);
   }
 
   snapshot(): WorkerSnapshot {
@@ -65,11 +75,15 @@ export class WorkerRuntime {
 /** The worker process: wait for the config, listen, report ready, serve. */
 export function runWorker(): void {
   let rt: WorkerRuntime | undefined;
-  process.on('message', (m: ToWorker) => {
+  process.on('message', (m: ToWorker, handle?: unknown) => {
     switch (m.t) {
+      case 'conn':
+        if (rt && handle instanceof net.Socket) rt.accept(m.l, handle);
+        else (handle as net.Socket | undefined)?.destroy();
+        break;
       case 'config':
         if (rt) return;
-        rt = new WorkerRuntime(m.cfg, m.shm);
+        rt = new WorkerRuntime(m.cfg, m.shm, undefined, undefined, m.handoff);
         rt.start().then(
           () => send({ t: 'ready', gen: m.gen }),
           (e: NodeJS.ErrnoException) => {

@@ -1,0 +1,63 @@
+/**
+ * Two faults of the listeners' primary: a message to a worker that was just killed made the primary crash with an
+ * unhandled EPIPE (Primary.stop → drainWorker → sendTo → Worker.send: the failure comes as an 'error' event, which
+ * try/catch does not see); and with `workers: 1`, connections were refused while a dead worker was replaced.
+ */
+import { fork, spawnSync } from 'node:child_process';
+import test from 'ava';
+import { sendToWorker } from '../src/listeners/worker-channel.js';
+import { freePort, httpBackend, request, startListeners, until } from './listeners-helpers.js';
+
+test('a message to a worker killed a moment ago (still looking connected) is lost quietly, without an EPIPE crash', async (t) => {
+  const child = fork('-e', ['process.on("message", () => {}); setInterval(() => {}, 1000)']);
+  child.on('message', () => {});
+  await new Promise((r) => child.once('spawn', r));
+  child.kill('SIGKILL');
+  // the process is gone, but this process has not yet seen its channel close: a write now fails with EPIPE
+  spawnSync('sleep', ['0.3']);
+  t.true(child.connected);
+  const worker = {
+    isConnected: () => child.connected,
+    send: (m: unknown, cb: (e: Error | null) => void) => child.send(m as object, cb),
+  };
+  t.true(sendToWorker(worker, { t: 'drain', deadline: 1000 }), 'handed to the channel');
+  // an unhandled 'error' event would fail this test (ava reports the uncaught exception)
+  await new Promise((r) => child.once('exit', r));
+  await new Promise((r) => setTimeout(r, 100));
+  t.false(sendToWorker(worker, { t: 'drain', deadline: 1000 }), 'a disconnected worker is not written to');
+});
+
+test('workers: 1 — a connection arriving while the dead worker is replaced waits for the new one', async (t) => {
+  const a = await httpBackend('a');
+  const port = await freePort();
+  const l = await startListeners(`listeners:
+  workers: 1
+  stats: { enabled: false }
+  listen:
+    - name: web
+      bind: 127.0.0.1:${port}
+      mode: http
+      servers:
+        - { name: a, address: ${a.address} }
+`);
+  t.teardown(async () => {
+    await l.stop();
+    await a.close();
+  });
+  const url = `http://127.0.0.1:${port}/`;
+  t.is((await request(url)).body, 'a');
+  for (let round = 0; round < 2; round++) {
+    const [pid] = await l.workerPids();
+    process.kill(pid!, 'SIGKILL');
+    // the primary has seen it die: no worker is there now, its replacement is starting
+    t.true(await until(async () => (await l.workerPids()).length === 0, 5000, 5));
+    const replies = await Promise.allSettled(Array.from({ length: 5 }, () => request(url, { timeout: 10_000 })));
+    t.deepEqual(
+      replies.map((r) => (r.status === 'fulfilled' ? r.value.body : String(r.reason))),
+      ['a', 'a', 'a', 'a', 'a'],
+    );
+    const [next] = await l.workerPids();
+    t.truthy(next);
+    t.not(next, pid);
+  }
+});
