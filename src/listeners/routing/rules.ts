@@ -15,6 +15,7 @@
  * out); `scheme` is scheme://<Host as the client sent it, port included><path and query>. Codes 301, 302 (default),
  * 303, 307, 308; the answer has `content-length: 0`, `cache-control: no-cache` for 302/303.
  */
+import { ListenersError } from '../errors.js';
 import { type CompileOptions, compileGuard, type Predicate, type RequestView, type RuleProblem } from './conditions.js';
 import type { HeaderOp } from './headers.js';
 
@@ -262,7 +263,11 @@ export class Router {
   static of(routes: RawRoutes, opts: CompileOptions): Router {
     const out: RuleProblem[] = [];
     const r = Router.compile(routes, opts, out);
-    if (out.length) throw new RangeError(`routing rules: ${out.map((p) => `${p.path.join('.')}: ${p.message}`)}`);
+    if (out.length)
+      throw new ListenersError(
+        'EROUTES',
+        `routing rules the config check let through: ${out.map((p) => `${p.path.join('.')}: ${p.message}`).join('; ')} (a bug: please report it with the config)`,
+      );
     return r;
   }
 
