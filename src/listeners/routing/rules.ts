@@ -62,6 +62,17 @@ export const REDIRECT_CODES = [301, 302, 303, 307, 308] as const;
 const REQUEST_ACTIONS = ['redirect', 'deny', 'set_header', 'add_header', 'del_header'] as const;
 const RESPONSE_ACTIONS = ['set_header', 'add_header', 'del_header'] as const;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** fields the proxy owns (message framing, hop-by-hop): an edit would break the relay, so it is refused */
+const MANAGED = new Set([
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'upgrade',
+  'te',
+  'trailer',
+  'proxy-connection',
+]);
 
 /** What the rules decided for a request. */
 export type Decision =
@@ -97,11 +108,17 @@ function headerAction(
   out: RuleProblem[],
 ): HeaderOp | undefined {
   const v = rule[key];
+  const managed = (name: string, at: (string | number)[]) => {
+    if (!MANAGED.has(name.toLowerCase())) return false;
+    out.push({ path: at, message: `'${name}' is the proxy's own (framing, hop-by-hop): it cannot be edited` });
+    return true;
+  };
   if (key === 'del_header') {
     if (typeof v !== 'string' || !TOKEN.test(v)) {
       out.push({ path: [...path, key], message: 'del_header: a field name' });
       return undefined;
     }
+    if (managed(v, [...path, key])) return undefined;
     return { op: 'del', name: v, lname: v.toLowerCase(), value: '' };
   }
   const h = v as RawHeaderSet | undefined;
@@ -113,6 +130,7 @@ function headerAction(
     out.push({ path: [...path, key, 'name'], message: `'${h.name}' is not a field name` });
     return undefined;
   }
+  if (managed(h.name, [...path, key, 'name'])) return undefined;
   if (/[\r\n\0]/.test(h.value)) {
     out.push({ path: [...path, key, 'value'], message: 'a field value cannot hold CR, LF or NUL' });
     return undefined;
