@@ -67,6 +67,7 @@ test.before(async () => {
         - { set_header: { name: X-Env, value: prod } }
         - { add_header: { name: X-Via, value: tierlb } }
         - { del_header: X-Internal }
+        - { set_header: { name: X-Client, value: "%[src] via %[hdr(host)]" } }
       use_group:
         - { group: api, if: { host: [api.example.com, "*.api.example.com"], path_prefix: [/v1] } }
         - { group: shared, if: { header: { name: X-Shared, exact: ["yes"] } } }
@@ -179,6 +180,7 @@ test.serial('header edits: set/add/del on the request reach the backend; the res
   t.is(seen['x-env'], 'prod', 'set replaces');
   t.is(seen['x-via'], 'client, tierlb', 'add appends');
   t.is(seen['x-internal'], undefined, 'del removes');
+  t.is(seen['x-client'], `127.0.0.1 via 127.0.0.1:${P.front}`, 'a value made of fetches');
   t.is(r.headers['x-frame-options'], 'DENY');
   t.is(r.headers['x-server'], 'st1');
   t.is(r.headers['x-answer'], 'fine', 'a condition on the server status');

@@ -209,6 +209,32 @@ test('http_request in order: header edits are seen by later rules and use_group;
     );
 });
 
+test('header values may fetch from the request: %[src], %[hdr(name)], %[ssl_fc], %[status]; %% is a %', (t) => {
+  const routes: RawRoutes = {
+    http_request: [
+      { set_header: { name: 'X-Real-IP', value: '%[src]' } },
+      { set_header: { name: 'X-Orig', value: 'host=%[req.hdr(Host)] tls=%[ssl_fc] 100%% %[method] %[path]?%[query]' } },
+    ],
+    http_response: [{ add_header: { name: 'X-Status', value: 'was %[status]' } }],
+  };
+  const d = decide(routes, { url: '/p?x=1', src: '192.0.2.9', headers: { host: 'h.example' } });
+  if (d.kind !== 'forward') return t.fail();
+  t.deepEqual(
+    d.request.map((o) => [o.name, o.value]),
+    [
+      ['X-Real-IP', '192.0.2.9'],
+      ['X-Orig', 'host=h.example tls=0 100% GET /p?x=1'],
+    ],
+  );
+  t.deepEqual(
+    d.response!(404).map((o) => o.value),
+    ['was 404'],
+  );
+  const out: RuleProblem[] = [];
+  Router.compile({ http_request: [{ set_header: { name: 'X', value: '%[rand]' } }] }, { http: true }, out);
+  t.regex(out[0]!.message, /unknown %\[rand\]/);
+});
+
 test('header edits on flat fields: set replaces every occurrence, add appends, del removes (any case)', (t) => {
   const op = (o: HeaderOp['op'], name: string, value = ''): HeaderOp => ({
     op: o,
