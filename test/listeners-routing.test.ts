@@ -4,6 +4,8 @@
  * deny, header edits seen by later rules), use_group's first match, http_response edits, and the config's refusals
  * at file:line (unknown group, bad regex, bad CIDR, ...).
  */
+import http2 from 'node:http2';
+import type net from 'node:net';
 import test from 'ava';
 import { loadListenersConfigString } from '../src/listeners/config.js';
 import { compileCondition, normalizeHost, type RuleProblem, targetPath } from '../src/listeners/routing/conditions.js';
@@ -233,6 +235,53 @@ test('header values may fetch from the request: %[src], %[hdr(name)], %[ssl_fc],
   const out: RuleProblem[] = [];
   Router.compile({ http_request: [{ set_header: { name: 'X', value: '%[rand]' } }] }, { http: true }, out);
   t.regex(out[0]!.message, /unknown %\[rand\]/);
+});
+
+test('an HTTP/2 request (node:http2 compatibility API) is decided as its HTTP/1.1 twin', async (t) => {
+  const routes: RawRoutes = {
+    http_request: [{ redirect: { scheme: 'https', code: 301 }, if: { path: ['/go'] } }],
+    use_group: [{ group: 'api', if: { host: ['api.example.com'], path_prefix: ['/v1'], method: ['POST'] } }],
+  };
+  const router = Router.of(routes, { http: true });
+  const server = http2.createServer((req, res) => {
+    const d = router.decide(new HttpRequestView(req, '127.0.0.1', false));
+    res.end(JSON.stringify(d.kind === 'forward' ? { kind: d.kind, group: d.group ?? null } : d));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as net.AddressInfo).port;
+  const client = http2.connect(`http://127.0.0.1:${port}`);
+  const ask = (headers: http2.OutgoingHttpHeaders) =>
+    new Promise<unknown>((resolve, reject) => {
+      const req = client.request(headers);
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (d: string) => (body += d));
+      req.on('end', () => resolve(JSON.parse(body)));
+      req.on('error', reject);
+      req.end();
+    });
+  try {
+    t.deepEqual(await ask({ ':method': 'POST', ':path': '/v1/x?y=1', ':authority': 'API.example.com:8443' }), {
+      kind: 'forward',
+      group: 'api',
+    });
+    t.deepEqual(await ask({ ':method': 'GET', ':path': '/v1/x', ':authority': 'api.example.com' }), {
+      kind: 'forward',
+      group: null,
+    });
+    t.deepEqual(await ask({ ':path': '/go?q', ':authority': 'h.example:8080' }), {
+      kind: 'redirect',
+      status: 301,
+      location: 'https://h.example:8080/go?q',
+    });
+    // the same decisions as for HTTP/1.1 requests
+    t.like(decide(routes, { method: 'POST', url: '/v1/x?y=1', headers: { host: 'API.example.com:8443' } }), {
+      group: 'api',
+    });
+  } finally {
+    client.close();
+    await new Promise<void>((r) => server.close(() => r()));
+  }
 });
 
 test('header edits on flat fields: set replaces every occurrence, add appends, del removes (any case)', (t) => {
