@@ -343,6 +343,26 @@ test('config: groups resolve with their own balance and inherited settings; a li
   );
 });
 
+test('config: a check merges over defaults.check, for a listener and for its groups', (t) => {
+  const c = loadListenersConfigString(`listeners:
+  defaults:
+    check: { inter: 5s, rise: 4 }
+  listen:
+    - name: web
+      bind: 127.0.0.1:8080
+      mode: http
+      check: { type: http, uri: /h }
+      servers: [ { name: w1, address: 127.0.0.1:2 } ]
+      groups:
+        - name: g
+          check: { uri: /g, fall: 7 }
+          servers: [ { name: g1, address: 127.0.0.1:3 } ]
+`);
+  t.like(c.listeners[0]!.check, { type: 'http', uri: '/h', inter: 5000, rise: 4, fall: 3 });
+  t.like(c.groups.find((g) => g.name === 'g')!.check, { type: 'http', uri: '/g', inter: 5000, rise: 4, fall: 7 });
+  t.is(c.listeners[0]!.defaultGroup, 'web', 'its own servers, when it has some');
+});
+
 test('config: rule problems are refused at file:line', (t) => {
   const bad = `${HEAD}    - name: web
       bind: 127.0.0.1:8080
