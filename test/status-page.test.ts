@@ -9,7 +9,7 @@ import { ManualClock } from '../src/common/clock.js';
 import { esc, sameOrigin } from '../src/common/status-page.js';
 import { renderDirectorTables, serviceArgsOf } from '../src/director/status-page.js';
 import type { MetricsSnapshot } from '../src/director/worker-ha.js';
-import { loadListenersConfigString } from '../src/listeners/config.js';
+import { loadListenersConfigString, proxyInfo } from '../src/listeners/config.js';
 import '../src/listeners/config-schema.js';
 import { Pool } from '../src/listeners/pool.js';
 import type { RuntimeHost } from '../src/listeners/runtime-api/commands.js';
@@ -38,8 +38,10 @@ function host(): { host: RuntimeHost; pool: Pool; changes: string[] } {
   (pool.servers[1]!.spec as { name: string }).name = EVIL;
   const changes: string[] = [];
   const rates = new Rates();
+  const PROXIES = proxyInfo(cfg.listeners);
   const h: RuntimeHost = {
     backends: () => [pool],
+    proxies: () => PROXIES,
     now: () => clock.now(),
     changed: (_p, s, why) => changes.push(`${s.name} ${why}`),
     fullRows: async () =>
@@ -49,6 +51,7 @@ function host(): { host: RuntimeHost; pool: Pool; changes: string[] } {
         now: clock.now(),
         pid: 1,
         rates,
+        proxies: PROXIES,
       }),
     info: async () => [
       ['Node', `n${EVIL}`],
@@ -61,7 +64,13 @@ function host(): { host: RuntimeHost; pool: Pool; changes: string[] } {
 test('esc and the renderers: config values are text, never markup', async (t) => {
   t.is(esc(`"'<>&\``), '&quot;&#39;&lt;&gt;&amp;&#96;');
   const { host: h } = host();
-  const html = renderTables({ rows: await h.fullRows(), backends: h.backends(), now: h.now(), admin: true });
+  const html = renderTables({
+    rows: await h.fullRows(),
+    backends: h.backends(),
+    proxies: h.proxies(),
+    now: h.now(),
+    admin: true,
+  });
   t.false(html.includes('<script'));
   t.true(html.includes('&lt;script&gt;alert(1)&lt;/script&gt;'));
   t.regex(html, /data-server="web\/&lt;script&gt;/);

@@ -15,7 +15,9 @@ export type ListenersErrorCode =
   /** a PROXY header that the protocol cannot carry */
   | 'EPROXY_HEADER'
   /** a listener's address cannot be bound (in use, not local, a privileged port without the capability) */
-  | 'ELISTEN';
+  | 'ELISTEN'
+  /** routing rules or a group a worker got that the config check should have refused (a bug) */
+  | 'EROUTES';
 
 export class ListenersError extends TierlbError {
   constructor(

@@ -18,7 +18,7 @@ import { log } from '../common/log.js';
 import { ConfigError } from '../config/index.js';
 import { Acceptor, type AcceptTarget } from './acceptor.js';
 import { CheckLoops } from './check-loops.js';
-import { type ListenersConfig, loadListenersConfig } from './config.js';
+import { type ListenersConfig, loadListenersConfig, proxyInfo } from './config.js';
 import { type ControlServer, startControl } from './control.js';
 import type { FromWorker, ToWorker } from './ipc.js';
 import { type MetricsServer, startMetrics } from './metrics.js';
@@ -163,6 +163,7 @@ export class Primary {
       {
         workers: this.cfg.workers,
         listeners: this.cfg.listeners.map((l) => `${l.name}@${l.host}:${l.port}/${l.mode}/${l.balance}`),
+        groups: this.cfg.groups.map((g) => `${g.name}/${g.balance}/${g.servers.length}`),
         control: controlPath,
         stats: this.cfg.stats.enabled ? `${this.cfg.stats.host}:${this.cfg.stats.port}` : null,
       },
@@ -174,11 +175,12 @@ export class Primary {
     });
   }
 
+  /** One pool per group (HAProxy backend; a listener's own servers are the group named after it). */
   private buildPools(cfg: ListenersConfig): void {
     const next = new Map<string, Pool>();
-    for (const spec of cfg.listeners) next.set(spec.name, new Pool(spec, this.clock, this.pools.get(spec.name)));
+    for (const spec of cfg.groups) next.set(spec.name, new Pool(spec, this.clock, this.pools.get(spec.name)));
     this.pools = next;
-    if (this.shm) this.layout = this.shm.registry.assign(this.gen, cfg.listeners);
+    if (this.shm) this.layout = this.shm.registry.assign(this.gen, cfg.groups);
     this.publish();
   }
 
@@ -267,6 +269,10 @@ export class Primary {
         info.ready = true;
         const slot = this.slots[info.slot];
         if (slot && !slot.worker && !info.draining && info.gen === this.gen) slot.worker = info.worker;
+        // a worker restarted under a generation that a reload replaced while it started: no slot holds it, so
+        // nothing else would ever drain it (it would serve the old config on)
+        else if (!info.draining && info.gen !== this.gen && !this.slots.some((x) => x.worker === info.worker))
+          this.drainWorker(info);
         for (const w of info.readyWaiters.splice(0)) w();
         // connections that arrived while no worker could take them
         this.acceptor.flush();
@@ -376,7 +382,7 @@ export class Primary {
     const up = pool.servers.filter((x) => x.status === 'UP').length;
     log.warn(
       {
-        listener: pool.spec.name,
+        group: pool.spec.name,
         server: s.name,
         status: s.status,
         weight: s.weightAt(this.clock.now()),
@@ -423,10 +429,10 @@ export class Primary {
     const agg = await this.collect();
     this.syncShared();
     const names = new Set(this.cfg.listeners.map((l) => l.name));
-    return statRows([...this.pools.values()], agg, this.clock.now(), (l) => names.has(l));
+    return statRows([...this.pools.values()], agg, this.clock.now(), (l) => names.has(l), this.cfg.listeners);
   }
 
-  /** Every backend, addressed by name in the runtime API and the status page (today: one per listener). */
+  /** Every backend (server group), addressed by name in the runtime API and the status page. */
   backends(): Pool[] {
     return [...this.pools.values()];
   }
@@ -434,12 +440,24 @@ export class Primary {
   /** `show stat` rows: HAProxy's columns over the same counters as rows(). */
   async fullRows(): Promise<FullRow[]> {
     const rows = await this.rows();
-    return fullRows({ pools: this.backends(), rows, now: this.clock.now(), pid: process.pid, rates: this.rates });
+    return fullRows({
+      pools: this.backends(),
+      rows,
+      now: this.clock.now(),
+      pid: process.pid,
+      rates: this.rates,
+      proxies: this.proxies(),
+    });
+  }
+
+  private proxies(): Map<string, { mode: string; binds: string[] }> {
+    return proxyInfo(this.cfg.listeners);
   }
 
   /** What the runtime API and the status page act on. */
   readonly runtime: RuntimeHost = {
     backends: () => this.backends(),
+    proxies: () => this.proxies(),
     fullRows: () => this.fullRows(),
     now: () => this.clock.now(),
     changed: (pool, s, why) => this.stateChanged(pool, s, why),
@@ -533,7 +551,7 @@ export class Primary {
           // back out: old config for the pools, drop this generation's workers
           this.cfg = prevCfg;
           this.pools = prevPools;
-          if (this.shm) this.layout = this.shm.registry.assign(gen, prevCfg.listeners);
+          if (this.shm) this.layout = this.shm.registry.assign(gen, prevCfg.groups);
           this.publish();
           this.checks.start(this.backends());
           for (const info of this.infos.values()) if (info.gen === gen) this.drainWorker(info);

@@ -10,8 +10,10 @@ import { type AdminState, setAdminState, setWeight, showServersState } from './s
 import { type FullRow, filterRows, formatShowStat } from './show-stat.js';
 
 export interface RuntimeHost {
-  /** every backend (today one per listener, named after it; named server groups slot in here) */
+  /** every backend: each server group (a listener's own servers are the group named after it) */
   backends(): readonly Pool[];
+  /** mode and addresses by proxy name (../config.ts proxyInfo) */
+  proxies(): ReadonlyMap<string, { mode: string; binds: string[] }>;
   /** `show stat` rows, counters fresh from the workers */
   fullRows(): Promise<FullRow[]>;
   /** `show info` fields, in order */

@@ -47,6 +47,8 @@ export interface StatContext {
   now: number;
   pid: number;
   rates: Rates;
+  /** mode and addresses by proxy name (../config.ts proxyInfo) */
+  proxies: ReadonlyMap<string, { mode: string; binds: string[] }>;
 }
 
 /** ../stats.ts's rows in HAProxy's full shape (a row per FRONTEND, server and BACKEND). */
@@ -64,7 +66,8 @@ export function fullRows(ctx: StatContext): FullRow[] {
     const rate = ctx.rates.sample(key, Number(r.stot) || 0, ctx.now);
     row.rate = rate.rate;
     row.rate_max = rate.max;
-    if (px) row.mode = px.pool.spec.mode;
+    const info = ctx.proxies.get(String(r.pxname));
+    if (info) row.mode = info.mode;
     if (r.svname === 'FRONTEND') {
       row.type = 0;
       row.sid = 0;

@@ -28,7 +28,14 @@ export interface StatusPageOptions {
 async function render(o: StatusPageOptions, url: URL, admin: boolean, res: ServerResponse): Promise<void> {
   const rows = await o.host.fullRows();
   const notice = url.searchParams.get('msg') ?? undefined;
-  const tables = renderTables({ rows, backends: o.host.backends(), now: o.host.now(), admin, notice });
+  const tables = renderTables({
+    rows,
+    backends: o.host.backends(),
+    proxies: o.host.proxies(),
+    now: o.host.now(),
+    admin,
+    notice,
+  });
   const nonce = newNonce();
   res.writeHead(200, pageHeaders(nonce));
   if (url.searchParams.get('partial') === '1') {

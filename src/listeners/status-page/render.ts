@@ -11,6 +11,8 @@ import type { FullRow } from '../runtime-api/show-stat.js';
 export interface RenderContext {
   rows: readonly FullRow[];
   backends: readonly Pool[];
+  /** mode and addresses by proxy name (../config.ts proxyInfo) */
+  proxies: ReadonlyMap<string, { mode: string; binds: string[] }>;
   /** the injected clock's now (check ages) */
   now: number;
   admin: boolean;
@@ -72,14 +74,15 @@ export function renderTables(ctx: RenderContext): string {
   const head = `<tr>${COLS.map((c) => `<th>${c}</th>`).join('')}${ctx.admin ? '<th>Actions</th>' : ''}</tr>`;
   for (const pool of ctx.backends) {
     const name = pool.spec.name;
+    const info = ctx.proxies.get(name);
     const rows = ctx.rows.filter((r) => r.pxname === name);
     const chk = pool.spec.check;
     const chkText = chk
       ? `${chk.type}${chk.type === 'http' ? ` ${chk.method} ${chk.uri}` : ''} every ${chk.inter} ms`
       : 'no check';
     out.push(
-      `<h2 id="px-${esc(name)}">${esc(name)} <span class="meta">${esc(pool.spec.mode)} · ${esc(pool.spec.balance)} · ` +
-        `${esc(pool.spec.host)}:${esc(pool.spec.port)} · ${esc(chkText)}</span></h2>`,
+      `<h2 id="px-${esc(name)}">${esc(name)} <span class="meta">${esc(info?.mode ?? '')} · ${esc(pool.spec.balance)} · ` +
+        `${esc(info?.binds.join(', ') ?? '')} · ${esc(chkText)}</span></h2>`,
     );
     out.push(`<table data-backend="${esc(name)}">${head}`);
     for (const r of rows) {

@@ -10,6 +10,7 @@ import type { ListenersConfig } from '../config.js';
 import type { FromWorker, ToWorker } from '../ipc.js';
 import type { ShmInfo } from '../shared.js';
 import type { WorkerSnapshot } from '../stats.js';
+import { type GroupRuntime, workerGroups } from './groups.js';
 import { Listener } from './listener.js';
 import { ServerPicks } from './server-picks.js';
 
@@ -22,6 +23,8 @@ function send(msg: FromWorker): void {
 
 export class WorkerRuntime {
   private readonly listeners: Listener[] = [];
+  /** every group of the config (HAProxy backends): their counters and server connections, shared by listeners */
+  private readonly groups: Map<string, GroupRuntime>;
   readonly picks: ServerPicks;
   private draining = false;
 
@@ -34,11 +37,12 @@ export class WorkerRuntime {
     private readonly handoff = false,
   ) {
     this.picks = new ServerPicks(cfg, timers, send, shm);
+    this.groups = workerGroups(cfg.groups);
   }
 
   async start(): Promise<void> {
     for (const spec of this.cfg.listeners) {
-      const l = new Listener(spec, this.picks, this.timers, () => this.maybeExit());
+      const l = new Listener(spec, this.picks, this.timers, () => this.maybeExit(), this.groups);
       if (!this.handoff) await l.listen();
       this.listeners.push(l);
     }
@@ -51,9 +55,12 @@ export class WorkerRuntime {
     else l.accept(socket);
   }
 
+  /** the counters by proxy name: each listener's (FRONTEND), each group's (servers, BACKEND); a listener's own
+   * group shares its listener's */
   snapshot(): WorkerSnapshot {
     const out: WorkerSnapshot = {};
     for (const l of this.listeners) out[l.spec.name] = l.counters.snapshot();
+    for (const [name, g] of this.groups) out[name] ??= g.counters.snapshot();
     return out;
   }
 
