@@ -7,6 +7,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { ListenersError } from './errors.js';
+import { helpText, type RuntimeHost, runtimeCommands } from './runtime-api/commands.js';
+import { formatCsv, formatTable, type StatRow } from './stats.js';
 
 export interface ControlServer {
   close(): Promise<void>;
@@ -93,4 +95,36 @@ export function controlRequest(socketPath: string, command: string, timeoutMs = 
       reject(e);
     });
   });
+}
+
+/** What the control socket's commands act on (the primary). */
+export interface ControlHost {
+  runtime: RuntimeHost;
+  rows(): Promise<StatRow[]>;
+  reload(): Promise<{ ok: boolean; error?: string }>;
+  /** one line per worker: pid, generation, slot, state */
+  workers(): string[];
+}
+
+/** One control-socket line: HAProxy's runtime commands (./runtime-api/), then tierlb's stats / reload / workers. */
+export async function controlCommand(line: string, h: ControlHost): Promise<string> {
+  const rt = await runtimeCommands(h.runtime, line);
+  if (rt !== undefined) return rt;
+  const [cmd, arg] = line.trim().split(/\s+/);
+  switch (cmd) {
+    case 'stats': {
+      const rows = await h.rows();
+      if (arg === 'csv') return formatCsv(rows);
+      if (arg === 'json') return `${JSON.stringify(rows)}\n`;
+      return formatTable(rows);
+    }
+    case 'reload': {
+      const r = await h.reload();
+      return r.ok ? 'ok\n' : `error\n${r.error}\n`;
+    }
+    case 'workers':
+      return `${h.workers().join('\n')}\n`;
+    default:
+      return `Unknown command, but maybe one of the following ones is a better match:\n${helpText()}\n`;
+  }
 }

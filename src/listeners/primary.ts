@@ -19,11 +19,11 @@ import { ConfigError } from '../config/index.js';
 import { Acceptor, type AcceptTarget } from './acceptor.js';
 import { CheckLoops } from './check-loops.js';
 import { type ListenersConfig, loadListenersConfig, proxyInfo } from './config.js';
-import { type ControlServer, startControl } from './control.js';
+import { type ControlServer, controlCommand, startControl } from './control.js';
 import type { FromWorker, ToWorker } from './ipc.js';
 import { type MetricsServer, startMetrics } from './metrics.js';
 import { Pool, type ServerState } from './pool.js';
-import { helpText, type RuntimeHost, runtimeCommands } from './runtime-api/commands.js';
+import type { RuntimeHost } from './runtime-api/commands.js';
 import { showInfo } from './runtime-api/info.js';
 import { type FullRow, fullRows, Rates } from './runtime-api/show-stat.js';
 import { createRegion, Registry, type ShmInfo } from './shared.js';
@@ -446,18 +446,14 @@ export class Primary {
       now: this.clock.now(),
       pid: process.pid,
       rates: this.rates,
-      proxies: this.proxies(),
+      proxies: proxyInfo(this.cfg.listeners),
     });
-  }
-
-  private proxies(): Map<string, { mode: string; binds: string[] }> {
-    return proxyInfo(this.cfg.listeners);
   }
 
   /** What the runtime API and the status page act on. */
   readonly runtime: RuntimeHost = {
     backends: () => this.backends(),
-    proxies: () => this.proxies(),
+    proxies: () => proxyInfo(this.cfg.listeners),
     fullRows: () => this.fullRows(),
     now: () => this.clock.now(),
     changed: (pool, s, why) => this.stateChanged(pool, s, why),
@@ -474,32 +470,17 @@ export class Primary {
 
   // ---- control ----
 
-  private async command(line: string): Promise<string> {
-    const rt = await runtimeCommands(this.runtime, line);
-    if (rt !== undefined) return rt;
-    const [cmd, arg] = line.trim().split(/\s+/);
-    const { formatCsv, formatTable } = await import('./stats.js');
-    switch (cmd) {
-      case 'stats': {
-        const rows = await this.rows();
-        if (arg === 'csv') return formatCsv(rows);
-        if (arg === 'json') return `${JSON.stringify(rows)}\n`;
-        return formatTable(rows);
-      }
-      case 'reload': {
-        const r = await this.reload();
-        return r.ok ? 'ok\n' : `error\n${r.error}\n`;
-      }
-      case 'workers':
-        return `${[...this.infos.values()]
-          .map(
-            (i) =>
-              `${i.worker.process.pid} gen=${i.gen} slot=${i.slot}${i.ready ? '' : ' starting'}${i.draining ? ' draining' : ''}`,
-          )
-          .join('\n')}\n`;
-      default:
-        return `Unknown command, but maybe one of the following ones is a better match:\n${helpText()}\n`;
-    }
+  private command(line: string): Promise<string> {
+    return controlCommand(line, {
+      runtime: this.runtime,
+      rows: () => this.rows(),
+      reload: () => this.reload(),
+      workers: () =>
+        [...this.infos.values()].map(
+          (i) =>
+            `${i.worker.process.pid} gen=${i.gen} slot=${i.slot}${i.ready ? '' : ' starting'}${i.draining ? ' draining' : ''}`,
+        ),
+    });
   }
 
   // ---- reload ----
