@@ -21,6 +21,7 @@
  */
 import { ConfigValueError } from '../config/problems.js';
 import { registerSection, type SectionContext } from '../config/registry.js';
+import { type RawSsl, type RawTls, sslSchema, tlsSchema, validateTls } from './tls-schema.js';
 
 /** A duration: milliseconds as a number, or a string with a unit (`500ms`, `5s`, `2m`, `1h`, `1d`). */
 const duration = {
@@ -98,6 +99,7 @@ const serverSchema = {
     send_proxy: sendProxy, // send-proxy / send-proxy-v2 (overrides the listener's)
     agent: agentSchema, // agent-check
     disabled: { type: 'boolean' },
+    ssl: sslSchema, // ssl verify none|required ca-file FILE sni NAME (./tls-schema.ts)
   },
 } as const;
 
@@ -119,6 +121,8 @@ const listenerSchema = {
     maxqueue: { type: 'integer', minimum: 0 },
     check: checkSchema,
     servers: { type: 'array', items: serverSchema },
+    tls: tlsSchema, // bind ... ssl crt ... (TLS termination, ./tls-schema.ts)
+    ssl: sslSchema, // every server's ssl unless it says its own
   },
 } as const;
 
@@ -183,6 +187,7 @@ export interface RawServer {
   send_proxy?: SendProxy;
   agent?: { port: number; address?: string; inter?: RawDuration; send?: string };
   disabled?: boolean;
+  ssl?: RawSsl;
 }
 export interface RawListener {
   name: string;
@@ -198,6 +203,8 @@ export interface RawListener {
   maxqueue?: number;
   check?: RawCheck;
   servers: RawServer[];
+  tls?: RawTls;
+  ssl?: RawSsl;
 }
 export interface ListenersSection {
   workers?: number;
@@ -285,6 +292,7 @@ function validateListeners(section: unknown, ctx: SectionContext): void {
     if (l.balance && /^(uri|hdr\()/.test(l.balance) && l.mode !== 'http')
       ctx.report(['listen', i, 'balance'], `balance ${l.balance} needs mode: http`);
     durations(l.timeout, ['listen', i, 'timeout']);
+    validateTls(l, ['listen', i], ctx);
     if (l.check && typeof l.check.inter === 'string' && !DURATION_RE.test(l.check.inter))
       ctx.report(['listen', i, 'check', 'inter'], `bad duration '${l.check.inter}'`);
     if (!Array.isArray(l.servers)) return;

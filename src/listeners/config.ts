@@ -4,7 +4,13 @@
  * listeners call, so the cluster primary, reload and the CLI all read configs the same way.
  */
 import os from 'node:os';
-import { ConfigError, ConfigValueError, loadConfigFile, loadConfigString } from '../config/index.js';
+import {
+  ConfigError,
+  ConfigValueError,
+  loadConfigFile,
+  loadConfigString,
+  problemAt,
+} from '../config/index.js';
 import {
   BALANCE_RE,
   type ListenersSection,
@@ -14,6 +20,8 @@ import {
   type RawTimeouts,
   type SendProxy,
 } from './config-schema.js';
+import { readListenerFiles } from './tls-config.js';
+import { resolveSsl, resolveTls, type SslSpec, type TlsSpec } from './tls-schema.js';
 
 export interface Timeouts {
   connect: number;
@@ -50,6 +58,8 @@ export interface ServerSpec {
   sendProxy: SendProxy;
   agent?: { host: string; port: number; inter: number; send?: string };
   disabled: boolean;
+  /** TLS to this server (re-encryption), and for its checks */
+  ssl?: SslSpec;
 }
 
 export interface ListenerSpec {
@@ -66,6 +76,8 @@ export interface ListenerSpec {
   maxqueue: number;
   check?: CheckSpec;
   servers: ServerSpec[];
+  /** TLS termination */
+  tls?: TlsSpec;
 }
 
 export interface ListenersConfig {
@@ -74,6 +86,8 @@ export interface ListenersConfig {
   control: string;
   stats: { enabled: boolean; host: string; port: number };
   listeners: ListenerSpec[];
+  /** TLS session ticket keys (48 bytes, base64), made by the primary and the same in every worker */
+  tlsTicketKeys?: string;
 }
 
 export const DEFAULT_CONTROL = '/run/tierlb/listeners.sock';
@@ -138,11 +152,12 @@ export function resolveListeners(sec: ListenersSection, file: string): Listeners
       const balance = l.balance ?? 'roundrobin';
       if (!BALANCE_RE.test(balance)) throw new ConfigValueError(`unknown balance ${balance}`);
       const t = timeouts(base, l.timeout);
+      const mode = l.mode ?? 'tcp';
       return {
         name: l.name,
         host: bind.host,
         port: bind.port,
-        mode: l.mode ?? 'tcp',
+        mode,
         balance,
         acceptProxy: l.accept_proxy ?? false,
         forwardfor: l.forwardfor ?? d.forwardfor ?? false,
@@ -172,8 +187,10 @@ export function resolveListeners(sec: ListenersSection, file: string): Listeners
                 }
               : undefined,
             disabled: s.disabled ?? false,
+            ssl: resolveSsl(s.ssl, l.ssl),
           };
         }),
+        tls: resolveTls(l.tls, mode),
       };
     }),
   };
@@ -185,10 +202,15 @@ function pick(config: { listeners?: unknown }, file: string): ListenersConfig {
   return resolveListeners(config.listeners as ListenersSection, file);
 }
 
-/** Load and resolve the `listeners` section of a config file. Throws ConfigError (file:line:col: reason). */
+/** Load and resolve the `listeners` section of a config file, its TLS files read. Throws ConfigError
+ * (file:line:col: reason). */
 export async function loadListenersConfig(file: string): Promise<ListenersConfig> {
-  const { config } = await loadConfigFile(file, { sections: ['listeners'] });
-  return pick(config, file);
+  const { config, source } = await loadConfigFile(file, { sections: ['listeners'] });
+  const cfg = pick(config, file);
+  const problems = readListenerFiles(cfg);
+  if (problems.length)
+    throw new ConfigError(problems.map((p) => problemAt(source, ['listeners', ...p.path], p.message)));
+  return cfg;
 }
 
 /** Same from YAML text (tests). */

@@ -13,7 +13,11 @@ export type ListenersErrorCode =
   /** more listeners, servers or workers than the shared region has slots for */
   | 'ESHM_FULL'
   /** a PROXY header that the protocol cannot carry */
-  | 'EPROXY_HEADER';
+  | 'EPROXY_HEADER'
+  /** a certificate, key or CA file of a `tls:` / `ssl:` that cannot be read or used */
+  | 'ETLS_FILE'
+  /** a client certificate that does not verify against the listener's client_ca (verify: optional) */
+  | 'ETLS_CLIENT_CERT';
 
 export class ListenersError extends TierlbError {
   constructor(

@@ -2,6 +2,7 @@
 import type { PickRequest } from './balance/index.js';
 import type { ListenersConfig } from './config.js';
 import type { PickError } from './picker.js';
+import type { SslSpec } from './tls-schema.js';
 import type { ShmInfo } from './shared.js';
 import type { WorkerSnapshot } from './stats.js';
 
@@ -11,6 +12,8 @@ export interface ServerTarget {
   host: string;
   port: number;
   sendProxy: false | 'v1' | 'v2';
+  /** TLS to the server (re-encryption) */
+  ssl?: SslSpec;
 }
 
 export type ToWorker =

@@ -10,6 +10,7 @@
  *   listening socket open as long as any worker listens, no connection is refused in between.
  */
 import cluster, { type Worker } from 'node:cluster';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { type Clock, systemClock } from '../common/clock.js';
 import { log } from '../common/log.js';
@@ -72,6 +73,7 @@ export class Primary {
   /** shared balancing state (./shared.ts); undefined = workers pick through the primary's pools */
   private shm?: { registry: Registry; path: string };
   private layout: ShmInfo['listeners'] = {};
+  private readonly ticketKeys = randomBytes(48).toString('base64');
 
   constructor(
     public cfg: ListenersConfig,
@@ -199,7 +201,8 @@ export class Primary {
       held: new Map(),
       snap: {},
       readyWaiters: [],
-      cfg: this.cfg,
+      // TLS session tickets: one key for every worker of every generation (a session resumes on any of them)
+      cfg: { ...this.cfg, tlsTicketKeys: this.ticketKeys },
       shm: this.shm
         ? { path: this.shm.path, worker: this.shm.registry.allocWorker(), listeners: this.layout }
         : undefined,
@@ -373,7 +376,7 @@ export class Primary {
   private checkLoop(pool: Pool, s: ServerState): void {
     const spec = pool.spec.check!;
     this.loop(spec.inter, async () => {
-      const r = await runCheck(s.spec.host, s.spec.port, spec, Math.min(pool.spec.timeout.check, spec.inter));
+      const r = await runCheck(s.spec.host, s.spec.port, spec, Math.min(pool.spec.timeout.check, spec.inter), s.spec.ssl);
       const change = applyResult(s, r, spec, this.clock.now());
       if (change) this.stateChanged(pool, s, `${r.status} ${r.desc}`);
     });
@@ -585,5 +588,5 @@ function releaseByName(pool: Pool | undefined, server: string): void {
 }
 
 function target(s: ServerState) {
-  return { name: s.name, host: s.spec.host, port: s.spec.port, sendProxy: s.spec.sendProxy };
+  return { name: s.name, host: s.spec.host, port: s.spec.port, sendProxy: s.spec.sendProxy, ssl: s.spec.ssl };
 }

@@ -5,23 +5,30 @@
  * ./runtime.ts and picks its servers through ./server-picks.ts.
  */
 import http from 'node:http';
+import type http2 from 'node:http2';
 import net from 'node:net';
+import type tls from 'node:tls';
 import type { ProxyServer } from 'http-proxy-3';
 import { log } from '../../common/log.js';
-import type { Timers } from '../../common/timers.js';
+import type { TimerHandle, Timers } from '../../common/timers.js';
 import { isHashing, type PickRequest } from '../balance/index.js';
 import type { ListenerSpec } from '../config.js';
 import { decode } from '../proxy-protocol.js';
 import { ClientConn, type ClientInfo, type ConnContext, connOf, setConn } from './client-conn.js';
 import { errorResponse } from './error-pages.js';
+import { H2Conn, H2Front } from './h2.js';
 import { type ExchangeHost, HttpExchange } from './http-exchange.js';
 import { ServerPools } from './http-relay.js';
 import { ListenerCounters } from './runtime.js';
 import type { PickReply, ServerPicks } from './server-picks.js';
 import { netConnect, relayTcp, type TcpHost } from './tcp-relay.js';
+import { type TlsFront, tlsFront } from './tls.js';
 import { relayUpgrade, type UpgradeHost, wsProxy } from './upgrade.js';
 
 const NO_KEYS: PickRequest = Object.freeze({});
+
+/** the handshake timer of a raw socket handed to TLS */
+const handshakeTimers = new WeakMap<net.Socket, TimerHandle>();
 
 export class Listener implements ExchangeHost, TcpHost, UpgradeHost, ConnContext {
   readonly counters = new ListenerCounters();
@@ -31,6 +38,9 @@ export class Listener implements ExchangeHost, TcpHost, UpgradeHost, ConnContext
   private readonly http?: http.Server;
   /** WebSocket upgrades */
   private readonly proxy?: ProxyServer;
+  /** TLS termination (./tls.ts), and HTTP/2 on it (./h2.ts) */
+  private readonly tls?: TlsFront;
+  private readonly h2?: H2Front;
   draining = false;
   readonly isDraining = (): boolean => this.draining;
   /** balance hdr(name): the header, lower case */
@@ -45,6 +55,8 @@ export class Listener implements ExchangeHost, TcpHost, UpgradeHost, ConnContext
     readonly timers: Timers,
     /** a connection closed (the worker may be done draining) */
     private readonly onClose: () => void,
+    /** TLS session ticket keys (the same in every worker) */
+    ticketKeys?: Buffer,
   ) {
     this.timeout = spec.timeout;
     this.hdrName = /^hdr\((.+)\)$/.exec(spec.balance)?.[1]?.toLowerCase();
@@ -85,6 +97,19 @@ export class Listener implements ExchangeHost, TcpHost, UpgradeHost, ConnContext
         socket.end(errorResponse(400));
       });
       this.proxy = wsProxy();
+    }
+    if (spec.tls) {
+      this.tls = tlsFront(
+        spec,
+        ticketKeys,
+        (s) => this.onSecure(s),
+        (err, s) => {
+          this.counters.stats.ereq++;
+          log.debug({ listener: spec.name, src: s.remoteAddress, err: err.message }, 'TLS handshake failed');
+        },
+      );
+      if (spec.mode === 'http' && spec.tls.alpn.includes('h2'))
+        this.h2 = new H2Front(spec.timeout.client, (req, res, conn) => this.onH2Request(req, res, conn));
     }
   }
 
@@ -165,6 +190,10 @@ export class Listener implements ExchangeHost, TcpHost, UpgradeHost, ConnContext
   }
 
   private dispatch(sock: net.Socket, conn: ClientConn, rest: Buffer | undefined): void {
+    if (this.tls) {
+      this.handshake(sock, rest);
+      return;
+    }
     if (this.spec.mode === 'tcp') {
       void relayTcp(this, sock, conn.info, this.pickRequest(conn.info), rest);
       return;
@@ -174,6 +203,58 @@ export class Listener implements ExchangeHost, TcpHost, UpgradeHost, ConnContext
     conn.awaitRequest(false);
     this.http!.emit('connection', sock);
     sock.resume();
+  }
+
+  // ---- TLS ----
+
+  /** Hand the socket to the TLS server; the handshake has `timeout http-request` (mode tcp: `timeout client`). */
+  private handshake(sock: net.Socket, rest: Buffer | undefined): void {
+    // (bytes read with the PROXY header go back to the socket: TLS takes them from there; the socket stays paused)
+    if (rest?.length) sock.unshift(rest);
+    const t = this.spec.timeout;
+    const ms = this.spec.mode === 'http' ? t.httpRequest || t.client : t.client;
+    if (ms > 0) {
+      const timer = this.timers.set(ms, () => sock.destroy());
+      sock.once('close', () => this.timers.clear(timer));
+      handshakeTimers.set(sock, timer);
+    }
+    this.tls!.server.emit('connection', sock);
+  }
+
+  /** A TLS connection is up: to the TCP relay, HTTP/2 or node:http, with the client as its raw socket knows it. */
+  private onSecure(s: tls.TLSSocket): void {
+    const raw = (s as unknown as { _parent?: net.Socket })._parent;
+    const timer = raw && handshakeTimers.get(raw);
+    if (timer) this.timers.clear(timer);
+    const info = (raw && connOf(raw)?.info) ?? {
+      src: s.remoteAddress ?? '',
+      srcPort: s.remotePort ?? 0,
+      dst: s.localAddress ?? '',
+      dstPort: s.localPort ?? 0,
+    };
+    s.on('error', () => {});
+    if (this.spec.mode === 'tcp') {
+      void relayTcp(this, s, info, this.pickRequest(info), undefined);
+      return;
+    }
+    if (s.alpnProtocol === 'h2' && this.h2) {
+      const conn = new H2Conn(info, s, this);
+      if (raw) setConn(raw, conn);
+      setConn(s, conn);
+      this.h2.accept(s, conn);
+      return;
+    }
+    // HTTP/1.1 over TLS: node:http on the TLS socket, the waits on its decrypted bytes
+    const conn = new ClientConn(info, s, this);
+    if (raw) setConn(raw, conn);
+    setConn(s, conn);
+    conn.awaitRequest(false);
+    this.http!.emit('connection', s);
+  }
+
+  private onH2Request(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, conn: H2Conn): void {
+    const r = req as unknown as http.IncomingMessage;
+    HttpExchange.start(this, r, res as unknown as http.ServerResponse, conn, this.pickRequest(conn.info, r));
   }
 
   /** the connection's state (made here for a socket that did not come through onConnection) */
@@ -206,6 +287,7 @@ export class Listener implements ExchangeHost, TcpHost, UpgradeHost, ConnContext
   drain(): void {
     this.draining = true;
     this.server.close();
+    this.h2?.drain();
     for (const s of this.counters.sockets) {
       // idle keep-alive connections: close once the current request (if any) is answered
       if (this.spec.mode === 'http' && (connOf(s)?.busy ?? 0) === 0) {

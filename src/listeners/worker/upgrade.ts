@@ -44,7 +44,7 @@ export async function relayUpgrade(
   if (spec.forwardfor) {
     const xff = req.headers['x-forwarded-for'];
     req.headers['x-forwarded-for'] = xff ? `${xff}, ${info.src}` : info.src;
-    req.headers['x-forwarded-proto'] = 'http';
+    req.headers['x-forwarded-proto'] = (socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
   }
   const r = await x.pick(pick(req), []);
   if (!r.server) {
