@@ -4,13 +4,7 @@
  * listeners call, so the cluster primary, reload and the CLI all read configs the same way.
  */
 import os from 'node:os';
-import {
-  ConfigError,
-  ConfigValueError,
-  loadConfigFile,
-  loadConfigString,
-  problemAt,
-} from '../config/index.js';
+import { ConfigError, ConfigValueError, loadConfigFile, loadConfigString, problemAt } from '../config/index.js';
 import {
   BALANCE_RE,
   type ListenersSection,

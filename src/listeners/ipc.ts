@@ -2,9 +2,9 @@
 import type { PickRequest } from './balance/index.js';
 import type { ListenersConfig } from './config.js';
 import type { PickError } from './picker.js';
-import type { SslSpec } from './tls-schema.js';
 import type { ShmInfo } from './shared.js';
 import type { WorkerSnapshot } from './stats.js';
+import type { SslSpec } from './tls-schema.js';
 
 /** What a worker needs to reach a server. */
 export interface ServerTarget {

@@ -118,11 +118,7 @@ export function resolveSsl(...raws: (RawSsl | undefined)[]): SslSpec | undefined
 }
 
 /** The checks the schema cannot express, for the listener at `path` (['listen', i]). */
-export function validateTls(
-  l: { tls?: RawTls; mode?: string },
-  path: (string | number)[],
-  ctx: SectionContext,
-): void {
+export function validateTls(l: { tls?: RawTls; mode?: string }, path: (string | number)[], ctx: SectionContext): void {
   const t = l.tls;
   if (!t || typeof t !== 'object') return;
   const at = [...path, 'tls'];
@@ -130,7 +126,7 @@ export function validateTls(
   if (t.alpn?.includes('h2') && l.mode !== 'http') ctx.report([...at, 'alpn'], 'alpn h2 needs mode: http');
   if (t.verify && t.verify !== 'none' && !t.client_ca)
     ctx.report([...at, 'verify'], `verify ${t.verify} needs client_ca (the CA file client certificates must chain to)`);
-  if (t.ciphersuites && t.ciphersuites.split(':').some((s) => !/^TLS_[A-Z0-9_]+$/.test(s)))
+  if (t.ciphersuites?.split(':').some((s) => !/^TLS_[A-Z0-9_]+$/.test(s)))
     ctx.report([...at, 'ciphersuites'], 'ciphersuites are TLS 1.3 suite names (TLS_AES_128_GCM_SHA256:...)');
   if (t.ciphers?.split(':').some((s) => s.startsWith('TLS_')))
     ctx.report([...at, 'ciphers'], 'TLS 1.3 suites (TLS_...) go in ciphersuites; ciphers is the TLS <= 1.2 list');

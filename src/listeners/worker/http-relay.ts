@@ -107,7 +107,12 @@ function forwarded(req: http.IncomingMessage, out: string[], forwardedFor: strin
   const h = req.headers;
   const xff = h['x-forwarded-for'];
   const tls = (req.socket as { encrypted?: boolean } | null)?.encrypted === true;
-  out.push('x-forwarded-for', xff ? `${xff}, ${forwardedFor}` : forwardedFor, 'x-forwarded-proto', tls ? 'https' : 'http');
+  out.push(
+    'x-forwarded-for',
+    xff ? `${xff}, ${forwardedFor}` : forwardedFor,
+    'x-forwarded-proto',
+    tls ? 'https' : 'http',
+  );
   if (h.host) out.push('x-forwarded-host', h.host);
 }
 
