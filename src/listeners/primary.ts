@@ -376,7 +376,13 @@ export class Primary {
   private checkLoop(pool: Pool, s: ServerState): void {
     const spec = pool.spec.check!;
     this.loop(spec.inter, async () => {
-      const r = await runCheck(s.spec.host, s.spec.port, spec, Math.min(pool.spec.timeout.check, spec.inter), s.spec.ssl);
+      const r = await runCheck(
+        s.spec.host,
+        s.spec.port,
+        spec,
+        Math.min(pool.spec.timeout.check, spec.inter),
+        s.spec.ssl,
+      );
       const change = applyResult(s, r, spec, this.clock.now());
       if (change) this.stateChanged(pool, s, `${r.status} ${r.desc}`);
     });
