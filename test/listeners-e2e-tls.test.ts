@@ -10,9 +10,12 @@ import http from 'node:http';
 import https from 'node:https';
 import type net from 'node:net';
 import path from 'node:path';
+import tls from 'node:tls';
 import test from 'ava';
 import {
   freePort,
+  type HttpBackend,
+  httpBackend,
   type Running,
   request,
   startListeners,
@@ -27,6 +30,7 @@ let run: Running;
 let echo: http.Server;
 let secureEcho: https.Server;
 let tcpB: TcpBackend;
+let wsB: HttpBackend;
 let haproxy: ChildProcess | undefined;
 let haLog = '';
 const P: Record<string, number> = {};
@@ -69,7 +73,9 @@ test.before(async () => {
   );
   P.secure = await listen(secureEcho);
   tcpB = await tcpBackend('t1', '127.0.0.1', { greet: true });
-  for (const k of ['web', 'mtls', 'mtlsOpt', 'only13', 'reenc', 'tcptls', 'proxied', 'ha']) P[k] = await freePort();
+  wsB = await httpBackend('ws1');
+  for (const k of ['wss', 'web', 'mtls', 'mtlsOpt', 'only13', 'reenc', 'tcptls', 'proxied', 'ha'])
+    P[k] = await freePort();
   const a = `{ cert: ${L.a!.cert}, key: ${L.a!.key} }`;
   run = await startListeners(`listeners:
   workers: 2
@@ -109,6 +115,12 @@ test.before(async () => {
       timeout: { client: 500ms }
       tls: { certs: [ ${a} ] }
       servers: [ { name: t1, address: ${tcpB.address} } ]
+    - name: wss
+      bind: 127.0.0.1:${P.wss}
+      mode: http
+      forwardfor: true
+      tls: { certs: [ ${a} ] }
+      servers: [ { name: ws1, address: ${wsB.address} } ]
     - name: proxied
       bind: 127.0.0.1:${P.proxied}
       mode: http
@@ -143,6 +155,7 @@ test.after.always(async () => {
   echo?.close();
   secureEcho?.close();
   await tcpB?.close();
+  await wsB?.close();
   pki?.cleanup();
 });
 
@@ -294,3 +307,22 @@ test('haproxy in front sends PROXY v2 to an accept_proxy TLS listener: the clien
 function run_curl_via_haproxy() {
   return curl('a.test', P.ha!, '/via', ['--http2', '--cacert', pki.ca, '--interface', '127.0.0.5']);
 }
+
+test('a WebSocket upgrade over TLS (HTTP/1.1) is relayed both ways, X-Forwarded-Proto https', async (t) => {
+  let upgradeHeaders: http.IncomingHttpHeaders | undefined;
+  wsB.server.prependListener('upgrade', (req: http.IncomingMessage) => (upgradeHeaders = req.headers));
+  const sock = tls.connect({ host: '127.0.0.1', port: P.wss!, servername: 'a.test', ca: fs.readFileSync(pki.ca) });
+  let got = '';
+  sock.on('data', (d) => (got += d));
+  await new Promise<void>((r) => sock.once('secureConnect', () => r()));
+  sock.write(
+    'GET /chat HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+  );
+  t.true(await until(() => got.includes('\r\n\r\n')), got);
+  t.regex(got, /^HTTP\/1\.1 101 /);
+  sock.write('ping');
+  t.true(await until(() => got.includes('ws1:ping')), got);
+  t.is(upgradeHeaders?.['x-forwarded-proto'], 'https');
+  sock.destroy();
+});

@@ -104,7 +104,7 @@ export class Listener implements ExchangeHost, TcpHost, UpgradeHost, ConnContext
         ticketKeys,
         (s) => this.onSecure(s),
         (err, s) => {
-          this.counters.stats.ereq++;
+          // (a failed handshake is no request error: HAProxy counts it apart, in its SSL stats)
           log.debug({ listener: spec.name, src: s.remoteAddress, err: err.message }, 'TLS handshake failed');
         },
       );
