@@ -26,6 +26,8 @@ export function run(cmd: string, args: string[], opts: { input?: string; timeout
         resolve({ code, stdout: String(stdout), stderr: String(stderr) });
       },
     );
+    // (a program that exits without reading its input: EPIPE on our side, not an error of the test)
+    child.stdin?.on('error', () => {});
     child.stdin?.end(opts.input ?? '');
   });
 }

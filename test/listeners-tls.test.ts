@@ -1,11 +1,18 @@
-/** The TLS config of the listeners: the schema's checks, resolution, cert_dir, SNI matching, cipher lists. */
+/**
+ * The TLS config of the listeners: the schema's checks, resolution, cert_dir, SNI matching, cipher lists; and an
+ * HTTP/2 connection's wait between streams on ManualTimers.
+ */
 import fs from 'node:fs';
+import type http2 from 'node:http2';
 import path from 'node:path';
+import type tls from 'node:tls';
 import test from 'ava';
+import { ManualTimers } from '../src/common/timers.js';
 import { ConfigError } from '../src/config/index.js';
 import { loadListenersConfig, loadListenersConfigString } from '../src/listeners/config.js';
 import '../src/listeners/config-schema.js';
 import { readTlsFiles } from '../src/listeners/tls-files.js';
+import { H2Conn } from '../src/listeners/worker/h2.js';
 import { CertIndex, cipherString } from '../src/listeners/worker/tls.js';
 import { makePki, type Pki } from './listeners-tls-helpers.js';
 
@@ -143,4 +150,36 @@ test("cipher lists: ciphersuites (TLS 1.3) and ciphers (<= 1.2) make Node's one 
   t.regex(s, /^TLS_AES_256_GCM_SHA384:.*:ECDHE-ECDSA-AES128-GCM-SHA256$/);
   const u = cipherString({ ciphersuites: 'TLS_AES_128_GCM_SHA256' })!;
   t.regex(u, /^TLS_AES_128_GCM_SHA256:ECDHE-RSA-AES128-GCM-SHA256:/);
+});
+
+test('HTTP/2: no stream for timeout http-keep-alive (the first: http-request) closes the session with GOAWAY', (t) => {
+  const timers = new ManualTimers();
+  const timeout = loadListenersConfigString(
+    yaml('      mode: http\n      timeout: { http_request: 3s, http_keep_alive: 1s }'),
+  ).listeners[0]!.timeout;
+  const cx = { timers, timeout, requestTimedOut: () => {} };
+  let closes = 0;
+  const session = { closed: false, close: () => closes++ } as unknown as http2.ServerHttp2Session;
+  const conn = new H2Conn({ src: '', srcPort: 0, dst: '', dstPort: 0 }, {} as tls.TLSSocket, cx);
+  conn.session = session;
+  conn.awaitRequest(false);
+  timers.advance(2999);
+  t.is(closes, 0);
+  // a stream begins: no wait while it runs
+  conn.stopWait();
+  conn.busy++;
+  timers.advance(10_000);
+  t.is(closes, 0);
+  // its response is sent: the keep-alive wait
+  conn.busy--;
+  conn.awaitRequest(true);
+  timers.advance(999);
+  t.is(closes, 0);
+  timers.advance(1);
+  t.is(closes, 1);
+  // a closed connection waits no more
+  conn.awaitRequest(true);
+  conn.closed();
+  timers.advance(5000);
+  t.is(closes, 1);
 });
