@@ -5,7 +5,7 @@
  * generation; a reload reads the files again (new certificates).
  */
 import type { ListenersConfig } from './config.js';
-import { readSslFiles, readTlsFiles, tlsFieldOf } from './tls-files.js';
+import { loadCert, loadDir, readCa, readSslFiles, type TlsCert, tlsFieldOf } from './tls-files.js';
 
 export interface FileProblem {
   /** under the `listeners` section: ['listen', 0, 'tls', 'certs', 1, 'cert'] */
@@ -17,12 +17,23 @@ export interface FileProblem {
 export function readListenerFiles(cfg: ListenersConfig): FileProblem[] {
   const problems: FileProblem[] = [];
   cfg.listeners.forEach((l, i) => {
-    if (l.tls) {
-      try {
-        l.tls.material = readTlsFiles(l.tls);
-      } catch (e) {
-        problems.push({ path: ['listen', i, 'tls', ...(tlsFieldOf(e) ?? [])], message: (e as Error).message });
-      }
+    const t = l.tls;
+    if (t) {
+      // each file on its own, so that every bad one is named at once
+      const at = ['listen', i, 'tls'];
+      const tryRead = <T>(read: () => T): T | undefined => {
+        try {
+          return read();
+        } catch (e) {
+          problems.push({ path: [...at, ...(tlsFieldOf(e) ?? [])], message: (e as Error).message });
+          return undefined;
+        }
+      };
+      const certs = t.certs.map((c, j) => tryRead(() => loadCert(c.cert, c.key, ['certs', j, 'cert'])));
+      const dir = t.certDir ? tryRead(() => loadDir(t.certDir!)) : [];
+      const clientCa = t.clientCa ? tryRead(() => readCa(t.clientCa!, ['client_ca'])) : undefined;
+      if (dir && certs.every((c) => c !== undefined) && (clientCa !== undefined || !t.clientCa))
+        t.material = { certs: [...(certs as TlsCert[]), ...dir], clientCa };
     }
     l.servers.forEach((s, j) => {
       if (!s.ssl) return;

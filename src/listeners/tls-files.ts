@@ -66,7 +66,7 @@ export function certNames(pem: string): string[] {
 }
 
 /** One certificate: its PEM (chain after the leaf), its key (a file, or inside the PEM), checked to match. */
-function loadCert(certFile: string, keyFile: string | undefined, field: TlsField): TlsCert {
+export function loadCert(certFile: string, keyFile: string | undefined, field: TlsField): TlsCert {
   const pem = readText(certFile, field, 'certificate');
   const certs = pem.match(CERT_RE);
   if (!certs) fail(field, `${certFile} holds no PEM certificate`);
@@ -91,7 +91,7 @@ function loadCert(certFile: string, keyFile: string | undefined, field: TlsField
 }
 
 /** cert_dir: every *.pem / *.crt in name order (HAProxy `crt DIR`); its key inside, or FILE.key or NAME.key beside */
-function loadDir(dir: string): TlsCert[] {
+export function loadDir(dir: string): TlsCert[] {
   let entries: string[];
   try {
     entries = readdirSync(dir).sort();
