@@ -8,7 +8,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import type net from 'node:net';
+import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import test from 'ava';
@@ -71,6 +71,11 @@ test.before(async () => {
     { cert: fs.readFileSync(L.backend!.cert), key: fs.readFileSync(L.backend!.key) },
     echoHandler,
   );
+  secureEcho.on('upgrade', (_req, socket: net.Socket) => {
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\r\n');
+    socket.on('data', (d) => socket.write(`tls-backend:${d}`));
+    socket.on('error', () => {});
+  });
   P.secure = await listen(secureEcho);
   tcpB = await tcpBackend('t1', '127.0.0.1', { greet: true });
   wsB = await httpBackend('ws1');
@@ -324,5 +329,17 @@ test('a WebSocket upgrade over TLS (HTTP/1.1) is relayed both ways, X-Forwarded-
   sock.write('ping');
   t.true(await until(() => got.includes('ws1:ping')), got);
   t.is(upgradeHeaders?.['x-forwarded-proto'], 'https');
+  sock.destroy();
+});
+
+test('a WebSocket upgrade to a server with ssl goes over TLS, verified with the CA and SNI given', async (t) => {
+  const sock = net.connect(P.reenc!, '127.0.0.1');
+  let got = '';
+  sock.on('data', (d) => (got += d));
+  sock.write('GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+  t.true(await until(() => got.includes('\r\n\r\n')), got);
+  t.regex(got, /^HTTP\/1\.1 101 /);
+  sock.write('ping');
+  t.true(await until(() => got.includes('tls-backend:ping')), got);
   sock.destroy();
 });

@@ -4,10 +4,12 @@
  * slot is released when the client socket closes (or the server cannot be reached: 502).
  */
 import type http from 'node:http';
-import type net from 'node:net';
+import https from 'node:https';
+import net from 'node:net';
 import { ProxyServer } from 'http-proxy-3';
 import type { PickRequest } from '../balance/index.js';
 import type { ListenerSpec } from '../config.js';
+import type { ServerTarget } from '../ipc.js';
 import type { ClientConn } from './client-conn.js';
 import { errorResponse } from './error-pages.js';
 import type { ListenerCounters } from './runtime.js';
@@ -68,9 +70,26 @@ export async function relayUpgrade(
   socket.once('close', release);
   socket.setTimeout(spec.timeout.tunnel, () => socket.destroy());
   counters.hrsp(101);
-  proxy.ws(req, socket, head, { target: { host: t.host, port: t.port, protocol: 'http:' }, agent: false }, () => {
-    ss.econ++;
-    release();
-    if (!socket.destroyed) socket.end(errorResponse(502));
+  proxy.ws(
+    req,
+    socket,
+    head,
+    { target: { host: t.host, port: t.port, protocol: t.ssl ? 'https:' : 'http:' }, agent: sslAgent(t) },
+    () => {
+      ss.econ++;
+      release();
+      if (!socket.destroyed) socket.end(errorResponse(502));
+    },
+  );
+}
+
+/** ssl servers: a one-connection agent with the server's TLS settings (the name sent: `sni`, else none for an address) */
+function sslAgent(t: ServerTarget): https.Agent | false {
+  const ssl = t.ssl;
+  if (!ssl) return false;
+  return new https.Agent({
+    servername: ssl.sni ?? (net.isIP(t.host) ? '' : t.host),
+    rejectUnauthorized: ssl.verify === 'required',
+    ...(ssl.caPem ? { ca: ssl.caPem } : {}),
   });
 }
