@@ -59,7 +59,13 @@ export class CheckLoops {
     this.loop(spec.inter, async () => {
       // in maintenance a server is out of the checks (HAProxy): they resume when it leaves it
       if (s.maint) return;
-      const r = await runCheck(s.spec.host, s.spec.port, spec, Math.min(pool.spec.timeout.check, spec.inter));
+      const r = await runCheck(
+        s.spec.host,
+        s.spec.port,
+        spec,
+        Math.min(pool.spec.timeout.check, spec.inter),
+        s.spec.ssl,
+      );
       if (s.maint) return;
       s.lastCheck = this.clock.now();
       const change = applyResult(s, r, spec, this.clock.now());

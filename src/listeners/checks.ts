@@ -5,9 +5,12 @@
  * without it), so a state change is in effect for every worker from the next pick on.
  */
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
+import tls from 'node:tls';
 import type { CheckSpec } from './config.js';
 import type { ServerState } from './pool.js';
+import type { SslSpec } from './tls-schema.js';
 
 export interface CheckResult {
   ok: boolean;
@@ -73,9 +76,55 @@ export function parseAgentReply(line: string): AgentReply {
   return out;
 }
 
-/** One check of one server. Never throws. */
-export function runCheck(host: string, port: number, spec: CheckSpec, timeout: number): Promise<CheckResult> {
-  return spec.type === 'http' ? httpCheck(host, port, spec, timeout) : tcpCheck(host, port, timeout);
+/** One check of one server (over TLS when the server has `ssl`, as HAProxy's check-ssl). Never throws. */
+export function runCheck(
+  host: string,
+  port: number,
+  spec: CheckSpec,
+  timeout: number,
+  ssl?: SslSpec,
+): Promise<CheckResult> {
+  if (spec.type === 'http') return httpCheck(host, port, spec, timeout, ssl);
+  return ssl ? sslCheck(host, port, timeout, ssl) : tcpCheck(host, port, timeout);
+}
+
+/** the TLS options of a check to a server with `ssl` */
+function sslOptions(host: string, ssl: SslSpec): tls.ConnectionOptions {
+  return {
+    servername: ssl.sni ?? (net.isIP(host) ? undefined : host),
+    rejectUnauthorized: ssl.verify === 'required',
+    ...(ssl.caPem ? { ca: ssl.caPem } : {}),
+  };
+}
+
+/** connect and handshake (HAProxy's L6 check) */
+function sslCheck(host: string, port: number, timeout: number, ssl: SslSpec): Promise<CheckResult> {
+  return new Promise((resolve) => {
+    let connected = false;
+    const sock = tls.connect({ host, port, ...sslOptions(host, ssl) });
+    const t = setTimeout(() => {
+      sock.destroy();
+      resolve(connected ? { ok: false, status: 'L6TOUT', desc: 'TLS handshake timeout' } : l4tout());
+    }, timeout);
+    sock.once('connect', () => (connected = true));
+    sock.once('secureConnect', () => {
+      clearTimeout(t);
+      sock.destroy();
+      resolve({ ok: true, status: 'L6OK', desc: 'Layer6 check passed' });
+    });
+    sock.once('error', (e: NodeJS.ErrnoException) => {
+      clearTimeout(t);
+      resolve(
+        connected
+          ? { ok: false, status: 'L6RSP', desc: `TLS: ${e.code ?? e.message}` }
+          : { ok: false, status: 'L4CON', desc: e.code ?? e.message },
+      );
+    });
+  });
+}
+
+function l4tout(): CheckResult {
+  return { ok: false, status: 'L4TOUT', desc: 'connect timeout' };
 }
 
 function tcpCheck(host: string, port: number, timeout: number): Promise<CheckResult> {
@@ -97,7 +146,13 @@ function tcpCheck(host: string, port: number, timeout: number): Promise<CheckRes
   });
 }
 
-function httpCheck(host: string, port: number, spec: CheckSpec, timeout: number): Promise<CheckResult> {
+function httpCheck(
+  host: string,
+  port: number,
+  spec: CheckSpec,
+  timeout: number,
+  ssl: SslSpec | undefined,
+): Promise<CheckResult> {
   return new Promise((resolve) => {
     let settled = false;
     const finish = (r: CheckResult) => {
@@ -107,7 +162,8 @@ function httpCheck(host: string, port: number, spec: CheckSpec, timeout: number)
       req.destroy();
       resolve(r);
     };
-    const req = http.request({
+    const req = (ssl ? https : http).request({
+      ...(ssl ? sslOptions(host, ssl) : {}),
       host,
       port,
       method: spec.method,

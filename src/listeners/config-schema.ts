@@ -30,6 +30,7 @@ import { ConfigValueError } from '../config/problems.js';
 import { registerSection, type SectionContext } from '../config/registry.js';
 import type { RuleProblem } from './routing/conditions.js';
 import { type RawRoutes, Router } from './routing/rules.js';
+import { type RawSsl, type RawTls, sslSchema, tlsSchema, validateTls } from './tls-schema.js';
 
 /** A duration: milliseconds as a number, or a string with a unit (`500ms`, `5s`, `2m`, `1h`, `1d`). */
 const duration = {
@@ -107,6 +108,7 @@ const serverSchema = {
     send_proxy: sendProxy, // send-proxy / send-proxy-v2 (overrides the listener's)
     agent: agentSchema, // agent-check
     disabled: { type: 'boolean' },
+    ssl: sslSchema, // ssl verify none|required ca-file FILE sni NAME (./tls-schema.ts)
   },
 } as const;
 
@@ -175,6 +177,7 @@ const groupSchema = {
     maxqueue: { type: 'integer', minimum: 0 },
     check: checkSchema,
     servers: { type: 'array', items: serverSchema },
+    ssl: sslSchema, // every server's ssl unless it says its own
   },
 } as const;
 
@@ -201,6 +204,8 @@ const listenerSchema = {
     http_request: { type: 'array', items: requestRuleSchema },
     use_group: { type: 'array', items: useGroupSchema },
     http_response: { type: 'array', items: responseRuleSchema },
+    tls: tlsSchema, // bind ... ssl crt ... (TLS termination, ./tls-schema.ts)
+    ssl: sslSchema, // every server's ssl unless it says its own
   },
 } as const;
 
@@ -277,6 +282,7 @@ export interface RawServer {
   send_proxy?: SendProxy;
   agent?: { port: number; address?: string; inter?: RawDuration; send?: string };
   disabled?: boolean;
+  ssl?: RawSsl;
 }
 export interface RawGroup {
   name: string;
@@ -288,6 +294,7 @@ export interface RawGroup {
   maxqueue?: number;
   check?: RawCheck;
   servers: RawServer[];
+  ssl?: RawSsl;
 }
 export interface RawListener extends RawRoutes {
   name: string;
@@ -306,6 +313,8 @@ export interface RawListener extends RawRoutes {
   servers?: RawServer[];
   groups?: RawGroup[];
   default_group?: string;
+  tls?: RawTls;
+  ssl?: RawSsl;
 }
 export interface ListenersSection {
   workers?: number;
@@ -469,6 +478,7 @@ function validateListeners(section: unknown, ctx: SectionContext): void {
     if (l.balance && /^(uri|hdr\()/.test(l.balance) && l.mode !== 'http')
       ctx.report(['listen', i, 'balance'], `balance ${l.balance} needs mode: http`);
     durations(l.timeout, ['listen', i, 'timeout']);
+    validateTls(l, ['listen', i], ctx);
     if (l.check && typeof l.check.inter === 'string' && !DURATION_RE.test(l.check.inter))
       ctx.report(['listen', i, 'check', 'inter'], `bad duration '${l.check.inter}'`);
     const mode = l.mode ?? 'tcp';

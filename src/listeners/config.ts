@@ -4,7 +4,7 @@
  * listeners call, so the cluster primary, reload and the CLI all read configs the same way.
  */
 import os from 'node:os';
-import { ConfigError, ConfigValueError, loadConfigFile, loadConfigString } from '../config/index.js';
+import { ConfigError, ConfigValueError, loadConfigFile, loadConfigString, problemAt } from '../config/index.js';
 import {
   BALANCE_RE,
   type ListenersSection,
@@ -17,6 +17,8 @@ import {
   type SendProxy,
 } from './config-schema.js';
 import type { RawRoutes } from './routing/rules.js';
+import { noteGroupPath, readListenerFiles } from './tls-config.js';
+import { type RawSsl, resolveSsl, resolveTls, type SslSpec, type TlsSpec } from './tls-schema.js';
 
 export interface Timeouts {
   connect: number;
@@ -53,6 +55,8 @@ export interface ServerSpec {
   sendProxy: SendProxy;
   agent?: { host: string; port: number; inter: number; send?: string };
   disabled: boolean;
+  /** TLS to this server (re-encryption), and for its checks */
+  ssl?: SslSpec;
 }
 
 /**
@@ -85,6 +89,8 @@ export interface ListenerSpec extends GroupSpec {
   defaultGroup: string;
   /** http_request / use_group / http_response as written (compiled by each worker: ./routing/rules.ts) */
   routes?: RawRoutes;
+  /** TLS termination */
+  tls?: TlsSpec;
 }
 
 export interface ListenersConfig {
@@ -96,6 +102,8 @@ export interface ListenersConfig {
   listeners: ListenerSpec[];
   /** every group of the file (listener-implied ones included), in config order: what the primary balances */
   groups: GroupSpec[];
+  /** TLS session ticket keys (48 bytes, base64), made by the primary and the same in every worker */
+  tlsTicketKeys?: string;
 }
 
 export const DEFAULT_CONTROL = '/run/tierlb/listeners.sock';
@@ -144,7 +152,12 @@ function check(raw: RawCheck | undefined, dflt: RawCheck | undefined): CheckSpec
   };
 }
 
-function servers(raw: RawServer[], chk: CheckSpec | undefined, sendProxy: SendProxy | undefined): ServerSpec[] {
+function servers(
+  raw: RawServer[],
+  chk: CheckSpec | undefined,
+  sendProxy: SendProxy | undefined,
+  ssl: RawSsl | undefined,
+): ServerSpec[] {
   return raw.map((s) => {
     const a = parseHostPort(s.address);
     return {
@@ -166,6 +179,7 @@ function servers(raw: RawServer[], chk: CheckSpec | undefined, sendProxy: SendPr
           }
         : undefined,
       disabled: s.disabled ?? false,
+      ssl: resolveSsl(s.ssl, ssl),
     };
   });
 }
@@ -178,6 +192,8 @@ interface Inherited {
   maxqueue: number;
   sendProxy?: SendProxy;
   check?: RawCheck;
+  /** the servers' `ssl` unless they say their own */
+  ssl?: RawSsl;
 }
 
 function group(g: RawGroup, base: Inherited): GroupSpec {
@@ -192,7 +208,7 @@ function group(g: RawGroup, base: Inherited): GroupSpec {
     redispatch: g.redispatch ?? base.redispatch,
     maxqueue: g.maxqueue ?? base.maxqueue,
     check: chk,
-    servers: servers(g.servers, chk, g.send_proxy ?? base.sendProxy),
+    servers: servers(g.servers, chk, g.send_proxy ?? base.sendProxy, g.ssl ?? base.ssl),
   };
 }
 
@@ -209,7 +225,7 @@ export function resolveListeners(sec: ListenersSection, file: string): Listeners
     check: d.check,
   };
   const groups: GroupSpec[] = [];
-  const listeners = (sec.listen ?? []).map((l): ListenerSpec => {
+  const listeners = (sec.listen ?? []).map((l, i): ListenerSpec => {
     const bind = parseHostPort(l.bind);
     const inherited: Inherited = {
       timeout: timeouts(base, l.timeout),
@@ -218,10 +234,15 @@ export function resolveListeners(sec: ListenersSection, file: string): Listeners
       maxqueue: l.maxqueue ?? 0,
       sendProxy: l.send_proxy,
       check: d.check,
+      ssl: l.ssl,
     };
     const own = group({ ...l, servers: l.servers ?? [] }, inherited);
     if (l.servers) groups.push(own);
-    for (const g of l.groups ?? []) groups.push(group(g, inherited));
+    (l.groups ?? []).forEach((g, k) => {
+      const spec = group(g, inherited);
+      noteGroupPath(spec, ['listen', i, 'groups', k]);
+      groups.push(spec);
+    });
     const routes: RawRoutes | undefined =
       l.http_request || l.use_group || l.http_response
         ? { http_request: l.http_request, use_group: l.use_group, http_response: l.http_response }
@@ -231,13 +252,18 @@ export function resolveListeners(sec: ListenersSection, file: string): Listeners
       host: bind.host,
       port: bind.port,
       mode: l.mode ?? 'tcp',
+      tls: resolveTls(l.tls, l.mode ?? 'tcp'),
       acceptProxy: l.accept_proxy ?? false,
       forwardfor: l.forwardfor ?? d.forwardfor ?? false,
       defaultGroup: l.default_group ?? (l.servers ? l.name : (l.groups?.[0]?.name ?? l.name)),
       routes,
     };
   });
-  for (const g of sec.groups ?? []) groups.push(group(g, fileBase));
+  (sec.groups ?? []).forEach((g, k) => {
+    const spec = group(g, fileBase);
+    noteGroupPath(spec, ['groups', k]);
+    groups.push(spec);
+  });
   return {
     file,
     workers: sec.workers ?? Math.max(1, os.availableParallelism?.() ?? os.cpus().length),
@@ -273,10 +299,15 @@ function pick(config: { listeners?: unknown }, file: string): ListenersConfig {
   return resolveListeners(config.listeners as ListenersSection, file);
 }
 
-/** Load and resolve the `listeners` section of a config file. Throws ConfigError (file:line:col: reason). */
+/** Load and resolve the `listeners` section of a config file, its TLS files read. Throws ConfigError
+ * (file:line:col: reason). */
 export async function loadListenersConfig(file: string): Promise<ListenersConfig> {
-  const { config } = await loadConfigFile(file, { sections: ['listeners'] });
-  return pick(config, file);
+  const { config, source } = await loadConfigFile(file, { sections: ['listeners'] });
+  const cfg = pick(config, file);
+  const problems = readListenerFiles(cfg);
+  if (problems.length)
+    throw new ConfigError(problems.map((p) => problemAt(source, ['listeners', ...p.path], p.message)));
+  return cfg;
 }
 
 /** Same from YAML text (tests). */

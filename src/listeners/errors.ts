@@ -17,7 +17,11 @@ export type ListenersErrorCode =
   /** a listener's address cannot be bound (in use, not local, a privileged port without the capability) */
   | 'ELISTEN'
   /** routing rules or a group a worker got that the config check should have refused (a bug) */
-  | 'EROUTES';
+  | 'EROUTES'
+  /** a certificate, key or CA file of a `tls:` / `ssl:` that cannot be read or used */
+  | 'ETLS_FILE'
+  /** a client certificate that does not verify against the listener's client_ca (verify: optional) */
+  | 'ETLS_CLIENT_CERT';
 
 export class ListenersError extends TierlbError {
   constructor(

@@ -4,6 +4,7 @@ import type { ListenersConfig } from './config.js';
 import type { PickError } from './picker.js';
 import type { ShmInfo } from './shared.js';
 import type { WorkerSnapshot } from './stats.js';
+import type { SslSpec } from './tls-schema.js';
 
 /** What a worker needs to reach a server. */
 export interface ServerTarget {
@@ -11,6 +12,8 @@ export interface ServerTarget {
   host: string;
   port: number;
   sendProxy: false | 'v1' | 'v2';
+  /** TLS to the server (re-encryption) */
+  ssl?: SslSpec;
 }
 
 export type ToWorker =

@@ -15,6 +15,7 @@
 import type { Clock } from '../common/clock.js';
 import { type Balancer, createBalancer, type LbServer } from './balance/index.js';
 import type { GroupSpec, ServerSpec } from './config.js';
+import type { ServerTarget } from './ipc.js';
 import { QueuedPicker } from './picker.js';
 
 /** HAProxy's status words: UP, DOWN, NOLB (drain), MAINT, and the transitions UP 1/3 / DOWN 1/2. */
@@ -197,4 +198,9 @@ export class Pool extends QueuedPicker<ServerState> {
   protected override noServer(): void {
     this.noserver++;
   }
+}
+
+/** What a worker needs to reach a server (../ipc.ts ServerTarget). */
+export function targetOf(s: ServerState): ServerTarget {
+  return { name: s.name, host: s.spec.host, port: s.spec.port, sendProxy: s.spec.sendProxy, ssl: s.spec.ssl };
 }

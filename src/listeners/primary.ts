@@ -1,6 +1,6 @@
 /**
- * The cluster primary of `tierlb listeners`: forks the workers (the primary binds the listening sockets itself and
- * hands each connection round-robin to a worker that is ready: ./acceptor.ts), restarts a dead worker with backoff, runs every health check, owns the
+ * The cluster primary of `tierlb listeners`: forks the workers (it binds the listening sockets itself and hands each
+ * connection round-robin to a ready worker: ./acceptor.ts), restarts a dead worker with backoff, runs every check, owns the
  * balancing state (./pool.ts: every worker picks through it, so balancing is exact over the whole node), collects
  * stats, serves the control socket and /metrics, and reloads on SIGHUP or `reload`:
  *
@@ -12,6 +12,7 @@
  * The runtime API (./runtime-api/) and the status page (./status-page/) act on the backends of `backends()`.
  */
 import cluster, { type Worker } from 'node:cluster';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { type Clock, systemClock } from '../common/clock.js';
 import { log } from '../common/log.js';
@@ -22,7 +23,7 @@ import { type ListenersConfig, loadListenersConfig, proxyInfo } from './config.j
 import { type ControlServer, controlCommand, startControl } from './control.js';
 import type { FromWorker, ToWorker } from './ipc.js';
 import { type MetricsServer, startMetrics } from './metrics.js';
-import { Pool, type ServerState } from './pool.js';
+import { Pool, type ServerState, targetOf } from './pool.js';
 import type { RuntimeHost } from './runtime-api/commands.js';
 import { showInfo } from './runtime-api/info.js';
 import { type FullRow, fullRows, Rates } from './runtime-api/show-stat.js';
@@ -86,9 +87,11 @@ export class Primary {
   private shm?: { registry: Registry; path: string };
   private layout: ShmInfo['listeners'] = {};
   private readonly rates = new Rates();
-  /** the listening sockets: connections are handed to the workers, and wait here while none can take them */
+  /** the listening sockets: connections go to the workers, and wait here while none can take them */
   private readonly acceptor = new Acceptor(() => this.targets());
   private readonly startedAt = Date.now();
+  /** TLS session tickets: one key for every worker of every generation (a session resumes on any of them) */
+  private readonly ticketKeys = randomBytes(48).toString('base64');
 
   constructor(
     public cfg: ListenersConfig,
@@ -230,7 +233,7 @@ export class Primary {
       held: new Map(),
       snap: {},
       readyWaiters: [],
-      cfg: this.cfg,
+      cfg: { ...this.cfg, tlsTicketKeys: this.ticketKeys },
       shm: this.shm
         ? { path: this.shm.path, worker: this.shm.registry.allocWorker(), listeners: this.layout }
         : undefined,
@@ -329,7 +332,7 @@ export class Primary {
         }
         const s = pool.servers[r]!;
         const k = `${m.l}\0${s.name}`;
-        if (!this.sendTo(info, { t: 'picked', id: m.id, server: target(s) })) {
+        if (!this.sendTo(info, { t: 'picked', id: m.id, server: targetOf(s) })) {
           pool.release(r);
           return;
         }
@@ -591,8 +594,4 @@ export class Primary {
 function releaseByName(pool: Pool | undefined, server: string): void {
   const i = pool?.index(server);
   if (i !== undefined) pool!.release(i);
-}
-
-function target(s: ServerState) {
-  return { name: s.name, host: s.spec.host, port: s.spec.port, sendProxy: s.spec.sendProxy };
 }

@@ -36,7 +36,8 @@ export function errorResponse(code: number): string {
 export function replyError(res: http.ServerResponse, code: number): void {
   if (res.headersSent || res.destroyed) return;
   const [reason, body] = errorPage(code);
-  res.writeHead(code, reason, {
+  // (HTTP/2 has no reason phrase)
+  res.writeHead(code, res.req?.httpVersionMajor === 2 ? undefined : reason, {
     'content-type': 'text/html',
     'cache-control': 'no-cache',
     'content-length': body.length,

@@ -99,9 +99,13 @@ export class HttpExchange implements AttemptOwner {
   ): HttpExchange {
     conn.stopWait();
     conn.busy++;
-    if (host.isDraining()) res.setHeader('connection', 'close');
+    // HTTP/2 (./h2.ts): a drain is the session's GOAWAY; a body is whatever the stream has after its headers
+    const h2 = req.httpVersionMajor === 2;
+    if (host.isDraining() && !h2) res.setHeader('connection', 'close');
     const h = req.headers;
-    const bodyless = !h['transfer-encoding'] && (h['content-length'] === undefined || h['content-length'] === '0');
+    const bodyless = h2
+      ? (req as unknown as { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders
+      : !h['transfer-encoding'] && (h['content-length'] === undefined || h['content-length'] === '0');
     const ex = new HttpExchange(host, req, res, req.socket, conn, bodyless, pick);
     ex.reqOps = reqOps;
     ex.resOps = resOps;
@@ -232,7 +236,8 @@ export class HttpExchange implements AttemptOwner {
   resClosed(): void {
     const { res, conn, sock } = this;
     conn.busy--;
-    if (this.host.isDraining() && !res.writableFinished) sock.destroy();
+    // (an HTTP/2 response cut is its stream's end, not its connection's)
+    if (this.host.isDraining() && !res.writableFinished && this.req.httpVersionMajor !== 2) sock.destroy();
     else if (!sock.destroyed) conn.awaitRequest(true);
     this.clientGone = true;
     this.x?.cancel();

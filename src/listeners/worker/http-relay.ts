@@ -15,6 +15,7 @@ import { buildConnector, Client, type Dispatcher, Pool } from 'undici';
 import type { Timeouts } from '../config.js';
 import type { ServerTarget } from '../ipc.js';
 import { applyHeaderOps, type HeaderOp } from '../routing/headers.js';
+import type { SslSpec } from '../tls-schema.js';
 
 type Abort = (err?: Error) => void;
 
@@ -85,6 +86,7 @@ const XF = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'])
  * Flat [name, value, ...] as undici and node:http take them.
  */
 export function serverRequestHeaders(req: http.IncomingMessage, forwardedFor: string | undefined): string[] {
+  if (req.httpVersionMajor === 2) return h2RequestHeaders(req, forwardedFor);
   const raw = req.rawHeaders;
   const out: string[] = [];
   const named = connectionTokens(req.headers.connection);
@@ -97,12 +99,54 @@ export function serverRequestHeaders(req: http.IncomingMessage, forwardedFor: st
     }
     out.push(k, raw[i + 1]!);
   }
-  if (forwardedFor !== undefined) {
-    const h = req.headers;
-    const xff = h['x-forwarded-for'];
-    out.push('x-forwarded-for', xff ? `${xff}, ${forwardedFor}` : forwardedFor, 'x-forwarded-proto', 'http');
-    if (h.host) out.push('x-forwarded-host', h.host);
+  if (forwardedFor !== undefined) forwarded(req, out, forwardedFor);
+  return out;
+}
+
+/** option forwardfor: X-Forwarded-For (the client appended), -Proto (https on a TLS connection), -Host */
+function forwarded(req: http.IncomingMessage, out: string[], forwardedFor: string): void {
+  const h = req.headers;
+  const xff = h['x-forwarded-for'];
+  const tls = (req.socket as { encrypted?: boolean } | null)?.encrypted === true;
+  out.push(
+    'x-forwarded-for',
+    xff ? `${xff}, ${forwardedFor}` : forwardedFor,
+    'x-forwarded-proto',
+    tls ? 'https' : 'http',
+  );
+  if (h.host) out.push('x-forwarded-host', h.host);
+}
+
+/**
+ * An HTTP/2 request's fields for an HTTP/1.1 server: no pseudo-fields (`:authority` becomes Host when the client sent
+ * no Host), the cookie fields an h2 client may split joined into one (RFC 9113 8.2.3). node:http2 has already
+ * refused connection-specific fields (8.2.2); `te: trailers`, the one allowed, is hop-by-hop here.
+ */
+function h2RequestHeaders(req: http.IncomingMessage, forwardedFor: string | undefined): string[] {
+  const raw = req.rawHeaders;
+  const out: string[] = [];
+  let authority: string | undefined;
+  let host = false;
+  let cookies: string[] | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i]!;
+    if (k.charCodeAt(0) === 58 /* : */) {
+      if (k === ':authority') authority = raw[i + 1];
+      continue;
+    }
+    if (isHopByHop(k)) continue;
+    const l = k.toLowerCase();
+    if (l === 'cookie') {
+      (cookies ??= []).push(raw[i + 1]!);
+      continue;
+    }
+    if (forwardedFor !== undefined && XF.has(l)) continue;
+    if (l === 'host') host = true;
+    out.push(k, raw[i + 1]!);
   }
+  if (!host && authority !== undefined) out.unshift('host', authority);
+  if (cookies) out.push('cookie', cookies.join('; '));
+  if (forwardedFor !== undefined) forwarded(req, out, forwardedFor);
   return out;
 }
 
@@ -203,10 +247,15 @@ export class Attempt implements Dispatcher.DispatchHandler {
     // the client connection's own Connection field (without one node:http would add a Keep-Alive hint of its own);
     // an HTTP/1.0 client cannot take chunks: a body of unknown length ends with the connection
     const req = res.req;
+    this.responded = true;
+    // HTTP/2 (./h2.ts): no connection field, no reason phrase
+    if (req.httpVersionMajor === 2) {
+      res.writeHead(status, out);
+      return true;
+    }
     const closeDelimited =
       !length && req.httpVersionMinor === 0 && req.httpVersionMajor === 1 && hasBody(status, req.method);
     out.push('connection', this.closing() || !res.shouldKeepAlive || closeDelimited ? 'close' : 'keep-alive');
-    this.responded = true;
     res.writeHead(status, statusText || undefined, out);
     return true;
   }
@@ -245,8 +294,8 @@ export class Attempt implements Dispatcher.DispatchHandler {
 
 /** The keep-alive connections to each server, and private ones for servers sent a PROXY header. */
 export class ServerPools {
-  private readonly pools = new Map<string, { host: string; port: number; pool: Pool }>();
-  /** opens the private connections (before their PROXY header) */
+  private readonly pools = new Map<string, { host: string; port: number; ssl: string; pool: Pool }>();
+  /** opens the plain connections (the private ones, before their PROXY header) */
   private readonly connector: buildConnector.connector;
 
   constructor(private readonly timeout: Timeouts) {
@@ -268,25 +317,49 @@ export class ServerPools {
   /** the shared pool of `t` (servers without send-proxy) */
   pool(t: ServerTarget): Pool {
     const p = this.pools.get(t.name);
-    if (p && p.host === t.host && p.port === t.port) return p.pool;
+    const ssl = t.ssl ? `${t.ssl.verify} ${t.ssl.sni} ${t.ssl.ca}` : '';
+    if (p && p.host === t.host && p.port === t.port && p.ssl === ssl) return p.pool;
     p?.pool.destroy().catch(() => {});
-    const pool = new Pool(origin(t), { ...this.options(), connections: null, connectTimeout: this.timeout.connect });
-    this.pools.set(t.name, { host: t.host, port: t.port, pool });
+    const pool = new Pool(origin(t), {
+      ...this.options(),
+      connections: null,
+      connectTimeout: this.timeout.connect,
+      ...(t.ssl ? { connect: sslConnector(t.ssl, this.timeout.connect) } : {}),
+    });
+    this.pools.set(t.name, { host: t.host, port: t.port, ssl, pool });
     return pool;
   }
 
   /** A connection of one client's own to `t`, opened with `header` (PROXY protocol) first: not shared (HAProxy
    * keeps such server connections private to the client session). The caller destroys it with the client's. */
   private(t: ServerTarget, header: Buffer): Client {
+    const tlsTo = t.ssl ? sslConnector(t.ssl, this.timeout.connect) : undefined;
     return new Client(origin(t), {
       ...this.options(),
       connect: (opts, cb) =>
         this.connector(opts, (err, sock) => {
-          if (sock) sock.write(header);
-          cb(err, sock as never);
+          if (!sock) return cb(err, null);
+          sock.write(header);
+          // ssl: the PROXY header in the clear, then the handshake on the same connection
+          if (tlsTo) tlsTo({ ...opts, httpSocket: sock }, cb);
+          else cb(null, sock as never);
         }),
     });
   }
+}
+
+/**
+ * TLS to a server: the pools keep an http: origin (so undici never swaps connections over a client's Host) and
+ * connect through here. The server name sent and checked is `ssl.sni`, else the server's address when it is a name.
+ */
+function sslConnector(ssl: SslSpec, timeout: number): buildConnector.connector {
+  const secure = buildConnector({
+    timeout,
+    rejectUnauthorized: ssl.verify === 'required',
+    ...(ssl.caPem ? { ca: ssl.caPem } : {}),
+    ...(ssl.sni ? { servername: ssl.sni } : {}),
+  });
+  return (opts, cb) => secure({ ...opts, protocol: 'https:', servername: ssl.sni }, cb);
 }
 
 function origin(t: ServerTarget): string {

@@ -4,12 +4,16 @@
  * use_group picks by src/tls); mode http to node:http, whose requests and upgrades go through ./route-request.ts
  * (its routing rules, compiled once here) to their group's ./http-exchange.ts or ./upgrade.ts. It counts in
  * ./runtime.ts (its FRONTEND row); each group (./groups.ts) picks its servers through ./server-picks.ts.
+ * With `tls:` the socket goes through ./tls.ts first; ALPN h2 connections go to ./h2.ts, whose streams take the same
+ * ./route-request.ts path as HTTP/1.1 requests.
  */
 import http from 'node:http';
+import type http2 from 'node:http2';
 import net from 'node:net';
+import type tls from 'node:tls';
 import type { ProxyServer } from 'http-proxy-3';
 import { log } from '../../common/log.js';
-import type { Timers } from '../../common/timers.js';
+import type { TimerHandle, Timers } from '../../common/timers.js';
 import type { ListenerSpec } from '../config.js';
 import { ListenersError } from '../errors.js';
 import { decode } from '../proxy-protocol.js';
@@ -17,11 +21,16 @@ import { Router } from '../routing/rules.js';
 import { ClientConn, type ClientInfo, type ConnContext, connOf, setConn } from './client-conn.js';
 import { errorResponse } from './error-pages.js';
 import { type FrontendSide, GroupHost, GroupRuntime } from './groups.js';
+import { H2Conn, H2Front } from './h2.js';
 import { type Frontend, serveRequest, serveUpgrade, tcpGroup } from './route-request.js';
 import { ListenerCounters } from './runtime.js';
 import type { ServerPicks } from './server-picks.js';
 import { netConnect, relayTcp } from './tcp-relay.js';
+import { type TlsFront, tlsFront } from './tls.js';
 import { wsProxy } from './upgrade.js';
+
+/** the handshake timer of a raw socket handed to TLS */
+const handshakeTimers = new WeakMap<net.Socket, TimerHandle>();
 
 export class Listener implements Frontend, FrontendSide, ConnContext {
   readonly counters: ListenerCounters;
@@ -34,6 +43,9 @@ export class Listener implements Frontend, FrontendSide, ConnContext {
   private readonly http?: http.Server;
   /** WebSocket upgrades */
   private readonly proxy?: ProxyServer;
+  /** TLS termination (./tls.ts), and HTTP/2 on it (./h2.ts) */
+  private readonly tls?: TlsFront;
+  private readonly h2?: H2Front;
   draining = false;
   readonly isDraining = (): boolean => this.draining;
   readonly connect = netConnect;
@@ -46,6 +58,8 @@ export class Listener implements Frontend, FrontendSide, ConnContext {
     private readonly onClose: () => void,
     /** the worker's groups (../config.ts GroupSpec, by name); default: the listener's own servers alone */
     private readonly groups: ReadonlyMap<string, GroupRuntime> = new Map([[spec.name, new GroupRuntime(spec)]]),
+    /** TLS session ticket keys (the same in every worker) */
+    ticketKeys?: Buffer,
   ) {
     this.timeout = spec.timeout;
     // a listener's own servers are the group named after it: one set of counters for both rows' figures
@@ -84,6 +98,19 @@ export class Listener implements Frontend, FrontendSide, ConnContext {
         socket.end(errorResponse(400));
       });
       this.proxy = wsProxy();
+    }
+    if (spec.tls) {
+      this.tls = tlsFront(
+        spec,
+        ticketKeys,
+        (s) => this.onSecure(s),
+        (err, s) => {
+          // (a failed handshake is no request error: HAProxy counts it apart, in its SSL stats)
+          log.debug({ listener: spec.name, src: s.remoteAddress, err: err.message }, 'TLS handshake failed');
+        },
+      );
+      if (spec.mode === 'http' && spec.tls.alpn.includes('h2'))
+        this.h2 = new H2Front(spec.timeout.client, (req, res, conn) => this.onH2Request(req, res, conn));
     }
   }
 
@@ -179,6 +206,10 @@ export class Listener implements Frontend, FrontendSide, ConnContext {
   }
 
   private dispatch(sock: net.Socket, conn: ClientConn, rest: Buffer | undefined): void {
+    if (this.tls) {
+      this.handshake(sock, rest);
+      return;
+    }
     if (this.spec.mode === 'tcp') {
       const host = tcpGroup(this, conn.info, sock);
       void relayTcp(host, sock, conn.info, host.pickRequest(conn.info), rest);
@@ -189,6 +220,58 @@ export class Listener implements Frontend, FrontendSide, ConnContext {
     conn.awaitRequest(false);
     this.http!.emit('connection', sock);
     sock.resume();
+  }
+
+  // ---- TLS ----
+
+  /** Hand the socket to the TLS server; the handshake has `timeout http-request` (mode tcp: `timeout client`). */
+  private handshake(sock: net.Socket, rest: Buffer | undefined): void {
+    // (bytes read with the PROXY header go back to the socket: TLS takes them from there; the socket stays paused)
+    if (rest?.length) sock.unshift(rest);
+    const t = this.spec.timeout;
+    const ms = this.spec.mode === 'http' ? t.httpRequest || t.client : t.client;
+    if (ms > 0) {
+      const timer = this.timers.set(ms, () => sock.destroy());
+      sock.once('close', () => this.timers.clear(timer));
+      handshakeTimers.set(sock, timer);
+    }
+    this.tls!.server.emit('connection', sock);
+  }
+
+  /** A TLS connection is up: to the TCP relay, HTTP/2 or node:http, with the client as its raw socket knows it. */
+  private onSecure(s: tls.TLSSocket): void {
+    const raw = (s as unknown as { _parent?: net.Socket })._parent;
+    const timer = raw && handshakeTimers.get(raw);
+    if (timer) this.timers.clear(timer);
+    const info = (raw && connOf(raw)?.info) ?? {
+      src: s.remoteAddress ?? '',
+      srcPort: s.remotePort ?? 0,
+      dst: s.localAddress ?? '',
+      dstPort: s.localPort ?? 0,
+    };
+    s.on('error', () => {});
+    if (this.spec.mode === 'tcp') {
+      const host = tcpGroup(this, info, s);
+      void relayTcp(host, s, info, host.pickRequest(info), undefined);
+      return;
+    }
+    if (s.alpnProtocol === 'h2' && this.h2) {
+      const conn = new H2Conn(info, s, this);
+      if (raw) setConn(raw, conn);
+      setConn(s, conn);
+      this.h2.accept(s, conn);
+      return;
+    }
+    // HTTP/1.1 over TLS: node:http on the TLS socket, the waits on its decrypted bytes
+    const conn = new ClientConn(info, s, this);
+    if (raw) setConn(raw, conn);
+    setConn(s, conn);
+    conn.awaitRequest(false);
+    this.http!.emit('connection', s);
+  }
+
+  private onH2Request(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, conn: H2Conn): void {
+    serveRequest(this, req as unknown as http.IncomingMessage, res as unknown as http.ServerResponse, conn);
   }
 
   /** the connection's state (made here for a socket that did not come through onConnection) */
@@ -210,6 +293,7 @@ export class Listener implements Frontend, FrontendSide, ConnContext {
   drain(): void {
     this.draining = true;
     this.server.close();
+    this.h2?.drain();
     for (const s of this.counters.sockets) {
       // idle keep-alive connections: close once the current request (if any) is answered
       if (this.spec.mode === 'http' && (connOf(s)?.busy ?? 0) === 0) {

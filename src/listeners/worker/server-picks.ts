@@ -67,7 +67,7 @@ export class ServerPicks {
         (s): PickReply => ({
           t: 'picked',
           id: 0,
-          server: { name: s.name, host: s.host, port: s.port, sendProxy: s.sendProxy },
+          server: { name: s.name, host: s.host, port: s.port, sendProxy: s.sendProxy, ssl: s.ssl },
         }),
       );
       this.local.set(spec.name, { picker, replies });

@@ -5,6 +5,7 @@
  * relaying, `timeout client` and `timeout server` are the two sockets' inactivity timeouts.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import type { Timers } from '../../common/timers.js';
 import type { PickRequest } from '../balance/index.js';
 import type { ServerTarget } from '../ipc.js';
@@ -74,18 +75,34 @@ export async function relayTcp(
   }
 }
 
-/** A connection to `t` (the PROXY header sent first when it has send-proxy), or null after an error or timeout. */
+/** A connection to `t` (the PROXY header sent first when it has send-proxy; then the TLS handshake when it has
+ * ssl, all within timeout connect), or null after an error or timeout. */
 function connect(x: TcpHost, t: ServerTarget, info: ClientInfo): Promise<net.Socket | null> {
   return new Promise((resolve) => {
-    const s = x.connect(t.host, t.port);
+    let s = x.connect(t.host, t.port);
     const timer = x.timers.set(x.spec.timeout.connect, () => {
       s.destroy();
       resolve(null);
     });
-    s.once('connect', () => {
+    const ready = () => {
       x.timers.clear(timer);
       s.removeAllListeners('error');
       resolve(s);
+    };
+    s.once('connect', () => {
+      if (!t.ssl) return ready();
+      const ssl = t.ssl;
+      s = tls.connect({
+        socket: s,
+        servername: ssl.sni ?? (net.isIP(t.host) ? undefined : t.host),
+        rejectUnauthorized: ssl.verify === 'required',
+        ...(ssl.caPem ? { ca: ssl.caPem } : {}),
+      });
+      s.once('secureConnect', ready);
+      s.once('error', () => {
+        x.timers.clear(timer);
+        resolve(null);
+      });
     });
     s.once('error', () => {
       x.timers.clear(timer);

@@ -4,9 +4,11 @@
  * slot is released when the client socket closes (or the server cannot be reached: 502).
  */
 import type http from 'node:http';
-import type net from 'node:net';
+import https from 'node:https';
+import net from 'node:net';
 import { ProxyServer } from 'http-proxy-3';
 import type { PickRequest } from '../balance/index.js';
+import type { ServerTarget } from '../ipc.js';
 import type { ClientConn } from './client-conn.js';
 import { errorResponse } from './error-pages.js';
 import type { RelaySpec } from './groups.js';
@@ -46,7 +48,7 @@ export async function relayUpgrade(
   if (spec.forwardfor) {
     const xff = req.headers['x-forwarded-for'];
     req.headers['x-forwarded-for'] = xff ? `${xff}, ${info.src}` : info.src;
-    req.headers['x-forwarded-proto'] = 'http';
+    req.headers['x-forwarded-proto'] = (socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
   }
   const r = await x.pick(pick(req), []);
   if (!r.server) {
@@ -72,9 +74,26 @@ export async function relayUpgrade(
   socket.setTimeout(spec.timeout.tunnel, () => socket.destroy());
   counters.hrsp(101);
   x.frontend?.hrsp(101);
-  proxy.ws(req, socket, head, { target: { host: t.host, port: t.port, protocol: 'http:' }, agent: false }, () => {
-    ss.econ++;
-    release();
-    if (!socket.destroyed) socket.end(errorResponse(502));
+  proxy.ws(
+    req,
+    socket,
+    head,
+    { target: { host: t.host, port: t.port, protocol: t.ssl ? 'https:' : 'http:' }, agent: sslAgent(t) },
+    () => {
+      ss.econ++;
+      release();
+      if (!socket.destroyed) socket.end(errorResponse(502));
+    },
+  );
+}
+
+/** ssl servers: a one-connection agent with the server's TLS settings (the name sent: `sni`, else none for an address) */
+function sslAgent(t: ServerTarget): https.Agent | false {
+  const ssl = t.ssl;
+  if (!ssl) return false;
+  return new https.Agent({
+    servername: ssl.sni ?? (net.isIP(t.host) ? '' : t.host),
+    rejectUnauthorized: ssl.verify === 'required',
+    ...(ssl.caPem ? { ca: ssl.caPem } : {}),
   });
 }

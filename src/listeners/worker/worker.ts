@@ -42,7 +42,8 @@ export class WorkerRuntime {
 
   async start(): Promise<void> {
     for (const spec of this.cfg.listeners) {
-      const l = new Listener(spec, this.picks, this.timers, () => this.maybeExit(), this.groups);
+      const keys = this.cfg.tlsTicketKeys ? Buffer.from(this.cfg.tlsTicketKeys, 'base64') : undefined;
+      const l = new Listener(spec, this.picks, this.timers, () => this.maybeExit(), this.groups, keys);
       if (!this.handoff) await l.listen();
       this.listeners.push(l);
     }
