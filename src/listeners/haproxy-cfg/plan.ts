@@ -1,0 +1,284 @@
+/**
+ * haproxy.cfg's proxies → the `listeners` section as the YAML would hold it (LISTENER shapes of
+ * src/listeners/config-schema.ts), with the haproxy.cfg line behind every part of it so the loader's checks can be
+ * reported where the user wrote the thing.
+ *
+ *   listen NAME (servers, no use_backend)   → a listener with its servers (one group, named NAME)
+ *   frontend NAME / listen with backends    → a listener whose groups are the backends it uses (use_backend →
+ *                                             use_group, default_backend → default_group); a listen's own servers
+ *                                             are a group named after it
+ *   a frontend with several binds            → one listener per bind (NAME, NAME-2, ...)
+ *   a backend used by several listeners      → the first keeps its name, the others get a copy LISTENER.BACKEND
+ *   a proxy with `stats enable` / `stats uri` and no servers → tierlb's stats endpoint (listeners.stats.bind)
+ *
+ * Client-side timeouts (client, http-request, http-keep-alive) come from the frontend, server-side ones (connect,
+ * server, queue, tunnel, check), retries and redispatch from the default backend, as HAProxy takes them.
+ */
+import type { Cond } from './acl.js';
+import type { Ctx } from './ctx.js';
+import type { GlobalOut } from './global.js';
+import type { HaProxy, TimeoutKey } from './proxy.js';
+import type { ServerLine } from './servers.js';
+import type { Where } from './tokenize.js';
+
+type Obj = Record<string, unknown>;
+
+/** Where each emitted part came from: `listeners.listen[0].groups[1]` → the backend line. */
+export type WhereMap = Map<string, Where>;
+
+const CLIENT_SIDE: TimeoutKey[] = ['client', 'http_request', 'http_keep_alive'];
+const SERVER_SIDE: TimeoutKey[] = ['connect', 'server', 'queue', 'tunnel', 'check'];
+
+function pickTimeouts(p: HaProxy, keys: TimeoutKey[]): Obj {
+  const o: Obj = {};
+  for (const k of keys) if (p.timeout[k] !== undefined) o[k] = p.timeout[k];
+  return o;
+}
+
+const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+/** A backend's (or listen's) balance, check and servers, as group or listener keys. */
+function backendPart(c: Ctx, b: HaProxy, g: GlobalOut, path: string, wm: WhereMap): Obj {
+  const out: Obj = {};
+  if (b.balance) out.balance = b.balance.value;
+  const checked = b.servers.filter((s) => s.opts.check);
+  if (checked.length > 0) {
+    const first = checked[0].opts;
+    for (const s of checked.slice(1))
+      if (s.opts.inter !== first.inter || s.opts.rise !== first.rise || s.opts.fall !== first.fall)
+        c.warn(
+          s.where,
+          `server ${s.name}: inter/rise/fall differ from server ${checked[0].name}'s; tierlb checks a group's servers alike (${checked[0].name}'s are used)`,
+        );
+    const type = b.checkType ?? 'tcp';
+    const hc = b.httpCheck;
+    out.check = {
+      type,
+      ...(type === 'http' && hc.method ? { method: hc.method } : {}),
+      ...(type === 'http' && hc.uri ? { uri: hc.uri } : {}),
+      ...(type === 'http' && hc.host ? { host: hc.host } : {}),
+      ...(type === 'http' && hc.expect ? { expect: hc.expect } : {}),
+      ...(first.inter ? { inter: first.inter } : {}),
+      ...(first.rise ? { rise: first.rise } : {}),
+      ...(first.fall ? { fall: first.fall } : {}),
+    };
+  }
+  const backups = b.servers.filter((s) => s.opts.backup);
+  if (backups.length > 1 && !b.allbackups)
+    c.warn(
+      backups[1].where,
+      `${b.kind} ${b.name} has several backup servers without 'option allbackups': tierlb spreads over all of them (HAProxy would use the first)`,
+    );
+  out.servers = b.servers.map((s, j) => {
+    wm.set(`${path}.servers[${j}]`, s.where);
+    return server(c, s, checked.length > 0, g);
+  });
+  return out;
+}
+
+function server(c: Ctx, s: ServerLine, groupChecked: boolean, g: GlobalOut): Obj {
+  const o = s.opts;
+  const out: Obj = { name: s.name, address: s.address };
+  if (o.weight !== undefined) out.weight = o.weight;
+  if (o.maxconn !== undefined) out.maxconn = o.maxconn;
+  if (o.backup) out.backup = true;
+  if (o.slowstart !== undefined) out.slowstart = o.slowstart;
+  if (groupChecked && !o.check) out.check = false;
+  if (o.sendProxy) out.send_proxy = o.sendProxy;
+  if (o.agentCheck) {
+    if (o.agentPort === undefined) c.error(s.where, `server ${s.name}: 'agent-check' needs 'agent-port'`);
+    else
+      out.agent = {
+        port: o.agentPort,
+        ...(o.agentAddr ? { address: o.agentAddr } : {}),
+        ...(o.agentInter ? { inter: o.agentInter } : {}),
+        ...(o.agentSend ? { send: o.agentSend } : {}),
+      };
+  }
+  if (o.disabled) out.disabled = true;
+  if (o.ssl) {
+    const verify = o.verify ?? g.serverVerify;
+    if (verify === 'required' && !o.ca)
+      c.error(
+        s.where,
+        `server ${s.name}: 'ssl' verifies the server's certificate by default but no 'ca-file' is given (add 'ca-file FILE', or 'verify none' where the network is trusted)`,
+      );
+    out.ssl = { verify, ...(o.ca ? { ca: o.ca } : {}), ...(o.sni ? { sni: o.sni } : {}) };
+  }
+  return out;
+}
+
+export interface Emitted {
+  section: Obj;
+  where: WhereMap;
+}
+
+/** Build the `listeners` section from the global settings and the proxies (defaults excluded). */
+export function emit(c: Ctx, g: GlobalOut, proxies: HaProxy[]): Emitted {
+  const wm: WhereMap = new Map();
+  const section: Obj = {};
+  if (g.workers !== undefined) section.workers = g.workers;
+  if (g.control !== undefined) section.control = g.control;
+  const backends = new Map<string, HaProxy>();
+  for (const p of proxies) {
+    if (p.kind === 'backend' || p.kind === 'listen') {
+      const prev = backends.get(p.name);
+      if (prev)
+        c.error(p.where, `proxy name '${p.name}' is already used by the ${prev.kind} at line ${prev.where.line}`);
+      else backends.set(p.name, p);
+    }
+  }
+  const listen: Obj[] = [];
+  /** group names handed out (across the file), and which listener has the original of each backend */
+  const groupNames = new Set<string>();
+  const listenerNames = new Set<string>();
+  for (const p of proxies) {
+    if (p.kind !== 'frontend' && p.kind !== 'listen') continue;
+    if (p.disabled) {
+      c.warn(p.disabled, `${p.kind} ${p.name} is disabled: no listener`);
+      continue;
+    }
+    const hasBackends = p.useBackends.length > 0 || p.defaultBackend !== undefined;
+    if (p.stats && p.servers.length === 0 && !hasBackends) {
+      if (p.binds.length === 0) continue;
+      if (section.stats) c.error(p.stats, `a second stats page: tierlb has one stats endpoint`);
+      else {
+        section.stats = { bind: p.binds[0].address };
+        wm.set('listeners.stats', p.binds[0].where);
+        c.warn(
+          p.stats,
+          `${p.kind} ${p.name}: tierlb's stats endpoint (/metrics, /stats.json) serves ${p.binds[0].address} instead of HAProxy's stats page`,
+        );
+      }
+      continue;
+    }
+    if (p.binds.length === 0) {
+      c.error(p.where, `${p.kind} ${p.name} has no 'bind': nothing would listen`);
+      continue;
+    }
+    if (p.stats)
+      c.warn(p.stats, `'stats' on ${p.kind} ${p.name}: tierlb's stats endpoint is listeners.stats.bind, ignored`);
+    const mode = p.mode ?? 'tcp';
+    // the backends this proxy uses, in the order of first use
+    const used: HaProxy[] = [];
+    const useOf = (name: string, w: Where): HaProxy | undefined => {
+      const b = backends.get(name);
+      if (!b) c.error(w, `no backend named '${name}'`);
+      else if (b.kind === 'listen' && b !== p) c.error(w, `'${name}' is a listen section: use_backend names a backend`);
+      else if ((b.mode ?? 'tcp') !== mode)
+        c.error(w, `backend ${name} is mode ${b.mode ?? 'tcp'} but ${p.kind} ${p.name} is mode ${mode}`);
+      else if (!used.includes(b)) used.push(b);
+      return b;
+    };
+    for (const u of p.useBackends) useOf(u.backend, u.where);
+    const dflt = p.defaultBackend ? useOf(p.defaultBackend.name, p.defaultBackend.where) : undefined;
+    const simple = p.kind === 'listen' && !hasBackends;
+    if (p.kind === 'listen' && p.servers.length > 0 && !dflt) used.unshift(p);
+    p.binds.forEach((bind, bi) => {
+      const name = bi === 0 ? p.name : `${p.name}-${bi + 1}`;
+      if (listenerNames.has(name)) c.error(bind.where, `listener name '${name}' is already taken`);
+      listenerNames.add(name);
+      const path = `listeners.listen[${listen.length}]`;
+      wm.set(path, p.where);
+      wm.set(`${path}.bind`, bind.where);
+      const l: Obj = { name, bind: bind.address, mode };
+      if (bind.acceptProxy) l.accept_proxy = true;
+      if (bind.tls) {
+        l.tls = bind.tls;
+        wm.set(`${path}.tls`, bind.where);
+      }
+      // server-side settings come from the default backend (a listen: itself)
+      const main = simple ? p : (dflt ?? used[0] ?? p);
+      const fwd = p.forwardfor || used.some((b) => b.forwardfor);
+      if (fwd) {
+        l.forwardfor = true;
+        const without = used.filter((b) => !b.forwardfor && !p.forwardfor);
+        if (without.length > 0 && bi === 0)
+          c.warn(
+            without[0].where,
+            `backend ${without[0].name} has no 'option forwardfor' but listener ${name} adds X-Forwarded-For for all its groups`,
+          );
+      }
+      const timeout = { ...pickTimeouts(p, CLIENT_SIDE), ...pickTimeouts(main, SERVER_SIDE) };
+      if (Object.keys(timeout).length) l.timeout = timeout;
+      if (main.retries !== undefined) l.retries = main.retries;
+      l.redispatch = main.redispatch ?? false;
+      if (bi === 0)
+        for (const b of used)
+          if (
+            b !== main &&
+            (!same(pickTimeouts(b, SERVER_SIDE), pickTimeouts(main, SERVER_SIDE)) ||
+              b.retries !== main.retries ||
+              (b.redispatch ?? false) !== (main.redispatch ?? false))
+          )
+            c.warn(
+              b.where,
+              `backend ${b.name}: its timeouts/retries/redispatch differ from ${main.name}'s; listener ${name} uses ${main.name}'s for all its groups`,
+            );
+      if (simple) {
+        Object.assign(l, backendPart(c, p, g, path, wm));
+      } else {
+        const groupOf = new Map<HaProxy, string>();
+        l.groups = used.map((b, gi) => {
+          let gname = b.name;
+          if (groupNames.has(gname)) {
+            gname = `${name}.${b.name}`;
+            if (b.servers.some((s) => s.opts.maxconn))
+              c.error(
+                b.where,
+                `backend ${b.name} is used by several listeners and its servers have maxconn: tierlb's groups belong to one listener, so the limit would count twice; give each frontend its own backend`,
+              );
+            else if (bi === 0 || gi === 0)
+              c.warn(
+                b.where,
+                `backend ${b.name} is used by several listeners: listener ${name} gets its own copy, group '${gname}' (own checks, balancing and stats)`,
+              );
+          }
+          groupNames.add(gname);
+          groupOf.set(b, gname);
+          const gpath = `${path}.groups[${gi}]`;
+          wm.set(gpath, b.where);
+          return { name: gname, ...backendPart(c, b, g, gpath, wm) };
+        });
+        if (dflt && groupOf.has(dflt)) l.default_group = groupOf.get(dflt);
+        const rules = p.useBackends
+          .map((u, ui) => {
+            const b = backends.get(u.backend);
+            if (!b || !groupOf.has(b)) return undefined;
+            wm.set(`${path}.use_group[${ui}]`, u.where);
+            return { group: groupOf.get(b), ...u.cond } as Obj;
+          })
+          .filter((r): r is Obj => r !== undefined);
+        if (rules.length) l.use_group = rules;
+      }
+      if (simple && groupNames.has(name)) c.error(p.where, `group name '${name}' is already taken`);
+      if (simple) groupNames.add(name);
+      const req = [...p.httpRequest, ...p.redirects];
+      if (req.length) {
+        if (mode !== 'http') c.error(p.where, `${p.kind} ${p.name}: http-request rules need mode http`);
+        l.http_request = req;
+      }
+      if (p.httpResponse.length) {
+        if (mode !== 'http') c.error(p.where, `${p.kind} ${p.name}: http-response rules need mode http`);
+        l.http_response = p.httpResponse;
+      }
+      listen.push(l);
+    });
+  }
+  if (listen.length) section.listen = listen;
+  return { section, where: wm };
+}
+
+/** The haproxy.cfg line for a loader problem's path (the longest recorded prefix). */
+export function whereOf(wm: WhereMap, path: string): Where | undefined {
+  let p = path;
+  for (;;) {
+    const w = wm.get(p);
+    if (w) return w;
+    const cut = Math.max(p.lastIndexOf('.'), p.lastIndexOf('['));
+    if (cut <= 0) return undefined;
+    p = p.slice(0, cut);
+  }
+}
+
+export type { Cond };
