@@ -18,9 +18,18 @@
  *         check: { type: http, uri: /health, expect: { status: 200 }, inter: 2s, rise: 2, fall: 3 }
  *         servers:
  *           - { name: web1, address: 10.0.0.11:8080, weight: 100 }
+ *
+ * Routing (config/listeners.yaml documents every key): a listener's own `servers` are one group named after it;
+ * `groups:` (per listener, or file-level `listeners.groups:` that any listener may use) are HAProxy backends with
+ * their own balance/check/servers/timeout/retries/redispatch/maxqueue/send_proxy; group names are unique over the
+ * file. `default_group`, `http_request` (redirect / deny / set_header / add_header / del_header), `use_group`
+ * (first match) and `http_response` (header edits) take conditions (`if:` / `unless:`) in the language of
+ * ./routing/conditions.ts; ./routing/rules.ts compiles them here (problems at file:line) and in each worker.
  */
 import { ConfigValueError } from '../config/problems.js';
 import { registerSection, type SectionContext } from '../config/registry.js';
+import type { RuleProblem } from './routing/conditions.js';
+import { type RawRoutes, Router } from './routing/rules.js';
 
 /** A duration: milliseconds as a number, or a string with a unit (`500ms`, `5s`, `2m`, `1h`, `1d`). */
 const duration = {
@@ -101,10 +110,78 @@ const serverSchema = {
   },
 } as const;
 
+/** a condition (`if:` / `unless:`): its keys are checked by ./routing/conditions.ts, at file:line */
+const conditionSchema = { type: 'object' } as const;
+const headerSetSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'value'],
+  properties: { name: { type: 'string' }, value: { type: 'string' } },
+} as const;
+const guard = { if: conditionSchema, unless: conditionSchema } as const;
+const headerActions = {
+  set_header: headerSetSchema, // http-request/http-response set-header
+  add_header: headerSetSchema, // add-header
+  del_header: { type: 'string' }, // del-header
+} as const;
+
+const requestRuleSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    ...guard,
+    ...headerActions,
+    redirect: {
+      // http-request redirect scheme|location|prefix ... code N [drop-query]
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        scheme: { type: 'string' },
+        location: { type: 'string' },
+        prefix: { type: 'string' },
+        code: { enum: [301, 302, 303, 307, 308] },
+        drop_query: { type: 'boolean' },
+      },
+    },
+    deny: { anyOf: [{ type: 'integer', minimum: 200, maximum: 599 }, { const: true }] }, // http-request deny [deny_status N]
+  },
+} as const;
+
+const useGroupSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['group'],
+  properties: { ...guard, group: { type: 'string' } }, // use_backend NAME if|unless ...
+} as const;
+
+const responseRuleSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { ...guard, ...headerActions },
+} as const;
+
+/** A server group (HAProxy backend): its own balance, checks, servers, queue, stats and metrics. */
+const groupSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'servers'],
+  properties: {
+    name: { type: 'string', pattern: '^[A-Za-z0-9_.-]+$' },
+    balance: { type: 'string' },
+    send_proxy: sendProxy, // default of its servers
+    timeout: timeoutSchema, // server-side ones: connect, server, queue, tunnel, check
+    retries: { type: 'integer', minimum: 0, maximum: 100 },
+    redispatch: { type: 'boolean' },
+    maxqueue: { type: 'integer', minimum: 0 },
+    check: checkSchema,
+    servers: { type: 'array', items: serverSchema },
+  },
+} as const;
+
 const listenerSchema = {
   type: 'object',
   additionalProperties: false,
-  required: ['name', 'bind', 'servers'],
+  required: ['name', 'bind'],
   properties: {
     name: { type: 'string', pattern: '^[A-Za-z0-9_.-]+$' },
     bind: { type: 'string' }, // host:port
@@ -119,6 +196,11 @@ const listenerSchema = {
     maxqueue: { type: 'integer', minimum: 0 },
     check: checkSchema,
     servers: { type: 'array', items: serverSchema },
+    groups: { type: 'array', items: groupSchema }, // backends of this listener
+    default_group: { type: 'string' }, // default_backend
+    http_request: { type: 'array', items: requestRuleSchema },
+    use_group: { type: 'array', items: useGroupSchema },
+    http_response: { type: 'array', items: responseRuleSchema },
   },
 } as const;
 
@@ -144,6 +226,8 @@ export const listenersSchema = {
         check: checkSchema,
       },
     },
+    /** groups of no listener in particular (a backend two listeners share): any listener may use them */
+    groups: { type: 'array', items: groupSchema },
     listen: { type: 'array', items: listenerSchema },
   },
 } as const;
@@ -184,7 +268,18 @@ export interface RawServer {
   agent?: { port: number; address?: string; inter?: RawDuration; send?: string };
   disabled?: boolean;
 }
-export interface RawListener {
+export interface RawGroup {
+  name: string;
+  balance?: string;
+  send_proxy?: SendProxy;
+  timeout?: RawTimeouts;
+  retries?: number;
+  redispatch?: boolean;
+  maxqueue?: number;
+  check?: RawCheck;
+  servers: RawServer[];
+}
+export interface RawListener extends RawRoutes {
   name: string;
   bind: string;
   mode?: 'tcp' | 'http';
@@ -197,13 +292,17 @@ export interface RawListener {
   redispatch?: boolean;
   maxqueue?: number;
   check?: RawCheck;
-  servers: RawServer[];
+  /** the listener's own servers: a group named after the listener */
+  servers?: RawServer[];
+  groups?: RawGroup[];
+  default_group?: string;
 }
 export interface ListenersSection {
   workers?: number;
   control?: string;
   stats?: { bind?: string; enabled?: boolean };
   defaults?: { timeout?: RawTimeouts; retries?: number; redispatch?: boolean; forwardfor?: boolean; check?: RawCheck };
+  groups?: RawGroup[];
   listen?: RawListener[];
 }
 
@@ -235,10 +334,50 @@ export function parseHostPort(s: string): { host: string; port: number } {
 export const BALANCE_RE =
   /^(roundrobin|static-rr|leastconn|source|first|uri|random(?:\((\d+)\))?|hdr\(([A-Za-z0-9_-]+)\))$/;
 
+type Path = (string | number)[];
+
+/** servers of a listener or a group: unique names, addresses, durations */
+function validateServers(servers: unknown, at: Path, what: string, ctx: SectionContext): void {
+  if (!Array.isArray(servers)) return;
+  if (servers.length === 0) ctx.report(at, `a ${what} needs at least one server`);
+  const snames = new Map<string, number>();
+  (servers as RawServer[]).forEach((s, j) => {
+    if (!s || typeof s !== 'object') return;
+    if (typeof s.name === 'string') {
+      if (snames.has(s.name)) ctx.report([...at, j, 'name'], `server '${s.name}' is defined twice`);
+      else snames.set(s.name, j);
+    }
+    if (typeof s.address === 'string') {
+      try {
+        parseHostPort(s.address);
+      } catch (e) {
+        ctx.report([...at, j, 'address'], (e as Error).message);
+      }
+    }
+    if (typeof s.slowstart === 'string' && !DURATION_RE.test(s.slowstart))
+      ctx.report([...at, j, 'slowstart'], `bad duration '${s.slowstart}'`);
+  });
+}
+
+function validateBalance(balance: unknown, at: Path, ctx: SectionContext): void {
+  if (typeof balance === 'string' && !BALANCE_RE.test(balance))
+    ctx.report(
+      at,
+      `unknown balance '${balance}' (roundrobin, static-rr, leastconn, source, first, random, random(N), uri, hdr(name))`,
+    );
+}
+
+/** Every group of the file: name → where it is defined, its balance, and the modes of the listeners using it. */
+interface GroupInfo {
+  at: Path;
+  balance?: string;
+  modes: Set<string>;
+}
+
 function validateListeners(section: unknown, ctx: SectionContext): void {
   if (!section || typeof section !== 'object') return;
   const sec = section as ListenersSection;
-  const durations = (obj: unknown, path: (string | number)[]) => {
+  const durations = (obj: unknown, path: Path) => {
     if (!obj || typeof obj !== 'object') return;
     for (const [k, v] of Object.entries(obj)) {
       if (typeof v === 'string' && !DURATION_RE.test(v)) ctx.report([...path, k], `bad duration '${v}'`);
@@ -252,10 +391,49 @@ function validateListeners(section: unknown, ctx: SectionContext): void {
     }
   }
   durations(sec.defaults?.timeout, ['defaults', 'timeout']);
-  if (!Array.isArray(sec.listen)) return;
+  const listen = Array.isArray(sec.listen) ? sec.listen : [];
+  // the groups: one namespace over the file (listener-implied ones included), as the runtime addresses GROUP/SERVER
+  const groups = new Map<string, GroupInfo>();
+  const addGroup = (name: unknown, at: Path, balance: unknown, mode?: string) => {
+    if (typeof name !== 'string') return;
+    const first = groups.get(name);
+    if (first) {
+      ctx.report(at, `group '${name}' is defined twice (first at line ${ctx.positionOf(first.at).line})`);
+      return;
+    }
+    groups.set(name, {
+      at,
+      balance: typeof balance === 'string' ? balance : undefined,
+      modes: new Set(mode ? [mode] : []),
+    });
+  };
+  const checkGroup = (g: RawGroup, at: Path) => {
+    validateBalance(g.balance, [...at, 'balance'], ctx);
+    durations(g.timeout, [...at, 'timeout']);
+    if (g.check && typeof g.check.inter === 'string' && !DURATION_RE.test(g.check.inter))
+      ctx.report([...at, 'check', 'inter'], `bad duration '${g.check.inter}'`);
+    validateServers(g.servers, [...at, 'servers'], 'group', ctx);
+  };
+  if (Array.isArray(sec.groups))
+    sec.groups.forEach((g, k) => {
+      if (!g || typeof g !== 'object') return;
+      addGroup(g.name, ['groups', k, 'name'], g.balance);
+      checkGroup(g, ['groups', k]);
+    });
+  listen.forEach((l, i) => {
+    if (!l || typeof l !== 'object') return;
+    const mode = l.mode ?? 'tcp';
+    if (Array.isArray(l.servers)) addGroup(l.name, ['listen', i, 'name'], l.balance ?? 'roundrobin', mode);
+    if (Array.isArray(l.groups))
+      l.groups.forEach((g, k) => {
+        if (!g || typeof g !== 'object') return;
+        addGroup(g.name, ['listen', i, 'groups', k, 'name'], g.balance, mode);
+        checkGroup(g, ['listen', i, 'groups', k]);
+      });
+  });
   const names = new Map<string, number>();
   const binds = new Map<string, number>();
-  sec.listen.forEach((l, i) => {
+  listen.forEach((l, i) => {
     if (!l || typeof l !== 'object') return;
     if (typeof l.name === 'string') {
       const first = names.get(l.name);
@@ -277,36 +455,45 @@ function validateListeners(section: unknown, ctx: SectionContext): void {
         ctx.report(['listen', i, 'bind'], (e as Error).message);
       }
     }
-    if (typeof l.balance === 'string' && !BALANCE_RE.test(l.balance))
-      ctx.report(
-        ['listen', i, 'balance'],
-        `unknown balance '${l.balance}' (roundrobin, static-rr, leastconn, source, first, random, random(N), uri, hdr(name))`,
-      );
+    validateBalance(l.balance, ['listen', i, 'balance'], ctx);
     if (l.balance && /^(uri|hdr\()/.test(l.balance) && l.mode !== 'http')
       ctx.report(['listen', i, 'balance'], `balance ${l.balance} needs mode: http`);
     durations(l.timeout, ['listen', i, 'timeout']);
     if (l.check && typeof l.check.inter === 'string' && !DURATION_RE.test(l.check.inter))
       ctx.report(['listen', i, 'check', 'inter'], `bad duration '${l.check.inter}'`);
-    if (!Array.isArray(l.servers)) return;
-    if (l.servers.length === 0) ctx.report(['listen', i, 'servers'], 'a listener needs at least one server');
-    const snames = new Map<string, number>();
-    l.servers.forEach((s, j) => {
-      if (!s || typeof s !== 'object') return;
-      if (typeof s.name === 'string') {
-        if (snames.has(s.name)) ctx.report(['listen', i, 'servers', j, 'name'], `server '${s.name}' is defined twice`);
-        else snames.set(s.name, j);
-      }
-      if (typeof s.address === 'string') {
-        try {
-          parseHostPort(s.address);
-        } catch (e) {
-          ctx.report(['listen', i, 'servers', j, 'address'], (e as Error).message);
-        }
-      }
-      if (typeof s.slowstart === 'string' && !DURATION_RE.test(s.slowstart))
-        ctx.report(['listen', i, 'servers', j, 'slowstart'], `bad duration '${s.slowstart}'`);
-    });
+    const mode = l.mode ?? 'tcp';
+    const own = Array.isArray(l.servers);
+    if (!own) {
+      for (const k of ['balance', 'check'] as const)
+        if (l[k] !== undefined)
+          ctx.report(['listen', i, k], `${k} applies to the listener's own servers: with groups, give it to the group`);
+      if (!Array.isArray(l.groups) && l.default_group === undefined)
+        ctx.report(
+          ['listen', i],
+          "missing required key 'servers' (a listener needs its own servers, groups, or a default_group)",
+        );
+    }
+    validateServers(l.servers, ['listen', i, 'servers'], 'listener', ctx);
+    // the groups it may send to: every group of the file
+    const use = (name: unknown, at: Path | undefined) => {
+      if (typeof name !== 'string') return;
+      const g = groups.get(name);
+      if (g) g.modes.add(mode);
+      else if (at) ctx.report(at, `no group '${name}' (groups: ${[...groups.keys()].join(', ') || 'none'})`);
+    };
+    use(l.default_group, ['listen', i, 'default_group']);
+    const problems: RuleProblem[] = [];
+    Router.compile(l, { http: mode === 'http', groups: new Set(groups.keys()) }, problems, ['listen', i]);
+    for (const p of problems) ctx.report(p.path, p.message);
+    // (unknown ones are reported by the compiler)
+    if (Array.isArray(l.use_group)) for (const u of l.use_group) use(u?.group, undefined);
   });
+  // a group serves one mode (HAProxy: a backend's mode is its frontends'); hashing on the request needs http
+  for (const [name, g] of groups) {
+    if (g.modes.size > 1) ctx.report(g.at, `group '${name}' is used by both tcp and http listeners: give each its own`);
+    if (g.balance && /^(uri|hdr\()/.test(g.balance) && g.modes.has('tcp'))
+      ctx.report(g.at, `group '${name}': balance ${g.balance} needs mode: http, and a tcp listener uses it`);
+  }
 }
 
 /** The `listeners` section: its schema and checks, registered with the loader by importing this module. */

@@ -11,9 +11,12 @@ import {
   parseDuration,
   parseHostPort,
   type RawCheck,
+  type RawGroup,
+  type RawServer,
   type RawTimeouts,
   type SendProxy,
 } from './config-schema.js';
+import type { RawRoutes } from './routing/rules.js';
 
 export interface Timeouts {
   connect: number;
@@ -52,14 +55,14 @@ export interface ServerSpec {
   disabled: boolean;
 }
 
-export interface ListenerSpec {
+/**
+ * A server group (HAProxy backend): the unit of balancing, checks, queue, stats and metrics. Group names are unique
+ * over the file; a listener with its own `servers` is a group named after the listener.
+ */
+export interface GroupSpec {
   name: string;
-  host: string;
-  port: number;
-  mode: 'tcp' | 'http';
   balance: string;
-  acceptProxy: boolean;
-  forwardfor: boolean;
+  /** server-side timeouts are the group's (connect, server, queue, tunnel, check); the rest the listener's */
   timeout: Timeouts;
   retries: number;
   redispatch: boolean;
@@ -68,12 +71,30 @@ export interface ListenerSpec {
   servers: ServerSpec[];
 }
 
+/**
+ * A listener (HAProxy frontend, or `listen` with its own servers). Its GroupSpec fields are its own servers' group
+ * (the one named after the listener; `servers` empty when it only sends to named groups).
+ */
+export interface ListenerSpec extends GroupSpec {
+  host: string;
+  port: number;
+  mode: 'tcp' | 'http';
+  acceptProxy: boolean;
+  forwardfor: boolean;
+  /** where a request goes when no use_group rule matches */
+  defaultGroup: string;
+  /** http_request / use_group / http_response as written (compiled by each worker: ./routing/rules.ts) */
+  routes?: RawRoutes;
+}
+
 export interface ListenersConfig {
   file: string;
   workers: number;
   control: string;
   stats: { enabled: boolean; host: string; port: number };
   listeners: ListenerSpec[];
+  /** every group of the file (listener-implied ones included), in config order: what the primary balances */
+  groups: GroupSpec[];
 }
 
 export const DEFAULT_CONTROL = '/run/tierlb/listeners.sock';
@@ -122,60 +143,107 @@ function check(raw: RawCheck | undefined, dflt: RawCheck | undefined): CheckSpec
   };
 }
 
+function servers(raw: RawServer[], chk: CheckSpec | undefined, sendProxy: SendProxy | undefined): ServerSpec[] {
+  return raw.map((s) => {
+    const a = parseHostPort(s.address);
+    return {
+      name: s.name,
+      host: a.host,
+      port: a.port,
+      weight: s.weight ?? 1,
+      maxconn: s.maxconn ?? 0,
+      backup: s.backup ?? false,
+      slowstart: s.slowstart === undefined ? 0 : parseDuration(s.slowstart),
+      check: chk ? (s.check ?? true) : false,
+      sendProxy: s.send_proxy ?? sendProxy ?? false,
+      agent: s.agent
+        ? {
+            host: s.agent.address ?? a.host,
+            port: s.agent.port,
+            inter: s.agent.inter === undefined ? (chk?.inter ?? 2000) : parseDuration(s.agent.inter),
+            send: s.agent.send,
+          }
+        : undefined,
+      disabled: s.disabled ?? false,
+    };
+  });
+}
+
+/** What a group inherits when it does not say: its listener's settings (or the defaults, for a file-level group). */
+interface Inherited {
+  timeout: Timeouts;
+  retries: number;
+  redispatch: boolean;
+  maxqueue: number;
+  sendProxy?: SendProxy;
+  check?: RawCheck;
+}
+
+function group(g: RawGroup, base: Inherited): GroupSpec {
+  const balance = g.balance ?? 'roundrobin';
+  if (!BALANCE_RE.test(balance)) throw new ConfigValueError(`unknown balance ${balance}`);
+  const chk = check(g.check, base.check);
+  return {
+    name: g.name,
+    balance,
+    timeout: timeouts(base.timeout, g.timeout),
+    retries: g.retries ?? base.retries,
+    redispatch: g.redispatch ?? base.redispatch,
+    maxqueue: g.maxqueue ?? base.maxqueue,
+    check: chk,
+    servers: servers(g.servers, chk, g.send_proxy ?? base.sendProxy),
+  };
+}
+
 /** Resolve a schema-valid section (the loader has already checked it). */
 export function resolveListeners(sec: ListenersSection, file: string): ListenersConfig {
   const d = sec.defaults ?? {};
   const base = timeouts(DEFAULT_TIMEOUTS, d.timeout);
   const stats = parseHostPort(sec.stats?.bind ?? DEFAULT_STATS);
+  const fileBase: Inherited = {
+    timeout: base,
+    retries: d.retries ?? 3,
+    redispatch: d.redispatch ?? true,
+    maxqueue: 0,
+    check: d.check,
+  };
+  const groups: GroupSpec[] = [];
+  const listeners = (sec.listen ?? []).map((l): ListenerSpec => {
+    const bind = parseHostPort(l.bind);
+    const inherited: Inherited = {
+      timeout: timeouts(base, l.timeout),
+      retries: l.retries ?? fileBase.retries,
+      redispatch: l.redispatch ?? fileBase.redispatch,
+      maxqueue: l.maxqueue ?? 0,
+      sendProxy: l.send_proxy,
+      check: d.check,
+    };
+    const own = group({ ...l, servers: l.servers ?? [] }, { ...inherited, check: l.check ?? d.check });
+    if (l.servers) groups.push(own);
+    for (const g of l.groups ?? []) groups.push(group(g, inherited));
+    const routes: RawRoutes | undefined =
+      l.http_request || l.use_group || l.http_response
+        ? { http_request: l.http_request, use_group: l.use_group, http_response: l.http_response }
+        : undefined;
+    return {
+      ...own,
+      host: bind.host,
+      port: bind.port,
+      mode: l.mode ?? 'tcp',
+      acceptProxy: l.accept_proxy ?? false,
+      forwardfor: l.forwardfor ?? d.forwardfor ?? false,
+      defaultGroup: l.default_group ?? (l.servers ? l.name : (l.groups?.[0]?.name ?? l.name)),
+      routes,
+    };
+  });
+  for (const g of sec.groups ?? []) groups.push(group(g, fileBase));
   return {
     file,
     workers: sec.workers ?? Math.max(1, os.availableParallelism?.() ?? os.cpus().length),
     control: sec.control ?? DEFAULT_CONTROL,
     stats: { enabled: sec.stats?.enabled ?? true, ...stats },
-    listeners: (sec.listen ?? []).map((l) => {
-      const bind = parseHostPort(l.bind);
-      const chk = check(l.check, d.check);
-      const balance = l.balance ?? 'roundrobin';
-      if (!BALANCE_RE.test(balance)) throw new ConfigValueError(`unknown balance ${balance}`);
-      const t = timeouts(base, l.timeout);
-      return {
-        name: l.name,
-        host: bind.host,
-        port: bind.port,
-        mode: l.mode ?? 'tcp',
-        balance,
-        acceptProxy: l.accept_proxy ?? false,
-        forwardfor: l.forwardfor ?? d.forwardfor ?? false,
-        timeout: t,
-        retries: l.retries ?? d.retries ?? 3,
-        redispatch: l.redispatch ?? d.redispatch ?? true,
-        maxqueue: l.maxqueue ?? 0,
-        check: chk,
-        servers: l.servers.map((s) => {
-          const a = parseHostPort(s.address);
-          return {
-            name: s.name,
-            host: a.host,
-            port: a.port,
-            weight: s.weight ?? 1,
-            maxconn: s.maxconn ?? 0,
-            backup: s.backup ?? false,
-            slowstart: s.slowstart === undefined ? 0 : parseDuration(s.slowstart),
-            check: chk ? (s.check ?? true) : false,
-            sendProxy: s.send_proxy ?? l.send_proxy ?? false,
-            agent: s.agent
-              ? {
-                  host: s.agent.address ?? a.host,
-                  port: s.agent.port,
-                  inter: s.agent.inter === undefined ? (chk?.inter ?? 2000) : parseDuration(s.agent.inter),
-                  send: s.agent.send,
-                }
-              : undefined,
-            disabled: s.disabled ?? false,
-          };
-        }),
-      };
-    }),
+    listeners,
+    groups,
   };
 }
 
