@@ -246,6 +246,13 @@ export function criterion(c: Ctx, l: Line, from: number, to: number): Cond | und
         return { header: { name, present: true } };
       }
       if (!needValues('value')) return undefined;
+      // the Host field, case-insensitively: tierlb's host matcher (it reads HTTP/2's :authority too, and leaves a
+      // port out of the comparison); a name under a domain (hdr_end(host) -i .a.com) likewise
+      const plain = (v: string) => /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(v);
+      if (name.toLowerCase() === 'host' && icase) {
+        if (kind === 'str' && values.every(plain)) return { host: values };
+        if (kind === 'end' && values.every((v) => v.startsWith('.') && plain(v.slice(1)))) return { host: values };
+      }
       const h = str(kind, { exact: 'exact', prefix: 'prefix', suffix: 'suffix', regex: 'regex' });
       return h && withCase({ header: { name, ...h } });
     }

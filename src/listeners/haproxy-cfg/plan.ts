@@ -35,8 +35,6 @@ function pickTimeouts(p: HaProxy, keys: TimeoutKey[]): Obj {
   return o;
 }
 
-const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
-
 /** A backend's (or listen's) balance, check and servers, as group or listener keys. */
 function backendPart(c: Ctx, b: HaProxy, g: GlobalOut, path: string, wm: WhereMap): Obj {
   const out: Obj = {};
@@ -113,25 +111,52 @@ export interface Emitted {
   where: WhereMap;
 }
 
+/** A backend's own settings as a group: server-side timeouts, retries, redispatch (HAProxy's default: off). */
+function groupSettings(b: HaProxy): Obj {
+  const out: Obj = {};
+  const t = pickTimeouts(b, SERVER_SIDE);
+  if (Object.keys(t).length) out.timeout = t;
+  if (b.retries !== undefined) out.retries = b.retries;
+  out.redispatch = b.redispatch ?? false;
+  return out;
+}
+
 /** Build the `listeners` section from the global settings and the proxies (defaults excluded). */
 export function emit(c: Ctx, g: GlobalOut, proxies: HaProxy[]): Emitted {
   const wm: WhereMap = new Map();
   const section: Obj = {};
   if (g.workers !== undefined) section.workers = g.workers;
   if (g.control !== undefined) section.control = g.control;
-  const backends = new Map<string, HaProxy>();
+  // names: a backend and a frontend may share one (HAProxy keeps them apart), a listen is both
+  const backNames = new Map<string, HaProxy>();
+  const frontNames = new Map<string, HaProxy>();
   for (const p of proxies) {
-    if (p.kind === 'backend' || p.kind === 'listen') {
-      const prev = backends.get(p.name);
+    for (const [names, is] of [
+      [backNames, p.kind !== 'frontend'],
+      [frontNames, p.kind !== 'backend'],
+    ] as const) {
+      if (!is) continue;
+      const prev = names.get(p.name);
       if (prev)
         c.error(p.where, `proxy name '${p.name}' is already used by the ${prev.kind} at line ${prev.where.line}`);
-      else backends.set(p.name, p);
+      else names.set(p.name, p);
     }
   }
+  // every backend is a file-level group (any listener may use it, as several frontends share a backend)
+  const fileGroups: Obj[] = [];
+  const addFileGroup = (b: HaProxy) => {
+    const path = `listeners.groups[${fileGroups.length}]`;
+    wm.set(path, b.where);
+    fileGroups.push({ name: b.name, ...groupSettings(b), ...backendPart(c, b, g, path, wm) });
+  };
+  for (const p of proxies) {
+    if (p.kind !== 'backend') continue;
+    if (p.disabled) c.warn(p.disabled, `backend ${p.name} is disabled: tierlb leaves it out`);
+    else if (p.servers.length === 0)
+      c.error(p.where, `backend ${p.name} has no server (HAProxy would answer 503): tierlb's groups need one`);
+    else addFileGroup(p);
+  }
   const listen: Obj[] = [];
-  /** group names handed out (across the file), and which listener has the original of each backend */
-  const groupNames = new Set<string>();
-  const listenerNames = new Set<string>();
   for (const p of proxies) {
     if (p.kind !== 'frontend' && p.kind !== 'listen') continue;
     if (p.disabled) {
@@ -141,7 +166,7 @@ export function emit(c: Ctx, g: GlobalOut, proxies: HaProxy[]): Emitted {
     const hasBackends = p.useBackends.length > 0 || p.defaultBackend !== undefined;
     if (p.stats && p.servers.length === 0 && !hasBackends) {
       if (p.binds.length === 0) continue;
-      if (section.stats) c.error(p.stats, `a second stats page: tierlb has one stats endpoint`);
+      if (section.stats) c.error(p.stats, 'a second stats page: tierlb has one stats endpoint');
       else {
         section.stats = { bind: p.binds[0].address };
         wm.set('listeners.stats', p.binds[0].where);
@@ -159,27 +184,46 @@ export function emit(c: Ctx, g: GlobalOut, proxies: HaProxy[]): Emitted {
     if (p.stats)
       c.warn(p.stats, `'stats' on ${p.kind} ${p.name}: tierlb's stats endpoint is listeners.stats.bind, ignored`);
     const mode = p.mode ?? 'tcp';
-    // the backends this proxy uses, in the order of first use
     const used: HaProxy[] = [];
-    const useOf = (name: string, w: Where): HaProxy | undefined => {
-      const b = backends.get(name);
+    const useOf = (name: string, w: Where): boolean => {
+      const b = backNames.get(name);
       if (!b) c.error(w, `no backend named '${name}'`);
-      else if (b.kind === 'listen' && b !== p) c.error(w, `'${name}' is a listen section: use_backend names a backend`);
+      else if (b.kind === 'listen') c.error(w, `'${name}' is a listen section: use_backend names a backend`);
+      else if (b.disabled) c.error(w, `backend ${name} is disabled`);
       else if ((b.mode ?? 'tcp') !== mode)
         c.error(w, `backend ${name} is mode ${b.mode ?? 'tcp'} but ${p.kind} ${p.name} is mode ${mode}`);
-      else if (!used.includes(b)) used.push(b);
-      return b;
+      else {
+        if (!used.includes(b)) used.push(b);
+        return true;
+      }
+      return false;
     };
-    for (const u of p.useBackends) useOf(u.backend, u.where);
-    const dflt = p.defaultBackend ? useOf(p.defaultBackend.name, p.defaultBackend.where) : undefined;
-    const simple = p.kind === 'listen' && !hasBackends;
-    if (p.kind === 'listen' && p.servers.length > 0 && !dflt) used.unshift(p);
+    const useGroup = p.useBackends.filter((u) => useOf(u.backend, u.where));
+    const dflt =
+      p.defaultBackend && useOf(p.defaultBackend.name, p.defaultBackend.where) ? p.defaultBackend : undefined;
+    const own = p.kind === 'listen' && p.servers.length > 0;
+    if (!own && !dflt && useGroup.length === 0) {
+      c.error(
+        p.where,
+        `${p.kind} ${p.name} has no server and no backend: tierlb needs somewhere to send requests (add default_backend)`,
+      );
+      continue;
+    }
+    // a listen with several binds: its servers become a file-level group all its listeners use
+    const shared = own && p.binds.length > 1;
+    if (shared) addFileGroup(p);
+    const fwd = p.forwardfor || used.some((b) => b.forwardfor);
+    const without = used.filter((b) => !b.forwardfor);
+    if (fwd && !p.forwardfor && without.length > 0)
+      c.warn(
+        without[0].where,
+        `backend ${without[0].name} has no 'option forwardfor' but ${p.kind} ${p.name} adds X-Forwarded-For for all its backends`,
+      );
     p.binds.forEach((bind, bi) => {
       const name = bi === 0 ? p.name : `${p.name}-${bi + 1}`;
-      if (listenerNames.has(name)) c.error(bind.where, `listener name '${name}' is already taken`);
-      listenerNames.add(name);
       const path = `listeners.listen[${listen.length}]`;
       wm.set(path, p.where);
+      wm.set(`${path}.name`, p.where);
       wm.set(`${path}.bind`, bind.where);
       const l: Obj = { name, bind: bind.address, mode };
       if (bind.acceptProxy) l.accept_proxy = true;
@@ -187,84 +231,47 @@ export function emit(c: Ctx, g: GlobalOut, proxies: HaProxy[]): Emitted {
         l.tls = bind.tls;
         wm.set(`${path}.tls`, bind.where);
       }
-      // server-side settings come from the default backend (a listen: itself)
-      const main = simple ? p : (dflt ?? used[0] ?? p);
-      const fwd = p.forwardfor || used.some((b) => b.forwardfor);
-      if (fwd) {
-        l.forwardfor = true;
-        const without = used.filter((b) => !b.forwardfor && !p.forwardfor);
-        if (without.length > 0 && bi === 0)
-          c.warn(
-            without[0].where,
-            `backend ${without[0].name} has no 'option forwardfor' but listener ${name} adds X-Forwarded-For for all its groups`,
-          );
-      }
-      const timeout = { ...pickTimeouts(p, CLIENT_SIDE), ...pickTimeouts(main, SERVER_SIDE) };
-      if (Object.keys(timeout).length) l.timeout = timeout;
-      if (main.retries !== undefined) l.retries = main.retries;
-      l.redispatch = main.redispatch ?? false;
-      if (bi === 0)
-        for (const b of used)
-          if (
-            b !== main &&
-            (!same(pickTimeouts(b, SERVER_SIDE), pickTimeouts(main, SERVER_SIDE)) ||
-              b.retries !== main.retries ||
-              (b.redispatch ?? false) !== (main.redispatch ?? false))
-          )
-            c.warn(
-              b.where,
-              `backend ${b.name}: its timeouts/retries/redispatch differ from ${main.name}'s; listener ${name} uses ${main.name}'s for all its groups`,
-            );
-      if (simple) {
+      if (fwd) l.forwardfor = true;
+      if (own && !shared) {
+        // the listen's own servers: one group named after it, with every timeout, retries and redispatch
+        const timeout = { ...pickTimeouts(p, CLIENT_SIDE), ...pickTimeouts(p, SERVER_SIDE) };
+        if (Object.keys(timeout).length) l.timeout = timeout;
+        if (p.retries !== undefined) l.retries = p.retries;
+        l.redispatch = p.redispatch ?? false;
         Object.assign(l, backendPart(c, p, g, path, wm));
       } else {
-        const groupOf = new Map<HaProxy, string>();
-        l.groups = used.map((b, gi) => {
-          let gname = b.name;
-          if (groupNames.has(gname)) {
-            gname = `${name}.${b.name}`;
-            if (b.servers.some((s) => s.opts.maxconn))
-              c.error(
-                b.where,
-                `backend ${b.name} is used by several listeners and its servers have maxconn: tierlb's groups belong to one listener, so the limit would count twice; give each frontend its own backend`,
-              );
-            else if (bi === 0 || gi === 0)
-              c.warn(
-                b.where,
-                `backend ${b.name} is used by several listeners: listener ${name} gets its own copy, group '${gname}' (own checks, balancing and stats)`,
-              );
-          }
-          groupNames.add(gname);
-          groupOf.set(b, gname);
-          const gpath = `${path}.groups[${gi}]`;
-          wm.set(gpath, b.where);
-          return { name: gname, ...backendPart(c, b, g, gpath, wm) };
-        });
-        if (dflt && groupOf.has(dflt)) l.default_group = groupOf.get(dflt);
-        const rules = p.useBackends
-          .map((u, ui) => {
-            const b = backends.get(u.backend);
-            if (!b || !groupOf.has(b)) return undefined;
-            wm.set(`${path}.use_group[${ui}]`, u.where);
-            return { group: groupOf.get(b), ...u.cond } as Obj;
-          })
-          .filter((r): r is Obj => r !== undefined);
-        if (rules.length) l.use_group = rules;
+        const timeout = pickTimeouts(p, CLIENT_SIDE);
+        if (Object.keys(timeout).length) l.timeout = timeout;
       }
-      if (simple && groupNames.has(name)) c.error(p.where, `group name '${name}' is already taken`);
-      if (simple) groupNames.add(name);
+      if (dflt) {
+        l.default_group = dflt.name;
+        wm.set(`${path}.default_group`, dflt.where);
+      } else if (shared) l.default_group = p.name;
+      if (useGroup.length) {
+        l.use_group = useGroup.map((u, ui) => {
+          wm.set(`${path}.use_group[${ui}]`, u.where);
+          return { group: u.backend, ...u.cond };
+        });
+      }
       const req = [...p.httpRequest, ...p.redirects];
       if (req.length) {
         if (mode !== 'http') c.error(p.where, `${p.kind} ${p.name}: http-request rules need mode http`);
-        l.http_request = req;
+        l.http_request = req.map((r, ri) => {
+          wm.set(`${path}.http_request[${ri}]`, r.where);
+          return r.rule;
+        });
       }
       if (p.httpResponse.length) {
         if (mode !== 'http') c.error(p.where, `${p.kind} ${p.name}: http-response rules need mode http`);
-        l.http_response = p.httpResponse;
+        l.http_response = p.httpResponse.map((r, ri) => {
+          wm.set(`${path}.http_response[${ri}]`, r.where);
+          return r.rule;
+        });
       }
       listen.push(l);
     });
   }
+  if (fileGroups.length) section.groups = fileGroups;
   if (listen.length) section.listen = listen;
   return { section, where: wm };
 }

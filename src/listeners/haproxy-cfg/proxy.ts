@@ -4,7 +4,7 @@
  * `from`), as in HAProxy: mode, timeouts, balance, retries, options, checks and default-server are inherited.
  */
 import { Acls, type Cond } from './acl.js';
-import { type Ctx, literalFormat } from './ctx.js';
+import type { Ctx } from './ctx.js';
 import {
   type Bind,
   readBind,
@@ -35,8 +35,15 @@ export interface HttpCheck {
   expect?: { status?: number; string?: string };
 }
 
-/** A rule of the listener schema (`http_request`, `http_response`), with its condition. */
-export type Rule = Record<string, unknown>;
+import { httpRequestRule, httpResponseRule, type Rule, redirectRule } from './rules.js';
+
+export type { Rule } from './rules.js';
+
+/** A rule and its line. */
+export interface Placed {
+  rule: Rule;
+  where: Where;
+}
 
 export interface UseBackend {
   where: Where;
@@ -67,10 +74,10 @@ export interface HaProxy extends ProxySettings {
   where: Where;
   binds: Bind[];
   servers: ServerLine[];
-  httpRequest: Rule[];
+  httpRequest: Placed[];
   /** `redirect` proxy rules: HAProxy runs them after every http-request rule */
-  redirects: Rule[];
-  httpResponse: Rule[];
+  redirects: Placed[];
+  httpResponse: Placed[];
   useBackends: UseBackend[];
   /** a stats page (stats enable / stats uri / the prometheus exporter) */
   stats?: Where;
@@ -301,13 +308,13 @@ export function readProxy(rc: ReadContext, sec: Section, base: ProxySettings): H
           continue;
         }
         const r = kw === 'http-request' ? httpRequestRule(c, l, acls) : httpResponseRule(c, l, acls);
-        if (r) (kw === 'http-request' ? p.httpRequest : p.httpResponse).push(r);
+        if (r) (kw === 'http-request' ? p.httpRequest : p.httpResponse).push({ rule: r, where: at(l) });
         continue;
       }
       case 'redirect': {
         if (!onlyIn(l, isFront, 'frontend and listen')) continue;
         const r = redirectRule(c, l, 1, acls);
-        if (r) p.redirects.push(r);
+        if (r) p.redirects.push({ rule: r, where: at(l) });
         continue;
       }
       case 'stats': {
@@ -475,117 +482,4 @@ function readHttpCheck(c: Ctx, l: Line, p: HaProxy): void {
     return;
   }
   c.refused(l, "tierlb's http check is one request (option httpchk / http-check send) and one expectation", 1);
-}
-
-/** `redirect scheme|location|prefix VALUE [code N] [if|unless cond]` from l.words[from] (the type). */
-function redirectRule(c: Ctx, l: Line, from: number, acls: Acls): Rule | undefined {
-  const type = l.words[from];
-  if (type !== 'scheme' && type !== 'location' && type !== 'prefix') {
-    c.error(at(l, from), `'redirect ${type ?? ''}': scheme, location or prefix`);
-    return undefined;
-  }
-  const value = literalFormat(c, l, from + 1);
-  if (value === undefined) return undefined;
-  let code = 302;
-  let i = from + 2;
-  while (i < l.words.length && l.words[i] !== 'if' && l.words[i] !== 'unless') {
-    const w = l.words[i];
-    if (w === 'code') {
-      const n = c.int(l, i + 1, 301, 308);
-      if (n === undefined) return undefined;
-      if (![301, 302, 303, 307, 308].includes(n)) {
-        c.error(at(l, i + 1), `redirect code ${n}: 301, 302, 303, 307 or 308`);
-        return undefined;
-      }
-      code = n;
-      i += 2;
-    } else {
-      c.refused(l, `redirect option '${w}'`, i);
-      return undefined;
-    }
-  }
-  const cond = acls.condition(l, i);
-  if (!cond) return undefined;
-  return { redirect: { [type]: value, code }, ...cond };
-}
-
-function headerName(c: Ctx, l: Line, i: number): string | undefined {
-  const n = l.words[i];
-  if (!n || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(n)) {
-    c.error(at(l, Math.min(i, l.words.length - 1)), `'${l.words.slice(0, 2).join(' ')}' needs a header name`);
-    return undefined;
-  }
-  return n;
-}
-
-function headerRule(c: Ctx, l: Line, acls: Acls): Rule | undefined {
-  const act = l.words[1];
-  const name = headerName(c, l, 2);
-  if (!name) return undefined;
-  if (act === 'del-header') {
-    if (l.words[3] === '-m') {
-      c.refused(l, 'del-header -m: tierlb deletes the header by its exact name', 3);
-      return undefined;
-    }
-    const cond = acls.condition(l, 3);
-    return cond && { del_header: name, ...cond };
-  }
-  const value = literalFormat(c, l, 3);
-  if (value === undefined) return undefined;
-  const cond = acls.condition(l, 4);
-  return cond && { [act === 'set-header' ? 'set_header' : 'add_header']: { name, value }, ...cond };
-}
-
-function httpRequestRule(c: Ctx, l: Line, acls: Acls): Rule | undefined {
-  const act = l.words[1];
-  switch (act) {
-    case 'redirect':
-      return redirectRule(c, l, 2, acls);
-    case 'set-header':
-    case 'add-header':
-    case 'del-header':
-      return headerRule(c, l, acls);
-    case 'deny': {
-      let status = 403;
-      let i = 2;
-      if (l.words[i] === 'deny_status' || l.words[i] === 'status') {
-        const n = c.int(l, i + 1, 200, 599);
-        if (n === undefined) return undefined;
-        status = n;
-        i += 2;
-      }
-      if (i < l.words.length && l.words[i] !== 'if' && l.words[i] !== 'unless') {
-        c.refused(l, `deny option '${l.words[i]}': tierlb answers its own page with the status`, i);
-        return undefined;
-      }
-      const cond = acls.condition(l, i);
-      return cond && { deny: status, ...cond };
-    }
-    case 'capture':
-    case 'set-log-level':
-      c.ignored(l, 'about logging, which tierlb does its own way', 1);
-      return undefined;
-    case 'use-service':
-      if (l.words[2] === 'prometheus-exporter') {
-        c.refused(l, "the prometheus exporter: tierlb's own /metrics is on listeners.stats.bind", 1);
-        return undefined;
-      }
-  }
-  c.refused(l, `http-request ${act ?? ''}: tierlb runs redirect, set-header, add-header, del-header and deny`, 1);
-  return undefined;
-}
-
-function httpResponseRule(c: Ctx, l: Line, acls: Acls): Rule | undefined {
-  const act = l.words[1];
-  if (act === 'set-header' || act === 'add-header' || act === 'del-header') {
-    const k = l.words.findIndex((w, i) => i > 2 && (w === 'if' || w === 'unless'));
-    if (k > 0) {
-      // HAProxy evaluates these on the response (hdr() is then a response header): tierlb's are the request's
-      c.refused(l, 'a condition on an http-response rule (HAProxy evaluates it on the response)', k);
-      return undefined;
-    }
-    return headerRule(c, l, acls);
-  }
-  c.refused(l, `http-response ${act ?? ''}: tierlb runs set-header, add-header and del-header`, 1);
-  return undefined;
 }
