@@ -178,7 +178,7 @@ export function emit(c: Ctx, g: GlobalOut, proxies: HaProxy[]): Emitted {
       continue;
     }
     if (p.binds.length === 0) {
-      c.error(p.where, `${p.kind} ${p.name} has no 'bind': nothing would listen`);
+      if (p.bindLines === 0) c.error(p.where, `${p.kind} ${p.name} has no 'bind': nothing would listen`);
       continue;
     }
     if (p.stats)

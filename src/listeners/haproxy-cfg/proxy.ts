@@ -73,6 +73,8 @@ export interface HaProxy extends ProxySettings {
   name: string;
   where: Where;
   binds: Bind[];
+  /** bind lines written (even refused ones) */
+  bindLines: number;
   servers: ServerLine[];
   httpRequest: Placed[];
   /** `redirect` proxy rules: HAProxy runs them after every http-request rule */
@@ -186,6 +188,7 @@ export function readProxy(rc: ReadContext, sec: Section, base: ProxySettings): H
     name: sec.head.words[1] ?? '',
     where: at(sec.head),
     binds: [],
+    bindLines: 0,
     servers: [],
     httpRequest: [],
     redirects: [],
@@ -274,6 +277,7 @@ export function readProxy(rc: ReadContext, sec: Section, base: ProxySettings): H
       }
       case 'bind':
         if (!onlyIn(l, isFront, 'frontend and listen')) continue;
+        p.bindLines++;
         p.binds.push(...readBind(c, l, rc.tls));
         continue;
       case 'acl':

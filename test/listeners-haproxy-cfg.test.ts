@@ -1,0 +1,310 @@
+/**
+ * haproxy.cfg as a config format: a haproxy.cfg and the equivalent YAML give the same listener plan (golden pairs in
+ * test/golden/haproxy-*.cfg / .yaml, both accepted by a real `haproxy -c`), every keyword tierlb does not run is
+ * reported at file:line:col (a warning, or an error that refuses the file), and HAProxy's tokenizer rules hold.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import test from 'ava';
+import { run as configCli } from '../src/cli/config.js';
+import { type ListenersConfig, loadListenersConfig } from '../src/listeners/config.js';
+import {
+  formatDiagnostic,
+  type HaproxyLoadResult,
+  listenersConfigFromHaproxy,
+  loadHaproxyCfg,
+  loadHaproxyCfgString,
+} from '../src/listeners/haproxy-cfg/load.js';
+import { splitLine } from '../src/listeners/haproxy-cfg/tokenize.js';
+
+const GOLDEN = new URL('./golden/', import.meta.url).pathname;
+
+const plan = (c: ListenersConfig | undefined) => c && { ...c, file: '' };
+const load = (text: string, env: Record<string, string> = {}): HaproxyLoadResult =>
+  loadHaproxyCfgString(text, 'h.cfg', { env, isDir: (p) => p.endsWith('/') });
+const errs = (r: HaproxyLoadResult) => r.errors.map(formatDiagnostic);
+const warns = (r: HaproxyLoadResult) => r.warnings.map(formatDiagnostic);
+
+for (const name of ['listen', 'routes']) {
+  test(`golden: haproxy-${name}.cfg and haproxy-${name}.yaml produce the same listener plan`, async (t) => {
+    const h = loadHaproxyCfg(`${GOLDEN}haproxy-${name}.cfg`);
+    t.deepEqual(errs(h), []);
+    const y = await loadListenersConfig(`${GOLDEN}haproxy-${name}.yaml`);
+    t.truthy(h.config);
+    t.deepEqual(plan(h.config), plan(y));
+  });
+}
+
+test('golden: the plans are not trivially equal (a changed server weight tells them apart)', async (t) => {
+  const h = loadHaproxyCfg(`${GOLDEN}haproxy-routes.cfg`);
+  const y = await loadListenersConfig(`${GOLDEN}haproxy-routes.yaml`);
+  const changed = structuredClone(plan(y)) as ListenersConfig;
+  changed.groups[2].servers[0].weight = 4;
+  t.false(isDeepStrictEqual(plan(h.config), changed));
+  t.is(h.config?.groups.map((g) => g.name).join(), 'api,static,web');
+  t.is(h.config?.listeners[0].defaultGroup, 'web');
+});
+
+test('the unsupported keywords: warnings where ignoring is harmless, errors where it would change behaviour', (t) => {
+  const r = load(`global
+  daemon
+  lua-load /etc/haproxy/x.lua
+  tune.bufsize 32768
+defaults
+  mode http
+  log global
+  option httplog
+  option http-server-close
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  timeout tarpit 5s
+frontend f
+  bind :80
+  capture request header Host len 32
+  http-request set-path /x
+  http-request capture req.hdr(host) len 10
+  http-request return status 200
+  stick-table type ip size 1m
+  tcp-request inspect-delay 5s
+  tcp-request content reject if { src 10.0.0.1 }
+  compression algo gzip
+  default_backend b
+backend b
+  cookie SRV insert indirect
+  option ssl-hello-chk
+  option allbackups
+  http-check disable-on-404
+  hash-type consistent
+  server s1 10.0.0.1:80 check cookie s1 fastinter 1s port 8080
+userlist admins
+  user admin password x
+program sidecar
+  command /bin/true
+`);
+  t.deepEqual(errs(r), [
+    "h.cfg:3:3: 'lua-load' is not supported by tierlb (Lua scripts)",
+    "h.cfg:17:16: 'http-request set-path' is not supported by tierlb (http-request set-path: tierlb runs redirect, set-header, add-header, del-header and deny)",
+    "h.cfg:19:16: 'http-request return' is not supported by tierlb (http-request return: tierlb runs redirect, set-header, add-header, del-header and deny)",
+    "h.cfg:20:3: 'stick-table' is not supported by tierlb (ignoring it would change what clients get)",
+    "h.cfg:22:15: 'tcp-request content' is not supported by tierlb (tcp rules: write routing with use_backend and http-request rules)",
+    "h.cfg:23:3: 'compression' is not supported by tierlb (ignoring it would change what clients get)",
+    "h.cfg:26:3: 'cookie' is not supported by tierlb (ignoring it would change what clients get)",
+    "h.cfg:27:10: 'option ssl-hello-chk' is not supported by tierlb (ssl-hello-chk: tierlb checks with tcp connect (option tcp-check) or http (option httpchk))",
+    "h.cfg:29:14: 'http-check disable-on-404' is not supported by tierlb (not done by tierlb checks)",
+    "h.cfg:31:54: server option 'port' is not supported by tierlb",
+    "h.cfg:34:1: section 'program' is not supported by tierlb (it would run a service of its own)",
+  ]);
+  t.deepEqual(warns(r), [
+    "h.cfg:2:3: 'daemon': tierlb runs in the foreground under systemd, ignored",
+    "h.cfg:4:3: 'tune.bufsize': a tuning tierlb does not have, ignored",
+    "h.cfg:7:3: 'log': logging is pino JSON on stderr in tierlb, ignored",
+    "h.cfg:8:10: 'option httplog': not needed by tierlb, ignored",
+    "h.cfg:9:10: 'option http-server-close': not needed by tierlb, ignored",
+    "h.cfg:13:11: 'timeout tarpit': not used by tierlb, ignored",
+    "h.cfg:16:3: 'capture': logging is pino JSON on stderr in tierlb, ignored",
+    "h.cfg:18:16: 'http-request capture': about logging, which tierlb does its own way, ignored",
+    "h.cfg:21:15: 'tcp-request inspect-delay': not needed by tierlb, ignored",
+    "h.cfg:30:3: 'hash-type': tierlb's hash-based balancing uses its own hash, ignored",
+    "h.cfg:31:31: server option 'cookie s1': cookie persistence is not supported by tierlb (the backend `cookie` keyword is refused), ignored",
+    "h.cfg:31:41: server option 'fastinter 1s': tierlb checks at one interval (inter), ignored",
+    "h.cfg:32:1: section 'userlist' is not used by tierlb (authentication (http-request auth) is refused where it is used), ignored",
+  ]);
+  t.is(r.config, undefined);
+});
+
+test('syntax and value errors name file:line:col', (t) => {
+  const r = load(`maxconn 10
+global
+  nbthread two
+defaults
+  timeout client 5 s
+frontend f
+  bind 1.2.3.4
+  acl a path_beg "/x
+  use_backend b if nosuch
+  use_backend b if { path_beg }
+  default_backend b
+backend b
+  balance url_param id
+  server s1 10.0.0.1 check
+  server s2 10.0.0.2:80 weight 300
+  server s3 10.0.0.3:80 ssl
+`);
+  t.deepEqual(errs(r), [
+    "h.cfg:1:1: 'maxconn' outside of any section (global, defaults, frontend, backend, listen)",
+    "h.cfg:3:12: 'nbthread': 'two' is not an integer in 1..256",
+    "h.cfg:5:20: 'timeout': unexpected 's'",
+    "h.cfg:7:8: '1.2.3.4': a bind address needs a port",
+    'h.cfg:8:18: unmatched double quote',
+    "h.cfg:9:20: no ACL named 'nosuch' is declared before this line",
+    "h.cfg:10:22: ACL 'path_beg' needs at least one path",
+    "h.cfg:13:11: 'balance url_param' is not supported by tierlb (roundrobin, static-rr, leastconn, source, first, random, random(N), uri, hdr(NAME))",
+    "h.cfg:14:13: '10.0.0.1': tierlb needs the server's port (HAProxy would reuse the client's destination port)",
+    "h.cfg:15:32: 'server': '300' is not an integer in 0..256",
+    "h.cfg:16:3: server s3: 'ssl' verifies the server's certificate by default but no 'ca-file' is given (add 'ca-file FILE', or 'verify none' where the network is trusted)",
+  ]);
+});
+
+test("the YAML loader's checks are reported at the haproxy.cfg line behind the value", (t) => {
+  const r = load(`defaults
+  mode http
+listen a
+  bind 127.0.0.1:8000
+  server s1 10.0.0.1:80
+  server s1 10.0.0.2:80
+listen b
+  bind 127.0.0.1:8000
+  server t1 10.0.0.3:80
+`);
+  t.deepEqual(errs(r), [
+    "h.cfg:6:3: listen[0].servers[1].name: server 's1' is defined twice",
+    'h.cfg:8:3: listen[1].bind: 127.0.0.1:8000 is already bound by listen[0]',
+  ]);
+});
+
+test('HAProxy tokenizer: blanks, comments, quotes, escapes, environment variables', (t) => {
+  const env = { HOST: 'example.com', EMPTY: '' };
+  const words = (s: string) => splitLine(s, 'f', 1, env, []).words;
+  t.deepEqual(words('  server s1 10.0.0.1:80   check # a comment'), ['server', 's1', '10.0.0.1:80', 'check']);
+  t.deepEqual(words('a "b c" \'d e\' f\\ g \\#h i#j'), ['a', 'b c', 'd e', 'f g', '#h', 'i']);
+  t.deepEqual(words('"a b"c\'d\'"e"'), ['a bcde']);
+  t.deepEqual(words('x "$HOST" "${HOST}:80" \'$HOST\' $HOST "\\$HOST" "${NOPE-dflt}" "$NOPE"'), [
+    'x',
+    'example.com',
+    'example.com:80',
+    '$HOST',
+    '$HOST',
+    '$HOST',
+    'dflt',
+    '',
+  ]);
+  t.deepEqual(words('path_reg ^/v\\d+/ "\\x41\\t"'), ['path_reg', '^/v\\d+/', 'A\t']);
+  t.deepEqual(words('\'a\\ b\' "# not a comment"'), ['a\\ b', '# not a comment']);
+  const errors: { message: string }[] = [];
+  splitLine("a 'b", 'f', 1, env, errors as never);
+  t.is(errors[0]?.message, 'unmatched single quote');
+});
+
+test('environment variables in quotes reach the plan', (t) => {
+  const r = load(
+    `listen web
+  mode http
+  bind "\${ADDR}:\${PORT}"
+  server s1 "$BACKEND:80"
+`,
+    { ADDR: '127.0.0.1', PORT: '8111', BACKEND: '10.9.9.9' },
+  );
+  t.deepEqual(errs(r), []);
+  t.is(r.config?.listeners[0].port, 8111);
+  t.is(r.config?.listeners[0].servers[0].host, '10.9.9.9');
+});
+
+test('a backend two frontends use is one group; a frontend with two binds is two listeners', (t) => {
+  const r = load(`defaults
+  mode http
+frontend a
+  bind 127.0.0.1:8001
+  bind 127.0.0.1:8002
+  default_backend app
+frontend b
+  bind 127.0.0.1:8003
+  use_backend app if { path_beg /app }
+  default_backend other
+backend app
+  server s1 10.0.0.1:80
+backend other
+  server s2 10.0.0.2:80
+listen two
+  bind 127.0.0.1:8004,127.0.0.1:8005
+  server s3 10.0.0.3:80
+`);
+  t.deepEqual(errs(r), []);
+  t.deepEqual(
+    r.config?.listeners.map((l) => `${l.name}@${l.port}→${l.defaultGroup}`),
+    ['a@8001→app', 'a-2@8002→app', 'b@8003→other', 'two@8004→two', 'two-2@8005→two'],
+  );
+  t.deepEqual(
+    r.config?.groups.map((g) => g.name),
+    ['app', 'other', 'two'],
+  );
+});
+
+test('a listen section named in use_backend, an unknown backend and mode mismatches are refused', (t) => {
+  const r = load(`frontend f
+  mode http
+  bind :80
+  use_backend nope if { path /x }
+  use_backend t if { path /y }
+  default_backend l
+backend t
+  mode tcp
+  server s 10.0.0.1:80
+listen l
+  mode http
+  bind :81
+  server s 10.0.0.2:80
+`);
+  t.deepEqual(errs(r), [
+    'h.cfg:1:1: frontend f has no server and no backend: tierlb needs somewhere to send requests (add default_backend)',
+    "h.cfg:4:3: no backend named 'nope'",
+    'h.cfg:5:3: backend t is mode tcp but frontend f is mode http',
+    "h.cfg:6:3: 'l' is a listen section: use_backend names a backend",
+  ]);
+});
+
+test('global and stats: nbthread → workers, stats socket → control, a stats listen → listeners.stats.bind', (t) => {
+  const r = load(`global
+  nbthread 4
+  stats socket /run/haproxy/admin.sock level admin
+defaults
+  mode http
+listen stats
+  bind 127.0.0.1:8404
+  stats enable
+  stats uri /stats
+  stats refresh 10s
+listen web
+  bind :80
+  server s 10.0.0.1:80
+`);
+  t.deepEqual(errs(r), []);
+  t.is(r.config?.workers, 4);
+  t.is(r.config?.control, '/run/haproxy/admin.sock');
+  t.deepEqual(r.config?.stats, { enabled: true, host: '127.0.0.1', port: 8404 });
+  t.true(
+    warns(r).includes(
+      "h.cfg:10:9: 'stats refresh': not used by tierlb (its stats page is /metrics and /stats.json), ignored",
+    ),
+  );
+});
+
+test('listenersConfigFromHaproxy throws one ConfigError with every problem, and passes warnings on', async (t) => {
+  const seen: string[] = [];
+  const e = await t.throwsAsync(listenersConfigFromHaproxy(`${GOLDEN}haproxy-listen.cfg.missing`, (w) => seen.push(w)));
+  t.regex(e?.message ?? '', /haproxy-listen\.cfg\.missing: cannot read: ENOENT/);
+  const cfg = await listenersConfigFromHaproxy(`${GOLDEN}haproxy-listen.cfg`, (w) => seen.push(w));
+  t.is(cfg.listeners.length, 3);
+  t.true(seen.some((w) => w.endsWith("'option httplog': not needed by tierlb, ignored")));
+});
+
+test('tierlb config check --haproxy lists warnings and errors, exits 1 when refused; --yaml prints the YAML', async (t) => {
+  const io = () => {
+    const o = { out: '', err: '' };
+    return {
+      o,
+      io: { stdout: { write: (s: string) => (o.out += s) }, stderr: { write: (s: string) => (o.err += s) } },
+    };
+  };
+  const a = io();
+  t.is(await configCli(['check', '--haproxy', `${GOLDEN}haproxy-listen.cfg`], a.io), 0);
+  t.regex(a.o.out, /haproxy-listen\.cfg: ok — 3 listeners, 3 server groups, 3 workers, 6 warnings/);
+  t.regex(a.o.err, /haproxy-listen\.cfg:11:12: warning: 'option httplog': not needed by tierlb, ignored/);
+  const b = io();
+  t.is(await configCli(['check', '--haproxy', `${GOLDEN}haproxy-routes.cfg`, '--yaml'], b.io), 0);
+  t.regex(b.o.out, /^listeners:\n {2}groups:\n {4}- name: api\n/);
+  const c = io();
+  t.is(await configCli(['check', '--haproxy', `${GOLDEN}nope.cfg`], c.io), 1);
+  t.regex(c.o.err, /nope\.cfg:0:0: error: cannot read: ENOENT\n.*refused: 1 error, 0 warnings/);
+  const d = io();
+  t.is(await configCli(['check', '--haproxy'], d.io), 2);
+});
