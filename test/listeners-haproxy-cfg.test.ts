@@ -168,6 +168,7 @@ test('HAProxy tokenizer: blanks, comments, quotes, escapes, environment variable
   t.deepEqual(words('  server s1 10.0.0.1:80   check # a comment'), ['server', 's1', '10.0.0.1:80', 'check']);
   t.deepEqual(words('a "b c" \'d e\' f\\ g \\#h i#j'), ['a', 'b c', 'd e', 'f g', '#h', 'i']);
   t.deepEqual(words('"a b"c\'d\'"e"'), ['a bcde']);
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: HAProxy's own ${NAME} syntax, not a template
   t.deepEqual(words('x "$HOST" "${HOST}:80" \'$HOST\' $HOST "\\$HOST" "${NOPE-dflt}" "$NOPE"'), [
     'x',
     'example.com',
