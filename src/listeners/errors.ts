@@ -13,7 +13,9 @@ export type ListenersErrorCode =
   /** more listeners, servers or workers than the shared region has slots for */
   | 'ESHM_FULL'
   /** a PROXY header that the protocol cannot carry */
-  | 'EPROXY_HEADER';
+  | 'EPROXY_HEADER'
+  /** routing rules or a group a worker got that the config check should have refused (a bug) */
+  | 'EROUTES';
 
 export class ListenersError extends TierlbError {
   constructor(

@@ -24,6 +24,7 @@ export type FromWorker =
   | { t: 'hello' }
   | { t: 'ready'; gen: number }
   | { t: 'fatal'; error: string }
+  /** l: the group (a listener's own servers are the group named after it) */
   | { t: 'pick'; id: number; l: string; req: PickRequest; ex?: string[] }
   | { t: 'release'; l: string; s: string }
   | { t: 'stats'; id: number; snap: WorkerSnapshot };

@@ -1,6 +1,10 @@
 /**
  * Prometheus /metrics on the stats port (127.0.0.1:9101 by default), built at scrape time from the same rows as
  * `tierlb listeners stats` (so aggregated over every worker). Also /stats (HAProxy CSV) and /stats.json.
+ *
+ * Labels: `listener` on the tierlb_listener_* families (the FRONTEND rows); the server families keep the label
+ * `listener` for the server's proxy, which is its group (a listener's own servers are the group named after it);
+ * the tierlb_group_* families (one per group, HAProxy backend) carry `group`.
  */
 import http from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
@@ -21,6 +25,7 @@ export function buildRegistry(rows: readonly StatRow[]): Registry {
     new Counter({ name, help, labelNames: labels, registers: [reg] });
   const fe = ['listener'];
   const sv = ['listener', 'server'];
+  const gr = ['group'];
   const m = {
     feCur: g('tierlb_listener_current_sessions', 'client connections open now (scur)', fe),
     feMax: g('tierlb_listener_max_sessions', 'peak client connections, summed over workers (smax)', fe),
@@ -50,6 +55,23 @@ export function buildRegistry(rows: readonly StatRow[]): Registry {
     sRedis: c('tierlb_server_redispatch_warnings_total', 'redispatches to this server (wredis)', sv),
     sChkF: c('tierlb_server_check_failures_total', 'failed checks (chkfail)', sv),
     sChkD: c('tierlb_server_check_up_down_total', 'UP→DOWN transitions (chkdown)', sv),
+    gUp: g('tierlb_group_up', '1 when the group has a server taking traffic (BACKEND status UP)', gr),
+    gAct: g('tierlb_group_active_servers', 'active servers UP (act)', gr),
+    gBck: g('tierlb_group_backup_servers', 'backup servers UP (bck)', gr),
+    gW: g('tierlb_group_weight', 'sum of the effective weights of the servers UP', gr),
+    gCur: g('tierlb_group_current_sessions', 'connections on its servers now (scur)', gr),
+    gTot: c('tierlb_group_sessions_total', 'connections made to its servers (stot)', gr),
+    gLb: c('tierlb_group_loadbalanced_total', 'times the balancer chose one of its servers (lbtot)', gr),
+    gIn: c('tierlb_group_bytes_in_total', 'bytes sent to its servers (bin)', gr),
+    gOut: c('tierlb_group_bytes_out_total', 'bytes received from its servers (bout)', gr),
+    gEcon: c('tierlb_group_connection_errors_total', 'failed connections to its servers (econ)', gr),
+    gEresp: c('tierlb_group_response_errors_total', 'errors while reading responses (eresp)', gr),
+    gQ: g('tierlb_group_queue_current', 'requests waiting for a server slot (qcur)', gr),
+    gQmax: g('tierlb_group_queue_max', 'peak queue (qmax)', gr),
+    gHrsp: c('tierlb_group_http_responses_total', 'HTTP responses to requests sent to the group, by class', [
+      'group',
+      'code',
+    ]),
   };
   for (const r of rows) {
     const l = String(r.pxname);
@@ -64,6 +86,21 @@ export function buildRegistry(rows: readonly StatRow[]): Registry {
     } else if (r.svname === 'BACKEND') {
       m.beQ.set({ listener: l }, n(r.qcur));
       m.beQmax.set({ listener: l }, n(r.qmax));
+      const grp = { group: l };
+      m.gUp.set(grp, r.status === 'UP' ? 1 : 0);
+      m.gAct.set(grp, n(r.act));
+      m.gBck.set(grp, n(r.bck));
+      m.gW.set(grp, n(r.weight));
+      m.gCur.set(grp, n(r.scur));
+      m.gTot.inc(grp, n(r.stot));
+      m.gLb.inc(grp, n(r.lbtot));
+      m.gIn.inc(grp, n(r.bin));
+      m.gOut.inc(grp, n(r.bout));
+      m.gEcon.inc(grp, n(r.econ));
+      m.gEresp.inc(grp, n(r.eresp));
+      m.gQ.set(grp, n(r.qcur));
+      m.gQmax.set(grp, n(r.qmax));
+      for (const code of HRSP_CLASSES) m.gHrsp.inc({ group: l, code }, n(r[`hrsp_${code}`]));
     } else {
       const s = { listener: l, server: String(r.svname) };
       m.sUp.set(s, r.status === 'UP' ? 1 : 0);

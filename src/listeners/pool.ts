@@ -1,5 +1,5 @@
 /**
- * A listener's servers as the cluster primary sees them: health and admin state, effective weight (agent %,
+ * A group's servers (a listener's own servers are the group named after it) as the cluster primary sees them: health and admin state, effective weight (agent %,
  * slowstart), connection slots counted over every worker, maxconn with a FIFO queue behind it, and the balancing
  * algorithm. Pure (time injected); the primary drives it from worker pick/release messages.
  *
@@ -14,7 +14,7 @@
  */
 import type { Clock } from '../common/clock.js';
 import { type Balancer, createBalancer, type LbServer } from './balance/index.js';
-import type { ListenerSpec, ServerSpec } from './config.js';
+import type { GroupSpec, ServerSpec } from './config.js';
 import { QueuedPicker } from './picker.js';
 
 /** HAProxy's status words: UP, DOWN, NOLB (drain), MAINT, and the transitions UP 1/3 / DOWN 1/2. */
@@ -92,7 +92,7 @@ export class Pool extends QueuedPicker<ServerState> {
   noserver = 0;
 
   constructor(
-    public spec: ListenerSpec,
+    public spec: GroupSpec,
     clock: Clock,
     previous?: Pool,
     random: () => number = Math.random,

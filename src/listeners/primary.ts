@@ -139,6 +139,7 @@ export class Primary {
       {
         workers: this.cfg.workers,
         listeners: this.cfg.listeners.map((l) => `${l.name}@${l.host}:${l.port}/${l.mode}/${l.balance}`),
+        groups: this.cfg.groups.map((g) => `${g.name}/${g.balance}/${g.servers.length}`),
         control: controlPath,
         stats: this.cfg.stats.enabled ? `${this.cfg.stats.host}:${this.cfg.stats.port}` : null,
       },
@@ -150,11 +151,12 @@ export class Primary {
     });
   }
 
+  /** One pool per group (HAProxy backend; a listener's own servers are the group named after it). */
   private buildPools(cfg: ListenersConfig): void {
     const next = new Map<string, Pool>();
-    for (const spec of cfg.listeners) next.set(spec.name, new Pool(spec, this.clock, this.pools.get(spec.name)));
+    for (const spec of cfg.groups) next.set(spec.name, new Pool(spec, this.clock, this.pools.get(spec.name)));
     this.pools = next;
-    if (this.shm) this.layout = this.shm.registry.assign(this.gen, cfg.listeners);
+    if (this.shm) this.layout = this.shm.registry.assign(this.gen, cfg.groups);
     this.publish();
   }
 
@@ -414,7 +416,7 @@ export class Primary {
     const up = pool.servers.filter((x) => x.status === 'UP').length;
     log.warn(
       {
-        listener: pool.spec.name,
+        group: pool.spec.name,
         server: s.name,
         status: s.status,
         weight: s.weightAt(this.clock.now()),
@@ -461,7 +463,7 @@ export class Primary {
     const agg = await this.collect();
     this.syncShared();
     const names = new Set(this.cfg.listeners.map((l) => l.name));
-    return statRows([...this.pools.values()], agg, this.clock.now(), (l) => names.has(l));
+    return statRows([...this.pools.values()], agg, this.clock.now(), (l) => names.has(l), this.cfg.listeners);
   }
 
   // ---- control ----
@@ -533,7 +535,7 @@ export class Primary {
           // back out: old config for the pools, drop this generation's workers
           this.cfg = prevCfg;
           this.pools = prevPools;
-          if (this.shm) this.layout = this.shm.registry.assign(gen, prevCfg.listeners);
+          if (this.shm) this.layout = this.shm.registry.assign(gen, prevCfg.groups);
           this.publish();
           this.startChecks();
           for (const info of this.infos.values()) if (info.gen === gen) this.drainWorker(info);

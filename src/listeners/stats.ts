@@ -100,22 +100,48 @@ function row(pxname: string, svname: string): StatRow {
   return r;
 }
 
-/** FRONTEND, one row per server, BACKEND — per listener, like HAProxy's `show stat`. */
+/**
+ * HAProxy's `show stat` rows: per listener its FRONTEND row, per group (HAProxy backend) one row per server and its
+ * BACKEND row, pxname being the listener's or the group's name. A listener's own servers are the group named after
+ * it, so a listener in the one-group form gives FRONTEND, servers, BACKEND under one name, as before groups.
+ * `frontends` (default: one per pool, named after it) are the config's listeners; a group comes after the listener
+ * of the same name, the other groups in config order after the listeners.
+ */
 export function statRows(
   pools: readonly Pool[],
   agg: WorkerSnapshot,
   now: number,
   listening: (l: string) => boolean,
+  frontends: readonly { name: string }[] = pools.map((p) => p.spec),
 ): StatRow[] {
   const rows: StatRow[] = [];
-  for (const pool of pools) {
-    const name = pool.spec.name;
-    const ls = agg[name] ?? emptyListenerStats();
-    const fe = row(name, 'FRONTEND');
-    Object.assign(fe, { scur: ls.scur, smax: ls.smax, stot: ls.stot, bin: ls.bin, bout: ls.bout, ereq: ls.ereq });
-    fe.status = listening(name) ? 'OPEN' : 'STOP';
-    for (const c of HRSP_CLASSES) fe[`hrsp_${c}`] = ls.hrsp[c] ?? 0;
-    rows.push(fe);
+  const byName = new Map(pools.map((p) => [p.spec.name, p]));
+  const done = new Set<string>();
+  for (const f of frontends) {
+    rows.push(frontendRow(f.name, agg[f.name] ?? emptyListenerStats(), listening(f.name)));
+    const own = byName.get(f.name);
+    if (own) {
+      backendRows(rows, own, agg, now);
+      done.add(f.name);
+    }
+  }
+  for (const p of pools) if (!done.has(p.spec.name)) backendRows(rows, p, agg, now);
+  return rows;
+}
+
+function frontendRow(name: string, ls: WorkerListenerStats, open: boolean): StatRow {
+  const fe = row(name, 'FRONTEND');
+  Object.assign(fe, { scur: ls.scur, smax: ls.smax, stot: ls.stot, bin: ls.bin, bout: ls.bout, ereq: ls.ereq });
+  fe.status = open ? 'OPEN' : 'STOP';
+  for (const c of HRSP_CLASSES) fe[`hrsp_${c}`] = ls.hrsp[c] ?? 0;
+  return fe;
+}
+
+/** a group's server rows and BACKEND row (its hrsp: the answers of requests sent to it) */
+function backendRows(rows: StatRow[], pool: Pool, agg: WorkerSnapshot, now: number): void {
+  const name = pool.spec.name;
+  const ls = agg[name] ?? emptyListenerStats();
+  {
     const be = row(name, 'BACKEND');
     const tot = {
       scur: 0,
@@ -174,7 +200,6 @@ export function statRows(
     for (const c of HRSP_CLASSES) be[`hrsp_${c}`] = ls.hrsp[c] ?? 0;
     rows.push(be);
   }
-  return rows;
 }
 
 /** HAProxy's `show stat` CSV: a "# " header line, then one line per row. */

@@ -15,6 +15,7 @@
  * out); `scheme` is scheme://<Host as the client sent it, port included><path and query>. Codes 301, 302 (default),
  * 303, 307, 308; the answer has `content-length: 0`, `cache-control: no-cache` for 302/303.
  */
+import { ListenersError } from '../errors.js';
 import { type CompileOptions, compileGuard, type Predicate, type RequestView, type RuleProblem } from './conditions.js';
 import type { HeaderOp } from './headers.js';
 
@@ -61,6 +62,17 @@ export const REDIRECT_CODES = [301, 302, 303, 307, 308] as const;
 const REQUEST_ACTIONS = ['redirect', 'deny', 'set_header', 'add_header', 'del_header'] as const;
 const RESPONSE_ACTIONS = ['set_header', 'add_header', 'del_header'] as const;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** fields the proxy owns (message framing, hop-by-hop): an edit would break the relay, so it is refused */
+const MANAGED = new Set([
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'upgrade',
+  'te',
+  'trailer',
+  'proxy-connection',
+]);
 
 /** What the rules decided for a request. */
 export type Decision =
@@ -96,11 +108,17 @@ function headerAction(
   out: RuleProblem[],
 ): HeaderOp | undefined {
   const v = rule[key];
+  const managed = (name: string, at: (string | number)[]) => {
+    if (!MANAGED.has(name.toLowerCase())) return false;
+    out.push({ path: at, message: `'${name}' is the proxy's own (framing, hop-by-hop): it cannot be edited` });
+    return true;
+  };
   if (key === 'del_header') {
     if (typeof v !== 'string' || !TOKEN.test(v)) {
       out.push({ path: [...path, key], message: 'del_header: a field name' });
       return undefined;
     }
+    if (managed(v, [...path, key])) return undefined;
     return { op: 'del', name: v, lname: v.toLowerCase(), value: '' };
   }
   const h = v as RawHeaderSet | undefined;
@@ -112,6 +130,7 @@ function headerAction(
     out.push({ path: [...path, key, 'name'], message: `'${h.name}' is not a field name` });
     return undefined;
   }
+  if (managed(h.name, [...path, key, 'name'])) return undefined;
   if (/[\r\n\0]/.test(h.value)) {
     out.push({ path: [...path, key, 'value'], message: 'a field value cannot hold CR, LF or NUL' });
     return undefined;
@@ -262,7 +281,11 @@ export class Router {
   static of(routes: RawRoutes, opts: CompileOptions): Router {
     const out: RuleProblem[] = [];
     const r = Router.compile(routes, opts, out);
-    if (out.length) throw new RangeError(`routing rules: ${out.map((p) => `${p.path.join('.')}: ${p.message}`)}`);
+    if (out.length)
+      throw new ListenersError(
+        'EROUTES',
+        `routing rules the config check let through: ${out.map((p) => `${p.path.join('.')}: ${p.message}`).join('; ')} (a bug: please report it with the config)`,
+      );
     return r;
   }
 

@@ -12,19 +12,23 @@ import type http from 'node:http';
 import type net from 'node:net';
 import type { Client } from 'undici';
 import type { PickRequest } from '../balance/index.js';
-import type { ListenerSpec } from '../config.js';
 import type { ServerTarget } from '../ipc.js';
 import { encode, headerFor } from '../proxy-protocol.js';
+import { applyHeaderOps, type HeaderOp } from '../routing/headers.js';
 import type { ClientConn } from './client-conn.js';
 import { replyError } from './error-pages.js';
+import type { RelaySpec } from './groups.js';
 import { Attempt, type AttemptOwner, type ServerPools, serverRequestHeaders } from './http-relay.js';
 import type { ListenerCounters } from './runtime.js';
 import { NO_EXCLUDE, type PickReply } from './server-picks.js';
 
 /** What a request needs of its listener. */
 export interface ExchangeHost {
-  readonly spec: ListenerSpec;
+  readonly spec: RelaySpec;
+  /** the group's counters (its servers, its responses) */
   readonly counters: ListenerCounters;
+  /** the listener's, when they are not the group's (a named group): responses and request errors count there too */
+  readonly frontend?: ListenerCounters;
   readonly pools: ServerPools;
   /** the worker drains: answers say `Connection: close` */
   readonly isDraining: () => boolean;
@@ -49,6 +53,8 @@ const RETRYABLE = new Set([
 /** methods a request may be sent again with once it has reached a server connection (RFC 9110 9.2.2) */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
+const NO_OPS: readonly HeaderOp[] = Object.freeze([]);
+
 const EXCHANGE = Symbol('tierlb.req');
 type Tagged = { [EXCHANGE]?: HttpExchange };
 
@@ -66,6 +72,9 @@ export class HttpExchange implements AttemptOwner {
   x: Attempt | undefined = undefined;
   private live = false;
   private onPicked: ((r: PickReply) => void) | undefined = undefined;
+  /** header edits of the routing rules (../routing/headers.ts): of the server request, of the answer */
+  reqOps: readonly HeaderOp[] = NO_OPS;
+  resOps: readonly HeaderOp[] = NO_OPS;
 
   constructor(
     readonly host: ExchangeHost,
@@ -85,6 +94,8 @@ export class HttpExchange implements AttemptOwner {
     res: http.ServerResponse,
     conn: ClientConn,
     pick: PickRequest,
+    reqOps: readonly HeaderOp[] = NO_OPS,
+    resOps: readonly HeaderOp[] = NO_OPS,
   ): HttpExchange {
     conn.stopWait();
     conn.busy++;
@@ -92,6 +103,8 @@ export class HttpExchange implements AttemptOwner {
     const h = req.headers;
     const bodyless = !h['transfer-encoding'] && (h['content-length'] === undefined || h['content-length'] === '0');
     const ex = new HttpExchange(host, req, res, req.socket, conn, bodyless, pick);
+    ex.reqOps = reqOps;
+    ex.resOps = resOps;
     (res as Tagged)[EXCHANGE] = ex;
     res.on('close', onResClose);
     ex.next();
@@ -129,11 +142,11 @@ export class HttpExchange implements AttemptOwner {
     const t = this.target!;
     const { req, res, host } = this;
     // the server request's fields, made once for all attempts (hop-by-hop fields dropped, forwardfor added)
-    const fields = (this.fields ??= serverRequestHeaders(req, host.spec.forwardfor ? this.conn.info.src : undefined));
+    const fields = (this.fields ??= this.serverFields());
     const method = req.method!;
     const path = req.url!;
     // request line: METHOD SP path SP HTTP/1.1 CRLF
-    const x = new Attempt(this, res, host.isDraining, method.length + path.length + 12, fields);
+    const x = new Attempt(this, res, host.isDraining, method.length + path.length + 12, fields, this.resOps);
     this.x = x;
     this.live = true;
     const to = t.sendProxy ? this.ownConnection(t) : host.pools.pool(t);
@@ -143,6 +156,11 @@ export class HttpExchange implements AttemptOwner {
       // undici refuses what it cannot send (e.g. a request target that is not a path): the request is bad
       x.onError(e as Error);
     }
+  }
+
+  private serverFields(): string[] {
+    const f = serverRequestHeaders(this.req, this.host.spec.forwardfor ? this.conn.info.src : undefined);
+    return this.reqOps.length ? applyHeaderOps(f, this.reqOps) : f;
   }
 
   /** send-proxy: the client connection's own connection to `t`, the PROXY header first */
@@ -186,7 +204,7 @@ export class HttpExchange implements AttemptOwner {
     const ss = host.counters.server(this.target!.name);
     const code = (err as NodeJS.ErrnoException).code ?? '';
     if (code === 'UND_ERR_INVALID_ARG') {
-      host.counters.stats.ereq++;
+      (host.frontend ?? host.counters).stats.ereq++;
       replyError(res, 400);
       return;
     }
@@ -233,6 +251,9 @@ export class HttpExchange implements AttemptOwner {
 function onResClose(this: http.ServerResponse): void {
   const ex = (this as Tagged)[EXCHANGE];
   if (!ex) return;
-  if (this.writableFinished) ex.host.counters.hrsp(this.statusCode);
+  if (this.writableFinished) {
+    ex.host.counters.hrsp(this.statusCode);
+    ex.host.frontend?.hrsp(this.statusCode);
+  }
   ex.resClosed();
 }

@@ -14,6 +14,7 @@ import type http from 'node:http';
 import { buildConnector, Client, type Dispatcher, Pool } from 'undici';
 import type { Timeouts } from '../config.js';
 import type { ServerTarget } from '../ipc.js';
+import { applyHeaderOps, type HeaderOp } from '../routing/headers.js';
 
 type Abort = (err?: Error) => void;
 
@@ -142,6 +143,8 @@ export class Attempt implements Dispatcher.DispatchHandler {
     private readonly closing: () => boolean,
     requestLineBytes: number,
     fields: string[],
+    /** http_response header edits of the routing rules */
+    private readonly resOps: readonly HeaderOp[] = [],
   ) {
     this.sent = requestLineBytes + fieldBytes(fields);
   }
@@ -191,7 +194,8 @@ export class Attempt implements Dispatcher.DispatchHandler {
     if (status < 200) return true;
     this.resumeFn = resume;
     // fields the server's Connection names are hop-by-hop too
-    const out = named ? dropNamed(fields, named) : fields;
+    let out = named ? dropNamed(fields, named) : fields;
+    if (this.resOps.length) out = applyHeaderOps(out, this.resOps);
     const res = this.res;
     // the client connection's own Connection field (without one node:http would add a Keep-Alive hint of its own);
     // an HTTP/1.0 client cannot take chunks: a body of unknown length ends with the connection

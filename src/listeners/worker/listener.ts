@@ -9,34 +9,32 @@ import net from 'node:net';
 import type { ProxyServer } from 'http-proxy-3';
 import { log } from '../../common/log.js';
 import type { Timers } from '../../common/timers.js';
-import { isHashing, type PickRequest } from '../balance/index.js';
 import type { ListenerSpec } from '../config.js';
+import { ListenersError } from '../errors.js';
 import { decode } from '../proxy-protocol.js';
+import { Router } from '../routing/rules.js';
 import { ClientConn, type ClientInfo, type ConnContext, connOf, setConn } from './client-conn.js';
 import { errorResponse } from './error-pages.js';
-import { type ExchangeHost, HttpExchange } from './http-exchange.js';
-import { ServerPools } from './http-relay.js';
+import { type FrontendSide, GroupHost, GroupRuntime } from './groups.js';
+import { type Frontend, serveRequest, serveUpgrade, tcpGroup } from './route-request.js';
 import { ListenerCounters } from './runtime.js';
-import type { PickReply, ServerPicks } from './server-picks.js';
-import { netConnect, relayTcp, type TcpHost } from './tcp-relay.js';
-import { relayUpgrade, type UpgradeHost, wsProxy } from './upgrade.js';
+import type { ServerPicks } from './server-picks.js';
+import { netConnect, relayTcp } from './tcp-relay.js';
+import { wsProxy } from './upgrade.js';
 
-const NO_KEYS: PickRequest = Object.freeze({});
-
-export class Listener implements ExchangeHost, TcpHost, UpgradeHost, ConnContext {
-  readonly counters = new ListenerCounters();
-  readonly pools: ServerPools;
+export class Listener implements Frontend, FrontendSide, ConnContext {
+  readonly counters: ListenerCounters;
   readonly timeout: ListenerSpec['timeout'];
+  /** the routing rules, compiled once for this config */
+  readonly router: Router | undefined;
+  /** the way into each group it sends to (made on first use) */
+  private readonly hosts = new Map<string, GroupHost>();
   private readonly server: net.Server;
   private readonly http?: http.Server;
   /** WebSocket upgrades */
   private readonly proxy?: ProxyServer;
   draining = false;
   readonly isDraining = (): boolean => this.draining;
-  /** balance hdr(name): the header, lower case */
-  private readonly hdrName?: string;
-  /** the balance algorithm hashes a key of the request */
-  private readonly hashing: boolean;
   readonly connect = netConnect;
 
   constructor(
@@ -45,11 +43,13 @@ export class Listener implements ExchangeHost, TcpHost, UpgradeHost, ConnContext
     readonly timers: Timers,
     /** a connection closed (the worker may be done draining) */
     private readonly onClose: () => void,
+    /** the worker's groups (../config.ts GroupSpec, by name); default: the listener's own servers alone */
+    private readonly groups: ReadonlyMap<string, GroupRuntime> = new Map([[spec.name, new GroupRuntime(spec)]]),
   ) {
     this.timeout = spec.timeout;
-    this.hdrName = /^hdr\((.+)\)$/.exec(spec.balance)?.[1]?.toLowerCase();
-    this.hashing = isHashing(spec.balance);
-    this.pools = new ServerPools(spec.timeout);
+    // a listener's own servers are the group named after it: one set of counters for both rows' figures
+    this.counters = groups.get(spec.name)?.counters ?? new ListenerCounters();
+    this.router = spec.routes ? Router.of(spec.routes, { http: spec.mode === 'http' }) : undefined;
     this.server = net.createServer({ allowHalfOpen: spec.mode === 'tcp', pauseOnConnect: true }, (s) =>
       this.onConnection(s),
     );
@@ -66,15 +66,12 @@ export class Listener implements ExchangeHost, TcpHost, UpgradeHost, ConnContext
       // timeout client: Node sets each socket's timeout to server.timeout at the connection and again at every
       // request (after a response it holds keepAliveTimeout): a timeout set on the socket alone lasts one request
       this.http.timeout = spec.timeout.client;
-      this.http.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-        const conn = this.conn(req.socket);
-        HttpExchange.start(this, req, res, conn, this.pickRequest(conn.info, req));
-      });
-      this.http.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
-        void relayUpgrade(this, this.proxy!, req, socket, head, this.conn(socket), (r) =>
-          this.pickRequest(this.conn(socket).info, r),
-        );
-      });
+      this.http.on('request', (req: http.IncomingMessage, res: http.ServerResponse) =>
+        serveRequest(this, req, res, this.conn(req.socket)),
+      );
+      this.http.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) =>
+        serveUpgrade(this, this.proxy!, req, socket, head, this.conn(socket)),
+      );
       this.http.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
         if (err.code === 'ECONNRESET' || !socket.writable) {
           socket.destroy();
@@ -100,16 +97,20 @@ export class Listener implements ExchangeHost, TcpHost, UpgradeHost, ConnContext
 
   // ---- what the requests, relays and connections ask of their listener ----
 
-  pickThen(req: PickRequest, exclude: readonly string[], done: (r: PickReply) => void): void {
-    this.picks.pickThen(this.spec.name, req, exclude, done);
-  }
-
-  pick(req: PickRequest, exclude: readonly string[]): Promise<PickReply> {
-    return this.picks.pick(this.spec.name, req, exclude);
-  }
-
-  release(server: string): void {
-    this.picks.release(this.spec.name, server);
+  host(group: string | undefined): GroupHost {
+    const name = group ?? this.spec.defaultGroup;
+    let h = this.hosts.get(name);
+    if (!h) {
+      const g = this.groups.get(name);
+      if (!g)
+        throw new ListenersError(
+          'EROUTES',
+          `listener ${this.spec.name}: group ${name} is not in the worker's config (a bug: the config check should refuse it)`,
+        );
+      h = new GroupHost(g, this, this.picks);
+      this.hosts.set(name, h);
+    }
+    return h;
   }
 
   requestTimedOut(): void {
@@ -166,7 +167,8 @@ export class Listener implements ExchangeHost, TcpHost, UpgradeHost, ConnContext
 
   private dispatch(sock: net.Socket, conn: ClientConn, rest: Buffer | undefined): void {
     if (this.spec.mode === 'tcp') {
-      void relayTcp(this, sock, conn.info, this.pickRequest(conn.info), rest);
+      const host = tcpGroup(this, conn.info, sock);
+      void relayTcp(host, sock, conn.info, host.pickRequest(conn.info), rest);
       return;
     }
     if (rest?.length) sock.unshift(rest);
@@ -189,17 +191,6 @@ export class Listener implements ExchangeHost, TcpHost, UpgradeHost, ConnContext
         ),
       )
     );
-  }
-
-  private pickRequest(client: ClientInfo, req?: http.IncomingMessage): PickRequest {
-    // only the hashing algorithms (source, uri, hdr) read the request
-    if (!this.hashing) return NO_KEYS;
-    const pr: PickRequest = { src: client.src };
-    if (req) {
-      pr.uri = req.url;
-      if (this.hdrName) pr.headers = { [this.hdrName]: req.headers[this.hdrName] };
-    }
-    return pr;
   }
 
   /** Stop accepting; in-flight requests finish with `Connection: close`. */

@@ -1,5 +1,5 @@
 /**
- * A worker's way to a server for each listener: its own Picker over the node's shared memory (../shared-picker.ts:
+ * A worker's way to a server for each group (a listener's own servers are the group named after it): its own Picker over the node's shared memory (../shared-picker.ts:
  * the pick is a few atomic operations, the answer comes at once) or, without the shared memory, a round trip to the
  * primary, whose Pool picks (../pool.ts). Either way the answer is a PickReply: the server's target, or why none.
  * Requests waiting in a local queue are served on a release here and on a short timer (slots other workers free).
@@ -28,7 +28,7 @@ interface Local {
 export class ServerPicks {
   private readonly pending = new Map<number, (r: PickReply) => void>();
   private nextId = 1;
-  /** listener → its balancing over the shared memory; empty when the worker asks the primary for every pick */
+  /** group → its balancing over the shared memory; empty when the worker asks the primary for every pick */
   private readonly local = new Map<string, Local>();
   private queueTimer: Timer | undefined = undefined;
   private polling = false;
@@ -52,7 +52,8 @@ export class ServerPicks {
       log.warn({ err: String(e) }, 'listeners: no shared memory, picking through the primary');
       return;
     }
-    for (const spec of cfg.listeners) {
+    // one picker per group (HAProxy backend; a listener's own servers are the group named after it)
+    for (const spec of cfg.groups) {
       const l = shm.listeners[spec.name];
       if (!l) continue;
       const picker = new SharedPicker(
@@ -73,13 +74,13 @@ export class ServerPicks {
     }
   }
 
-  pick(listener: string, req: PickRequest, ex: readonly string[]): Promise<PickReply> {
-    return new Promise((resolve) => this.pickThen(listener, req, ex, resolve));
+  pick(group: string, req: PickRequest, ex: readonly string[]): Promise<PickReply> {
+    return new Promise((resolve) => this.pickThen(group, req, ex, resolve));
   }
 
   /** pick(), calling `done` (at once when a server is free and the picks are local) instead of a promise */
-  pickThen(listener: string, req: PickRequest, ex: readonly string[], done: (r: PickReply) => void): void {
-    const local = this.local.get(listener);
+  pickThen(group: string, req: PickRequest, ex: readonly string[], done: (r: PickReply) => void): void {
+    const local = this.local.get(group);
     if (local) {
       const { picker, replies } = local;
       let exclude: Set<number> | undefined;
@@ -96,7 +97,7 @@ export class ServerPicks {
     }
     const id = this.nextId++;
     this.pending.set(id, done);
-    this.send({ t: 'pick', id, l: listener, req, ex: ex.length ? [...ex] : undefined });
+    this.send({ t: 'pick', id, l: group, req, ex: ex.length ? [...ex] : undefined });
   }
 
   /** the primary's answer to a pick */
@@ -107,14 +108,14 @@ export class ServerPicks {
     r(m);
   }
 
-  release(listener: string, server: string): void {
-    const local = this.local.get(listener);
+  release(group: string, server: string): void {
+    const local = this.local.get(group);
     if (local) {
       const i = local.picker.index(server);
       if (i !== undefined) local.picker.release(i);
       return;
     }
-    this.send({ t: 'release', l: listener, s: server });
+    this.send({ t: 'release', l: group, s: server });
   }
 
   /** While requests wait for a slot: serve them every few ms (slots freed by other workers, weights raised). */

@@ -7,16 +7,16 @@
 import net from 'node:net';
 import type { Timers } from '../../common/timers.js';
 import type { PickRequest } from '../balance/index.js';
-import type { ListenerSpec } from '../config.js';
 import type { ServerTarget } from '../ipc.js';
 import { encode, headerFor } from '../proxy-protocol.js';
 import type { ClientInfo } from './client-conn.js';
+import type { RelaySpec } from './groups.js';
 import type { ListenerCounters } from './runtime.js';
 import type { PickReply } from './server-picks.js';
 
 /** What the relay needs of its listener. */
 export interface TcpHost {
-  readonly spec: ListenerSpec;
+  readonly spec: RelaySpec;
   readonly counters: ListenerCounters;
   readonly timers: Timers;
   pick(req: PickRequest, exclude: readonly string[]): Promise<PickReply>;

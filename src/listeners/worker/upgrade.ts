@@ -7,15 +7,15 @@ import type http from 'node:http';
 import type net from 'node:net';
 import { ProxyServer } from 'http-proxy-3';
 import type { PickRequest } from '../balance/index.js';
-import type { ListenerSpec } from '../config.js';
 import type { ClientConn } from './client-conn.js';
 import { errorResponse } from './error-pages.js';
+import type { RelaySpec } from './groups.js';
 import type { ListenerCounters } from './runtime.js';
 import type { PickReply } from './server-picks.js';
 
 /** What an upgrade needs of its listener. */
 export interface UpgradeHost {
-  readonly spec: ListenerSpec;
+  readonly spec: RelaySpec;
   readonly counters: ListenerCounters;
   pick(req: PickRequest, exclude: readonly string[]): Promise<PickReply>;
   release(server: string): void;

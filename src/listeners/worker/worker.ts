@@ -9,6 +9,7 @@ import type { ListenersConfig } from '../config.js';
 import type { FromWorker, ToWorker } from '../ipc.js';
 import type { ShmInfo } from '../shared.js';
 import type { WorkerSnapshot } from '../stats.js';
+import { type GroupRuntime, workerGroups } from './groups.js';
 import { Listener } from './listener.js';
 import { ServerPicks } from './server-picks.js';
 
@@ -21,6 +22,8 @@ function send(msg: FromWorker): void {
 
 export class WorkerRuntime {
   private readonly listeners: Listener[] = [];
+  /** every group of the config (HAProxy backends): their counters and server connections, shared by listeners */
+  private readonly groups: Map<string, GroupRuntime>;
   readonly picks: ServerPicks;
   private draining = false;
 
@@ -31,19 +34,23 @@ export class WorkerRuntime {
     private readonly exit: (code: number) => void = (code) => process.exit(code),
   ) {
     this.picks = new ServerPicks(cfg, timers, send, shm);
+    this.groups = workerGroups(cfg.groups);
   }
 
   async start(): Promise<void> {
     for (const spec of this.cfg.listeners) {
-      const l = new Listener(spec, this.picks, this.timers, () => this.maybeExit());
+      const l = new Listener(spec, this.picks, this.timers, () => this.maybeExit(), this.groups);
       await l.listen();
       this.listeners.push(l);
     }
   }
 
+  /** the counters by proxy name: each listener's (FRONTEND), each group's (servers, BACKEND); a listener's own
+   * group shares its listener's */
   snapshot(): WorkerSnapshot {
     const out: WorkerSnapshot = {};
     for (const l of this.listeners) out[l.spec.name] = l.counters.snapshot();
+    for (const [name, g] of this.groups) out[name] ??= g.counters.snapshot();
     return out;
   }
 
