@@ -617,6 +617,43 @@ test.serial(
   },
 );
 
+test.serial(
+  'HTTP/1.0 with Transfer-Encoding: chunked and keep-alive: answered, then closed (RFC 9112 6.1)',
+  async (t) => {
+    const c = new RawClient(P.web!);
+    c.send(
+      'POST /echo HTTP/1.0\r\nHost: t\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n' +
+        '5\r\nhello\r\n0\r\n\r\n',
+    );
+    const r = await c.reply();
+    t.is(r.status, 200);
+    t.like(JSON.parse(r.body.toString()), { len: 5, text: 'hello' });
+    t.deepEqual(values(r, 'connection'), ['close'], r.head);
+    // a second request on the same connection must not be served
+    c.send('GET /hello HTTP/1.0\r\nHost: t\r\nConnection: keep-alive\r\n\r\n');
+    t.true(await c.closes(5000), 'connection left open after a faulty-framed HTTP/1.0 request');
+    t.true(c.ended, 'closed by the listener');
+    t.false(c.text().includes('HTTP/1.1 200'), 'the second request was answered');
+  },
+);
+
+test.serial('an absolute-form target naming another site than Host: 400, nothing reaches the server', async (t) => {
+  seen.delete('http://other.example/abs');
+  const c = new RawClient(P.web!);
+  c.send('GET http://other.example/abs HTTP/1.1\r\nHost: x\r\n\r\n');
+  const r = await c.reply();
+  t.is(r.status, 400);
+  t.false(seen.has('http://other.example/abs'));
+  t.true(await c.closes(5000));
+  // the same authority (any case, the default port spelt out) is relayed
+  const ok = new RawClient(P.web!);
+  ok.send('GET http://T:80/hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n');
+  const r2 = await ok.reply();
+  t.is(r2.status, 200);
+  t.is(r2.body.toString(), 'hello');
+  ok.destroy();
+});
+
 test.serial('a client leaving while the server thinks: the server connection closes, scur back to 0', async (t) => {
   thinking = signal<net.Socket>();
   const c = new RawClient(P.think!);
