@@ -91,8 +91,15 @@ export function loadHaproxyCfgString(text: string, file: string, o: HaproxyLoadO
   }
   const out = emit(c, g, proxies);
   const byPlace = (a: Diagnostic, b: Diagnostic) => a.line - b.line || a.col - b.col;
-  c.errors.sort(byPlace);
-  c.warnings.sort(byPlace);
+  for (const list of [c.errors, c.warnings]) {
+    // one report per place and reason (a defaults line inherited by several proxies is reported once)
+    const seen = new Set<string>();
+    const kept = list.filter((d) => {
+      const k = formatDiagnostic(d);
+      return !seen.has(k) && seen.add(k);
+    });
+    list.splice(0, list.length, ...kept.sort(byPlace));
+  }
   const result: HaproxyLoadResult = { file, section: out.section, errors: c.errors, warnings: c.warnings };
   if (c.errors.length > 0) return result;
   // the YAML's own checks, on what was built; problems are placed at the haproxy.cfg line behind the value

@@ -203,7 +203,7 @@ export function readProxy(rc: ReadContext, sec: Section, base: ProxySettings): H
     return ok;
   };
   // `listen NAME ADDR:PORT` (the old form): its address is a bind
-  if (kind === 'listen' && sec.head.words[2] !== undefined)
+  if (kind === 'listen' && sec.head.words[2] !== undefined && sec.head.words[2] !== 'from')
     p.binds.push(
       ...readBind(
         c,
@@ -340,8 +340,8 @@ export function readProxy(rc: ReadContext, sec: Section, base: ProxySettings): H
     if (Object.hasOwn(HARMLESS, kw)) c.ignored(l, HARMLESS[kw]);
     else c.refused(l, `ignoring it would change what clients get`);
   }
-  if (p.maxconn && kind !== 'backend')
-    c.warn(p.maxconn.where, `'maxconn' of a ${kind} is not enforced by tierlb (server maxconn is), ignored`);
+  if (p.maxconn && kind !== 'defaults')
+    c.warn(p.maxconn.where, `'maxconn' of a proxy is not enforced by tierlb (server maxconn is), ignored`);
   return p;
 }
 
