@@ -28,6 +28,7 @@ const T: Record<string, TcpBackend> = {};
 /** answers the listener gave itself, counted as the test makes them */
 let redirects = 0;
 let denies = 0;
+let yaml = '';
 
 test.before(async () => {
   for (const l of ['front', 'front2', 'plain', 'tcpf', 'stats']) P[l] = await freePort();
@@ -36,7 +37,7 @@ test.before(async () => {
   T.local = await tcpBackend('local', '127.0.0.1', { greet: true });
   T.other = await tcpBackend('other', '127.0.0.1', { greet: true });
   const srv = (n: string) => `{ name: ${n}, address: ${B[n]!.address} }`;
-  run = await startListeners(`listeners:
+  yaml = `listeners:
   workers: 2
   stats: { bind: 127.0.0.1:${P.stats} }
   groups:
@@ -92,7 +93,8 @@ test.before(async () => {
       default_group: tcp-other
       use_group:
         - { group: tcp-local, if: { src: [127.0.0.0/8] } }
-`);
+`;
+  run = await startListeners(yaml);
 });
 
 test.after.always(async () => {
@@ -256,4 +258,44 @@ test.serial('a tcp listener picks its group by the client address', async (t) =>
     s.once('error', reject);
   });
   t.is(greet, 'hello from local\n');
+});
+
+/** a raw Upgrade request; resolves with the answer's head and the socket */
+function upgrade(path: string, host: string): Promise<{ head: string; sock: net.Socket }> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(P.front!, '127.0.0.1');
+    let buf = '';
+    sock.on('data', (d) => {
+      buf += d.toString();
+      const end = buf.indexOf('\r\n\r\n');
+      if (end >= 0) {
+        sock.removeAllListeners('data');
+        resolve({ head: buf.slice(0, end), sock });
+      }
+    });
+    sock.once('error', reject);
+    sock.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`);
+  });
+}
+
+test.serial('an Upgrade request is routed and denied by the same rules', async (t) => {
+  const { head, sock } = await upgrade('/v1/ws', 'api.example.com');
+  t.regex(head, /^HTTP\/1\.1 101/);
+  const name = /x-server: (a[12])/i.exec(head)?.[1];
+  t.truthy(name, head);
+  const echo = new Promise<string>((r) => sock.once('data', (d) => r(d.toString())));
+  sock.write('hi');
+  t.is(await echo, `${name}:hi`);
+  sock.destroy();
+  const denied = await upgrade('/admin/ws', 'api.example.com');
+  t.regex(denied.head, /^HTTP\/1\.1 403 Forbidden/);
+  denied.sock.destroy();
+});
+
+test.serial('a reload takes the new rules: the same request lands on another group', async (t) => {
+  t.is((await get('/r', { 'x-shared': 'yes' })).body, 'sh1');
+  run.writeConfig(yaml.replace('{ group: shared, if: { header:', '{ group: api, if: { header:'));
+  t.is(await run.reload(), 'ok\n');
+  t.true(await until(async () => /^a[12]$/.test((await get('/r', { 'x-shared': 'yes' })).body), 10_000));
+  t.is((await get('/', {}, P.front2)).body, 'sh1', 'the shared group still serves front2');
 });
