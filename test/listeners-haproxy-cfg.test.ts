@@ -309,3 +309,43 @@ test('tierlb config check --haproxy lists warnings and errors, exits 1 when refu
   const d = io();
   t.is(await configCli(['check', '--haproxy'], d.io), 2);
 });
+
+test('bind ssl and server ssl map onto tls: and ssl: (crt FILE|DIR, crt-base, alpn, client CA, versions, ciphers)', (t) => {
+  const r = load(`global
+  crt-base /etc/ssl/tierlb
+  ca-base /etc/ssl/ca
+  ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets
+  ssl-default-bind-ciphers ECDHE+AESGCM
+defaults
+  mode http
+frontend https
+  bind 127.0.0.1:8443 ssl crt www.pem crt /etc/ssl/other.pem alpn h2,http/1.1
+  bind 127.0.0.1:9443 ssl crt certs/ ca-file clients.pem verify required no-tlsv12 ciphersuites TLS_AES_256_GCM_SHA384
+  default_backend app
+backend app
+  server a1 10.0.0.1:443 ssl verify required ca-file servers.pem sni str(app.internal)
+  server a2 10.0.0.2:443 ssl verify none
+`);
+  const listen = r.section.listen as Record<string, unknown>[];
+  t.deepEqual(listen[0].tls, {
+    certs: [{ cert: '/etc/ssl/tierlb/www.pem' }, { cert: '/etc/ssl/other.pem' }],
+    min_version: 'TLSv1.2',
+    ciphers: 'ECDHE+AESGCM',
+    alpn: ['h2', 'http/1.1'],
+  });
+  t.deepEqual(listen[1].tls, {
+    cert_dir: '/etc/ssl/tierlb/certs/',
+    min_version: 'TLSv1.3',
+    ciphers: 'ECDHE+AESGCM',
+    client_ca: '/etc/ssl/ca/clients.pem',
+    verify: 'required',
+    ciphersuites: 'TLS_AES_256_GCM_SHA384',
+    alpn: ['http/1.1'],
+  });
+  const servers = (r.section.groups as { servers: Record<string, unknown>[] }[])[0].servers;
+  t.deepEqual(
+    servers.map((s) => s.ssl),
+    [{ verify: 'required', ca: '/etc/ssl/ca/servers.pem', sni: 'app.internal' }, { verify: 'none' }],
+  );
+  t.true(warns(r).includes("h.cfg:4:48: ssl-default-bind-options 'no-tls-tickets' is not used by tierlb, ignored"));
+});
