@@ -61,6 +61,11 @@ frontend www
     use_backend static if static !is_post
     default_backend web
 
+# only redirects: what they leave gets 503 (no backend)
+frontend plain
+    bind "127.0.0.1:\${PLAIN}"
+    http-request redirect scheme https code 302 if { path_beg /login }
+
 backend api
     balance roundrobin
     server a1 "127.0.0.1:\${API1}"
@@ -74,8 +79,10 @@ backend web
     server w1 "127.0.0.1:\${WEB1}"
 `;
 
-/** [method, path, request headers] */
-const TABLE: [string, string, Record<string, string>][] = [
+/** [method, path, request headers, frontend] */
+const TABLE: [string, string, Record<string, string>, ('www' | 'plain')?][] = [
+  ['GET', '/login?next=/a', { host: 'shop.example.com' }, 'plain'],
+  ['GET', '/other', { host: 'shop.example.com' }, 'plain'],
   ['GET', '/', { host: 'www.example.com', 'x-internal': 'secret' }],
   ['GET', '/api/users', { host: 'www.example.com' }],
   ['GET', '/', { host: 'api.example.com' }],
@@ -170,6 +177,7 @@ const recorders: Recorder[] = [];
 let dir = '';
 let logs = { haproxy: '', tierlb: '' };
 const FRONT = { haproxy: 0, tierlb: 0 };
+const PLAIN = { haproxy: 0, tierlb: 0 };
 
 test.before(async () => {
   // CI installs haproxy: without it this interop test fails rather than passing as skipped
@@ -190,10 +198,12 @@ test.before(async () => {
   }
   for (const who of ['haproxy', 'tierlb'] as const) {
     FRONT[who] = await freePort();
+    PLAIN[who] = await freePort();
     const env = {
       ...process.env,
       ...backends,
       FRONT: String(FRONT[who]),
+      PLAIN: String(PLAIN[who]),
       STATS: String(await freePort()),
       CTL: path.join(dir, `${who}.sock`),
       TIERLB_LOG_LEVEL: 'warn',
@@ -250,9 +260,10 @@ test.after.always(async () => {
 test.serial('haproxy 2.6 and tierlb --haproxy answer the request table identically', async (t) => {
   const rows: string[] = [];
   let differ = 0;
-  for (const [method, p, headers] of TABLE) {
-    const ha = await ask(FRONT.haproxy, method, p, headers);
-    const us = await ask(FRONT.tierlb, method, p, headers);
+  for (const [method, p, headers, front] of TABLE) {
+    const port = front === 'plain' ? PLAIN : FRONT;
+    const ha = await ask(port.haproxy, method, p, headers);
+    const us = await ask(port.tierlb, method, p, headers);
     // which server of a backend answered is the balancer's choice: the backend is what the rules decide
     for (const r of [ha, us]) if (r.seen) (r.seen as Record<string, unknown>).server = undefined;
     const same = JSON.stringify(ha) === JSON.stringify(us);
@@ -264,10 +275,10 @@ test.serial('haproxy 2.6 and tierlb --haproxy answer the request table identical
   t.log(rows.join('\n'));
   t.is(differ, 0, rows.filter((r) => r.startsWith('DIFF')).join('\n'));
   // the table is not trivially uniform: every backend, a deny, and each kind of redirect appear
-  const all = await Promise.all(TABLE.map(([m, p, h]) => ask(FRONT.tierlb, m, p, h)));
+  const all = await Promise.all(TABLE.map(([m, p, h, f]) => ask((f === 'plain' ? PLAIN : FRONT).tierlb, m, p, h)));
   t.deepEqual(
     [...new Set(all.map((r) => r.backend ?? r.status))].sort(),
-    [301, 308, 403, 'api', 'static', 'web'].sort(),
+    [301, 302, 308, 403, 503, 'api', 'static', 'web'].sort(),
   );
 });
 

@@ -246,7 +246,6 @@ listen l
   server s 10.0.0.2:80
 `);
   t.deepEqual(errs(r), [
-    'h.cfg:1:1: frontend f has no server and no backend: tierlb needs somewhere to send requests (add default_backend)',
     "h.cfg:4:3: no backend named 'nope'",
     'h.cfg:5:3: backend t is mode tcp but frontend f is mode http',
     "h.cfg:6:3: 'l' is a listen section: use_backend names a backend",
@@ -348,4 +347,36 @@ backend app
     [{ verify: 'required', ca: '/etc/ssl/ca/servers.pem', sni: 'app.internal' }, { verify: 'none' }],
   );
   t.true(warns(r).includes("h.cfg:4:48: ssl-default-bind-options 'no-tls-tickets' is not used by tierlb, ignored"));
+});
+
+test('a frontend without backend (redirects only) answers 503 to the rest, as HAProxy; without any backend it is refused', (t) => {
+  const r = load(`defaults
+  mode http
+frontend http
+  bind :80
+  http-request redirect scheme https code 301 if { hdr(host) -i www.example.com }
+frontend https
+  bind :8443
+  default_backend web
+backend web
+  server w1 10.0.0.1:80
+`);
+  t.deepEqual(errs(r), []);
+  t.deepEqual(warns(r), [
+    "h.cfg:3:1: frontend http has no backend: what its rules do not answer gets 503, as in HAProxy (tierlb's listener names backend web as its default group, never reached)",
+  ]);
+  const l = (r.section.listen as Record<string, unknown>[])[0];
+  t.deepEqual(l.http_request, [
+    { redirect: { scheme: 'https', code: 301 }, if: { host: ['www.example.com'] } },
+    { deny: 503 },
+  ]);
+  t.is(l.default_group, 'web');
+  const none = load(`frontend http
+  mode http
+  bind :80
+  http-request redirect scheme https
+`);
+  t.deepEqual(errs(none), [
+    'h.cfg:1:1: frontend http has no server and no backend: tierlb needs somewhere to send requests (add default_backend)',
+  ]);
 });

@@ -202,12 +202,26 @@ export function emit(c: Ctx, g: GlobalOut, proxies: HaProxy[]): Emitted {
     const dflt =
       p.defaultBackend && useOf(p.defaultBackend.name, p.defaultBackend.where) ? p.defaultBackend : undefined;
     const own = p.kind === 'listen' && p.servers.length > 0;
+    // no backend at all (a frontend that only redirects): HAProxy answers 503 to what its rules leave; tierlb's
+    // listener needs a default group, which a final `deny: 503` keeps it from ever reaching
+    let answer503: string | undefined;
     if (!own && !dflt && useGroup.length === 0) {
-      c.error(
-        p.where,
-        `${p.kind} ${p.name} has no server and no backend: tierlb needs somewhere to send requests (add default_backend)`,
+      const stand = proxies.find(
+        (b) => b.kind === 'backend' && !b.disabled && b.servers.length > 0 && (b.mode ?? 'tcp') === mode,
       );
-      continue;
+      if (mode !== 'http' || !stand || p.useBackends.length > 0 || p.defaultBackend) {
+        if (p.useBackends.length === 0 && !p.defaultBackend)
+          c.error(
+            p.where,
+            `${p.kind} ${p.name} has no server and no backend: tierlb needs somewhere to send requests (add default_backend)`,
+          );
+        continue;
+      }
+      answer503 = stand.name;
+      c.warn(
+        p.where,
+        `${p.kind} ${p.name} has no backend: what its rules do not answer gets 503, as in HAProxy (tierlb's listener names backend ${stand.name} as its default group, never reached)`,
+      );
     }
     // a listen with several binds: its servers become a file-level group all its listeners use
     const shared = own && p.binds.length > 1;
@@ -247,6 +261,7 @@ export function emit(c: Ctx, g: GlobalOut, proxies: HaProxy[]): Emitted {
         l.default_group = dflt.name;
         wm.set(`${path}.default_group`, dflt.where);
       } else if (shared) l.default_group = p.name;
+      else if (answer503) l.default_group = answer503;
       if (useGroup.length) {
         l.use_group = useGroup.map((u, ui) => {
           wm.set(`${path}.use_group[${ui}]`, u.where);
@@ -254,6 +269,7 @@ export function emit(c: Ctx, g: GlobalOut, proxies: HaProxy[]): Emitted {
         });
       }
       const req = [...p.httpRequest, ...p.redirects];
+      if (answer503) req.push({ rule: { deny: 503 }, where: p.where });
       if (req.length) {
         if (mode !== 'http') c.error(p.where, `${p.kind} ${p.name}: http-request rules need mode http`);
         l.http_request = req.map((r, ri) => {
