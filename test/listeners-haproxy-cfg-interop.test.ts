@@ -65,6 +65,7 @@ frontend www
 frontend plain
     bind "127.0.0.1:\${PLAIN}"
     http-request redirect scheme https code 302 if { path_beg /login }
+    http-request redirect prefix https://www.example.com drop-query if { path_beg /shop }
 
 backend api
     balance roundrobin
@@ -83,6 +84,7 @@ backend web
 const TABLE: [string, string, Record<string, string>, ('www' | 'plain')?][] = [
   ['GET', '/login?next=/a', { host: 'shop.example.com' }, 'plain'],
   ['GET', '/other', { host: 'shop.example.com' }, 'plain'],
+  ['GET', '/shop/cart?id=7', { host: 'shop.example.com' }, 'plain'],
   ['GET', '/', { host: 'www.example.com', 'x-internal': 'secret' }],
   ['GET', '/api/users', { host: 'www.example.com' }],
   ['GET', '/', { host: 'api.example.com' }],

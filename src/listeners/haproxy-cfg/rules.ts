@@ -19,6 +19,7 @@ export function redirectRule(c: Ctx, l: Line, from: number, acls: Acls): Rule | 
   const value = literalFormat(c, l, from + 1);
   if (value === undefined) return undefined;
   let code: number | undefined; // HAProxy's default, 302, is tierlb's
+  let dropQuery = false;
   let i = from + 2;
   while (i < l.words.length && l.words[i] !== 'if' && l.words[i] !== 'unless') {
     const w = l.words[i];
@@ -31,6 +32,9 @@ export function redirectRule(c: Ctx, l: Line, from: number, acls: Acls): Rule | 
       }
       code = n;
       i += 2;
+    } else if (w === 'drop-query') {
+      dropQuery = true;
+      i++;
     } else {
       c.refused(l, `redirect option '${w}'`, i);
       return undefined;
@@ -38,7 +42,10 @@ export function redirectRule(c: Ctx, l: Line, from: number, acls: Acls): Rule | 
   }
   const cond = acls.condition(l, i);
   if (!cond) return undefined;
-  return { redirect: { [type]: value, ...(code ? { code } : {}) }, ...cond };
+  return {
+    redirect: { [type]: value, ...(code ? { code } : {}), ...(dropQuery ? { drop_query: true } : {}) },
+    ...cond,
+  };
 }
 
 function headerName(c: Ctx, l: Line, i: number): string | undefined {
