@@ -75,6 +75,8 @@ test.before(async () => {
       http_response:
         - { set_header: { name: X-Frame-Options, value: DENY } }
         - { del_header: X-Server, if: { path_prefix: [/hide] } }
+        - { add_header: { name: X-Answer, value: fine }, if: { status: [2xx] } }
+        - { add_header: { name: X-Answer, value: odd }, if: { not: { status: [2xx] } } }
     - name: front2
       bind: 127.0.0.1:${P.front2}
       mode: http
@@ -179,6 +181,7 @@ test.serial('header edits: set/add/del on the request reach the backend; the res
   t.is(seen['x-internal'], undefined, 'del removes');
   t.is(r.headers['x-frame-options'], 'DENY');
   t.is(r.headers['x-server'], 'st1');
+  t.is(r.headers['x-answer'], 'fine', 'a condition on the server status');
   const hidden = await get('/hide');
   t.is(hidden.headers['x-server'], undefined, 'response del_header');
   t.is(hidden.headers['x-frame-options'], 'DENY');

@@ -176,6 +176,7 @@ test('http_request in order: header edits are seen by later rules and use_group;
     http_response: [
       { set_header: { name: 'X-Served-By', value: 'api' }, if: { path_prefix: ['/api'] } },
       { del_header: 'Server' },
+      { set_header: { name: 'Cache-Control', value: 'no-store' }, if: { status: ['5xx', 404, '300:302'] } },
     ],
   };
   const d = decide(routes, { url: '/api/x', headers: { 'x-key': 'k1', 'x-via': 'client' } });
@@ -187,16 +188,23 @@ test('http_request in order: header edits are seen by later rules and use_group;
     ['set X-Tier', 'del X-Key', 'add X-Via'],
   );
   t.deepEqual(
-    d.response.map((o) => `${o.op} ${o.name}`),
+    d.response!(200).map((o) => `${o.op} ${o.name}`),
     ['set X-Served-By', 'del Server'],
   );
+  t.deepEqual(
+    d.response!(503).map((o) => `${o.op} ${o.name}`),
+    ['set X-Served-By', 'del Server', 'set Cache-Control'],
+  );
+  t.is(d.response!(404).length, 3);
+  t.is(d.response!(301).length, 3);
+  t.is(d.response!(303).length, 2);
   const d2 = decide(routes, { url: '/api/x' });
   t.like(d2, { kind: 'forward', group: 'api' });
   const d3 = decide(routes, { url: '/other' });
   t.like(d3, { kind: 'forward', group: undefined });
   if (d3.kind === 'forward')
     t.deepEqual(
-      d3.response.map((o) => o.name),
+      d3.response!(200).map((o) => o.name),
       ['Server'],
     );
 });
@@ -278,6 +286,7 @@ test('config: rule problems are refused at file:line', (t) => {
       http_request:
         - { redirect: { scheme: https }, deny: 403 }
         - { set_header: { name: Content-Length, value: "1" } }
+        - { set_header: { name: X-S, value: "1" }, if: { status: [500] } }
     - name: t
       bind: 127.0.0.1:8082
       groups:
@@ -299,8 +308,9 @@ test('config: rule problems are refused at file:line', (t) => {
   t.regex(msg, /r\.yaml:20:\d+: .*unknown condition 'hots'/);
   t.regex(msg, /r\.yaml:22:\d+: .*one action per rule \(found redirect, deny\)/);
   t.regex(msg, /r\.yaml:23:\d+: .*'Content-Length' is the proxy's own/);
-  t.regex(msg, /r\.yaml:30:\d+: .*'path' needs mode: http/);
-  t.regex(msg, /r\.yaml:32:\d+: .*http_response needs mode: http/);
+  t.regex(msg, /r\.yaml:24:\d+: .*status: only in http_response rules/);
+  t.regex(msg, /r\.yaml:31:\d+: .*'path' needs mode: http/);
+  t.regex(msg, /r\.yaml:33:\d+: .*http_response needs mode: http/);
 });
 
 test('config: a group is one mode; uri/hdr balance needs http; a listener without servers needs groups', (t) => {

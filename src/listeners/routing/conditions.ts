@@ -21,6 +21,8 @@
  *    field (HAProxy hdr()); `present: true` = the field is there. A list of header objects is ANDed.
  *  - src: CIDRs or addresses (IPv4, IPv6; an IPv4-mapped IPv6 client matches IPv4 CIDRs).
  *  - tls: whether the client connection is TLS (HAProxy ssl_fc).
+ *  - status (http_response rules only): the server's status, codes, ranges ("500:599") or classes ("5xx"). The
+ *    other keys of an http_response condition read the request (as http_request left it), not the response.
  *  - ignore_case: the string matchers of this object compare case-insensitively (HAProxy -i); not inherited by
  *    nested any/all/not.
  * Problems are collected with the path of the offending key, so the config loader reports them at file:line.
@@ -39,6 +41,8 @@ export interface RequestView {
   /** the client's address (after accept_proxy: the PROXY header's source) */
   src: string;
   tls: boolean;
+  /** the server's status (http_response rules only; undefined while the request is routed) */
+  status?: number;
 }
 
 export type Predicate = (v: RequestView) => boolean;
@@ -50,11 +54,13 @@ export interface RuleProblem {
 
 /** condition keys that need an HTTP request (a tcp listener may use src, tls and the combinators only) */
 export const HTTP_KEYS = ['host', 'path', 'path_prefix', 'path_suffix', 'path_regex', 'method', 'header'] as const;
-const KEYS = [...HTTP_KEYS, 'src', 'tls', 'ignore_case', 'any', 'all', 'not'] as const;
+const KEYS = [...HTTP_KEYS, 'src', 'tls', 'status', 'ignore_case', 'any', 'all', 'not'] as const;
 
 export interface CompileOptions {
   /** false: a tcp listener (no request to look at) */
   http: boolean;
+  /** http_response rules: `status` may be matched */
+  response?: boolean;
 }
 
 const TRUE: Predicate = () => true;
@@ -188,6 +194,27 @@ function srcMatcher(list: string[], path: RulePath, out: RuleProblem[]): ((a: st
   };
 }
 
+/** `status: [404, "500:599", 3xx]`: codes, inclusive ranges, classes */
+function statusMatcher(raw: unknown, path: RulePath, out: RuleProblem[]): ((s: number) => boolean) | undefined {
+  const list = Array.isArray(raw) ? raw : [raw];
+  const ranges: [number, number][] = [];
+  let ok = list.length > 0;
+  list.forEach((x, i) => {
+    const s = String(x).trim();
+    const m = /^(\d{3})(?::(\d{3}))?$/.exec(s) ?? /^([1-5])xx$/i.exec(s);
+    if (!m || (typeof x !== 'number' && typeof x !== 'string')) {
+      ok = false;
+      out.push({ path: [...path, i], message: `'${s}' is not a status, a range (500:599) or a class (5xx)` });
+    } else if (s.length === 3 && /xx$/i.test(s)) ranges.push([Number(m[1]) * 100, Number(m[1]) * 100 + 99]);
+    else ranges.push([Number(m[1]), Number(m[2] ?? m[1])]);
+  });
+  if (!ok) {
+    if (list.length === 0) out.push({ path, message: 'status: at least one code' });
+    return undefined;
+  }
+  return (s) => ranges.some(([a, b]) => s >= a && s <= b);
+}
+
 /** every comma-separated element of every occurrence of a field */
 function elements(v: string | string[] | undefined): string[] {
   if (v === undefined) return [];
@@ -296,6 +323,15 @@ export function compileCondition(raw: unknown, path: RulePath, out: RuleProblem[
         const list = strings(v, p, out);
         const m = list && srcMatcher(list, p, out);
         if (m) parts.push((r) => m(r.src));
+        break;
+      }
+      case 'status': {
+        if (!opts.response) {
+          out.push({ path: p, message: 'status: only in http_response rules (the server has not answered yet)' });
+          break;
+        }
+        const m = statusMatcher(v, p, out);
+        if (m) parts.push((r) => r.status !== undefined && m(r.status));
         break;
       }
       case 'tls':

@@ -66,6 +66,7 @@ export class HttpRequestView implements EditableView {
   readonly path: string;
   readonly query: string;
   host: string;
+  status: number | undefined = undefined;
   private h: Headers;
   private copied = false;
 

@@ -8,7 +8,7 @@
  *                  the server see the edit)
  *   use_group      first match wins, else the listener's default group (HAProxy use_backend / default_backend)
  *   http_response  set_header / add_header / del_header on the server's answer; their conditions look at the
- *                  request (as it was after http_request), so they are decided before the server is asked
+ *                  request (as it was after http_request) and at the answer's `status`
  *
  * Redirects follow HAProxy 2.6 (checked against it): `location` is sent as given; `prefix` is the prefix followed by
  * the request's path and query (a prefix of `/` gives the path and query alone; `drop_query: true` leaves the query
@@ -84,8 +84,8 @@ export type Decision =
       group: string | undefined;
       /** edits of the request's fields, in order (empty: none) */
       request: readonly HeaderOp[];
-      /** edits of the response's fields, in order */
-      response: readonly HeaderOp[];
+      /** edits of the response's fields for the server's status, in order (undefined: no http_response rules) */
+      response: ((status: number) => readonly HeaderOp[]) | undefined;
     };
 
 type RedirectSpec = { status: number; dropQuery: boolean } & (
@@ -240,7 +240,7 @@ export class Router {
           return;
         }
         const r = rule as Record<string, unknown>;
-        const when = compileGuard(r, p, out, opts);
+        const when = compileGuard(r, p, out, key === 'http_response' ? { ...opts, response: true } : opts);
         if (key === 'use_group') {
           const g = r.group;
           if (typeof g !== 'string') out.push({ path: [...p, 'group'], message: 'use_group: `group: NAME`' });
@@ -318,9 +318,16 @@ export class Router {
         group = g.action;
         break;
       }
-    let resOps: HeaderOp[] | undefined;
-    for (const { when, action } of this.response) if (when(v)) (resOps ??= []).push(action);
-    return { kind: 'forward', group, request: reqOps ?? NONE, response: resOps ?? NONE };
+    const response = this.response.length ? (status: number) => this.responseOps(v, status) : undefined;
+    return { kind: 'forward', group, request: reqOps ?? NONE, response };
+  }
+
+  /** http_response: the edits for the server's answer with `status` to the request `v` (as http_request left it) */
+  responseOps(v: RequestView, status: number): readonly HeaderOp[] {
+    v.status = status;
+    let ops: HeaderOp[] | undefined;
+    for (const { when, action } of this.response) if (when(v)) (ops ??= []).push(action);
+    return ops ?? NONE;
   }
 }
 

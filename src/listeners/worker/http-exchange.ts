@@ -74,7 +74,7 @@ export class HttpExchange implements AttemptOwner {
   private onPicked: ((r: PickReply) => void) | undefined = undefined;
   /** header edits of the routing rules (../routing/headers.ts): of the server request, of the answer */
   reqOps: readonly HeaderOp[] = NO_OPS;
-  resOps: readonly HeaderOp[] = NO_OPS;
+  resOps: ((status: number) => readonly HeaderOp[]) | undefined = undefined;
 
   constructor(
     readonly host: ExchangeHost,
@@ -95,7 +95,7 @@ export class HttpExchange implements AttemptOwner {
     conn: ClientConn,
     pick: PickRequest,
     reqOps: readonly HeaderOp[] = NO_OPS,
-    resOps: readonly HeaderOp[] = NO_OPS,
+    resOps?: (status: number) => readonly HeaderOp[],
   ): HttpExchange {
     conn.stopWait();
     conn.busy++;

@@ -143,8 +143,8 @@ export class Attempt implements Dispatcher.DispatchHandler {
     private readonly closing: () => boolean,
     requestLineBytes: number,
     fields: string[],
-    /** http_response header edits of the routing rules */
-    private readonly resOps: readonly HeaderOp[] = [],
+    /** http_response header edits of the routing rules, for the server's status */
+    private readonly resOps?: (status: number) => readonly HeaderOp[],
   ) {
     this.sent = requestLineBytes + fieldBytes(fields);
   }
@@ -195,7 +195,10 @@ export class Attempt implements Dispatcher.DispatchHandler {
     this.resumeFn = resume;
     // fields the server's Connection names are hop-by-hop too
     let out = named ? dropNamed(fields, named) : fields;
-    if (this.resOps.length) out = applyHeaderOps(out, this.resOps);
+    if (this.resOps) {
+      const ops = this.resOps(status);
+      if (ops.length) out = applyHeaderOps(out, ops);
+    }
     const res = this.res;
     // the client connection's own Connection field (without one node:http would add a Keep-Alive hint of its own);
     // an HTTP/1.0 client cannot take chunks: a body of unknown length ends with the connection

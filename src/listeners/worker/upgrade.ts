@@ -17,6 +17,8 @@ import type { PickReply } from './server-picks.js';
 export interface UpgradeHost {
   readonly spec: RelaySpec;
   readonly counters: ListenerCounters;
+  /** the listener's counters when they are not the group's (a named group): its answers count there too */
+  readonly frontend?: ListenerCounters;
   pick(req: PickRequest, exclude: readonly string[]): Promise<PickReply>;
   release(server: string): void;
 }
@@ -49,6 +51,7 @@ export async function relayUpgrade(
   const r = await x.pick(pick(req), []);
   if (!r.server) {
     counters.hrsp(503);
+    x.frontend?.hrsp(503);
     socket.end(errorResponse(503));
     return;
   }
@@ -68,6 +71,7 @@ export async function relayUpgrade(
   socket.once('close', release);
   socket.setTimeout(spec.timeout.tunnel, () => socket.destroy());
   counters.hrsp(101);
+  x.frontend?.hrsp(101);
   proxy.ws(req, socket, head, { target: { host: t.host, port: t.port, protocol: 'http:' }, agent: false }, () => {
     ss.econ++;
     release();
