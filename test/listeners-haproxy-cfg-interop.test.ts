@@ -55,6 +55,8 @@ frontend www
     http-request deny if { hdr_beg(user-agent) -i badbot }
     http-response set-header X-Frame-Options DENY
     http-response del-header X-Powered-By
+    acl server_error status ge 500
+    http-response set-header Cache-Control no-store if { status 404 } || server_error
     redirect scheme https code 301 if { hdr(host) -i secure.example.com } !{ ssl_fc }
     use_backend api if is_api || api_path
     use_backend api if canary METH_GET
@@ -106,6 +108,8 @@ const TABLE: [string, string, Record<string, string>, ('www' | 'plain')?][] = [
   ['GET', '/', { host: 'www.example.com', 'x-canary': '2' }],
   ['DELETE', '/', { host: 'www.example.com', 'x-canary': '1' }],
   ['GET', '/', { host: 'www.example.com', 'x-env': 'dev', 'x-via': 'client' }],
+  ['GET', '/missing', { host: 'www.example.com' }],
+  ['GET', '/broken', { host: 'www.example.com' }],
 ];
 
 interface Recorder {
@@ -125,7 +129,8 @@ async function recorder(backend: string, name: string): Promise<Recorder> {
         'x-via': req.headers['x-via'] ?? null,
         'x-internal': req.headers['x-internal'] ?? null,
       };
-      res.writeHead(200, {
+      const code = req.url?.startsWith('/missing') ? 404 : req.url?.startsWith('/broken') ? 502 : 200;
+      res.writeHead(code, {
         'content-type': 'application/json',
         'x-backend': backend,
         'x-powered-by': 'recorder',
@@ -153,6 +158,7 @@ function ask(port: number, method: string, p: string, headers: Record<string, st
           location: res.headers.location ?? null,
           'x-frame-options': res.headers['x-frame-options'] ?? null,
           'x-powered-by': res.headers['x-powered-by'] ?? null,
+          'cache-control': res.headers['cache-control'] ?? null,
           seen,
         });
       });
@@ -172,6 +178,18 @@ async function portOpen(port: number): Promise<boolean> {
     });
     s.once('error', () => resolve(false));
   });
+}
+
+/** A free port none of the others took (freePort closes its probe, so two calls may hand out the same one). */
+const taken = new Set<number>();
+async function uniquePort(): Promise<number> {
+  for (;;) {
+    const p = await freePort();
+    if (!taken.has(p)) {
+      taken.add(p);
+      return p;
+    }
+  }
 }
 
 const procs: ChildProcess[] = [];
@@ -199,14 +217,14 @@ test.before(async () => {
     backends[k] = String(r.port);
   }
   for (const who of ['haproxy', 'tierlb'] as const) {
-    FRONT[who] = await freePort();
-    PLAIN[who] = await freePort();
+    FRONT[who] = await uniquePort();
+    PLAIN[who] = await uniquePort();
     const env = {
       ...process.env,
       ...backends,
       FRONT: String(FRONT[who]),
       PLAIN: String(PLAIN[who]),
-      STATS: String(await freePort()),
+      STATS: String(await uniquePort()),
       CTL: path.join(dir, `${who}.sock`),
       TIERLB_LOG_LEVEL: 'warn',
     };

@@ -380,3 +380,33 @@ backend web
     'h.cfg:1:1: frontend http has no server and no backend: tierlb needs somewhere to send requests (add default_backend)',
   ]);
 });
+
+test('http-response conditions: status (codes, ranges, operators), src and ssl_fc; request fields are refused', (t) => {
+  const r = load(`defaults
+  mode http
+frontend f
+  bind :80
+  acl err status ge 500
+  acl nf status 404 410
+  acl api path_beg /api
+  http-response set-header Cache-Control no-store if err || nf || { status 300:399 }
+  http-response del-header Server unless { ssl_fc }
+  http-response set-header X-Api yes if api
+  http-request deny if err
+  default_backend b
+backend b
+  server s 10.0.0.1:80
+`);
+  t.deepEqual(errs(r), [
+    "h.cfg:10:38: an http-response condition on path_prefix: tierlb's response rules look at status, src and ssl_fc only (HAProxy would read the response's headers there)",
+    'h.cfg:11:21: a request rule cannot look at the response status',
+  ]);
+  const l = (r.section.listen as Record<string, unknown>[])[0];
+  t.deepEqual(l.http_response, [
+    {
+      set_header: { name: 'Cache-Control', value: 'no-store' },
+      if: { any: [{ status: ['500:599'] }, { status: [404, 410] }, { status: ['300:399'] }] },
+    },
+    { del_header: 'Server', unless: { tls: true } },
+  ]);
+});

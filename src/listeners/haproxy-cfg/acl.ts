@@ -68,7 +68,11 @@ export class Acls {
    * The condition after `if`/`unless` at l.words[from..]: `{ if: cond }` or `{ unless: cond }`; `{}` when there is
    * none; undefined after an error. `from` is the index of `if`/`unless` (or past the end).
    */
-  condition(l: Line, from: number): { if?: Cond; unless?: Cond } | undefined {
+  condition(
+    l: Line,
+    from: number,
+    context: 'request' | 'response' = 'request',
+  ): { if?: Cond; unless?: Cond } | undefined {
     const kw = l.words[from];
     if (kw === undefined) return {};
     if (kw !== 'if' && kw !== 'unless') {
@@ -128,8 +132,54 @@ export class Acls {
     }
     const ands = ors.map((a) => (a.length === 1 ? a[0] : { all: a }));
     const cond = ands.length === 1 ? ands[0] : { any: ands };
+    // what each side of the exchange can look at: a request rule has no status yet; on the response HAProxy's
+    // hdr() is the response's header, which tierlb's conditions do not see
+    const keys = keysOf(cond);
+    const bad =
+      context === 'request'
+        ? keys.filter((k) => k === 'status')
+        : keys.filter((k) => !['status', 'src', 'tls', 'any', 'all', 'not', 'ignore_case'].includes(k));
+    if (bad.length > 0) {
+      this.c.error(
+        at(l, from),
+        context === 'request'
+          ? 'a request rule cannot look at the response status'
+          : `an http-response condition on ${[...new Set(bad)].join(', ')}: tierlb's response rules look at status, src and ssl_fc only (HAProxy would read the response's headers there)`,
+      );
+      return undefined;
+    }
     return kw === 'if' ? { if: cond } : { unless: cond };
   }
+}
+
+/** Every key of a condition, nested ones included. */
+function keysOf(c: Cond): string[] {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(c)) {
+    out.push(k);
+    if (k === 'not') out.push(...keysOf(v as Cond));
+    if (k === 'any' || k === 'all') for (const x of v as Cond[]) out.push(...keysOf(x));
+  }
+  return out;
+}
+
+/** `status` values: N, N:M, and HAProxy's integer operators (eq, ge, gt, le, lt) → the schema's codes and ranges. */
+function statusValues(values: string[]): (number | string)[] | string {
+  const out: (number | string)[] = [];
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    const op = ['eq', 'ge', 'gt', 'le', 'lt'].includes(v) ? v : undefined;
+    const n = op ? values[++i] : v;
+    if (n === undefined || !/^\d{3}(:\d{3})?$/.test(n) || (op && n.includes(':')))
+      return `'${op ? `${op} ` : ''}${n ?? ''}' is not a status (NNN, NNN:NNN, or eq|ge|gt|le|lt NNN)`;
+    if (!op || op === 'eq') out.push(n.includes(':') ? n : Number(n));
+    else {
+      const x = Number(n);
+      const [lo, hi] = op === 'ge' ? [x, 599] : op === 'gt' ? [x + 1, 599] : op === 'le' ? [100, x] : [100, x - 1];
+      out.push(`${lo}:${hi}`);
+    }
+  }
+  return out;
 }
 
 type Match = 'str' | 'beg' | 'end' | 'reg' | 'sub' | 'dom' | 'found';
@@ -299,6 +349,16 @@ export function criterion(c: Ctx, l: Line, from: number, to: number): Cond | und
         return undefined;
       }
       return { tls: true };
+    }
+    case 'status': {
+      if (arg !== undefined || match) break;
+      if (!needValues('status')) return undefined;
+      const st = statusValues(values);
+      if (typeof st === 'string') {
+        c.error(w, st);
+        return undefined;
+      }
+      return { status: st };
     }
     case 'always_true':
       return TRUE;

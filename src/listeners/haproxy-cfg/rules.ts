@@ -57,7 +57,7 @@ function headerName(c: Ctx, l: Line, i: number): string | undefined {
   return n;
 }
 
-function headerRule(c: Ctx, l: Line, acls: Acls): Rule | undefined {
+function headerRule(c: Ctx, l: Line, acls: Acls, context: 'request' | 'response'): Rule | undefined {
   const act = l.words[1];
   const name = headerName(c, l, 2);
   if (!name) return undefined;
@@ -66,12 +66,12 @@ function headerRule(c: Ctx, l: Line, acls: Acls): Rule | undefined {
       c.refused(l, 'del-header -m: tierlb deletes the header by its exact name', 3);
       return undefined;
     }
-    const cond = acls.condition(l, 3);
+    const cond = acls.condition(l, 3, context);
     return cond && { del_header: name, ...cond };
   }
   const value = literalFormat(c, l, 3);
   if (value === undefined) return undefined;
-  const cond = acls.condition(l, 4);
+  const cond = acls.condition(l, 4, context);
   return cond && { [act === 'set-header' ? 'set_header' : 'add_header']: { name, value }, ...cond };
 }
 
@@ -83,7 +83,7 @@ export function httpRequestRule(c: Ctx, l: Line, acls: Acls): Rule | undefined {
     case 'set-header':
     case 'add-header':
     case 'del-header':
-      return headerRule(c, l, acls);
+      return headerRule(c, l, acls, 'request');
     case 'deny': {
       let status: number | true = true;
       let i = 2;
@@ -116,15 +116,7 @@ export function httpRequestRule(c: Ctx, l: Line, acls: Acls): Rule | undefined {
 
 export function httpResponseRule(c: Ctx, l: Line, acls: Acls): Rule | undefined {
   const act = l.words[1];
-  if (act === 'set-header' || act === 'add-header' || act === 'del-header') {
-    const k = l.words.findIndex((w, i) => i > 2 && (w === 'if' || w === 'unless'));
-    if (k > 0) {
-      // HAProxy evaluates these on the response (hdr() is then a response header): tierlb's are the request's
-      c.refused(l, 'a condition on an http-response rule (HAProxy evaluates it on the response)', k);
-      return undefined;
-    }
-    return headerRule(c, l, acls);
-  }
+  if (act === 'set-header' || act === 'add-header' || act === 'del-header') return headerRule(c, l, acls, 'response');
   c.refused(l, `http-response ${act ?? ''}: tierlb runs set-header, add-header and del-header`, 1);
   return undefined;
 }
