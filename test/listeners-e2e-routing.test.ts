@@ -31,7 +31,7 @@ let denies = 0;
 let yaml = '';
 
 test.before(async () => {
-  for (const l of ['front', 'front2', 'plain', 'tcpf', 'stats']) P[l] = await freePort();
+  for (const l of ['front', 'front2', 'plain', 'same', 'tcpf', 'stats']) P[l] = await freePort();
   for (const n of ['a1', 'a2', 'st1', 'st2', 'sh1', 'k1', 'p1']) B[n] = await httpBackend(n);
   B.k1!.healthy = false;
   T.local = await tcpBackend('local', '127.0.0.1', { greet: true });
@@ -43,6 +43,8 @@ test.before(async () => {
   groups:
     - name: shared
       servers: [ ${srv('sh1')} ]
+    - name: same
+      servers: [ ${srv('p1')} ]
   listen:
     - name: front
       bind: 127.0.0.1:${P.front}
@@ -67,6 +69,7 @@ test.before(async () => {
         - { set_header: { name: X-Env, value: prod } }
         - { add_header: { name: X-Via, value: tierlb } }
         - { del_header: X-Internal }
+        - { set_header: { name: X-Client, value: "%[src] via %[hdr(host)]" } }
       use_group:
         - { group: api, if: { host: [api.example.com, "*.api.example.com"], path_prefix: [/v1] } }
         - { group: shared, if: { header: { name: X-Shared, exact: ["yes"] } } }
@@ -85,6 +88,10 @@ test.before(async () => {
       bind: 127.0.0.1:${P.plain}
       mode: http
       servers: [ ${srv('p1')} ]
+    - name: same
+      bind: 127.0.0.1:${P.same}
+      mode: http
+      default_group: same
     - name: tcpf
       bind: 127.0.0.1:${P.tcpf}
       groups:
@@ -179,6 +186,7 @@ test.serial('header edits: set/add/del on the request reach the backend; the res
   t.is(seen['x-env'], 'prod', 'set replaces');
   t.is(seen['x-via'], 'client, tierlb', 'add appends');
   t.is(seen['x-internal'], undefined, 'del removes');
+  t.is(seen['x-client'], `127.0.0.1 via 127.0.0.1:${P.front}`, 'a value made of fetches');
   t.is(r.headers['x-frame-options'], 'DENY');
   t.is(r.headers['x-server'], 'st1');
   t.is(r.headers['x-answer'], 'fine', 'a condition on the server status');
@@ -205,6 +213,8 @@ test.serial(
 );
 
 test.serial('stats: a FRONTEND row per listener, servers and BACKEND per group; /metrics per group', async (t) => {
+  // a listener and a group of the same name (HAProxy frontend + backend `same`): one name in the stats
+  t.is((await get('/', {}, P.same)).body, 'p1');
   const rows = await run.statsJson();
   const r = (px: string, sv: string) => rows.find((x) => x.pxname === px && x.svname === sv)!;
   t.deepEqual(
@@ -215,6 +225,9 @@ test.serial('stats: a FRONTEND row per listener, servers and BACKEND per group; 
       'plain/FRONTEND',
       'plain/p1',
       'plain/BACKEND',
+      'same/FRONTEND',
+      'same/p1',
+      'same/BACKEND',
       'tcpf/FRONTEND',
       'api/a1',
       'api/a2',
@@ -240,6 +253,9 @@ test.serial('stats: a FRONTEND row per listener, servers and BACKEND per group; 
   t.is(Number(r('front', 'FRONTEND').hrsp_4xx), denies);
   t.is(Number(r('sick', 'BACKEND').hrsp_5xx), 1);
   t.is(Number(r('static', 'st2').lbtot), 0, 'balance first');
+  t.is(Number(r('same', 'FRONTEND').hrsp_2xx), 1);
+  t.is(Number(r('same', 'p1').stot), 1);
+  t.is(Number(r('plain', 'p1').stot), 2, 'the same backend in another group is counted apart');
   const m = await request(`http://127.0.0.1:${P.stats}/metrics`);
   t.regex(
     m.body,

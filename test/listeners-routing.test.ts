@@ -4,6 +4,8 @@
  * deny, header edits seen by later rules), use_group's first match, http_response edits, and the config's refusals
  * at file:line (unknown group, bad regex, bad CIDR, ...).
  */
+import http2 from 'node:http2';
+import type net from 'node:net';
 import test from 'ava';
 import { loadListenersConfigString } from '../src/listeners/config.js';
 import { compileCondition, normalizeHost, type RuleProblem, targetPath } from '../src/listeners/routing/conditions.js';
@@ -209,6 +211,79 @@ test('http_request in order: header edits are seen by later rules and use_group;
     );
 });
 
+test('header values may fetch from the request: %[src], %[hdr(name)], %[ssl_fc], %[status]; %% is a %', (t) => {
+  const routes: RawRoutes = {
+    http_request: [
+      { set_header: { name: 'X-Real-IP', value: '%[src]' } },
+      { set_header: { name: 'X-Orig', value: 'host=%[req.hdr(Host)] tls=%[ssl_fc] 100%% %[method] %[path]?%[query]' } },
+    ],
+    http_response: [{ add_header: { name: 'X-Status', value: 'was %[status]' } }],
+  };
+  const d = decide(routes, { url: '/p?x=1', src: '192.0.2.9', headers: { host: 'h.example' } });
+  if (d.kind !== 'forward') return t.fail();
+  t.deepEqual(
+    d.request.map((o) => [o.name, o.value]),
+    [
+      ['X-Real-IP', '192.0.2.9'],
+      ['X-Orig', 'host=h.example tls=0 100% GET /p?x=1'],
+    ],
+  );
+  t.deepEqual(
+    d.response!(404).map((o) => o.value),
+    ['was 404'],
+  );
+  const out: RuleProblem[] = [];
+  Router.compile({ http_request: [{ set_header: { name: 'X', value: '%[rand]' } }] }, { http: true }, out);
+  t.regex(out[0]!.message, /unknown %\[rand\]/);
+});
+
+test('an HTTP/2 request (node:http2 compatibility API) is decided as its HTTP/1.1 twin', async (t) => {
+  const routes: RawRoutes = {
+    http_request: [{ redirect: { scheme: 'https', code: 301 }, if: { path: ['/go'] } }],
+    use_group: [{ group: 'api', if: { host: ['api.example.com'], path_prefix: ['/v1'], method: ['POST'] } }],
+  };
+  const router = Router.of(routes, { http: true });
+  const server = http2.createServer((req, res) => {
+    const d = router.decide(new HttpRequestView(req, '127.0.0.1', false));
+    res.end(JSON.stringify(d.kind === 'forward' ? { kind: d.kind, group: d.group ?? null } : d));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as net.AddressInfo).port;
+  const client = http2.connect(`http://127.0.0.1:${port}`);
+  const ask = (headers: http2.OutgoingHttpHeaders) =>
+    new Promise<unknown>((resolve, reject) => {
+      const req = client.request(headers);
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (d: string) => (body += d));
+      req.on('end', () => resolve(JSON.parse(body)));
+      req.on('error', reject);
+      req.end();
+    });
+  try {
+    t.deepEqual(await ask({ ':method': 'POST', ':path': '/v1/x?y=1', ':authority': 'API.example.com:8443' }), {
+      kind: 'forward',
+      group: 'api',
+    });
+    t.deepEqual(await ask({ ':method': 'GET', ':path': '/v1/x', ':authority': 'api.example.com' }), {
+      kind: 'forward',
+      group: null,
+    });
+    t.deepEqual(await ask({ ':path': '/go?q', ':authority': 'h.example:8080' }), {
+      kind: 'redirect',
+      status: 301,
+      location: 'https://h.example:8080/go?q',
+    });
+    // the same decisions as for HTTP/1.1 requests
+    t.like(decide(routes, { method: 'POST', url: '/v1/x?y=1', headers: { host: 'API.example.com:8443' } }), {
+      group: 'api',
+    });
+  } finally {
+    client.close();
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+});
+
 test('header edits on flat fields: set replaces every occurrence, add appends, del removes (any case)', (t) => {
   const op = (o: HeaderOp['op'], name: string, value = ''): HeaderOp => ({
     op: o,
@@ -266,6 +341,26 @@ test('config: groups resolve with their own balance and inherited settings; a li
     old!.servers.map((s) => s.name),
     ['o1'],
   );
+});
+
+test('config: a check merges over defaults.check, for a listener and for its groups', (t) => {
+  const c = loadListenersConfigString(`listeners:
+  defaults:
+    check: { inter: 5s, rise: 4 }
+  listen:
+    - name: web
+      bind: 127.0.0.1:8080
+      mode: http
+      check: { type: http, uri: /h }
+      servers: [ { name: w1, address: 127.0.0.1:2 } ]
+      groups:
+        - name: g
+          check: { uri: /g, fall: 7 }
+          servers: [ { name: g1, address: 127.0.0.1:3 } ]
+`);
+  t.like(c.listeners[0]!.check, { type: 'http', uri: '/h', inter: 5000, rise: 4, fall: 3 });
+  t.like(c.groups.find((g) => g.name === 'g')!.check, { type: 'http', uri: '/g', inter: 5000, rise: 4, fall: 7 });
+  t.is(c.listeners[0]!.defaultGroup, 'web', 'its own servers, when it has some');
 });
 
 test('config: rule problems are refused at file:line', (t) => {

@@ -218,7 +218,7 @@ export function resolveListeners(sec: ListenersSection, file: string): Listeners
       sendProxy: l.send_proxy,
       check: d.check,
     };
-    const own = group({ ...l, servers: l.servers ?? [] }, { ...inherited, check: l.check ?? d.check });
+    const own = group({ ...l, servers: l.servers ?? [] }, inherited);
     if (l.servers) groups.push(own);
     for (const g of l.groups ?? []) groups.push(group(g, inherited));
     const routes: RawRoutes | undefined =

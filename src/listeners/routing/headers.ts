@@ -17,8 +17,10 @@ export interface HeaderOp {
   name: string;
   /** lower case */
   lname: string;
-  /** '' for del */
+  /** '' for del; the template as written when `dyn` makes the value */
   value: string;
+  /** a value with %[fetch] parts: made per request (./rules.ts) */
+  dyn?: (v: EditableView) => string;
 }
 
 /** Apply `ops` in order to flat fields; returns the fields (a new array when anything was removed). */

@@ -135,7 +135,77 @@ function headerAction(
     out.push({ path: [...path, key, 'value'], message: 'a field value cannot hold CR, LF or NUL' });
     return undefined;
   }
-  return { op: key === 'set_header' ? 'set' : 'add', name: h.name, lname: h.name.toLowerCase(), value: h.value };
+  const dyn = valueTemplate(h.value, [...path, key, 'value'], out);
+  if (dyn === null) return undefined;
+  const op: HeaderOp = {
+    op: key === 'set_header' ? 'set' : 'add',
+    name: h.name,
+    lname: h.name.toLowerCase(),
+    value: h.value,
+  };
+  if (dyn) op.dyn = dyn;
+  return op;
+}
+
+/** the fetches a header value may name: `%[src]` (HAProxy's log-format sample syntax, a small part of it) */
+const FETCHES: Record<string, (v: EditableView) => string> = {
+  src: (v) => v.src,
+  method: (v) => v.method,
+  path: (v) => v.path,
+  query: (v) => v.query.slice(1),
+  host: (v) => v.rawHost(),
+  ssl_fc: (v) => (v.tls ? '1' : '0'),
+  status: (v) => (v.status === undefined ? '' : String(v.status)),
+};
+
+function fieldText(x: string | string[] | undefined): string {
+  return x === undefined ? '' : typeof x === 'string' ? x : x.join(', ');
+}
+
+/**
+ * A header value with `%[fetch]` parts (src, method, path, query, host, ssl_fc, status, hdr(name) / req.hdr(name);
+ * `%%` is a literal %): the function that makes it for a request; undefined when the value is plain text, null
+ * after a problem.
+ */
+function valueTemplate(
+  value: string,
+  path: (string | number)[],
+  out: RuleProblem[],
+): ((v: EditableView) => string) | undefined | null {
+  if (!value.includes('%[') && !value.includes('%%')) return undefined;
+  const parts: (string | ((v: EditableView) => string))[] = [];
+  const re = /%%|%\[([^\]]*)\]/g;
+  let last = 0;
+  let bad = false;
+  for (let m = re.exec(value); m; m = re.exec(value)) {
+    if (m.index > last) parts.push(value.slice(last, m.index));
+    last = m.index + m[0].length;
+    if (m[0] === '%%') {
+      parts.push('%');
+      continue;
+    }
+    const f = m[1]!.trim();
+    const hdr = /^(?:req\.)?hdr\(\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)\s*\)$/.exec(f);
+    if (hdr) {
+      const name = hdr[1]!.toLowerCase();
+      parts.push((v) => fieldText(v.header(name)));
+    } else if (FETCHES[f]) parts.push(FETCHES[f]);
+    else {
+      bad = true;
+      out.push({
+        path,
+        message: `unknown %[${f}] (value fetches: ${Object.keys(FETCHES).join(', ')}, hdr(name); %% for a %)`,
+      });
+    }
+  }
+  if (bad) return null;
+  if (last < value.length) parts.push(value.slice(last));
+  return (v) => {
+    let s = '';
+    for (const p of parts) s += typeof p === 'string' ? p : p(v);
+    // a fetched value cannot break the field
+    return s.replace(/[\r\n\0]/g, ' ');
+  };
 }
 
 /** the one action key of a rule (problems when none or several) */
@@ -295,8 +365,9 @@ export class Router {
     for (const { when, action } of this.request) {
       if (!when(v)) continue;
       if ('op' in action) {
-        (reqOps ??= []).push(action);
-        v.edit(action);
+        const op = action.dyn ? { ...action, value: action.dyn(v), dyn: undefined } : action;
+        (reqOps ??= []).push(op);
+        v.edit(op);
         continue;
       }
       if (action.kind === 'deny') return action;
@@ -323,10 +394,11 @@ export class Router {
   }
 
   /** http_response: the edits for the server's answer with `status` to the request `v` (as http_request left it) */
-  responseOps(v: RequestView, status: number): readonly HeaderOp[] {
+  responseOps(v: EditableView, status: number): readonly HeaderOp[] {
     v.status = status;
     let ops: HeaderOp[] | undefined;
-    for (const { when, action } of this.response) if (when(v)) (ops ??= []).push(action);
+    for (const { when, action } of this.response)
+      if (when(v)) (ops ??= []).push(action.dyn ? { ...action, value: action.dyn(v), dyn: undefined } : action);
     return ops ?? NONE;
   }
 }

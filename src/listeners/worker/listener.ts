@@ -1,8 +1,9 @@
 /**
  * One listener in a worker: accepts (the primary owns the listening socket and hands connections round-robin to the
- * workers), reads the PROXY header when `accept_proxy`, and dispatches: mode tcp to ./tcp-relay.ts; mode http to
- * node:http, whose requests become ./http-exchange.ts and whose upgrades go to ./upgrade.ts. It counts in
- * ./runtime.ts and picks its servers through ./server-picks.ts.
+ * workers), reads the PROXY header when `accept_proxy`, and dispatches: mode tcp to ./tcp-relay.ts (the group
+ * use_group picks by src/tls); mode http to node:http, whose requests and upgrades go through ./route-request.ts
+ * (its routing rules, compiled once here) to their group's ./http-exchange.ts or ./upgrade.ts. It counts in
+ * ./runtime.ts (its FRONTEND row); each group (./groups.ts) picks its servers through ./server-picks.ts.
  */
 import http from 'node:http';
 import net from 'node:net';
@@ -49,7 +50,8 @@ export class Listener implements Frontend, FrontendSide, ConnContext {
     this.timeout = spec.timeout;
     // a listener's own servers are the group named after it: one set of counters for both rows' figures
     this.counters = groups.get(spec.name)?.counters ?? new ListenerCounters();
-    this.router = spec.routes ? Router.of(spec.routes, { http: spec.mode === 'http' }) : undefined;
+    const router = spec.routes ? Router.of(spec.routes, { http: spec.mode === 'http' }) : undefined;
+    this.router = router?.active ? router : undefined;
     this.server = net.createServer({ allowHalfOpen: spec.mode === 'tcp', pauseOnConnect: true }, (s) =>
       this.onConnection(s),
     );

@@ -18,7 +18,7 @@ import type net from 'node:net';
 import type { ProxyServer } from 'http-proxy-3';
 import type { ListenerSpec } from '../config.js';
 import { applyHeaderOpsToObject, HttpRequestView } from '../routing/headers.js';
-import type { Decision, EditableView, Router } from '../routing/rules.js';
+import type { Router } from '../routing/rules.js';
 import type { ClientConn, ClientInfo } from './client-conn.js';
 import { errorResponse, replyError } from './error-pages.js';
 import type { GroupHost } from './groups.js';
@@ -31,7 +31,7 @@ export interface Frontend {
   readonly spec: ListenerSpec;
   /** the listener's counters (FRONTEND row) */
   readonly counters: ListenerCounters;
-  /** its compiled rules (undefined: none, every request goes to the default group) */
+  /** its compiled rules (undefined: none, every request goes to the default group, no view is made) */
   readonly router: Router | undefined;
   readonly isDraining: () => boolean;
   /** the way into a group (undefined: the default group) */
@@ -97,12 +97,6 @@ function answerLocal(
   res.end();
 }
 
-/** The rules' decision for a request (the default group when the listener has no rules). */
-function decide(fe: Frontend, view: () => EditableView): Decision | undefined {
-  const r = fe.router;
-  return r?.active ? r.decide(view()) : undefined;
-}
-
 /** A request's headers are in: check its framing, apply the rules, relay it to its group. */
 export function serveRequest(
   fe: Frontend,
@@ -120,7 +114,9 @@ export function serveRequest(
       return;
     }
   }
-  const d = decide(fe, () => new HttpRequestView(req, conn.info.src, isTls(req.socket)));
+  // (no rules: no view, no decision; the default group)
+  const r = fe.router;
+  const d = r ? r.decide(new HttpRequestView(req, conn.info.src, isTls(req.socket))) : undefined;
   if (d && d.kind !== 'forward') {
     answerLocal(fe, conn, res, d.status, d.kind === 'redirect' ? d.location : undefined);
     return;
@@ -144,7 +140,7 @@ export function serveUpgrade(
     socket.end(errorResponse(400));
     return;
   }
-  const d = decide(fe, () => new HttpRequestView(req, conn.info.src, isTls(socket)));
+  const d = fe.router?.decide(new HttpRequestView(req, conn.info.src, isTls(socket)));
   if (d && d.kind !== 'forward') {
     fe.counters.hrsp(d.status);
     if (d.kind === 'deny') socket.end(errorResponse(d.status));
@@ -162,7 +158,7 @@ export function serveUpgrade(
 
 /** A tcp listener's group for a connection (use_group on src / tls). */
 export function tcpGroup(fe: Frontend, info: ClientInfo, sock: net.Socket): GroupHost {
-  const d = decide(fe, () => ({
+  const d = fe.router?.decide({
     method: '',
     path: '',
     query: '',
@@ -172,6 +168,6 @@ export function tcpGroup(fe: Frontend, info: ClientInfo, sock: net.Socket): Grou
     edit: () => {},
     src: info.src,
     tls: isTls(sock),
-  }));
+  });
   return fe.host(d?.kind === 'forward' ? d.group : undefined);
 }
