@@ -309,7 +309,7 @@ test('tierlb config check --haproxy lists warnings and errors, exits 1 when refu
   t.is(await configCli(['check', '--haproxy'], d.io), 2);
 });
 
-test('bind ssl and server ssl map onto tls: and ssl: (crt FILE|DIR, crt-base, alpn, client CA, versions, ciphers)', (t) => {
+test('bind ssl and server ssl map onto tls: and ssl: (crt FILE|DIR, crt-base, alpn as HAProxy 2.6 offers it, client CA, versions, ciphers)', (t) => {
   const r = load(`global
   crt-base /etc/ssl/tierlb
   ca-base /etc/ssl/ca
@@ -320,7 +320,15 @@ defaults
 frontend https
   bind 127.0.0.1:8443 ssl crt www.pem crt /etc/ssl/other.pem alpn h2,http/1.1
   bind 127.0.0.1:9443 ssl crt certs/ ca-file clients.pem verify required no-tlsv12 ciphersuites TLS_AES_256_GCM_SHA384
+  bind 127.0.0.1:10443 ssl crt www.pem ca-file clients.pem
   default_backend app
+frontend tcp
+  mode tcp
+  bind 127.0.0.1:11443 ssl crt www.pem
+  default_backend db
+backend db
+  mode tcp
+  server d1 10.0.0.3:5432
 backend app
   server a1 10.0.0.1:443 ssl verify required ca-file servers.pem sni str(app.internal)
   server a2 10.0.0.2:443 ssl verify none
@@ -341,7 +349,21 @@ backend app
     ciphersuites: 'TLS_AES_256_GCM_SHA384',
     alpn: ['http/1.1'],
   });
-  const servers = (r.section.groups as { servers: Record<string, unknown>[] }[])[0].servers;
+  t.deepEqual(listen[2].tls, {
+    certs: [{ cert: '/etc/ssl/tierlb/www.pem' }],
+    min_version: 'TLSv1.2',
+    ciphers: 'ECDHE+AESGCM',
+    client_ca: '/etc/ssl/ca/clients.pem',
+    verify: 'none',
+    alpn: ['http/1.1'],
+  });
+  t.deepEqual(listen[3].tls, {
+    certs: [{ cert: '/etc/ssl/tierlb/www.pem' }],
+    min_version: 'TLSv1.2',
+    ciphers: 'ECDHE+AESGCM',
+  });
+  const groups = r.section.groups as { name: string; servers: Record<string, unknown>[] }[];
+  const servers = groups.find((g) => g.name === 'app')?.servers ?? [];
   t.deepEqual(
     servers.map((s) => s.ssl),
     [{ verify: 'required', ca: '/etc/ssl/ca/servers.pem', sni: 'app.internal' }, { verify: 'none' }],
@@ -408,5 +430,41 @@ backend b
       if: { any: [{ status: ['500:599'] }, { status: [404, 410] }, { status: ['300:399'] }] },
     },
     { del_header: 'Server', unless: { tls: true } },
+  ]);
+});
+
+test('header values: text, %% and %[fetch] pass to the rules (which check the fetch); log variables are refused', (t) => {
+  const r = load(`defaults
+  mode http
+frontend f
+  bind :80
+  http-request set-header X-Client %[src]
+  http-request set-header X-Pct "100%%"
+  http-request set-header X-Log %ci
+  redirect location /x%%y
+  default_backend b
+backend b
+  server s 10.0.0.1:80
+`);
+  t.deepEqual(errs(r), [
+    "h.cfg:7:33: '%ci': log-format variables (%ci, %{+Q}[...], ...) are not supported by tierlb: text, %% and %[fetch] are",
+  ]);
+  const l = (r.section.listen as Record<string, unknown>[])[0];
+  t.deepEqual(l.http_request, [
+    { set_header: { name: 'X-Client', value: '%[src]' } },
+    { set_header: { name: 'X-Pct', value: '100%%' } },
+    { redirect: { location: '/x%y' } },
+  ]);
+  const bad = load(`defaults
+  mode http
+frontend f
+  bind :80
+  http-request set-header X-Id %[uuid]
+  default_backend b
+backend b
+  server s 10.0.0.1:80
+`);
+  t.deepEqual(errs(bad), [
+    'h.cfg:5:3: listen[0].http_request[0].set_header.value: unknown %[uuid] (value fetches: src, method, path, query, host, ssl_fc, status, hdr(name); %% for a %)',
   ]);
 });

@@ -85,3 +85,25 @@ export function literalFormat(c: Ctx, l: Line, i: number): string | undefined {
   }
   return v.replace(/%%/g, '%');
 }
+
+/**
+ * A header value: HAProxy's log-format string, of which tierlb runs text, `%%` and the sample fetches
+ * `%[src]`, `%[hdr(NAME)]`, `%[method]`, `%[path]`, `%[query]`, `%[host]`, `%[ssl_fc]`, `%[status]` (passed on as
+ * written: the listener's rule compiler checks the fetch names at this line). Log variables (`%ci`, `%{+Q}[...]`)
+ * are refused.
+ */
+export function headerFormat(c: Ctx, l: Line, i: number): string | undefined {
+  const v = l.words[i];
+  if (v === undefined) {
+    c.error(at(l, Math.max(0, i - 1)), `'${l.words.slice(0, i).join(' ')}' needs a value`);
+    return undefined;
+  }
+  if (/%(?!%|\[)/.test(v.replace(/%%/g, ''))) {
+    c.error(
+      at(l, i),
+      `'${v}': log-format variables (%ci, %{+Q}[...], ...) are not supported by tierlb: text, %% and %[fetch] are`,
+    );
+    return undefined;
+  }
+  return v;
+}

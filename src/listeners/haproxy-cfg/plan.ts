@@ -242,7 +242,8 @@ export function emit(c: Ctx, g: GlobalOut, proxies: HaProxy[]): Emitted {
       const l: Obj = { name, bind: bind.address, mode };
       if (bind.acceptProxy) l.accept_proxy = true;
       if (bind.tls) {
-        l.tls = bind.tls;
+        // HAProxy 2.6 offers no ALPN unless the bind line names one: HTTP clients then speak HTTP/1.1
+        l.tls = bind.tls.alpn || mode !== 'http' ? bind.tls : { ...bind.tls, alpn: ['http/1.1'] };
         wm.set(`${path}.tls`, bind.where);
       }
       if (fwd) l.forwardfor = true;

@@ -3,7 +3,7 @@
  * keyword), `http-response set-header|add-header|del-header` → the listener's http_request / http_response rules.
  */
 import type { Acls } from './acl.js';
-import { type Ctx, literalFormat } from './ctx.js';
+import { type Ctx, headerFormat, literalFormat } from './ctx.js';
 import { at, type Line } from './tokenize.js';
 
 /** A rule of the listener schema (`http_request`, `http_response`), with its condition. */
@@ -69,7 +69,7 @@ function headerRule(c: Ctx, l: Line, acls: Acls, context: 'request' | 'response'
     const cond = acls.condition(l, 3, context);
     return cond && { del_header: name, ...cond };
   }
-  const value = literalFormat(c, l, 3);
+  const value = headerFormat(c, l, 3);
   if (value === undefined) return undefined;
   const cond = acls.condition(l, 4, context);
   return cond && { [act === 'set-header' ? 'set_header' : 'add_header']: { name, value }, ...cond };

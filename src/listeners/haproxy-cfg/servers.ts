@@ -194,9 +194,11 @@ export function readBind(c: Ctx, l: Line, d: TlsDefaults): Bind[] {
       ...(certs.length ? { certs } : {}),
       ...(dirs.length ? { cert_dir: dirs[0] } : {}),
       ...tls,
-      // HAProxy 2.6 offers no ALPN unless the bind line names it: clients then speak HTTP/1.1
-      alpn: alpn ?? ['http/1.1'],
+      // without alpn, ./plan.ts offers what HAProxy 2.6 does for the proxy's mode
+      ...(alpn ? { alpn } : {}),
     };
+    // HAProxy asks for no client certificate unless `verify` says so, ca-file or not
+    if (tlsOut.client_ca && !tlsOut.verify) tlsOut.verify = 'none';
     if (dirs.length > 1) c.error(at(l), `tierlb takes one certificate directory per bind (got ${dirs.length})`);
   }
   return addrs.map((address) => ({ where: at(l), address, acceptProxy, ...(tlsOut ? { tls: tlsOut } : {}) }));
