@@ -1,0 +1,242 @@
+/**
+ * TLS from a haproxy.cfg: the same file (`bind ... ssl crt A crt B alpn h2,http/1.1`, and a bind without alpn) run by
+ * a real haproxy 2.6 and by `tierlb listeners --haproxy`, side by side on loopback, asked by curl with --resolve
+ * (SNI) and --http2 / --http1.1: the certificate each name gets (the first one without a match), the HTTP version
+ * ALPN settles on, the status and the server that answered must be the same.
+ *
+ * It needs the listeners' `tls:` (TLS termination); on a tree without it the test is skipped with that reason.
+ */
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import test from 'ava';
+import { listenersSchema } from '../src/listeners/config-schema.js';
+import { freePort, sleep } from './listeners-helpers.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const haveHaproxy = spawnSync('haproxy', ['-v']).status === 0;
+const haveTls = 'tls' in listenersSchema.properties.listen.items.properties;
+
+const CFG = `global
+    nbthread 1
+    stats socket "\${CTL}"
+
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+
+listen stats
+    bind "127.0.0.1:\${STATS}"
+    stats enable
+
+listen web
+    bind "127.0.0.1:\${TLS}" ssl crt "\${CERTS}/a.pem" crt "\${CERTS}/b.pem" alpn h2,http/1.1
+    server w1 "127.0.0.1:\${WEB1}"
+
+listen plain11
+    bind "127.0.0.1:\${TLS11}" ssl crt "\${CERTS}/b.pem"
+    server w2 "127.0.0.1:\${WEB2}"
+`;
+
+type Who = 'haproxy' | 'tierlb';
+const procs: ChildProcess[] = [];
+const servers: http.Server[] = [];
+const ports: Record<Who, Record<string, number>> = { haproxy: {}, tierlb: {} };
+const logs: Record<Who, string> = { haproxy: '', tierlb: '' };
+let dir = '';
+const taken = new Set<number>();
+async function uniquePort(): Promise<number> {
+  for (;;) {
+    const p = await freePort();
+    if (!taken.has(p)) {
+      taken.add(p);
+      return p;
+    }
+  }
+}
+
+/** A self-signed certificate for `name`, key inside the PEM (HAProxy's crt file). */
+function makeCert(file: string, name: string): void {
+  const key = `${file}.key.tmp`;
+  const crt = `${file}.crt.tmp`;
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      crt,
+      '-days',
+      '2',
+      '-subj',
+      `/CN=${name}`,
+      '-addext',
+      `subjectAltName=DNS:${name}`,
+    ],
+    { stdio: 'ignore' },
+  );
+  fs.writeFileSync(file, fs.readFileSync(crt, 'utf8') + fs.readFileSync(key, 'utf8'));
+  fs.rmSync(key);
+  fs.rmSync(crt);
+}
+
+async function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+test.before(async () => {
+  if (!haveTls) return;
+  if (!haveHaproxy) throw new Error('haproxy is not installed (apt-get install haproxy); the interop test needs it');
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tierlb-hacfg-tls-'));
+  makeCert(path.join(dir, 'a.pem'), 'a.example.com');
+  makeCert(path.join(dir, 'b.pem'), 'b.example.com');
+  const cfg = path.join(dir, 'haproxy.cfg');
+  fs.writeFileSync(cfg, CFG);
+  const backends: Record<string, string> = {};
+  for (const name of ['WEB1', 'WEB2']) {
+    const s = http.createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'x-server': name.toLowerCase() }).end(name.toLowerCase());
+    });
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+    servers.push(s);
+    backends[name] = String((s.address() as net.AddressInfo).port);
+  }
+  for (const who of ['haproxy', 'tierlb'] as const) {
+    for (const k of ['TLS', 'TLS11', 'STATS']) ports[who][k] = await uniquePort();
+    const env = {
+      ...process.env,
+      ...backends,
+      TLS: String(ports[who].TLS),
+      TLS11: String(ports[who].TLS11),
+      STATS: String(ports[who].STATS),
+      CERTS: dir,
+      CTL: path.join(dir, `${who}.sock`),
+      TIERLB_LOG_LEVEL: 'warn',
+    };
+    const argv =
+      who === 'haproxy'
+        ? ['haproxy', '-f', cfg, '-db']
+        : [
+            process.execPath,
+            '--import',
+            'tsx',
+            path.join(ROOT, 'test/listeners-entry.ts'),
+            'listeners',
+            '--haproxy',
+            cfg,
+          ];
+    const p = spawn(argv[0], argv.slice(1), { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    p.stdout!.on('data', (d) => (logs[who] += d));
+    p.stderr!.on('data', (d) => (logs[who] += d));
+    procs.push(p);
+  }
+  const deadline = Date.now() + 30_000;
+  for (const who of ['haproxy', 'tierlb'] as const) {
+    for (const k of ['TLS', 'TLS11']) {
+      while (!(await portOpen(ports[who][k]))) {
+        if (Date.now() > deadline || procs.some((p) => p.exitCode !== null))
+          throw new Error(`${who} did not start:\n${logs[who]}`);
+        await sleep(100);
+      }
+    }
+  }
+});
+
+test.after.always(async () => {
+  for (const p of procs) if (p.exitCode === null) p.kill('SIGTERM');
+  await Promise.all(
+    procs.map(
+      (p) =>
+        new Promise<void>((r) => {
+          if (p.exitCode !== null) return r();
+          const t = setTimeout(() => p.kill('SIGKILL'), 8000);
+          p.once('exit', () => {
+            clearTimeout(t);
+            r();
+          });
+        }),
+    ),
+  );
+  for (const s of servers) s.close();
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/**
+ * curl over TLS to `name` (SNI through --resolve): certificate subject, HTTP version, status, body. Asynchronous:
+ * the backends answer from this process.
+ */
+async function curl(port: number, name: string, version: '--http2' | '--http1.1'): Promise<string> {
+  const r = await new Promise<{ stdout: string; stderr: string; status: number | null }>((resolve) => {
+    const p = spawn('curl', [
+      '-sk',
+      '-v',
+      version,
+      '--max-time',
+      '10',
+      '--resolve',
+      `${name}:${port}:127.0.0.1`,
+      '-w',
+      '\n%{http_version} %{http_code}',
+      `https://${name}:${port}/`,
+    ]);
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('close', (status) => resolve({ stdout, stderr, status }));
+  });
+  const subject = /subject: (.*)/.exec(r.stderr)?.[1]?.trim() ?? `none (exit ${r.status})`;
+  return `${subject} | ${r.stdout.trim().replace(/\n/g, ' | ')}`;
+}
+
+const CASES: [string, string, '--http2' | '--http1.1'][] = [
+  ['TLS', 'a.example.com', '--http2'],
+  ['TLS', 'b.example.com', '--http2'],
+  ['TLS', 'c.example.com', '--http2'],
+  ['TLS', 'b.example.com', '--http1.1'],
+  ['TLS11', 'b.example.com', '--http2'],
+  ['TLS11', 'a.example.com', '--http1.1'],
+];
+
+(haveTls ? test : test.skip)(
+  'haproxy 2.6 and tierlb --haproxy terminate TLS alike: certificate by SNI, ALPN, answer',
+  async (t) => {
+    const rows: string[] = [];
+    let differ = 0;
+    for (const [port, name, version] of CASES) {
+      const ha = await curl(ports.haproxy[port], name, version);
+      const us = await curl(ports.tierlb[port], name, version);
+      if (ha !== us) differ++;
+      rows.push(
+        `${ha === us ? 'same' : 'DIFF'} ${port} ${name} ${version}: haproxy ${ha}${ha === us ? '' : ` / tierlb ${us}`}`,
+      );
+    }
+    t.log(rows.join('\n'));
+    t.is(differ, 0);
+    // and not trivially: both certificates, both HTTP versions and both servers appear
+    const all = rows.join('\n');
+    for (const s of ['CN=a.example.com', 'CN=b.example.com', '| web1 | 2 200', '| web2 | 1.1 200', '| web1 | 1.1 200'])
+      t.true(all.includes(s), s);
+  },
+);
