@@ -91,7 +91,7 @@ function checkHaproxy(args: string[], io: Io): number {
     return 1;
   }
   if (yaml) io.stdout.write(stringify({ listeners: r.section }));
-  const groups = r.config.listeners.reduce((n, l) => n + ((l as { groups?: unknown[] }).groups?.length ?? 1), 0);
+  const groups = r.config.groups.length;
   const summary = `${r.file}: ok — ${plural(r.config.listeners.length, 'listener')}, ${plural(groups, 'server group')}, ${r.config.workers} workers, ${plural(r.warnings.length, 'warning')}\n`;
   (yaml ? io.stderr : io.stdout).write(summary);
   return 0;
