@@ -4,18 +4,16 @@
  * backends behind both. A table of requests must be answered identically: status, the backend that answered,
  * the redirect's Location, the response headers the rules set or delete, and the request headers the backend saw.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { controlRequest } from '../src/listeners/control.js';
-import { freePort, sleep } from './listeners-helpers.js';
+import { BOTH, runBoth, type SideBySide, uniquePort, type Who } from './listeners-haproxy-cfg-helpers.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const haveHaproxy = spawnSync('haproxy', ['-v']).status === 0;
 
 const CFG = `# one file for haproxy and tierlb: the ports come from the environment
@@ -169,33 +167,9 @@ function ask(port: number, method: string, p: string, headers: Record<string, st
   });
 }
 
-async function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
-/** A free port none of the others took (freePort closes its probe, so two calls may hand out the same one). */
-const taken = new Set<number>();
-async function uniquePort(): Promise<number> {
-  for (;;) {
-    const p = await freePort();
-    if (!taken.has(p)) {
-      taken.add(p);
-      return p;
-    }
-  }
-}
-
-const procs: ChildProcess[] = [];
+let both: SideBySide | undefined;
 const recorders: Recorder[] = [];
 let dir = '';
-let logs = { haproxy: '', tierlb: '' };
 const FRONT = { haproxy: 0, tierlb: 0 };
 const PLAIN = { haproxy: 0, tierlb: 0 };
 
@@ -216,65 +190,28 @@ test.before(async () => {
     recorders.push(r);
     backends[k] = String(r.port);
   }
-  for (const who of ['haproxy', 'tierlb'] as const) {
+  const ports: Record<Who, Record<string, string>> = { haproxy: {}, tierlb: {} };
+  for (const who of BOTH) {
     FRONT[who] = await uniquePort();
     PLAIN[who] = await uniquePort();
-    const env = {
-      ...process.env,
-      ...backends,
+    ports[who] = {
       FRONT: String(FRONT[who]),
       PLAIN: String(PLAIN[who]),
       STATS: String(await uniquePort()),
       CTL: path.join(dir, `${who}.sock`),
-      TIERLB_LOG_LEVEL: 'warn',
     };
-    const argv =
-      who === 'haproxy'
-        ? ['haproxy', '-f', cfg, '-db']
-        : [
-            process.execPath,
-            '--import',
-            'tsx',
-            path.join(ROOT, 'test/listeners-entry.ts'),
-            'listeners',
-            '--haproxy',
-            cfg,
-          ];
-    const p = spawn(argv[0], argv.slice(1), { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    p.stdout!.on('data', (d) => (logs[who] += d));
-    p.stderr!.on('data', (d) => (logs[who] += d));
-    procs.push(p);
   }
-  const deadline = Date.now() + 30_000;
-  for (const who of ['haproxy', 'tierlb'] as const) {
-    while (!(await portOpen(FRONT[who]))) {
-      if (Date.now() > deadline || procs.some((p) => p.exitCode !== null))
-        throw new Error(`${who} did not start:\n${logs[who]}`);
-      await sleep(100);
-    }
-  }
+  both = await runBoth(
+    cfg,
+    (who) => ({ ...backends, ...ports[who] }),
+    (who) => [FRONT[who], PLAIN[who]],
+  );
 });
 
 test.after.always(async () => {
-  for (const p of procs) {
-    if (p.exitCode === null) p.kill('SIGTERM');
-  }
-  await Promise.all(
-    procs.map(
-      (p) =>
-        new Promise<void>((r) => {
-          if (p.exitCode !== null) return r();
-          const t = setTimeout(() => p.kill('SIGKILL'), 8000);
-          p.once('exit', () => {
-            clearTimeout(t);
-            r();
-          });
-        }),
-    ),
-  );
+  await both?.stop();
   for (const r of recorders) r.server.close();
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
-  logs = { haproxy: '', tierlb: '' };
 });
 
 test.serial('haproxy 2.6 and tierlb --haproxy answer the request table identically', async (t) => {

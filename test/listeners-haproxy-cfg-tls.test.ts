@@ -6,18 +6,16 @@
  *
  * It needs the listeners' `tls:` (TLS termination); on a tree without it the test is skipped with that reason.
  */
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { listenersSchema } from '../src/listeners/config-schema.js';
-import { freePort, sleep } from './listeners-helpers.js';
+import { BOTH, runBoth, type SideBySide, uniquePort, type Who } from './listeners-haproxy-cfg-helpers.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const haveHaproxy = spawnSync('haproxy', ['-v']).status === 0;
 const haveTls = 'tls' in listenersSchema.properties.listen.items.properties;
 
@@ -44,22 +42,10 @@ listen plain11
     server w2 "127.0.0.1:\${WEB2}"
 `;
 
-type Who = 'haproxy' | 'tierlb';
-const procs: ChildProcess[] = [];
+let both: SideBySide | undefined;
 const servers: http.Server[] = [];
 const ports: Record<Who, Record<string, number>> = { haproxy: {}, tierlb: {} };
-const logs: Record<Who, string> = { haproxy: '', tierlb: '' };
 let dir = '';
-const taken = new Set<number>();
-async function uniquePort(): Promise<number> {
-  for (;;) {
-    const p = await freePort();
-    if (!taken.has(p)) {
-      taken.add(p);
-      return p;
-    }
-  }
-}
 
 /** A self-signed certificate for `name`, key inside the PEM (HAProxy's crt file). */
 function makeCert(file: string, name: string): void {
@@ -93,17 +79,6 @@ function makeCert(file: string, name: string): void {
   fs.rmSync(crt);
 }
 
-async function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
 test.before(async () => {
   if (!haveTls) return;
   if (!haveHaproxy) throw new Error('haproxy is not installed (apt-get install haproxy); the interop test needs it');
@@ -122,62 +97,23 @@ test.before(async () => {
     servers.push(s);
     backends[name] = String((s.address() as net.AddressInfo).port);
   }
-  for (const who of ['haproxy', 'tierlb'] as const) {
-    for (const k of ['TLS', 'TLS11', 'STATS']) ports[who][k] = await uniquePort();
-    const env = {
-      ...process.env,
+  for (const who of BOTH) for (const k of ['TLS', 'TLS11', 'STATS']) ports[who][k] = await uniquePort();
+  both = await runBoth(
+    cfg,
+    (who) => ({
       ...backends,
       TLS: String(ports[who].TLS),
       TLS11: String(ports[who].TLS11),
       STATS: String(ports[who].STATS),
       CERTS: dir,
       CTL: path.join(dir, `${who}.sock`),
-      TIERLB_LOG_LEVEL: 'warn',
-    };
-    const argv =
-      who === 'haproxy'
-        ? ['haproxy', '-f', cfg, '-db']
-        : [
-            process.execPath,
-            '--import',
-            'tsx',
-            path.join(ROOT, 'test/listeners-entry.ts'),
-            'listeners',
-            '--haproxy',
-            cfg,
-          ];
-    const p = spawn(argv[0], argv.slice(1), { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    p.stdout!.on('data', (d) => (logs[who] += d));
-    p.stderr!.on('data', (d) => (logs[who] += d));
-    procs.push(p);
-  }
-  const deadline = Date.now() + 30_000;
-  for (const who of ['haproxy', 'tierlb'] as const) {
-    for (const k of ['TLS', 'TLS11']) {
-      while (!(await portOpen(ports[who][k]))) {
-        if (Date.now() > deadline || procs.some((p) => p.exitCode !== null))
-          throw new Error(`${who} did not start:\n${logs[who]}`);
-        await sleep(100);
-      }
-    }
-  }
+    }),
+    (who) => [ports[who].TLS, ports[who].TLS11],
+  );
 });
 
 test.after.always(async () => {
-  for (const p of procs) if (p.exitCode === null) p.kill('SIGTERM');
-  await Promise.all(
-    procs.map(
-      (p) =>
-        new Promise<void>((r) => {
-          if (p.exitCode !== null) return r();
-          const t = setTimeout(() => p.kill('SIGKILL'), 8000);
-          p.once('exit', () => {
-            clearTimeout(t);
-            r();
-          });
-        }),
-    ),
-  );
+  await both?.stop();
   for (const s of servers) s.close();
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
