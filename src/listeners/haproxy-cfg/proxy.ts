@@ -123,6 +123,7 @@ const HARMLESS: Record<string, string> = {
   rate_limit: 'not used by tierlb',
   'rate-limit': 'not used by tierlb',
   enabled: 'proxies are enabled by default',
+  compression: "tierlb does not compress: answers pass with the server's own encoding",
 };
 
 /** Options that change nothing a client sees. */
