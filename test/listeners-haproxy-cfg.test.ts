@@ -468,3 +468,40 @@ backend b
     'h.cfg:5:3: listen[0].http_request[0].set_header.value: unknown %[uuid] (value fetches: src, method, path, query, host, ssl_fc, status, hdr(name); %% for a %)',
   ]);
 });
+
+test('conditional blocks: .if/.elif/.else/.endif with defined, streq, version_atleast, nesting; what HAProxy 2.6 takes', (t) => {
+  const text = `.if defined(WITH_API)
+listen api
+  mode http
+  bind :81
+  server a 10.0.0.1:80
+.endif
+listen web
+  mode http
+  bind :80
+.if streq("$ENV",prod)
+  server p 10.0.0.2:80
+.elif version_atleast(2.4)
+  .if !defined(NOPE)
+  server v 10.0.0.3:80
+  .endif
+.else
+  server e 10.0.0.4:80
+.endif
+.if version_before(2.6)
+  server old 10.0.0.5:80
+.endif
+`;
+  const servers = (env: Record<string, string>) => {
+    const r = load(text, env);
+    t.deepEqual(errs(r), []);
+    return r.config?.listeners.map((l) => `${l.name}:${l.servers.map((s) => s.name).join(',')}`).join(' ');
+  };
+  t.is(servers({ ENV: 'prod' }), 'web:p');
+  t.is(servers({ ENV: 'dev', WITH_API: '1' }), 'api:a web:v');
+  t.deepEqual(errs(load('.if feature(OPENSSL)\n.endif\n.endif\n.if 1\n')), [
+    "h.cfg:1:5: '.if feature(OPENSSL)': tierlb evaluates one term (defined, streq, strneq, version_atleast, version_before, a number), maybe negated with '!'",
+    "h.cfg:3:1: '.endif' without an '.if'",
+    "h.cfg:4:1: '.if' without its '.endif'",
+  ]);
+});

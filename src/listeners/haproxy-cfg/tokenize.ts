@@ -4,7 +4,9 @@
  * `#`, `\`, a quote or `$` and spells `\r`, `\n`, `\t`, `\xHH` (any other backslash stays, for regexes); "double"
  * quotes keep blanks and `#` and expand `$NAME`, `${NAME}` and `${NAME-default}` from the environment; 'single'
  * quotes keep everything as written; quoted and bare pieces glue into one word (`"a b"c` is `a bc`). A line whose
- * first word is a section keyword starts a section. Every word keeps its file, line and column.
+ * first word is a section keyword starts a section. `.if` / `.elif` / `.else` / `.endif` blocks (2.4+) are evaluated
+ * with one term each (defined(), streq(), strneq(), version_atleast(), version_before(), a number, `!`), as HAProxy
+ * 2.6. Every word keeps its file, line and column.
  */
 import { readFileSync } from 'node:fs';
 
@@ -192,20 +194,20 @@ export function tokenize(text: string, file: string, env: Env = process.env): To
   const sections: Section[] = [];
   const lines = text.split('\n');
   let cur: Section | null = null;
+  const blocks: Block[] = [];
   for (let ln = 0; ln < lines.length; ln++) {
     const l = splitLine(lines[ln], file, ln + 1, env, errors);
     if (l.words.length === 0) continue;
     const kw = l.words[0];
+    if (kw === '.if' || kw === '.elif' || kw === '.else' || kw === '.endif') {
+      conditional(l, blocks, errors, env);
+      continue;
+    }
+    if (blocks.some((b) => !b.active)) continue;
     if (kw.startsWith('.')) {
-      // conditional blocks and diagnostics (2.4+): not evaluated by tierlb
-      if (['.notice', '.warning', '.diag'].includes(kw)) {
+      if (['.notice', '.warning', '.diag', '.alert'].includes(kw))
         warnings.push({ ...at(l), message: `'${kw}' is not shown by tierlb, ignored` });
-        continue;
-      }
-      errors.push({
-        ...at(l),
-        message: `'${kw}' (conditional blocks) is not supported by tierlb: write the configuration without it`,
-      });
+      else errors.push({ ...at(l), message: `'${kw}' is not a directive tierlb knows` });
       continue;
     }
     if ((SECTION_KEYWORDS as readonly string[]).includes(kw)) {
@@ -222,7 +224,81 @@ export function tokenize(text: string, file: string, env: Env = process.env): To
     }
     cur.lines.push(l);
   }
+  for (const b of blocks) errors.push({ ...at(b.line), message: `'.if' without its '.endif'` });
   return { sections, errors, warnings };
+}
+
+/** An open `.if` block: whether its lines are read now, and whether a branch was taken already. */
+interface Block {
+  line: Line;
+  active: boolean;
+  taken: boolean;
+  /** whether the enclosing blocks are all active */
+  outer: boolean;
+}
+
+/** the HAProxy version tierlb reads configurations as (for version_atleast / version_before) */
+const AS_VERSION = [2, 6];
+
+function cmpVersion(v: string): number {
+  const p = v.split(/[.-]/).map((x) => Number.parseInt(x, 10) || 0);
+  for (let i = 0; i < 2; i++) if ((AS_VERSION[i] ?? 0) !== (p[i] ?? 0)) return (AS_VERSION[i] ?? 0) - (p[i] ?? 0);
+  return 0;
+}
+
+/** `.if`/`.elif` conditions (HAProxy 2.4+): one term, maybe negated; undefined (+ an error) when not understood. */
+function evalCond(l: Line, errors: Diagnostic[], env: Env): boolean | undefined {
+  const words = l.words.slice(1);
+  let text = words.join(' ').trim();
+  let neg = false;
+  while (text.startsWith('!')) {
+    neg = !neg;
+    text = text.slice(1).trim();
+  }
+  let v: boolean | undefined;
+  const m = /^([a-z_]+)\((.*)\)$/.exec(text);
+  if (/^-?\d+$/.test(text)) v = Number(text) !== 0;
+  else if (text === '') v = false;
+  else if (m) {
+    const args = m[2].split(',').map((a) => a.trim());
+    if (m[1] === 'defined') v = args[0] !== undefined && env[args[0]] !== undefined;
+    else if (m[1] === 'streq' && args.length === 2) v = args[0] === args[1];
+    else if (m[1] === 'strneq' && args.length === 2) v = args[0] !== args[1];
+    else if (m[1] === 'version_atleast') v = cmpVersion(args[0] ?? '') >= 0;
+    else if (m[1] === 'version_before') v = cmpVersion(args[0] ?? '') < 0;
+  }
+  if (v === undefined) {
+    errors.push({
+      ...at(l, 1),
+      message: `'${l.words[0]} ${text}': tierlb evaluates one term (defined, streq, strneq, version_atleast, version_before, a number), maybe negated with '!'`,
+    });
+    return undefined;
+  }
+  return neg ? !v : v;
+}
+
+function conditional(l: Line, blocks: Block[], errors: Diagnostic[], env: Env): void {
+  const kw = l.words[0];
+  const top = blocks[blocks.length - 1];
+  if (kw === '.if') {
+    const outer = blocks.every((b) => b.active);
+    const v = outer ? (evalCond(l, errors, env) ?? false) : false;
+    blocks.push({ line: l, active: outer && v, taken: v, outer });
+    return;
+  }
+  if (!top) {
+    errors.push({ ...at(l), message: `'${kw}' without an '.if'` });
+    return;
+  }
+  if (kw === '.endif') blocks.pop();
+  else if (kw === '.else') {
+    top.active = top.outer && !top.taken;
+    top.taken = true;
+  } else {
+    const v = top.outer && !top.taken ? (evalCond(l, errors, env) ?? false) : false;
+    top.active = top.outer && !top.taken && v;
+    top.taken ||= v;
+  }
 }
 
 /** Read and tokenize a file; an unreadable file is one error at line 0. */
