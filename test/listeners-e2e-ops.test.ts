@@ -3,6 +3,7 @@
  * a refused reload, stats and /metrics.
  */
 import test from 'ava';
+import { controlRequest } from '../src/listeners/control.js';
 import {
   freePort,
   type HttpBackend,
@@ -159,4 +160,23 @@ test.serial('stats table and Prometheus /metrics aggregate the workers', async (
   const tot = /tierlb_listener_sessions_total\{listener="web"\} (\d+)/.exec(m.body);
   t.truthy(tot);
   t.true(Number(tot![1]) > 100);
+});
+
+test.serial('a reload while a killed worker is being replaced leaves no worker of the old config behind', async (t) => {
+  const [victim] = await run.workerPids();
+  process.kill(victim!, 'SIGKILL');
+  // the replacement is forked (listed "starting") but not yet listening: reload now
+  const starting = await until(async () => /starting/.test(await controlRequest(run.socket, 'workers')), 10_000, 5);
+  t.true(starting, 'the replacement was never seen starting');
+  t.is(await run.reload(), 'ok\n');
+  // the replacement belonged to the replaced generation: it must be drained, not left serving the old config
+  t.true(
+    await until(async () => (await run.workerPids()).length === 2, 10_000),
+    await controlRequest(run.socket, 'workers'),
+  );
+  const gens = (await controlRequest(run.socket, 'workers'))
+    .split('\n')
+    .filter((l) => l && !l.includes('draining'))
+    .map((l) => /gen=(\d+)/.exec(l)?.[1]);
+  t.is(new Set(gens).size, 1, 'every serving worker is of one generation');
 });

@@ -242,6 +242,10 @@ export class Primary {
         info.ready = true;
         const slot = this.slots[info.slot];
         if (slot && !slot.worker && !info.draining && info.gen === this.gen) slot.worker = info.worker;
+        // a worker restarted under a generation that a reload replaced while it started: no slot holds it, so
+        // nothing else would ever drain it (it would serve the old config on)
+        else if (!info.draining && info.gen !== this.gen && !this.slots.some((x) => x.worker === info.worker))
+          this.drainWorker(info);
         for (const w of info.readyWaiters.splice(0)) w();
         break;
       }
