@@ -75,12 +75,8 @@ export class Primary {
 
   constructor(
     public cfg: ListenersConfig,
-    private readonly opts: {
-      control?: string;
-      clock?: Clock;
-      /** how reload reads the config again (default: the YAML at cfg.file; `--haproxy`: the haproxy.cfg) */
-      load?: (file: string) => Promise<ListenersConfig>;
-    } = {},
+    /** load: how reload reads the config again (default: the YAML at cfg.file; `--haproxy`: the haproxy.cfg) */
+    private readonly opts: { control?: string; clock?: Clock; load?: (file: string) => Promise<ListenersConfig> } = {},
   ) {}
 
   private get clock(): Clock {
