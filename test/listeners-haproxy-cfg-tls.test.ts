@@ -9,9 +9,11 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import type tls from 'node:tls';
 import test from 'ava';
 import { listenersSchema } from '../src/listeners/config-schema.js';
 import { BOTH, runBoth, type SideBySide, uniquePort, type Who } from './listeners-haproxy-cfg-helpers.js';
@@ -40,10 +42,19 @@ listen web
 listen plain11
     bind "127.0.0.1:\${TLS11}" ssl crt "\${CERTS}/b.pem"
     server w2 "127.0.0.1:\${WEB2}"
+
+# re-encryption: plain HTTP in, TLS to the server (verified against a CA, with SNI; or not verified)
+listen reenc
+    bind "127.0.0.1:\${REENC}"
+    server t1 "127.0.0.1:\${HTTPS1}" ssl verify required ca-file "\${CERTS}/a.pem" sni str(a.example.com)
+
+listen reenc_none
+    bind "127.0.0.1:\${REENC_NONE}"
+    server t2 "127.0.0.1:\${HTTPS1}" ssl verify none
 `;
 
 let both: SideBySide | undefined;
-const servers: http.Server[] = [];
+const servers: (http.Server | https.Server)[] = [];
 const ports: Record<Who, Record<string, number>> = { haproxy: {}, tierlb: {} };
 let dir = '';
 
@@ -97,7 +108,17 @@ test.before(async () => {
     servers.push(s);
     backends[name] = String((s.address() as net.AddressInfo).port);
   }
-  for (const who of BOTH) for (const k of ['TLS', 'TLS11', 'STATS']) ports[who][k] = await uniquePort();
+  // a TLS server (a.example.com's certificate) that says which name the client asked for
+  const pem = fs.readFileSync(path.join(dir, 'a.pem'), 'utf8');
+  const tlsServer = https.createServer({ cert: pem, key: pem }, (req, res) => {
+    req.resume();
+    res.end(`tls ${(req.socket as tls.TLSSocket).servername || 'no-sni'}`);
+  });
+  await new Promise<void>((r) => tlsServer.listen(0, '127.0.0.1', () => r()));
+  servers.push(tlsServer);
+  backends.HTTPS1 = String((tlsServer.address() as net.AddressInfo).port);
+  for (const who of BOTH)
+    for (const k of ['TLS', 'TLS11', 'STATS', 'REENC', 'REENC_NONE']) ports[who][k] = await uniquePort();
   both = await runBoth(
     cfg,
     (who) => ({
@@ -105,10 +126,12 @@ test.before(async () => {
       TLS: String(ports[who].TLS),
       TLS11: String(ports[who].TLS11),
       STATS: String(ports[who].STATS),
+      REENC: String(ports[who].REENC),
+      REENC_NONE: String(ports[who].REENC_NONE),
       CERTS: dir,
       CTL: path.join(dir, `${who}.sock`),
     }),
-    (who) => [ports[who].TLS, ports[who].TLS11],
+    (who) => [ports[who].TLS, ports[who].TLS11, ports[who].REENC],
   );
 });
 
@@ -174,5 +197,31 @@ const CASES: [string, string, '--http2' | '--http1.1'][] = [
     const all = rows.join('\n');
     for (const s of ['CN=a.example.com', 'CN=b.example.com', '| web1 | 2 200', '| web2 | 1.1 200', '| web1 | 1.1 200'])
       t.true(all.includes(s), s);
+  },
+);
+
+async function get(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve(`${res.statusCode} ${res.statusCode === 200 ? body : ''}`));
+    });
+    req.setTimeout(10_000, () => req.destroy(new Error('client timeout')));
+    req.on('error', (e) => resolve(`error ${e.message}`));
+  });
+}
+
+(haveTls ? test : test.skip)(
+  're-encryption to the server: ssl verify required ca-file sni, and verify none, alike',
+  async (t) => {
+    for (const k of ['REENC', 'REENC_NONE']) {
+      const ha = await get(ports.haproxy[k]);
+      const us = await get(ports.tierlb[k]);
+      t.log(`${k}: haproxy ${ha} / tierlb ${us}`);
+      t.is(us, ha);
+    }
+    t.is(await get(ports.tierlb.REENC), '200 tls a.example.com');
   },
 );
