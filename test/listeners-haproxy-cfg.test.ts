@@ -505,3 +505,38 @@ listen web
     "h.cfg:4:1: '.if' without its '.endif'",
   ]);
 });
+
+test('src ACL values: addresses, CIDRs, IPv4 netmasks, IPv6; anything else is refused', (t) => {
+  const r = load(`frontend f
+  mode http
+  bind :80
+  acl a src 10.1.2.3 10.0.0.0/8 172.16.0.0/255.240.0.0 192.168.1.0/255.255.255.0 ::1 fd00::/8
+  http-request deny if a
+  default_backend b
+backend b
+  mode http
+  server s 10.0.0.1:80
+`);
+  t.deepEqual(errs(r), []);
+  const l = (r.section.listen as Record<string, unknown>[])[0];
+  t.deepEqual(l.http_request, [
+    {
+      deny: true,
+      if: { src: ['10.1.2.3/32', '10.0.0.0/8', '172.16.0.0/12', '192.168.1.0/24', '::1/128', 'fd00::/8'] },
+    },
+  ]);
+  const bad = load(`frontend f
+  mode http
+  bind :80
+  acl a src 10.0.0.0/255.0.255.0
+  acl b src example.com
+  default_backend b
+backend b
+  mode http
+  server s 10.0.0.1:80
+`);
+  t.deepEqual(errs(bad), [
+    "h.cfg:4:9: '10.0.0.0/255.0.255.0' is not an address, a CIDR or an address/netmask",
+    "h.cfg:5:9: 'example.com' is not an address, a CIDR or an address/netmask",
+  ]);
+});

@@ -182,6 +182,22 @@ function statusValues(values: string[]): (number | string)[] | string {
   return out;
 }
 
+/** `10.0.0.1`, `10.0.0.0/8`, `10.0.0.0/255.0.0.0` (HAProxy takes netmasks), `::1`, `fd00::/8` → a CIDR. */
+function srcCidr(v: string): string | undefined {
+  const m = /^([0-9a-fA-F:.]+)(?:\/([0-9.]+))?$/.exec(v);
+  if (!m) return undefined;
+  const [, addr, mask] = m;
+  if (addr.includes(':')) return mask === undefined ? `${addr}/128` : /^\d{1,3}$/.test(mask) ? v : undefined;
+  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(addr)) return undefined;
+  if (mask === undefined) return `${addr}/32`;
+  if (/^\d{1,2}$/.test(mask)) return v;
+  const octets = mask.split('.').map(Number);
+  if (octets.length !== 4 || octets.some((o) => !(o >= 0 && o <= 255))) return undefined;
+  const bits = octets.map((o) => o.toString(2).padStart(8, '0')).join('');
+  if (!/^1*0*$/.test(bits)) return undefined;
+  return `${addr}/${bits.indexOf('0') < 0 ? 32 : bits.indexOf('0')}`;
+}
+
 type Match = 'str' | 'beg' | 'end' | 'reg' | 'sub' | 'dom' | 'found';
 
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
@@ -325,15 +341,12 @@ export function criterion(c: Ctx, l: Line, from: number, to: number): Cond | und
       if (!needValues('address')) return undefined;
       const cidrs: string[] = [];
       for (const v of values) {
-        const mm = /^([0-9a-fA-F:.]+)(?:\/(\d{1,3}))?$/.exec(v);
-        if (!mm || (!mm[1].includes('.') && !mm[1].includes(':'))) {
-          c.error(w, `'${v}' is not an address or CIDR`);
+        const cidr = srcCidr(v);
+        if (!cidr) {
+          c.error(w, `'${v}' is not an address, a CIDR or an address/netmask`);
           return undefined;
         }
-        if (mm[1].includes(':')) cidrs.push(mm[2] ? v : `${v}/128`);
-        else if (mm[2] === undefined) cidrs.push(`${v}/32`);
-        else if (/^\d+\.\d+\.\d+\.\d+$/.test(mm[2] ?? '')) cidrs.push(v);
-        else cidrs.push(v);
+        cidrs.push(cidr);
       }
       return { src: cidrs };
     }
