@@ -1,18 +1,22 @@
 /**
- * haproxy.cfg's proxies → the `listeners` section as the YAML would hold it (LISTENER shapes of
+ * haproxy.cfg's proxies → the `listeners` section as the YAML would hold it (the shapes of
  * src/listeners/config-schema.ts), with the haproxy.cfg line behind every part of it so the loader's checks can be
  * reported where the user wrote the thing.
  *
- *   listen NAME (servers, no use_backend)   → a listener with its servers (one group, named NAME)
- *   frontend NAME / listen with backends    → a listener whose groups are the backends it uses (use_backend →
- *                                             use_group, default_backend → default_group); a listen's own servers
- *                                             are a group named after it
- *   a frontend with several binds            → one listener per bind (NAME, NAME-2, ...)
- *   a backend used by several listeners      → the first keeps its name, the others get a copy LISTENER.BACKEND
- *   a proxy with `stats enable` / `stats uri` and no servers → tierlb's stats endpoint (listeners.stats.bind)
+ *   backend NAME                             → a file-level group NAME (listeners.groups: any listener may use it,
+ *                                              as several frontends share a backend in HAProxy)
+ *   listen NAME (servers, one bind)          → a listener with its own servers (the group named NAME)
+ *   frontend NAME / listen with backends     → a listener: use_backend → use_group, default_backend → default_group
+ *                                              (a listen's own servers stay its own group)
+ *   several binds (or `bind A,B`)            → one listener per address (NAME, NAME-2, ...); a listen's servers
+ *                                              then become a file-level group they share
+ *   a frontend without any backend           → its rules, then `deny: 503` (HAProxy's answer), and a default group
+ *                                              it never reaches
+ *   `stats enable` / `stats uri` and no servers → tierlb's stats endpoint (listeners.stats.bind)
  *
- * Client-side timeouts (client, http-request, http-keep-alive) come from the frontend, server-side ones (connect,
- * server, queue, tunnel, check), retries and redispatch from the default backend, as HAProxy takes them.
+ * Client-side timeouts (client, http-request, http-keep-alive) are the listener's, from the frontend; server-side
+ * ones (connect, server, queue, tunnel, check), retries and redispatch (HAProxy's default: off) each group's, from
+ * its backend, as HAProxy takes them.
  */
 import type { Cond } from './acl.js';
 import type { Ctx } from './ctx.js';
