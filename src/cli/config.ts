@@ -1,6 +1,11 @@
 /**
  * `tierlb config check FILE`: load a config, print every problem as `file:line:col: reason` on stderr (exit 1), or a
  * one-line summary on stdout (exit 0). Usage errors exit 2.
+ *
+ * `tierlb config check --haproxy FILE [--yaml]`: read a haproxy.cfg as `tierlb listeners --haproxy` runs it; list
+ * every keyword tierlb does not run (`file:line:col: warning: ...` where ignoring it is harmless, `file:line:col:
+ * error: ...` where it refuses the file) on stderr; exit 1 when refused. `--yaml` prints the equivalent `listeners`
+ * section on stdout (for moving to the YAML).
  */
 import { checkConfigFile, formatProblem, SECTIONS, type TierlbConfig } from '../config/index.js';
 // every section's owner registers its schema and checks: `config check` checks them all
@@ -11,13 +16,15 @@ import '../ha/config-schema.js';
 import '../lab/config-schema.js';
 import '../listeners/config-schema.js';
 import '../overlay/config-schema.js';
+import { stringify } from 'yaml';
+import { formatDiagnostic, loadHaproxyCfg } from '../listeners/haproxy-cfg/load.js';
 
 interface Io {
   stdout: { write(s: string): unknown };
   stderr: { write(s: string): unknown };
 }
 
-const USAGE = 'usage: tierlb config check FILE';
+const USAGE = 'usage: tierlb config check FILE\n       tierlb config check --haproxy FILE [--yaml]';
 
 /** How many entries the array under `key` of a section has (0 when the section or the array is absent). */
 function count(section: unknown, key: string): number {
@@ -49,6 +56,7 @@ export async function run(argv: string[], io: Io = process): Promise<number> {
     io.stdout.write(`${USAGE}\n`);
     return 0;
   }
+  if (sub === 'check' && rest[0] === '--haproxy') return checkHaproxy(rest.slice(1), io);
   if (sub !== 'check' || rest.length !== 1 || rest[0].startsWith('-')) {
     io.stderr.write(`${USAGE}\n`);
     return 2;
@@ -60,5 +68,31 @@ export async function run(argv: string[], io: Io = process): Promise<number> {
     return 1;
   }
   io.stdout.write(`${r.file}: ok — ${summarize(r.config)}\n`);
+  return 0;
+}
+
+/** `config check --haproxy FILE [--yaml]` */
+function checkHaproxy(args: string[], io: Io): number {
+  const yaml = args.includes('--yaml');
+  const files = args.filter((a) => a !== '--yaml');
+  if (files.length !== 1 || files[0].startsWith('-')) {
+    io.stderr.write(`${USAGE}\n`);
+    return 2;
+  }
+  const r = loadHaproxyCfg(files[0]);
+  const all = [...r.errors.map((d) => ({ d, kind: 'error' })), ...r.warnings.map((d) => ({ d, kind: 'warning' }))].sort(
+    (a, b) => a.d.line - b.d.line || a.d.col - b.d.col,
+  );
+  for (const { d, kind } of all) io.stderr.write(`${formatDiagnostic({ ...d, message: `${kind}: ${d.message}` })}\n`);
+  if (r.errors.length > 0 || !r.config) {
+    io.stderr.write(
+      `${r.file}: refused: ${plural(r.errors.length, 'error')}, ${plural(r.warnings.length, 'warning')}\n`,
+    );
+    return 1;
+  }
+  if (yaml) io.stdout.write(stringify({ listeners: r.section }));
+  const groups = r.config.groups.length;
+  const summary = `${r.file}: ok — ${plural(r.config.listeners.length, 'listener')}, ${plural(groups, 'server group')}, ${r.config.workers} workers, ${plural(r.warnings.length, 'warning')}\n`;
+  (yaml ? io.stderr : io.stdout).write(summary);
   return 0;
 }

@@ -1,37 +1,43 @@
 /**
  * `tierlb listeners`: the L7 listeners of an LB node.
  *
- *   tierlb listeners [--config FILE] [--socket PATH] [--workers N]   run the cluster primary (+ workers); SIGHUP reloads
+ *   tierlb listeners [--config FILE | --haproxy FILE] [--socket PATH] [--workers N]   run the cluster primary (+ workers); SIGHUP reloads
  *   tierlb listeners stats [--socket PATH | --config FILE] [--csv | --json]
  *   tierlb listeners reload [--socket PATH | --config FILE]          exit 0 when reloaded, 1 (+ reasons) when refused
  *   tierlb listeners workers [--socket PATH | --config FILE]
  *   tierlb listeners server drain|ready|maint BACKEND/SERVER [--socket PATH | --config FILE]
  *   tierlb listeners server weight BACKEND/SERVER N|N% [--socket PATH | --config FILE]
  *                                     friendly aliases of the runtime API's `set server B/S state|weight …`
- *   tierlb listeners check [--config FILE]                            validate the config (file:line:col: reason)
+ *   tierlb listeners check [--config FILE | --haproxy FILE]           validate the config (file:line:col: reason)
  *
  * FILE defaults to config/listeners.yaml; PATH to the config's `listeners.control`, else /run/tierlb/listeners.sock.
+ * `--haproxy FILE` runs a haproxy.cfg instead of the YAML (src/listeners/haproxy-cfg/, as `tierlb director
+ * --keepalived` runs a keepalived.conf): its unsupported keywords are logged as warnings with file:line, and the
+ * ones whose absence would change behaviour refuse the file; reload re-reads the same haproxy.cfg.
  */
 import { ConfigError } from '../config/index.js';
-import { DEFAULT_CONTROL, loadListenersConfig } from '../listeners/config.js';
+import { DEFAULT_CONTROL, type ListenersConfig, loadListenersConfig } from '../listeners/config.js';
 import '../listeners/config-schema.js'; // registers the listeners section with the loader
+import { log } from '../common/log.js';
 import { controlRequest } from '../listeners/control.js';
+import { listenersConfigFromHaproxy } from '../listeners/haproxy-cfg/load.js';
 import { eachOption } from './args.js';
 
 const USAGE = `usage:
-  tierlb listeners [--config FILE] [--socket PATH] [--workers N]
-  tierlb listeners stats [--socket PATH | --config FILE] [--csv | --json]
-  tierlb listeners reload [--socket PATH | --config FILE]
-  tierlb listeners workers [--socket PATH | --config FILE]
-  tierlb listeners server drain|ready|maint BACKEND/SERVER [--socket PATH | --config FILE]
-  tierlb listeners server weight BACKEND/SERVER N|N% [--socket PATH | --config FILE]
-  tierlb listeners check [--config FILE]
+  tierlb listeners [--config FILE | --haproxy FILE] [--socket PATH] [--workers N]
+  tierlb listeners stats [--socket PATH | --config FILE | --haproxy FILE] [--csv | --json]
+  tierlb listeners reload [--socket PATH | --config FILE | --haproxy FILE]
+  tierlb listeners workers [--socket PATH | --config FILE | --haproxy FILE]
+  tierlb listeners server drain|ready|maint BACKEND/SERVER [--socket PATH | --config FILE | --haproxy FILE]
+  tierlb listeners server weight BACKEND/SERVER N|N% [--socket PATH | --config FILE | --haproxy FILE]
+  tierlb listeners check [--config FILE | --haproxy FILE]
 The control socket also speaks HAProxy's runtime API: echo "show stat" | socat stdio unix-connect:PATH
 `;
 
 interface Opts {
   sub: string;
   config?: string;
+  haproxy?: string;
   socket?: string;
   workers?: number;
   format: 'table' | 'csv' | 'json';
@@ -45,6 +51,8 @@ function parse(argv: string[]): Opts | string {
   const err = eachOption(hasSub ? argv.slice(1) : argv, (a, val) => {
     if (a === '--config' || a === '-f') o.config = val();
     else if (a.startsWith('--config=')) o.config = a.slice(9);
+    else if (a === '--haproxy') o.haproxy = val();
+    else if (a.startsWith('--haproxy=')) o.haproxy = a.slice(10);
     else if (a === '--socket' || a === '-S') o.socket = val();
     else if (a.startsWith('--socket=')) o.socket = a.slice(9);
     else if (a === '--workers') o.workers = Number(val());
@@ -66,14 +74,21 @@ function parse(argv: string[]): Opts | string {
         ? 'server weight needs BACKEND/SERVER N or N%'
         : `server ${verb} takes BACKEND/SERVER only`;
   }
+  if (o.config && o.haproxy) return '--config and --haproxy exclude each other';
   if (o.workers !== undefined && !(Number.isInteger(o.workers) && o.workers > 0))
     return '--workers needs a positive integer';
   return o;
 }
 
+/** The plan of the file given (--haproxy: a haproxy.cfg, its warnings logged with file:line). */
+function loadPlan(o: Opts): Promise<ListenersConfig> {
+  if (o.haproxy) return listenersConfigFromHaproxy(o.haproxy, (w) => log.warn(w));
+  return loadListenersConfig(o.config ?? 'config/listeners.yaml');
+}
+
 async function socketOf(o: Opts): Promise<string> {
   if (o.socket) return o.socket;
-  if (o.config) return (await loadListenersConfig(o.config)).control;
+  if (o.config || o.haproxy) return (await loadPlan(o)).control;
   return DEFAULT_CONTROL;
 }
 
@@ -90,7 +105,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     switch (o.sub) {
       case 'check': {
-        const cfg = await loadListenersConfig(o.config ?? 'config/listeners.yaml');
+        const cfg = await loadPlan(o);
         process.stdout.write(`${cfg.file}: ok (${cfg.listeners.length} listeners, ${cfg.workers} workers)\n`);
         return 0;
       }
@@ -125,11 +140,13 @@ export async function run(argv: string[]): Promise<number> {
         return 1;
       }
       default: {
-        const cfg = await loadListenersConfig(o.config ?? 'config/listeners.yaml');
+        const cfg = await loadPlan(o);
         if (o.workers) cfg.workers = o.workers;
         if (o.socket) cfg.control = o.socket;
         const { Primary } = await import('../listeners/primary.js');
-        return await new Primary(cfg).run();
+        const haproxy = o.haproxy;
+        const load = haproxy ? () => listenersConfigFromHaproxy(haproxy, (w) => log.warn(w)) : undefined;
+        return await new Primary(cfg, { load }).run();
       }
     }
   } catch (e) {

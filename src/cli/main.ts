@@ -11,7 +11,7 @@ const COMMANDS: Record<string, { module: string; help: string }> = {
   lab: { module: './lab.js', help: 'build and drive the namespace lab (up, down, status, exec, trace, demo)' },
   demo: { module: './demo.js', help: 'the whole flow on the shipped default config' },
   doctor: { module: './doctor.js', help: 'troubleshooting checklist' },
-  config: { module: './config.js', help: 'check a config file: tierlb config check FILE' },
+  config: { module: './config.js', help: 'check a config file: tierlb config check FILE (or --haproxy haproxy.cfg)' },
   cluster: { module: './cluster.js', help: "derive a node's config from a cluster file (render, marks)" },
 };
 

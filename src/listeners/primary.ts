@@ -95,7 +95,8 @@ export class Primary {
 
   constructor(
     public cfg: ListenersConfig,
-    private readonly opts: { control?: string; clock?: Clock } = {},
+    /** load: how reload reads the config again (default: the YAML at cfg.file; `--haproxy`: the haproxy.cfg) */
+    private readonly opts: { control?: string; clock?: Clock; load?: (file: string) => Promise<ListenersConfig> } = {},
   ) {}
 
   private get clock(): Clock {
@@ -499,7 +500,7 @@ export class Primary {
   private async doReload(): Promise<{ ok: boolean; error?: string }> {
     let next: ListenersConfig;
     try {
-      next = await loadListenersConfig(this.cfg.file);
+      next = await (this.opts.load ?? loadListenersConfig)(this.cfg.file);
     } catch (e) {
       const error = e instanceof ConfigError ? e.format() : String((e as Error).message ?? e);
       log.error({ file: this.cfg.file, error }, 'listeners: reload refused, old config keeps serving');
