@@ -268,7 +268,7 @@ export function resolveListeners(sec: ListenersSection, file: string): Listeners
     file,
     workers: sec.workers ?? Math.max(1, os.availableParallelism?.() ?? os.cpus().length),
     control: sec.control ?? DEFAULT_CONTROL,
-    stats: { enabled: sec.stats?.enabled ?? true, ...stats, admin: sec.stats?.admin },
+    stats: { enabled: sec.stats?.enabled ?? true, ...stats, ...(sec.stats?.admin ? { admin: sec.stats.admin } : {}) },
     listeners,
     groups,
   };
