@@ -88,6 +88,10 @@ test('show stat: the columns of haproxy 2.6, read by the same CSV reader; FRONTE
     await l.stop();
     await a.close();
   });
+  // (a busy machine: let the first checks pass before counting)
+  const checked = async (s: string) =>
+    parseShowStat(await sock(s, 'show stat')).rows.find((r) => r.svname === 'a')?.check_status === 'L7OK';
+  t.true(await until(() => checked(l.socket)), 'tierlb checked a');
   for (let i = 0; i < 4; i++) await request(`http://127.0.0.1:${port}/`);
   const theirs = parseShowStat(await sock(hap.socket, 'show stat'));
   const ours = parseShowStat(await sock(l.socket, 'show stat'));
