@@ -12,6 +12,10 @@
  *    so does tierlb, so the server, X-Forwarded-Host and the rules never disagree about the site). The authority
  *    and Host compare case-insensitively, a default port (:80, :443 for https) equal to none. A matching
  *    absolute-form target is relayed as it came.
+ * A request line naming another major version than 1 on an HTTP/1.x connection (`HTTP/2.0`) is answered 505
+ * and the connection closed (Node's parser takes any digit; the exchange would take it for an h2 stream).
+ * After any of these, nothing more is read from the connection: a request pipelined behind it (Node's parser has already
+ * parsed what came in the same packets) is dropped unanswered, and the connection closes after the answer.
  */
 import http from 'node:http';
 import type net from 'node:net';
@@ -57,6 +61,9 @@ function sameAuthority(a: string, host: string, scheme: string): boolean {
   };
   return norm(a) === norm(host);
 }
+
+/** connections whose framing is no longer trusted: their answer in flight is the last, later requests are dropped */
+const lastRequest = new WeakSet<net.Socket>();
 
 /** An HTTP/1.x request's target is unacceptable (400): absolute form naming another site than Host. */
 function badTarget(req: http.IncomingMessage): boolean {
@@ -104,12 +111,30 @@ export function serveRequest(
   res: http.ServerResponse,
   conn: ClientConn,
 ): void {
+  if (req.httpVersionMajor !== 1 && !('stream' in req)) {
+    // `GET / HTTP/2.0` (or 3.0, 0.9) over an HTTP/1.x connection: Node's parser takes any digit; HAProxy answers 505
+    fe.counters.stats.ereq++;
+    res.shouldKeepAlive = false;
+    lastRequest.add(req.socket);
+    answerLocal(fe, conn, res, 505);
+    return;
+  }
   if (req.httpVersionMajor === 1) {
+    if (lastRequest.has(req.socket)) {
+      // pipelined behind a request after which the connection closes: never relayed, never answered
+      // (Node closes the connection once the answer before it is sent)
+      req.resume();
+      return;
+    }
     // RFC 9112 §6.1: HTTP/1.0 with Transfer-Encoding: answer, then close
-    if (req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined) res.shouldKeepAlive = false;
+    if (req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined) {
+      res.shouldKeepAlive = false;
+      lastRequest.add(req.socket);
+    }
     if (badTarget(req)) {
       fe.counters.stats.ereq++;
       res.shouldKeepAlive = false;
+      lastRequest.add(req.socket);
       answerLocal(fe, conn, res, 400);
       return;
     }
