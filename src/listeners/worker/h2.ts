@@ -8,12 +8,45 @@
  *    `timeout http-request`) closes it with GOAWAY; `timeout client` is the session's inactivity timeout;
  *  - a drain sends GOAWAY: streams in flight finish, new ones go to a new connection;
  *  - the request's connection-specific fields are refused by node:http2 (RFC 9113 8.2.2, a malformed request);
- *    `:authority` becomes Host; the servers' connection-specific response fields are dropped (./http-relay.ts).
+ *    `:authority` becomes Host; the servers' connection-specific response fields are dropped (./http-relay.ts);
+ *  - what node:http2 lets through but RFC 9113 8.2.1 / 8.3.1 call malformed is refused here (RST_STREAM
+ *    PROTOCOL_ERROR, nothing relayed; see `malformed`): a field name that is not a lower-case token, a value with
+ *    CR, LF or NUL or starting or ending with white space, pseudo-field values with spaces or controls, and a Host
+ *    naming another site than `:authority`. Relayed to an HTTP/1.1 server, a CR LF in a value would become a field
+ *    line (or a request) of its own.
  */
 import http2 from 'node:http2';
 import type tls from 'node:tls';
 import type { Timer } from '../../common/timers.js';
 import { ClientConn, type ClientInfo, type ConnContext } from './client-conn.js';
+
+/** a lower-case token (RFC 9110 5.1, RFC 9113 8.2.1) */
+const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
+/** CR, LF, NUL anywhere, or white space at either end (RFC 9113 8.2.1) */
+const BAD_VALUE = /[\0\r\n]|^[ \t]|[ \t]$/;
+/** pseudo-field values are a method, scheme, authority or target: no white space or controls at all */
+const BAD_PSEUDO = /[\0-\x20\x7f]/;
+
+/** A request RFC 9113 calls malformed that node:http2 passed: its name and value checks, Host against :authority. */
+export function malformed(req: Pick<http2.Http2ServerRequest, 'rawHeaders'>): boolean {
+  const raw = req.rawHeaders;
+  let authority: string | undefined;
+  const hosts: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1] ?? '';
+    if (name.charCodeAt(0) === 58 /* : */) {
+      if (BAD_PSEUDO.test(value)) return true;
+      if (name === ':authority') authority = value;
+      continue;
+    }
+    if (!FIELD_NAME.test(name) || BAD_VALUE.test(value)) return true;
+    if (name === 'host') hosts.push(value);
+  }
+  if (hosts.length > 1) return true;
+  // RFC 9113 8.3.1: a Host naming another site than :authority (the server would see Host, the rules :authority)
+  return authority !== undefined && hosts.length === 1 && hosts[0]!.toLowerCase() !== authority.toLowerCase();
+}
 
 /** An h2 client connection: its streams are its requests in flight (`busy`), the wait between them the session's. */
 export class H2Conn extends ClientConn {
@@ -74,6 +107,10 @@ export class H2Front {
       const conn = this.conns.get(req.stream.session as http2.ServerHttp2Session);
       if (!conn) {
         res.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+        return;
+      }
+      if (malformed(req)) {
+        req.stream.close(http2.constants.NGHTTP2_PROTOCOL_ERROR);
         return;
       }
       const h = req.headers;
