@@ -13,7 +13,9 @@
  *    PROTOCOL_ERROR, nothing relayed; see `malformed`): a field name that is not a lower-case token, a value with
  *    CR, LF or NUL or starting or ending with white space, pseudo-field values with spaces or controls, and a Host
  *    naming another site than `:authority`. Relayed to an HTTP/1.1 server, a CR LF in a value would become a field
- *    line (or a request) of its own.
+ *    line (or a request) of its own. (nghttp2 today drops a regular field whose name or value is invalid, silently,
+ *    so only pseudo-fields and Host reach these checks; they stay so that a change of node:http2 cannot let such a
+ *    field through toward an HTTP/1.1 server.)
  */
 import http2 from 'node:http2';
 import type tls from 'node:tls';
