@@ -261,6 +261,16 @@ export const H1_PROBES: H1Probe[] = [
     expect: { kind: 'refuse' },
   },
   {
+    name: 'absolute-form naming another authority, a request pipelined behind it',
+    raw: (id) => `GET http://other.example/p/${id}/ HTTP/1.1\r\nHost: t\r\n\r\n${hidden(id)}`,
+    expect: { kind: 'refuse' },
+  },
+  {
+    name: 'HTTP/2.0 request line, a request pipelined behind it',
+    raw: (id) => `GET /p/${id}/ HTTP/2.0\r\nHost: t\r\n\r\n${hidden(id)}`,
+    expect: { kind: 'refuse', status: [400, 505] },
+  },
+  {
     name: 'absolute-form naming the Host',
     raw: (id) => `GET http://t/p/${id}/ HTTP/1.1\r\nHost: t\r\n\r\n`,
     expect: { kind: 'relay', check: (r) => (field(r, 'host')[0] === 't' ? undefined : `host ${field(r, 'host')}`) },
@@ -444,6 +454,58 @@ export const H2_PROBES: H2Probe[] = [
     name: 'CRLF inside :authority',
     fields: (id) => req(id).map(([n, v]): [string, string] => (n === ':authority' ? [n, 't\r\nx-b: c'] : [n, v])),
     expect: { kind: 'refuse' },
+  },
+  {
+    name: 'field value with leading white space',
+    fields: (id) => [...req(id), ['x-a', ' a']],
+    // (nghttp2 drops the field, as with CR/LF/NUL)
+    expect: { kind: 'either', check: noField('x-a') },
+  },
+  {
+    name: 'field value with trailing white space',
+    fields: (id) => [...req(id), ['x-a', 'a\t']],
+    // (nghttp2 drops the field, as with CR/LF/NUL)
+    expect: { kind: 'either', check: noField('x-a') },
+  },
+  {
+    name: 'space inside :method',
+    fields: (id) => req(id).map(([n, v]): [string, string] => (n === ':method' ? [n, 'GET /p/x/smuggled'] : [n, v])),
+    expect: { kind: 'refuse' },
+  },
+  {
+    name: 'space inside :authority',
+    fields: (id) => req(id).map(([n, v]): [string, string] => (n === ':authority' ? [n, 't x'] : [n, v])),
+    expect: { kind: 'refuse' },
+  },
+  {
+    name: 'two host fields',
+    fields: (id) => [...req(id), ['host', 't'], ['host', 'other.example']],
+    expect: { kind: 'refuse' },
+  },
+  {
+    name: 'host without :authority',
+    fields: (id) => [...req(id).filter(([n]) => n !== ':authority'), ['host', 't']],
+    expect: { kind: 'relay', check: (r) => (field(r, 'host').join() === 't' ? undefined : `host ${field(r, 'host')}`) },
+  },
+  {
+    name: 'CONNECT',
+    fields: () => [
+      [':method', 'CONNECT'],
+      [':authority', 'other.example:443'],
+    ],
+    expect: { kind: 'refuse', status: [400, 405, 501] },
+  },
+  {
+    name: 'request split over DATA frames with content-length',
+    fields: (id) => [...req(id, 'POST'), ['content-length', '10']],
+    data: ['hello', 'world'],
+    expect: { kind: 'relay', check: bodyIs('helloworld') },
+  },
+  {
+    name: 'POST without content-length',
+    fields: (id) => req(id, 'POST'),
+    data: ['hel', 'lo'],
+    expect: { kind: 'relay', check: bodyIs('hello') },
   },
   {
     name: 'host disagreeing with :authority',
