@@ -15,7 +15,19 @@ export type ListenersErrorCode =
   /** a PROXY header that the protocol cannot carry */
   | 'EPROXY_HEADER'
   /** routing rules or a group a worker got that the config check should have refused (a bug) */
-  | 'EROUTES';
+  | 'EROUTES'
+  /** the HTTP relay: a server's connect did not complete within timeout connect */
+  | 'ESERVER_CONNECT_TIMEOUT'
+  /** the HTTP relay: the server connection closed (or failed) before the whole answer */
+  | 'ESERVER_CLOSED'
+  /** the HTTP relay: timeout server passed waiting for the answer's head */
+  | 'ESERVER_HEADERS_TIMEOUT'
+  /** the HTTP relay: timeout server passed between the answer's body bytes */
+  | 'ESERVER_BODY_TIMEOUT'
+  /** the HTTP relay: an answer that cannot be framed safely (the connection is closed, the client gets 502) */
+  | 'ESERVER_BAD_RESPONSE'
+  /** the HTTP relay: a request it cannot send (a target that is not origin-form) */
+  | 'EREQUEST_INVALID';
 
 export class ListenersError extends TierlbError {
   constructor(
