@@ -80,6 +80,10 @@ export interface ListenerSpec extends GroupSpec {
   port: number;
   mode: 'tcp' | 'http';
   acceptProxy: boolean;
+  /** frontend maxconn, 0: none; each worker takes its share (maxconnWorker, rounded up): beyond it, connections
+   * wait unread (paused, as in the kernel's backlog) until one of the worker's closes */
+  maxconn: number;
+  maxconnWorker: number;
   forwardfor: boolean;
   /** where a request goes when no use_group rule matches */
   defaultGroup: string;
@@ -208,6 +212,7 @@ export function resolveListeners(sec: ListenersSection, file: string): Listeners
     check: d.check,
   };
   const groups: GroupSpec[] = [];
+  const workers = sec.workers ?? Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
   const listeners = (sec.listen ?? []).map((l): ListenerSpec => {
     const bind = parseHostPort(l.bind);
     const inherited: Inherited = {
@@ -231,6 +236,8 @@ export function resolveListeners(sec: ListenersSection, file: string): Listeners
       port: bind.port,
       mode: l.mode ?? 'tcp',
       acceptProxy: l.accept_proxy ?? false,
+      maxconn: l.maxconn ?? 0,
+      maxconnWorker: l.maxconn ? Math.ceil(l.maxconn / workers) : 0,
       forwardfor: l.forwardfor ?? d.forwardfor ?? false,
       defaultGroup: l.default_group ?? (l.servers ? l.name : (l.groups?.[0]?.name ?? l.name)),
       routes,
@@ -239,7 +246,7 @@ export function resolveListeners(sec: ListenersSection, file: string): Listeners
   for (const g of sec.groups ?? []) groups.push(group(g, fileBase));
   return {
     file,
-    workers: sec.workers ?? Math.max(1, os.availableParallelism?.() ?? os.cpus().length),
+    workers,
     control: sec.control ?? DEFAULT_CONTROL,
     stats: { enabled: sec.stats?.enabled ?? true, ...stats },
     listeners,

@@ -35,6 +35,9 @@ export class Listener implements Frontend, FrontendSide, ConnContext {
   /** WebSocket upgrades */
   private readonly proxy?: ProxyServer;
   draining = false;
+  /** maxconn: connections admitted in this worker, and those waiting unread (paused) for one of them to close */
+  private live = 0;
+  private readonly waiting: net.Socket[] = [];
   readonly isDraining = (): boolean => this.draining;
   readonly connect = netConnect;
 
@@ -122,10 +125,32 @@ export class Listener implements Frontend, FrontendSide, ConnContext {
 
   // ---- connections ----
 
+  /** maxconn (this worker's share): beyond it a connection waits unread, as in the kernel's backlog (its bytes stay
+   * in the socket's receive buffer, no timeout runs), until an admitted one closes */
   private onConnection(sock: net.Socket): void {
+    const max = this.spec.maxconnWorker;
+    if (max > 0 && this.live >= max && !this.draining) {
+      sock.on('error', () => {});
+      this.waiting.push(sock);
+      return;
+    }
+    this.admit(sock);
+  }
+
+  private admitNext(): void {
+    while (this.waiting.length && (this.draining || this.live < this.spec.maxconnWorker)) {
+      const s = this.waiting.shift()!;
+      if (!s.destroyed) this.admit(s);
+    }
+  }
+
+  private admit(sock: net.Socket): void {
+    this.live++;
     this.counters.opened(sock);
     sock.on('error', () => {});
     sock.once('close', () => {
+      this.live--;
+      if (this.waiting.length) this.admitNext();
       this.counters.closed(sock);
       connOf(sock)?.closed();
       this.onClose();
@@ -199,6 +224,8 @@ export class Listener implements Frontend, FrontendSide, ConnContext {
   drain(): void {
     this.draining = true;
     this.server.close();
+    // connections waiting for maxconn are served now (with Connection: close), not dropped
+    this.admitNext();
     for (const s of this.counters.sockets) {
       // idle keep-alive connections: close once the current request (if any) is answered
       if (this.spec.mode === 'http' && (connOf(s)?.busy ?? 0) === 0) {
