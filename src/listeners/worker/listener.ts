@@ -23,6 +23,14 @@ import type { ServerPicks } from './server-picks.js';
 import { netConnect, relayTcp } from './tcp-relay.js';
 import { wsProxy } from './upgrade.js';
 
+const LISTENER = Symbol('tierlb.listener');
+type Owned = { [LISTENER]?: Listener };
+function ignore(): void {}
+/** a connection's 'close' (`this`: the socket), one function for all connections */
+function onSockClose(this: net.Socket): void {
+  (this as Owned)[LISTENER]?.sockClosed(this);
+}
+
 export class Listener implements Frontend, FrontendSide, ConnContext {
   readonly counters: ListenerCounters;
   readonly timeout: ListenerSpec['timeout'];
@@ -137,6 +145,15 @@ export class Listener implements Frontend, FrontendSide, ConnContext {
     this.admit(sock);
   }
 
+  /** an admitted connection closed */
+  sockClosed(sock: net.Socket): void {
+    this.live--;
+    if (this.waiting.length) this.admitNext();
+    this.counters.closed(sock);
+    connOf(sock)?.closed();
+    this.onClose();
+  }
+
   private admitNext(): void {
     while (this.waiting.length && (this.draining || this.live < this.spec.maxconnWorker)) {
       const s = this.waiting.shift()!;
@@ -147,14 +164,10 @@ export class Listener implements Frontend, FrontendSide, ConnContext {
   private admit(sock: net.Socket): void {
     this.live++;
     this.counters.opened(sock);
-    sock.on('error', () => {});
-    sock.once('close', () => {
-      this.live--;
-      if (this.waiting.length) this.admitNext();
-      this.counters.closed(sock);
-      connOf(sock)?.closed();
-      this.onClose();
-    });
+    // shared functions, no closure per connection (an idle keep-alive connection holds as little as it can)
+    (sock as Owned)[LISTENER] = this;
+    sock.on('error', ignore);
+    sock.once('close', onSockClose);
     const peer: ClientInfo = {
       src: sock.remoteAddress ?? '',
       srcPort: sock.remotePort ?? 0,
