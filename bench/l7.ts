@@ -53,6 +53,8 @@ export interface Row {
   /** medians: the smallest and largest of the runs */
   min?: number;
   max?: number;
+  /** wrk's socket errors and non-2xx answers (rps rows of a run; medians: of every run) */
+  errors?: string[];
 }
 
 const REPO = new URL('..', import.meta.url).pathname;
@@ -305,7 +307,14 @@ async function load(
       `${r.errors.length ? `  ${r.errors.join(', ')}` : ''}\n`,
   );
   return [
-    { scenario, system, metric: 'rps', value: round(r.rps, 2), unit: 'req/s' },
+    {
+      scenario,
+      system,
+      metric: 'rps',
+      value: round(r.rps, 2),
+      unit: 'req/s',
+      ...(r.errors.length ? { errors: r.errors } : {}),
+    },
     { scenario, system, metric: 'p99_ms', value: round(r.p99ms, 3), unit: 'ms' },
     { scenario, system, metric: 'cpu_s_per_10k', value: round(cpuPer10k, 4), unit: `s cpu per 10k requests (${of})` },
   ];
@@ -401,7 +410,14 @@ function medians(runs: Row[][]): Row[] {
       rs.filter((x) => x.scenario === r.scenario && x.system === r.system && x.metric === r.metric),
     );
     const vs = same.map((x) => x.value).filter((v) => Number.isFinite(v));
-    out.push({ ...r, value: round(median(vs), 4), min: Math.min(...vs), max: Math.max(...vs) });
+    const errors = same.flatMap((x, i) => (x.errors ?? []).map((e) => `run ${i + 1}: ${e}`));
+    out.push({
+      ...r,
+      value: round(median(vs), 4),
+      min: Math.min(...vs),
+      max: Math.max(...vs),
+      ...(errors.length ? { errors } : { errors: undefined }),
+    });
   }
   return out;
 }
@@ -503,6 +519,8 @@ async function main(): Promise<number> {
           .map(([k, v]) => `${k.replace(' tierlb/haproxy', '')} ${v}x`)
           .join(', ')}\n`,
     );
+  for (const r of median)
+    if (r.errors) process.stdout.write(`errors (wrk) ${r.scenario} ${r.system}: ${r.errors.join('; ')}\n`);
   for (const s of skipped) process.stdout.write(`skipped ${s}\n`);
   process.stdout.write(`\nload average at the end ${loadavg()}; wrote ${opt.out}\n`);
   return median.length ? 0 : 1;

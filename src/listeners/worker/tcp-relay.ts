@@ -5,8 +5,9 @@
  * relaying, `timeout client` and `timeout server` are the two sockets' inactivity timeouts.
  *
  * The relay is two direct writes, no stream pipe: the server's bytes are read into a buffer of the connection's own
- * (net's `onread`), reused for every read whose write to the client completes at once (the usual case), so no
- * allocation per chunk that way; a write left pending keeps its buffer and the next read gets a fresh one. The
+ * (net's `onread`; 4 KiB, larger while reads fill it), reused for every read whose write to the client completes at
+ * once (the usual case), so no allocation per chunk that way; a write left pending keeps its buffer and the next
+ * read gets a fresh one. The
  * client's (accepted) socket cannot be opened with `onread`: its reads are Node's own buffers, written straight on.
  */
 import net from 'node:net';
@@ -33,19 +34,22 @@ export interface TcpHost {
 export const netConnect = (host: string, port: number, onread?: net.OnReadOpts): net.Socket =>
   net.connect({ host, port, allowHalfOpen: true, onread });
 
-/** a server connection's read buffer */
-const READ_BUFFER = 16 * 1024;
+/** a server connection's read buffer: small while reads are small (an idle connection holds 4 KiB), four times
+ * larger after each read that filled it (bulk data: fewer reads), back to small after a small read */
+const MIN_READ = 4 * 1024;
+const MAX_READ = 64 * 1024;
 
 /** The server's bytes to the client: read into a buffer of its own (onread), written on as they come. */
 class ServerReads {
   private buf: Buffer | undefined = undefined;
+  private size = MIN_READ;
   client: net.Socket | undefined = undefined;
   server: net.Socket | undefined = undefined;
   /** bytes read before the relay began (none expected: the relay begins in the connect's continuation) */
   private early: Buffer[] | undefined = undefined;
   readonly onread: net.OnReadOpts = {
     buffer: () => {
-      this.buf ??= Buffer.allocUnsafe(READ_BUFFER);
+      this.buf ??= Buffer.allocUnsafeSlow(this.size);
       return this.buf;
     },
     callback: (n: number, b: Uint8Array) => this.read(Buffer.from(b.buffer, b.byteOffset, n)),
@@ -62,8 +66,19 @@ class ServerReads {
       return true;
     }
     const ok = c.write(chunk);
+    const own = chunk.buffer === this.buf?.buffer;
     // a write left pending holds the buffer: the next read gets another one
-    if (c.writableLength > 0 && chunk.buffer === this.buf?.buffer) this.buf = undefined;
+    if (own && c.writableLength > 0) this.buf = undefined;
+    if (own) {
+      const n = chunk.length;
+      if (n === this.size && this.size < MAX_READ) {
+        this.size *= 4;
+        this.buf = undefined;
+      } else if (n <= this.size >> 3 && this.size > MIN_READ) {
+        this.size = MIN_READ;
+        this.buf = undefined;
+      }
+    }
     if (ok) return true;
     c.once('drain', this.resume);
     return false;
