@@ -3,15 +3,25 @@
  * side in one run, on loopback:
  *   direct      nginx (Debian) with a generated config, its own prefix, pid and temp paths
  *   tierlb      `tierlb listeners` (node:cluster, N workers), mode http, keep-alive to the backend
- *   haproxy     haproxy 2.6, mode http, nbthread N, http-reuse always
+ *   haproxy     haproxy, mode http, nbthread N, http-reuse always
  *   http-proxy  one process of http-proxy-3 with a keep-alive agent
- * For each: requests/s, p99 latency (wrk --latency) and the proxy's CPU seconds per 10k requests (utime+stime of the
- * proxy's processes — the cluster primary and its workers — from /proc before and after the measured run). The table,
- * the ratios tierlb/http-proxy and tierlb/haproxy, and bench/results/l7.json (rows {system, metric, value, unit}).
+ * Scenarios (each system measured in each run, the systems in one run started once):
+ *   http        wrk -c CONNECTIONS through mode http, all four systems
+ *   http-c1000  wrk -c 1000 (many connections), tierlb and haproxy
+ *   tcp         wrk -c CONNECTIONS keep-alive through a mode tcp listener (the same nginx), tierlb and haproxy
+ *   idle        RSS of all the proxy's processes (tierlb: the primary and its workers) before and after a separate
+ *               client process opens N keep-alive connections, has one request answered on each and holds them:
+ *               KB per idle connection, tierlb and haproxy
+ * For each load: requests/s, p99 latency (wrk --latency) and the proxy's CPU seconds per 10k requests (utime+stime of
+ * the proxy's processes from /proc before and after the measured run). Each run is repeated (--runs, 3) and the
+ * median of each figure is reported with its spread (min-max) and the load average before and after each run: the
+ * machine may be shared, so read the ratios of one run and the spread before the absolute figures. Results in
+ * bench/results/l7.json: {config, runs: [{load, rows}], median: rows, ratios}.
  *
  * Options (or env): --duration S (BENCH_DURATION, 10), --warmup S (BENCH_WARMUP, 2), --connections N
  * (BENCH_CONNECTIONS, 64), --threads N (wrk threads, 1), --workers N (tierlb workers and haproxy threads, BENCH_WORKERS,
- * 2), --systems direct,tierlb,haproxy,http-proxy, --out FILE.
+ * 2), --systems direct,tierlb,haproxy,http-proxy, --scenarios http,http-c1000,tcp,idle, --runs N (3), --idle N
+ * (idle connections, 6000), --quick (1 run of 3 s, 1 s warm-up, 1000 idle connections: for development), --out FILE.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,40 +29,67 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { cpuSeconds, freePort, parseWrk, processTree, type WrkResult } from './lib/measure.js';
+import { cpuSeconds, freePort, parseWrk, processTree, rssKiB, type WrkResult } from './lib/measure.js';
 import { haproxyConfig, nginxConfig } from './lib/servers.js';
 
 type System = 'direct' | 'tierlb' | 'haproxy' | 'http-proxy';
 const SYSTEMS: System[] = ['direct', 'tierlb', 'haproxy', 'http-proxy'];
+type Scenario = 'http' | 'http-c1000' | 'tcp' | 'idle';
+const SCENARIOS: Scenario[] = ['http', 'http-c1000', 'tcp', 'idle'];
+/** the systems each scenario measures */
+const SCENARIO_SYSTEMS: Record<Scenario, readonly System[]> = {
+  http: SYSTEMS,
+  'http-c1000': ['tierlb', 'haproxy'],
+  tcp: ['tierlb', 'haproxy'],
+  idle: ['tierlb', 'haproxy'],
+};
 
 export interface Row {
+  scenario: Scenario;
   system: System;
-  metric: 'rps' | 'p99_ms' | 'cpu_s_per_10k';
+  metric: 'rps' | 'p99_ms' | 'cpu_s_per_10k' | 'rss_before_mib' | 'rss_after_mib' | 'kib_per_idle_conn';
   value: number;
   unit: string;
+  /** medians: the smallest and largest of the runs */
+  min?: number;
+  max?: number;
+  /** wrk's socket errors and non-2xx answers (rps rows of a run; medians: of every run) */
+  errors?: string[];
 }
 
 const REPO = new URL('..', import.meta.url).pathname;
 
 const { values: opt } = parseArgs({
   options: {
-    duration: { type: 'string', default: process.env.BENCH_DURATION ?? '10' },
-    warmup: { type: 'string', default: process.env.BENCH_WARMUP ?? '2' },
+    duration: { type: 'string', default: process.env.BENCH_DURATION },
+    warmup: { type: 'string', default: process.env.BENCH_WARMUP },
     connections: { type: 'string', default: process.env.BENCH_CONNECTIONS ?? '64' },
     threads: { type: 'string', default: process.env.BENCH_WRK_THREADS ?? '1' },
     workers: { type: 'string', default: process.env.BENCH_WORKERS ?? '2' },
     systems: { type: 'string', default: process.env.BENCH_SYSTEMS ?? SYSTEMS.join(',') },
+    scenarios: { type: 'string', default: process.env.BENCH_SCENARIOS ?? SCENARIOS.join(',') },
+    runs: { type: 'string', default: process.env.BENCH_RUNS },
+    idle: { type: 'string', default: process.env.BENCH_IDLE },
+    quick: { type: 'boolean', default: false },
     out: { type: 'string', default: join(REPO, 'bench/results/l7.json') },
   },
 });
-const DURATION = Number(opt.duration);
-const WARMUP = Number(opt.warmup);
+const QUICK = opt.quick;
+const DURATION = Number(opt.duration ?? (QUICK ? 3 : 10));
+const WARMUP = Number(opt.warmup ?? (QUICK ? 1 : 2));
+const RUNS = Number(opt.runs ?? (QUICK ? 1 : 3));
+const IDLE = Number(opt.idle ?? (QUICK ? 1000 : 6000));
 const CONNECTIONS = Number(opt.connections);
 const WRK_THREADS = Number(opt.threads);
 const WORKERS = Number(opt.workers);
 const wanted = opt.systems.split(',').map((s) => s.trim()) as System[];
 for (const s of wanted) if (!SYSTEMS.includes(s)) throw new Error(`unknown system ${s} (${SYSTEMS.join(', ')})`);
+const scenarios = opt.scenarios.split(',').map((s) => s.trim()) as Scenario[];
+for (const s of scenarios)
+  if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s} (${SCENARIOS.join(', ')})`);
 if (!(DURATION > 0 && DURATION <= 600)) throw new Error('--duration must be in (0, 600] seconds');
+if (!(RUNS >= 1 && RUNS <= 20)) throw new Error('--runs must be in [1, 20]');
+if (!(IDLE >= 1 && IDLE <= 15_000)) throw new Error('--idle must be in [1, 15000] (the fd limit is shared)');
 
 const BODY = 'hello from nginx\n';
 
@@ -136,8 +173,9 @@ async function waitHttp(port: number, child: ChildProcess, timeoutMs = 15_000): 
 
 // ---- wrk ----
 
-function wrk(port: number, seconds: number): Promise<WrkResult> {
-  const args = [`-t${WRK_THREADS}`, `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}/`];
+function wrk(port: number, seconds: number, connections: number): Promise<WrkResult> {
+  const threads = connections >= 500 ? Math.max(WRK_THREADS, 2) : WRK_THREADS;
+  const args = [`-t${threads}`, `-c${connections}`, `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}/`];
   return new Promise((resolve, reject) => {
     const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -162,15 +200,24 @@ function wrk(port: number, seconds: number): Promise<WrkResult> {
 
 // ---- the systems ----
 
-async function startNginx(): Promise<{ port: number; child: ChildProcess }> {
+interface Running {
+  child: ChildProcess;
+  /** mode http */
+  port: number;
+  /** mode tcp (tierlb, haproxy) */
+  tcpPort?: number;
+}
+
+async function startNginx(): Promise<Running> {
   const port = await freePort();
   const child = start('nginx', 'nginx', nginxConfig(join(dir, 'nginx'), [{ port, body: BODY }]));
   await waitHttp(port, child);
   return { port, child };
 }
 
-async function startTierlb(backend: number): Promise<{ port: number; child: ChildProcess }> {
+async function startTierlb(backend: number): Promise<Running> {
   const port = await freePort();
+  const tcpPort = await freePort();
   const file = join(dir, 'tierlb-listeners.yaml');
   writeFileSync(
     file,
@@ -182,6 +229,13 @@ async function startTierlb(backend: number): Promise<{ port: number; child: Chil
     - name: bench
       bind: 127.0.0.1:${port}
       mode: http
+      balance: roundrobin
+      timeout: { http_keep_alive: 60s, client: 60s }
+      servers:
+        - { name: nginx, address: 127.0.0.1:${backend} }
+    - name: bench_tcp
+      bind: 127.0.0.1:${tcpPort}
+      mode: tcp
       balance: roundrobin
       servers:
         - { name: nginx, address: 127.0.0.1:${backend} }
@@ -196,23 +250,28 @@ async function startTierlb(backend: number): Promise<{ port: number; child: Chil
     file,
   ]);
   await waitHttp(port, child, 30_000);
-  return { port, child };
+  await waitHttp(tcpPort, child, 30_000);
+  return { port, tcpPort, child };
 }
 
-async function startHaproxy(backend: number): Promise<{ port: number; child: ChildProcess }> {
+async function startHaproxy(backend: number): Promise<Running> {
   const port = await freePort();
+  const tcpPort = await freePort();
   const args = haproxyConfig(join(dir, 'haproxy.cfg'), {
     port,
+    tcpPort,
     threads: WORKERS,
     balance: 'roundrobin',
     servers: [{ name: 'nginx', port: backend }],
+    maxconn: IDLE + 2000,
   });
   const child = start('haproxy', 'haproxy', args);
   await waitHttp(port, child);
-  return { port, child };
+  await waitHttp(tcpPort, child);
+  return { port, tcpPort, child };
 }
 
-async function startHttpProxy(backend: number): Promise<{ port: number; child: ChildProcess }> {
+async function startHttpProxy(backend: number): Promise<Running> {
   const port = await freePort();
   const child = start('http-proxy', process.execPath, [
     join(REPO, 'bench/l7-http-proxy.mjs'),
@@ -223,85 +282,94 @@ async function startHttpProxy(backend: number): Promise<{ port: number; child: C
   return { port, child };
 }
 
-// ---- the run ----
+// ---- the measurements ----
 
-interface Measured {
-  system: System;
-  wrk: WrkResult;
-  cpuPer10k: number;
-  cpuOf: string;
-}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const round = (v: number, digits: number) => Math.round(v * 10 ** digits) / 10 ** digits;
 
-async function measure(system: System, port: number, pid: number, cpuOf: string): Promise<Measured> {
-  if (WARMUP > 0) await wrk(port, WARMUP);
+async function load(
+  scenario: Scenario,
+  system: System,
+  port: number,
+  pid: number,
+  connections: number,
+): Promise<Row[]> {
+  if (WARMUP > 0) await wrk(port, WARMUP, connections);
   const pids = processTree(pid);
   const before = cpuSeconds(pids);
-  const r = await wrk(port, DURATION);
+  const r = await wrk(port, DURATION, connections);
   const used = cpuSeconds(pids) - before;
-  const m = { system, wrk: r, cpuPer10k: r.requests ? (used / r.requests) * 10_000 : Number.NaN, cpuOf };
+  const cpuPer10k = r.requests ? (used / r.requests) * 10_000 : Number.NaN;
+  const of = system === 'direct' ? 'backend nginx' : 'proxy processes';
   process.stderr.write(
-    `bench: ${system.padEnd(10)} ${r.rps.toFixed(0).padStart(8)} req/s  p99 ${r.p99ms.toFixed(2)} ms  ` +
-      `${m.cpuPer10k.toFixed(3)} cpu-s/10k (${cpuOf}, ${pids.length} processes)${r.errors.length ? `  ${r.errors.join(', ')}` : ''}\n`,
+    `bench: ${scenario.padEnd(10)} ${system.padEnd(10)} ${r.rps.toFixed(0).padStart(8)} req/s  ` +
+      `p99 ${r.p99ms.toFixed(2)} ms  ${cpuPer10k.toFixed(3)} cpu-s/10k (${of}, ${pids.length} processes)` +
+      `${r.errors.length ? `  ${r.errors.join(', ')}` : ''}\n`,
   );
-  return m;
+  return [
+    {
+      scenario,
+      system,
+      metric: 'rps',
+      value: round(r.rps, 2),
+      unit: 'req/s',
+      ...(r.errors.length ? { errors: r.errors } : {}),
+    },
+    { scenario, system, metric: 'p99_ms', value: round(r.p99ms, 3), unit: 'ms' },
+    { scenario, system, metric: 'cpu_s_per_10k', value: round(cpuPer10k, 4), unit: `s cpu per 10k requests (${of})` },
+  ];
 }
 
-function table(ms: Measured[]): string {
-  const head = ['system', 'req/s', 'p99 ms', 'cpu s/10k req', 'cpu of', 'errors'];
-  const rows = ms.map((m) => [
-    m.system,
-    m.wrk.rps.toFixed(0),
-    m.wrk.p99ms.toFixed(2),
-    m.cpuPer10k.toFixed(3),
-    m.cpuOf,
-    m.wrk.errors.join('; ') || '-',
-  ]);
-  const all = [head, ...rows];
-  const w = head.map((_, i) => Math.max(...all.map((r) => r[i].length)));
-  return all
-    .map((r) =>
-      r
-        .map((c, i) => (i === 0 || i >= 4 ? c.padEnd(w[i]) : c.padStart(w[i])))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
+/** RSS of the proxy's processes before and after IDLE keep-alive connections that each had one answer */
+async function idle(system: System, port: number, pid: number): Promise<Row[]> {
+  const pids = processTree(pid);
+  await sleep(1000);
+  const before = rssKiB(pids);
+  const client = spawn(process.execPath, [join(REPO, 'bench/l7-idle-client.mjs'), String(port), String(IDLE)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  children.add(client);
+  const ready = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    const t = setTimeout(() => reject(new Error(`idle client: no answer on ${IDLE} connections in 60 s`)), 60_000);
+    client.stdout!.on('data', (d) => {
+      out += d;
+      const m = /ready (\d+) (\d+)/.exec(out);
+      if (m) {
+        clearTimeout(t);
+        resolve(out);
+      }
+    });
+  });
+  const [, ok, failed] = /ready (\d+) (\d+)/.exec(ready)!.map(Number);
+  await sleep(2000);
+  const after = rssKiB(processTree(pid));
+  client.stdin!.end();
+  client.kill('SIGTERM');
+  children.delete(client);
+  const perConn = ok ? (after - before) / ok : Number.NaN;
+  process.stderr.write(
+    `bench: idle       ${system.padEnd(10)} ${ok} connections (${failed} failed): RSS ${(before / 1024).toFixed(1)} → ` +
+      `${(after / 1024).toFixed(1)} MiB, ${perConn.toFixed(2)} KiB per connection\n`,
+  );
+  return [
+    { scenario: 'idle', system, metric: 'rss_before_mib', value: round(before / 1024, 1), unit: 'MiB' },
+    { scenario: 'idle', system, metric: 'rss_after_mib', value: round(after / 1024, 1), unit: `MiB (${ok} idle)` },
+    { scenario: 'idle', system, metric: 'kib_per_idle_conn', value: round(perConn, 2), unit: 'KiB per connection' },
+  ];
 }
 
-function ratios(ms: Measured[]): string[] {
-  const by = new Map(ms.map((m) => [m.system, m]));
-  const t = by.get('tierlb');
-  if (!t) return ['(no tierlb row: no ratios)'];
-  const out: string[] = [];
-  for (const other of ['http-proxy', 'haproxy'] as const) {
-    const o = by.get(other);
-    if (!o) continue;
-    out.push(
-      `tierlb/${other}: req/s ${(t.wrk.rps / o.wrk.rps).toFixed(2)}x, p99 ${(t.wrk.p99ms / o.wrk.p99ms).toFixed(2)}x, ` +
-        `cpu per request ${(t.cpuPer10k / o.cpuPer10k).toFixed(2)}x`,
-    );
-  }
-  return out;
-}
-
-async function main(): Promise<number> {
-  process.stderr.write(
-    `bench:l7 ${DURATION}s per system (+${WARMUP}s warm-up), wrk -t${WRK_THREADS} -c${CONNECTIONS}, ` +
-      `${WORKERS} tierlb workers / haproxy threads, loopback\n`,
-  );
-  const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-  process.stderr.write(
-    `bench: load average ${load()} (2 cores are shared with wrk and the backend: compare rows of one run)\n`,
-  );
-  const nginx = await startNginx();
-  const results: Measured[] = [];
-  const skipped: string[] = [];
+async function oneRun(nginx: Running, skipped: Set<string>): Promise<Row[]> {
+  const rows: Row[] = [];
+  const wants = (sc: Scenario, sys: System) => scenarios.includes(sc) && SCENARIO_SYSTEMS[sc].includes(sys);
   for (const system of wanted) {
     if (system === 'direct') {
-      results.push(await measure('direct', nginx.port, nginx.child.pid!, 'backend nginx'));
+      if (wants('http', system))
+        rows.push(...(await load('http', 'direct', nginx.port, nginx.child.pid!, CONNECTIONS)));
       continue;
     }
-    let proxy: { port: number; child: ChildProcess };
+    if (!SCENARIOS.some((sc) => wants(sc, system))) continue;
+    let proxy: Running;
     try {
       proxy =
         system === 'tierlb'
@@ -310,38 +378,152 @@ async function main(): Promise<number> {
             ? await startHaproxy(nginx.port)
             : await startHttpProxy(nginx.port);
     } catch (e) {
-      skipped.push(`${system}: ${(e as Error).message.split('\n')[0]}`);
+      skipped.add(`${system}: ${(e as Error).message.split('\n')[0]}`);
       process.stderr.write(`bench: ${system} skipped: ${(e as Error).message}\n`);
       for (const c of [...children]) if (c !== nginx.child) await stop(c);
       continue;
     }
     try {
-      results.push(await measure(system, proxy.port, proxy.child.pid!, 'proxy'));
+      const pid = proxy.child.pid!;
+      if (wants('http', system)) rows.push(...(await load('http', system, proxy.port, pid, CONNECTIONS)));
+      if (wants('http-c1000', system)) rows.push(...(await load('http-c1000', system, proxy.port, pid, 1000)));
+      if (wants('tcp', system) && proxy.tcpPort)
+        rows.push(...(await load('tcp', system, proxy.tcpPort, pid, CONNECTIONS)));
+      if (wants('idle', system)) rows.push(...(await idle(system, proxy.port, pid)));
     } finally {
       await stop(proxy.child);
     }
   }
+  return rows;
+}
+
+function median(v: number[]): number {
+  const s = [...v].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function medians(runs: Row[][]): Row[] {
+  const out: Row[] = [];
+  for (const r of runs[0] ?? []) {
+    const same = runs.flatMap((rs) =>
+      rs.filter((x) => x.scenario === r.scenario && x.system === r.system && x.metric === r.metric),
+    );
+    const vs = same.map((x) => x.value).filter((v) => Number.isFinite(v));
+    const errors = same.flatMap((x, i) => (x.errors ?? []).map((e) => `run ${i + 1}: ${e}`));
+    out.push({
+      ...r,
+      value: round(median(vs), 4),
+      min: Math.min(...vs),
+      max: Math.max(...vs),
+      ...(errors.length ? { errors } : { errors: undefined }),
+    });
+  }
+  return out;
+}
+
+function get(rows: Row[], scenario: Scenario, system: System, metric: Row['metric']): number | undefined {
+  return rows.find((r) => r.scenario === scenario && r.system === system && r.metric === metric)?.value;
+}
+
+/** tierlb against haproxy (and http-proxy), in each scenario, from the given rows */
+function ratios(rows: Row[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const sc of SCENARIOS)
+    for (const other of ['haproxy', 'http-proxy'] as const) {
+      const metrics: Row['metric'][] = sc === 'idle' ? ['kib_per_idle_conn'] : ['rps', 'p99_ms', 'cpu_s_per_10k'];
+      for (const m of metrics) {
+        const t = get(rows, sc, 'tierlb', m);
+        const o = get(rows, sc, other, m);
+        if (t !== undefined && o !== undefined && o !== 0) out[`${sc} ${m} tierlb/${other}`] = round(t / o, 3);
+      }
+    }
+  return out;
+}
+
+function table(rows: Row[]): string {
+  const head = ['scenario', 'system', 'req/s', 'p99 ms', 'cpu s/10k req', 'KiB/idle conn', 'spread (req/s or KiB)'];
+  const keys = [...new Set(rows.map((r) => `${r.scenario}\t${r.system}`))];
+  const body = keys.map((k) => {
+    const [sc, sys] = k.split('\t') as [Scenario, System];
+    const f = (m: Row['metric'], d: number) => {
+      const v = get(rows, sc, sys, m);
+      return v === undefined ? '' : v.toFixed(d);
+    };
+    const main = rows.find(
+      (r) => r.scenario === sc && r.system === sys && r.metric === (sc === 'idle' ? 'kib_per_idle_conn' : 'rps'),
+    );
+    const spread = main?.min !== undefined ? `${main.min}-${main.max}` : '';
+    return [sc, sys, f('rps', 0), f('p99_ms', 2), f('cpu_s_per_10k', 3), f('kib_per_idle_conn', 2), spread];
+  });
+  const all = [head, ...body];
+  const w = head.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
+  return all
+    .map((r) =>
+      r
+        .map((c, i) => (i < 2 || i === 6 ? c.padEnd(w[i]!) : c.padStart(w[i]!)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+async function main(): Promise<number> {
+  process.stderr.write(
+    `bench:l7 ${RUNS} run(s), ${DURATION}s per load (+${WARMUP}s warm-up), wrk -t${WRK_THREADS} -c${CONNECTIONS} ` +
+      `(and -c1000), ${WORKERS} tierlb workers / haproxy threads, ${IDLE} idle connections, loopback\n`,
+  );
+  const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  process.stderr.write(
+    `bench: load average ${loadavg()} (the cores are shared with wrk and the backend: compare rows of one run)\n`,
+  );
+  const nginx = await startNginx();
+  const runs: { load_before: string; load_after: string; rows: Row[] }[] = [];
+  const skipped = new Set<string>();
+  for (let i = 0; i < RUNS; i++) {
+    const load_before = loadavg();
+    process.stderr.write(`bench: run ${i + 1}/${RUNS}, load average ${load_before}\n`);
+    const rows = await oneRun(nginx, skipped);
+    runs.push({ load_before, load_after: loadavg(), rows });
+  }
   await stop(nginx.child);
 
-  const rows: Row[] = results.flatMap((m) => [
-    { system: m.system, metric: 'rps', value: Math.round(m.wrk.rps * 100) / 100, unit: 'req/s' },
-    { system: m.system, metric: 'p99_ms', value: Math.round(m.wrk.p99ms * 1000) / 1000, unit: 'ms' },
-    {
-      system: m.system,
-      metric: 'cpu_s_per_10k',
-      value: Math.round(m.cpuPer10k * 10_000) / 10_000,
-      unit:
-        m.system === 'direct' ? 's cpu per 10k requests (backend nginx)' : 's cpu per 10k requests (proxy processes)',
+  const median = medians(runs.map((r) => r.rows));
+  const result = {
+    config: {
+      runs: RUNS,
+      duration_s: DURATION,
+      warmup_s: WARMUP,
+      connections: CONNECTIONS,
+      wrk_threads: WRK_THREADS,
+      workers: WORKERS,
+      idle_connections: IDLE,
+      cpus: readFileSync('/proc/cpuinfo', 'utf8').match(/^processor/gm)?.length ?? 0,
+      date: new Date().toISOString(),
     },
-  ]);
+    runs: runs.map((r) => ({ ...r, ratios: ratios(r.rows) })),
+    median,
+    ratios: ratios(median),
+    skipped: [...skipped],
+  };
   mkdirSync(dirname(opt.out), { recursive: true });
-  writeFileSync(opt.out, `${JSON.stringify(rows, null, 2)}\n`);
+  writeFileSync(opt.out, `${JSON.stringify(result, null, 2)}\n`);
 
-  process.stdout.write(`${table(results)}\n\n`);
-  for (const line of ratios(results)) process.stdout.write(`${line}\n`);
+  process.stdout.write(`medians of ${RUNS} run(s):\n${table(median)}\n\n`);
+  for (const [k, v] of Object.entries(result.ratios)) process.stdout.write(`${k}: ${v}x (median)\n`);
+  for (const [i, r] of result.runs.entries())
+    process.stdout.write(
+      `run ${i + 1} (load ${r.load_before} → ${r.load_after}): ` +
+        `${Object.entries(r.ratios)
+          .filter(([k]) => k.includes('haproxy'))
+          .map(([k, v]) => `${k.replace(' tierlb/haproxy', '')} ${v}x`)
+          .join(', ')}\n`,
+    );
+  for (const r of median)
+    if (r.errors) process.stdout.write(`errors (wrk) ${r.scenario} ${r.system}: ${r.errors.join('; ')}\n`);
   for (const s of skipped) process.stdout.write(`skipped ${s}\n`);
-  process.stdout.write(`\nload average at the end ${load()}; wrote ${opt.out}\n`);
-  return results.length ? 0 : 1;
+  process.stdout.write(`\nload average at the end ${loadavg()}; wrote ${opt.out}\n`);
+  return median.length ? 0 : 1;
 }
 
 main().then(

@@ -1,5 +1,5 @@
 /**
- * HTTP mode's relay (undici, src/listeners/http-relay.ts) through the real `tierlb listeners`: what reaches the
+ * HTTP mode's relay (its own HTTP/1.1 client, src/listeners/worker/http-relay.ts + worker/h1/) through the real `tierlb listeners`: what reaches the
  * client of a server's answer (fields, status text, chunked and streamed bodies, HEAD), what reaches the server of
  * a client's request (bodies, Expect, hop-by-hop fields), server connections that close or reset, HTTP/1.0
  * clients, a client leaving early, and send-proxy's private server connections.
@@ -485,7 +485,7 @@ test.serial('hop-by-hop request fields and the fields named in Connection do not
   const s = seen.get('/fields')!;
   const got = [];
   for (let i = 0; i < s.rawHeaders.length; i += 2) got.push(s.rawHeaders[i]!.toLowerCase());
-  // undici's own `connection: keep-alive` is the only Connection field the server gets
+  // the relay's own `connection: keep-alive` is the only Connection field the server gets
   t.deepEqual(got.sort(), ['connection', 'host', 'x-keep']);
   t.is(s.headers.connection, 'keep-alive');
   t.is(s.headers['x-keep'], '2');

@@ -1,7 +1,7 @@
 /**
  * The listener worker's timeouts on ManualTimers (nothing sleeps): timeout http-request and http-keep-alive (the
  * client connection's request wait, 0 = no wait), timeout client and server (the TCP relay's two inactivity timers),
- * timeout connect (the TCP relay's connect, retried; in HTTP mode undici's, answered 502/504 by the exchange), and
+ * timeout connect (the TCP relay's connect, retried; in HTTP mode the relay's, answered 502/504 by the exchange), and
  * timeout queue (a worker's local queue, answered 503). test/listeners-e2e-timeouts.test.ts checks the same through
  * the real worker (node:http keeps timeout client on the socket there).
  */
@@ -429,18 +429,18 @@ function exchangeSetup(timeout: string, pickWith: (done: (r: PickReply) => void)
 const target = { name: 'a', host: '10.0.0.1', port: 80, sendProxy: false as const };
 const err = (code: string) => Object.assign(new Error(code), { code });
 
-test('timeout connect (undici) is retried, then answered 502; timeout server on the answer is 504', async (t) => {
+test("timeout connect (the relay's) is retried, then answered 502; timeout server on the answer is 504", async (t) => {
   const { host, attempts, released, res, start } = exchangeSetup('connect: 1s', (done) =>
     done({ t: 'picked', id: 0, server: target }),
   );
   start();
   t.is(attempts.length, 1);
-  attempts[0]!.onError(err('UND_ERR_CONNECT_TIMEOUT'));
+  attempts[0]!.onError(err('ESERVER_CONNECT_TIMEOUT'));
   await settle();
   t.is(attempts.length, 2, 'tried again');
   // the second attempt connects, then the server stays silent past timeout server
   attempts[1]!.onConnect(() => {});
-  attempts[1]!.onError(err('UND_ERR_HEADERS_TIMEOUT'));
+  attempts[1]!.onError(err('ESERVER_HEADERS_TIMEOUT'));
   t.is(res.statusCode, 504);
   t.regex(res.body, /504 Gateway Time-out/);
   t.like(host.counters.server('a'), { econ: 1, eresp: 1, wretr: 1, stot: 1 });

@@ -77,3 +77,15 @@ export function parseWrk(out: string): WrkResult {
     errors,
   };
 }
+
+/** resident memory (VmRSS) of the processes, in KiB */
+export function rssKiB(pids: number[]): number {
+  let kib = 0;
+  for (const pid of pids) {
+    try {
+      const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (m) kib += Number(m[1]);
+    } catch {}
+  }
+  return kib;
+}

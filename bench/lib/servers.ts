@@ -40,13 +40,22 @@ ${backends
 /** haproxy (nbthread `threads`) on `port` in front of `servers`; args for `haproxy` */
 export function haproxyConfig(
   file: string,
-  o: { port: number; threads: number; balance: string; servers: { name: string; port: number }[] },
+  o: {
+    port: number;
+    threads: number;
+    balance: string;
+    servers: { name: string; port: number }[];
+    /** also a mode tcp listener on this port, to the same servers */
+    tcpPort?: number;
+    /** global maxconn (default 4000) */
+    maxconn?: number;
+  },
 ): string[] {
   writeFileSync(
     file,
     `global
   nbthread ${o.threads}
-  maxconn 4000
+  maxconn ${o.maxconn ?? 4000}
 defaults
   mode http
   timeout connect 5s
@@ -58,7 +67,16 @@ listen bench
   bind 127.0.0.1:${o.port}
   balance ${o.balance}
 ${o.servers.map((s) => `  server ${s.name} 127.0.0.1:${s.port}`).join('\n')}
-`,
+${
+  o.tcpPort
+    ? `listen bench_tcp
+  mode tcp
+  bind 127.0.0.1:${o.tcpPort}
+  balance ${o.balance}
+${o.servers.map((s) => `  server ${s.name} 127.0.0.1:${s.port}`).join('\n')}
+`
+    : ''
+}`,
   );
   return ['-f', file, '-db'];
 }

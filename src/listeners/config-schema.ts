@@ -191,6 +191,7 @@ const listenerSchema = {
     mode: { enum: ['tcp', 'http'] },
     balance: { type: 'string' },
     accept_proxy: { type: 'boolean' }, // bind ... accept-proxy
+    maxconn: { type: 'integer', minimum: 0 }, // frontend maxconn (0: none)
     send_proxy: sendProxy,
     forwardfor: { type: 'boolean' }, // option forwardfor (+ X-Forwarded-Proto/-Host)
     timeout: timeoutSchema,
@@ -302,6 +303,8 @@ export interface RawListener extends RawRoutes {
   mode?: 'tcp' | 'http';
   balance?: string;
   accept_proxy?: boolean;
+  /** frontend maxconn */
+  maxconn?: number;
   send_proxy?: SendProxy;
   forwardfor?: boolean;
   timeout?: RawTimeouts;

@@ -84,6 +84,10 @@ export interface ListenerSpec extends GroupSpec {
   port: number;
   mode: 'tcp' | 'http';
   acceptProxy: boolean;
+  /** frontend maxconn, 0: none; each worker takes its share (maxconnWorker, rounded up): beyond it, connections
+   * wait unread (paused, as in the kernel's backlog) until one of the worker's closes */
+  maxconn: number;
+  maxconnWorker: number;
   forwardfor: boolean;
   /** where a request goes when no use_group rule matches */
   defaultGroup: string;
@@ -225,6 +229,7 @@ export function resolveListeners(sec: ListenersSection, file: string): Listeners
     check: d.check,
   };
   const groups: GroupSpec[] = [];
+  const workers = sec.workers ?? Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
   const listeners = (sec.listen ?? []).map((l, i): ListenerSpec => {
     const bind = parseHostPort(l.bind);
     const inherited: Inherited = {
@@ -254,6 +259,8 @@ export function resolveListeners(sec: ListenersSection, file: string): Listeners
       mode: l.mode ?? 'tcp',
       tls: resolveTls(l.tls, l.mode ?? 'tcp'),
       acceptProxy: l.accept_proxy ?? false,
+      maxconn: l.maxconn ?? 0,
+      maxconnWorker: l.maxconn ? Math.ceil(l.maxconn / workers) : 0,
       forwardfor: l.forwardfor ?? d.forwardfor ?? false,
       defaultGroup: l.default_group ?? (l.servers ? l.name : (l.groups?.[0]?.name ?? l.name)),
       routes,
@@ -266,7 +273,7 @@ export function resolveListeners(sec: ListenersSection, file: string): Listeners
   });
   return {
     file,
-    workers: sec.workers ?? Math.max(1, os.availableParallelism?.() ?? os.cpus().length),
+    workers,
     control: sec.control ?? DEFAULT_CONTROL,
     stats: { enabled: sec.stats?.enabled ?? true, ...stats, ...(sec.stats?.admin ? { admin: sec.stats.admin } : {}) },
     listeners,

@@ -21,7 +21,19 @@ export type ListenersErrorCode =
   /** a certificate, key or CA file of a `tls:` / `ssl:` that cannot be read or used */
   | 'ETLS_FILE'
   /** a client certificate that does not verify against the listener's client_ca (verify: optional) */
-  | 'ETLS_CLIENT_CERT';
+  | 'ETLS_CLIENT_CERT'
+  /** the HTTP relay: a server's connect did not complete within timeout connect */
+  | 'ESERVER_CONNECT_TIMEOUT'
+  /** the HTTP relay: the server connection closed (or failed) before the whole answer */
+  | 'ESERVER_CLOSED'
+  /** the HTTP relay: timeout server passed waiting for the answer's head */
+  | 'ESERVER_HEADERS_TIMEOUT'
+  /** the HTTP relay: timeout server passed between the answer's body bytes */
+  | 'ESERVER_BODY_TIMEOUT'
+  /** the HTTP relay: an answer that cannot be framed safely (the connection is closed, the client gets 502) */
+  | 'ESERVER_BAD_RESPONSE'
+  /** the HTTP relay: a request it cannot send (a target that is not origin-form) */
+  | 'EREQUEST_INVALID';
 
 export class ListenersError extends TierlbError {
   constructor(

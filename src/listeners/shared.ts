@@ -37,7 +37,7 @@
  *   nginx direct                             84956      2.3        -
  *
  * So the shared memory takes the primary off the request path (its CPU per request goes to ~0) and the rest of the
- * cost is the worker's own HTTP relaying (node:http + http-proxy-3 at the time; the relay is undici now, see the end).
+ * cost is the worker's own HTTP relaying (node:http + http-proxy-3 at the time; later undici, now its own client: see the end).
  *
  * Worker per-request path trimmed (./worker/: no promise per immediate pick, one ReqCtx and two shared response
  * listeners instead of five once() closures, http-proxy options and pick replies built once per server, connection

@@ -10,10 +10,10 @@
  *  - a wait of 0 is no wait (`timeout client`, the socket's inactivity timeout, still applies, as in HAProxy);
  *  - on the hot path (keep-alive, one request after another) the connection's one timer is only re-armed.
  */
-import type { Client } from 'undici';
 import type { Timer, TimerHandle, Timers } from '../../common/timers.js';
 import type { Timeouts } from '../config.js';
 import { errorResponse } from './error-pages.js';
+import type { ServerDispatcher } from './http-relay.js';
 
 /** The client as the listener sees it. */
 export interface ClientInfo {
@@ -46,7 +46,7 @@ export class ClientConn {
   /** requests (or an upgrade) in flight: no wait runs meanwhile */
   busy = 0;
   /** send-proxy servers: this client's own server connections (closed with the client's) */
-  own: Map<string, Client> | undefined = undefined;
+  own: Map<string, ServerDispatcher> | undefined = undefined;
   /** a wait is on */
   private armed = false;
   /** bytes read when the wait began */

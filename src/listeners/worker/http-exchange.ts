@@ -10,7 +10,6 @@
  */
 import type http from 'node:http';
 import type net from 'node:net';
-import type { Client } from 'undici';
 import type { PickRequest } from '../balance/index.js';
 import type { ServerTarget } from '../ipc.js';
 import { encode, headerFor } from '../proxy-protocol.js';
@@ -18,7 +17,13 @@ import { applyHeaderOps, type HeaderOp } from '../routing/headers.js';
 import type { ClientConn } from './client-conn.js';
 import { replyError } from './error-pages.js';
 import type { RelaySpec } from './groups.js';
-import { Attempt, type AttemptOwner, type ServerPools, serverRequestHeaders } from './http-relay.js';
+import {
+  Attempt,
+  type AttemptOwner,
+  type ServerDispatcher,
+  type ServerPools,
+  serverRequestHeaders,
+} from './http-relay.js';
 import type { ListenerCounters } from './runtime.js';
 import { NO_EXCLUDE, type PickReply } from './server-picks.js';
 
@@ -36,7 +41,7 @@ export interface ExchangeHost {
   release(server: string): void;
 }
 
-/** errors after which a request that has no body and no answer yet is tried again (undici's codes included:
+/** errors after which a request that has no body and no answer yet is tried again (the relay's codes included:
  * connect timeout, and the server closing the connection — a kept-alive one it dropped, or a crash — the latter
  * only for an idempotent method) */
 const RETRYABLE = new Set([
@@ -46,8 +51,8 @@ const RETRYABLE = new Set([
   'ENETUNREACH',
   'ETIMEDOUT',
   'EPIPE',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_SOCKET',
+  'ESERVER_CONNECT_TIMEOUT',
+  'ESERVER_CLOSED',
 ]);
 
 /** methods a request may be sent again with once it has reached a server connection (RFC 9110 9.2.2) */
@@ -80,7 +85,7 @@ export class HttpExchange implements AttemptOwner {
     readonly host: ExchangeHost,
     readonly req: http.IncomingMessage,
     readonly res: http.ServerResponse,
-    /** the client connection (req.socket is gone once undici has sent the request's body) */
+    /** the client connection (req.socket is gone once the request's body has been read) */
     readonly sock: net.Socket,
     readonly conn: ClientConn,
     readonly bodyless: boolean,
@@ -157,7 +162,7 @@ export class HttpExchange implements AttemptOwner {
     try {
       to.dispatch({ path, method, headers: fields, body: this.bodyless ? null : req }, x);
     } catch (e) {
-      // undici refuses what it cannot send (e.g. a request target that is not a path): the request is bad
+      // the relay refuses what it cannot send (e.g. a request target with controls): the request is bad
       x.onError(e as Error);
     }
   }
@@ -168,7 +173,7 @@ export class HttpExchange implements AttemptOwner {
   }
 
   /** send-proxy: the client connection's own connection to `t`, the PROXY header first */
-  private ownConnection(t: ServerTarget): Client {
+  private ownConnection(t: ServerTarget): ServerDispatcher {
     const conn = this.conn;
     const own = (conn.own ??= new Map());
     let c = own.get(t.name);
@@ -207,12 +212,12 @@ export class HttpExchange implements AttemptOwner {
     const { host, res } = this;
     const ss = host.counters.server(this.target!.name);
     const code = (err as NodeJS.ErrnoException).code ?? '';
-    if (code === 'UND_ERR_INVALID_ARG') {
+    if (code === 'EREQUEST_INVALID') {
       (host.frontend ?? host.counters).stats.ereq++;
       replyError(res, 400);
       return;
     }
-    if (!x.connected || code === 'UND_ERR_CONNECT_TIMEOUT') ss.econ++;
+    if (!x.connected || code === 'ESERVER_CONNECT_TIMEOUT') ss.econ++;
     else ss.eresp++;
     if (res.headersSent) {
       res.destroy();
@@ -229,7 +234,7 @@ export class HttpExchange implements AttemptOwner {
       return;
     }
     // timeout server while waiting for the answer: 504; anything else: 502
-    replyError(res, code === 'UND_ERR_HEADERS_TIMEOUT' ? 504 : 502);
+    replyError(res, code === 'ESERVER_HEADERS_TIMEOUT' ? 504 : 502);
   }
 
   /** the client's response closed (sent, or the client went away) */

@@ -1,9 +1,9 @@
 /**
- * HTTP mode's way to the servers: undici (Node's own HTTP/1.1 client) with a keep-alive pool per server, driven
- * through its dispatch handler so that a response goes from the server's socket to the client's response with no
- * stream in between. The listeners on http-proxy-3 (node:http's ClientRequest under it) needed 2.1 CPU s per 10k
- * requests on this project's bench machine, http-proxy-3 alone 1.6; this relay needs 0.8 for 2.7x http-proxy-3's
- * req/s (bench/results/l7.json, README "Design notes"). WebSocket upgrades still go through http-proxy-3 (upgrade.ts).
+ * HTTP mode's way to the servers: the relay's own HTTP/1.1 client (./h1/server-pool.ts: keep-alive connections per
+ * server owned by the relay, heads written as one buffer, bodies streamed by their framing, answers read strictly by
+ * ./h1/response-parser.ts), so that a response goes from the server's socket to the client's response with no
+ * stream in between. (It replaced undici, which replaced http-proxy-3: bench/results/l7.json, README "Design notes".)
+ * WebSocket upgrades still go through http-proxy-3 (upgrade.ts).
  *
  * One Attempt per try of a request: it writes the server's answer to the client's response and reports the attempt's
  * phases to its owner (connected, failed). A small response (headers, one chunk, end in one read from the server)
@@ -11,11 +11,10 @@
  * the end or the next chunk (at most until the current read is handled: a microtask flushes it).
  */
 import type http from 'node:http';
-import { buildConnector, Client, type Dispatcher, Pool } from 'undici';
 import type { Timeouts } from '../config.js';
 import type { ServerTarget } from '../ipc.js';
 import { applyHeaderOps, type HeaderOp } from '../routing/headers.js';
-import type { SslSpec } from '../tls-schema.js';
+import { type RelayHandler, type RelayRequest, ServerPool, type ServerSsl } from './h1/server-pool.js';
 
 type Abort = (err?: Error) => void;
 
@@ -158,8 +157,8 @@ function fieldBytes(fields: readonly (string | Buffer)[]): number {
 }
 
 /** One attempt of a request to one server. */
-export class Attempt implements Dispatcher.DispatchHandler {
-  /** undici's abort of this request, once it has a connection */
+export class Attempt implements RelayHandler {
+  /** the client's abort of this request, once it has a connection */
   private abortFn: Abort | undefined = undefined;
   private resumeFn: (() => void) | undefined = undefined;
   /** the first body chunk, held back to leave with the end (undefined: none yet, null: flushed) */
@@ -214,25 +213,28 @@ export class Attempt implements Dispatcher.DispatchHandler {
     this.sent += chunkSize;
   }
 
-  onHeaders(status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
+  onHeaders(status: number, raw: string[], resume: () => void, statusText: string): boolean {
     let bytes = 13 + statusText.length + 2 + 2;
-    const fields: string[] = [];
+    let fields: string[] | undefined;
     let named: Set<string> | undefined;
     let length = false;
     for (let i = 0; i < raw.length; i += 2) {
-      const k = raw[i]!.toString('latin1');
+      const k = raw[i]!;
       const v = raw[i + 1]!;
       bytes += k.length + v.length + 4;
       if (isHopByHop(k)) {
         if (k.length === 10 && k.toLowerCase() === 'connection') {
-          const more = connectionTokens(v.toString('latin1'));
+          const more = connectionTokens(v);
           if (more) named = named ? new Set([...named, ...more]) : more;
         }
+        // the fields without the hop-by-hop ones: a copy only when there is one to drop
+        fields ??= raw.slice(0, i);
         continue;
       }
       if (k.length === 14 && !length && k.toLowerCase() === 'content-length') length = true;
-      fields.push(k, v.toString('latin1'));
+      fields?.push(k, v);
     }
+    fields ??= raw;
     this.received += bytes;
     // an interim answer (103 Early Hints, ...): not relayed, the final one follows
     if (status < 200) return true;
@@ -292,76 +294,37 @@ export class Attempt implements Dispatcher.DispatchHandler {
   }
 }
 
+/** a server's way in: one server's connections (./h1/server-pool.ts) */
+export interface ServerDispatcher {
+  dispatch(req: RelayRequest, h: RelayHandler): void;
+  destroy(): Promise<void>;
+}
+
+/** what tells two `ssl:` settings apart (targets come over IPC: a new object per pick) */
+function sslKey(ssl: ServerSsl | undefined): string {
+  return ssl ? `${ssl.verify} ${ssl.sni ?? ''} ${ssl.ca ?? ''}` : '';
+}
+
 /** The keep-alive connections to each server, and private ones for servers sent a PROXY header. */
 export class ServerPools {
-  private readonly pools = new Map<string, { host: string; port: number; ssl: string; pool: Pool }>();
-  /** opens the plain connections (the private ones, before their PROXY header) */
-  private readonly connector: buildConnector.connector;
+  private readonly pools = new Map<string, { host: string; port: number; ssl: string; pool: ServerPool }>();
 
-  constructor(private readonly timeout: Timeouts) {
-    this.connector = buildConnector({ timeout: timeout.connect });
-  }
-
-  private options() {
-    return {
-      // HAProxy's timeout server is inactivity on the server side: waiting for the answer, and between its chunks
-      headersTimeout: this.timeout.server,
-      bodyTimeout: this.timeout.server,
-      // an idle server connection is kept as long as a busy one may stay silent, less if the server's Keep-Alive
-      // hint says so (undici closes it 2 s before the hint's timeout)
-      keepAliveTimeout: this.timeout.server,
-      keepAliveMaxTimeout: this.timeout.server,
-    };
-  }
+  constructor(private readonly timeout: Timeouts) {}
 
   /** the shared pool of `t` (servers without send-proxy) */
-  pool(t: ServerTarget): Pool {
+  pool(t: ServerTarget): ServerDispatcher {
     const p = this.pools.get(t.name);
-    const ssl = t.ssl ? `${t.ssl.verify} ${t.ssl.sni} ${t.ssl.ca}` : '';
+    const ssl = sslKey(t.ssl);
     if (p && p.host === t.host && p.port === t.port && p.ssl === ssl) return p.pool;
     p?.pool.destroy().catch(() => {});
-    const pool = new Pool(origin(t), {
-      ...this.options(),
-      connections: null,
-      connectTimeout: this.timeout.connect,
-      ...(t.ssl ? { connect: sslConnector(t.ssl, this.timeout.connect) } : {}),
-    });
+    const pool = new ServerPool({ host: t.host, port: t.port, ssl: t.ssl }, this.timeout);
     this.pools.set(t.name, { host: t.host, port: t.port, ssl, pool });
     return pool;
   }
 
-  /** A connection of one client's own to `t`, opened with `header` (PROXY protocol) first: not shared (HAProxy
-   * keeps such server connections private to the client session). The caller destroys it with the client's. */
-  private(t: ServerTarget, header: Buffer): Client {
-    const tlsTo = t.ssl ? sslConnector(t.ssl, this.timeout.connect) : undefined;
-    return new Client(origin(t), {
-      ...this.options(),
-      connect: (opts, cb) =>
-        this.connector(opts, (err, sock) => {
-          if (!sock) return cb(err, null);
-          sock.write(header);
-          // ssl: the PROXY header in the clear, then the handshake on the same connection
-          if (tlsTo) tlsTo({ ...opts, httpSocket: sock }, cb);
-          else cb(null, sock as never);
-        }),
-    });
+  /** Connections of one client's own to `t`, opened with `header` (PROXY protocol) first: not shared (HAProxy
+   * keeps such server connections private to the client session). The caller destroys them with the client's. */
+  private(t: ServerTarget, header: Buffer): ServerDispatcher {
+    return new ServerPool({ host: t.host, port: t.port, ssl: t.ssl }, this.timeout, header);
   }
-}
-
-/**
- * TLS to a server: the pools keep an http: origin (so undici never swaps connections over a client's Host) and
- * connect through here. The server name sent and checked is `ssl.sni`, else the server's address when it is a name.
- */
-function sslConnector(ssl: SslSpec, timeout: number): buildConnector.connector {
-  const secure = buildConnector({
-    timeout,
-    rejectUnauthorized: ssl.verify === 'required',
-    ...(ssl.caPem ? { ca: ssl.caPem } : {}),
-    ...(ssl.sni ? { servername: ssl.sni } : {}),
-  });
-  return (opts, cb) => secure({ ...opts, protocol: 'https:', servername: ssl.sni }, cb);
-}
-
-function origin(t: ServerTarget): string {
-  return `http://${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}`;
 }

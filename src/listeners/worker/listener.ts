@@ -31,6 +31,13 @@ import { wsProxy } from './upgrade.js';
 
 /** the handshake timer of a raw socket handed to TLS */
 const handshakeTimers = new WeakMap<net.Socket, TimerHandle>();
+const LISTENER = Symbol('tierlb.listener');
+type Owned = { [LISTENER]?: Listener };
+function ignore(): void {}
+/** a connection's 'close' (`this`: the socket), one function for all connections */
+function onSockClose(this: net.Socket): void {
+  (this as Owned)[LISTENER]?.sockClosed(this);
+}
 
 export class Listener implements Frontend, FrontendSide, ConnContext {
   readonly counters: ListenerCounters;
@@ -47,6 +54,9 @@ export class Listener implements Frontend, FrontendSide, ConnContext {
   private readonly tls?: TlsFront;
   private readonly h2?: H2Front;
   draining = false;
+  /** maxconn: connections admitted in this worker, and those waiting unread (paused) for one of them to close */
+  private live = 0;
+  private readonly waiting: net.Socket[] = [];
   readonly isDraining = (): boolean => this.draining;
   readonly connect = netConnect;
 
@@ -160,14 +170,41 @@ export class Listener implements Frontend, FrontendSide, ConnContext {
 
   // ---- connections ----
 
+  /** maxconn (this worker's share): beyond it a connection waits unread, as in the kernel's backlog (its bytes stay
+   * in the socket's receive buffer, no timeout runs), until an admitted one closes */
   private onConnection(sock: net.Socket): void {
+    const max = this.spec.maxconnWorker;
+    if (max > 0 && this.live >= max && !this.draining) {
+      sock.on('error', () => {});
+      this.waiting.push(sock);
+      return;
+    }
+    this.admit(sock);
+  }
+
+  /** an admitted connection closed */
+  sockClosed(sock: net.Socket): void {
+    this.live--;
+    if (this.waiting.length) this.admitNext();
+    this.counters.closed(sock);
+    connOf(sock)?.closed();
+    this.onClose();
+  }
+
+  private admitNext(): void {
+    while (this.waiting.length && (this.draining || this.live < this.spec.maxconnWorker)) {
+      const s = this.waiting.shift()!;
+      if (!s.destroyed) this.admit(s);
+    }
+  }
+
+  private admit(sock: net.Socket): void {
+    this.live++;
     this.counters.opened(sock);
-    sock.on('error', () => {});
-    sock.once('close', () => {
-      this.counters.closed(sock);
-      connOf(sock)?.closed();
-      this.onClose();
-    });
+    // shared functions, no closure per connection (an idle keep-alive connection holds as little as it can)
+    (sock as Owned)[LISTENER] = this;
+    sock.on('error', ignore);
+    sock.once('close', onSockClose);
     const peer: ClientInfo = {
       src: sock.remoteAddress ?? '',
       srcPort: sock.remotePort ?? 0,
@@ -294,6 +331,8 @@ export class Listener implements Frontend, FrontendSide, ConnContext {
     this.draining = true;
     this.server.close();
     this.h2?.drain();
+    // connections waiting for maxconn are served now (with Connection: close), not dropped
+    this.admitNext();
     for (const s of this.counters.sockets) {
       // idle keep-alive connections: close once the current request (if any) is answered
       if (this.spec.mode === 'http' && (connOf(s)?.busy ?? 0) === 0) {

@@ -3,6 +3,12 @@
  * the server has send-proxy, then pipe both ways with half-close. A failed connect is tried again up to `retries`
  * times (another server with `option redispatch`); none left, or no server at all: the client is closed. Once
  * relaying, `timeout client` and `timeout server` are the two sockets' inactivity timeouts.
+ *
+ * The relay is two direct writes, no stream pipe: the server's bytes are read into a buffer of the connection's own
+ * (net's `onread`; 4 KiB, larger while reads fill it), reused for every read whose write to the client completes at
+ * once (the usual case), so no allocation per chunk that way; a write left pending keeps its buffer and the next
+ * read gets a fresh one. The
+ * client's (accepted) socket cannot be opened with `onread`: its reads are Node's own buffers, written straight on.
  */
 import net from 'node:net';
 import tls from 'node:tls';
@@ -22,11 +28,71 @@ export interface TcpHost {
   readonly timers: Timers;
   pick(req: PickRequest, exclude: readonly string[]): Promise<PickReply>;
   release(server: string): void;
-  /** open a connection to a server (net.connect; tests give fakes) */
-  connect(host: string, port: number): net.Socket;
+  /** open a connection to a server (net.connect; tests give fakes, which ignore `onread` and emit 'data') */
+  connect(host: string, port: number, onread?: net.OnReadOpts): net.Socket;
 }
 
-export const netConnect = (host: string, port: number): net.Socket => net.connect({ host, port, allowHalfOpen: true });
+export const netConnect = (host: string, port: number, onread?: net.OnReadOpts): net.Socket =>
+  net.connect({ host, port, allowHalfOpen: true, onread });
+
+/** a server connection's read buffer: small while reads are small (an idle connection holds 4 KiB), four times
+ * larger after each read that filled it (bulk data: fewer reads), back to small after a small read */
+const MIN_READ = 4 * 1024;
+const MAX_READ = 64 * 1024;
+
+/** The server's bytes to the client: read into a buffer of its own (onread), written on as they come. */
+class ServerReads {
+  private buf: Buffer | undefined = undefined;
+  private size = MIN_READ;
+  client: net.Socket | undefined = undefined;
+  server: net.Socket | undefined = undefined;
+  /** bytes read before the relay began (none expected: the relay begins in the connect's continuation) */
+  private early: Buffer[] | undefined = undefined;
+  readonly onread: net.OnReadOpts = {
+    buffer: () => {
+      this.buf ??= Buffer.allocUnsafeSlow(this.size);
+      return this.buf;
+    },
+    callback: (n: number, b: Uint8Array) => this.read(Buffer.from(b.buffer, b.byteOffset, n)),
+  };
+  private readonly resume = (): void => {
+    this.server?.resume();
+  };
+
+  /** false: stop reading until the client drains */
+  read(chunk: Buffer): boolean {
+    const c = this.client;
+    if (!c) {
+      (this.early ??= []).push(Buffer.from(chunk));
+      return true;
+    }
+    const ok = c.write(chunk);
+    const own = chunk.buffer === this.buf?.buffer;
+    // a write left pending holds the buffer: the next read gets another one
+    if (own && c.writableLength > 0) this.buf = undefined;
+    if (own) {
+      const n = chunk.length;
+      if (n === this.size && this.size < MAX_READ) {
+        this.size *= 4;
+        this.buf = undefined;
+      } else if (n <= this.size >> 3 && this.size > MIN_READ) {
+        this.size = MIN_READ;
+        this.buf = undefined;
+      }
+    }
+    if (ok) return true;
+    c.once('drain', this.resume);
+    return false;
+  }
+
+  begin(client: net.Socket, server: net.Socket): void {
+    this.client = client;
+    this.server = server;
+    const early = this.early;
+    this.early = undefined;
+    if (early) for (const b of early) client.write(b);
+  }
+}
 
 /** Relay `client` (its first bytes `head`, read with the PROXY header) to a server. */
 export async function relayTcp(
@@ -59,10 +125,11 @@ export async function relayTcp(
     }
     tried.add(target.name);
     const ss = counters.server(target.name);
-    const up = await connect(x, target, info);
+    const reads = new ServerReads();
+    const up = await connect(x, target, info, reads);
     if (up) {
       ss.stot++;
-      pipe(x, client, up, target, head);
+      pipe(x, client, up, target, head, reads);
       return;
     }
     ss.econ++;
@@ -76,10 +143,11 @@ export async function relayTcp(
 }
 
 /** A connection to `t` (the PROXY header sent first when it has send-proxy; then the TLS handshake when it has
- * ssl, all within timeout connect), or null after an error or timeout. */
-function connect(x: TcpHost, t: ServerTarget, info: ClientInfo): Promise<net.Socket | null> {
+ * ssl, all within timeout connect), or null after an error or timeout. The server's bytes come through `reads`
+ * (onread) on a plain connection, as 'data' of the TLS socket on an ssl one. */
+function connect(x: TcpHost, t: ServerTarget, info: ClientInfo, reads: ServerReads): Promise<net.Socket | null> {
   return new Promise((resolve) => {
-    let s = x.connect(t.host, t.port);
+    let s = x.connect(t.host, t.port, t.ssl ? undefined : reads.onread);
     const timer = x.timers.set(x.spec.timeout.connect, () => {
       s.destroy();
       resolve(null);
@@ -113,7 +181,14 @@ function connect(x: TcpHost, t: ServerTarget, info: ClientInfo): Promise<net.Soc
   });
 }
 
-function pipe(x: TcpHost, client: net.Socket, server: net.Socket, t: ServerTarget, head: Buffer | undefined): void {
+function pipe(
+  x: TcpHost,
+  client: net.Socket,
+  server: net.Socket,
+  t: ServerTarget,
+  head: Buffer | undefined,
+  reads: ServerReads,
+): void {
   const ss = x.counters.server(t.name);
   let done = false;
   const finish = () => {
@@ -144,7 +219,23 @@ function pipe(x: TcpHost, client: net.Socket, server: net.Socket, t: ServerTarge
     client.destroy();
   });
   if (head?.length) server.write(head);
-  client.pipe(server); // client FIN → server FIN (half-close), and the other way:
-  server.pipe(client);
+  // client → server
+  const resumeClient = () => client.resume();
+  client.on('data', (d: Buffer) => {
+    if (!server.write(d)) {
+      client.pause();
+      server.once('drain', resumeClient);
+    }
+  });
+  // server → client: onread (a real socket), or 'data' (a socket opened without it)
+  reads.begin(client, server);
+  server.on('data', (d: Buffer) => {
+    if (!reads.read(d)) server.pause();
+  });
+  // a FIN goes on as a FIN (half-close), both ways
+  // (the client's may have come already, with its PROXY header)
+  if (client.readableEnded) server.end();
+  else client.once('end', () => server.end());
+  server.once('end', () => client.end());
   client.resume();
 }
