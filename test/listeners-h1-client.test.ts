@@ -266,13 +266,15 @@ test('ssl verify required with a ca: TLS to the server, the name checked against
     () => tls.createServer({ key, cert }),
   );
   const ca = join(dir, 'cert.pem');
+  // (the CA as the config loader hands it to the workers: the file's PEM read with the config)
+  const caPem = cert.toString();
   const good = new ServerPool(
-    { host: '127.0.0.1', port, ssl: { verify: 'required', ca, sni: 'backend.test' } },
+    { host: '127.0.0.1', port, ssl: { verify: 'required', ca, caPem, sni: 'backend.test' } },
     timeouts,
   );
   t.deepEqual(await request(good), { status: 200, body: 'tls' });
   const wrongName = new ServerPool(
-    { host: '127.0.0.1', port, ssl: { verify: 'required', ca, sni: 'other.test' } },
+    { host: '127.0.0.1', port, ssl: { verify: 'required', ca, caPem, sni: 'other.test' } },
     timeouts,
   );
   t.is((await request(wrongName)).error, 'ERR_TLS_CERT_ALTNAME_INVALID');

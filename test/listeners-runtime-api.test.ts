@@ -93,6 +93,10 @@ test('show stat: the columns of haproxy 2.6, read by the same CSV reader; FRONTE
     parseShowStat(await sock(s, 'show stat')).rows.find((r) => r.svname === 'a')?.check_status === 'L7OK';
   t.true(await until(() => checked(l.socket)), 'tierlb checked a');
   for (let i = 0; i < 4; i++) await request(`http://127.0.0.1:${port}/`);
+  // (a worker counts a request when its response has closed, which may come just after the client has it all)
+  const served = async () =>
+    parseShowStat(await sock(l.socket, 'show stat')).rows.find((r) => r.svname === 'BACKEND')?.stot === '4';
+  t.true(await until(served), 'the four requests counted');
   const theirs = parseShowStat(await sock(hap.socket, 'show stat'));
   const ours = parseShowStat(await sock(l.socket, 'show stat'));
   t.deepEqual(ours.header, theirs.header, 'the same columns in the same order');

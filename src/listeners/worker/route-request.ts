@@ -66,8 +66,15 @@ function sameAuthority(a: string, host: string, scheme: string): boolean {
 /** connections whose framing is no longer trusted: their answer in flight is the last, later requests are dropped */
 const lastRequest = new WeakSet<net.Socket>();
 
-/** An HTTP/1.x request's target is unacceptable (400): absolute form naming another site than Host. */
+/** An HTTP/1.x request's target is unacceptable (400): absolute form naming another site than Host, or more than
+ * one Host field (RFC 9112 §3.2: a server MUST answer 400; the relay would pass both on). */
 function badTarget(req: http.IncomingMessage): boolean {
+  const raw = req.rawHeaders;
+  let hosts = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i]!;
+    if (k.length === 4 && k.toLowerCase() === 'host' && ++hosts > 1) return true;
+  }
   const url = req.url ?? '';
   if (url.charCodeAt(0) === 47 /* / */ || url === '*') return false;
   const t = authorityOf(url);
