@@ -4,8 +4,9 @@
  * engine.ts). The layouts below mirror the structs of fastpath.bpf.c byte for byte.
  *
  * Ordering: a flow is written to the kernel only after the verdicts of the batch that made it eligible were sent
- * (flushPending, called by the worker after each verdict flush), so the packet still queued in userspace is not
- * overtaken by its successors forwarded in the kernel.
+ * (flushPending, called by the worker after each verdict flush), and written unarmed: it is armed once every packet
+ * queued before it had its verdict (arming.ts), so no packet of the flow still in the NFQUEUE is overtaken by its
+ * successors forwarded in the kernel.
  */
 import { existsSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
@@ -15,10 +16,12 @@ import { type BpfMap, BpfObject, possibleCpus } from '../../sys/bpf.js';
 import type { Connection } from '../conn/conn.js';
 import type { RealServer } from '../dest.js';
 import type { FastPath, KernelFlow } from '../engine.js';
+import { Arming, type QueueState } from './arming.js';
 
 export const PROG_NAME = 'tierlb_fastpath';
 export const METHOD_DR = 1;
 export const METHOD_NAT = 2;
+export const METHOD_TUN = 3;
 export const AF_INET = 2;
 export const AF_INET6 = 10;
 export const MAX_REALS = 4096;
@@ -42,13 +45,16 @@ export const COUNTER_NAMES = [
   'missMtu',
   'missRewrite',
   'notIp',
+  'missUnarmed',
+  'hitTun',
+  'missEncap',
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 
 export const FLOW4_KEY = 16;
 export const FLOW6_KEY = 40;
 export const FLOW_VAL = 72;
-export const REAL_VAL = 32;
+export const REAL_VAL = 48;
 
 /** The object next to this module (dist/) or, under tsx, the one npm run build put in dist/. */
 export function defaultObjectPath(): string {
@@ -82,12 +88,18 @@ export interface FlowValue {
   natAddr?: string;
   natPort?: number;
   replyIfindex?: number;
+  /** false: the program treats the entry as a miss until it is armed (default true) */
+  armed?: boolean;
 }
+
+/** Offset of struct flow_val's `armed` byte. */
+export const FLOW_ARMED = 5;
 
 export function flowValue(v: FlowValue): Buffer {
   const b = Buffer.alloc(FLOW_VAL);
   b.writeUInt32LE(v.rs, 0);
   b[4] = v.method;
+  b[FLOW_ARMED] = v.armed === false ? 0 : 1;
   if (v.natAddr) putAddr(b, 8, v.natAddr);
   b.writeUInt16BE(v.natPort ?? 0, 24);
   b.writeUInt32LE(v.replyIfindex ?? 0, 28);
@@ -111,6 +123,8 @@ export interface RealValue {
   family: 4 | 6;
   nh: string;
   enabled: boolean;
+  /** TUN: the outer header's source (default: the FIB's preferred source for nh, linux 6.8+) */
+  src?: string;
 }
 
 export function realValue(r: RealValue): Buffer {
@@ -119,6 +133,7 @@ export function realValue(r: RealValue): Buffer {
   b.writeUInt32LE(r.family === 4 ? AF_INET : AF_INET6, 4);
   putAddr(b, 8, r.nh);
   b.writeUInt32LE(r.enabled ? 1 : 0, 24);
+  if (r.src) putAddr(b, 32, r.src);
   return b;
 }
 
@@ -142,6 +157,8 @@ export interface FastPathStats {
   natReply4: number;
   natReply6: number;
   reals: number;
+  /** entries written and waiting to be armed */
+  unarmed: number;
   attached: { ifindex: number; kind: string }[];
 }
 
@@ -168,6 +185,11 @@ export class KernelFastPath implements FastPath {
   private nextReal = 0;
   /** writes waiting for the current batch's verdicts */
   private pending: (() => void)[] = [];
+  /** entries written unarmed, waiting for the packets queued before them (the value is this conn's current one) */
+  private readonly arming = new Arming<{ cp: Connection; flows: BpfMap; req: Buffer; value: Buffer }>();
+  private readonly armingOf = new Map<Connection, { cp: Connection; flows: BpfMap; req: Buffer; value: Buffer }>();
+  /** the queue's state for arming (the worker reads its line of /proc/net/netfilter/nfnetlink_queue) */
+  queueState: () => QueueState | null = () => null;
   /** the ingress interface of the packet being handled (replies of NAT flows leave through it) */
   currentIndev = 0;
   private readonly nsToMs: (ns: bigint) => number;
@@ -244,21 +266,26 @@ export class KernelFastPath implements FastPath {
     const { req, reply } = this.keys(cp);
     const value = flowValue({
       rs,
-      method: nat ? METHOD_NAT : METHOD_DR,
+      method: nat ? METHOD_NAT : cp.fwd === 'tunnel' ? METHOD_TUN : METHOD_DR,
       natAddr: nat ? cp.daddr : undefined,
       natPort: nat ? cp.dport : undefined,
       replyIfindex: nat ? this.currentIndev : 0,
+      armed: false,
     });
     const flows = cp.family === 4 ? this.flows4 : this.flows6;
     const replies = cp.family === 4 ? this.natReply4 : this.natReply6;
     this.pending.push(() => {
-      if (!cp.kernel) return; // left again before the batch ended
+      if (!cp.kernel || this.keyCache.get(cp)?.req !== req) return; // left again before the batch ended
       try {
         flows.update(req, value);
         if (reply) replies.update(reply, req);
       } catch {
         this.errors++;
+        return;
       }
+      const a = { cp, flows, req, value };
+      this.armingOf.set(cp, a);
+      this.arming.add(a);
     });
     return true;
   }
@@ -266,6 +293,7 @@ export class KernelFastPath implements FastPath {
   remove(cp: Connection): void {
     const { req, reply } = this.keys(cp);
     this.keyCache.delete(cp);
+    this.armingOf.delete(cp);
     const flows = cp.family === 4 ? this.flows4 : this.flows6;
     try {
       if (reply) (cp.family === 4 ? this.natReply4 : this.natReply6).delete(reply);
@@ -287,8 +315,33 @@ export class KernelFastPath implements FastPath {
     };
   }
 
-  /** Write the flows that became eligible in this batch; call after its verdicts were sent. */
+  /** A packet was read from the queue (its id orders it against the entries waiting to be armed). */
+  noteRead(id: number): void {
+    this.arming.read(id);
+  }
+
+  /** Entries written but not armed yet. */
+  get unarmed(): number {
+    return this.arming.size;
+  }
+
+  /**
+   * After a batch's verdicts were sent: arm the entries whose queued packets all had their verdicts, then write
+   * (unarmed) the flows that became eligible in this batch.
+   */
   flushPending(): void {
+    if (this.arming.size > 0) {
+      for (const a of this.arming.flush(this.queueState)) {
+        if (this.armingOf.get(a.cp) !== a) continue; // left (or re-entered) since it was written
+        this.armingOf.delete(a.cp);
+        a.value[FLOW_ARMED] = 1;
+        try {
+          a.flows.update(a.req, a.value);
+        } catch {
+          this.errors++;
+        }
+      }
+    }
     if (this.pending.length === 0) return;
     const p = this.pending;
     this.pending = [];
@@ -314,6 +367,7 @@ export class KernelFastPath implements FastPath {
       natReply4: this.natReply4.keys(FLOW4_KEY).length,
       natReply6: this.natReply6.keys(FLOW6_KEY).length,
       reals: this.nextReal,
+      unarmed: this.arming.size,
       attached: this.attached,
     };
   }
@@ -321,6 +375,8 @@ export class KernelFastPath implements FastPath {
   /** Detach from every interface and close the maps and the program. */
   close(): void {
     this.pending = [];
+    this.arming.clear();
+    this.armingOf.clear();
     this.keyCache.clear();
     this.obj.close();
   }
