@@ -1,114 +1,63 @@
 /**
- * Ordering between the NFQUEUE and the kernel fast path (src/l4/fastpath/arming.ts): an entry written while packets
- * of its flow may still wait in the queue is armed only after every packet queued before it was read and had its
- * verdict; the queue's state is taken one flush after the write; ids wrap at 2^32.
+ * Ordering between the NFQUEUE and the kernel fast path, the engine's bookkeeping (src/l4/fastpath/arming.ts): tags
+ * read from queued packets become the arm value of their entry after the batch's verdicts, only when it grew; stale
+ * and foreign tags are ignored; receive timestamps are not tags.
  */
 import test from 'ava';
-import { Arming, type QueueState } from '../src/l4/fastpath/arming.js';
+import { Arming, parseTag, TAG_EPOCH, TAG_MAX } from '../src/l4/fastpath/arming.js';
 
-/** a queue whose state is read by the arming: counts the reads */
-function queue(state: QueueState | null) {
-  const q = {
-    state,
-    reads: 0,
-    read: () => {
-      q.reads++;
-      return q.state;
-    },
-  };
-  return q;
-}
-
-test('an entry written while the queue holds packets is armed once the last of them was read, not before', (t) => {
+test('the highest tag read becomes the arm value at the flush after it, once', (t) => {
   const a = new Arming<string>();
-  const q = queue({ waiting: 3, idSequence: 100 });
-  a.read(97);
-  t.deepEqual(a.flush(q.read), []);
-  t.is(q.reads, 0, 'nothing waits: the queue is not read');
-  // written at the end of a flush (after its batch's verdicts); its state is read at the next flush, when a packet
-  // that missed the entry just before it was written has been queued: the queue's last id is 105 by then
-  a.add('flow');
-  q.state = { waiting: 8, idSequence: 105 };
-  a.read(98);
-  t.deepEqual(a.flush(q.read), [], 'marked with 105');
-  t.is(q.reads, 1);
+  const tok = a.add('flow');
+  t.true(tok > 0);
+  t.deepEqual(a.flush(), [], 'nothing read: nothing to write (untagged packets may still be queued)');
+  a.read(tok, 0, 1);
+  a.read(tok, 0, 3);
+  a.read(tok, 0, 2); // out of order on the way (two CPUs): the highest counts
+  t.deepEqual(a.flush(), [{ item: 'flow', token: tok, armAt: [3, 0] }]);
+  t.deepEqual(a.flush(), [], 'unchanged: not written again');
+  a.read(tok, 0, 3);
+  t.deepEqual(a.flush(), []);
+  a.read(tok, 0, 5); // tag 4 was lost before the socket: 5 covers it
+  a.read(tok, 1, 2); // the replies count apart
+  t.deepEqual(a.flush(), [{ item: 'flow', token: tok, armAt: [5, 2] }]);
+  a.read(tok, 1, 4);
+  t.deepEqual(a.flush(), [{ item: 'flow', token: tok, armAt: [5, 4] }]);
   t.is(a.size, 1);
-  q.state = { waiting: 4, idSequence: 109 };
-  a.read(104);
-  t.deepEqual(a.flush(q.read), [], 'read up to 104: 105 still queued');
-  a.read(105);
-  t.deepEqual(a.flush(q.read), ['flow'], 'read 105: every packet queued before the mark had its verdict');
+  a.remove(tok);
   t.is(a.size, 0);
+  a.read(tok, 0, 6);
+  t.deepEqual(a.flush(), [], 'a removed entry: its late tags are ignored');
 });
 
-test('an entry is never armed in the flush that wrote it', (t) => {
-  const a = new Arming<string>();
-  const q = queue({ waiting: 0, idSequence: 7 });
-  // the order maps.ts keeps: arm what may be armed, then write this batch's entries
-  t.deepEqual(a.flush(q.read), []);
-  a.add('x');
-  t.is(q.reads, 0);
-  t.deepEqual(a.flush(q.read), ['x'], 'the next flush: queue empty, armed');
+test('tokens are unique among the waiting entries and never 0', (t) => {
+  const a = new Arming<number>();
+  const seen = new Set<number>();
+  for (let i = 0; i < 100; i++) {
+    const tok = a.add(i);
+    t.false(seen.has(tok));
+    t.not(tok, 0);
+    seen.add(tok);
+  }
+  a.read(12345, 0, 1);
+  t.deepEqual(a.flush(), [], 'an unknown token is ignored');
 });
 
-test('an empty queue arms at once, marked entries included', (t) => {
-  const a = new Arming<string>();
-  const q = queue({ waiting: 2, idSequence: 50 });
-  a.add('a');
-  t.deepEqual(a.flush(q.read), [], 'a is marked with 50');
-  a.add('b');
-  q.state = { waiting: 0, idSequence: 52 };
-  a.read(49);
-  t.deepEqual(a.flush(q.read).sort(), ['a', 'b'], 'nothing waits any more: both armed');
+test('parseTag: 2^32 + token seconds, direction * 500000 + n microseconds; real times are not tags', (t) => {
+  t.deepEqual(parseTag(TAG_EPOCH + 7, 42), { token: 7, dir: 0, n: 42 });
+  t.deepEqual(parseTag(TAG_EPOCH + 7, TAG_MAX + 1 + 42), { token: 7, dir: 1, n: 42 });
+  t.deepEqual(parseTag(TAG_EPOCH + 0xffffffff, TAG_MAX), { token: 0xffffffff, dir: 0, n: TAG_MAX });
+  t.is(parseTag(TAG_EPOCH + 7, TAG_MAX + 1), null, 'reply tags start at 1 too');
+  t.is(parseTag(1_764_720_000, 123456), null, 'a receive timestamp (2025)');
+  t.is(parseTag(TAG_EPOCH + 1, 0), null, 'tags start at 1');
+  t.is(parseTag(0, 0), null);
 });
 
-test('an idle queue re-reads its state for marked entries (packets lost before the socket never come)', (t) => {
+test('clear forgets every entry', (t) => {
   const a = new Arming<string>();
-  const q = queue({ waiting: 1, idSequence: 10 });
-  a.add('a');
-  a.flush(q.read);
-  t.is(q.reads, 1);
-  a.read(5);
-  t.deepEqual(a.flush(q.read), [], 'busy: the id decides');
-  t.is(q.reads, 1, 'busy flushes with no fresh entry do not read the queue');
-  q.state = { waiting: 0, idSequence: 10 };
-  t.deepEqual(a.flush(q.read), ['a'], 'nothing read since the last flush: the queue is read, and empty');
-  t.is(q.reads, 2);
-});
-
-test('the queue cannot be read: entries stay unarmed (a miss is always safe)', (t) => {
-  const a = new Arming<string>();
-  a.add('a');
-  t.deepEqual(
-    a.flush(() => null),
-    [],
-  );
-  a.read(1000);
-  t.deepEqual(
-    a.flush(() => null),
-    [],
-  );
-  t.is(a.size, 1);
-});
-
-test('ids wrap at 2^32', (t) => {
-  const a = new Arming<string>();
-  const q = queue({ waiting: 5, idSequence: 0xfffffffe });
-  a.add('w');
-  a.flush(q.read);
-  a.read(0xfffffffd);
-  t.deepEqual(a.flush(q.read), []);
-  a.read(2); // wrapped: 0xffffffff, 0, 1, 2 came after 0xfffffffe
-  t.deepEqual(a.flush(q.read), ['w']);
-});
-
-test('clear drops every waiting entry', (t) => {
-  const a = new Arming<string>();
-  a.add('a');
+  const tok = a.add('a');
+  a.read(tok, 0, 1);
   a.clear();
   t.is(a.size, 0);
-  t.deepEqual(
-    a.flush(() => ({ waiting: 0, idSequence: 0 })),
-    [],
-  );
+  t.deepEqual(a.flush(), []);
 });

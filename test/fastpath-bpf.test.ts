@@ -226,6 +226,7 @@ interface FlowSpec {
   raddr?: string;
   rport?: number;
   armed?: boolean;
+  token?: number;
 }
 
 function addFlow(fp: KernelFastPath, f: FlowSpec): void {
@@ -241,6 +242,7 @@ function addFlow(fp: KernelFastPath, f: FlowSpec): void {
       natPort: f.rport,
       replyIfindex: nat ? 1 : 0,
       armed: f.armed,
+      token: f.token,
     }),
   );
   if (nat) {
@@ -464,7 +466,11 @@ for (const family of [4, 6] as const) {
 // ---------------------------------------------------------------------------------------------------------------
 // arming (ordering against the NFQUEUE)
 
-test('an unarmed entry is a miss both ways (packet untouched) until armed; then forwarded', (t) =>
+/** struct __sk_buff for BPF_PROG_TEST_RUN's ctx (zeroed: only tstamp is read back, at offset 152) */
+const SKB_CTX = 192;
+const SKB_TSTAMP = 152;
+
+test('an unarmed entry: its packets fall through untouched, numbered and tagged per direction; each direction armed when the engine had all of it', (t) =>
   withFastPath(t, (fp) => {
     setReal(fp, 0, 4, RIP);
     const flow = {
@@ -478,20 +484,46 @@ test('an unarmed entry is a miss both ways (packet untouched) until armed; then 
       raddr: RIP,
       rport: 8080,
       armed: false,
+      token: 77,
     };
     addFlow(fp, flow);
     const req = build({ family: 4, proto: TCP, src: CIP, sport: 42000, dst: VIP, dport: 80 });
     const rep = build({ family: 4, proto: TCP, src: RIP, sport: 8080, dst: CIP, dport: 42000 });
-    for (const p of [req, rep]) {
-      const r = fp.obj.testRun('tierlb_fastpath', p);
+    const tags: bigint[] = [];
+    for (const p of [req, rep, req]) {
+      const r = fp.obj.testRun('tierlb_fastpath', p, Buffer.alloc(SKB_CTX));
       t.is(r.retval, TC_ACT_OK);
       t.deepEqual(r.data, p);
+      tags.push(r.ctx?.readBigUInt64LE(SKB_TSTAMP) ?? 0n);
     }
-    t.is(fp.stats().counters.missUnarmed, 2);
-    t.is(readFlow(fp, flow)?.packets, 0, 'nothing counted while unarmed');
-    addFlow(fp, { ...flow, armed: true });
-    t.is(fp.obj.testRun('tierlb_fastpath', req).retval, TC_ACT_REDIRECT);
+    // (2^32 + token) s + (direction * 500000 + n) us: request 1, reply 1, request 2
+    t.deepEqual(
+      tags,
+      [1n, 500001n, 2n].map((us) => (2n ** 32n + 77n) * 1_000_000_000n + us * 1000n),
+    );
+    t.is(fp.stats().counters.missUnarmed, 3);
+    const st = readFlow(fp, flow);
+    t.is(st?.packets, 0, 'nothing counted while unarmed');
+    t.deepEqual(st?.passed, [2, 1]);
+    t.deepEqual(st?.armed, [false, false]);
+    // the engine has read request tag 1 only: tag 2 may still be queued, so the next request falls through (tag 3)
+    const key = flowKey(4, TCP, CIP, 42000, VIP, 80);
+    const at = Buffer.alloc(8);
+    at.writeUInt32LE(1, 0);
+    at.writeUInt32LE(1, 4);
+    fp.arm4.update(key, at);
+    t.is(fp.obj.testRun('tierlb_fastpath', req).retval, TC_ACT_OK);
+    t.deepEqual(readFlow(fp, flow)?.passed, [3, 1]);
+    // every reply had its verdict: the next reply arms the reply direction and is forwarded; requests still wait
     t.is(fp.obj.testRun('tierlb_fastpath', rep).retval, TC_ACT_REDIRECT);
+    t.deepEqual(readFlow(fp, flow)?.armed, [false, true]);
+    t.is(fp.obj.testRun('tierlb_fastpath', req).retval, TC_ACT_OK);
+    // it has had all 4 requests: the next one arms the request direction and is forwarded
+    at.writeUInt32LE(4, 0);
+    fp.arm4.update(key, at);
+    t.is(fp.obj.testRun('tierlb_fastpath', req).retval, TC_ACT_REDIRECT);
+    t.deepEqual(readFlow(fp, flow)?.armed, [true, true]);
+    t.is(fp.stats().counters.missUnarmed, 5);
   }));
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ import { Forwarder } from '../l4/datapath/forward.js';
 import type { NlMessage, QueuedPacket } from '../l4/datapath/nfqmsg.js';
 import { NfQueue } from '../l4/datapath/nfqueue.js';
 import { pump } from '../l4/datapath/pump.js';
-import { readQueueStats } from '../l4/datapath/qstats.js';
 import type { FastpathStart, ToWorker, WorkerData } from '../l4/datapath/types.js';
 import type { RealServer } from '../l4/dest.js';
 import { Engine } from '../l4/engine.js';
@@ -49,8 +48,6 @@ function startFastPath(engine: Engine): { fp: KernelFastPath | null; start: Fast
   let fp: KernelFastPath | null = null;
   try {
     fp = new KernelFastPath();
-    // entries are armed once the packets queued before them had their verdicts (the queue's ids say when)
-    fp.queueState = () => readQueueStats(data.queue, 1)[0] ?? null;
     const names = data.fastpathInterfaces ?? defaultInterfaces();
     fp.attach(names.map((n) => Number.parseInt(readFileSync(`/sys/class/net/${n}/ifindex`, 'utf8'), 10)));
     engine.setFastPath(fp, { minPackets: FASTPATH_MIN_PACKETS });
@@ -116,7 +113,7 @@ async function main(): Promise<void> {
   const handle = fp
     ? (pkt: QueuedPacket) => {
         fp.currentIndev = pkt.indev;
-        fp.noteRead(pkt.id);
+        if (pkt.tsSec) fp.noteRead(pkt.tsSec, pkt.tsUsec ?? 0);
         fwd.handle(pkt);
       }
     : (pkt: QueuedPacket) => fwd.handle(pkt);

@@ -1,94 +1,107 @@
 /**
  * Ordering between the NFQUEUE and the kernel fast path: when a flow enters the kernel's flow map, packets of that
- * flow may still wait in the NFQUEUE (received by the kernel before the entry existed, not yet read by the engine).
- * If the program forwarded the flow's next packets at once, they would overtake those. So an entry is written
- * unarmed (the program treats it as a miss and the packets keep going to the queue, in order) and armed only once
- * every packet queued before it was written has had its verdict.
+ * flow may still wait in the NFQUEUE (received before the entry existed, or before it was armed, and not yet read by
+ * the engine). If the program forwarded the flow's next packets at once, they would overtake those. So an entry is
+ * written unarmed: the program lets its packets fall through to the queue, numbering them 1, 2, 3, ... (`passed`,
+ * one count per direction: request, NAT reply) and tagging each with the entry's token, the direction and its number
+ * (skb->tstamp, which reaches the engine as NFQA_TIMESTAMP).
  *
- * The queue's packet ids tell when that is: the kernel numbers the packets of a queue in order (nfqnl's
- * id_sequence, shown in /proc/net/netfilter/nfnetlink_queue) and hands them to the socket in that order. After an
- * entry is written, the next verdict flush reads the queue's state: nothing waiting — every earlier packet had its
- * verdict, arm now; else remember the last id queued, S, and arm once a packet with id >= S was read and the verdicts
- * of its batch were sent. The state is read one flush after the write, not at once, so a packet that missed the
- * entry on another CPU just before it was written (the tc program and the queueing run in one softirq pass) is
- * queued by then.
+ * The engine reads the tags. After the verdicts of a batch were sent, for every entry whose highest tag read grew it
+ * writes those numbers into the arm map; the program arms a direction at the first packet that finds its `passed`
+ * equal to it — no packet of that direction is left in the queue then: every tagged one up to `passed` had its
+ * verdict, and the untagged ones (queued before the entry was written) were ahead of tag 1 in the queue. Until then
+ * the direction goes on through userspace, which is always correct; a tagged packet lost before the engine read it
+ * only delays the arming (a later tag covers it). A direction whose packets never pause (a flood faster than the
+ * engine) stays in userspace: there is no moment without one of them queued.
  *
- * Pure: the queue's state and the arming write are the caller's.
+ * Pure bookkeeping; the map writes are the caller's (maps.ts).
  */
 
-export interface QueueState {
-  /** packets queued and waiting for a verdict (read by the engine or not) */
-  waiting: number;
-  /** id of the last packet queued */
-  idSequence: number;
+/** Tags carry a number up to this; past it a packet falls through untagged (the direction then never arms). */
+export const TAG_MAX = 499_999;
+
+/** NFQA_TIMESTAMP seconds of a tagged packet: 2^32 + token (beyond any real receive time). */
+export const TAG_EPOCH = 2 ** 32;
+
+interface Waiting<T> {
+  item: T;
+  token: number;
+  /** highest tag read, per direction (request, reply) */
+  read: [number, number];
+  /** highest tags written to the arm map */
+  sent: [number, number];
 }
 
-/** a - b as signed 32-bit: ids wrap at 2^32 */
-function after(a: number, b: number): boolean {
-  return ((a - b) | 0) >= 0;
-}
+export type Direction = 0 | 1;
 
 export class Arming<T> {
-  /** written since the last flush: their queue mark is taken at the next one */
-  private fresh: T[] = [];
-  /** written earlier, waiting for the read of packet id `seq` */
-  private marked: { item: T; seq: number }[] = [];
-  /** the highest packet id read (valid once `seen`) */
-  private lastId = 0;
-  private seen = false;
-  /** a packet was read since the last flush */
-  private busy = false;
+  private readonly byToken = new Map<number, Waiting<T>>();
+  private readonly dirty = new Set<Waiting<T>>();
+  private next = 1;
 
-  /** A flow's entry was written unarmed. */
-  add(item: T): void {
-    this.fresh.push(item);
+  /** A new entry is about to be written unarmed: its token (never 0, unique among the waiting). */
+  add(item: T): number {
+    let token = this.next;
+    while (token === 0 || this.byToken.has(token)) token = (token + 1) >>> 0;
+    this.next = (token + 1) >>> 0;
+    this.byToken.set(token, { item, token, read: [0, 0], sent: [0, 0] });
+    return token;
   }
 
-  /** A packet was read from the queue (before its verdict). */
-  read(id: number): void {
-    if (!this.seen || after(id, this.lastId)) this.lastId = id;
-    this.seen = true;
-    this.busy = true;
+  /** The entry is gone or armed: forget it. */
+  remove(token: number): void {
+    const w = this.byToken.get(token);
+    if (!w) return;
+    this.byToken.delete(token);
+    this.dirty.delete(w);
+  }
+
+  /** A packet tagged (token, direction, n) was read from the queue (before its verdict). */
+  read(token: number, dir: Direction, n: number): void {
+    const w = this.byToken.get(token);
+    if (!w || n <= w.read[dir]) return;
+    w.read[dir] = n;
+    this.dirty.add(w);
   }
 
   /** Entries waiting to be armed. */
   get size(): number {
-    return this.fresh.length + this.marked.length;
+    return this.byToken.size;
+  }
+
+  has(token: number): boolean {
+    return this.byToken.has(token);
   }
 
   /**
-   * After a batch's verdicts were sent: the entries that may be armed now. `queue` is read only when entries wait
-   * for a mark, or wait for an id while nothing was read (an idle queue, or packets lost before the socket); null
-   * (the state cannot be read) keeps them waiting.
+   * After a batch's verdicts were sent: the arm values to write (each entry's highest tags read, per direction, when
+   * one grew).
    */
-  flush(queue: () => QueueState | null): T[] {
-    const out: T[] = [];
-    const idle = !this.busy;
-    this.busy = false;
-    if (this.marked.length > 0 && this.seen) {
-      const keep: { item: T; seq: number }[] = [];
-      for (const m of this.marked) {
-        if (after(this.lastId, m.seq)) out.push(m.item);
-        else keep.push(m);
-      }
-      this.marked = keep;
-    }
-    if (this.fresh.length > 0 || (idle && this.marked.length > 0)) {
-      const q = queue();
-      if (q) {
-        if (q.waiting === 0) {
-          for (const m of this.marked) out.push(m.item);
-          this.marked = [];
-          for (const item of this.fresh) out.push(item);
-        } else for (const item of this.fresh) this.marked.push({ item, seq: q.idSequence });
-        this.fresh = [];
+  flush(): { item: T; token: number; armAt: [number, number] }[] {
+    const out: { item: T; token: number; armAt: [number, number] }[] = [];
+    for (const w of this.dirty) {
+      if (w.read[0] > w.sent[0] || w.read[1] > w.sent[1]) {
+        w.sent = [w.read[0], w.read[1]];
+        out.push({ item: w.item, token: w.token, armAt: [w.read[0], w.read[1]] });
       }
     }
+    this.dirty.clear();
     return out;
   }
 
   clear(): void {
-    this.fresh = [];
-    this.marked = [];
+    this.byToken.clear();
+    this.dirty.clear();
   }
+}
+
+/**
+ * The tag of a queued packet from its NFQA_TIMESTAMP (seconds, microseconds), or null: a receive time, or no
+ * timestamp.
+ */
+export function parseTag(sec: number, usec: number): { token: number; dir: Direction; n: number } | null {
+  if (sec < TAG_EPOCH || sec >= TAG_EPOCH * 2 || usec < 1 || usec > 2 * TAG_MAX + 1) return null;
+  if (usec <= TAG_MAX) return { token: sec - TAG_EPOCH, dir: 0, n: usec };
+  if (usec === TAG_MAX + 1) return null;
+  return { token: sec - TAG_EPOCH, dir: 1, n: usec - TAG_MAX - 1 };
 }

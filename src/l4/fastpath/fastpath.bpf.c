@@ -16,9 +16,13 @@
  * fragments, IPv4 options, IPv6 extension headers, TTL/hop limit <= 1, a disabled real server, IPv6 TUN, an MTU
  * problem, a header that cannot be pulled into the linear area.
  *
- * Ordering: the engine writes an entry with armed = 0 (the program treats it as a miss, counted as missUnarmed), and
- * arms it only once every packet of the flow that was already on its way to the NFQUEUE has had its verdict, so a
- * packet forwarded here never overtakes one of the same flow still waiting in the queue (maps.ts, Arming).
+ * Ordering, per direction (request, NAT reply): the engine writes an entry unarmed. Its packets keep falling through
+ * to the NFQUEUE, each numbered (`passed`) and tagged with the entry's token, the direction and that number in
+ * skb->tstamp, which the queue hands to the engine (NFQA_TIMESTAMP). Once the engine has read and sent the verdict of
+ * tagged packet n it writes n into arm4/arm6; the program arms the direction at the first packet that finds
+ * passed == n, i.e. when no packet of that direction is left in the queue (the untagged ones written before came
+ * before tag 1 in it). So a packet forwarded here never overtakes one of its flow still waiting in the queue
+ * (arming.ts).
  *
  * The maps are written by the engine (src/l4/fastpath/maps.ts) through the bpf() syscall; their layouts are mirrored
  * there byte for byte. Nothing is pinned: the maps and the program live as long as the director's file descriptors.
@@ -96,12 +100,15 @@ struct flow6_key {
 struct flow_val {
   __u32 rs;           /* index in the reals map */
   __u8 method;        /* METHOD_* */
-  __u8 armed;         /* 0: written, but packets of the flow may still wait in the NFQUEUE: fall through */
-  __u8 pad[2];
+  __u8 armed[2];      /* per direction (0 request, 1 NAT reply); 0: packets may still wait in the NFQUEUE */
+  __u8 pad;
   __u32 nat_addr[4];  /* NAT: RIP (v4 in [0]), network order */
   __u16 nat_port;     /* NAT: rport, network order */
   __u16 pad2;
   __u32 reply_ifindex; /* NAT: where replies go (the interface the client's packets arrive on); 0: FIB lookup */
+  __u32 token;        /* the engine's name for this entry in the tags of unarmed packets */
+  __u32 passed[2];    /* per direction: packets that fell through while unarmed (the last tag given) */
+  __u32 pad3;
   __u64 last_seen;    /* bpf_ktime_get_ns() of the last packet forwarded here, either direction */
   __u64 packets;      /* request packets forwarded here */
   __u64 bytes;        /* their bytes (IP total length, as the engine counts) */
@@ -156,6 +163,27 @@ struct {
   __type(value, struct flow6_key);
 } nat_reply6 SEC(".maps");
 
+/* request tuple -> per direction, the last tag the engine has read and sent a verdict for (entries being armed) */
+struct arm {
+  __u32 at[2];
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, MAX_FLOWS);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, struct flow4_key);
+  __type(value, struct arm);
+} arm4 SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, MAX_FLOWS);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, struct flow6_key);
+  __type(value, struct arm);
+} arm6 SEC(".maps");
+
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
   __uint(max_entries, MAX_REALS);
@@ -209,6 +237,30 @@ static __always_inline void account(struct __sk_buff *skb, __u32 hdrs, __u64 *pk
   b += (__u64)(segs - 1) * hdrs;
   __sync_fetch_and_add(pkts, segs);
   __sync_fetch_and_add(bytes, b);
+}
+
+#define TAG_MAX 499999
+
+/*
+ * A direction of an unarmed entry: arm it when the engine has had every packet of it that fell through
+ * (at[dir] == passed[dir]); else this packet falls through too, numbered and tagged (skb->tstamp =
+ * (2^32 + token) s + (dir * 500000 + n) us: far beyond any real time, so the engine tells it from a receive
+ * timestamp). Returns 1 when armed (forward), else 0 (fall through).
+ */
+static __always_inline int unarmed(struct __sk_buff *skb, struct flow_val *f, struct arm *a, int dir) {
+  __u32 *passed = dir ? &f->passed[1] : &f->passed[0];
+  if (a && (dir ? a->at[1] : a->at[0]) == *passed) {
+    if (dir)
+      f->armed[1] = 1;
+    else
+      f->armed[0] = 1;
+    return 1;
+  }
+  __u32 n = __sync_fetch_and_add(passed, 1) + 1;
+  if (n <= TAG_MAX)
+    skb->tstamp = ((1ULL << 32) + f->token) * 1000000000ULL + ((__u64)n + (dir ? TAG_MAX + 1 : 0)) * 1000ULL;
+  count(C_MISS_UNARMED);
+  return 0;
 }
 
 /* TTL - 1, the header checksum fixed incrementally (the 16-bit word at offset 8 holds TTL and protocol) */
@@ -382,7 +434,7 @@ static __always_inline int ipv4(struct __sk_buff *skb) {
     if (!f || f->method != METHOD_NAT) return count(C_MISS_NO_FLOW);
     reply = 1;
   }
-  if (!f->armed) return count(C_MISS_UNARMED);
+  if (!f->armed[reply] && !unarmed(skb, f, bpf_map_lookup_elem(&arm4, reply ? rk : &k), reply)) return TC_ACT_OK;
   if (ttl <= 1) return count(C_MISS_TTL);
   if (!reply && f->method != METHOD_DR && f->method != METHOD_NAT && f->method != METHOD_TUN)
     return count(C_MISS_METHOD);
@@ -524,7 +576,7 @@ static __always_inline int ipv6(struct __sk_buff *skb) {
     if (!f || f->method != METHOD_NAT) return count(C_MISS_NO_FLOW);
     reply = 1;
   }
-  if (!f->armed) return count(C_MISS_UNARMED);
+  if (!f->armed[reply] && !unarmed(skb, f, bpf_map_lookup_elem(&arm6, reply ? rk : &k), reply)) return TC_ACT_OK;
   if (hops <= 1) return count(C_MISS_TTL);
   if (!reply && f->method != METHOD_DR && f->method != METHOD_NAT) return count(C_MISS_METHOD);
   __u32 rsi = f->rs;

@@ -4,9 +4,9 @@
  * engine.ts). The layouts below mirror the structs of fastpath.bpf.c byte for byte.
  *
  * Ordering: a flow is written to the kernel only after the verdicts of the batch that made it eligible were sent
- * (flushPending, called by the worker after each verdict flush), and written unarmed: it is armed once every packet
- * queued before it had its verdict (arming.ts), so no packet of the flow still in the NFQUEUE is overtaken by its
- * successors forwarded in the kernel.
+ * (flushPending, called by the worker after each verdict flush), and written unarmed: the program arms it once every
+ * packet of the flow that went to the queue had its verdict (arming.ts: tags in the queued packets' timestamps, the
+ * arm maps), so no packet of the flow still in the NFQUEUE is overtaken by its successors forwarded in the kernel.
  */
 import { existsSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
@@ -16,7 +16,7 @@ import { type BpfMap, BpfObject, possibleCpus } from '../../sys/bpf.js';
 import type { Connection } from '../conn/conn.js';
 import type { RealServer } from '../dest.js';
 import type { FastPath, KernelFlow } from '../engine.js';
-import { Arming, type QueueState } from './arming.js';
+import { Arming, parseTag } from './arming.js';
 
 export const PROG_NAME = 'tierlb_fastpath';
 export const METHOD_DR = 1;
@@ -53,7 +53,7 @@ export type CounterName = (typeof COUNTER_NAMES)[number];
 
 export const FLOW4_KEY = 16;
 export const FLOW6_KEY = 40;
-export const FLOW_VAL = 72;
+export const FLOW_VAL = 88;
 export const REAL_VAL = 48;
 
 /** The object next to this module (dist/) or, under tsx, the one npm run build put in dist/. */
@@ -88,11 +88,13 @@ export interface FlowValue {
   natAddr?: string;
   natPort?: number;
   replyIfindex?: number;
-  /** false: the program treats the entry as a miss until it is armed (default true) */
+  /** false: the program lets the flow's packets fall through, tagged, until it arms the entry (default true) */
   armed?: boolean;
+  /** the entry's name in the tags of its unarmed packets */
+  token?: number;
 }
 
-/** Offset of struct flow_val's `armed` byte. */
+/** Offset of struct flow_val's `armed` bytes (request, reply). */
 export const FLOW_ARMED = 5;
 
 export function flowValue(v: FlowValue): Buffer {
@@ -100,20 +102,26 @@ export function flowValue(v: FlowValue): Buffer {
   b.writeUInt32LE(v.rs, 0);
   b[4] = v.method;
   b[FLOW_ARMED] = v.armed === false ? 0 : 1;
+  b[FLOW_ARMED + 1] = v.armed === false ? 0 : 1;
   if (v.natAddr) putAddr(b, 8, v.natAddr);
   b.writeUInt16BE(v.natPort ?? 0, 24);
   b.writeUInt32LE(v.replyIfindex ?? 0, 28);
+  b.writeUInt32LE(v.token ?? 0, 32);
   return b;
 }
 
-/** The counters part of struct flow_val. */
-export function readFlowValue(b: Buffer): { lastSeenNs: bigint } & Omit<KernelFlow, 'lastSeenMs'> {
+/** The state and counters part of struct flow_val. */
+export function readFlowValue(
+  b: Buffer,
+): { lastSeenNs: bigint; armed: [boolean, boolean]; passed: [number, number] } & Omit<KernelFlow, 'lastSeenMs'> {
   return {
-    lastSeenNs: b.readBigUInt64LE(32),
-    packets: Number(b.readBigUInt64LE(40)),
-    bytes: Number(b.readBigUInt64LE(48)),
-    replyPackets: Number(b.readBigUInt64LE(56)),
-    replyBytes: Number(b.readBigUInt64LE(64)),
+    armed: [b[FLOW_ARMED] !== 0, b[FLOW_ARMED + 1] !== 0],
+    passed: [b.readUInt32LE(36), b.readUInt32LE(40)],
+    lastSeenNs: b.readBigUInt64LE(48),
+    packets: Number(b.readBigUInt64LE(56)),
+    bytes: Number(b.readBigUInt64LE(64)),
+    replyPackets: Number(b.readBigUInt64LE(72)),
+    replyBytes: Number(b.readBigUInt64LE(80)),
   };
 }
 
@@ -178,6 +186,8 @@ export class KernelFastPath implements FastPath {
   readonly natReply6: BpfMap;
   readonly reals: BpfMap;
   readonly counters: BpfMap;
+  readonly arm4: BpfMap;
+  readonly arm6: BpfMap;
   /** real server address → index in the reals map (the entry is its next hop: one per address, never freed) */
   private readonly realIndex = new Map<string, number>();
   /** the map keys of the connections in the kernel, built once (tick() reads every flow each second) */
@@ -185,11 +195,11 @@ export class KernelFastPath implements FastPath {
   private nextReal = 0;
   /** writes waiting for the current batch's verdicts */
   private pending: (() => void)[] = [];
-  /** entries written unarmed, waiting for the packets queued before them (the value is this conn's current one) */
-  private readonly arming = new Arming<{ cp: Connection; flows: BpfMap; req: Buffer; value: Buffer }>();
-  private readonly armingOf = new Map<Connection, { cp: Connection; flows: BpfMap; req: Buffer; value: Buffer }>();
-  /** the queue's state for arming (the worker reads its line of /proc/net/netfilter/nfnetlink_queue) */
-  queueState: () => QueueState | null = () => null;
+  /** entries written unarmed, by token, until the program armed them */
+  private readonly arming = new Arming<Connection>();
+  /** a connection's token while it waits to be armed */
+  private readonly tokenOf = new Map<Connection, number>();
+  private readonly armVal = Buffer.alloc(8);
   /** the ingress interface of the packet being handled (replies of NAT flows leave through it) */
   currentIndev = 0;
   private readonly nsToMs: (ns: bigint) => number;
@@ -205,6 +215,8 @@ export class KernelFastPath implements FastPath {
       flows6: max,
       nat_reply4: max,
       nat_reply6: max,
+      arm4: max,
+      arm6: max,
     });
     try {
       this.flows4 = this.obj.map('flows4');
@@ -213,6 +225,8 @@ export class KernelFastPath implements FastPath {
       this.natReply6 = this.obj.map('nat_reply6');
       this.reals = this.obj.map('reals');
       this.counters = this.obj.map('counters');
+      this.arm4 = this.obj.map('arm4');
+      this.arm6 = this.obj.map('arm6');
     } catch (e) {
       this.obj.close();
       throw e;
@@ -276,16 +290,17 @@ export class KernelFastPath implements FastPath {
     const replies = cp.family === 4 ? this.natReply4 : this.natReply6;
     this.pending.push(() => {
       if (!cp.kernel || this.keyCache.get(cp)?.req !== req) return; // left again before the batch ended
+      const token = this.arming.add(cp);
+      value.writeUInt32LE(token, 32);
       try {
         flows.update(req, value);
         if (reply) replies.update(reply, req);
       } catch {
+        this.arming.remove(token);
         this.errors++;
         return;
       }
-      const a = { cp, flows, req, value };
-      this.armingOf.set(cp, a);
-      this.arming.add(a);
+      this.tokenOf.set(cp, token);
     });
     return true;
   }
@@ -293,8 +308,9 @@ export class KernelFastPath implements FastPath {
   remove(cp: Connection): void {
     const { req, reply } = this.keys(cp);
     this.keyCache.delete(cp);
-    this.armingOf.delete(cp);
     const flows = cp.family === 4 ? this.flows4 : this.flows6;
+    const token = this.tokenOf.get(cp);
+    if (token !== undefined) this.disarm(cp, token, req);
     try {
       if (reply) (cp.family === 4 ? this.natReply4 : this.natReply6).delete(reply);
       flows.delete(req);
@@ -304,8 +320,12 @@ export class KernelFastPath implements FastPath {
   }
 
   read(cp: Connection): KernelFlow | undefined {
-    if (!(cp.family === 4 ? this.flows4 : this.flows6).lookup(this.keys(cp).req, this.val)) return undefined;
+    const { req } = this.keys(cp);
+    if (!(cp.family === 4 ? this.flows4 : this.flows6).lookup(req, this.val)) return undefined;
     const v = readFlowValue(this.val);
+    // armed by the program since (both ways for NAT): its arm value is no longer needed
+    const token = this.tokenOf.get(cp);
+    if (token !== undefined && v.armed[0] && (v.armed[1] || cp.fwd !== 'masq')) this.disarm(cp, token, req);
     return {
       packets: v.packets,
       bytes: v.bytes,
@@ -315,9 +335,20 @@ export class KernelFastPath implements FastPath {
     };
   }
 
-  /** A packet was read from the queue (its id orders it against the entries waiting to be armed). */
-  noteRead(id: number): void {
-    this.arming.read(id);
+  /** Forget a connection's arming state and its arm map entry. */
+  private disarm(cp: Connection, token: number, req: Buffer): void {
+    this.tokenOf.delete(cp);
+    this.arming.remove(token);
+    try {
+      (cp.family === 4 ? this.arm4 : this.arm6).delete(req);
+    } catch {}
+  }
+
+  /** A packet was read from the queue: its timestamp may carry the tag of an unarmed entry (NFQA_TIMESTAMP). */
+  noteRead(tsSec: number, tsUsec: number): void {
+    if (tsSec === 0) return;
+    const tag = parseTag(tsSec, tsUsec);
+    if (tag) this.arming.read(tag.token, tag.dir, tag.n);
   }
 
   /** Entries written but not armed yet. */
@@ -326,17 +357,19 @@ export class KernelFastPath implements FastPath {
   }
 
   /**
-   * After a batch's verdicts were sent: arm the entries whose queued packets all had their verdicts, then write
-   * (unarmed) the flows that became eligible in this batch.
+   * After a batch's verdicts were sent: tell the program the last tag of each unarmed entry that had its verdict
+   * (it arms the entry when no later one went to the queue), then write (unarmed) the flows that became eligible in
+   * this batch.
    */
   flushPending(): void {
     if (this.arming.size > 0) {
-      for (const a of this.arming.flush(this.queueState)) {
-        if (this.armingOf.get(a.cp) !== a) continue; // left (or re-entered) since it was written
-        this.armingOf.delete(a.cp);
-        a.value[FLOW_ARMED] = 1;
+      for (const a of this.arming.flush()) {
+        const cp = a.item;
+        if (this.tokenOf.get(cp) !== a.token) continue;
+        this.armVal.writeUInt32LE(a.armAt[0], 0);
+        this.armVal.writeUInt32LE(a.armAt[1], 4);
         try {
-          a.flows.update(a.req, a.value);
+          (cp.family === 4 ? this.arm4 : this.arm6).update(this.keys(cp).req, this.armVal);
         } catch {
           this.errors++;
         }
@@ -376,7 +409,7 @@ export class KernelFastPath implements FastPath {
   close(): void {
     this.pending = [];
     this.arming.clear();
-    this.armingOf.clear();
+    this.tokenOf.clear();
     this.keyCache.clear();
     this.obj.close();
   }
