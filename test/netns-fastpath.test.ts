@@ -275,13 +275,19 @@ test.serial('ordering: flows switched to the kernel mid-stream reach the real se
   await adm(t0, ['-a', '-t', `${VIP}:9000`, '-r', RS1, '-g']);
   // one CPU for the client and every director thread: the veth backlogs are per CPU, so packets sent from two CPUs
   // may be reordered on their way whatever the director does; on one CPU only an overtaking at the switch could
-  const pin = (pid: number) => execFileSync('taskset', ['-a', '-p', '-c', '0', String(pid)], { stdio: 'ignore' });
-  const others = (await import('node:os')).cpus().length > 1;
-  if (others) {
-    pin(director.child.pid as number);
-    for (const pid of t0.set.exec(t0.rs1, 'ip', ['netns', 'pids', t0.rs1]).split(/\s+/).filter(Boolean))
-      pin(Number(pid));
-  }
+  const ncpu = (await import('node:os')).cpus().length;
+  const others = ncpu > 1;
+  const pids = [
+    director.child.pid as number,
+    ...t0.set.exec(t0.rs1, 'ip', ['netns', 'pids', t0.rs1]).split(/\s+/).filter(Boolean).map(Number),
+  ];
+  const pin = (cpus: string) => {
+    for (const pid of pids) execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
+  };
+  if (others) pin('0');
+  t.teardown(() => {
+    if (others) pin(`0-${ncpu - 1}`); // the tests after this one run unpinned
+  });
   const N = 30;
   const code = `
 import hashlib, random, socket
