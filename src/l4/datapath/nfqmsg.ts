@@ -279,8 +279,14 @@ export class MessagePool {
 }
 
 /** Walk every netlink message in a received datagram; with a pool, packet messages are the pool's (reused). */
-export function parseMessages(buf: Uint8Array, len: number, out: NlMessage[] = [], pool?: MessagePool): NlMessage[] {
-  pool?.reset();
+export function parseMessages(
+  buf: Uint8Array,
+  len: number,
+  out: NlMessage[] = [],
+  pool?: MessagePool,
+  resetPool = true,
+): NlMessage[] {
+  if (resetPool) pool?.reset();
   let off = 0;
   while (off + 16 <= len) {
     const mlen = le32(buf, off);
