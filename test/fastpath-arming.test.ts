@@ -6,27 +6,33 @@
 import test from 'ava';
 import { Arming, parseTag, TAG_EPOCH, TAG_MAX } from '../src/l4/fastpath/arming.js';
 
-test('the highest tag read becomes the arm value at the flush after it, once', (t) => {
+test('the count of tagged packets read becomes the arm value once it covers the highest tag read', (t) => {
   const a = new Arming<string>();
   const tok = a.add('flow');
   t.true(tok > 0);
   t.deepEqual(a.flush(), [], 'nothing read: nothing to write (untagged packets may still be queued)');
   a.read(tok, 0, 1);
-  a.read(tok, 0, 3);
-  a.read(tok, 0, 2); // out of order on the way (two CPUs): the highest counts
+  a.read(tok, 0, 3); // two packets on the way on two CPUs: 3 came before 2
+  t.deepEqual(a.flush(), [], 'tag 2 not read yet');
+  a.read(tok, 0, 2);
   t.deepEqual(a.flush(), [{ item: 'flow', token: tok, armAt: [3, 0] }]);
   t.deepEqual(a.flush(), [], 'unchanged: not written again');
-  a.read(tok, 0, 3);
+  // a GSO skb of three segments, all tagged 6 (the count at its last segment)
+  a.read(tok, 0, 6);
+  a.read(tok, 0, 6);
+  t.deepEqual(a.flush(), [], 'one segment of the skb still queued');
+  a.read(tok, 0, 6);
+  a.read(tok, 1, 1); // the replies count apart
+  t.deepEqual(a.flush(), [{ item: 'flow', token: tok, armAt: [6, 1] }]);
+  // a tagged packet lost before the socket: the count never catches up, the direction stays in userspace
+  a.read(tok, 0, 8);
   t.deepEqual(a.flush(), []);
-  a.read(tok, 0, 5); // tag 4 was lost before the socket: 5 covers it
-  a.read(tok, 1, 2); // the replies count apart
-  t.deepEqual(a.flush(), [{ item: 'flow', token: tok, armAt: [5, 2] }]);
-  a.read(tok, 1, 4);
-  t.deepEqual(a.flush(), [{ item: 'flow', token: tok, armAt: [5, 4] }]);
+  a.read(tok, 1, 2);
+  t.deepEqual(a.flush(), [{ item: 'flow', token: tok, armAt: [6, 2] }]);
   t.is(a.size, 1);
   a.remove(tok);
   t.is(a.size, 0);
-  a.read(tok, 0, 6);
+  a.read(tok, 0, 9);
   t.deepEqual(a.flush(), [], 'a removed entry: its late tags are ignored');
 });
 

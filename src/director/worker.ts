@@ -37,6 +37,7 @@ function localAddrs(): Set<string> {
  * flow stays in userspace and costs no map writes; anything longer is forwarded in the kernel after a few packets.
  */
 const FASTPATH_MIN_PACKETS = 4;
+const HOLD = { flushEvery: Number.POSITIVE_INFINITY };
 
 /**
  * Load and attach the fast path as the mode asks: 'on' throws when it cannot, 'auto' falls back to NFQUEUE only and
@@ -57,6 +58,20 @@ function startFastPath(engine: Engine): { fp: KernelFastPath | null; start: Fast
     if (mode === 'on') throw e;
     return { fp: null, start: { mode, active: false, reason: (e as Error).message } };
   }
+}
+
+/**
+ * The fast path's interfaces as they are now: the configured names that exist, or every interface with an address
+ * (but loopback), so one that appears after the start is attached at the next rescan.
+ */
+function presentInterfaces(): number[] {
+  const out: number[] = [];
+  for (const n of data.fastpathInterfaces ?? defaultInterfaces()) {
+    try {
+      out.push(Number.parseInt(readFileSync(`/sys/class/net/${n}/ifindex`, 'utf8'), 10));
+    } catch {}
+  }
+  return out;
 }
 
 async function main(): Promise<void> {
@@ -110,13 +125,6 @@ async function main(): Promise<void> {
   port.postMessage({ type: 'ready', engine: engine.constructor.name, plan: fwd.plan(), fastpath });
 
   const msgs: NlMessage[] = [];
-  const handle = fp
-    ? (pkt: QueuedPacket) => {
-        fp.currentIndev = pkt.indev;
-        if (pkt.tsSec) fp.noteRead(pkt.tsSec, pkt.tsUsec ?? 0);
-        fwd.handle(pkt);
-      }
-    : (pkt: QueuedPacket) => fwd.handle(pkt);
   // flows that became eligible are written to the kernel only once their batch's verdicts are out (no overtaking)
   const source = fp
     ? {
@@ -130,6 +138,13 @@ async function main(): Promise<void> {
         },
       }
     : nfq;
+  const handle = fp
+    ? (pkt: QueuedPacket) => {
+        fp.currentIndev = pkt.indev;
+        if (pkt.tsSec) fp.noteRead(pkt.tsSec, pkt.tsUsec ?? 0);
+        fwd.handle(pkt);
+      }
+    : (pkt: QueuedPacket) => fwd.handle(pkt);
   let stopping = false;
   let lastTick = Date.now();
 
@@ -191,7 +206,10 @@ async function main(): Promise<void> {
   };
 
   while (!stopping) {
-    pump(source, msgs, handle);
+    // while an entry waits to be armed, verdicts go out only when the socket is drained (end of the pass), not every
+    // 32: a sender that has used its window then waits for those verdicts' ACKs, so the queue holds none of its
+    // packets when the arm value is written, and the program can arm at its next packet
+    pump(source, msgs, handle, fp && fp.unarmed > 0 ? HOLD : undefined);
     let c = receiveMessageOnPort(port);
     while (c) {
       await control(c.message as ToWorker);
@@ -203,6 +221,7 @@ async function main(): Promise<void> {
     if (now - lastTick >= 1000) {
       lastTick = now;
       engine.tick();
+      if (fp) fp.follow(presentInterfaces());
     }
   }
   await ha.sync.stopAll();

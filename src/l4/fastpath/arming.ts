@@ -2,17 +2,18 @@
  * Ordering between the NFQUEUE and the kernel fast path: when a flow enters the kernel's flow map, packets of that
  * flow may still wait in the NFQUEUE (received before the entry existed, or before it was armed, and not yet read by
  * the engine). If the program forwarded the flow's next packets at once, they would overtake those. So an entry is
- * written unarmed: the program lets its packets fall through to the queue, numbering them 1, 2, 3, ... (`passed`,
- * one count per direction: request, NAT reply) and tagging each with the entry's token, the direction and its number
- * (skb->tstamp, which reaches the engine as NFQA_TIMESTAMP).
+ * written unarmed: the program lets its packets fall through to the queue, counting them (`passed`, one count per
+ * direction: request, NAT reply; in segments, as the queue splits a GSO skb into its segments) and tagging each with
+ * the entry's token, the direction and the count so far (skb->tstamp, which reaches the engine as NFQA_TIMESTAMP):
+ * every segment of one skb carries the same tag, the count at its last segment.
  *
- * The engine reads the tags. After the verdicts of a batch were sent, for every entry whose highest tag read grew it
- * writes those numbers into the arm map; the program arms a direction at the first packet that finds its `passed`
- * equal to it — no packet of that direction is left in the queue then: every tagged one up to `passed` had its
- * verdict, and the untagged ones (queued before the entry was written) were ahead of tag 1 in the queue. Until then
- * the direction goes on through userspace, which is always correct; a tagged packet lost before the engine read it
- * only delays the arming (a later tag covers it). A direction whose packets never pause (a flood faster than the
- * engine) stays in userspace: there is no moment without one of them queued.
+ * The engine counts the tagged packets it reads. When that count equals the highest tag read, every packet tagged so
+ * far has been read; after the verdicts of the batch were sent it writes the count into the arm map, and the program
+ * arms the direction at the first packet that finds its `passed` equal to it — no packet of that direction is left
+ * in the queue then: every tagged one had its verdict, and the untagged ones (queued before the entry was written)
+ * were ahead of the first tagged one. Until then the direction goes on through userspace, which is always correct; a
+ * tagged packet lost before the engine read it keeps the direction there. A direction whose packets never pause (a
+ * flood faster than the engine) stays in userspace too: there is no moment without one of them queued.
  *
  * Pure bookkeeping; the map writes are the caller's (maps.ts).
  */
@@ -28,7 +29,9 @@ interface Waiting<T> {
   token: number;
   /** highest tag read, per direction (request, reply) */
   read: [number, number];
-  /** highest tags written to the arm map */
+  /** tagged packets read, per direction */
+  count: [number, number];
+  /** counts written to the arm map */
   sent: [number, number];
 }
 
@@ -44,7 +47,7 @@ export class Arming<T> {
     let token = this.next;
     while (token === 0 || this.byToken.has(token)) token = (token + 1) >>> 0;
     this.next = (token + 1) >>> 0;
-    this.byToken.set(token, { item, token, read: [0, 0], sent: [0, 0] });
+    this.byToken.set(token, { item, token, read: [0, 0], count: [0, 0], sent: [0, 0] });
     return token;
   }
 
@@ -56,12 +59,17 @@ export class Arming<T> {
     this.dirty.delete(w);
   }
 
-  /** A packet tagged (token, direction, n) was read from the queue (before its verdict). */
-  read(token: number, dir: Direction, n: number): void {
+  /**
+   * A packet tagged (token, direction, n) was read from the queue (before its verdict). True when every packet of
+   * the direction tagged so far has now been read: an arm value could be written at the next flush.
+   */
+  read(token: number, dir: Direction, n: number): boolean {
     const w = this.byToken.get(token);
-    if (!w || n <= w.read[dir]) return;
-    w.read[dir] = n;
+    if (!w) return false;
+    w.count[dir]++;
+    if (n > w.read[dir]) w.read[dir] = n;
     this.dirty.add(w);
+    return w.count[dir] === w.read[dir];
   }
 
   /** Entries waiting to be armed. */
@@ -74,16 +82,20 @@ export class Arming<T> {
   }
 
   /**
-   * After a batch's verdicts were sent: the arm values to write (each entry's highest tags read, per direction, when
-   * one grew).
+   * After a batch's verdicts were sent: the arm values to write, per direction the count of tagged packets read when
+   * it covers every tag read (a GSO skb's segments all read), when one of them grew.
    */
   flush(): { item: T; token: number; armAt: [number, number] }[] {
     const out: { item: T; token: number; armAt: [number, number] }[] = [];
     for (const w of this.dirty) {
-      if (w.read[0] > w.sent[0] || w.read[1] > w.sent[1]) {
-        w.sent = [w.read[0], w.read[1]];
-        out.push({ item: w.item, token: w.token, armAt: [w.read[0], w.read[1]] });
+      let grew = false;
+      for (const d of [0, 1] as const) {
+        if (w.count[d] === w.read[d] && w.count[d] > w.sent[d]) {
+          w.sent[d] = w.count[d];
+          grew = true;
+        }
       }
+      if (grew) out.push({ item: w.item, token: w.token, armAt: [w.sent[0], w.sent[1]] });
     }
     this.dirty.clear();
     return out;

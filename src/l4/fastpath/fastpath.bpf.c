@@ -17,11 +17,11 @@
  * problem, a header that cannot be pulled into the linear area.
  *
  * Ordering, per direction (request, NAT reply): the engine writes an entry unarmed. Its packets keep falling through
- * to the NFQUEUE, each numbered (`passed`) and tagged with the entry's token, the direction and that number in
- * skb->tstamp, which the queue hands to the engine (NFQA_TIMESTAMP). Once the engine has read and sent the verdict of
- * tagged packet n it writes n into arm4/arm6; the program arms the direction at the first packet that finds
- * passed == n, i.e. when no packet of that direction is left in the queue (the untagged ones written before came
- * before tag 1 in it). So a packet forwarded here never overtakes one of its flow still waiting in the queue
+ * to the NFQUEUE, counted (`passed`, in segments: the queue splits a GSO skb) and tagged with the entry's token, the
+ * direction and that count in skb->tstamp, which the queue hands to the engine (NFQA_TIMESTAMP). Once the engine has
+ * read and sent the verdict of n tagged packets, n being the highest tag read, it writes n into arm4/arm6; the
+ * program arms the direction at the first packet that finds passed == n, i.e. when no packet of that direction is
+ * left in the queue (the untagged ones written before came before the first tagged one in it). So a packet forwarded here never overtakes one of its flow still waiting in the queue
  * (arming.ts).
  *
  * The maps are written by the engine (src/l4/fastpath/maps.ts) through the bpf() syscall; their layouts are mirrored
@@ -256,7 +256,11 @@ static __always_inline int unarmed(struct __sk_buff *skb, struct flow_val *f, st
       f->armed[0] = 1;
     return 1;
   }
-  __u32 n = __sync_fetch_and_add(passed, 1) + 1;
+  /* a GSO skb is queued as its segments, each with this tag: the number counts segments, so the engine knows a tag
+   * is complete when it has read as many tagged packets as the tag says */
+  __u32 segs = skb->gso_segs;
+  if (segs < 1) segs = 1;
+  __u32 n = __sync_fetch_and_add(passed, segs) + segs;
   if (n <= TAG_MAX)
     skb->tstamp = ((1ULL << 32) + f->token) * 1000000000ULL + ((__u64)n + (dir ? TAG_MAX + 1 : 0)) * 1000ULL;
   count(C_MISS_UNARMED);

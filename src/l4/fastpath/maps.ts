@@ -239,6 +239,36 @@ export class KernelFastPath implements FastPath {
     for (const i of ifindexes) this.attachments.push(this.obj.attachIngress(PROG_NAME, i));
   }
 
+  /**
+   * Follow the interfaces as they come and go (the worker's rescan, once a second): attach to each of `present` not
+   * attached yet, and let go of attachments whose interface is gone (the kernel removed the link or filter with the
+   * device; this frees what is left). Returns the interfaces attached now; failures are counted in `errors` and
+   * retried at the next rescan.
+   */
+  follow(present: number[]): number[] {
+    const now = new Set(present);
+    for (let i = this.attachments.length - 1; i >= 0; i--) {
+      const a = this.attachments[i];
+      if (now.has(a.ifindex)) continue;
+      try {
+        a.detach();
+      } catch {}
+      this.attachments.splice(i, 1);
+    }
+    const have = new Set(this.attachments.map((a) => a.ifindex));
+    const added: number[] = [];
+    for (const i of present) {
+      if (have.has(i)) continue;
+      try {
+        this.attachments.push(this.obj.attachIngress(PROG_NAME, i));
+        added.push(i);
+      } catch {
+        this.errors++;
+      }
+    }
+    return added;
+  }
+
   get attached(): { ifindex: number; kind: string }[] {
     return this.attachments.map((a) => ({ ifindex: a.ifindex, kind: a.kind }));
   }
@@ -344,11 +374,15 @@ export class KernelFastPath implements FastPath {
     } catch {}
   }
 
-  /** A packet was read from the queue: its timestamp may carry the tag of an unarmed entry (NFQA_TIMESTAMP). */
-  noteRead(tsSec: number, tsUsec: number): void {
-    if (tsSec === 0) return;
+  /**
+   * A packet was read from the queue: its timestamp may carry the tag of an unarmed entry (NFQA_TIMESTAMP). True when
+   * it completes its direction's tags: flushing now (verdicts, then the arm value) gives the program the best chance
+   * to arm before the flow's next packet comes.
+   */
+  noteRead(tsSec: number, tsUsec: number): boolean {
+    if (tsSec === 0) return false;
     const tag = parseTag(tsSec, tsUsec);
-    if (tag) this.arming.read(tag.token, tag.dir, tag.n);
+    return tag ? this.arming.read(tag.token, tag.dir, tag.n) : false;
   }
 
   /** Entries written but not armed yet. */
