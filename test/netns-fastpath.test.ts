@@ -396,7 +396,9 @@ print(len(got), got[0], '|', got[-1])
 `);
       const st = await stats();
       const hits = st.fastpath.counters.hitTun - st0.fastpath.counters.hitTun;
-      t.log(`TUN: ${out}; hitTun ${hits}, queued ${st.packets - st0.packets}; ${JSON.stringify(Object.fromEntries(Object.entries(st.fastpath.counters).filter(([k, v]) => v !== st0.fastpath.counters[k])))}`);
+      t.log(
+        `TUN: ${out}; hitTun ${hits}, queued ${st.packets - st0.packets}; ${JSON.stringify(Object.fromEntries(Object.entries(st.fastpath.counters).filter(([k, v]) => v !== st0.fastpath.counters[k])))}`,
+      );
       // every packet answered: the first ones through userspace (raw socket IPIP), the rest by the program
       t.regex(
         out,
