@@ -290,7 +290,7 @@ export class Engine implements AdmTarget {
     if (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) {
       return this.findService(pkt) ? this.drop('unsupported-protocol') : PASS;
     }
-    const now = this.clock.now();
+    const now = this.nowMs();
     let cp = this.lookup('in', pkt, false);
     const syn = proto === IPPROTO_TCP && (pkt.tcpFlags & TH_SYN) !== 0;
 
@@ -362,7 +362,7 @@ export class Engine implements AdmTarget {
       countOut(this.totalStats, pkt.length);
     }
     this.setState(cp, 'output', pkt.tcpFlags);
-    this.conns.touch(cp, this.clock.now());
+    this.conns.touch(cp, this.nowMs());
     if (this.fast && cp.live) this.updateKernel(cp);
     return { kind: 'forward', conn: cp, dest };
   }
@@ -436,7 +436,7 @@ export class Engine implements AdmTarget {
   tick(): void {
     // what the kernel forwarded since the last tick: counted, and its flows' timers restarted from their last packet
     if (this.inKernel.size) this.syncKernel();
-    const now = this.clock.now();
+    const now = this.nowMs();
     if (this.nodestSweep) {
       this.nodestSweep = false;
       this.expireNodestConns();
@@ -481,7 +481,7 @@ export class Engine implements AdmTarget {
 
   /** ipvsadm -L -c: connections and templates. */
   connections(): ConnRow[] {
-    const now = this.clock.now();
+    const now = this.nowMs();
     return this.conns.entries().map((c) => ({
       ...connAddrs(c),
       protocol: protoName(c.protocol),
@@ -510,6 +510,14 @@ export class Engine implements AdmTarget {
 
   // ---------------------------------------------------------------------------------------------------------------
   // internals
+
+  /**
+   * The clock in whole milliseconds: entries' deadlines stay small integers (a fractional one costs every entry a
+   * boxed number; see bench/conn-bytes.ts), and timers run at the tick's 1 s granularity anyway.
+   */
+  private nowMs(): number {
+    return Math.floor(this.clock.now());
+  }
 
   private drop(reason: DropReason): Verdict {
     this.drops[reason]++;
@@ -556,9 +564,9 @@ export class Engine implements AdmTarget {
     const cp = new Connection({
       protocol: pkt.protocol,
       family: pkt.family,
-      caddr: pkt.saddr,
+      ...clientAddr(pkt),
       cport: pkt.sport,
-      vaddr: pkt.daddr,
+      vaddr: svc.kind === 'fwm' ? pkt.daddr : svc.addr,
       vport: pkt.dport,
       daddr: dest.addr,
       dport: dest.port || pkt.dport,
@@ -620,9 +628,9 @@ export class Engine implements AdmTarget {
     const cp = new Connection({
       protocol: pkt.protocol,
       family: pkt.family,
-      caddr: pkt.saddr,
+      ...clientAddr(pkt),
       cport: pkt.sport,
-      vaddr: pkt.daddr,
+      vaddr: svc.kind === 'fwm' ? pkt.daddr : svc.addr,
       vport: pkt.dport,
       daddr: dest.addr,
       dport,
@@ -759,8 +767,8 @@ export class Engine implements AdmTarget {
       }
     }
     if (f.lastSeenMs > 0 && cp.live) {
-      const exp = f.lastSeenMs + cp.timeoutMs;
-      if (exp > cp.expires) this.conns.touch(cp, f.lastSeenMs);
+      const seen = Math.floor(f.lastSeenMs);
+      if (seen + cp.timeoutMs > cp.expires) this.conns.touch(cp, seen);
     }
   }
 
@@ -773,6 +781,11 @@ export class Engine implements AdmTarget {
       if (ct?.live && ct.nControl === 0) this.conns.drop(ct);
     }
   }
+}
+
+/** The client's address for a new entry: the parser's number for IPv4 (no string made), else the string. */
+function clientAddr(pkt: PacketMeta): { caddr4: number } | { caddr: string } {
+  return pkt.family === 4 && pkt.saddr4 !== undefined ? { caddr4: pkt.saddr4 } : { caddr: pkt.saddr };
 }
 
 /** The client's address under the service's persistence netmask; a full mask (the default) leaves it as it is. */

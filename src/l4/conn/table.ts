@@ -11,6 +11,7 @@ import {
   ADDR6_C,
   ADDR6_D,
   ADDR6_V,
+  addr4,
   CONN_F_FWD_MASK,
   CONN_F_INACTIVE,
   CONN_F_MASQ,
@@ -163,17 +164,14 @@ export class ConnTable {
       this.byTemplate.set(conn.inKey, conn);
     } else if (conn.family === 4) {
       const p = conn.protocol;
-      const c4 = ipv4ToInt(conn.caddr);
-      const v4 = ipv4ToInt(conn.vaddr);
-      conn.caddr4 = c4;
-      conn.vaddr4 = v4;
+      const c4 = conn.caddr4;
+      const v4 = addr4(conn.vaddr);
       const old = this.in4.get(p, c4, conn.cport, v4, conn.vport);
       if (old && old !== conn) this.unindex(old);
       this.in4.set(p, c4, conn.cport, v4, conn.vport, conn);
       conn.indexedIn = true;
       if ((conn.flags & CONN_F_FWD_MASK) === CONN_F_MASQ) {
-        const d4 = ipv4ToInt(conn.daddr);
-        conn.daddr4 = d4;
+        const d4 = addr4(conn.daddr);
         const o = this.out4.set(p, d4, conn.dport, c4, conn.cport, conn);
         if (o && o !== conn) o.indexedOut = false;
         conn.indexedOut = true;
@@ -398,12 +396,12 @@ export class ConnTable {
     const w = conn.addr6;
     if (conn.indexedIn) {
       if (w) this.in6.delete(conn.protocol, w, ADDR6_C, conn.cport, w, ADDR6_V, conn.vport, conn);
-      else this.in4.delete(conn.protocol, conn.caddr4, conn.cport, conn.vaddr4, conn.vport, conn);
+      else this.in4.delete(conn.protocol, conn.caddr4, conn.cport, addr4(conn.vaddr), conn.vport, conn);
       conn.indexedIn = false;
     }
     if (conn.indexedOut) {
       if (w) this.out6.delete(conn.protocol, w, ADDR6_D, conn.dport, w, ADDR6_C, conn.cport, conn);
-      else this.out4.delete(conn.protocol, conn.daddr4, conn.dport, conn.caddr4, conn.cport, conn);
+      else this.out4.delete(conn.protocol, addr4(conn.daddr), conn.dport, conn.caddr4, conn.cport, conn);
       conn.indexedOut = false;
     }
     if (conn.inKey) {
