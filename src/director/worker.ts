@@ -19,8 +19,8 @@ import { Engine } from '../l4/engine.js';
 import { defaultInterfaces, KernelFastPath } from '../l4/fastpath/maps.js';
 import { AF_INET, IPPROTO_RAW, SOCK_RAW } from '../sys/constants.js';
 import { close, sendto4, socket } from '../sys/libc.js';
-import { applyPlanDiff, type PlanDiff } from './config.js';
-import { engineSysctl } from './engine-sysctl.js';
+import { applyPlanDiff, DEFAULT_SYSCTL, type PlanDiff } from './config.js';
+import { applyEngineSysctl } from './engine-sysctl.js';
 import { type HaRequest, WorkerHa } from './worker-ha.js';
 
 const data = workerData as WorkerData;
@@ -62,6 +62,8 @@ function startFastPath(engine: Engine): { fp: KernelFastPath | null; start: Fast
 async function main(): Promise<void> {
   // timeouts run on CLOCK_MONOTONIC, the clock of the fast path's last-seen times
   const engine = new Engine({ clock: monotonicClock });
+  // the memory bound and defenses are on before the first packet, config or not
+  applyEngineSysctl(engine, DEFAULT_SYSCTL);
   let locals = localAddrs();
   const markLocal = (_svc: unknown, d: RealServer) => {
     d.local = locals.has(d.addr);
@@ -154,7 +156,7 @@ async function main(): Promise<void> {
           const { timeouts, sysctl, marks } = m.diff as PlanDiff;
           if (marks) fwd.matches = marks;
           if (timeouts) engine.setTimeouts(timeouts);
-          if (sysctl) engine.setSysctl(engineSysctl(sysctl));
+          if (sysctl) applyEngineSysctl(engine, sysctl);
           port.postMessage({ type: 'reply', id: m.id, response: 'ok', plan: fwd.plan() });
         } catch (e) {
           port.postMessage({ type: 'reply', id: m.id, error: (e as Error).message, plan: fwd.plan() });

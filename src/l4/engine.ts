@@ -21,7 +21,7 @@ import {
 } from './conn/conn.js';
 import { Defense } from './conn/defense.js';
 import { ipv6Words } from './conn/flow6.js';
-import { ConnTable, templateKey } from './conn/table.js';
+import { CONN_ENTRY_BYTES, ConnTable, templateKey } from './conn/table.js';
 import {
   nextTcpState,
   TCP_DEFAULT_TIMEOUTS_MS,
@@ -152,6 +152,14 @@ export interface EngineStats {
   /** entries in the connection table, templates included */
   size: number;
   maxConns: number;
+  /**
+   * the table's memory, estimated: entries × bytesPerEntry (CONN_ENTRY_BYTES, measured by bench/conn-bytes.ts); not
+   * a heap reading
+   */
+  tableBytes: number;
+  /** the bound that estimate is held to (maxConns × bytesPerEntry) */
+  maxTableBytes: number;
+  bytesPerEntry: number;
   /** dropped packets by reason */
   drops: Record<DropReason, number>;
   /** entries that left through their timer */
@@ -273,6 +281,16 @@ export class Engine implements AdmTarget {
   /** Change sysctls; the defense levels are recomputed at once (as the kernel's proc handlers do). */
   setSysctl(s: Partial<EngineSysctl>): void {
     Object.assign(this.sysctl, s);
+    this.defense.update(this.conns.available);
+  }
+
+  /**
+   * Hold the connection table to `maxBytes` of estimated memory (entries × CONN_ENTRY_BYTES): its bound becomes
+   * that many entries (at least 1). Entries over a lowered bound stay until they leave; new ones are refused or
+   * evict half-open ones, and the defenses (driven by the free entries under amemthresh) see the new room at once.
+   */
+  setTableBytes(maxBytes: number): void {
+    this.conns.maxConns = Math.max(1, Math.floor(maxBytes / CONN_ENTRY_BYTES));
     this.defense.update(this.conns.available);
   }
 
@@ -501,6 +519,9 @@ export class Engine implements AdmTarget {
     return {
       size: this.conns.size,
       maxConns: this.conns.maxConns,
+      tableBytes: this.conns.size * CONN_ENTRY_BYTES,
+      maxTableBytes: this.conns.maxConns * CONN_ENTRY_BYTES,
+      bytesPerEntry: CONN_ENTRY_BYTES,
       drops: { ...this.drops },
       expired: this.counters.expired,
       defenseDropped: this.counters.defenseDropped,

@@ -25,6 +25,13 @@ import { FlowIndex6, ipv6Words } from './flow6.js';
 import { ExpiryHeap } from './heap.js';
 import { TCP_S_ESTABLISHED, TCP_S_SYN_RECV, TCP_S_SYNACK } from './tcp.js';
 
+/**
+ * Bytes one entry costs, for the table's byte estimate (entries × this) and the memory bound: measured by
+ * `npm run bench:conn-bytes` (heap after gc, per entry, 1M entries: 228 DR, 271 NAT, the entry with its share of
+ * the indexes, expiry heap and dense array), rounded up from the larger.
+ */
+export const CONN_ENTRY_BYTES = 272;
+
 /** A template (or any entry) that still controls connections is re-armed for this long (ip_vs_conn_expire). */
 export const CONTROL_REARM_MS = 60_000;
 /** todrop_entry: entries that saw traffic in the last 60 s are never dropped. */
