@@ -85,6 +85,8 @@ async function main(): Promise<void> {
     data.queue,
     data.queues,
   );
+  // sources claiming one of the director's own addresses are martians (refreshed with `locals`)
+  fwd.setOwnAddrs(locals);
   const ha = new WorkerHa(engine, fwd);
   const { fp, start: fastpath } = startFastPath(engine);
   // the sync master counts packets one by one (sync_threshold, sync_period): for packets the kernel forwarded, it is
@@ -139,6 +141,7 @@ async function main(): Promise<void> {
       case 'adm': {
         let response: string;
         locals = localAddrs();
+        fwd.setOwnAddrs(locals);
         // kernel-forwarded packets show in -L --stats / --rate at once
         engine.syncKernel();
         try {
@@ -152,6 +155,7 @@ async function main(): Promise<void> {
       case 'diff': {
         try {
           locals = localAddrs();
+          fwd.setOwnAddrs(locals);
           applyPlanDiff(engine.table, m.diff as PlanDiff);
           const { timeouts, sysctl, marks } = m.diff as PlanDiff;
           if (marks) fwd.matches = marks;

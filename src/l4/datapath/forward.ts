@@ -5,6 +5,7 @@
  * The I/O (verdict, raw send) is injected so this runs in unit tests without a kernel.
  */
 
+import { canonicalAddr, ipv4ToInt } from '../../common/addr.js';
 import {
   DEST_MARK_BASE,
   DIVERT_MARK,
@@ -22,14 +23,14 @@ import type { Engine } from '../engine.js';
 import { addrBytes, ipipEncap, ipv4HeaderChecksum, l4Checksum, natRewrite } from './csum.js';
 import { DatapathError } from './errors.js';
 import { NF_ACCEPT, NF_DROP, type QueuedPacket } from './nfqmsg.js';
-import { type BadReason, PARSE_BAD, PARSE_ICMP, PacketParser, type Parsed } from './packet.js';
+import { type BadReason, PARSE_BAD, PARSE_ICMP, PacketParser, type PacketView, type Parsed } from './packet.js';
 
 export interface Counters {
   packets: number;
   forwarded: { route: number; masq: number; tunnel: number; local: number; reply: number };
   passed: number;
   dropped: number;
-  bad: Partial<Record<BadReason | 'icmp-no-conn' | 'engine-drop' | 'tunnel-send' | 'internal', number>>;
+  bad: Partial<Record<BadReason | 'martian' | 'icmp-no-conn' | 'engine-drop' | 'tunnel-send' | 'internal', number>>;
 }
 
 export function newCounters(): Counters {
@@ -79,6 +80,11 @@ export class Forwarder {
   matches: PlanMatch[] = [];
   /** reused for every packet: the hot path allocates no parse objects */
   private readonly parser = new PacketParser();
+  /** the director's own addresses and the VIPs (see setOwnAddrs), as sources they are martians */
+  private own4 = new Set<number>();
+  private own6 = new Set<string>();
+  private vips4 = new Set<number>();
+  private vips6 = new Set<string>();
 
   constructor(
     readonly engine: Engine,
@@ -109,6 +115,35 @@ export class Forwarder {
       this.marks.set(rip, m);
     }
     return m;
+  }
+
+  /**
+   * The director's own addresses (its interfaces'): a packet from outside claiming one as its source is dropped as a
+   * martian, as the kernel's source validation does before IPVS sees it. The VIPs are added from the table by plan().
+   */
+  setOwnAddrs(addrs: Iterable<string>): void {
+    const { v4, v6 } = splitAddrs(addrs);
+    this.own4 = v4;
+    this.own6 = v6;
+  }
+
+  /**
+   * A source the kernel's routing would refuse (ip_route_input_slow's martian_source, fib_validate_source): 0/8,
+   * 127/8, multicast 224/4 and 255.255.255.255, ::, ::1, ff00::/8, or one of the director's own addresses or VIPs.
+   */
+  private martian(p: PacketView): boolean {
+    if (p.family === 4) {
+      const s = p.saddr4;
+      const a = s >>> 24;
+      if (a === 0 || a === 127 || a >= 224) return true;
+      return s === p.daddr4 || this.own4.has(s) || this.vips4.has(s);
+    }
+    const w = p.addr6;
+    if (w[0] >>> 24 === 0xff) return true;
+    if (w[0] === 0 && w[1] === 0 && w[2] === 0 && (w[3] === 0 || w[3] === 1)) return true;
+    if (this.own6.size === 0 && this.vips6.size === 0) return false;
+    const s = p.saddr;
+    return s === p.daddr || this.own6.has(s) || this.vips6.has(s);
   }
 
   private bad(reason: keyof Counters['bad']): void {
@@ -147,6 +182,12 @@ export class Forwarder {
       this.bad(parser.reason);
       if (BAD_ACTION[parser.reason] === 'pass') this.pass(q);
       else this.drop(q);
+      return;
+    }
+    // a martian source never reaches the scheduler (packets from the director itself come in on lo, ifindex 1)
+    if (!reply && q.indev !== LOOPBACK_IFINDEX && this.martian(parser.pkt)) {
+      this.bad('martian');
+      this.drop(q);
       return;
     }
     if (r === PARSE_ICMP) {
@@ -244,6 +285,12 @@ export class Forwarder {
   plan(): RulePlan {
     const plan = emptyPlan(this.queue, this.queues);
     plan.matches = this.matches;
+    const vips = splitAddrs([
+      ...this.engine.table.list().flatMap((s) => (s.kind === 'fwm' ? [] : [s.addr])),
+      ...this.matches.map((m) => m.addr),
+    ]);
+    this.vips4 = vips.v4;
+    this.vips6 = vips.v6;
     for (const svc of this.engine.table.list()) {
       plan.services.push({ kind: svc.kind, family: svc.family, addr: svc.addr, port: svc.port, fwmark: svc.fwmark });
       for (const d of svc.dests) {
@@ -263,6 +310,19 @@ export class Forwarder {
     }
     return plan;
   }
+}
+
+/** The loopback interface's index in every namespace: packets the director sends itself come back in on it. */
+const LOOPBACK_IFINDEX = 1;
+
+function splitAddrs(addrs: Iterable<string>): { v4: Set<number>; v6: Set<string> } {
+  const v4 = new Set<number>();
+  const v6 = new Set<string>();
+  for (const a of addrs) {
+    if (a.includes(':')) v6.add(canonicalAddr(a.replace(/%.*$/, '')));
+    else if (a) v4.add(ipv4ToInt(a));
+  }
+  return { v4, v6 };
 }
 
 function routeFor(family: 4 | 6, rip: string, mark: number): PlanRoute {
