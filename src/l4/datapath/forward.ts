@@ -191,7 +191,8 @@ export class Forwarder {
       return;
     }
     if (r === PARSE_ICMP) {
-      this.handleIcmp(q, parser);
+      if (reply) this.handleIcmpOut(q, parser);
+      else this.handleIcmp(q, parser);
       return;
     }
     const p = parser.pkt;
@@ -256,29 +257,55 @@ export class Forwarder {
     }
     if (dest.fwd === 'masq') {
       // rewrite the outer destination and the embedded source (VIP:vport → RIP:rport), recompute the ICMP checksum
-      const b = q.payload;
-      const o = e.pkt;
-      const raddr = this.addr(conn.daddr);
-      natRewrite(b, o, 'dst', raddr, 0);
-      if (i.family === 4) {
-        b.set(raddr, e.innerOff + 12);
-        const ihl = (b[e.innerOff] & 0x0f) * 4;
-        const c = ipv4HeaderChecksum(b, e.innerOff, ihl);
-        b[e.innerOff + 10] = c >> 8;
-        b[e.innerOff + 11] = c & 0xff;
-      } else b.set(raddr, e.innerOff + 8);
-      b[i.l4off] = conn.dport >> 8;
-      b[i.l4off + 1] = conn.dport & 0xff;
-      // the ICMP checksum covers the embedded packet (and for ICMPv6 the pseudo-header): recomputed whole, as
-      // ip_vs_nat_icmp / ip_vs_nat_icmp_v6 do
-      const c = l4Checksum(b, o);
-      b[e.icmpOff + 2] = c >> 8;
-      b[e.icmpOff + 3] = c & 0xff;
+      this.natIcmp(q.payload, e, 'dst', this.addr(conn.daddr), conn.dport);
       this.counters.forwarded.masq++;
-      this.io.verdict(q.id, NF_ACCEPT, 0, b.subarray(0, o.totalLen));
+      this.io.verdict(q.id, NF_ACCEPT, 0, q.payload.subarray(0, e.pkt.totalLen));
       return;
     }
+    // DR and TUN: the real server gets the error as it came (its PMTU for the flow follows a frag-needed)
     this.forward(q, e.pkt, conn, dest);
+  }
+
+  /**
+   * An ICMP error from the real-server side about a NAT flow (ip_vs_out_icmp): the embedded packet is the one the
+   * director sent to the real server (CIP:cport → RIP:rport); the client gets it as from the VIP: outer source and
+   * embedded destination become VIP:vport. Anything else passes (routed as it is).
+   */
+  private handleIcmpOut(q: QueuedPacket, e: PacketParser): void {
+    const conn = this.engine.icmpConn(e.inner, 'out');
+    if (!conn?.dest || conn.fwd !== 'masq') {
+      this.bad('icmp-no-conn');
+      this.pass(q);
+      return;
+    }
+    this.natIcmp(q.payload, e, 'src', this.addr(conn.vaddr), conn.vport);
+    this.counters.forwarded.reply++;
+    this.io.verdict(q.id, NF_ACCEPT, 0, q.payload.subarray(0, e.pkt.totalLen));
+  }
+
+  /**
+   * ip_vs_nat_icmp: the outer `which` address becomes `addr`, the embedded packet's opposite end (its source for an
+   * outer destination, its destination for an outer source) becomes addr:port; the embedded IPv4 header checksum
+   * and the ICMP checksum (over the embedded packet and, for ICMPv6, the pseudo-header) are recomputed.
+   */
+  private natIcmp(b: Uint8Array, e: PacketParser, which: 'src' | 'dst', addr: Uint8Array, port: number): void {
+    const o = e.pkt;
+    const i = e.inner;
+    natRewrite(b, o, which, addr, 0);
+    const inner = which === 'dst' ? 'src' : 'dst';
+    if (i.family === 4) {
+      b.set(addr, e.innerOff + (inner === 'src' ? 12 : 16));
+      const ihl = (b[e.innerOff] & 0x0f) * 4;
+      const c = ipv4HeaderChecksum(b, e.innerOff, ihl);
+      b[e.innerOff + 10] = c >> 8;
+      b[e.innerOff + 11] = c & 0xff;
+    } else b.set(addr, e.innerOff + (inner === 'src' ? 8 : 24));
+    const portOff = i.l4off + (inner === 'src' ? 0 : 2);
+    b[portOff] = port >> 8;
+    b[portOff + 1] = port & 0xff;
+    const c = l4Checksum(b, o);
+    b[e.icmpOff + 2] = c >> 8;
+    b[e.icmpOff + 3] = c & 0xff;
   }
 
   /** The kernel rules the current table needs (services to queue, NAT reply sources, DR routes). */
