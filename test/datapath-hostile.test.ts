@@ -181,25 +181,25 @@ test('guard rules: VIP traffic untracked with a conntrack match (defrag hooks), 
     '-A TIERLB_RAW -d 10.0.0.100/32 -j CT --notrack',
     '-A TIERLB_RAW -d 10.0.0.101/32 -j CT --notrack',
     '-A TIERLB_RAW -s 10.0.0.12/32 -j CT --notrack',
-    '-A TIERLB_RAW -m conntrack --ctstate UNTRACKED -j RETURN',
+    '-A TIERLB_RAW -m conntrack --ctstate UNTRACKED',
   ]);
   t.true(
     rules.includes(
-      '-A TIERLB_ICMP -d 10.0.0.100/32 -p icmp -m icmp --icmp-type 3 -j MARK --set-xmark 0x544c0001/0xffffffff',
+      '-A TIERLB_RAW -d 10.0.0.100/32 -p icmp -m icmp --icmp-type 3 -j MARK --set-xmark 0x544c0001/0xffffffff',
     ),
   );
   t.true(
     rules.includes(
-      '-A TIERLB_ICMP -d 10.0.0.101/32 -p icmp -m icmp --icmp-type 11 -j MARK --set-xmark 0x544c0001/0xffffffff',
+      '-A TIERLB_RAW -d 10.0.0.101/32 -p icmp -m icmp --icmp-type 11 -j MARK --set-xmark 0x544c0001/0xffffffff',
     ),
   );
-  t.true(rules.includes('-A TIERLB_ICMP -m mark --mark 0x544c0001 -j NFQUEUE --queue-num 3'));
+  t.true(rules.includes('-A TIERLB_RAW -m mark --mark 0x544c0001 -j NFQUEUE --queue-num 3'));
   t.true(
     rules.includes(
-      '-A TIERLB_ICMP -p icmp -m icmp --icmp-type 3 -m addrtype ! --dst-type LOCAL -j MARK --set-xmark 0x544c0002/0xffffffff',
+      '-A TIERLB_RAW -p icmp -m icmp --icmp-type 3 -m addrtype ! --dst-type LOCAL -j MARK --set-xmark 0x544c0002/0xffffffff',
     ),
   );
-  t.true(rules.includes('-A TIERLB_ICMP -m mark --mark 0x544c0002 -j NFQUEUE --queue-num 3'));
+  t.true(rules.includes('-A TIERLB_RAW -m mark --mark 0x544c0002 -j NFQUEUE --queue-num 3'));
   t.false(
     rules.some((l) => l.includes('--icmp-type 5')),
     'redirects are not IPVS business',
@@ -215,6 +215,6 @@ test('guard rules: VIP traffic untracked with a conntrack match (defrag hooks), 
     renderGuards(
       { ...plan, services: [{ kind: 'tcp', family: 6, addr: '2001:db8::1', port: 80, fwmark: 0 }] },
       6,
-    ).includes('-A TIERLB_ICMP -d 2001:db8::1/128 -p ipv6-icmp -m icmp6 --icmpv6-type 2 -j MARK'),
+    ).includes('-A TIERLB_RAW -d 2001:db8::1/128 -p ipv6-icmp -m icmp6 --icmpv6-type 2 -j MARK'),
   );
 });
