@@ -55,7 +55,11 @@ export interface DatapathStats extends Counters {
   fastpath?: FastpathStart & Partial<FastPathStats> & { inKernel?: number };
 }
 
-/** The kernel's reassembly counters: fragments that needed it, datagrams reassembled, failures (timeouts, memory). */
+/**
+ * The kernel's reassembly counters: fragments that needed it, datagrams reassembled, failures (timeouts, memory).
+ * IPv4's count what the defrag hook reassembled (ip_defrag updates them); netfilter's IPv6 reassembly (nf_ct_frag6)
+ * does not update Ip6Reasm*, so v6 shows only what the director's own stack reassembled.
+ */
 export interface Reassembly {
   v4: { reqds: number; oks: number; fails: number };
   v6: { reqds: number; oks: number; fails: number };
