@@ -4,7 +4,7 @@ import { applyEngineSysctl } from '../src/director/engine-sysctl.js';
 import { renderMetrics } from '../src/director/metrics.js';
 import type { MetricsSnapshot } from '../src/director/worker-ha.js';
 import { Connection, connAddrs } from '../src/l4/conn/conn.js';
-import { CONN_ENTRY_BYTES } from '../src/l4/conn/table.js';
+import { CONN_ENTRY_BYTES, CONN6_ENTRY_BYTES } from '../src/l4/conn/table.js';
 import { newCounters } from '../src/l4/datapath/forward.js';
 import { PacketParser } from '../src/l4/datapath/packet.js';
 import { ACK, addService, checkInvariants, pkt, SYN, seeded, setup } from './engine-fixture.js';
@@ -126,4 +126,20 @@ test('/metrics shows the table bytes, its bound and the bytes per entry', async 
   t.regex(text, new RegExp(`tierlb_ipvs_connection_table_bytes ${CONN_ENTRY_BYTES}\\n`));
   t.regex(text, new RegExp(`tierlb_ipvs_connection_entry_bytes ${CONN_ENTRY_BYTES}\\n`));
   t.regex(text, /tierlb_ipvs_connection_table_max_bytes \d+/);
+});
+
+test('IPv6 entries count at their own measured size: an IPv6 flood is held to the same byte bound', (t) => {
+  const { eng } = setup();
+  addService(eng, {
+    id: { kind: 'tcp', family: 6, addr: '2001:db8::100', port: 80 },
+    dests: ['2001:db8::11'],
+  });
+  const bound = 1000 * CONN_ENTRY_BYTES;
+  applyEngineSysctl(eng, { ...DEFAULT_SYSCTL, connTableBytes: bound });
+  for (let i = 0; i < 3000; i++)
+    eng.process(pkt({ family: 6, saddr: `2001:db8:7::${i.toString(16)}`, daddr: '2001:db8::100', tcpFlags: SYN }));
+  const s = eng.stats();
+  t.true(s.tableBytes <= bound, `${s.tableBytes} > ${bound}`);
+  t.is(s.tableBytes, s.size * CONN6_ENTRY_BYTES);
+  t.true(s.size < 1000 && s.size >= Math.floor(bound / CONN6_ENTRY_BYTES) - 1, String(s.size));
 });

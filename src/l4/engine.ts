@@ -21,7 +21,7 @@ import {
 } from './conn/conn.js';
 import { Defense } from './conn/defense.js';
 import { ipv6Words } from './conn/flow6.js';
-import { CONN_ENTRY_BYTES, ConnTable, templateKey } from './conn/table.js';
+import { CONN_ENTRY_BYTES, CONN6_ENTRY_BYTES, ConnTable, templateKey } from './conn/table.js';
 import {
   nextTcpState,
   TCP_DEFAULT_TIMEOUTS_MS,
@@ -153,12 +153,13 @@ export interface EngineStats {
   size: number;
   maxConns: number;
   /**
-   * the table's memory, estimated: entries × bytesPerEntry (CONN_ENTRY_BYTES, measured by bench/conn-bytes.ts); not
-   * a heap reading
+   * the table's memory, estimated: IPv4 entries × bytesPerEntry (CONN_ENTRY_BYTES) + IPv6 entries × CONN6_ENTRY_BYTES,
+   * both measured by bench/conn-bytes.ts; not a heap reading
    */
   tableBytes: number;
-  /** the bound that estimate is held to (maxConns × bytesPerEntry) */
+  /** the bound that estimate is held to (setTableBytes; maxConns × bytesPerEntry unless set) */
   maxTableBytes: number;
+  /** bytes per IPv4 entry (an IPv6 one: CONN6_ENTRY_BYTES) */
   bytesPerEntry: number;
   /** dropped packets by reason */
   drops: Record<DropReason, number>;
@@ -224,6 +225,8 @@ export class Engine implements AdmTarget {
   private fastMinPackets = 1;
 
   private readonly defense: Defense;
+  /** setTableBytes' bound; undefined: the entry bound alone */
+  private maxBytes: number | undefined;
   private readonly counters = { expired: 0, defenseDropped: 0, rescheduled: 0 };
   private readonly drops = zeroDrops();
   private nextEstimate: number;
@@ -244,7 +247,7 @@ export class Engine implements AdmTarget {
       },
     });
     this.defense = new Defense(this.sysctl);
-    this.defense.update(this.conns.available);
+    this.defense.update(this.room());
     const now = this.clock.now();
     this.nextEstimate = now + ESTIMATOR_INTERVAL_MS;
     this.nextDefense = now + DEFENSE_TIMER_PERIOD_MS;
@@ -281,7 +284,7 @@ export class Engine implements AdmTarget {
   /** Change sysctls; the defense levels are recomputed at once (as the kernel's proc handlers do). */
   setSysctl(s: Partial<EngineSysctl>): void {
     Object.assign(this.sysctl, s);
-    this.defense.update(this.conns.available);
+    this.defense.update(this.room());
   }
 
   /**
@@ -290,8 +293,21 @@ export class Engine implements AdmTarget {
    * evict half-open ones, and the defenses (driven by the free entries under amemthresh) see the new room at once.
    */
   setTableBytes(maxBytes: number): void {
+    this.maxBytes = maxBytes;
     this.conns.maxConns = Math.max(1, Math.floor(maxBytes / CONN_ENTRY_BYTES));
-    this.defense.update(this.conns.available);
+    this.defense.update(this.room());
+  }
+
+  /** Free entries for the defenses: under the entry bound and, with a byte bound, the IPv4 entries that still fit. */
+  private room(): number {
+    const free = this.conns.available;
+    if (this.maxBytes === undefined) return free;
+    return Math.min(free, Math.max(0, Math.floor((this.maxBytes - this.conns.bytes) / CONN_ENTRY_BYTES)));
+  }
+
+  /** The memory bound of the table's estimate (bytes). */
+  get maxTableBytes(): number {
+    return this.maxBytes ?? this.conns.maxConns * CONN_ENTRY_BYTES;
   }
 
   /** The TCP state machine currently in use is the secure_tcp one. */
@@ -461,7 +477,7 @@ export class Engine implements AdmTarget {
     }
     this.conns.expire(now);
     if (now >= this.nextDefense) {
-      this.defense.update(this.conns.available);
+      this.defense.update(this.room());
       if (this.defense.dropEntry) this.counters.defenseDropped += this.conns.randomDrop(now);
       this.nextDefense += DEFENSE_TIMER_PERIOD_MS;
       if (this.nextDefense <= now) this.nextDefense = now + DEFENSE_TIMER_PERIOD_MS;
@@ -519,8 +535,8 @@ export class Engine implements AdmTarget {
     return {
       size: this.conns.size,
       maxConns: this.conns.maxConns,
-      tableBytes: this.conns.size * CONN_ENTRY_BYTES,
-      maxTableBytes: this.conns.maxConns * CONN_ENTRY_BYTES,
+      tableBytes: this.conns.bytes,
+      maxTableBytes: this.maxTableBytes,
       bytesPerEntry: CONN_ENTRY_BYTES,
       drops: { ...this.drops },
       expired: this.counters.expired,
@@ -562,8 +578,12 @@ export class Engine implements AdmTarget {
   }
 
   /** Room for `n` more entries; at the bound, half-open TCP entries are evicted to make it. */
-  private reserve(n: number): boolean {
-    while (this.conns.size + n > this.conns.maxConns) {
+  private reserve(n: number, family: 4 | 6 = 4): boolean {
+    const cost = n * (family === 6 ? CONN6_ENTRY_BYTES : CONN_ENTRY_BYTES);
+    while (
+      this.conns.size + n > this.conns.maxConns ||
+      (this.maxBytes !== undefined && this.conns.bytes + cost > this.maxBytes)
+    ) {
       if (!this.conns.evictHalfOpen()) return false;
       this.counters.defenseDropped++;
     }
@@ -581,7 +601,7 @@ export class Engine implements AdmTarget {
     }
     const dest = svc.scheduler.schedule(svc, pkt);
     if (!dest) return this.leave(svc, pkt);
-    if (!this.reserve(1)) return this.drop('table-full');
+    if (!this.reserve(1, pkt.family)) return this.drop('table-full');
     const cp = new Connection({
       protocol: pkt.protocol,
       family: pkt.family,
@@ -620,7 +640,7 @@ export class Engine implements AdmTarget {
     if (!ct) {
       const d = svc.scheduler.schedule(svc, pkt);
       if (!d) return this.leave(svc, pkt);
-      if (!this.reserve(2)) return this.drop('table-full');
+      if (!this.reserve(2, pkt.family)) return this.drop('table-full');
       dest = d;
       ct = new Connection({
         protocol,
@@ -640,7 +660,7 @@ export class Engine implements AdmTarget {
       this.conns.insert(ct, dest);
     } else {
       dest = ct.dest as RealServer;
-      if (!this.reserve(1)) return this.drop('table-full');
+      if (!this.reserve(1, pkt.family)) return this.drop('table-full');
       // reserving may have evicted nothing but half-open connections; the template itself stays
     }
 

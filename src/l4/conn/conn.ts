@@ -105,7 +105,6 @@ class ConnExtra {
   vaddr: string | null = null;
   fwmark = 0;
   inKey = '';
-  addr6: Int32Array | null = null;
   kernel: KernelCounts | null = null;
   controlledBy: Connection | null = null;
   nControl = 0;
@@ -130,7 +129,7 @@ export type ConnInit = Omit<ConnAddrs, 'caddr'> &
  * The entry is kept small, since a flood fills the table with them (bench/conn-bytes.ts measures it): 17 fields, all
  * small integers or shared references. IPv4 addresses are 32-bit numbers (the strings are formatted on demand), the
  * protocol, family, destination port and the table's flags share one integer, the ports of the client and the
- * service another, and what few entries use (IPv6 strings and words, templates' keys, persistence control, the fast
+ * service another, and what few entries use (the IPv6 client string, templates' keys, persistence control, the fast
  * path's counters, a fwmark) lives in a ConnExtra made on first use.
  */
 /** An IPv4 address string (a VIP's, a real server's: few, long-lived) as a signed 32-bit number, cached. */
@@ -280,15 +279,6 @@ export class Connection {
 
   set inKey(k: string) {
     if (k !== '' || this.x !== null) this.extra().inKey = k;
-  }
-
-  /** IPv6 connections: caddr, vaddr, daddr as four 32-bit words each, at ADDR6_C, ADDR6_V, ADDR6_D (set when indexed) */
-  get addr6(): Int32Array | null {
-    return this.x?.addr6 ?? null;
-  }
-
-  set addr6(w: Int32Array | null) {
-    if (w !== null || this.x !== null) this.extra().addr6 = w;
   }
 
   /** indexed in the table's numeric input / output index of its family (IPv4: flow4.ts, IPv6: flow6.ts) */

@@ -31,6 +31,8 @@ import { TCP_S_ESTABLISHED, TCP_S_SYN_RECV, TCP_S_SYNACK } from './tcp.js';
  * the indexes, expiry heap and dense array), rounded up from the larger.
  */
 export const CONN_ENTRY_BYTES = 272;
+/** The same for an IPv6 entry (406 DR, 509 NAT at 1M entries: it keeps the client's address string), rounded up. */
+export const CONN6_ENTRY_BYTES = 512;
 
 /** A template (or any entry) that still controls connections is re-armed for this long (ip_vs_conn_expire). */
 export const CONTROL_REARM_MS = 60_000;
@@ -52,6 +54,9 @@ export function templateKey(protocol: number, caddr: string, vaddr: string, vpor
 
 /** The address words of an IPv6 inKey()/outKey() string being looked up: source at 0, destination at 4. */
 const KEY6 = new Int32Array(8);
+/** An IPv6 entry's caddr, vaddr, daddr words while it is indexed (INS6) and unindexed (DEL6). */
+const INS6 = new Int32Array(12);
+const DEL6 = new Int32Array(12);
 
 /** Look an inKey()/outKey() string up in the numeric index of its family (undefined for a malformed key). */
 function byKey(key: string, idx4: FlowIndex4<Connection>, idx6: FlowIndex6<Connection>): Connection | undefined {
@@ -93,6 +98,14 @@ export class ConnTable {
 
   get size(): number {
     return this.all.length;
+  }
+
+  /** IPv6 entries in the table (for the byte estimate) */
+  size6 = 0;
+
+  /** The table's memory, estimated: entries × the bytes measured for their family (CONN_ENTRY_BYTES, CONN6_...). */
+  get bytes(): number {
+    return (this.all.length - this.size6) * CONN_ENTRY_BYTES + this.size6 * CONN6_ENTRY_BYTES;
   }
 
   /** free entries before the bound is hit */
@@ -185,10 +198,10 @@ export class ConnTable {
       }
     } else {
       const p = conn.protocol;
-      const w = new Int32Array(12);
+      const w = INS6;
       ipv6Words(conn.caddr, w, ADDR6_C);
       ipv6Words(conn.vaddr, w, ADDR6_V);
-      conn.addr6 = w;
+      // unindex() below fills its own words (DEL6), not these
       const old = this.in6.get(p, w, ADDR6_C, conn.cport, w, ADDR6_V, conn.vport);
       if (old && old !== conn) this.unindex(old);
       this.in6.set(p, w, ADDR6_C, conn.cport, w, ADDR6_V, conn.vport, conn);
@@ -202,6 +215,7 @@ export class ConnTable {
     }
     conn.slot = this.all.length;
     this.all.push(conn);
+    if (conn.family === 6) this.size6++;
     this.arm(conn);
   }
 
@@ -400,7 +414,14 @@ export class ConnTable {
   }
 
   private unindex(conn: Connection): void {
-    const w = conn.addr6;
+    // IPv6 entries keep no words (an Int32Array per entry costs more than the entry): they are parsed again here
+    let w: Int32Array | null = null;
+    if (conn.family === 6 && (conn.indexedIn || conn.indexedOut)) {
+      w = DEL6;
+      ipv6Words(conn.caddr, w, ADDR6_C);
+      if (conn.indexedIn) ipv6Words(conn.vaddr, w, ADDR6_V);
+      if (conn.indexedOut) ipv6Words(conn.daddr, w, ADDR6_D);
+    }
     if (conn.indexedIn) {
       if (w) this.in6.delete(conn.protocol, w, ADDR6_C, conn.cport, w, ADDR6_V, conn.vport, conn);
       else this.in4.delete(conn.protocol, conn.caddr4, conn.cport, addr4(conn.vaddr), conn.vport, conn);
@@ -422,6 +443,7 @@ export class ConnTable {
     this.unindex(conn);
     this.controlDel(conn);
     this.unbindDest(conn);
+    if (conn.family === 6) this.size6--;
     const last = this.all.pop() as Connection;
     if (last !== conn) {
       this.all[conn.slot] = last;
