@@ -84,7 +84,7 @@ export function protoName(protocol: number): string {
   }
 }
 
-/** Where caddr, vaddr and daddr start in a connection's `addr6` words. */
+/** Where caddr, vaddr and daddr start in the table's IPv6 address words (src/l4/conn/table.ts). */
 export const ADDR6_C = 0;
 export const ADDR6_V = 4;
 export const ADDR6_D = 8;
