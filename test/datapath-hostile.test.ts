@@ -218,3 +218,42 @@ test('guard rules: VIP traffic untracked with a conntrack match (defrag hooks), 
     ).includes('-A TIERLB_RAW -d 2001:db8::1/128 -p ipv6-icmp -m icmp6 --icmpv6-type 2 -j MARK'),
   );
 });
+
+test('TUN: a reassembled datagram too big for one IPIP packet leaves as IPv4 fragments of the encapsulation', (t) => {
+  const e = new Engine({ clock: new ManualClock(1000) });
+  const raw: Uint8Array[] = [];
+  const f = new Forwarder(e, { verdict: () => {}, sendRaw: (p) => raw.push(p.slice()) > 0 });
+  const id = { kind: 'udp', family: 4, addr: VIP, port: 9000 } as const;
+  e.table.addService({ id, sched: 'rr', flags: 0, timeout: 0, netmask: 0xffffffff });
+  e.table.addDest(id, { addr: '10.0.0.13', port: 9000, fwd: 'tunnel', weight: 1, uThreshold: 0, lThreshold: 0 });
+  const src = '198.51.100.7';
+  const dg = ip({
+    src,
+    dst: VIP,
+    proto: UDP,
+    payload: udp({ src, dst: VIP, sport: 4000, dport: 9000, data: new Uint8Array(8000).fill(7) }),
+  });
+  f.handle(qp(dg));
+  t.true(raw.length >= 6, String(raw.length));
+  t.true(raw.every((p) => p.length <= 1500 && ipv4HeaderOk(p) && p[9] === 4));
+  // the fragments put back together are the IPIP packet: outer header + the datagram unchanged
+  const offs = raw.map((p) => (((p[6] << 8) | p[7]) & 0x1fff) * 8);
+  const body = new Uint8Array(offs.at(-1)! + raw.at(-1)!.length - 20);
+  for (const [i, p] of raw.entries()) body.set(p.subarray(20), offs[i]);
+  t.deepEqual(body, dg);
+  t.deepEqual(
+    raw.map((p) => p[6] & 0x20),
+    [...raw.slice(1).map(() => 0x20), 0],
+  );
+  t.is(f.counters.forwarded.tunnel, 1);
+  // with DF from the client it is not fragmented: counted and dropped (the client's PMTU discovery must shrink it)
+  const df = ip({
+    src,
+    dst: VIP,
+    proto: UDP,
+    df: true,
+    payload: udp({ src, dst: VIP, sport: 4001, dport: 9000, data: new Uint8Array(1490) }),
+  });
+  f.handle(qp(df));
+  t.is(f.counters.bad['tunnel-too-big'], 1);
+});

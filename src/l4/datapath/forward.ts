@@ -20,7 +20,7 @@ import {
 import type { Connection } from '../conn/conn.js';
 import type { RealServer } from '../dest.js';
 import type { Engine } from '../engine.js';
-import { addrBytes, ipipEncap, ipv4HeaderChecksum, l4Checksum, natRewrite } from './csum.js';
+import { addrBytes, ipipEncap, ipv4Fragments, ipv4HeaderChecksum, l4Checksum, natRewrite } from './csum.js';
 import { DatapathError } from './errors.js';
 import { NF_ACCEPT, NF_DROP, type QueuedPacket } from './nfqmsg.js';
 import { type BadReason, PARSE_BAD, PARSE_ICMP, PacketParser, type PacketView, type Parsed } from './packet.js';
@@ -30,7 +30,12 @@ export interface Counters {
   forwarded: { route: number; masq: number; tunnel: number; local: number; reply: number };
   passed: number;
   dropped: number;
-  bad: Partial<Record<BadReason | 'martian' | 'icmp-no-conn' | 'engine-drop' | 'tunnel-send' | 'internal', number>>;
+  bad: Partial<
+    Record<
+      BadReason | 'martian' | 'icmp-no-conn' | 'engine-drop' | 'tunnel-send' | 'tunnel-too-big' | 'internal',
+      number
+    >
+  >;
 }
 
 export function newCounters(): Counters {
@@ -78,6 +83,8 @@ export class Forwarder {
    * mark is in the table, so `tierlb adm -D -f M` removes its mark rules and adding it back restores them.
    */
   matches: PlanMatch[] = [];
+  /** the largest IPIP packet sent to a tunnel real server in one piece (the path MTU towards the real servers) */
+  tunnelMtu = 1500;
   /** reused for every packet: the hot path allocates no parse objects */
   private readonly parser = new PacketParser();
   /** the director's own addresses and the VIPs (see setOwnAddrs), as sources they are martians */
@@ -231,9 +238,17 @@ export class Forwarder {
       return;
     }
     if (dest.fwd === 'tunnel' && dest.family === 4) {
-      const out = ipipEncap(q.payload.subarray(0, p.totalLen), this.addr(dest.addr));
-      if (this.io.sendRaw(out, this.addr(dest.addr))) this.counters.forwarded.tunnel++;
-      else this.bad('tunnel-send');
+      const inner = q.payload.subarray(0, p.totalLen);
+      const out = ipipEncap(inner, this.addr(dest.addr));
+      // too big for the path once encapsulated (a reassembled datagram): fragmented as ip_vs_tunnel_xmit's output
+      // would be, unless the client asked for DF (then the client's PMTU discovery has to do it: counted, dropped)
+      if (out.length > this.tunnelMtu && inner[6] & 0x40) this.bad('tunnel-too-big');
+      else {
+        let ok = true;
+        for (const f of ipv4Fragments(out, this.tunnelMtu)) ok = this.io.sendRaw(f, this.addr(dest.addr)) && ok;
+        if (ok) this.counters.forwarded.tunnel++;
+        else this.bad('tunnel-send');
+      }
       this.io.verdict(q.id, NF_DROP);
       return;
     }
