@@ -19,8 +19,8 @@ import { Engine } from '../l4/engine.js';
 import { defaultInterfaces, KernelFastPath } from '../l4/fastpath/maps.js';
 import { AF_INET, IPPROTO_RAW, SOCK_RAW } from '../sys/constants.js';
 import { close, sendto4, socket } from '../sys/libc.js';
-import { applyPlanDiff, type PlanDiff } from './config.js';
-import { engineSysctl } from './engine-sysctl.js';
+import { applyPlanDiff, DEFAULT_SYSCTL, type PlanDiff } from './config.js';
+import { applyEngineSysctl } from './engine-sysctl.js';
 import { type HaRequest, WorkerHa } from './worker-ha.js';
 
 const data = workerData as WorkerData;
@@ -77,6 +77,8 @@ function presentInterfaces(): number[] {
 async function main(): Promise<void> {
   // timeouts run on CLOCK_MONOTONIC, the clock of the fast path's last-seen times
   const engine = new Engine({ clock: monotonicClock });
+  // the memory bound and defenses are on before the first packet, config or not
+  applyEngineSysctl(engine, DEFAULT_SYSCTL);
   let locals = localAddrs();
   const markLocal = (_svc: unknown, d: RealServer) => {
     d.local = locals.has(d.addr);
@@ -98,6 +100,8 @@ async function main(): Promise<void> {
     data.queue,
     data.queues,
   );
+  // sources claiming one of the director's own addresses are martians (refreshed with `locals`)
+  fwd.setOwnAddrs(locals);
   const ha = new WorkerHa(engine, fwd);
   const { fp, start: fastpath } = startFastPath(engine);
   // the sync master counts packets one by one (sync_threshold, sync_period): for packets the kernel forwarded, it is
@@ -153,6 +157,7 @@ async function main(): Promise<void> {
       case 'adm': {
         let response: string;
         locals = localAddrs();
+        fwd.setOwnAddrs(locals);
         // kernel-forwarded packets show in -L --stats / --rate at once
         engine.syncKernel();
         try {
@@ -166,11 +171,12 @@ async function main(): Promise<void> {
       case 'diff': {
         try {
           locals = localAddrs();
+          fwd.setOwnAddrs(locals);
           applyPlanDiff(engine.table, m.diff as PlanDiff);
           const { timeouts, sysctl, marks } = m.diff as PlanDiff;
           if (marks) fwd.matches = marks;
           if (timeouts) engine.setTimeouts(timeouts);
-          if (sysctl) engine.setSysctl(engineSysctl(sysctl));
+          if (sysctl) applyEngineSysctl(engine, sysctl);
           port.postMessage({ type: 'reply', id: m.id, response: 'ok', plan: fwd.plan() });
         } catch (e) {
           port.postMessage({ type: 'reply', id: m.id, error: (e as Error).message, plan: fwd.plan() });
