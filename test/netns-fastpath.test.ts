@@ -7,7 +7,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -115,19 +115,48 @@ async function stats(topo = t0): Promise<{ packets: number; fastpath: FastStats 
   return JSON.parse(await request(topo.socket, { op: 'stats' }));
 }
 
-function mapIds(): number[] {
-  const out = t0.set.exec(t0.director, 'bpftool', ['-j', 'map', 'show'], { allowFail: true }) || '[]';
-  const names = ['flows4', 'flows6', 'nat_reply4', 'nat_reply6', 'reals', 'counters'];
-  return (JSON.parse(out) as { id: number; name?: string }[])
-    .filter((m) => names.includes(m.name ?? ''))
-    .map((m) => m.id);
+/** The ids of every BPF object of a kind on the machine (programs, maps and links are not per namespace). */
+function liveIds(kind: 'prog' | 'map' | 'link'): { id: number; name?: string }[] {
+  const out = t0.set.exec(t0.director, 'bpftool', ['-j', kind, 'show'], { allowFail: true }) || '[]';
+  return JSON.parse(out) as { id: number; name?: string }[];
 }
 
-function progIds(): number[] {
-  const out = t0.set.exec(t0.director, 'bpftool', ['-j', 'prog', 'show'], { allowFail: true }) || '[]';
-  return (JSON.parse(out) as { id: number; name?: string }[])
-    .filter((p) => p.name === 'tierlb_fastpath')
-    .map((p) => p.id);
+/**
+ * The BPF programs, maps and links a process holds, from its file descriptors (fdinfo's prog_id, map_id, link_id):
+ * this director's own, whatever other BPF users (other tests' directors) load on the machine meanwhile.
+ */
+function bpfHeld(pid: number | undefined): { progs: number[]; maps: number[]; links: number[] } {
+  const held = { progs: new Set<number>(), maps: new Set<number>(), links: new Set<number>() };
+  let fds: string[] = [];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {}
+  for (const fd of fds) {
+    let info: string;
+    let target: string;
+    try {
+      target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
+    } catch {
+      continue;
+    }
+    const num = (key: string) => Number(new RegExp(`^${key}:\\s*(\\d+)`, 'm').exec(info)?.[1] ?? Number.NaN);
+    if (target === 'anon_inode:bpf-prog') held.progs.add(num('prog_id'));
+    else if (target === 'anon_inode:bpf-map') held.maps.add(num('map_id'));
+    else if (target === 'anon_inode:bpf_link') {
+      held.links.add(num('link_id'));
+      held.progs.add(num('prog_id'));
+    }
+  }
+  return { progs: [...held.progs], maps: [...held.maps], links: [...held.links] };
+}
+
+/** Programs attached to any interface of the director's namespace (tc filters; bpftool net show). */
+function nsAttached(): string[] {
+  const out = t0.set.exec(t0.director, 'bpftool', ['-j', 'net', 'show'], { allowFail: true }) || '[]';
+  return (JSON.parse(out) as { tc?: { devname: string; name?: string; prog_id?: number }[] }[]).flatMap((e) =>
+    (e.tc ?? []).map((a) => `${a.devname}: ${a.name ?? ''} ${a.prog_id ?? ''}`),
+  );
 }
 
 async function listStats(): Promise<string> {
@@ -170,18 +199,17 @@ function skip(t: { log: (s: string) => void; pass: () => void }): boolean {
   return false;
 }
 
-let progsBefore: number[] = [];
-let mapsBefore: number[] = [];
-
 test.serial('DR: a 64 MiB upload arrives byte-exact, almost every packet forwarded by the tc program', async (t) => {
   if (skip(t)) return;
-  progsBefore = progIds();
-  mapsBefore = mapIds();
   director = await startDirector(t0, ['--fastpath', 'on']);
   const st0 = await stats();
   t.true(st0.fastpath.active, JSON.stringify(st0.fastpath));
   t.is(st0.fastpath.attached.length, 1);
-  t.true(progIds().length > progsBefore.length, 'the program is loaded');
+  const progs = bpfHeld(director.child.pid).progs;
+  t.true(
+    liveIds('prog').some((p) => progs.includes(p.id) && p.name === 'tierlb_fastpath'),
+    'the director holds the loaded program',
+  );
   t.is((await adm(t0, ['-A', '-t', `${VIP}:9000`, '-s', 'rr'])).code, 0);
   t.is((await adm(t0, ['-a', '-t', `${VIP}:9000`, '-r', RS1, '-g'])).code, 0);
   const started = Date.now();
@@ -226,7 +254,13 @@ test.serial('NAT: a 64 MiB upload and a 64 MiB download arrive byte-exact, both 
     const [upIn] = rsStats(list, `${RS1}:9000`, 'Masq');
     const [, downOut] = rsStats(list, `${RS1}:9001`);
     t.log(
-      `NAT 2 x 64 MiB: hitNat ${hits} skbs, hitNatReply ${replies} skbs; ipvsadm InPkts (upload) ${upIn}, OutPkts (download) ${downOut}; queued to userspace ${queued}`,
+      `NAT 2 x 64 MiB: hitNat ${hits} skbs, hitNatReply ${replies} skbs; ipvsadm InPkts (upload) ${upIn}, OutPkts (download) ${downOut}; queued to userspace ${queued}; misses ${JSON.stringify(
+        Object.fromEntries(
+          Object.entries(c)
+            .filter(([k, v]) => k.startsWith('miss') && v > (st0.fastpath.counters[k] ?? 0))
+            .map(([k, v]) => [k, v - (st0.fastpath.counters[k] ?? 0)]),
+        ),
+      )}`,
     );
     t.true(hits > 500 && replies > 500, JSON.stringify(c));
     t.true(upIn > SIZE / 1500 && downOut > SIZE / 1500, `${upIn} ${downOut}`);
@@ -504,30 +538,36 @@ test.serial(
 
 test.serial('the director stopped leaves no program, link or tc filter', async (t) => {
   if (skip(t)) return;
-  if (director) await stopDirector(director.child);
+  if (!director) director = await startDirector(t0, ['--fastpath', 'on']);
+  // what this director holds, by id: other directors on the machine may load and unload programs meanwhile
+  const held = bpfHeld(director.child.pid);
+  t.true(held.progs.length > 0 && held.maps.length > 0, JSON.stringify(held));
+  t.true([...held.progs, ...held.maps, ...held.links].every(Number.isInteger), JSON.stringify(held));
+  t.log(`the director holds programs ${held.progs}, maps ${held.maps}, links ${held.links}`);
+  await stopDirector(director.child);
   director = null;
+  const leftOf = (kind: 'prog' | 'map' | 'link', ids: number[]) =>
+    liveIds(kind)
+      .filter((o) => ids.includes(o.id))
+      .map((o) => o.id);
   let left: number[] = [];
   for (let i = 0; i < 40; i++) {
-    left = progIds().filter((id) => !progsBefore.includes(id));
+    left = leftOf('prog', held.progs);
     if (left.length === 0) break;
     await sleep(100);
   }
   t.deepEqual(left, [], 'no tierlb_fastpath program');
   let maps: number[] = [];
   for (let i = 0; i < 40; i++) {
-    maps = mapIds().filter((id) => !mapsBefore.includes(id));
+    maps = leftOf('map', held.maps);
     if (maps.length === 0) break;
     await sleep(100);
   }
   t.deepEqual(maps, [], 'no map of the program');
+  t.deepEqual(leftOf('link', held.links), [], 'no tcx link');
   const filters = t0.set.exec(t0.director, 'tc', ['filter', 'show', 'dev', 'eth0', 'ingress'], { allowFail: true });
   t.is(filters.trim(), '');
-  const links = t0.set.exec(t0.director, 'bpftool', ['-j', 'link', 'show'], { allowFail: true }) || '[]';
-  const mine = (JSON.parse(links) as { prog_id: number }[]).filter((l) => !progsBefore.includes(l.prog_id));
-  t.true(
-    mine.every((l) => !progIds().includes(l.prog_id)),
-    links,
-  );
+  t.deepEqual(nsAttached(), [], 'nothing attached to an interface of the namespace');
 });
 
 test.serial('clsact fallback (tcx skipped): forwards, and stop removes its filter and qdisc', async (t) => {
@@ -579,10 +619,8 @@ test.serial(
     t.is(lines.length, 1, lines.join('\n'));
     t.regex(lines[0], /kernel fast path unavailable/);
     t.regex(lines[0], /not built; fix: npm run build/);
-    t.deepEqual(
-      progIds().filter((id) => !progsBefore.includes(id)),
-      [],
-    );
+    t.deepEqual(bpfHeld(director.child.pid), { progs: [], maps: [], links: [] });
+    t.deepEqual(nsAttached(), []);
     await stopDirector(director.child);
     director = null;
   },
