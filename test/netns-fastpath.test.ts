@@ -34,13 +34,27 @@ import {
 const MiB = 1 << 20;
 const SIZE = 64 * MiB;
 
+/**
+ * PAUSES: the bulk transfers (client uploads, the real server's download) pause twice near their start, after 64 KiB
+ * and 256 KiB, as a request/response exchange would. An entry arms only at a moment when none of its flow's packets
+ * waits in the queue; a sender that never pauses keeps one there on veth, where a verdict's reinjection runs the real
+ * server's ACK and the client's next segment in the same syscall (DEVELOPERS.md, the fast path and the NFQUEUE), so
+ * whether it arms mid-transfer is luck. At a pause it arms: these tests check that the rest then goes through the
+ * kernel (and the ordering test that nothing is overtaken when a flow switches mid-window).
+ */
+const PAUSE_AT = [64 * 1024, 256 * 1024];
+const PAUSE_S = 0.4;
+
 let t0: Topo;
 let director: { child: ChildProcess; stderr: () => string } | null = null;
 const built = existsSync(defaultObjectPath());
 
-/** rs: port 9000 reads to EOF and answers "<length> <sha256>"; port 9001 sends SIZE seeded bytes and closes. */
+/**
+ * rs: port 9000 reads to EOF and answers "<length> <sha256>"; port 9001 sends SIZE seeded bytes (pausing: PAUSES) and
+ * closes.
+ */
 const rsCode = (v6 = false) => `
-import hashlib, random, socket, socketserver, threading
+import hashlib, random, socket, socketserver, threading, time
 class Sink(socketserver.BaseRequestHandler):
     def handle(self):
         h = hashlib.sha256(); n = 0
@@ -51,7 +65,10 @@ class Sink(socketserver.BaseRequestHandler):
         self.request.sendall(('%d %s' % (n, h.hexdigest())).encode())
 class Source(socketserver.BaseRequestHandler):
     def handle(self):
-        self.request.sendall(random.Random(7).randbytes(${SIZE}))
+        data = random.Random(7).randbytes(${SIZE})
+        for a, b in ((0, ${PAUSE_AT[0]}), (${PAUSE_AT[0]}, ${PAUSE_AT[1]})):
+            self.request.sendall(data[a:b]); time.sleep(${PAUSE_S})
+        self.request.sendall(data[${PAUSE_AT[1]}:])
 class S(socketserver.ThreadingMixIn, socketserver.TCPServer):
     address_family = socket.${v6 ? 'AF_INET6' : 'AF_INET'}
     allow_reuse_address = True
@@ -64,11 +81,14 @@ threading.Event().wait()
 /** client: upload SIZE seeded bytes (or download them) through VIP:port; prints "ok" when byte-exact. */
 function clientCode(mode: 'up' | 'down', port: number, vip = VIP, size = SIZE): string {
   return `
-import hashlib, random, socket, sys
+import hashlib, random, socket, sys, time
 s = socket.create_connection(('${vip}', ${port}), timeout=30)
 if '${mode}' == 'up':
     data = random.Random(1).randbytes(${size})
-    s.sendall(data); s.shutdown(socket.SHUT_WR)
+    # paused twice near the start (see PAUSES)
+    for a, b in ((0, ${PAUSE_AT[0]}), (${PAUSE_AT[0]}, ${PAUSE_AT[1]})):
+        s.sendall(data[a:b]); time.sleep(${PAUSE_S})
+    s.sendall(data[${PAUSE_AT[1]}:]); s.shutdown(socket.SHUT_WR)
     got = b''
     while True:
         b = s.recv(4096)

@@ -214,7 +214,8 @@ async function main(): Promise<void> {
   while (!stopping) {
     // while an entry waits to be armed, verdicts go out only when the socket is drained (end of the pass), not every
     // 32: a sender that has used its window then waits for those verdicts' ACKs, so the queue holds none of its
-    // packets when the arm value is written, and the program can arm at its next packet
+    // packets when the arm value is written, and the program can arm at its next packet (on veth the release itself
+    // may restart the sender before the write: DEVELOPERS.md, the fast path and the NFQUEUE)
     pump(source, msgs, handle, fp && fp.unarmed > 0 ? HOLD : undefined);
     let c = receiveMessageOnPort(port);
     while (c) {
