@@ -35,14 +35,14 @@ const MiB = 1 << 20;
 const SIZE = 64 * MiB;
 
 /**
- * PAUSES: the bulk transfers (client uploads, the real server's download) pause twice near their start, after 64 KiB
- * and 256 KiB, as a request/response exchange would. An entry arms only at a moment when none of its flow's packets
+ * PAUSES: the bulk transfers (client uploads, the real server's download) pause twice near their start, after 32 KiB
+ * and 128 KiB, as a request/response exchange would. An entry arms only at a moment when none of its flow's packets
  * waits in the queue; a sender that never pauses keeps one there on veth, where a verdict's reinjection runs the real
  * server's ACK and the client's next segment in the same syscall (DEVELOPERS.md, the fast path and the NFQUEUE), so
  * whether it arms mid-transfer is luck. At a pause it arms: these tests check that the rest then goes through the
  * kernel (and the ordering test that nothing is overtaken when a flow switches mid-window).
  */
-const PAUSE_AT = [64 * 1024, 256 * 1024];
+const PAUSE_AT = [32 * 1024, 128 * 1024];
 const PAUSE_S = 0.4;
 
 let t0: Topo;
