@@ -2,7 +2,10 @@
  * `npm run bench:l4`: the director's data paths side by side, in one run, on the netns topology of
  * test/netns-director-topo.ts (DR to rs1):
  *   kernel-only      a static mangle mark + the same policy route tierlb installs (no userspace; the limit)
- *   tierlb-nfqueue   tierlb with --fastpath off: every packet through NFQUEUE and the engine
+ *   tierlb-nfqueue   tierlb with --fastpath off: every packet through NFQUEUE and the engine (up to 16 queued
+ *                    packets per recvmmsg)
+ *   tierlb-nfqueue-recv1  the same with one packet per receive call (TIERLB_NFQ_BATCH=1, the receive before
+ *                    recvmmsg): the batch receive's gain, in the same run
  *   tierlb-fastpath  tierlb with --fastpath on: established flows forwarded by the tc BPF program
  * Floods come from trafgen (Debian netsniff-ng, AF_PACKET) in the client namespace, one UDP flow to VIP:9000, so the
  * generator is not the bottleneck of the paths under test; delivery is counted at the real server (a raw-table DROP
@@ -48,7 +51,7 @@ const QUEUE_MAXLEN = process.env.L4_QUEUE_MAXLEN ?? '8192';
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-type System = 'kernel-only' | 'tierlb-nfqueue' | 'tierlb-fastpath' | 'null';
+type System = 'kernel-only' | 'tierlb-nfqueue' | 'tierlb-nfqueue-recv1' | 'tierlb-fastpath' | 'null';
 
 interface Row {
   system: System;
@@ -259,6 +262,7 @@ const CONNECT_SOURCES: Record<System, string> = {
   'tierlb-nfqueue': '10.77.1.22',
   'tierlb-fastpath': '10.77.1.23',
   null: '10.77.1.24',
+  'tierlb-nfqueue-recv1': '10.77.1.25',
 };
 
 async function measure(t: Topo, system: System): Promise<Row[]> {
@@ -362,6 +366,9 @@ async function nullBaseline(t: Topo): Promise<number> {
 }
 
 async function tierlb(t: Topo, system: System, fastpath: 'on' | 'off'): Promise<Row[]> {
+  // the director inherits this process's environment
+  if (system === 'tierlb-nfqueue-recv1') process.env.TIERLB_NFQ_BATCH = '1';
+  else delete process.env.TIERLB_NFQ_BATCH;
   const d = await startDirector(t, ['--max-queue-len', QUEUE_MAXLEN, '--fastpath', fastpath]);
   try {
     for (const [flag, svc] of [
@@ -428,6 +435,7 @@ async function main(): Promise<void> {
     rows.push(...(await measure(t, 'kernel-only')));
     kernelOnly(t, false);
     rows.push(...(await tierlb(t, 'tierlb-nfqueue', 'off')));
+    rows.push(...(await tierlb(t, 'tierlb-nfqueue-recv1', 'off')));
     rows.push(...(await tierlb(t, 'tierlb-fastpath', 'on')));
   } finally {
     t.dispose();
@@ -438,7 +446,7 @@ async function main(): Promise<void> {
   const metrics = [...new Set(rows.filter((r) => r.system === 'kernel-only').map((r) => r.metric))];
   for (const metric of metrics) {
     const k = rows.find((r) => r.system === 'kernel-only' && r.metric === metric)?.value ?? 0;
-    const cells = (['tierlb-nfqueue', 'tierlb-fastpath'] as const).map((s) => {
+    const cells = (['tierlb-nfqueue', 'tierlb-nfqueue-recv1', 'tierlb-fastpath'] as const).map((s) => {
       const v = rows.find((r) => r.system === s && r.metric === metric)?.value ?? 0;
       return `${s} ${v}${metric.endsWith('loss') ? '' : ` (${k ? (v / k).toFixed(2) : 'n/a'}x)`}`;
     });

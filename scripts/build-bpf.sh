@@ -21,7 +21,7 @@ fi
 mkdir -p "$OUT_DIR"
 for src in "$SRC_DIR"/*.bpf.c; do
   obj="$OUT_DIR/$(basename "${src%.c}").o"
-  "$CLANG" -O2 -g -Wall -Werror -target bpf -I/usr/include/x86_64-linux-gnu -I"/usr/include/$(uname -m)-linux-gnu" \
+  "$CLANG" -O2 -g -Wall -Werror -target bpf -mcpu=v3 -I/usr/include/x86_64-linux-gnu -I"/usr/include/$(uname -m)-linux-gnu" \
     -c "$src" -o "$obj"
   echo "build-bpf: $obj"
 done

@@ -172,14 +172,28 @@ test('a removed real server takes its flows out of the kernel; -C (flush) too', 
   t.is(s2.eng.inKernel.size, 0);
 });
 
-test('TUN stays in userspace', (t) => {
+test('IPv4 TUN enters the kernel on ESTABLISHED (IPIP in the program); IPv6 TUN stays in userspace', (t) => {
   const s = setup();
   const fp = new FakeFastPath();
   s.eng.setFastPath(fp);
   addService(s.eng, { dests: ['192.168.1.1'], fwd: 'tunnel' });
   s.eng.process(pkt({ tcpFlags: SYN }));
+  t.is(fp.flows.size, 0, 'SYN_RECV stays in userspace');
   s.eng.process(pkt({ tcpFlags: ACK }));
-  t.is(fp.flows.size, 0);
+  t.is(fp.flows.size, 1);
+
+  const s6 = setup();
+  const fp6 = new FakeFastPath();
+  s6.eng.setFastPath(fp6);
+  addService(s6.eng, {
+    id: { kind: 'tcp', family: 6, addr: '2001:db8::1', port: 80 },
+    dests: ['2001:db8:1::1'],
+    fwd: 'tunnel',
+  });
+  const six = { family: 6 as const, saddr: '2001:db8:2::1', daddr: '2001:db8::1' };
+  t.is(s6.eng.process(pkt({ ...six, tcpFlags: SYN })).kind, 'forward');
+  s6.eng.process(pkt({ ...six, tcpFlags: ACK }));
+  t.is(fp6.flows.size, 0);
 });
 
 test('minPackets: a flow enters at that many incoming packets; a short connect-reset never touches the map', (t) => {

@@ -1,7 +1,8 @@
 /**
  * The fast path's tc program on crafted packets through BPF_PROG_TEST_RUN (no namespaces): DR redirects the frame
- * untouched, NAT rewrites both ways with valid checksums (verified here in JS), IPv4 and IPv6, and every case the
- * program must not handle returns TC_ACT_OK with the packet untouched. Needs root and the built object.
+ * with only its TTL / hop limit decremented, NAT rewrites both ways and TUN encapsulates (IPIP) with valid checksums
+ * (verified here in JS), IPv4 and IPv6, and every case the program must not handle (an unarmed entry too) returns
+ * TC_ACT_OK with the packet untouched. Needs root and the built object.
  */
 import { existsSync } from 'node:fs';
 import test, { type ExecutionContext } from 'ava';
@@ -15,6 +16,7 @@ import {
   KernelFastPath,
   METHOD_DR,
   METHOD_NAT,
+  METHOD_TUN,
   readFlowValue,
   realValue,
 } from '../src/l4/fastpath/maps.js';
@@ -169,9 +171,8 @@ function build(p: PacketSpec): Buffer {
   return Buffer.concat([eth, l3, l4]);
 }
 
-/** Checks a frame's IPv4 header checksum and its TCP/UDP checksum; returns the addresses and ports. */
-function verify(t: ExecutionContext, f: Buffer, family: 4 | 6, proto: number) {
-  const l3 = 14;
+/** Checks a frame's IPv4 header checksum and its TCP/UDP checksum; returns the addresses, ports and TTL. */
+function verify(t: ExecutionContext, f: Buffer, family: 4 | 6, proto: number, l3 = 14) {
   let src: Uint8Array;
   let dst: Uint8Array;
   let l4: number;
@@ -191,6 +192,7 @@ function verify(t: ExecutionContext, f: Buffer, family: 4 | 6, proto: number) {
     dst: Buffer.from(dst),
     sport: f.readUInt16BE(l4),
     dport: f.readUInt16BE(l4 + 2),
+    ttl: family === 4 ? f[l3 + 8] : f[l3 + 7],
   };
 }
 
@@ -207,10 +209,10 @@ function withFastPath(t: ExecutionContext, fn: (fp: KernelFastPath) => void): vo
   }
 }
 
-function setReal(fp: KernelFastPath, idx: number, family: 4 | 6, nh: string, enabled = true): void {
+function setReal(fp: KernelFastPath, idx: number, family: 4 | 6, nh: string, enabled = true, src?: string): void {
   const k = Buffer.alloc(4);
   k.writeUInt32LE(idx);
-  fp.reals.update(k, realValue({ ifindex: 1, family, nh, enabled }));
+  fp.reals.update(k, realValue({ ifindex: 1, family, nh, enabled, src }));
 }
 
 interface FlowSpec {
@@ -223,6 +225,8 @@ interface FlowSpec {
   method: number;
   raddr?: string;
   rport?: number;
+  armed?: boolean;
+  token?: number;
 }
 
 function addFlow(fp: KernelFastPath, f: FlowSpec): void {
@@ -231,7 +235,15 @@ function addFlow(fp: KernelFastPath, f: FlowSpec): void {
   const nat = f.method === METHOD_NAT;
   flows.update(
     req,
-    flowValue({ rs: 0, method: f.method, natAddr: f.raddr, natPort: f.rport, replyIfindex: nat ? 1 : 0 }),
+    flowValue({
+      rs: 0,
+      method: f.method,
+      natAddr: f.raddr,
+      natPort: f.rport,
+      replyIfindex: nat ? 1 : 0,
+      armed: f.armed,
+      token: f.token,
+    }),
   );
   if (nat) {
     const reply = flowKey(f.family, f.proto, f.raddr as string, f.rport as number, f.caddr, f.cport);
@@ -254,16 +266,19 @@ function readFlow(fp: KernelFastPath, f: FlowSpec) {
 for (const family of [4, 6] as const) {
   for (const proto of [TCP, UDP]) {
     const name = `${family === 4 ? 'IPv4' : 'IPv6'} ${proto === TCP ? 'TCP' : 'UDP'}`;
-    test(`DR ${name}: a known flow is redirected with the packet untouched, counted, last-seen set`, (t) =>
+    test(`DR ${name}: a known flow is redirected with only its TTL decremented, counted, last-seen set`, (t) =>
       withFastPath(t, (fp) => {
         const [c, v, r] = family === 4 ? [CIP, VIP, RIP] : [CIP6, VIP6, RIP6];
         setReal(fp, 0, family, r);
         const flow = { family, proto, caddr: c, cport: 40000, vaddr: v, vport: 80, method: METHOD_DR };
         addFlow(fp, flow);
-        const pkt = build({ family, proto, src: c, sport: 40000, dst: v, dport: 80, payload: 100 });
+        const spec = { family, proto, src: c, sport: 40000, dst: v, dport: 80, payload: 100 };
+        const pkt = build(spec);
         const res = fp.obj.testRun('tierlb_fastpath', pkt);
         t.is(res.retval, TC_ACT_REDIRECT);
-        t.deepEqual(res.data, pkt);
+        // the same packet with TTL 63 (its IPv4 header checksum recomputed from scratch by build())
+        t.deepEqual(res.data, build({ ...spec, ttl: 63 }));
+        t.is(verify(t, res.data, family, proto).ttl, 63);
         const st = readFlow(fp, flow);
         t.is(st?.packets, 1);
         t.is(st?.bytes, pkt.length - 14);
@@ -305,6 +320,7 @@ for (const family of [4, 6] as const) {
         t.deepEqual(ra.dst, Buffer.from(addr(r)));
         t.is(ra.sport, 40001);
         t.is(ra.dport, 8080);
+        t.is(ra.ttl, 63);
 
         const rep = build({ family, proto, src: r, sport: 8080, dst: c, dport: 40001, payload: 1000 });
         const b = fp.obj.testRun('tierlb_fastpath', rep);
@@ -314,6 +330,7 @@ for (const family of [4, 6] as const) {
         t.deepEqual(rb.dst, Buffer.from(addr(c)));
         t.is(rb.sport, 80);
         t.is(rb.dport, 40001);
+        t.is(rb.ttl, 63);
 
         const st = readFlow(fp, flow);
         t.is(st?.packets, 1);
@@ -420,6 +437,149 @@ test('falls through untouched: a NAT reply tuple of a DR flow, and an ARP frame'
     t.is(a.retval, TC_ACT_OK);
     t.deepEqual(a.data, arp);
     t.is(fp.stats().counters.notIp, 1);
+  }));
+
+// ---------------------------------------------------------------------------------------------------------------
+// TTL / hop limit
+
+for (const family of [4, 6] as const) {
+  test(`IPv${family}: TTL 2 leaves as 1 and 255 as 254, the header checksum right; TTL 1 stays with the stack`, (t) =>
+    withFastPath(t, (fp) => {
+      const [c, v, r] = family === 4 ? [CIP, VIP, RIP] : [CIP6, VIP6, RIP6];
+      setReal(fp, 0, family, r);
+      addFlow(fp, { family, proto: UDP, caddr: c, cport: 41000, vaddr: v, vport: 53, method: METHOD_DR });
+      for (const ttl of [2, 255, 128]) {
+        const spec = { family, proto: UDP, src: c, sport: 41000, dst: v, dport: 53, ttl };
+        const res = fp.obj.testRun('tierlb_fastpath', build(spec));
+        t.is(res.retval, TC_ACT_REDIRECT);
+        t.is(verify(t, res.data, family, UDP).ttl, ttl - 1);
+        t.deepEqual(res.data, build({ ...spec, ttl: ttl - 1 }));
+      }
+      const one = build({ family, proto: UDP, src: c, sport: 41000, dst: v, dport: 53, ttl: 1 });
+      const res = fp.obj.testRun('tierlb_fastpath', one);
+      t.is(res.retval, TC_ACT_OK);
+      t.deepEqual(res.data, one);
+      t.is(fp.stats().counters.missTtl, 1);
+    }));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// arming (ordering against the NFQUEUE)
+
+/** struct __sk_buff for BPF_PROG_TEST_RUN's ctx (zeroed: only tstamp is read back, at offset 152) */
+const SKB_CTX = 192;
+const SKB_TSTAMP = 152;
+
+test('an unarmed entry: its packets fall through untouched, numbered and tagged per direction; each direction armed when the engine had all of it', (t) =>
+  withFastPath(t, (fp) => {
+    setReal(fp, 0, 4, RIP);
+    const flow = {
+      family: 4 as const,
+      proto: TCP,
+      caddr: CIP,
+      cport: 42000,
+      vaddr: VIP,
+      vport: 80,
+      method: METHOD_NAT,
+      raddr: RIP,
+      rport: 8080,
+      armed: false,
+      token: 77,
+    };
+    addFlow(fp, flow);
+    const req = build({ family: 4, proto: TCP, src: CIP, sport: 42000, dst: VIP, dport: 80 });
+    const rep = build({ family: 4, proto: TCP, src: RIP, sport: 8080, dst: CIP, dport: 42000 });
+    const tags: bigint[] = [];
+    for (const p of [req, rep, req]) {
+      const r = fp.obj.testRun('tierlb_fastpath', p, Buffer.alloc(SKB_CTX));
+      t.is(r.retval, TC_ACT_OK);
+      t.deepEqual(r.data, p);
+      tags.push(r.ctx?.readBigUInt64LE(SKB_TSTAMP) ?? 0n);
+    }
+    // (2^32 + token) s + (direction * 500000 + n) us: request 1, reply 1, request 2
+    t.deepEqual(
+      tags,
+      [1n, 500001n, 2n].map((us) => (2n ** 32n + 77n) * 1_000_000_000n + us * 1000n),
+    );
+    t.is(fp.stats().counters.missUnarmed, 3);
+    const st = readFlow(fp, flow);
+    t.is(st?.packets, 0, 'nothing counted while unarmed');
+    t.deepEqual(st?.passed, [2, 1]);
+    t.deepEqual(st?.armed, [false, false]);
+    // the engine has read request tag 1 only: tag 2 may still be queued, so the next request falls through (tag 3)
+    const key = flowKey(4, TCP, CIP, 42000, VIP, 80);
+    const at = Buffer.alloc(8);
+    at.writeUInt32LE(1, 0);
+    at.writeUInt32LE(1, 4);
+    fp.arm4.update(key, at);
+    t.is(fp.obj.testRun('tierlb_fastpath', req).retval, TC_ACT_OK);
+    t.deepEqual(readFlow(fp, flow)?.passed, [3, 1]);
+    // every reply had its verdict: the next reply arms the reply direction and is forwarded; requests still wait
+    t.is(fp.obj.testRun('tierlb_fastpath', rep).retval, TC_ACT_REDIRECT);
+    t.deepEqual(readFlow(fp, flow)?.armed, [false, true]);
+    t.is(fp.obj.testRun('tierlb_fastpath', req).retval, TC_ACT_OK);
+    // it has had all 4 requests: the next one arms the request direction and is forwarded
+    at.writeUInt32LE(4, 0);
+    fp.arm4.update(key, at);
+    t.is(fp.obj.testRun('tierlb_fastpath', req).retval, TC_ACT_REDIRECT);
+    t.deepEqual(readFlow(fp, flow)?.armed, [true, true]);
+    t.is(fp.stats().counters.missUnarmed, 5);
+  }));
+
+// ---------------------------------------------------------------------------------------------------------------
+// TUN
+
+const DIRECTOR_SRC = '10.9.1.1';
+
+for (const proto of [TCP, UDP]) {
+  test(`TUN IPv4 ${proto === TCP ? 'TCP' : 'UDP'}: IPIP to the real server, outer and inner checksums valid`, (t) =>
+    withFastPath(t, (fp) => {
+      setReal(fp, 0, 4, RIP, true, DIRECTOR_SRC);
+      const flow = { family: 4 as const, proto, caddr: CIP, cport: 43000, vaddr: VIP, vport: 80, method: METHOD_TUN };
+      addFlow(fp, flow);
+      const spec = { family: 4 as const, proto, src: CIP, sport: 43000, dst: VIP, dport: 80, payload: 300 };
+      const pkt = build(spec);
+      const res = fp.obj.testRun('tierlb_fastpath', pkt);
+      t.is(res.retval, TC_ACT_REDIRECT);
+      const o = res.data;
+      t.is(o.length, pkt.length + 20);
+      t.deepEqual(o.subarray(0, 14), pkt.subarray(0, 14), 'MAC header kept');
+      t.is(o[14], 0x45);
+      t.is(fold(sum16(o, 14, 20)), 0xffff, 'outer header checksum');
+      t.is(o.readUInt16BE(14 + 2), pkt.length - 14 + 20, 'outer total length');
+      t.is(o[14 + 9], 4, 'IPPROTO_IPIP');
+      t.is(o.readUInt16BE(14 + 6) & 0x4000, 0x4000, 'DF copied from the inner header');
+      t.deepEqual(Buffer.from(o.subarray(14 + 12, 14 + 16)), Buffer.from(addr(DIRECTOR_SRC)));
+      t.deepEqual(Buffer.from(o.subarray(14 + 16, 14 + 20)), Buffer.from(addr(RIP)));
+      // the inner packet: the client's, TTL decremented, checksums valid
+      const inner = verify(t, o, 4, proto, 34);
+      t.is(inner.ttl, 63);
+      t.deepEqual(inner.dst, Buffer.from(addr(VIP)));
+      t.deepEqual(o.subarray(34), build({ ...spec, ttl: 63 }).subarray(14));
+      const st = readFlow(fp, flow);
+      t.is(st?.packets, 1);
+      t.is(st?.bytes, pkt.length - 14, 'the inner length, as the engine counts it');
+      t.is(fp.stats().counters.hitTun, 1);
+    }));
+}
+
+test('TUN falls through untouched: IPv6 (no ip6ip6 here), TTL 1', (t) =>
+  withFastPath(t, (fp) => {
+    setReal(fp, 0, 4, RIP, true, DIRECTOR_SRC);
+    setReal(fp, 1, 6, RIP6, true);
+    addFlow(fp, { family: 4, proto: UDP, caddr: CIP, cport: 43001, vaddr: VIP, vport: 53, method: METHOD_TUN });
+    addFlow(fp, { family: 6, proto: UDP, caddr: CIP6, cport: 43001, vaddr: VIP6, vport: 53, method: METHOD_TUN });
+    const ttl1 = build({ family: 4, proto: UDP, src: CIP, sport: 43001, dst: VIP, dport: 53, ttl: 1 });
+    const six = build({ family: 6, proto: UDP, src: CIP6, sport: 43001, dst: VIP6, dport: 53 });
+    for (const p of [ttl1, six]) {
+      const r = fp.obj.testRun('tierlb_fastpath', p);
+      t.is(r.retval, TC_ACT_OK);
+      t.deepEqual(r.data, p);
+    }
+    const cn = fp.stats().counters;
+    t.is(cn.missTtl, 1);
+    t.is(cn.missMethod, 1);
+    t.is(cn.hitTun, 0);
   }));
 
 test('a missing object is BpfError BPF_NO_OBJECT naming the fix', (t) => {

@@ -102,6 +102,16 @@ export const directorSchema = {
         sloppy_tcp: { type: 'boolean' },
         sloppy_sctp: { type: 'boolean' },
         conn_reuse_mode: { enum: [0, 1, 2, 3] },
+        /** the memory defenses, as the kernel's: 0 off, 1 automatic (on while memory is short), 2 short now, 3 always */
+        drop_entry: { enum: [0, 1, 2, 3] },
+        drop_packet: { enum: [0, 1, 2, 3] },
+        secure_tcp: { enum: [0, 1, 2, 3] },
+        /** memory counts as short when less than this many 4 KiB pages are free under conn_table_bytes */
+        amemthresh: { type: 'integer', minimum: 0 },
+        /** drop_packet 3 drops one new connection in this many */
+        am_droprate: { type: 'integer', minimum: 1 },
+        /** tierlb's own: the connection table's memory bound in bytes (the kernel's is the machine's memory) */
+        conn_table_bytes: { type: 'integer', minimum: 65536 },
       },
     },
     services: { type: 'array', items: serviceSchema },
@@ -220,6 +230,12 @@ export interface DirectorConfig {
     sloppy_tcp?: boolean;
     sloppy_sctp?: boolean;
     conn_reuse_mode?: number;
+    drop_entry?: number;
+    drop_packet?: number;
+    secure_tcp?: number;
+    amemthresh?: number;
+    am_droprate?: number;
+    conn_table_bytes?: number;
   };
   services?: ServiceConfig[];
   /** default auto */

@@ -39,7 +39,32 @@ export interface DirectorSysctl {
   sloppyTcp: boolean;
   sloppySctp: boolean;
   connReuseMode: number;
+  /** The memory defenses and the table's bound, when the config sets them (the worker applies DEFENSE_DEFAULTS) */
+  dropEntry?: number;
+  dropPacket?: number;
+  secureTcp?: number;
+  /** 4 KiB pages, as the kernel's */
+  amemthresh?: number;
+  amDroprate?: number;
+  connTableBytes?: number;
 }
+
+/**
+ * The director's defaults for the memory defenses: on, driven by the connection table's memory bound. The table is
+ * held to 256 MiB of estimated entries (about 987,000 at CONN_ENTRY_BYTES); below 4 MiB (1024 pages, the kernel's
+ * amemthresh) of room left, drop_entry starts dropping half-open and idle entries and secure_tcp switches to the
+ * stricter state table, both back off when the room returns. drop_packet stays off: with the table full it would
+ * refuse every new connection (rate amemthresh / (amemthresh - free) reaches 1), legitimate clients included,
+ * where the table instead evicts a half-open entry for each new one (the SYN flood's, not the clients').
+ */
+export const DEFENSE_DEFAULTS = {
+  dropEntry: 1,
+  dropPacket: 0,
+  secureTcp: 1,
+  amemthresh: 1024,
+  amDroprate: 10,
+  connTableBytes: 256 * 1024 * 1024,
+} as const;
 
 export const DEFAULT_SYSCTL: DirectorSysctl = {
   expireNodestConn: false,
@@ -325,6 +350,13 @@ function planSysctl(s: DirectorConfig['sysctl']): DirectorSysctl {
     sloppyTcp: s?.sloppy_tcp ?? DEFAULT_SYSCTL.sloppyTcp,
     sloppySctp: s?.sloppy_sctp ?? DEFAULT_SYSCTL.sloppySctp,
     connReuseMode: s?.conn_reuse_mode ?? DEFAULT_SYSCTL.connReuseMode,
+    // the defenses only as the config sets them: the worker applies DEFENSE_DEFAULTS under them
+    ...(s?.drop_entry !== undefined && { dropEntry: s.drop_entry }),
+    ...(s?.drop_packet !== undefined && { dropPacket: s.drop_packet }),
+    ...(s?.secure_tcp !== undefined && { secureTcp: s.secure_tcp }),
+    ...(s?.amemthresh !== undefined && { amemthresh: s.amemthresh }),
+    ...(s?.am_droprate !== undefined && { amDroprate: s.am_droprate }),
+    ...(s?.conn_table_bytes !== undefined && { connTableBytes: s.conn_table_bytes }),
   };
 }
 

@@ -3,10 +3,12 @@
  * admin requests and config diffs to the worker, and applies the rule plan each change produces before answering,
  * so when `tierlb adm -A ...` returns, the service's packets are already queued. stop() removes every rule.
  */
+import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import type { Logger } from '../common/log.js';
+import { GuardRules } from '../fwmark/guards.js';
 import { KernelRules } from '../fwmark/kernel.js';
 import type { RulePlan } from '../fwmark/plan.js';
 import type { Counters } from '../l4/datapath/forward.js';
@@ -22,6 +24,8 @@ export interface DatapathOptions {
   maxLen?: number;
   log?: Logger;
   rules?: KernelRules;
+  /** reassembly and ICMP-error rules (src/fwmark/guards.ts) */
+  guards?: GuardRules;
   /** the kernel fast path: auto (used when BPF loads), on (required), off (the default here; the daemon's is auto) */
   fastpath?: 'auto' | 'on' | 'off';
   /** interfaces it goes on (default: every interface with an address but loopback) */
@@ -36,12 +40,58 @@ export interface DatapathStats extends Counters {
    * /proc/net/netfilter/nfnetlink_queue for the director's queues: queue-full drops (queueDropped) and drops at
    * the socket (userDropped) never reach userspace; `waiting` is packets queued and still without a verdict
    */
-  kernel: { queueDropped: number; userDropped: number; waiting: number; queues: QueueStats[] };
+  kernel: {
+    queueDropped: number;
+    userDropped: number;
+    waiting: number;
+    queues: QueueStats[];
+    /** fragment reassembly in the director's namespace (/proc/net/snmp, snmp6), before the queue */
+    reassembly?: Reassembly;
+  };
   /**
    * the kernel fast path: how it started and, while active, its per-CPU counters summed (hits, misses by reason),
    * its map sizes and the connections the engine has in it
    */
   fastpath?: FastpathStart & Partial<FastPathStats> & { inKernel?: number };
+}
+
+/**
+ * The kernel's reassembly counters: fragments that needed it, datagrams reassembled, failures (timeouts, memory).
+ * IPv4's count what the defrag hook reassembled (ip_defrag updates them); netfilter's IPv6 reassembly (nf_ct_frag6)
+ * does not update Ip6Reasm*, so v6 shows only what the director's own stack reassembled.
+ */
+export interface Reassembly {
+  v4: { reqds: number; oks: number; fails: number };
+  v6: { reqds: number; oks: number; fails: number };
+}
+
+/** Read /proc/net/snmp and /proc/net/snmp6 (zeros for what cannot be read). */
+export function readReassembly(snmp = '/proc/net/snmp', snmp6 = '/proc/net/snmp6'): Reassembly {
+  const r: Reassembly = { v4: { reqds: 0, oks: 0, fails: 0 }, v6: { reqds: 0, oks: 0, fails: 0 } };
+  try {
+    const ip = readFileSync(snmp, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('Ip: '));
+    if (ip.length >= 2) {
+      const keys = ip[0].split(' ');
+      const vals = ip[1].split(' ');
+      const at = (k: string) => Number(vals[keys.indexOf(k)] ?? 0);
+      r.v4 = { reqds: at('ReasmReqds'), oks: at('ReasmOKs'), fails: at('ReasmFails') };
+    }
+  } catch {}
+  try {
+    const m = new Map(
+      readFileSync(snmp6, 'utf8')
+        .split('\n')
+        .map((l) => l.trim().split(/\s+/) as [string, string]),
+    );
+    r.v6 = {
+      reqds: Number(m.get('Ip6ReasmReqds') ?? 0),
+      oks: Number(m.get('Ip6ReasmOKs') ?? 0),
+      fails: Number(m.get('Ip6ReasmFails') ?? 0),
+    };
+  } catch {}
+  return r;
 }
 
 /** Totals over the director's queues. */
@@ -65,6 +115,7 @@ export class Datapath {
   /** rule applications run one after the other, in the order the worker produced the plans */
   private ruleChain: Promise<void> = Promise.resolve();
   readonly rules: KernelRules;
+  readonly guards: GuardRules;
   engineName = '';
   /** what became of the fast path at start */
   fastpath: FastpathStart | undefined;
@@ -74,6 +125,7 @@ export class Datapath {
 
   constructor(private readonly o: DatapathOptions = {}) {
     this.rules = o.rules ?? new KernelRules();
+    this.guards = o.guards ?? new GuardRules();
   }
 
   get queue(): number {
@@ -129,6 +181,7 @@ export class Datapath {
       this.o.log?.warn({ reason: fp.reason }, 'kernel fast path unavailable, every packet takes the NFQUEUE path');
     // the queue is bound before any packet is diverted to it
     await this.rules.install(r.plan);
+    await this.guards.install(r.plan);
     this.o.log?.info({ queue: this.queue, engine: r.engine }, 'data path running');
   }
 
@@ -143,6 +196,7 @@ export class Datapath {
     if (!plan) return this.ruleChain;
     this.ruleChain = this.ruleChain
       .then(() => this.rules.apply(plan))
+      .then(() => this.guards.apply(plan))
       .catch((e: Error) => this.o.log?.error({ err: e.message }, 'applying kernel rules failed'));
     return this.ruleChain;
   }
@@ -172,7 +226,8 @@ export class Datapath {
   async stats(): Promise<DatapathStats> {
     const r = await this.request({ type: 'stats', id: this.nextId++ });
     const s = JSON.parse(r.response ?? '{}') as Omit<DatapathStats, 'kernel'>;
-    return { ...s, kernel: kernelQueueStats(readQueueStats(this.queue, this.o.queues ?? 1)) };
+    const kernel = kernelQueueStats(readQueueStats(this.queue, this.o.queues ?? 1));
+    return { ...s, kernel: { ...kernel, reassembly: readReassembly() } };
   }
 
   /** Remove the kernel rules first (packets stop coming), then stop the worker. */
@@ -180,6 +235,7 @@ export class Datapath {
     if (this.stopped) return;
     this.stopped = true;
     await this.ruleChain;
+    await this.guards.removeAll();
     await this.rules.removeAll();
     if (this.worker) {
       const w = this.worker;

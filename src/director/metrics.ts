@@ -90,6 +90,17 @@ export async function renderMetrics(snap: MetricsSnapshot, src: Pick<MetricsSour
       snap.engine.size,
     );
     gauge('tierlb_ipvs_connection_table_max', 'bound of the connection table').set(snap.engine.maxConns);
+    // an estimate, entries × the bytes one entry was measured to cost (bench/conn-bytes.ts), not a heap reading
+    gauge(
+      'tierlb_ipvs_connection_table_bytes',
+      'connection table memory, estimated: entries x measured bytes per entry (tierlb_ipvs_connection_entry_bytes)',
+    ).set(snap.engine.tableBytes);
+    gauge('tierlb_ipvs_connection_table_max_bytes', 'the memory bound the table is held to (conn_table_bytes)').set(
+      snap.engine.maxTableBytes,
+    );
+    gauge('tierlb_ipvs_connection_entry_bytes', 'bytes per connection entry used for the estimate (measured)').set(
+      snap.engine.bytesPerEntry,
+    );
     const drops = counter('tierlb_ipvs_dropped_packets_total', 'packets the engine dropped, by reason', ['reason']);
     for (const [k, v] of Object.entries(snap.engine.drops)) drops.inc({ reason: k }, v);
     counter('tierlb_ipvs_expired_connections_total', 'entries expired').inc(snap.engine.expired);

@@ -19,8 +19,8 @@ import { Engine } from '../l4/engine.js';
 import { defaultInterfaces, KernelFastPath } from '../l4/fastpath/maps.js';
 import { AF_INET, IPPROTO_RAW, SOCK_RAW } from '../sys/constants.js';
 import { close, sendto4, socket } from '../sys/libc.js';
-import { applyPlanDiff, type PlanDiff } from './config.js';
-import { engineSysctl } from './engine-sysctl.js';
+import { applyPlanDiff, DEFAULT_SYSCTL, type PlanDiff } from './config.js';
+import { applyEngineSysctl } from './engine-sysctl.js';
 import { type HaRequest, WorkerHa } from './worker-ha.js';
 
 const data = workerData as WorkerData;
@@ -37,6 +37,7 @@ function localAddrs(): Set<string> {
  * flow stays in userspace and costs no map writes; anything longer is forwarded in the kernel after a few packets.
  */
 const FASTPATH_MIN_PACKETS = 4;
+const HOLD = { flushEvery: Number.POSITIVE_INFINITY };
 
 /**
  * Load and attach the fast path as the mode asks: 'on' throws when it cannot, 'auto' falls back to NFQUEUE only and
@@ -59,9 +60,25 @@ function startFastPath(engine: Engine): { fp: KernelFastPath | null; start: Fast
   }
 }
 
+/**
+ * The fast path's interfaces as they are now: the configured names that exist, or every interface with an address
+ * (but loopback), so one that appears after the start is attached at the next rescan.
+ */
+function presentInterfaces(): number[] {
+  const out: number[] = [];
+  for (const n of data.fastpathInterfaces ?? defaultInterfaces()) {
+    try {
+      out.push(Number.parseInt(readFileSync(`/sys/class/net/${n}/ifindex`, 'utf8'), 10));
+    } catch {}
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   // timeouts run on CLOCK_MONOTONIC, the clock of the fast path's last-seen times
   const engine = new Engine({ clock: monotonicClock });
+  // the memory bound and defenses are on before the first packet, config or not
+  applyEngineSysctl(engine, DEFAULT_SYSCTL);
   let locals = localAddrs();
   const markLocal = (_svc: unknown, d: RealServer) => {
     d.local = locals.has(d.addr);
@@ -83,6 +100,8 @@ async function main(): Promise<void> {
     data.queue,
     data.queues,
   );
+  // sources claiming one of the director's own addresses are martians (refreshed with `locals`)
+  fwd.setOwnAddrs(locals);
   const ha = new WorkerHa(engine, fwd);
   const { fp, start: fastpath } = startFastPath(engine);
   // the sync master counts packets one by one (sync_threshold, sync_period): for packets the kernel forwarded, it is
@@ -110,12 +129,6 @@ async function main(): Promise<void> {
   port.postMessage({ type: 'ready', engine: engine.constructor.name, plan: fwd.plan(), fastpath });
 
   const msgs: NlMessage[] = [];
-  const handle = fp
-    ? (pkt: QueuedPacket) => {
-        fp.currentIndev = pkt.indev;
-        fwd.handle(pkt);
-      }
-    : (pkt: QueuedPacket) => fwd.handle(pkt);
   // flows that became eligible are written to the kernel only once their batch's verdicts are out (no overtaking)
   const source = fp
     ? {
@@ -129,6 +142,13 @@ async function main(): Promise<void> {
         },
       }
     : nfq;
+  const handle = fp
+    ? (pkt: QueuedPacket) => {
+        fp.currentIndev = pkt.indev;
+        if (pkt.tsSec) fp.noteRead(pkt.tsSec, pkt.tsUsec ?? 0);
+        fwd.handle(pkt);
+      }
+    : (pkt: QueuedPacket) => fwd.handle(pkt);
   let stopping = false;
   let lastTick = Date.now();
 
@@ -137,6 +157,7 @@ async function main(): Promise<void> {
       case 'adm': {
         let response: string;
         locals = localAddrs();
+        fwd.setOwnAddrs(locals);
         // kernel-forwarded packets show in -L --stats / --rate at once
         engine.syncKernel();
         try {
@@ -150,11 +171,12 @@ async function main(): Promise<void> {
       case 'diff': {
         try {
           locals = localAddrs();
+          fwd.setOwnAddrs(locals);
           applyPlanDiff(engine.table, m.diff as PlanDiff);
           const { timeouts, sysctl, marks } = m.diff as PlanDiff;
           if (marks) fwd.matches = marks;
           if (timeouts) engine.setTimeouts(timeouts);
-          if (sysctl) engine.setSysctl(engineSysctl(sysctl));
+          if (sysctl) applyEngineSysctl(engine, sysctl);
           port.postMessage({ type: 'reply', id: m.id, response: 'ok', plan: fwd.plan() });
         } catch (e) {
           port.postMessage({ type: 'reply', id: m.id, error: (e as Error).message, plan: fwd.plan() });
@@ -190,7 +212,11 @@ async function main(): Promise<void> {
   };
 
   while (!stopping) {
-    pump(source, msgs, handle);
+    // while an entry waits to be armed, verdicts go out only when the socket is drained (end of the pass), not every
+    // 32: a sender that has used its window then waits for those verdicts' ACKs, so the queue holds none of its
+    // packets when the arm value is written, and the program can arm at its next packet (on veth the release itself
+    // may restart the sender before the write: DEVELOPERS.md, the fast path and the NFQUEUE)
+    pump(source, msgs, handle, fp && fp.unarmed > 0 ? HOLD : undefined);
     let c = receiveMessageOnPort(port);
     while (c) {
       await control(c.message as ToWorker);
@@ -202,6 +228,7 @@ async function main(): Promise<void> {
     if (now - lastTick >= 1000) {
       lastTick = now;
       engine.tick();
+      if (fp) fp.follow(presentInterfaces());
     }
   }
   await ha.sync.stopAll();

@@ -21,7 +21,7 @@ import {
 } from './conn/conn.js';
 import { Defense } from './conn/defense.js';
 import { ipv6Words } from './conn/flow6.js';
-import { ConnTable, templateKey } from './conn/table.js';
+import { CONN_ENTRY_BYTES, CONN6_ENTRY_BYTES, ConnTable, templateKey } from './conn/table.js';
 import {
   nextTcpState,
   TCP_DEFAULT_TIMEOUTS_MS,
@@ -152,6 +152,15 @@ export interface EngineStats {
   /** entries in the connection table, templates included */
   size: number;
   maxConns: number;
+  /**
+   * the table's memory, estimated: IPv4 entries × bytesPerEntry (CONN_ENTRY_BYTES) + IPv6 entries × CONN6_ENTRY_BYTES,
+   * both measured by bench/conn-bytes.ts; not a heap reading
+   */
+  tableBytes: number;
+  /** the bound that estimate is held to (setTableBytes; maxConns × bytesPerEntry unless set) */
+  maxTableBytes: number;
+  /** bytes per IPv4 entry (an IPv6 one: CONN6_ENTRY_BYTES) */
+  bytesPerEntry: number;
   /** dropped packets by reason */
   drops: Record<DropReason, number>;
   /** entries that left through their timer */
@@ -216,6 +225,8 @@ export class Engine implements AdmTarget {
   private fastMinPackets = 1;
 
   private readonly defense: Defense;
+  /** setTableBytes' bound; undefined: the entry bound alone */
+  private maxBytes: number | undefined;
   private readonly counters = { expired: 0, defenseDropped: 0, rescheduled: 0 };
   private readonly drops = zeroDrops();
   private nextEstimate: number;
@@ -236,7 +247,7 @@ export class Engine implements AdmTarget {
       },
     });
     this.defense = new Defense(this.sysctl);
-    this.defense.update(this.conns.available);
+    this.defense.update(this.room());
     const now = this.clock.now();
     this.nextEstimate = now + ESTIMATOR_INTERVAL_MS;
     this.nextDefense = now + DEFENSE_TIMER_PERIOD_MS;
@@ -273,7 +284,30 @@ export class Engine implements AdmTarget {
   /** Change sysctls; the defense levels are recomputed at once (as the kernel's proc handlers do). */
   setSysctl(s: Partial<EngineSysctl>): void {
     Object.assign(this.sysctl, s);
-    this.defense.update(this.conns.available);
+    this.defense.update(this.room());
+  }
+
+  /**
+   * Hold the connection table to `maxBytes` of estimated memory (entries × CONN_ENTRY_BYTES): its bound becomes
+   * that many entries (at least 1). Entries over a lowered bound stay until they leave; new ones are refused or
+   * evict half-open ones, and the defenses (driven by the free entries under amemthresh) see the new room at once.
+   */
+  setTableBytes(maxBytes: number): void {
+    this.maxBytes = maxBytes;
+    this.conns.maxConns = Math.max(1, Math.floor(maxBytes / CONN_ENTRY_BYTES));
+    this.defense.update(this.room());
+  }
+
+  /** Free entries for the defenses: under the entry bound and, with a byte bound, the IPv4 entries that still fit. */
+  private room(): number {
+    const free = this.conns.available;
+    if (this.maxBytes === undefined) return free;
+    return Math.min(free, Math.max(0, Math.floor((this.maxBytes - this.conns.bytes) / CONN_ENTRY_BYTES)));
+  }
+
+  /** The memory bound of the table's estimate (bytes). */
+  get maxTableBytes(): number {
+    return this.maxBytes ?? this.conns.maxConns * CONN_ENTRY_BYTES;
   }
 
   /** The TCP state machine currently in use is the secure_tcp one. */
@@ -290,7 +324,7 @@ export class Engine implements AdmTarget {
     if (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) {
       return this.findService(pkt) ? this.drop('unsupported-protocol') : PASS;
     }
-    const now = this.clock.now();
+    const now = this.nowMs();
     let cp = this.lookup('in', pkt, false);
     const syn = proto === IPPROTO_TCP && (pkt.tcpFlags & TH_SYN) !== 0;
 
@@ -362,7 +396,7 @@ export class Engine implements AdmTarget {
       countOut(this.totalStats, pkt.length);
     }
     this.setState(cp, 'output', pkt.tcpFlags);
-    this.conns.touch(cp, this.clock.now());
+    this.conns.touch(cp, this.nowMs());
     if (this.fast && cp.live) this.updateKernel(cp);
     return { kind: 'forward', conn: cp, dest };
   }
@@ -436,14 +470,14 @@ export class Engine implements AdmTarget {
   tick(): void {
     // what the kernel forwarded since the last tick: counted, and its flows' timers restarted from their last packet
     if (this.inKernel.size) this.syncKernel();
-    const now = this.clock.now();
+    const now = this.nowMs();
     if (this.nodestSweep) {
       this.nodestSweep = false;
       this.expireNodestConns();
     }
     this.conns.expire(now);
     if (now >= this.nextDefense) {
-      this.defense.update(this.conns.available);
+      this.defense.update(this.room());
       if (this.defense.dropEntry) this.counters.defenseDropped += this.conns.randomDrop(now);
       this.nextDefense += DEFENSE_TIMER_PERIOD_MS;
       if (this.nextDefense <= now) this.nextDefense = now + DEFENSE_TIMER_PERIOD_MS;
@@ -481,7 +515,7 @@ export class Engine implements AdmTarget {
 
   /** ipvsadm -L -c: connections and templates. */
   connections(): ConnRow[] {
-    const now = this.clock.now();
+    const now = this.nowMs();
     return this.conns.entries().map((c) => ({
       ...connAddrs(c),
       protocol: protoName(c.protocol),
@@ -501,6 +535,9 @@ export class Engine implements AdmTarget {
     return {
       size: this.conns.size,
       maxConns: this.conns.maxConns,
+      tableBytes: this.conns.bytes,
+      maxTableBytes: this.maxTableBytes,
+      bytesPerEntry: CONN_ENTRY_BYTES,
       drops: { ...this.drops },
       expired: this.counters.expired,
       defenseDropped: this.counters.defenseDropped,
@@ -510,6 +547,14 @@ export class Engine implements AdmTarget {
 
   // ---------------------------------------------------------------------------------------------------------------
   // internals
+
+  /**
+   * The clock in whole milliseconds: entries' deadlines stay small integers (a fractional one costs every entry a
+   * boxed number; see bench/conn-bytes.ts), and timers run at the tick's 1 s granularity anyway.
+   */
+  private nowMs(): number {
+    return Math.floor(this.clock.now());
+  }
 
   private drop(reason: DropReason): Verdict {
     this.drops[reason]++;
@@ -533,8 +578,12 @@ export class Engine implements AdmTarget {
   }
 
   /** Room for `n` more entries; at the bound, half-open TCP entries are evicted to make it. */
-  private reserve(n: number): boolean {
-    while (this.conns.size + n > this.conns.maxConns) {
+  private reserve(n: number, family: 4 | 6 = 4): boolean {
+    const cost = n * (family === 6 ? CONN6_ENTRY_BYTES : CONN_ENTRY_BYTES);
+    while (
+      this.conns.size + n > this.conns.maxConns ||
+      (this.maxBytes !== undefined && this.conns.bytes + cost > this.maxBytes)
+    ) {
       if (!this.conns.evictHalfOpen()) return false;
       this.counters.defenseDropped++;
     }
@@ -552,13 +601,13 @@ export class Engine implements AdmTarget {
     }
     const dest = svc.scheduler.schedule(svc, pkt);
     if (!dest) return this.leave(svc, pkt);
-    if (!this.reserve(1)) return this.drop('table-full');
+    if (!this.reserve(1, pkt.family)) return this.drop('table-full');
     const cp = new Connection({
       protocol: pkt.protocol,
       family: pkt.family,
-      caddr: pkt.saddr,
+      ...clientAddr(pkt),
       cport: pkt.sport,
-      vaddr: pkt.daddr,
+      vaddr: svc.kind === 'fwm' ? pkt.daddr : svc.addr,
       vport: pkt.dport,
       daddr: dest.addr,
       dport: dest.port || pkt.dport,
@@ -591,7 +640,7 @@ export class Engine implements AdmTarget {
     if (!ct) {
       const d = svc.scheduler.schedule(svc, pkt);
       if (!d) return this.leave(svc, pkt);
-      if (!this.reserve(2)) return this.drop('table-full');
+      if (!this.reserve(2, pkt.family)) return this.drop('table-full');
       dest = d;
       ct = new Connection({
         protocol,
@@ -611,7 +660,7 @@ export class Engine implements AdmTarget {
       this.conns.insert(ct, dest);
     } else {
       dest = ct.dest as RealServer;
-      if (!this.reserve(1)) return this.drop('table-full');
+      if (!this.reserve(1, pkt.family)) return this.drop('table-full');
       // reserving may have evicted nothing but half-open connections; the template itself stays
     }
 
@@ -620,9 +669,9 @@ export class Engine implements AdmTarget {
     const cp = new Connection({
       protocol: pkt.protocol,
       family: pkt.family,
-      caddr: pkt.saddr,
+      ...clientAddr(pkt),
       cport: pkt.sport,
-      vaddr: pkt.daddr,
+      vaddr: svc.kind === 'fwm' ? pkt.daddr : svc.addr,
       vport: pkt.dport,
       daddr: dest.addr,
       dport,
@@ -687,13 +736,13 @@ export class Engine implements AdmTarget {
     cp.timeoutMs = this.tcpTimeouts[ns];
   }
 
-  /** A connection whose packets the kernel may forward: DR or NAT, not local, TCP ESTABLISHED or UDP. */
+  /** A connection whose packets the kernel may forward: DR, NAT or IPv4 TUN, not local, TCP ESTABLISHED or UDP. */
   private kernelEligible(cp: Connection): boolean {
     const dest = cp.dest;
     if (!cp.live || !dest?.available || dest.local || cp.template) return false;
     if (cp.flags & CONN_F_ONE_PACKET) return false;
     const fwd = cp.fwd;
-    if (fwd !== 'route' && fwd !== 'masq') return false;
+    if (fwd !== 'route' && fwd !== 'masq' && !(fwd === 'tunnel' && cp.family === 4 && dest.family === 4)) return false;
     if (dest.fwd !== fwd) return false;
     return cp.protocol === IPPROTO_UDP || (cp.protocol === IPPROTO_TCP && cp.state === TCP_S_ESTABLISHED);
   }
@@ -759,8 +808,8 @@ export class Engine implements AdmTarget {
       }
     }
     if (f.lastSeenMs > 0 && cp.live) {
-      const exp = f.lastSeenMs + cp.timeoutMs;
-      if (exp > cp.expires) this.conns.touch(cp, f.lastSeenMs);
+      const seen = Math.floor(f.lastSeenMs);
+      if (seen + cp.timeoutMs > cp.expires) this.conns.touch(cp, seen);
     }
   }
 
@@ -773,6 +822,11 @@ export class Engine implements AdmTarget {
       if (ct?.live && ct.nControl === 0) this.conns.drop(ct);
     }
   }
+}
+
+/** The client's address for a new entry: the parser's number for IPv4 (no string made), else the string. */
+function clientAddr(pkt: PacketMeta): { caddr4: number } | { caddr: string } {
+  return pkt.family === 4 && pkt.saddr4 !== undefined ? { caddr4: pkt.saddr4 } : { caddr: pkt.saddr };
 }
 
 /** The client's address under the service's persistence netmask; a full mask (the default) leaves it as it is. */

@@ -194,6 +194,8 @@ export interface TestRunResult {
   retval: number;
   /** the packet after the program */
   data: Buffer;
+  /** the context after the program (struct __sk_buff), when one was passed in */
+  ctx?: Buffer;
 }
 
 /** An attachment made by attachIngress; detach() undoes it. */
@@ -334,14 +336,21 @@ export class BpfObject {
     o.writeBigUInt64LE(koffi.address(out) as bigint, 16);
     o.writeUInt32LE(packet.length, 24);
     o.writeUInt32LE(out.length, 28);
-    if (ctx) {
+    const ctxOut = ctx ? Buffer.alloc(ctx.length) : undefined;
+    if (ctx && ctxOut) {
       o.writeBigUInt64LE(koffi.address(ctx) as bigint, 32);
+      o.writeBigUInt64LE(koffi.address(ctxOut) as bigint, 40);
       o.writeUInt32LE(ctx.length, 48);
+      o.writeUInt32LE(ctxOut.length, 52);
     }
     o.writeInt32LE(1, 60); // repeat
     const r = libbpf().testRun(this.programFd(progName), o);
     if (r < 0) throw permOr('BPF_TEST_RUN', `bpf_prog_test_run_opts(${progName})`, -r, 'a bug: report it');
-    return { retval: o.readUInt32LE(56), data: out.subarray(0, o.readUInt32LE(28)) };
+    return {
+      retval: o.readUInt32LE(56),
+      data: out.subarray(0, o.readUInt32LE(28)),
+      ctx: ctxOut?.subarray(0, o.readUInt32LE(52)),
+    };
   }
 
   /** Detach everything, then close every map and program fd. */

@@ -64,6 +64,7 @@ export const NETLINK_NO_ENOBUFS = 5;
 
 // send/recv flags
 export const MSG_DONTWAIT = 0x40;
+export const MSG_WAITFORONE = 0x10000;
 
 // ethertypes (linux/if_ether.h)
 export const ETH_P_IP = 0x0800;

@@ -29,6 +29,7 @@ interface Libc {
   send: (fd: number, buf: Uint8Array, len: number, flags: number) => number;
   sendto: (fd: number, buf: Uint8Array, len: number, flags: number, addr: Uint8Array, alen: number) => number;
   recvmsg: (fd: number, msg: Uint8Array, flags: number) => number;
+  recvmmsg: (fd: number, vec: Uint8Array, vlen: number, flags: number, timeout: null) => number;
   sendmsg: (fd: number, msg: Uint8Array, flags: number) => number;
   close: (fd: number) => number;
   mmap: (addr: null, len: number, prot: number, flags: number, fd: number, off: number) => unknown;
@@ -50,6 +51,7 @@ function libc(): Libc {
       'intptr_t sendto(int fd, const void *buf, uintptr_t len, int flags, const void *addr, uint32_t alen)',
     ),
     recvmsg: lib.func('intptr_t recvmsg(int fd, void *msg, int flags)'),
+    recvmmsg: lib.func('int recvmmsg(int fd, void *vec, unsigned int vlen, int flags, void *timeout)'),
     sendmsg: lib.func('intptr_t sendmsg(int fd, const void *msg, int flags)'),
     close: lib.func('int close(int fd)'),
     mmap: lib.func('void *mmap(void *addr, uintptr_t len, int prot, int flags, int fd, int64_t off)'),
@@ -139,6 +141,12 @@ export function sendto4(fd: number, buf: Uint8Array, len: number, dst: Uint8Arra
 /** recvmsg with a prepared struct msghdr; returns the length, or -errno. */
 export function recvmsg(fd: number, msg: Uint8Array, flags = 0): number {
   const r = libc().recvmsg(fd, msg, flags);
+  return r < 0 ? -errno() : r;
+}
+
+/** recvmmsg with a prepared array of struct mmsghdr (no timeout); returns the datagrams received, or -errno. */
+export function recvmmsg(fd: number, vec: Uint8Array, vlen: number, flags = 0): number {
+  const r = libc().recvmmsg(fd, vec, vlen, flags, null);
   return r < 0 ? -errno() : r;
 }
 

@@ -3,7 +3,7 @@
  * protocol state and timer, and, for persistence, the template that controls it. Templates are Connections too
  * (flag CONN_F_TEMPLATE, client port 0), exactly as in the kernel.
  */
-import type { Family } from '../../common/addr.js';
+import { type Family, intToIpv4, ipv4ToInt } from '../../common/addr.js';
 import { IPPROTO_IP, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from '../../sys/constants.js';
 import type { FwdMethod, RealServer } from '../dest.js';
 import type { VirtualService } from '../service.js';
@@ -84,7 +84,7 @@ export function protoName(protocol: number): string {
   }
 }
 
-/** Where caddr, vaddr and daddr start in a connection's `addr6` words. */
+/** Where caddr, vaddr and daddr start in the table's IPv6 address words (src/l4/conn/table.ts). */
 export const ADDR6_C = 0;
 export const ADDR6_V = 4;
 export const ADDR6_D = 8;
@@ -97,17 +97,65 @@ export interface KernelCounts {
   replyBytes: number;
 }
 
+/** Parts of an entry most entries never use, allocated on first write (see Connection). */
+class ConnExtra {
+  /** IPv6 client address (IPv4 ones are kept as a number) */
+  caddr: string | null = null;
+  /** the virtual address when it is not the service's (fwmark services, their templates) */
+  vaddr: string | null = null;
+  fwmark = 0;
+  inKey = '';
+  kernel: KernelCounts | null = null;
+  controlledBy: Connection | null = null;
+  nControl = 0;
+}
+
+/** Bits of Connection.bits: protocol (8), family 6, table bookkeeping, the destination port (16, from bit 12). */
+const B_V6 = 0x100;
+const B_IN = 0x200;
+const B_OUT = 0x400;
+const B_HEAP = 0x800;
+const DPORT_SHIFT = 12;
+
+/** What a new entry is made from: an IPv4 client address may come as a number (the data path's) instead of a string. */
+export type ConnInit = Omit<ConnAddrs, 'caddr'> &
+  ({ caddr: string; caddr4?: undefined } | { caddr?: undefined; caddr4: number }) & {
+    svc: VirtualService;
+    flags: number;
+    fwmark: number;
+  };
+
+/**
+ * The entry is kept small, since a flood fills the table with them (bench/conn-bytes.ts measures it): 17 fields, all
+ * small integers or shared references. IPv4 addresses are 32-bit numbers (the strings are formatted on demand), the
+ * protocol, family, destination port and the table's flags share one integer, the ports of the client and the
+ * service another, and what few entries use (the IPv6 client string, templates' keys, persistence control, the fast
+ * path's counters, a fwmark) lives in a ConnExtra made on first use.
+ */
+/** An IPv4 address string (a VIP's, a real server's: few, long-lived) as a signed 32-bit number, cached. */
+const ADDR4 = new Map<string, number>();
+export function addr4(a: string): number {
+  let n = ADDR4.get(a);
+  if (n === undefined) {
+    if (ADDR4.size >= 4096) ADDR4.clear();
+    n = ipv4ToInt(a) | 0;
+    ADDR4.set(a, n);
+  }
+  return n;
+}
+
 export class Connection {
-  /** IP protocol number; 0 (IPPROTO_IP) for templates of fwmark services */
-  readonly protocol: number;
-  readonly family: Family;
-  readonly caddr: string;
-  cport: number;
-  /** for templates of fwmark services: the fwmark in address form, as the kernel stores it */
-  readonly vaddr: string;
-  vport: number;
+  /** protocol | family | table flags | dport << 12 */
+  private bits: number;
+  /** cport << 16 | vport */
+  private cv: number;
+  /** the real server's address (the real server's own string) */
   readonly daddr: string;
-  dport: number;
+  /**
+   * IPv4 connections: the client address as a 32-bit number (signed, so it stays a small integer); the virtual and
+   * real server addresses are the service's and real server's (the table reads their numbers from addr4())
+   */
+  caddr4 = 0;
   /** the real server (kept after the entry leaves the table, as the kernel keeps cp->dest until the entry is freed) */
   dest: RealServer | null = null;
   /** the service the connection was scheduled by */
@@ -120,51 +168,143 @@ export class Connection {
   timeoutMs = 3_000;
   /** clock time (ms) at which the entry expires */
   expires = 0;
-  /** skb->mark of the packet that created the entry */
-  readonly fwmark: number;
   inpkts = 0;
-  outpkts = 0;
   inbytes = 0;
+  outpkts = 0;
   outbytes = 0;
+  /** position in the table's dense array, -1 when not in the table */
+  slot = -1;
+  private x: ConnExtra | null = null;
+
+  constructor(o: ConnInit) {
+    const v6 = o.family === 6;
+    this.bits = (o.protocol & 0xff) | (v6 ? B_V6 : 0) | ((o.dport & 0xffff) << DPORT_SHIFT);
+    this.cv = ((o.cport & 0xffff) << 16) | (o.vport & 0xffff);
+    this.svc = o.svc;
+    this.daddr = o.daddr;
+    this.flags = o.flags;
+    if (o.fwmark) this.extra().fwmark = o.fwmark;
+    if (o.vaddr !== o.svc.addr) this.extra().vaddr = o.vaddr;
+    if (v6) this.extra().caddr = o.caddr ?? '';
+    else this.caddr4 = (o.caddr4 ?? ipv4ToInt(o.caddr as string)) | 0;
+  }
+
+  private extra(): ConnExtra {
+    if (this.x === null) this.x = new ConnExtra();
+    return this.x;
+  }
+
+  /** IP protocol number; 0 (IPPROTO_IP) for templates of fwmark services */
+  get protocol(): number {
+    return this.bits & 0xff;
+  }
+
+  get family(): Family {
+    return this.bits & B_V6 ? 6 : 4;
+  }
+
+  get caddr(): string {
+    return this.bits & B_V6 ? (this.x?.caddr ?? '') : intToIpv4(this.caddr4);
+  }
+
+  /** for templates of fwmark services: the fwmark in address form, as the kernel stores it */
+  get vaddr(): string {
+    return this.x?.vaddr ?? this.svc.addr;
+  }
+
+  get cport(): number {
+    return this.cv >>> 16;
+  }
+
+  set cport(p: number) {
+    this.cv = ((p & 0xffff) << 16) | (this.cv & 0xffff);
+  }
+
+  get vport(): number {
+    return this.cv & 0xffff;
+  }
+
+  set vport(p: number) {
+    this.cv = (this.cv & ~0xffff) | (p & 0xffff);
+  }
+
+  get dport(): number {
+    return this.bits >>> DPORT_SHIFT;
+  }
+
+  set dport(p: number) {
+    this.bits = (this.bits & ((1 << DPORT_SHIFT) - 1)) | ((p & 0xffff) << DPORT_SHIFT);
+  }
+
+  /** skb->mark of the packet that created the entry */
+  get fwmark(): number {
+    return this.x?.fwmark ?? 0;
+  }
+
   /** the persistence template that controls this connection (cp->control) */
-  controlledBy: Connection | null = null;
+  get controlledBy(): Connection | null {
+    return this.x?.controlledBy ?? null;
+  }
+
+  set controlledBy(c: Connection | null) {
+    if (c !== null || this.x !== null) this.extra().controlledBy = c;
+  }
+
   /** how many connections this entry controls (cp->n_control) */
-  nControl = 0;
+  get nControl(): number {
+    return this.x?.nControl ?? 0;
+  }
+
+  set nControl(n: number) {
+    if (n !== 0 || this.x !== null) this.extra().nControl = n;
+  }
+
   /**
    * The kernel fast path forwards this connection's packets (src/l4/fastpath): its flow counters as last read, so
    * the next read adds only what is new; null while the connection is not in the kernel's flow map.
    */
-  kernel: KernelCounts | null = null;
+  get kernel(): KernelCounts | null {
+    return this.x?.kernel ?? null;
+  }
+
+  set kernel(k: KernelCounts | null) {
+    if (k !== null || this.x !== null) this.extra().kernel = k;
+  }
 
   // table bookkeeping (owned by ConnTable)
   /** templates: key in the template index; '' when not indexed */
-  inKey = '';
-  /** indexed in the table's numeric input / output index of its family (IPv4: flow4.ts, IPv6: flow6.ts) */
-  indexedIn = false;
-  indexedOut = false;
-  /** IPv4 connections: caddr, vaddr, daddr as unsigned 32-bit numbers (set when the table indexes the entry) */
-  caddr4 = 0;
-  vaddr4 = 0;
-  daddr4 = 0;
-  /** IPv6 connections: caddr, vaddr, daddr as four 32-bit words each, at ADDR6_C, ADDR6_V, ADDR6_D (set when indexed) */
-  addr6: Int32Array | null = null;
-  /** position in the table's dense array, -1 when not in the table */
-  slot = -1;
-  /** the expiry heap holds an entry for this connection */
-  inHeap = false;
+  get inKey(): string {
+    return this.x?.inKey ?? '';
+  }
 
-  constructor(o: ConnAddrs & { svc: VirtualService; flags: number; fwmark: number }) {
-    this.protocol = o.protocol;
-    this.family = o.family;
-    this.caddr = o.caddr;
-    this.cport = o.cport;
-    this.vaddr = o.vaddr;
-    this.vport = o.vport;
-    this.daddr = o.daddr;
-    this.dport = o.dport;
-    this.svc = o.svc;
-    this.flags = o.flags;
-    this.fwmark = o.fwmark;
+  set inKey(k: string) {
+    if (k !== '' || this.x !== null) this.extra().inKey = k;
+  }
+
+  /** indexed in the table's numeric input / output index of its family (IPv4: flow4.ts, IPv6: flow6.ts) */
+  get indexedIn(): boolean {
+    return (this.bits & B_IN) !== 0;
+  }
+
+  set indexedIn(b: boolean) {
+    this.bits = b ? this.bits | B_IN : this.bits & ~B_IN;
+  }
+
+  get indexedOut(): boolean {
+    return (this.bits & B_OUT) !== 0;
+  }
+
+  set indexedOut(b: boolean) {
+    this.bits = b ? this.bits | B_OUT : this.bits & ~B_OUT;
+  }
+
+  /** the expiry heap holds an entry for this connection */
+  get inHeap(): boolean {
+    return (this.bits & B_HEAP) !== 0;
+  }
+
+  set inHeap(b: boolean) {
+    this.bits = b ? this.bits | B_HEAP : this.bits & ~B_HEAP;
   }
 
   get template(): boolean {

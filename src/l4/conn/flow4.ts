@@ -1,7 +1,7 @@
 /**
  * The connection table's index of IPv4 flows: (protocol, address a, port a, address b, port b) → entry, addresses as
  * 32-bit numbers, in typed arrays — a lookup builds no key string and allocates nothing. Open addressing with linear
- * probing, deletion by backward shift (no tombstones), doubled at half load.
+ * probing, deletion by backward shift (no tombstones), doubled at three-quarters load.
  */
 export class FlowIndex4<T> {
   private mask = 0;
@@ -46,7 +46,7 @@ export class FlowIndex4<T> {
       this.vals[i] = v;
       return old;
     }
-    if ((this.n + 1) * 2 > this.vals.length) this.grow();
+    if ((this.n + 1) * 4 > this.vals.length * 3) this.grow();
     let j = slot(protocol, a | 0, pp, b | 0) & this.mask;
     while (this.vals[j] !== undefined) j = (j + 1) & this.mask;
     this.addrA[j] = a;

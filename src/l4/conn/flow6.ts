@@ -2,7 +2,7 @@
  * The connection table's index of IPv6 flows: (protocol, address a, port a, address b, port b) → entry, each address as
  * four 32-bit words (big-endian, as in the packet) read from a caller's Int32Array at an offset — a lookup builds no
  * key string and allocates nothing. Open addressing with linear probing, deletion by backward shift (no tombstones),
- * doubled at half load, as FlowIndex4; each slot keeps its key's hash, compared before the full key.
+ * doubled at three-quarters load, as FlowIndex4; each slot keeps its key's hash, compared before the full key.
  */
 import { ipv6ToBytes } from '../../common/addr.js';
 
@@ -86,7 +86,7 @@ export class FlowIndex6<T> {
       this.vals[i] = v;
       return old;
     }
-    if ((this.n + 1) * 2 > this.vals.length) this.grow();
+    if ((this.n + 1) * 4 > this.vals.length * 3) this.grow();
     let j = h & this.mask;
     while (this.vals[j] !== undefined) j = (j + 1) & this.mask;
     const addrs = this.addrs;

@@ -11,6 +11,7 @@ import {
   ADDR6_C,
   ADDR6_D,
   ADDR6_V,
+  addr4,
   CONN_F_FWD_MASK,
   CONN_F_INACTIVE,
   CONN_F_MASQ,
@@ -23,6 +24,15 @@ import { FlowIndex4 } from './flow4.js';
 import { FlowIndex6, ipv6Words } from './flow6.js';
 import { ExpiryHeap } from './heap.js';
 import { TCP_S_ESTABLISHED, TCP_S_SYN_RECV, TCP_S_SYNACK } from './tcp.js';
+
+/**
+ * Bytes one entry costs, for the table's byte estimate (entries × this) and the memory bound: measured by
+ * `npm run bench:conn-bytes` (heap after gc, per entry, 1M entries: 228 DR, 271 NAT, the entry with its share of
+ * the indexes, expiry heap and dense array), rounded up from the larger.
+ */
+export const CONN_ENTRY_BYTES = 272;
+/** The same for an IPv6 entry (406 DR, 509 NAT at 1M entries: it keeps the client's address string), rounded up. */
+export const CONN6_ENTRY_BYTES = 512;
 
 /** A template (or any entry) that still controls connections is re-armed for this long (ip_vs_conn_expire). */
 export const CONTROL_REARM_MS = 60_000;
@@ -44,6 +54,9 @@ export function templateKey(protocol: number, caddr: string, vaddr: string, vpor
 
 /** The address words of an IPv6 inKey()/outKey() string being looked up: source at 0, destination at 4. */
 const KEY6 = new Int32Array(8);
+/** An IPv6 entry's caddr, vaddr, daddr words while it is indexed (INS6) and unindexed (DEL6). */
+const INS6 = new Int32Array(12);
+const DEL6 = new Int32Array(12);
 
 /** Look an inKey()/outKey() string up in the numeric index of its family (undefined for a malformed key). */
 function byKey(key: string, idx4: FlowIndex4<Connection>, idx6: FlowIndex6<Connection>): Connection | undefined {
@@ -85,6 +98,14 @@ export class ConnTable {
 
   get size(): number {
     return this.all.length;
+  }
+
+  /** IPv6 entries in the table (for the byte estimate) */
+  size6 = 0;
+
+  /** The table's memory, estimated: entries × the bytes measured for their family (CONN_ENTRY_BYTES, CONN6_...). */
+  get bytes(): number {
+    return (this.all.length - this.size6) * CONN_ENTRY_BYTES + this.size6 * CONN6_ENTRY_BYTES;
   }
 
   /** free entries before the bound is hit */
@@ -163,27 +184,24 @@ export class ConnTable {
       this.byTemplate.set(conn.inKey, conn);
     } else if (conn.family === 4) {
       const p = conn.protocol;
-      const c4 = ipv4ToInt(conn.caddr);
-      const v4 = ipv4ToInt(conn.vaddr);
-      conn.caddr4 = c4;
-      conn.vaddr4 = v4;
+      const c4 = conn.caddr4;
+      const v4 = addr4(conn.vaddr);
       const old = this.in4.get(p, c4, conn.cport, v4, conn.vport);
       if (old && old !== conn) this.unindex(old);
       this.in4.set(p, c4, conn.cport, v4, conn.vport, conn);
       conn.indexedIn = true;
       if ((conn.flags & CONN_F_FWD_MASK) === CONN_F_MASQ) {
-        const d4 = ipv4ToInt(conn.daddr);
-        conn.daddr4 = d4;
+        const d4 = addr4(conn.daddr);
         const o = this.out4.set(p, d4, conn.dport, c4, conn.cport, conn);
         if (o && o !== conn) o.indexedOut = false;
         conn.indexedOut = true;
       }
     } else {
       const p = conn.protocol;
-      const w = new Int32Array(12);
+      const w = INS6;
       ipv6Words(conn.caddr, w, ADDR6_C);
       ipv6Words(conn.vaddr, w, ADDR6_V);
-      conn.addr6 = w;
+      // unindex() below fills its own words (DEL6), not these
       const old = this.in6.get(p, w, ADDR6_C, conn.cport, w, ADDR6_V, conn.vport);
       if (old && old !== conn) this.unindex(old);
       this.in6.set(p, w, ADDR6_C, conn.cport, w, ADDR6_V, conn.vport, conn);
@@ -197,6 +215,7 @@ export class ConnTable {
     }
     conn.slot = this.all.length;
     this.all.push(conn);
+    if (conn.family === 6) this.size6++;
     this.arm(conn);
   }
 
@@ -395,15 +414,22 @@ export class ConnTable {
   }
 
   private unindex(conn: Connection): void {
-    const w = conn.addr6;
+    // IPv6 entries keep no words (an Int32Array per entry costs more than the entry): they are parsed again here
+    let w: Int32Array | null = null;
+    if (conn.family === 6 && (conn.indexedIn || conn.indexedOut)) {
+      w = DEL6;
+      ipv6Words(conn.caddr, w, ADDR6_C);
+      if (conn.indexedIn) ipv6Words(conn.vaddr, w, ADDR6_V);
+      if (conn.indexedOut) ipv6Words(conn.daddr, w, ADDR6_D);
+    }
     if (conn.indexedIn) {
       if (w) this.in6.delete(conn.protocol, w, ADDR6_C, conn.cport, w, ADDR6_V, conn.vport, conn);
-      else this.in4.delete(conn.protocol, conn.caddr4, conn.cport, conn.vaddr4, conn.vport, conn);
+      else this.in4.delete(conn.protocol, conn.caddr4, conn.cport, addr4(conn.vaddr), conn.vport, conn);
       conn.indexedIn = false;
     }
     if (conn.indexedOut) {
       if (w) this.out6.delete(conn.protocol, w, ADDR6_D, conn.dport, w, ADDR6_C, conn.cport, conn);
-      else this.out4.delete(conn.protocol, conn.daddr4, conn.dport, conn.caddr4, conn.cport, conn);
+      else this.out4.delete(conn.protocol, addr4(conn.daddr), conn.dport, conn.caddr4, conn.cport, conn);
       conn.indexedOut = false;
     }
     if (conn.inKey) {
@@ -417,6 +443,7 @@ export class ConnTable {
     this.unindex(conn);
     this.controlDel(conn);
     this.unbindDest(conn);
+    if (conn.family === 6) this.size6--;
     const last = this.all.pop() as Connection;
     if (last !== conn) {
       this.all[conn.slot] = last;

@@ -151,6 +151,29 @@ export function ipipEncap(inner: Uint8Array, dst: Uint8Array, src?: Uint8Array):
   return out;
 }
 
+/**
+ * Split an IPv4 packet (a 20-byte header, no options: an IPIP encapsulation) into fragments of at most `mtu` bytes
+ * (ip_fragment): the header copied to each, offsets in 8-byte units, MF on all but the last, checksums recomputed.
+ * A packet that fits comes back alone.
+ */
+export function ipv4Fragments(pkt: Uint8Array, mtu: number): Uint8Array[] {
+  if (pkt.length <= mtu) return [pkt];
+  const hl = (pkt[0] & 0x0f) * 4;
+  const step = (mtu - hl) & ~7;
+  const out: Uint8Array[] = [];
+  for (let off = hl; off < pkt.length; off += step) {
+    const end = Math.min(pkt.length, off + step);
+    const f = new Uint8Array(hl + end - off);
+    f.set(pkt.subarray(0, hl), 0);
+    f.set(pkt.subarray(off, end), hl);
+    wr16(f, 2, f.length);
+    wr16(f, 6, (end < pkt.length ? 0x2000 : 0) | ((off - hl) >> 3));
+    wr16(f, 10, ipv4HeaderChecksum(f, 0, hl));
+    out.push(f);
+  }
+  return out;
+}
+
 /** Verify the IPv4 header checksum (used by tests and the decapsulating peer). */
 export function ipv4HeaderOk(b: Uint8Array, off = 0): boolean {
   const ihl = (b[off] & 0x0f) * 4;

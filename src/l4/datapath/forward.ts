@@ -5,6 +5,7 @@
  * The I/O (verdict, raw send) is injected so this runs in unit tests without a kernel.
  */
 
+import { canonicalAddr, ipv4ToInt } from '../../common/addr.js';
 import {
   DEST_MARK_BASE,
   DIVERT_MARK,
@@ -19,17 +20,22 @@ import {
 import type { Connection } from '../conn/conn.js';
 import type { RealServer } from '../dest.js';
 import type { Engine } from '../engine.js';
-import { addrBytes, ipipEncap, ipv4HeaderChecksum, l4Checksum, natRewrite } from './csum.js';
+import { addrBytes, ipipEncap, ipv4Fragments, ipv4HeaderChecksum, l4Checksum, natRewrite } from './csum.js';
 import { DatapathError } from './errors.js';
 import { NF_ACCEPT, NF_DROP, type QueuedPacket } from './nfqmsg.js';
-import { type BadReason, PARSE_BAD, PARSE_ICMP, PacketParser, type Parsed } from './packet.js';
+import { type BadReason, PARSE_BAD, PARSE_ICMP, PacketParser, type PacketView, type Parsed } from './packet.js';
 
 export interface Counters {
   packets: number;
   forwarded: { route: number; masq: number; tunnel: number; local: number; reply: number };
   passed: number;
   dropped: number;
-  bad: Partial<Record<BadReason | 'icmp-no-conn' | 'engine-drop' | 'tunnel-send' | 'internal', number>>;
+  bad: Partial<
+    Record<
+      BadReason | 'martian' | 'icmp-no-conn' | 'engine-drop' | 'tunnel-send' | 'tunnel-too-big' | 'internal',
+      number
+    >
+  >;
 }
 
 export function newCounters(): Counters {
@@ -77,8 +83,15 @@ export class Forwarder {
    * mark is in the table, so `tierlb adm -D -f M` removes its mark rules and adding it back restores them.
    */
   matches: PlanMatch[] = [];
+  /** the largest IPIP packet sent to a tunnel real server in one piece (the path MTU towards the real servers) */
+  tunnelMtu = 1500;
   /** reused for every packet: the hot path allocates no parse objects */
   private readonly parser = new PacketParser();
+  /** the director's own addresses and the VIPs (see setOwnAddrs), as sources they are martians */
+  private own4 = new Set<number>();
+  private own6 = new Set<string>();
+  private vips4 = new Set<number>();
+  private vips6 = new Set<string>();
 
   constructor(
     readonly engine: Engine,
@@ -109,6 +122,35 @@ export class Forwarder {
       this.marks.set(rip, m);
     }
     return m;
+  }
+
+  /**
+   * The director's own addresses (its interfaces'): a packet from outside claiming one as its source is dropped as a
+   * martian, as the kernel's source validation does before IPVS sees it. The VIPs are added from the table by plan().
+   */
+  setOwnAddrs(addrs: Iterable<string>): void {
+    const { v4, v6 } = splitAddrs(addrs);
+    this.own4 = v4;
+    this.own6 = v6;
+  }
+
+  /**
+   * A source the kernel's routing would refuse (ip_route_input_slow's martian_source, fib_validate_source): 0/8,
+   * 127/8, multicast 224/4 and 255.255.255.255, ::, ::1, ff00::/8, or one of the director's own addresses or VIPs.
+   */
+  private martian(p: PacketView): boolean {
+    if (p.family === 4) {
+      const s = p.saddr4;
+      const a = s >>> 24;
+      if (a === 0 || a === 127 || a >= 224) return true;
+      return s === p.daddr4 || this.own4.has(s) || this.vips4.has(s);
+    }
+    const w = p.addr6;
+    if (w[0] >>> 24 === 0xff) return true;
+    if (w[0] === 0 && w[1] === 0 && w[2] === 0 && (w[3] === 0 || w[3] === 1)) return true;
+    if (this.own6.size === 0 && this.vips6.size === 0) return false;
+    const s = p.saddr;
+    return s === p.daddr || this.own6.has(s) || this.vips6.has(s);
   }
 
   private bad(reason: keyof Counters['bad']): void {
@@ -149,8 +191,15 @@ export class Forwarder {
       else this.drop(q);
       return;
     }
+    // a martian source never reaches the scheduler (packets from the director itself come in on lo, ifindex 1)
+    if (!reply && q.indev !== LOOPBACK_IFINDEX && this.martian(parser.pkt)) {
+      this.bad('martian');
+      this.drop(q);
+      return;
+    }
     if (r === PARSE_ICMP) {
-      this.handleIcmp(q, parser);
+      if (reply) this.handleIcmpOut(q, parser);
+      else this.handleIcmp(q, parser);
       return;
     }
     const p = parser.pkt;
@@ -189,9 +238,17 @@ export class Forwarder {
       return;
     }
     if (dest.fwd === 'tunnel' && dest.family === 4) {
-      const out = ipipEncap(q.payload.subarray(0, p.totalLen), this.addr(dest.addr));
-      if (this.io.sendRaw(out, this.addr(dest.addr))) this.counters.forwarded.tunnel++;
-      else this.bad('tunnel-send');
+      const inner = q.payload.subarray(0, p.totalLen);
+      const out = ipipEncap(inner, this.addr(dest.addr));
+      // too big for the path once encapsulated (a reassembled datagram): fragmented as ip_vs_tunnel_xmit's output
+      // would be, unless the client asked for DF (then the client's PMTU discovery has to do it: counted, dropped)
+      if (out.length > this.tunnelMtu && inner[6] & 0x40) this.bad('tunnel-too-big');
+      else {
+        let ok = true;
+        for (const f of ipv4Fragments(out, this.tunnelMtu)) ok = this.io.sendRaw(f, this.addr(dest.addr)) && ok;
+        if (ok) this.counters.forwarded.tunnel++;
+        else this.bad('tunnel-send');
+      }
       this.io.verdict(q.id, NF_DROP);
       return;
     }
@@ -215,35 +272,67 @@ export class Forwarder {
     }
     if (dest.fwd === 'masq') {
       // rewrite the outer destination and the embedded source (VIP:vport → RIP:rport), recompute the ICMP checksum
-      const b = q.payload;
-      const o = e.pkt;
-      const raddr = this.addr(conn.daddr);
-      natRewrite(b, o, 'dst', raddr, 0);
-      if (i.family === 4) {
-        b.set(raddr, e.innerOff + 12);
-        const ihl = (b[e.innerOff] & 0x0f) * 4;
-        const c = ipv4HeaderChecksum(b, e.innerOff, ihl);
-        b[e.innerOff + 10] = c >> 8;
-        b[e.innerOff + 11] = c & 0xff;
-      } else b.set(raddr, e.innerOff + 8);
-      b[i.l4off] = conn.dport >> 8;
-      b[i.l4off + 1] = conn.dport & 0xff;
-      // the ICMP checksum covers the embedded packet (and for ICMPv6 the pseudo-header): recomputed whole, as
-      // ip_vs_nat_icmp / ip_vs_nat_icmp_v6 do
-      const c = l4Checksum(b, o);
-      b[e.icmpOff + 2] = c >> 8;
-      b[e.icmpOff + 3] = c & 0xff;
+      this.natIcmp(q.payload, e, 'dst', this.addr(conn.daddr), conn.dport);
       this.counters.forwarded.masq++;
-      this.io.verdict(q.id, NF_ACCEPT, 0, b.subarray(0, o.totalLen));
+      this.io.verdict(q.id, NF_ACCEPT, 0, q.payload.subarray(0, e.pkt.totalLen));
       return;
     }
+    // DR and TUN: the real server gets the error as it came (its PMTU for the flow follows a frag-needed)
     this.forward(q, e.pkt, conn, dest);
+  }
+
+  /**
+   * An ICMP error from the real-server side about a NAT flow (ip_vs_out_icmp): the embedded packet is the one the
+   * director sent to the real server (CIP:cport → RIP:rport); the client gets it as from the VIP: outer source and
+   * embedded destination become VIP:vport. Anything else passes (routed as it is).
+   */
+  private handleIcmpOut(q: QueuedPacket, e: PacketParser): void {
+    const conn = this.engine.icmpConn(e.inner, 'out');
+    if (!conn?.dest || conn.fwd !== 'masq') {
+      this.bad('icmp-no-conn');
+      this.pass(q);
+      return;
+    }
+    this.natIcmp(q.payload, e, 'src', this.addr(conn.vaddr), conn.vport);
+    this.counters.forwarded.reply++;
+    this.io.verdict(q.id, NF_ACCEPT, 0, q.payload.subarray(0, e.pkt.totalLen));
+  }
+
+  /**
+   * ip_vs_nat_icmp: the outer `which` address becomes `addr`, the embedded packet's opposite end (its source for an
+   * outer destination, its destination for an outer source) becomes addr:port; the embedded IPv4 header checksum
+   * and the ICMP checksum (over the embedded packet and, for ICMPv6, the pseudo-header) are recomputed.
+   */
+  private natIcmp(b: Uint8Array, e: PacketParser, which: 'src' | 'dst', addr: Uint8Array, port: number): void {
+    const o = e.pkt;
+    const i = e.inner;
+    natRewrite(b, o, which, addr, 0);
+    const inner = which === 'dst' ? 'src' : 'dst';
+    if (i.family === 4) {
+      b.set(addr, e.innerOff + (inner === 'src' ? 12 : 16));
+      const ihl = (b[e.innerOff] & 0x0f) * 4;
+      const c = ipv4HeaderChecksum(b, e.innerOff, ihl);
+      b[e.innerOff + 10] = c >> 8;
+      b[e.innerOff + 11] = c & 0xff;
+    } else b.set(addr, e.innerOff + (inner === 'src' ? 8 : 24));
+    const portOff = i.l4off + (inner === 'src' ? 0 : 2);
+    b[portOff] = port >> 8;
+    b[portOff + 1] = port & 0xff;
+    const c = l4Checksum(b, o);
+    b[e.icmpOff + 2] = c >> 8;
+    b[e.icmpOff + 3] = c & 0xff;
   }
 
   /** The kernel rules the current table needs (services to queue, NAT reply sources, DR routes). */
   plan(): RulePlan {
     const plan = emptyPlan(this.queue, this.queues);
     plan.matches = this.matches;
+    const vips = splitAddrs([
+      ...this.engine.table.list().flatMap((s) => (s.kind === 'fwm' ? [] : [s.addr])),
+      ...this.matches.map((m) => m.addr),
+    ]);
+    this.vips4 = vips.v4;
+    this.vips6 = vips.v6;
     for (const svc of this.engine.table.list()) {
       plan.services.push({ kind: svc.kind, family: svc.family, addr: svc.addr, port: svc.port, fwmark: svc.fwmark });
       for (const d of svc.dests) {
@@ -263,6 +352,19 @@ export class Forwarder {
     }
     return plan;
   }
+}
+
+/** The loopback interface's index in every namespace: packets the director sends itself come back in on it. */
+const LOOPBACK_IFINDEX = 1;
+
+function splitAddrs(addrs: Iterable<string>): { v4: Set<number>; v6: Set<string> } {
+  const v4 = new Set<number>();
+  const v6 = new Set<string>();
+  for (const a of addrs) {
+    if (a.includes(':')) v6.add(canonicalAddr(a.replace(/%.*$/, '')));
+    else if (a) v4.add(ipv4ToInt(a));
+  }
+  return { v4, v6 };
 }
 
 function routeFor(family: 4 | 6, rip: string, mark: number): PlanRoute {

@@ -18,6 +18,7 @@ export const NLM_F_ACK = 0x4;
 export const NFQA_PACKET_HDR = 1;
 export const NFQA_VERDICT_HDR = 2;
 export const NFQA_MARK = 3;
+export const NFQA_TIMESTAMP = 4;
 export const NFQA_IFINDEX_INDEV = 5;
 export const NFQA_IFINDEX_OUTDEV = 6;
 export const NFQA_HWADDR = 9;
@@ -49,6 +50,9 @@ export interface QueuedPacket {
   outdev: number;
   /** source MAC of the frame, when the kernel reported one */
   hwaddr?: Uint8Array;
+  /** NFQA_TIMESTAMP (seconds, microseconds; 0 without one): carries the fast path's tags (fastpath/arming.ts) */
+  tsSec?: number;
+  tsUsec?: number;
   payload: Uint8Array;
 }
 
@@ -236,7 +240,18 @@ type PacketMsg = { kind: 'packet'; pkt: QueuedPacket };
 const EMPTY = new Uint8Array(0);
 const newPacketMsg = (): PacketMsg => ({
   kind: 'packet',
-  pkt: { id: 0, hwProtocol: 0, hook: 0, mark: 0, indev: 0, outdev: 0, hwaddr: undefined, payload: EMPTY },
+  pkt: {
+    id: 0,
+    hwProtocol: 0,
+    hook: 0,
+    mark: 0,
+    indev: 0,
+    outdev: 0,
+    hwaddr: undefined,
+    tsSec: 0,
+    tsUsec: 0,
+    payload: EMPTY,
+  },
 });
 
 /**
@@ -264,8 +279,14 @@ export class MessagePool {
 }
 
 /** Walk every netlink message in a received datagram; with a pool, packet messages are the pool's (reused). */
-export function parseMessages(buf: Uint8Array, len: number, out: NlMessage[] = [], pool?: MessagePool): NlMessage[] {
-  pool?.reset();
+export function parseMessages(
+  buf: Uint8Array,
+  len: number,
+  out: NlMessage[] = [],
+  pool?: MessagePool,
+  resetPool = true,
+): NlMessage[] {
+  if (resetPool) pool?.reset();
   let off = 0;
   while (off + 16 <= len) {
     const mlen = le32(buf, off);
@@ -294,6 +315,8 @@ function readPacketMsg(buf: Uint8Array, off: number, end: number, q: QueuedPacke
   q.indev = 0;
   q.outdev = 0;
   q.hwaddr = undefined;
+  q.tsSec = 0;
+  q.tsUsec = 0;
   let payload: Uint8Array | undefined;
   while (off + 4 <= end) {
     const alen = le16(buf, off);
@@ -308,6 +331,13 @@ function readPacketMsg(buf: Uint8Array, off: number, end: number, q: QueuedPacke
         break;
       case NFQA_MARK:
         q.mark = be32(buf, d);
+        break;
+      case NFQA_TIMESTAMP:
+        // struct nfqnl_msg_packet_timestamp { __be64 sec; __be64 usec; }
+        if (alen >= 20) {
+          q.tsSec = be32(buf, d) * 0x1_0000_0000 + be32(buf, d + 4);
+          q.tsUsec = be32(buf, d + 12);
+        }
         break;
       case NFQA_IFINDEX_INDEV:
         q.indev = be32(buf, d);

@@ -4,13 +4,25 @@
  * known flows that cannot change IPVS state. Everything that may change state, or that the program is not sure about,
  * returns TC_ACT_OK untouched and takes the NFQUEUE path to the userspace engine (a miss is always safe).
  *
- * Forwarded here: TCP without SYN/FIN/RST and UDP, of a flow the engine put in the flow map.
- *   DR:  bpf_redirect_neigh to the real server (IP header untouched, only the MACs change).
+ * Forwarded here: TCP without SYN/FIN/RST and UDP, of a flow the engine put in the flow map and armed.
+ *   DR:  bpf_redirect_neigh to the real server (addresses untouched, only the MACs change).
  *   NAT: request VIP:vport -> RIP:rport and reply RIP:rport -> VIP:vport rewritten with the checksum helpers,
  *        then bpf_redirect_neigh.
- * Falls through: map miss, SYN/FIN/RST, ICMP and other protocols, fragments, IPv4 options, IPv6 extension headers,
- * TTL/hop limit <= 1, a disabled real server, TUN (no encapsulation here yet), an MTU problem, a header that cannot
- * be pulled into the linear area.
+ *   TUN: IPv4 in IPv4 (IPIP), the outer header built here (source: the real's `src`, else the FIB's), then
+ *        bpf_redirect_neigh; only when the outer packet fits the egress MTU.
+ * Every forwarded packet's TTL / hop limit is decremented (IPv4 header checksum fixed), as a router does; a packet with
+ * TTL <= 1 falls through, so the stack answers it (ICMP time exceeded).
+ * Falls through: map miss, an entry not armed yet (see ordering below), SYN/FIN/RST, ICMP and other protocols,
+ * fragments, IPv4 options, IPv6 extension headers, TTL/hop limit <= 1, a disabled real server, IPv6 TUN, an MTU
+ * problem, a header that cannot be pulled into the linear area.
+ *
+ * Ordering, per direction (request, NAT reply): the engine writes an entry unarmed. Its packets keep falling through
+ * to the NFQUEUE, counted (`passed`, in segments: the queue splits a GSO skb) and tagged with the entry's token, the
+ * direction and that count in skb->tstamp, which the queue hands to the engine (NFQA_TIMESTAMP). Once the engine has
+ * read and sent the verdict of n tagged packets, n being the highest tag read, it writes n into arm4/arm6; the
+ * program arms the direction at the first packet that finds passed == n, i.e. when no packet of that direction is
+ * left in the queue (the untagged ones written before came before the first tagged one in it). So a packet forwarded here never overtakes one of its flow still waiting in the queue
+ * (arming.ts).
  *
  * The maps are written by the engine (src/l4/fastpath/maps.ts) through the bpf() syscall; their layouts are mirrored
  * there byte for byte. Nothing is pinned: the maps and the program live as long as the director's file descriptors.
@@ -37,6 +49,7 @@
 #define METHOD_NAT 2
 #define METHOD_TUN 3
 
+#define IP_DF 0x4000
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1fff
 
@@ -59,6 +72,9 @@ enum {
   C_MISS_MTU,
   C_MISS_REWRITE,
   C_NOT_IP,
+  C_MISS_UNARMED,
+  C_HIT_TUN,
+  C_MISS_ENCAP,
   C_MAX,
 };
 
@@ -84,11 +100,15 @@ struct flow6_key {
 struct flow_val {
   __u32 rs;           /* index in the reals map */
   __u8 method;        /* METHOD_* */
-  __u8 pad[3];
+  __u8 armed[2];      /* per direction (0 request, 1 NAT reply); 0: packets may still wait in the NFQUEUE */
+  __u8 pad;
   __u32 nat_addr[4];  /* NAT: RIP (v4 in [0]), network order */
   __u16 nat_port;     /* NAT: rport, network order */
   __u16 pad2;
   __u32 reply_ifindex; /* NAT: where replies go (the interface the client's packets arrive on); 0: FIB lookup */
+  __u32 token;        /* the engine's name for this entry in the tags of unarmed packets */
+  __u32 passed[2];    /* per direction: packets that fell through while unarmed (the last tag given) */
+  __u32 pad3;
   __u64 last_seen;    /* bpf_ktime_get_ns() of the last packet forwarded here, either direction */
   __u64 packets;      /* request packets forwarded here */
   __u64 bytes;        /* their bytes (IP total length, as the engine counts) */
@@ -96,13 +116,14 @@ struct flow_val {
   __u64 reply_bytes;
 };
 
-/* NAT reply tuple (RIP:rport -> CIP:cport) -> the request tuple */
+/* a real server (NAT reply tuples, RIP:rport -> CIP:cport, map to the request tuple in nat_reply4/6) */
 struct real {
   __u32 ifindex; /* 0: FIB lookup of the next hop */
   __u32 family;  /* AF_INET / AF_INET6 */
   __u32 nh[4];   /* next hop (the real server's address for DR), network order */
   __u32 enabled;
   __u32 pad;
+  __u32 src[4];  /* TUN: the outer header's source, network order; 0: the FIB's (BPF_FIB_LOOKUP_SRC, linux 6.8+) */
 };
 
 #ifndef MAX_FLOWS
@@ -141,6 +162,27 @@ struct {
   __type(key, struct flow6_key);
   __type(value, struct flow6_key);
 } nat_reply6 SEC(".maps");
+
+/* request tuple -> per direction, the last tag the engine has read and sent a verdict for (entries being armed) */
+struct arm {
+  __u32 at[2];
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, MAX_FLOWS);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, struct flow4_key);
+  __type(value, struct arm);
+} arm4 SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, MAX_FLOWS);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, struct flow6_key);
+  __type(value, struct arm);
+} arm6 SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
@@ -184,14 +226,127 @@ static __always_inline int ensure(struct __sk_buff *skb, __u32 len) {
   return data + len <= end ? 0 : -1;
 }
 
-/* segments this skb stands for (GRO/GSO) and their bytes as the engine counts them (each segment's IP total length) */
-static __always_inline void account(struct __sk_buff *skb, __u32 hdrs, __u64 *pkts, __u64 *bytes) {
+/*
+ * Segments this skb stands for (GRO/GSO) and their bytes as the engine counts them (each segment's IP total length);
+ * `outer`: bytes of an encapsulation header already pushed in front (not counted).
+ */
+static __always_inline void account(struct __sk_buff *skb, __u32 hdrs, __u64 *pkts, __u64 *bytes, __u32 outer) {
   __u32 segs = skb->gso_segs;
   if (segs < 1) segs = 1;
-  __u64 b = skb->len - sizeof(struct ethhdr);
+  __u64 b = skb->len - sizeof(struct ethhdr) - outer;
   b += (__u64)(segs - 1) * hdrs;
   __sync_fetch_and_add(pkts, segs);
   __sync_fetch_and_add(bytes, b);
+}
+
+#define TAG_MAX 499999
+
+/*
+ * A direction of an unarmed entry: arm it when the engine has had every packet of it that fell through
+ * (at[dir] == passed[dir]); else this packet falls through too, numbered and tagged (skb->tstamp =
+ * (2^32 + token) s + (dir * 500000 + n) us: far beyond any real time, so the engine tells it from a receive
+ * timestamp). Returns 1 when armed (forward), else 0 (fall through).
+ */
+static __always_inline int unarmed(struct __sk_buff *skb, struct flow_val *f, struct arm *a, int dir) {
+  __u32 *passed = dir ? &f->passed[1] : &f->passed[0];
+  if (a && (dir ? a->at[1] : a->at[0]) == *passed) {
+    if (dir)
+      f->armed[1] = 1;
+    else
+      f->armed[0] = 1;
+    return 1;
+  }
+  /* a GSO skb is queued as its segments, each with this tag: the number counts segments, so the engine knows a tag
+   * is complete when it has read as many tagged packets as the tag says */
+  __u32 segs = skb->gso_segs;
+  if (segs < 1) segs = 1;
+  __u32 n = __sync_fetch_and_add(passed, segs) + segs;
+  if (n <= TAG_MAX)
+    skb->tstamp = ((1ULL << 32) + f->token) * 1000000000ULL + ((__u64)n + (dir ? TAG_MAX + 1 : 0)) * 1000ULL;
+  count(C_MISS_UNARMED);
+  return 0;
+}
+
+/* TTL - 1, the header checksum fixed incrementally (the 16-bit word at offset 8 holds TTL and protocol) */
+static __always_inline int dec_ttl4(struct __sk_buff *skb, __u32 l3, __u8 ttl, __u8 proto) {
+  __u8 t = ttl - 1;
+  __u16 from = bpf_htons(((__u16)ttl << 8) | proto);
+  __u16 to = bpf_htons(((__u16)t << 8) | proto);
+  if (bpf_l3_csum_replace(skb, l3 + offsetof(struct iphdr, check), from, to, 2)) return -1;
+  return bpf_skb_store_bytes(skb, l3 + offsetof(struct iphdr, ttl), &t, 1, 0) ? -1 : 0;
+}
+
+/* hop limit - 1 (no header checksum in IPv6) */
+static __always_inline int dec_hops6(struct __sk_buff *skb, __u8 hops) {
+  __u8 h = hops - 1;
+  return bpf_skb_store_bytes(skb, sizeof(struct ethhdr) + offsetof(struct ipv6hdr, hop_limit), &h, 1, 0) ? -1 : 0;
+}
+
+static __always_inline __u16 csum_fold(__s64 sum) {
+  __u32 c = (__u32)sum;
+  c = (c & 0xffff) + (c >> 16);
+  c = (c & 0xffff) + (c >> 16);
+  return (__u16)~c;
+}
+
+/*
+ * TUN, IPv4 in IPv4: make room for an outer header behind the MAC header (bpf_skb_adjust_room with the ENCAP flags,
+ * so GSO segments the result as IPIP), write it, decrement the inner TTL and redirect towards the real server. The
+ * outer source is the real's `src`, else the FIB's preferred source for the real (BPF_FIB_LOOKUP_SRC); egress and
+ * next hop the real's ifindex and address, else the FIB's. Everything that can fail without touching the packet
+ * comes first; a failure falls through with the packet as it was.
+ */
+static __always_inline int tun4(struct __sk_buff *skb, struct real *rs, struct flow_val *f, __u8 proto, __u8 ttl,
+                                __u8 tos, __u16 frag_off, __u32 tot, __u32 hdrs) {
+  const __u32 l3 = sizeof(struct ethhdr);
+  if (rs->family != AF_INET) return count(C_MISS_METHOD);
+  __u32 dst = rs->nh[0];
+  __u32 src = rs->src[0];
+  __u32 ifindex = rs->ifindex;
+  struct bpf_redir_neigh nh = {.nh_family = AF_INET};
+  nh.ipv4_nh = dst;
+  if (ifindex == 0 || src == 0) {
+    struct bpf_fib_lookup fib = {};
+    fib.family = AF_INET;
+    fib.ifindex = skb->ingress_ifindex;
+    fib.ipv4_dst = dst;
+    long r = bpf_fib_lookup(skb, &fib, sizeof(fib), src ? 0 : BPF_FIB_LOOKUP_SRC);
+    if (r != BPF_FIB_LKUP_RET_SUCCESS && r != BPF_FIB_LKUP_RET_NO_NEIGH) return count(C_MISS_FIB);
+    if (src == 0) src = fib.ipv4_src;
+    if (ifindex == 0) {
+      ifindex = fib.ifindex;
+      nh.ipv4_nh = fib.ipv4_dst;
+    }
+  }
+  if (src == 0) return count(C_MISS_FIB);
+  if (tot < sizeof(struct iphdr) || tot > 0xffff - sizeof(struct iphdr)) return count(C_MISS_MTU);
+  __u32 mtu = 0;
+  if (bpf_check_mtu(skb, ifindex, &mtu, sizeof(struct iphdr), 0)) return count(C_MISS_MTU);
+
+  struct iphdr o = {};
+  o.version = 4;
+  o.ihl = 5;
+  o.tos = tos;
+  o.tot_len = bpf_htons(tot + sizeof(struct iphdr));
+  o.frag_off = frag_off & bpf_htons(IP_DF);
+  o.id = o.frag_off ? 0 : (__u16)bpf_get_prandom_u32();
+  o.ttl = 64;
+  o.protocol = IPPROTO_IPIP;
+  o.saddr = src;
+  o.daddr = dst;
+  o.check = csum_fold(bpf_csum_diff(0, 0, (__be32 *)&o, sizeof(o), 0));
+
+  if (bpf_skb_adjust_room(skb, sizeof(struct iphdr), BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_ENCAP_L3_IPV4))
+    return count(C_MISS_ENCAP);
+  /* not reached in practice (the room was just made, linear): the packet is no longer the one received */
+  if (bpf_skb_store_bytes(skb, l3, &o, sizeof(o), 0) || dec_ttl4(skb, l3 + sizeof(struct iphdr), ttl, proto)) {
+    count(C_MISS_REWRITE);
+    return TC_ACT_SHOT;
+  }
+  account(skb, hdrs, &f->packets, &f->bytes, sizeof(struct iphdr));
+  f->last_seen = bpf_ktime_get_ns();
+  count(C_HIT_TUN);
+  return bpf_redirect_neigh(ifindex, &nh, sizeof(nh), 0);
 }
 
 /* egress of a forwarded packet: the real's ifindex and next hop, or a FIB lookup of the next hop */
@@ -269,6 +424,9 @@ static __always_inline int ipv4(struct __sk_buff *skb) {
     k.dport = uh->dest;
   }
   __u8 ttl = ip->ttl;
+  __u8 tos = ip->tos;
+  __u16 frag_off = ip->frag_off;
+  __u32 tot = bpf_ntohs(ip->tot_len);
 
   int reply = 0;
   struct flow4_key *rk = 0;
@@ -280,11 +438,14 @@ static __always_inline int ipv4(struct __sk_buff *skb) {
     if (!f || f->method != METHOD_NAT) return count(C_MISS_NO_FLOW);
     reply = 1;
   }
+  if (!f->armed[reply] && !unarmed(skb, f, bpf_map_lookup_elem(&arm4, reply ? rk : &k), reply)) return TC_ACT_OK;
   if (ttl <= 1) return count(C_MISS_TTL);
-  if (!reply && f->method != METHOD_DR && f->method != METHOD_NAT) return count(C_MISS_METHOD);
+  if (!reply && f->method != METHOD_DR && f->method != METHOD_NAT && f->method != METHOD_TUN)
+    return count(C_MISS_METHOD);
   __u32 rsi = f->rs;
   struct real *rs = bpf_map_lookup_elem(&reals, &rsi);
   if (!rs || !rs->enabled) return count(C_MISS_RS_DISABLED);
+  if (f->method == METHOD_TUN) return tun4(skb, rs, f, proto, ttl, tos, frag_off, tot, hdrs);
 
   const __u32 csum_off = l3 + offsetof(struct iphdr, check);
   const __u32 l4csum_off = l4 + (proto == IPPROTO_TCP ? offsetof(struct tcphdr, check) : offsetof(struct udphdr, check));
@@ -294,7 +455,8 @@ static __always_inline int ipv4(struct __sk_buff *skb) {
   if (f->method == METHOD_DR) {
     r = redirect_to(skb, rs->ifindex, AF_INET, rs->nh);
     if (r < 0) return count(-r);
-    account(skb, hdrs, &f->packets, &f->bytes);
+    if (dec_ttl4(skb, l3, ttl, proto)) return count(C_MISS_REWRITE); /* not reached: the header is linear */
+    account(skb, hdrs, &f->packets, &f->bytes, 0);
     f->last_seen = bpf_ktime_get_ns();
     count(C_HIT_DR);
     return r;
@@ -346,13 +508,14 @@ static __always_inline int ipv4(struct __sk_buff *skb) {
   if (bpf_l4_csum_replace(skb, l4csum_off, old_addr, new_addr, l4flags | 4) ||
       bpf_l4_csum_replace(skb, l4csum_off, op, np, (l4flags & ~BPF_F_PSEUDO_HDR) | 2) ||
       bpf_l3_csum_replace(skb, csum_off, old_addr, new_addr, 4) ||
-      bpf_skb_store_bytes(skb, addr_off, &new_addr, 4, 0) || bpf_skb_store_bytes(skb, port_off, &np, 2, 0))
+      bpf_skb_store_bytes(skb, addr_off, &new_addr, 4, 0) || bpf_skb_store_bytes(skb, port_off, &np, 2, 0) ||
+      dec_ttl4(skb, l3, ttl, proto))
     return count(C_MISS_REWRITE); /* not reached in practice: offsets were checked above */
 
   if (reply)
-    account(skb, hdrs, &f->reply_packets, &f->reply_bytes);
+    account(skb, hdrs, &f->reply_packets, &f->reply_bytes, 0);
   else
-    account(skb, hdrs, &f->packets, &f->bytes);
+    account(skb, hdrs, &f->packets, &f->bytes, 0);
   f->last_seen = bpf_ktime_get_ns();
   count(reply ? C_HIT_NAT_REPLY : C_HIT_NAT);
   return bpf_redirect_neigh(ifindex, &nh, sizeof(nh), 0);
@@ -417,6 +580,7 @@ static __always_inline int ipv6(struct __sk_buff *skb) {
     if (!f || f->method != METHOD_NAT) return count(C_MISS_NO_FLOW);
     reply = 1;
   }
+  if (!f->armed[reply] && !unarmed(skb, f, bpf_map_lookup_elem(&arm6, reply ? rk : &k), reply)) return TC_ACT_OK;
   if (hops <= 1) return count(C_MISS_TTL);
   if (!reply && f->method != METHOD_DR && f->method != METHOD_NAT) return count(C_MISS_METHOD);
   __u32 rsi = f->rs;
@@ -427,7 +591,8 @@ static __always_inline int ipv6(struct __sk_buff *skb) {
   if (f->method == METHOD_DR) {
     r = redirect_to(skb, rs->ifindex, AF_INET6, rs->nh);
     if (r < 0) return count(-r);
-    account(skb, hdrs, &f->packets, &f->bytes);
+    if (dec_hops6(skb, hops)) return count(C_MISS_REWRITE); /* not reached: the header is linear */
+    account(skb, hdrs, &f->packets, &f->bytes, 0);
     f->last_seen = bpf_ktime_get_ns();
     count(C_HIT_DR);
     return r;
@@ -483,13 +648,14 @@ static __always_inline int ipv6(struct __sk_buff *skb) {
   if (diff < 0) return count(C_MISS_REWRITE);
   if (bpf_l4_csum_replace(skb, l4csum_off, 0, (__u32)diff, l4flags | BPF_F_PSEUDO_HDR) ||
       bpf_l4_csum_replace(skb, l4csum_off, op, np, l4flags | 2) ||
-      bpf_skb_store_bytes(skb, addr_off, new_addr, 16, 0) || bpf_skb_store_bytes(skb, port_off, &np, 2, 0))
+      bpf_skb_store_bytes(skb, addr_off, new_addr, 16, 0) || bpf_skb_store_bytes(skb, port_off, &np, 2, 0) ||
+      dec_hops6(skb, hops))
     return count(C_MISS_REWRITE);
 
   if (reply)
-    account(skb, hdrs, &f->reply_packets, &f->reply_bytes);
+    account(skb, hdrs, &f->reply_packets, &f->reply_bytes, 0);
   else
-    account(skb, hdrs, &f->packets, &f->bytes);
+    account(skb, hdrs, &f->packets, &f->bytes, 0);
   f->last_seen = bpf_ktime_get_ns();
   count(reply ? C_HIT_NAT_REPLY : C_HIT_NAT);
   return bpf_redirect_neigh(ifindex, &nh, sizeof(nh), 0);
