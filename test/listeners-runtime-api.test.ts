@@ -89,8 +89,11 @@ test('show stat: the columns of haproxy 2.6, read by the same CSV reader; FRONTE
     await a.close();
   });
   // (a busy machine: let the first checks pass before counting)
-  const checked = async (s: string) =>
-    parseShowStat(await sock(s, 'show stat')).rows.find((r) => r.svname === 'a')?.check_status === 'L7OK';
+  const checked = async (s: string) => {
+    const a = parseShowStat(await sock(s, 'show stat')).rows.find((r) => r.svname === 'a');
+    // (UP, not only a last check passed: a busy start may have taken it DOWN, and rise needs two)
+    return a?.status === 'UP' && a.check_status === 'L7OK';
+  };
   t.true(await until(() => checked(l.socket)), 'tierlb checked a');
   for (let i = 0; i < 4; i++) await request(`http://127.0.0.1:${port}/`);
   // (a worker counts a request when its response has closed, which may come just after the client has it all)
