@@ -152,7 +152,13 @@ export function listenersYaml(plan: LabPlan, lb: string): string {
       workers: c.workers,
       control: listenersSocket(plan, lb),
       stats: { bind: '127.0.0.1:9101' },
-      defaults: { timeout: { connect: '2s', client: '30s', server: '30s', check: '1s' }, retries: 2, redispatch: true },
+      // an idle keep-alive connection outlives a director failover (VRRP's master-down time, then the client's TCP
+      // retransmission backoff: ~3.5-6.5 s), so the demo's established connection is not closed as idle meanwhile
+      defaults: {
+        timeout: { connect: '2s', client: '30s', server: '30s', http_keep_alive: '15s', check: '1s' },
+        retries: 2,
+        redispatch: true,
+      },
       ...listeners,
     },
   });
