@@ -31,6 +31,16 @@ let director: { child: ChildProcess; stderr: () => string } | null = null;
 const received: Record<string, string[]> = { rs1: [], rs2: [] };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Push each whole line a child prints into `sink`: stdout arrives in chunks that may end mid-line. */
+function collectLines(p: ChildProcess, sink: string[]): void {
+  let tail = '';
+  p.stdout?.on('data', (d) => {
+    const lines = (tail + d.toString()).split('\n');
+    tail = lines.pop() ?? '';
+    sink.push(...lines.filter((l) => l !== ''));
+  });
+}
+
 /** A UDP server on 9000 and 9001 printing "<port> <size> <client>:<cport>" for every datagram (python3). */
 function udpRecorder(ns: string, name: 'rs1' | 'rs2'): void {
   const code = `
@@ -46,7 +56,7 @@ while True:
         print(k.data, len(d), '%s:%d' % a, flush=True)
 `;
   const p = t0.set.spawn(ns, '/usr/bin/python3', ['-c', code]);
-  p.stdout?.on('data', (d) => received[name].push(...d.toString().trim().split('\n')));
+  collectLines(p, received[name]);
 }
 
 /** Send raw IPv4 packets (full headers) from a namespace. */
@@ -262,7 +272,7 @@ while True:
     for k, _ in sel.select():
         d, a = k.fileobj.recvfrom(65535); print(k.data, len(d), a[1], flush=True)`,
       ]);
-      rec.stdout?.on('data', (d) => got.push(...d.toString().trim().split('\n')));
+      collectLines(rec, got);
       t6.set.exec(t6.rs1, 'ip', ['-6', 'route', 'replace', `${CLIENT6}/128`, 'via', DIRECTOR6]);
       d6 = await startDirector(t6, ['--fastpath', 'off']);
       for (const c of [
