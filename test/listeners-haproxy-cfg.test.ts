@@ -230,6 +230,34 @@ listen two
   );
 });
 
+test('maxconn and backlog: bind options and frontend keywords become the listener\'s; a backend\'s maxconn is ignored with a warning', (t) => {
+  const r = load(`defaults
+  mode tcp
+  maxconn 500
+frontend a
+  bind 127.0.0.1:8001 maxconn 20 backlog 64
+  bind 127.0.0.1:8002
+  backlog 128
+  default_backend app
+frontend b
+  bind 127.0.0.1:8003 maxconn 9000
+  maxconn 100
+  default_backend app
+backend app
+  maxconn 7
+  server s1 10.0.0.1:80
+`);
+  t.deepEqual(errs(r), []);
+  t.deepEqual(
+    r.config?.listeners.map((l) => `${l.name} maxconn ${l.maxconn} backlog ${l.backlog}`),
+    ['a maxconn 20 backlog 64', 'a-2 maxconn 500 backlog 128', 'b maxconn 100 backlog 100'],
+  );
+  t.deepEqual(warns(r), [
+    "h.cfg:3:3: 'maxconn 500' is enforced per bind by tierlb (each of the 2 listeners gets it), not over all binds together",
+    "h.cfg:14:3: 'maxconn' ignored: backend app has no frontend capability (server maxconn limits a backend)",
+  ]);
+});
+
 test('a listen section named in use_backend, an unknown backend and mode mismatches are refused', (t) => {
   const r = load(`frontend f
   mode http

@@ -192,6 +192,7 @@ const listenerSchema = {
     balance: { type: 'string' },
     accept_proxy: { type: 'boolean' }, // bind ... accept-proxy
     maxconn: { type: 'integer', minimum: 0 }, // frontend maxconn (0: none)
+    backlog: { type: 'integer', minimum: 1, maximum: 65535 }, // bind ... backlog (default: maxconn, else 65535)
     send_proxy: sendProxy,
     forwardfor: { type: 'boolean' }, // option forwardfor (+ X-Forwarded-Proto/-Host)
     timeout: timeoutSchema,
@@ -305,6 +306,8 @@ export interface RawListener extends RawRoutes {
   accept_proxy?: boolean;
   /** frontend maxconn */
   maxconn?: number;
+  /** the listening socket's accept queue (listen(2) backlog; the kernel caps it at net.core.somaxconn) */
+  backlog?: number;
   send_proxy?: SendProxy;
   forwardfor?: boolean;
   timeout?: RawTimeouts;

@@ -88,6 +88,9 @@ export interface ListenerSpec extends GroupSpec {
    * wait unread (paused, as in the kernel's backlog) until one of the worker's closes */
   maxconn: number;
   maxconnWorker: number;
+  /** listen(2) backlog: as HAProxy, the listener's maxconn when not given, else 65535; the kernel caps it at
+   * net.core.somaxconn. Too small, and a burst of connects overflows it: SYNs dropped, clients retry after 1 s. */
+  backlog: number;
   forwardfor: boolean;
   /** where a request goes when no use_group rule matches */
   defaultGroup: string;
@@ -112,6 +115,8 @@ export interface ListenersConfig {
 
 export const DEFAULT_CONTROL = '/run/tierlb/listeners.sock';
 export const DEFAULT_STATS = '127.0.0.1:9101';
+/** the largest listen(2) backlog asked for (Linux caps it at net.core.somaxconn, 4096 by default since 5.4) */
+export const MAX_BACKLOG = 65535;
 
 /** HAProxy-like defaults (its examples' values), in ms. */
 const DEFAULT_TIMEOUTS: Timeouts = {
@@ -261,6 +266,7 @@ export function resolveListeners(sec: ListenersSection, file: string): Listeners
       acceptProxy: l.accept_proxy ?? false,
       maxconn: l.maxconn ?? 0,
       maxconnWorker: l.maxconn ? Math.ceil(l.maxconn / workers) : 0,
+      backlog: l.backlog ?? (l.maxconn ? Math.min(l.maxconn, MAX_BACKLOG) : MAX_BACKLOG),
       forwardfor: l.forwardfor ?? d.forwardfor ?? false,
       defaultGroup: l.default_group ?? (l.servers ? l.name : (l.groups?.[0]?.name ?? l.name)),
       routes,

@@ -245,6 +245,11 @@ export function emit(c: Ctx, g: GlobalOut, proxies: HaProxy[]): Emitted {
       wm.set(`${path}.bind`, bind.where);
       const l: Obj = { name, bind: bind.address, mode };
       if (bind.acceptProxy) l.accept_proxy = true;
+      // bind maxconn/backlog over the frontend's (HAProxy applies both; the smaller maxconn is what binds first)
+      const maxconn = [bind.maxconn, p.maxconn?.value].filter((n): n is number => n !== undefined && n > 0);
+      if (maxconn.length) l.maxconn = Math.min(...maxconn);
+      const backlog = bind.backlog ?? p.backlog?.value;
+      if (backlog !== undefined) l.backlog = backlog;
       if (bind.tls) {
         // HAProxy 2.6 offers no ALPN unless the bind line names one: HTTP clients then speak HTTP/1.1
         l.tls = bind.tls.alpn || mode !== 'http' ? bind.tls : { ...bind.tls, alpn: ['http/1.1'] };

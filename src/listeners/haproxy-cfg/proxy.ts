@@ -64,7 +64,10 @@ export interface ProxySettings {
   httpCheck: HttpCheck;
   defaultServer: SrvOpts;
   allbackups?: boolean;
+  /** frontend maxconn: each listener of the frontend gets it (HAProxy counts it over all its binds together) */
   maxconn?: { value: number; where: Where };
+  /** the listening sockets' accept queue */
+  backlog?: { value: number; where: Where };
   defaultBackend?: { name: string; where: Where };
 }
 
@@ -241,8 +244,22 @@ export function readProxy(rc: ReadContext, sec: Section, base: ProxySettings): H
         c.error(at(l), `'${kw}' was removed from HAProxy: use 'timeout connect|client|server'`);
         continue;
       case 'maxconn': {
+        if (!isFront && kind !== 'defaults') {
+          // HAProxy too only warns: a backend has no frontend capability
+          c.warn(
+            at(l),
+            `'maxconn' ignored: backend ${p.name} has no frontend capability (server maxconn limits a backend)`,
+          );
+          continue;
+        }
         const n = c.int(l, 1, 0, 10_000_000);
         if (n !== undefined) p.maxconn = { value: n, where: at(l) };
+        continue;
+      }
+      case 'backlog': {
+        if (!onlyIn(l, isFront || kind === 'defaults', 'defaults, frontend and listen')) continue;
+        const n = c.int(l, 1, 1, 65535);
+        if (n !== undefined) p.backlog = { value: n, where: at(l) };
         continue;
       }
       case 'balance': {
@@ -340,8 +357,11 @@ export function readProxy(rc: ReadContext, sec: Section, base: ProxySettings): H
     if (Object.hasOwn(HARMLESS, kw)) c.ignored(l, HARMLESS[kw]);
     else c.refused(l, `ignoring it would change what clients get`);
   }
-  if (p.maxconn && kind !== 'defaults')
-    c.warn(p.maxconn.where, `'maxconn' of a proxy is not enforced by tierlb (server maxconn is), ignored`);
+  if (p.maxconn && isFront && p.binds.length > 1)
+    c.warn(
+      p.maxconn.where,
+      `'maxconn ${p.maxconn.value}' is enforced per bind by tierlb (each of the ${p.binds.length} listeners gets it), not over all binds together`,
+    );
   return p;
 }
 

@@ -47,6 +47,9 @@ export interface Bind {
   where: Where;
   address: string;
   acceptProxy: boolean;
+  /** bind ... maxconn N / backlog N */
+  maxconn?: number;
+  backlog?: number;
   /** present when the bind line says `ssl` */
   tls?: Record<string, unknown>;
 }
@@ -98,6 +101,7 @@ export function readBind(c: Ctx, l: Line, d: TlsDefaults): Bind[] {
   }
   let ssl = false;
   let acceptProxy = false;
+  const limits: { maxconn?: number; backlog?: number } = {};
   const certs: { cert: string }[] = [];
   const dirs: string[] = [];
   const tls: Record<string, unknown> = { ...d.bind };
@@ -170,8 +174,18 @@ export function readBind(c: Ctx, l: Line, d: TlsDefaults): Bind[] {
       case 'id':
       case 'process':
       case 'thread':
-      case 'backlog':
-      case 'maxconn':
+      case 'maxconn': {
+        const n = c.int(l, i + 1, 0, 10_000_000);
+        if (n !== undefined) limits.maxconn = n;
+        i += 2;
+        break;
+      }
+      case 'backlog': {
+        const n = c.int(l, i + 1, 1, 65535);
+        if (n !== undefined) limits.backlog = n;
+        i += 2;
+        break;
+      }
       case 'nice':
       case 'mss':
       case 'npn':
@@ -201,7 +215,13 @@ export function readBind(c: Ctx, l: Line, d: TlsDefaults): Bind[] {
     if (tlsOut.client_ca && !tlsOut.verify) tlsOut.verify = 'none';
     if (dirs.length > 1) c.error(at(l), `tierlb takes one certificate directory per bind (got ${dirs.length})`);
   }
-  return addrs.map((address) => ({ where: at(l), address, acceptProxy, ...(tlsOut ? { tls: tlsOut } : {}) }));
+  return addrs.map((address) => ({
+    where: at(l),
+    address,
+    acceptProxy,
+    ...limits,
+    ...(tlsOut ? { tls: tlsOut } : {}),
+  }));
 }
 
 /** server options, as `server` and `default-server` set them (unset: not said). */
