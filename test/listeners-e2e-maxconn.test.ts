@@ -1,7 +1,11 @@
 /**
  * A listener's maxconn (HAProxy's frontend maxconn) through the real `tierlb listeners`: beyond it a connection is
- * held unread (its request waits, as in the kernel's backlog) and is served once an admitted connection closes.
+ * held unread (its request waits, as in the kernel's backlog) and is served once an admitted connection closes. The
+ * listening socket's accept queue (listen(2) backlog) is the listener's `backlog`, else its maxconn, else the kernel's
+ * cap, as `ss -ltn` shows it.
  */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import test from 'ava';
 import {
@@ -16,10 +20,14 @@ import {
 
 let run: Running;
 let port: number;
+let port2: number;
+let port3: number;
 let web: HttpBackend;
 
 test.before(async () => {
   port = await freePort();
+  port2 = await freePort();
+  port3 = await freePort();
   web = await httpBackend('web');
   run = await startListeners(`listeners:
   workers: 1
@@ -30,6 +38,17 @@ test.before(async () => {
       mode: http
       maxconn: 2
       timeout: { http_keep_alive: 30s }
+      servers:
+        - { name: web, address: ${web.address} }
+    - name: queued
+      bind: 127.0.0.1:${port2}
+      mode: http
+      backlog: 1234
+      servers:
+        - { name: web, address: ${web.address} }
+    - name: plain
+      bind: 127.0.0.1:${port3}
+      mode: tcp
       servers:
         - { name: web, address: ${web.address} }
 `);
@@ -71,4 +90,18 @@ test('beyond maxconn a connection waits unread; it is served when an admitted on
   t.true(await until(() => web.hits === hits + 1));
   b.sock.destroy();
   c.sock.destroy();
+});
+
+/** the accept queue's size of the socket listening on 127.0.0.1:port (ss: Send-Q of a LISTEN socket) */
+function acceptQueue(p: number): number {
+  const out = execFileSync('ss', ['-ltnH', `sport = :${p}`], { encoding: 'utf8' }).trim();
+  const cols = out.split(/\s+/);
+  return Number(cols[2]);
+}
+
+test('the listen backlog: `backlog` as written, else maxconn (as HAProxy), else the kernel cap (not node\'s 511)', (t) => {
+  const somaxconn = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8'));
+  t.is(acceptQueue(port2), Math.min(1234, somaxconn));
+  t.is(acceptQueue(port), 2);
+  t.is(acceptQueue(port3), Math.min(65535, somaxconn));
 });

@@ -150,7 +150,11 @@ export interface Running {
 }
 
 /** Start `tierlb listeners` (primary + workers) from the sources on a config; resolves once it is ready. */
-export async function startListeners(yaml: string, extraArgs: string[] = []): Promise<Running> {
+export async function startListeners(
+  yaml: string,
+  extraArgs: string[] = [],
+  env: Record<string, string> = {},
+): Promise<Running> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tierlb-l7-'));
   const configFile = path.join(dir, 'listeners.yaml');
   const socket = path.join(dir, 'control.sock');
@@ -168,7 +172,7 @@ export async function startListeners(yaml: string, extraArgs: string[] = []): Pr
       socket,
       ...extraArgs,
     ],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TIERLB_LOG_LEVEL: 'info' } },
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TIERLB_LOG_LEVEL: 'info', ...env } },
   );
   let err = '';
   let out = '';

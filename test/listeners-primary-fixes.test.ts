@@ -27,10 +27,14 @@ test('a message to a worker killed a moment ago (still looking connected) is los
   t.false(sendToWorker(worker, { t: 'drain', deadline: 1000 }), 'a disconnected worker is not written to');
 });
 
-test('workers: 1 — a connection arriving while the dead worker is replaced waits for the new one', async (t) => {
-  const a = await httpBackend('a');
-  const port = await freePort();
-  const l = await startListeners(`listeners:
+// shared: the worker listens on the primary's socket (the kernel's accept queue holds the connection); handoff: the
+// primary accepts and holds it (../src/listeners/acceptor.ts)
+for (const mode of ['shared', 'handoff'] as const)
+  test(`workers: 1 — a connection arriving while the dead worker is replaced waits for the new one (${mode} accept)`, async (t) => {
+    const a = await httpBackend('a');
+    const port = await freePort();
+    const l = await startListeners(
+      `listeners:
   workers: 1
   stats: { enabled: false }
   listen:
@@ -39,25 +43,29 @@ test('workers: 1 — a connection arriving while the dead worker is replaced wai
       mode: http
       servers:
         - { name: a, address: ${a.address} }
-`);
-  t.teardown(async () => {
-    await l.stop();
-    await a.close();
-  });
-  const url = `http://127.0.0.1:${port}/`;
-  t.is((await request(url)).body, 'a');
-  for (let round = 0; round < 2; round++) {
-    const [pid] = await l.workerPids();
-    process.kill(pid!, 'SIGKILL');
-    // the primary has seen it die: no worker is there now, its replacement is starting
-    t.true(await until(async () => (await l.workerPids()).length === 0, 5000, 5));
-    const replies = await Promise.allSettled(Array.from({ length: 5 }, () => request(url, { timeout: 10_000 })));
-    t.deepEqual(
-      replies.map((r) => (r.status === 'fulfilled' ? r.value.body : String(r.reason))),
-      ['a', 'a', 'a', 'a', 'a'],
+`,
+      [],
+      { TIERLB_LISTENERS_HANDOFF: mode === 'handoff' ? '1' : '0' },
     );
-    const [next] = await l.workerPids();
-    t.truthy(next);
-    t.not(next, pid);
-  }
-});
+    t.teardown(async () => {
+      await l.stop();
+      await a.close();
+    });
+    t.true(l.stderr().includes(`"accept":"${mode}"`), l.stderr());
+    const url = `http://127.0.0.1:${port}/`;
+    t.is((await request(url)).body, 'a');
+    for (let round = 0; round < 2; round++) {
+      const [pid] = await l.workerPids();
+      process.kill(pid!, 'SIGKILL');
+      // the primary has seen it die: no worker is there now, its replacement is starting
+      t.true(await until(async () => (await l.workerPids()).length === 0, 5000, 5));
+      const replies = await Promise.allSettled(Array.from({ length: 5 }, () => request(url, { timeout: 10_000 })));
+      t.deepEqual(
+        replies.map((r) => (r.status === 'fulfilled' ? r.value.body : String(r.reason))),
+        ['a', 'a', 'a', 'a', 'a'],
+      );
+      const [next] = await l.workerPids();
+      t.truthy(next);
+      t.not(next, pid);
+    }
+  });

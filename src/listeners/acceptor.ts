@@ -1,12 +1,19 @@
 /**
- * The primary's listening sockets: it binds every listener's address itself, accepts (paused, nothing read) and
- * hands each connection to a worker over IPC, round-robin over the workers that serve that address — what
- * node:cluster's round-robin scheduling does, except that the socket stays open while no worker is there. A
- * connection that arrives while no worker can take it (the only worker died and its replacement is starting, a
- * reload's first worker is not ready yet) waits here, accepted, until one is ready (at most `holdMs`, then it is
- * closed), instead of being refused.
+ * The primary's listening sockets: it binds every listener's address itself and keeps the socket open while no
+ * worker is there (the only worker died and its replacement is starting, a reload's first worker is not ready yet),
+ * so a connection arriving then waits instead of being refused. Two ways to give the workers the connections:
+ *
+ * - shared (the default): the primary binds and passes the listening socket itself to each worker once (IPC, as
+ *   node:cluster's SCHED_NONE does); every worker listens and accepts on it, and while none does the kernel's accept
+ *   queue holds the connections. Nothing per connection crosses the IPC channel.
+ * - handoff (TIERLB_LISTENERS_HANDOFF=1, or a Node without `net._createServerHandle`): the primary accepts (paused,
+ *   nothing read) and hands each connection to a worker over IPC, round-robin, as node:cluster's SCHED_RR does; a
+ *   connection that arrives while no worker can take it waits here, accepted (at most `holdMs`, then it is closed).
+ *   Each handed-over socket costs a round trip to a busy worker (Node sends the next handle only after the worker's
+ *   ACK), so a burst of 1,000 connects waited up to ~1 s for its last ones.
  */
 import net from 'node:net';
+import { getSystemErrorMap } from 'node:util';
 import { log } from '../common/log.js';
 import { ListenersError } from './errors.js';
 
@@ -29,8 +36,32 @@ interface Held {
 
 export const bindKey = (host: string, port: number): string => `${host}:${port}`;
 
+/** A bound TCP socket as libuv holds it (node's TCPWrap), before anyone listens or accepts on it. */
+export interface ListenHandle {
+  readonly fd: number;
+  close(cb?: () => void): void;
+}
+
+/** node's own way to bind a server socket without listening on it (what node:cluster's shared handles use) */
+const createServerHandle = (
+  net as unknown as {
+    _createServerHandle?: (
+      address: string,
+      port: number,
+      addressType: number,
+      fd: number | undefined,
+      flags: number,
+    ) => ListenHandle | number;
+  }
+)._createServerHandle;
+
+/** whether the workers listen on the primary's sockets themselves (else: one IPC handoff per connection) */
+export const sharedAccept = typeof createServerHandle === 'function' && process.env.TIERLB_LISTENERS_HANDOFF !== '1';
+
 export class Acceptor {
   private readonly servers = new Map<string, net.Server>();
+  /** shared mode: the bound sockets the workers listen on */
+  private readonly handles = new Map<string, ListenHandle>();
   private readonly held = new Map<string, Held[]>();
   private readonly cursor = new Map<string, number>();
   private sweeper?: NodeJS.Timeout;
@@ -39,19 +70,38 @@ export class Acceptor {
     private readonly targets: () => Iterable<AcceptTarget>,
     private readonly holdMs = 15_000,
     private readonly maxHeld = 4096,
+    readonly shared = sharedAccept,
   ) {}
 
+  /** shared mode: the bound socket of `host:port`, to pass to a worker */
+  handleOf(host: string, port: number): ListenHandle | undefined {
+    return this.handles.get(bindKey(host, port));
+  }
+
   /** Bind what `binds` has and this has not (all or nothing); returns the keys of those no longer wanted. */
-  async open(binds: readonly { host: string; port: number }[]): Promise<string[]> {
+  async open(binds: readonly { host: string; port: number; backlog?: number }[]): Promise<string[]> {
     const added: string[] = [];
     try {
       for (const b of binds) {
         const key = bindKey(b.host, b.port);
-        if (this.servers.has(key)) continue;
+        if (this.servers.has(key) || this.handles.has(key)) continue;
+        if (this.shared && createServerHandle) {
+          const h = createServerHandle(b.host, b.port, net.isIPv6(b.host) ? 6 : 4, undefined, 0);
+          if (typeof h === 'number') {
+            // as net.Server's own error says it: "EADDRINUSE: address already in use 127.0.0.1:80"
+            const [code, what] = getSystemErrorMap().get(h) ?? [`errno ${h}`, 'bind failed'];
+            const e: NodeJS.ErrnoException = new Error(`${code}: ${what} ${key}`);
+            e.code = code;
+            throw e;
+          }
+          this.handles.set(key, h);
+          added.push(key);
+          continue;
+        }
         const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (s) => this.arrived(key, s));
         await new Promise<void>((resolve, reject) => {
           server.once('error', reject);
-          server.listen({ host: b.host, port: b.port }, () => {
+          server.listen({ host: b.host, port: b.port, backlog: b.backlog }, () => {
             server.off('error', reject);
             resolve();
           });
@@ -70,19 +120,21 @@ export class Acceptor {
     }
     this.sweeper ??= setInterval(() => this.sweep(), 1000).unref();
     const want = new Set(binds.map((b) => bindKey(b.host, b.port)));
-    return [...this.servers.keys()].filter((k) => !want.has(k));
+    return [...this.servers.keys(), ...this.handles.keys()].filter((k) => !want.has(k));
   }
 
   /** Stop listening on `key` (its held connections are closed). */
   closeOne(key: string): void {
     this.servers.get(key)?.close();
     this.servers.delete(key);
+    this.handles.get(key)?.close();
+    this.handles.delete(key);
     for (const h of this.held.get(key) ?? []) h.socket.destroy();
     this.held.delete(key);
   }
 
   close(): void {
-    for (const k of [...this.servers.keys()]) this.closeOne(k);
+    for (const k of [...this.servers.keys(), ...this.handles.keys()]) this.closeOne(k);
     if (this.sweeper) clearInterval(this.sweeper);
   }
 

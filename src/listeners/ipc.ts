@@ -18,8 +18,11 @@ export interface ServerTarget {
 
 export type ToWorker =
   /** shm: the cluster's shared balancing state (./shared.ts); without it the worker asks the primary per pick */
-  /** handoff: the primary accepts and hands each connection over (`conn`); else the worker listens itself */
-  | { t: 'config'; gen: number; cfg: ListenersConfig; shm?: ShmInfo; handoff?: boolean }
+  /** handoff: the primary accepts and hands each connection over (`conn`); shared: the worker listens on the
+   * primary's sockets (`listen`, ./acceptor.ts); neither: the worker listens itself */
+  | { t: 'config'; gen: number; cfg: ListenersConfig; shm?: ShmInfo; handoff?: boolean; shared?: boolean }
+  /** the bound socket of listener `l`, as the message's handle: listen and accept on it */
+  | { t: 'listen'; l: string }
   /** a client connection for listener `l`, the socket as the message's handle */
   | { t: 'conn'; l: string }
   | { t: 'picked'; id: number; server?: ServerTarget; err?: PickError }

@@ -1,6 +1,7 @@
 /**
- * The cluster primary of `tierlb listeners`: forks the workers (it binds the listening sockets itself and hands each
- * connection round-robin to a ready worker: ./acceptor.ts), restarts a dead worker with backoff, runs every check, owns the
+ * The cluster primary of `tierlb listeners`: forks the workers (it binds the listening sockets itself and passes them
+ * to every worker, which accepts on them; or, as a fallback, accepts and hands each connection to a ready worker:
+ * ./acceptor.ts), restarts a dead worker with backoff, runs every check, owns the
  * balancing state (./pool.ts: every worker picks through it, so balancing is exact over the whole node), collects
  * stats, serves the control socket and /metrics, and reloads on SIGHUP or `reload`:
  *
@@ -8,7 +9,7 @@
  *   worker slot: fork a worker of the new generation, wait until it listens, tell the old one to drain (it stops
  *   accepting, finishes its in-flight requests with `Connection: close`, exits). Since the primary keeps the
  *   listening sockets open whatever the workers do, no connection is refused in between, nor while a dead worker
- *   is replaced (a connection then waits in the acceptor for the new one).
+ *   is replaced (a connection then waits in the kernel's accept queue, or in the acceptor, for the new one).
  * The runtime API (./runtime-api/) and the status page (./status-page/) act on the backends of `backends()`.
  */
 import cluster, { type Worker } from 'node:cluster';
@@ -115,6 +116,12 @@ export class Primary {
         log.warn({ err: String(e) }, 'listeners: no shared memory, every pick goes through the primary');
       }
     }
+    log.info(
+      { accept: this.acceptor.shared ? 'shared' : 'handoff' },
+      this.acceptor.shared
+        ? "listeners: the workers accept on the primary's listening sockets"
+        : 'listeners: the primary accepts and hands each connection to a worker',
+    );
     try {
       await this.acceptor.open(this.cfg.listeners);
     } catch (e) {
@@ -264,11 +271,27 @@ export class Primary {
     return sendToWorker(info.worker, m);
   }
 
+  /** shared accept: pass a worker the bound socket of one of its listeners (it listens and accepts on it) */
+  private sendListen(info: WorkerInfo, name: string, host: string, port: number): void {
+    const handle = this.acceptor.handleOf(host, port);
+    if (!handle || !info.worker.isConnected()) return;
+    try {
+      info.worker.send({ t: 'listen', l: name } satisfies ToWorker, handle as never, { keepOpen: true }, (e) => {
+        if (e) log.debug({ worker: info.worker.id, err: String(e) }, 'listeners: a listening socket was not passed');
+      });
+    } catch (e) {
+      log.debug({ worker: info.worker.id, err: String(e) }, 'listeners: a listening socket was not passed');
+    }
+  }
+
   private onMessage(info: WorkerInfo, m: FromWorker): void {
     switch (m.t) {
-      case 'hello':
-        this.sendTo(info, { t: 'config', gen: info.gen, cfg: info.cfg, shm: info.shm, handoff: true });
+      case 'hello': {
+        const shared = this.acceptor.shared;
+        this.sendTo(info, { t: 'config', gen: info.gen, cfg: info.cfg, shm: info.shm, handoff: !shared, shared });
+        if (shared) for (const l of info.cfg.listeners) this.sendListen(info, l.name, l.host, l.port);
         break;
+      }
       case 'ready': {
         info.ready = true;
         const slot = this.slots[info.slot];

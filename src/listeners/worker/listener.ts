@@ -127,7 +127,18 @@ export class Listener implements Frontend, FrontendSide, ConnContext {
   listen(): Promise<void> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen({ host: this.spec.host, port: this.spec.port }, () => {
+      this.server.listen({ host: this.spec.host, port: this.spec.port, backlog: this.spec.backlog }, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  /** Listen and accept on the primary's bound socket (shared accept, ../acceptor.ts): every worker accepts on it. */
+  listenOn(handle: unknown): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(handle as net.Server, this.spec.backlog, () => {
         this.server.off('error', reject);
         resolve();
       });

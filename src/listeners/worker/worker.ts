@@ -35,6 +35,8 @@ export class WorkerRuntime {
     private readonly exit: (code: number) => void = (code) => process.exit(code),
     /** the primary accepts and hands the connections over (./../acceptor.ts): do not listen */
     private readonly handoff = false,
+    /** shared accept: the primary's bound socket for each listener (../acceptor.ts), to listen and accept on */
+    private readonly sharedSocket?: (listener: string) => Promise<unknown>,
   ) {
     this.picks = new ServerPicks(cfg, timers, send, shm);
     this.groups = workerGroups(cfg.groups);
@@ -44,7 +46,8 @@ export class WorkerRuntime {
     for (const spec of this.cfg.listeners) {
       const keys = this.cfg.tlsTicketKeys ? Buffer.from(this.cfg.tlsTicketKeys, 'base64') : undefined;
       const l = new Listener(spec, this.picks, this.timers, () => this.maybeExit(), this.groups, keys);
-      if (!this.handoff) await l.listen();
+      if (this.sharedSocket) await l.listenOn(await this.sharedSocket(spec.name));
+      else if (!this.handoff) await l.listen();
       this.listeners.push(l);
     }
   }
@@ -83,15 +86,25 @@ export class WorkerRuntime {
 /** The worker process: wait for the config, listen, report ready, serve. */
 export function runWorker(): void {
   let rt: WorkerRuntime | undefined;
+  // shared accept: the primary's bound sockets by listener name, as they arrive (`listen` follows `config`)
+  const sockets = new Map<string, unknown>();
+  const socketWaiters = new Map<string, (h: unknown) => void>();
+  const sharedSocket = (name: string): Promise<unknown> =>
+    sockets.has(name) ? Promise.resolve(sockets.get(name)) : new Promise((r) => socketWaiters.set(name, r));
   process.on('message', (m: ToWorker, handle?: unknown) => {
     switch (m.t) {
       case 'conn':
         if (rt && handle instanceof net.Socket) rt.accept(m.l, handle);
         else (handle as net.Socket | undefined)?.destroy();
         break;
+      case 'listen':
+        sockets.set(m.l, handle);
+        socketWaiters.get(m.l)?.(handle);
+        socketWaiters.delete(m.l);
+        break;
       case 'config':
         if (rt) return;
-        rt = new WorkerRuntime(m.cfg, m.shm, undefined, undefined, m.handoff);
+        rt = new WorkerRuntime(m.cfg, m.shm, undefined, undefined, m.handoff, m.shared ? sharedSocket : undefined);
         rt.start().then(
           () => send({ t: 'ready', gen: m.gen }),
           (e: NodeJS.ErrnoException) => {
