@@ -99,7 +99,7 @@ function acceptQueue(p: number): number {
   return Number(cols[2]);
 }
 
-test('the listen backlog: `backlog` as written, else maxconn (as HAProxy), else the kernel cap (not node\'s 511)', (t) => {
+test("the listen backlog: `backlog` as written, else maxconn (as HAProxy), else the kernel cap (not node's 511)", (t) => {
   const somaxconn = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8'));
   t.is(acceptQueue(port2), Math.min(1234, somaxconn));
   t.is(acceptQueue(port), 2);

@@ -230,7 +230,7 @@ listen two
   );
 });
 
-test('maxconn and backlog: bind options and frontend keywords become the listener\'s; a backend\'s maxconn is ignored with a warning', (t) => {
+test("maxconn and backlog: bind options and frontend keywords become the listener's; a backend's maxconn is ignored with a warning", (t) => {
   const r = load(`defaults
   mode tcp
   maxconn 500

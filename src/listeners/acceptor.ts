@@ -65,6 +65,7 @@ export class Acceptor {
   private readonly held = new Map<string, Held[]>();
   private readonly cursor = new Map<string, number>();
   private sweeper?: NodeJS.Timeout;
+  private said = false;
 
   constructor(
     private readonly targets: () => Iterable<AcceptTarget>,
@@ -80,6 +81,14 @@ export class Acceptor {
 
   /** Bind what `binds` has and this has not (all or nothing); returns the keys of those no longer wanted. */
   async open(binds: readonly { host: string; port: number; backlog?: number }[]): Promise<string[]> {
+    if (!this.said) {
+      this.said = true;
+      const accept = this.shared ? 'shared' : 'handoff';
+      log.info(
+        { accept },
+        `listeners: connections accepted ${this.shared ? "by the workers on the primary's sockets" : 'by the primary and handed over'}`,
+      );
+    }
     const added: string[] = [];
     try {
       for (const b of binds) {
@@ -90,9 +99,7 @@ export class Acceptor {
           if (typeof h === 'number') {
             // as net.Server's own error says it: "EADDRINUSE: address already in use 127.0.0.1:80"
             const [code, what] = getSystemErrorMap().get(h) ?? [`errno ${h}`, 'bind failed'];
-            const e: NodeJS.ErrnoException = new Error(`${code}: ${what} ${key}`);
-            e.code = code;
-            throw e;
+            throw new ListenersError('ELISTEN', `${code}: ${what} ${key}`);
           }
           this.handles.set(key, h);
           added.push(key);

@@ -201,6 +201,12 @@ export class Pool extends QueuedPicker<ServerState> {
 }
 
 /** What a worker needs to reach a server (../ipc.ts ServerTarget). */
+/** A worker gave back a slot of the server it names (a server the pool no longer has is ignored). */
+export function releaseByName(pool: Pool | undefined, server: string): void {
+  const i = pool?.index(server);
+  if (i !== undefined) pool!.release(i);
+}
+
 export function targetOf(s: ServerState): ServerTarget {
   return { name: s.name, host: s.spec.host, port: s.spec.port, sendProxy: s.spec.sendProxy, ssl: s.spec.ssl };
 }

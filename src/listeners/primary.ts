@@ -24,14 +24,14 @@ import { type ListenersConfig, loadListenersConfig, proxyInfo } from './config.j
 import { type ControlServer, controlCommand, startControl } from './control.js';
 import type { FromWorker, ToWorker } from './ipc.js';
 import { type MetricsServer, startMetrics } from './metrics.js';
-import { Pool, type ServerState, targetOf } from './pool.js';
+import { Pool, releaseByName, type ServerState, targetOf } from './pool.js';
 import type { RuntimeHost } from './runtime-api/commands.js';
 import { showInfo } from './runtime-api/info.js';
 import { type FullRow, fullRows, Rates } from './runtime-api/show-stat.js';
 import { createRegion, Registry, type ShmInfo } from './shared.js';
 import { type StatRow, statRows, sumSnapshots, type WorkerSnapshot } from './stats.js';
 import { handleStatusPage } from './status-page/http.js';
-import { acceptTarget, sendToWorker } from './worker-channel.js';
+import { acceptTarget, passListenSocket, sendToWorker } from './worker-channel.js';
 
 interface Slot {
   worker?: Worker;
@@ -116,12 +116,6 @@ export class Primary {
         log.warn({ err: String(e) }, 'listeners: no shared memory, every pick goes through the primary');
       }
     }
-    log.info(
-      { accept: this.acceptor.shared ? 'shared' : 'handoff' },
-      this.acceptor.shared
-        ? "listeners: the workers accept on the primary's listening sockets"
-        : 'listeners: the primary accepts and hands each connection to a worker',
-    );
     try {
       await this.acceptor.open(this.cfg.listeners);
     } catch (e) {
@@ -271,25 +265,14 @@ export class Primary {
     return sendToWorker(info.worker, m);
   }
 
-  /** shared accept: pass a worker the bound socket of one of its listeners (it listens and accepts on it) */
-  private sendListen(info: WorkerInfo, name: string, host: string, port: number): void {
-    const handle = this.acceptor.handleOf(host, port);
-    if (!handle || !info.worker.isConnected()) return;
-    try {
-      info.worker.send({ t: 'listen', l: name } satisfies ToWorker, handle as never, { keepOpen: true }, (e) => {
-        if (e) log.debug({ worker: info.worker.id, err: String(e) }, 'listeners: a listening socket was not passed');
-      });
-    } catch (e) {
-      log.debug({ worker: info.worker.id, err: String(e) }, 'listeners: a listening socket was not passed');
-    }
-  }
-
   private onMessage(info: WorkerInfo, m: FromWorker): void {
     switch (m.t) {
       case 'hello': {
         const shared = this.acceptor.shared;
         this.sendTo(info, { t: 'config', gen: info.gen, cfg: info.cfg, shm: info.shm, handoff: !shared, shared });
-        if (shared) for (const l of info.cfg.listeners) this.sendListen(info, l.name, l.host, l.port);
+        if (shared)
+          for (const l of info.cfg.listeners)
+            passListenSocket(info.worker, l.name, this.acceptor.handleOf(l.host, l.port));
         break;
       }
       case 'ready': {
@@ -612,10 +595,4 @@ export class Primary {
     this.exitResolve?.(0);
     this.exitResolve = undefined;
   }
-}
-
-/** A worker gave back a slot of the server it names (a server the pool no longer has is ignored). */
-function releaseByName(pool: Pool | undefined, server: string): void {
-  const i = pool?.index(server);
-  if (i !== undefined) pool!.release(i);
 }

@@ -1,7 +1,7 @@
 /** Messages to a worker process, made safe against the worker dying under the primary's hands. */
 import type { Worker } from 'node:cluster';
 import { log } from '../common/log.js';
-import { type AcceptTarget, bindKey } from './acceptor.js';
+import { type AcceptTarget, bindKey, type ListenHandle } from './acceptor.js';
 import type { ListenersConfig } from './config.js';
 import type { ToWorker } from './ipc.js';
 
@@ -22,6 +22,18 @@ export function sendToWorker(
     return true;
   } catch {
     return false;
+  }
+}
+
+/** Shared accept: pass a worker the bound socket of its listener `name` (it listens and accepts on it). */
+export function passListenSocket(worker: Worker, name: string, handle: ListenHandle | undefined): void {
+  if (!handle || !worker.isConnected()) return;
+  const lost = (e: unknown) =>
+    log.debug({ worker: worker.id, err: String(e) }, 'listeners: a listening socket was not passed');
+  try {
+    worker.send({ t: 'listen', l: name } satisfies ToWorker, handle as never, { keepOpen: true }, (e) => e && lost(e));
+  } catch (e) {
+    lost(e);
   }
 }
 
