@@ -192,6 +192,7 @@ const listenerSchema = {
     balance: { type: 'string' },
     accept_proxy: { type: 'boolean' }, // bind ... accept-proxy
     maxconn: { type: 'integer', minimum: 0 }, // frontend maxconn (0: none)
+    splice: { enum: ['auto', 'on', 'off'] }, // mode tcp: in-kernel splice (option splice-auto / -request / -response)
     send_proxy: sendProxy,
     forwardfor: { type: 'boolean' }, // option forwardfor (+ X-Forwarded-Proto/-Host)
     timeout: timeoutSchema,
@@ -305,6 +306,8 @@ export interface RawListener extends RawRoutes {
   accept_proxy?: boolean;
   /** frontend maxconn */
   maxconn?: number;
+  /** mode tcp: in-kernel splice of established pairs (default off) */
+  splice?: 'auto' | 'on' | 'off';
   send_proxy?: SendProxy;
   forwardfor?: boolean;
   timeout?: RawTimeouts;
