@@ -179,12 +179,18 @@ rootTest('half-close: the server FIN reaches the client, which still sends after
   let serverGot = '';
   const done = new Promise<void>((r) => {
     behave = (s) => {
-      s.on('data', (d) => (serverGot += d));
+      s.on('data', (d) => {
+        serverGot += d;
+        // (its FIN once the client says go, 50 ms after its first bytes: the pair is spliced by then; a socket that
+        // has its FIN already cannot go into the kernel)
+        if (serverGot === 'start;go;') s.end('hello, then no more');
+      });
       s.on('end', () => r());
-      s.end('hello, then no more');
     };
   });
   const c = net.connect({ port: spliced, host: '127.0.0.1', allowHalfOpen: true });
+  c.write('start;');
+  setTimeout(() => c.write('go;'), 50);
   let a = '';
   c.on('data', (d) => (a += d));
   await new Promise<void>((r) => c.on('end', () => r()));
@@ -193,9 +199,32 @@ rootTest('half-close: the server FIN reaches the client, which still sends after
   await sleep(30);
   c.end('bye');
   await done;
-  t.is(serverGot, 'still here;bye');
+  t.is(serverGot, 'start;go;still here;bye');
   t.is(Number((await frontend('spliced')).splice_tot) - before, 1, 'the pair was spliced');
 });
+
+rootTest(
+  'a server that answers and closes at once: its bytes and FIN arrive, whether the pair got into the kernel or not',
+  async (t) => {
+    // (a socket that has its FIN already cannot go into a sockmap: the pair stays in Node, or goes one way only)
+    const answer = pattern(256 * 1024, 5);
+    for (let i = 0; i < 5; i++) {
+      behave = (s) => s.end(answer);
+      const got = await new Promise<Buffer>((resolve, reject) => {
+        const c = net.connect({ port: spliced, host: '127.0.0.1', allowHalfOpen: true });
+        const parts: Buffer[] = [];
+        c.on('data', (d) => parts.push(d));
+        c.on('error', reject);
+        c.on('end', () => {
+          c.end();
+          resolve(Buffer.concat(parts));
+        });
+        c.write('x');
+      });
+      t.is(sha(got), sha(answer));
+    }
+  },
+);
 
 rootTest('a server RST closes the client', async (t) => {
   const before = Number((await frontend('spliced')).splice_tot);

@@ -22,7 +22,7 @@ import type net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { TierlbError } from '../../common/errors.js';
 import { log } from '../../common/log.js';
-import { BPF_SK_SKB_VERDICT, type BpfMap, BpfObject, possibleCpus } from '../../sys/bpf.js';
+import { BPF_SK_SKB_VERDICT, BpfError, type BpfMap, BpfObject, possibleCpus } from '../../sys/bpf.js';
 import { IPPROTO_TCP, SIOCINQ, SIOCOUTQ, SO_COOKIE, SO_RCVLOWAT, SOL_SOCKET } from '../../sys/constants.js';
 import { getsockoptBuf, ioctlInt, setsockoptInt } from '../../sys/libc.js';
 
@@ -47,6 +47,8 @@ export const PROG_NAME = 'tierlb_splice';
 export const COUNTER_NAMES = ['redirected', 'noPair', 'noPeer', 'fin'] as const;
 export type SpliceCounter = (typeof COUNTER_NAMES)[number];
 
+/** the socket hashes' size (MAX_SOCKS of splice.bpf.c): two sockets per pair */
+const MAX_PAIRS = 65536 / 2;
 const TCP_INFO = 11;
 const TCP_INFO_SIZE = 232;
 /** struct tcp_info: tcpi_bytes_acked (u64) */
@@ -74,6 +76,15 @@ function cookieOf(fd: number): Buffer {
 }
 
 const info = Buffer.alloc(TCP_INFO_SIZE);
+const EOPNOTSUPP = 95;
+const TCP_ESTABLISHED = 1;
+
+/** tcpi_state is TCP_ESTABLISHED */
+function established(fd: number): boolean {
+  getsockoptBuf(fd, IPPROTO_TCP, TCP_INFO, info);
+  return info[0] === TCP_ESTABLISHED;
+}
+
 /** Bytes this socket has handed to TCP since it opened: acked, plus in the send queue (unacked or unsent). */
 function handedBytes(fd: number): number {
   getsockoptBuf(fd, IPPROTO_TCP, TCP_INFO, info);
@@ -147,8 +158,9 @@ export class Splicer {
   private readonly targets: BpfMap;
   private readonly sources: BpfMap;
   private readonly counters: BpfMap;
-  /** pairs spliced since the start (this process) */
+  /** pairs spliced since the start (this process), and those whose entries are still in the maps */
   splicedTotal = 0;
+  live = 0;
 
   private constructor(private readonly obj: BpfObject) {
     this.targets = obj.map('targets');
@@ -177,6 +189,8 @@ export class Splicer {
   splice(a: net.Socket, b: net.Socket): SplicedPair | undefined {
     if (a.writableLength || b.writableLength || a.readableLength || b.readableLength) return undefined;
     if (a.destroyed || b.destroyed || a.writableEnded || b.writableEnded) return undefined;
+    // (a full map would fail half-way through an insertion)
+    if (this.live >= MAX_PAIRS) return undefined;
     const fa = fdOf(a);
     const fb = fdOf(b);
     if (fa < 0 || fb < 0) return undefined;
@@ -184,24 +198,54 @@ export class Splicer {
     // (6.18: tcp_read_skb hands whole skbs to the program): a socket Node has read from is spliced only when its
     // queue is empty, so no skb of it is half read
     if (!pristine(a, fa) || !pristine(b, fb)) return undefined;
+    // (only an established socket can go into a sockmap: one that got a FIN already stays in Node)
+    if (!established(fa) || !established(fb)) return undefined;
     const ka = cookieOf(fa);
     const kb = cookieOf(fb);
-    // order (splice.bpf.c): both targets, both entries, then the sources
-    this.targets.updateSocket(ka, fa);
-    this.targets.updateSocket(kb, fb);
+    // order (splice.bpf.c): both targets, both entries, then the sources; a FIN that comes meanwhile makes an
+    // insertion fail with EOPNOTSUPP: before the first source nothing is in the kernel yet, so it is undone
+    const undo = (e: unknown, targets: Buffer[], entries: boolean): undefined => {
+      for (const k of targets) this.targets.delete(k);
+      if (entries) this.release([ka, kb], false);
+      if (e instanceof BpfError && e.errno === EOPNOTSUPP) return undefined;
+      throw e;
+    };
+    try {
+      this.targets.updateSocket(ka, fa);
+    } catch (e) {
+      return undo(e, [], false);
+    }
+    try {
+      this.targets.updateSocket(kb, fb);
+    } catch (e) {
+      return undo(e, [ka], false);
+    }
     const pair = new SplicedPair(this, a, b, [fa, fb], [ka, kb]);
     this.pairs.update(ka, Buffer.concat([kb, Buffer.alloc(16)]));
     this.pairs.update(kb, Buffer.concat([ka, Buffer.alloc(16)]));
-    this.sources.updateSocket(ka, fa);
-    this.sources.updateSocket(kb, fb);
+    try {
+      this.sources.updateSocket(ka, fa);
+    } catch (e) {
+      return undo(e, [ka, kb], true);
+    }
+    // from here a's bytes are the kernel's: a pair whose b cannot follow (its FIN came) is spliced one way, and
+    // b's bytes (then its EOF) stay in Node, which alone writes to a
+    try {
+      this.sources.updateSocket(kb, fb);
+      setsockoptInt(fb, SOL_SOCKET, SO_RCVLOWAT, 1, 'SO_RCVLOWAT');
+    } catch (e) {
+      if (!(e instanceof BpfError && e.errno === EOPNOTSUPP))
+        log.warn({ err: (e as Error).message }, 'TCP splice: one way only');
+    }
     // bytes queued before the insertion: through the program now (SO_RCVLOWAT runs data_ready)
     setsockoptInt(fa, SOL_SOCKET, SO_RCVLOWAT, 1, 'SO_RCVLOWAT');
-    setsockoptInt(fb, SOL_SOCKET, SO_RCVLOWAT, 1, 'SO_RCVLOWAT');
     this.splicedTotal++;
+    this.live++;
     return pair;
   }
 
-  release(keys: [Buffer, Buffer]): void {
+  release(keys: [Buffer, Buffer], counted = true): void {
+    if (counted) this.live--;
     for (const k of keys) {
       try {
         this.pairs.delete(k);

@@ -303,18 +303,20 @@ function pipe(
 /** how many times a pair is tried for the splice (at the start, then at 'drain's) before it stays in Node */
 const SPLICE_TRIES = 8;
 
-/** how often a FIN waits for the kernel to send the spliced bytes before it (ms) */
+/** a FIN waiting for the kernel to send the spliced bytes before it checks again after 1 ms, then twice as long each
+ * time up to 64 ms (a peer that does not read can hold them until a timeout) */
 const DRAIN_POLL_MS = 1;
+const DRAIN_POLL_MAX_MS = 64;
 
 /** shutdown(SHUT_WR) `sock` (side `to` of the pair) once every byte the kernel redirected to it was handed to TCP. */
-function endWhenDrained(x: TcpHost, pair: SplicedPair, to: 0 | 1, sock: net.Socket): void {
+function endWhenDrained(x: TcpHost, pair: SplicedPair, to: 0 | 1, sock: net.Socket, wait = DRAIN_POLL_MS): void {
   if (sock.destroyed || pair.drained(to)) {
     ending.delete(sock);
     sock.end();
     return;
   }
   ending.add(sock);
-  x.timers.set(DRAIN_POLL_MS, () => endWhenDrained(x, pair, to, sock));
+  x.timers.set(wait, () => endWhenDrained(x, pair, to, sock, Math.min(wait * 2, DRAIN_POLL_MAX_MS)));
 }
 
 /** spliced sockets whose FIN waits for the kernel to send the bytes before it */
