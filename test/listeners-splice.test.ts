@@ -291,3 +291,36 @@ test('splice: on without the program refuses with ESPLICE_UNAVAILABLE, naming th
     resetSplicer();
   }
 });
+
+rootTest(
+  'without CAP_BPF and CAP_NET_ADMIN (an unprivileged user): on refuses with ESPLICE_UNAVAILABLE, auto relays in Node',
+  async (t) => {
+    const { execFile } = await import('node:child_process');
+    const code = `import { getSplicer } from './src/listeners/splice/splice.ts';
+try { getSplicer('on', 'l1'); console.log('on: loaded'); } catch (e) { console.log('on: ' + e.code); }
+console.log(getSplicer('auto', 'l2') === undefined ? 'auto: relay' : 'auto: spliced');`;
+    const r = await new Promise<string>((resolve) =>
+      execFile(
+        'setpriv',
+        [
+          '--reuid=65534',
+          '--regid=65534',
+          '--clear-groups',
+          '--inh-caps=-all',
+          '--bounding-set=-all',
+          process.execPath,
+          '--import',
+          'tsx',
+          '--input-type=module',
+          '-e',
+          code,
+        ],
+        { cwd: new URL('..', import.meta.url).pathname, timeout: 30_000 },
+        (_e, stdout, stderr) => resolve(stdout + stderr),
+      ),
+    );
+    t.regex(r, /on: ESPLICE_UNAVAILABLE/);
+    t.regex(r, /auto: relay/);
+    t.regex(r, /TCP splice unavailable: relaying in Node/, 'auto says so in one log line');
+  },
+);

@@ -277,6 +277,7 @@ export class Splicer {
 
 let shared: Splicer | undefined;
 let failure: Error | undefined;
+let warned = false;
 
 /**
  * The worker's splicer for a listener's `splice` mode: undefined for `off`, and for `auto` when it cannot be loaded
@@ -289,11 +290,6 @@ export function getSplicer(mode: SpliceMode, listener: string): Splicer | undefi
       shared = Splicer.open();
     } catch (e) {
       failure = e as Error;
-      if (mode === 'auto')
-        log.warn(
-          { listener, err: failure.message },
-          'TCP splice unavailable: relaying in Node (the in-kernel splice needs root, or CAP_BPF and CAP_NET_ADMIN, and npm run build)',
-        );
     }
   }
   if (shared) return shared;
@@ -302,6 +298,13 @@ export function getSplicer(mode: SpliceMode, listener: string): Splicer | undefi
       'ESPLICE_UNAVAILABLE',
       `listener ${listener}: splice: on, but the in-kernel splice cannot be loaded (${failure?.message}); fix: run the listeners as root (or with CAP_BPF and CAP_NET_ADMIN), run npm run build, or set splice: auto`,
     );
+  if (!warned) {
+    warned = true;
+    log.warn(
+      { listener, err: failure?.message },
+      'TCP splice unavailable: relaying in Node (the in-kernel splice needs root, or CAP_BPF and CAP_NET_ADMIN, and npm run build)',
+    );
+  }
   return undefined;
 }
 
@@ -315,4 +318,5 @@ export function resetSplicer(): void {
   shared?.close();
   shared = undefined;
   failure = undefined;
+  warned = false;
 }
