@@ -8,7 +8,9 @@
  * Scenarios (each system measured in each run, the systems in one run started once):
  *   http        wrk -c CONNECTIONS through mode http, all four systems
  *   http-c1000  wrk -c 1000 (many connections), tierlb and haproxy
- *   tcp         wrk -c CONNECTIONS keep-alive through a mode tcp listener (the same nginx), tierlb and haproxy
+ *   tcp         wrk -c CONNECTIONS keep-alive through a mode tcp listener (the same nginx), tierlb (the Node
+ *               relay), tierlb-splice (the same listener with `splice: on`: the pairs spliced in the kernel) and
+ *               haproxy
  *   idle        RSS of all the proxy's processes (tierlb: the primary and its workers) before and after a separate
  *               client process opens N keep-alive connections, has one request answered on each and holds them:
  *               KB per idle connection, tierlb and haproxy
@@ -20,7 +22,7 @@
  *
  * Options (or env): --duration S (BENCH_DURATION, 10), --warmup S (BENCH_WARMUP, 2), --connections N
  * (BENCH_CONNECTIONS, 64), --threads N (wrk threads, 1), --workers N (tierlb workers and haproxy threads, BENCH_WORKERS,
- * 2), --systems direct,tierlb,haproxy,http-proxy, --scenarios http,http-c1000,tcp,idle, --runs N (3), --idle N
+ * 2), --systems direct,tierlb,tierlb-splice,haproxy,http-proxy, --scenarios http,http-c1000,tcp,idle, --runs N (3), --idle N
  * (idle connections, 6000), --quick (1 run of 3 s, 1 s warm-up, 1000 idle connections: for development), --out FILE.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -32,15 +34,15 @@ import { parseArgs } from 'node:util';
 import { cpuSeconds, freePort, parseWrk, processTree, rssKiB, type WrkResult } from './lib/measure.js';
 import { haproxyConfig, nginxConfig } from './lib/servers.js';
 
-type System = 'direct' | 'tierlb' | 'haproxy' | 'http-proxy';
-const SYSTEMS: System[] = ['direct', 'tierlb', 'haproxy', 'http-proxy'];
+type System = 'direct' | 'tierlb' | 'tierlb-splice' | 'haproxy' | 'http-proxy';
+const SYSTEMS: System[] = ['direct', 'tierlb', 'tierlb-splice', 'haproxy', 'http-proxy'];
 type Scenario = 'http' | 'http-c1000' | 'tcp' | 'idle';
 const SCENARIOS: Scenario[] = ['http', 'http-c1000', 'tcp', 'idle'];
 /** the systems each scenario measures */
 const SCENARIO_SYSTEMS: Record<Scenario, readonly System[]> = {
-  http: SYSTEMS,
+  http: ['direct', 'tierlb', 'haproxy', 'http-proxy'],
   'http-c1000': ['tierlb', 'haproxy'],
-  tcp: ['tierlb', 'haproxy'],
+  tcp: ['tierlb', 'tierlb-splice', 'haproxy'],
   idle: ['tierlb', 'haproxy'],
 };
 
@@ -215,7 +217,8 @@ async function startNginx(): Promise<Running> {
   return { port, child };
 }
 
-async function startTierlb(backend: number): Promise<Running> {
+/** `splice`: the mode tcp listener with `splice: on` (the tierlb-splice system) */
+async function startTierlb(backend: number, splice = false): Promise<Running> {
   const port = await freePort();
   const tcpPort = await freePort();
   const file = join(dir, 'tierlb-listeners.yaml');
@@ -237,6 +240,7 @@ async function startTierlb(backend: number): Promise<Running> {
       bind: 127.0.0.1:${tcpPort}
       mode: tcp
       balance: roundrobin
+      splice: ${splice ? 'on' : 'off'}
       servers:
         - { name: nginx, address: 127.0.0.1:${backend} }
 `,
@@ -372,8 +376,8 @@ async function oneRun(nginx: Running, skipped: Set<string>): Promise<Row[]> {
     let proxy: Running;
     try {
       proxy =
-        system === 'tierlb'
-          ? await startTierlb(nginx.port)
+        system === 'tierlb' || system === 'tierlb-splice'
+          ? await startTierlb(nginx.port, system === 'tierlb-splice')
           : system === 'haproxy'
             ? await startHaproxy(nginx.port)
             : await startHttpProxy(nginx.port);
@@ -433,9 +437,11 @@ function ratios(rows: Row[]): Record<string, number> {
     for (const other of ['haproxy', 'http-proxy'] as const) {
       const metrics: Row['metric'][] = sc === 'idle' ? ['kib_per_idle_conn'] : ['rps', 'p99_ms', 'cpu_s_per_10k'];
       for (const m of metrics) {
-        const t = get(rows, sc, 'tierlb', m);
-        const o = get(rows, sc, other, m);
-        if (t !== undefined && o !== undefined && o !== 0) out[`${sc} ${m} tierlb/${other}`] = round(t / o, 3);
+        for (const ours of ['tierlb', 'tierlb-splice'] as const) {
+          const t = get(rows, sc, ours, m);
+          const o = get(rows, sc, other, m);
+          if (t !== undefined && o !== undefined && o !== 0) out[`${sc} ${m} ${ours}/${other}`] = round(t / o, 3);
+        }
       }
     }
   return out;
@@ -516,7 +522,7 @@ async function main(): Promise<number> {
       `run ${i + 1} (load ${r.load_before} → ${r.load_after}): ` +
         `${Object.entries(r.ratios)
           .filter(([k]) => k.includes('haproxy'))
-          .map(([k, v]) => `${k.replace(' tierlb/haproxy', '')} ${v}x`)
+          .map(([k, v]) => `${k.replace('/haproxy', '')} ${v}x`)
           .join(', ')}\n`,
     );
   for (const r of median)

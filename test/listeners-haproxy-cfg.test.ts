@@ -568,3 +568,34 @@ backend b
     "h.cfg:5:9: 'example.com' is not an address, a CIDR or an address/netmask",
   ]);
 });
+
+test('option splice-auto / splice-request / splice-response: mode tcp listeners splice where the kernel can (splice: auto)', (t) => {
+  const r = load(`defaults
+  mode tcp
+  option splice-auto
+listen a
+  bind 127.0.0.1:8001
+  server s1 10.0.0.1:80
+listen b
+  bind 127.0.0.1:8002
+  no option splice-auto
+  server s2 10.0.0.2:80
+listen c
+  bind 127.0.0.1:8003
+  mode http
+  server s3 10.0.0.3:80
+`);
+  t.deepEqual(errs(r), []);
+  t.deepEqual(warns(r), []);
+  t.deepEqual(
+    r.config?.listeners.map((l) => `${l.name}:${l.splice}`),
+    ['a:auto', 'b:off', 'c:off'],
+  );
+  const s = load(`listen a
+  mode tcp
+  bind 127.0.0.1:8001
+  option splice-response
+  server s1 10.0.0.1:80
+`);
+  t.is(s.config?.listeners[0]?.splice, 'auto');
+});

@@ -193,6 +193,7 @@ const listenerSchema = {
     accept_proxy: { type: 'boolean' }, // bind ... accept-proxy
     maxconn: { type: 'integer', minimum: 0 }, // frontend maxconn (0: none)
     backlog: { type: 'integer', minimum: 1, maximum: 65535 }, // bind ... backlog (default: maxconn, else 65535)
+    splice: { enum: ['auto', 'on', 'off'] }, // mode tcp: in-kernel splice (option splice-auto / -request / -response)
     send_proxy: sendProxy,
     forwardfor: { type: 'boolean' }, // option forwardfor (+ X-Forwarded-Proto/-Host)
     timeout: timeoutSchema,
@@ -308,6 +309,8 @@ export interface RawListener extends RawRoutes {
   maxconn?: number;
   /** the listening socket's accept queue (listen(2) backlog; the kernel caps it at net.core.somaxconn) */
   backlog?: number;
+  /** mode tcp: in-kernel splice of established pairs (default off) */
+  splice?: 'auto' | 'on' | 'off';
   send_proxy?: SendProxy;
   forwardfor?: boolean;
   timeout?: RawTimeouts;

@@ -75,6 +75,13 @@ export interface GroupSpec {
   servers: ServerSpec[];
 }
 
+/** `splice` when a listener does not say: off; TIERLB_SPLICE_DEFAULT=auto|on|off changes it (to run the TCP-mode
+ * tests over the splice) */
+function defaultSplice(): 'auto' | 'on' | 'off' {
+  const e = process.env.TIERLB_SPLICE_DEFAULT;
+  return e === 'auto' || e === 'on' || e === 'off' ? e : 'off';
+}
+
 /**
  * A listener (HAProxy frontend, or `listen` with its own servers). Its GroupSpec fields are its own servers' group
  * (the one named after the listener; `servers` empty when it only sends to named groups).
@@ -91,6 +98,9 @@ export interface ListenerSpec extends GroupSpec {
   /** listen(2) backlog: as HAProxy, the listener's maxconn when not given, else 65535; the kernel caps it at
    * net.core.somaxconn. Too small, and a burst of connects overflows it: SYNs dropped, clients retry after 1 s. */
   backlog: number;
+  /** mode tcp: splice established pairs in the kernel (../splice/splice.ts): auto (when it loads), on (or refuse
+   * to start), off (relay in Node) */
+  splice: 'auto' | 'on' | 'off';
   forwardfor: boolean;
   /** where a request goes when no use_group rule matches */
   defaultGroup: string;
@@ -267,6 +277,7 @@ export function resolveListeners(sec: ListenersSection, file: string): Listeners
       maxconn: l.maxconn ?? 0,
       maxconnWorker: l.maxconn ? Math.ceil(l.maxconn / workers) : 0,
       backlog: l.backlog ?? (l.maxconn ? Math.min(l.maxconn, MAX_BACKLOG) : MAX_BACKLOG),
+      splice: l.splice ?? defaultSplice(),
       forwardfor: l.forwardfor ?? d.forwardfor ?? false,
       defaultGroup: l.default_group ?? (l.servers ? l.name : (l.groups?.[0]?.name ?? l.name)),
       routes,

@@ -38,6 +38,12 @@ export function buildRegistry(rows: readonly StatRow[]): Registry {
       'request errors: bad requests, timeouts, bad PROXY headers (ereq)',
       fe,
     ),
+    feSplice: c('tierlb_listener_spliced_total', 'mode tcp: client connections spliced in the kernel', fe),
+    feSpliceBytes: c(
+      'tierlb_listener_splice_bytes_total',
+      'mode tcp: bytes the kernel carried for spliced connections, both ways (also in bin/bout)',
+      fe,
+    ),
     feHrsp: c('tierlb_listener_http_responses_total', 'HTTP responses by class (hrsp_*)', ['listener', 'code']),
     beQ: g('tierlb_listener_queue_current', 'requests waiting for a server slot (qcur)', fe),
     beQmax: g('tierlb_listener_queue_max', 'peak queue (qmax)', fe),
@@ -83,6 +89,8 @@ export function buildRegistry(rows: readonly StatRow[]): Registry {
       m.feIn.inc({ listener: l }, n(r.bin));
       m.feOut.inc({ listener: l }, n(r.bout));
       m.feReq.inc({ listener: l }, n(r.ereq));
+      m.feSplice.inc({ listener: l }, n(r.splice_tot));
+      m.feSpliceBytes.inc({ listener: l }, n(r.splice_bytes));
       for (const code of HRSP_CLASSES) m.feHrsp.inc({ listener: l, code }, n(r[`hrsp_${code}`]));
     } else if (r.svname === 'BACKEND') {
       m.beQ.set({ listener: l }, n(r.qcur));

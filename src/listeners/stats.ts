@@ -21,6 +21,10 @@ export interface WorkerListenerStats {
   bin: number;
   bout: number;
   ereq: number;
+  /** mode tcp: connections spliced in the kernel, and the bytes the kernel carried for them (both ways; they are in
+   * bin/bout too) */
+  splice_tot: number;
+  splice_bytes: number;
   /** HTTP responses by class: 1xx..5xx, other */
   hrsp: Record<string, number>;
   servers: Record<string, WorkerServerStats>;
@@ -36,7 +40,7 @@ export function emptyServerStats(): WorkerServerStats {
 }
 
 export function emptyListenerStats(): WorkerListenerStats {
-  return { scur: 0, smax: 0, stot: 0, bin: 0, bout: 0, ereq: 0, hrsp: {}, servers: {} };
+  return { scur: 0, smax: 0, stot: 0, bin: 0, bout: 0, ereq: 0, splice_tot: 0, splice_bytes: 0, hrsp: {}, servers: {} };
 }
 
 /** Sum snapshots (smax sums too: the peak of each worker, an upper bound of the node's peak). */
@@ -45,7 +49,8 @@ export function sumSnapshots(snaps: WorkerSnapshot[]): WorkerSnapshot {
   for (const snap of snaps) {
     for (const [l, ls] of Object.entries(snap)) {
       const o = (out[l] ??= emptyListenerStats());
-      for (const k of ['scur', 'smax', 'stot', 'bin', 'bout', 'ereq'] as const) o[k] += ls[k];
+      for (const k of ['scur', 'smax', 'stot', 'bin', 'bout', 'ereq', 'splice_tot', 'splice_bytes'] as const)
+        o[k] += ls[k] ?? 0;
       for (const [c, n] of Object.entries(ls.hrsp)) o.hrsp[c] = (o.hrsp[c] ?? 0) + n;
       for (const [s, ss] of Object.entries(ls.servers)) {
         const os = (o.servers[s] ??= emptyServerStats());
@@ -88,6 +93,9 @@ export const FIELDS = [
   'hrsp_4xx',
   'hrsp_5xx',
   'hrsp_other',
+  // tierlb's own, after HAProxy's: mode tcp's in-kernel splice (FRONTEND rows)
+  'splice_tot',
+  'splice_bytes',
 ] as const;
 
 export type StatRow = Record<(typeof FIELDS)[number], string | number>;
@@ -132,6 +140,8 @@ export function statRows(
 function frontendRow(name: string, ls: WorkerListenerStats, open: boolean): StatRow {
   const fe = row(name, 'FRONTEND');
   Object.assign(fe, { scur: ls.scur, smax: ls.smax, stot: ls.stot, bin: ls.bin, bout: ls.bout, ereq: ls.ereq });
+  fe.splice_tot = ls.splice_tot ?? 0;
+  fe.splice_bytes = ls.splice_bytes ?? 0;
   fe.status = open ? 'OPEN' : 'STOP';
   for (const c of HRSP_CLASSES) fe[`hrsp_${c}`] = ls.hrsp[c] ?? 0;
   return fe;

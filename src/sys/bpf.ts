@@ -50,6 +50,8 @@ const EEXIST = 17;
 const EINVAL = 22;
 const EOPNOTSUPP = 95;
 
+/** BPF_SK_SKB_VERDICT (linux 5.13): an sk_skb program run on every skb a socket of a sockmap/sockhash receives */
+export const BPF_SK_SKB_VERDICT = 38;
 /** BPF_TCX_INGRESS (linux 6.6); libbpf 1.1's enum stops earlier, the kernel takes the number */
 export const BPF_TCX_INGRESS = 46;
 const BPF_TC_INGRESS = 1;
@@ -97,6 +99,7 @@ interface Lib {
   del: (fd: number, key: Buffer) => number;
   nextKey: (fd: number, key: Buffer | null, next: Buffer) => number;
   linkCreate: (progFd: number, target: number, type: number, opts: null) => number;
+  progAttach: (progFd: number, target: number, type: number, flags: number) => number;
   tcHookCreate: (hook: Buffer) => number;
   tcHookDestroy: (hook: Buffer) => number;
   tcAttach: (hook: Buffer, opts: Buffer) => number;
@@ -136,6 +139,7 @@ function libbpf(): Lib {
     del: f('int bpf_map_delete_elem(int fd, const void *key)'),
     nextKey: f('int bpf_map_get_next_key(int fd, const void *key, _Out_ void *next)'),
     linkCreate: f('int bpf_link_create(int prog_fd, int target_fd, int type, const void *opts)'),
+    progAttach: f('int bpf_prog_attach(int prog_fd, int target_fd, int type, unsigned int flags)'),
     tcHookCreate: f('int bpf_tc_hook_create(void *hook)'),
     tcHookDestroy: f('int bpf_tc_hook_destroy(void *hook)'),
     tcAttach: f('int bpf_tc_attach(const void *hook, _Inout_ void *opts)'),
@@ -157,6 +161,14 @@ export class BpfMap {
   update(key: Buffer, value: Buffer, flags = BPF_ANY): void {
     const r = libbpf().update(this.fd, key, value, flags);
     if (r < 0) throw permOr('BPF_MAP', `bpf_map_update_elem(${this.name})`, -r, 'the map may be full');
+  }
+
+  /** BPF_MAP_UPDATE_ELEM of a sockmap/sockhash: the value is the socket's file descriptor (the map keeps the socket,
+   * not the fd). */
+  updateSocket(key: Buffer, fd: number, flags = BPF_ANY): void {
+    const v = Buffer.alloc(8);
+    v.writeUInt32LE(fd, 0);
+    this.update(key, v, flags);
   }
 
   /** BPF_MAP_LOOKUP_ELEM into `value`; false when the key is absent. */
@@ -323,6 +335,16 @@ export class BpfObject {
     };
     this.attachments.add(a);
     return a;
+  }
+
+  /**
+   * Attach a program to a map (bpf_prog_attach; e.g. an sk_skb verdict program to a sockhash, BPF_SK_SKB_VERDICT).
+   * The map holds the program until it is freed, so it goes with close(). Throws BPF_PERM or BPF_ATTACH.
+   */
+  attachToMap(progName: string, map: BpfMap, attachType: number): void {
+    const r = libbpf().progAttach(this.programFd(progName), map.fd, attachType, 0);
+    if (r < 0)
+      throw permOr('BPF_ATTACH', `bpf_prog_attach(${progName}, ${map.name})`, -r, 'the kernel lacks sockmap support');
   }
 
   /** BPF_PROG_TEST_RUN on one packet (Ethernet frame); `ctx` is an optional struct __sk_buff. */

@@ -38,6 +38,12 @@ export const SO_BINDTODEVICE = 25;
 export const SO_SNDBUFFORCE = 32;
 export const SO_RCVBUFFORCE = 33;
 export const SO_MARK = 36;
+export const SO_RCVLOWAT = 18;
+export const SO_COOKIE = 57;
+
+// socket ioctls (linux/sockios.h): bytes in a TCP socket's receive queue (unread) and send queue (unacked + unsent)
+export const SIOCINQ = 0x541b;
+export const SIOCOUTQ = 0x5411;
 
 // IPPROTO_IP options (linux/in.h)
 export const IP_HDRINCL = 3;

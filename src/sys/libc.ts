@@ -32,6 +32,7 @@ interface Libc {
   recvmmsg: (fd: number, vec: Uint8Array, vlen: number, flags: number, timeout: null) => number;
   sendmsg: (fd: number, msg: Uint8Array, flags: number) => number;
   close: (fd: number) => number;
+  ioctl: (fd: number, req: number, arg: number[]) => number;
   mmap: (addr: null, len: number, prot: number, flags: number, fd: number, off: number) => unknown;
 }
 
@@ -54,6 +55,7 @@ function libc(): Libc {
     recvmmsg: lib.func('int recvmmsg(int fd, void *vec, unsigned int vlen, int flags, void *timeout)'),
     sendmsg: lib.func('intptr_t sendmsg(int fd, const void *msg, int flags)'),
     close: lib.func('int close(int fd)'),
+    ioctl: lib.func('int ioctl(int fd, unsigned long req, _Out_ int *arg)'),
     mmap: lib.func('void *mmap(void *addr, uintptr_t len, int prot, int flags, int fd, int64_t off)'),
   } as Libc;
   return bound;
@@ -95,6 +97,20 @@ export function getsockoptInt(fd: number, level: number, name: number): number {
   const len = [4];
   check(`getsockopt(${level},${name})`, libc().getsockopt(fd, level, name, b, len));
   return b.readInt32LE(0);
+}
+
+/** getsockopt() into a buffer of the option's size (struct tcp_info, ...); returns the length the kernel wrote. */
+export function getsockoptBuf(fd: number, level: number, name: number, into: Uint8Array): number {
+  const len = [into.length];
+  check(`getsockopt(${level},${name})`, libc().getsockopt(fd, level, name, into, len));
+  return len[0] as number;
+}
+
+/** ioctl() whose argument is an int the kernel writes (SIOCINQ, SIOCOUTQ); returns it. Throws SysError. */
+export function ioctlInt(fd: number, req: number, what?: string): number {
+  const out = [0];
+  check(`ioctl(${what ?? req})`, libc().ioctl(fd, req, out));
+  return out[0] as number;
 }
 
 /** SO_RCVTIMEO as struct timeval (x86_64 / aarch64: two 64-bit fields). */

@@ -68,6 +68,8 @@ export interface ProxySettings {
   maxconn?: { value: number; where: Where };
   /** the listening sockets' accept queue */
   backlog?: { value: number; where: Where };
+  /** option splice-auto / splice-request / splice-response: mode tcp's in-kernel splice where it loads */
+  splice?: 'auto' | 'off';
   defaultBackend?: { name: string; where: Where };
 }
 
@@ -143,9 +145,6 @@ const HARMLESS_OPTIONS = new Set([
   'forceclose',
   'http-buffer-request',
   'http-pretend-keepalive',
-  'splice-auto',
-  'splice-request',
-  'splice-response',
   'tcp-smart-accept',
   'tcp-smart-connect',
   'tcpka',
@@ -447,6 +446,12 @@ function readOption(c: Ctx, l: Line, p: HaProxy): void {
       return;
     case 'allbackups':
       p.allbackups = !neg;
+      return;
+    case 'splice-auto':
+    case 'splice-request':
+    case 'splice-response':
+      // HAProxy splices where the kernel can and never refuses to start for it: `splice: auto`
+      p.splice = neg ? 'off' : 'auto';
       return;
   }
   if (CHECK_OPTIONS.includes(name ?? '')) {

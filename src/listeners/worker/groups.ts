@@ -11,6 +11,7 @@ import type net from 'node:net';
 import type { Timers } from '../../common/timers.js';
 import { isHashing, type PickRequest } from '../balance/index.js';
 import type { GroupSpec, ListenerSpec } from '../config.js';
+import type { Splicer } from '../splice/splice.js';
 import type { ClientInfo } from './client-conn.js';
 import type { ExchangeHost } from './http-exchange.js';
 import { ServerPools } from './http-relay.js';
@@ -61,6 +62,8 @@ export interface FrontendSide {
   readonly timers: Timers;
   readonly isDraining: () => boolean;
   readonly connect: (host: string, port: number) => net.Socket;
+  /** mode tcp: the worker's in-kernel splice, when the listener's `splice` mode and the process allow it */
+  readonly splicer?: Splicer;
 }
 
 /** The fields a relay reads of its spec: the group's, with the listener's client-side timeouts and forwardfor. */
@@ -75,6 +78,7 @@ export class GroupHost implements ExchangeHost, TcpHost, UpgradeHost {
   readonly timers: Timers;
   readonly isDraining: () => boolean;
   readonly connect: (host: string, port: number) => net.Socket;
+  readonly splicer: Splicer | undefined;
   private readonly name: string;
 
   constructor(
@@ -98,6 +102,7 @@ export class GroupHost implements ExchangeHost, TcpHost, UpgradeHost {
     this.timers = fe.timers;
     this.isDraining = fe.isDraining;
     this.connect = fe.connect;
+    this.splicer = fe.splicer;
   }
 
   pickThen(req: PickRequest, exclude: readonly string[], done: (r: PickReply) => void): void {

@@ -18,6 +18,7 @@ import type { ListenerSpec } from '../config.js';
 import { ListenersError } from '../errors.js';
 import { decode } from '../proxy-protocol.js';
 import { Router } from '../routing/rules.js';
+import { getSplicer, type Splicer } from '../splice/splice.js';
 import { ClientConn, type ClientInfo, type ConnContext, connOf, setConn } from './client-conn.js';
 import { errorResponse } from './error-pages.js';
 import { type FrontendSide, GroupHost, GroupRuntime } from './groups.js';
@@ -59,6 +60,8 @@ export class Listener implements Frontend, FrontendSide, ConnContext {
   private readonly waiting: net.Socket[] = [];
   readonly isDraining = (): boolean => this.draining;
   readonly connect = netConnect;
+  /** mode tcp without tls: the worker's in-kernel splice (`splice: auto` and it loads, or `on`) */
+  readonly splicer: Splicer | undefined;
 
   constructor(
     readonly spec: ListenerSpec,
@@ -72,6 +75,8 @@ export class Listener implements Frontend, FrontendSide, ConnContext {
     ticketKeys?: Buffer,
   ) {
     this.timeout = spec.timeout;
+    // (`splice: on` that cannot load throws SpliceError here: the listener does not start)
+    this.splicer = spec.mode === 'tcp' && !spec.tls ? getSplicer(spec.splice, spec.name) : undefined;
     // a listener's own servers are the group named after it: one set of counters for both rows' figures
     this.counters = groups.get(spec.name)?.counters ?? new ListenerCounters();
     const router = spec.routes ? Router.of(spec.routes, { http: spec.mode === 'http' }) : undefined;

@@ -9,6 +9,8 @@ export class ListenerCounters {
   readonly stats: WorkerListenerStats = emptyListenerStats();
   /** client connections open now (their bytes are added live to a snapshot) */
   readonly sockets = new Set<net.Socket>();
+  /** client connections spliced in the kernel: the bytes it carried, [from the client, to the client] */
+  readonly kernel = new Map<net.Socket, () => [number, number]>();
 
   server(name: string): WorkerServerStats {
     return (this.stats.servers[name] ??= emptyServerStats());
@@ -35,6 +37,14 @@ export class ListenerCounters {
     st.scur--;
     st.bin += sock.bytesRead;
     st.bout += sock.bytesWritten;
+    const k = this.kernel.get(sock);
+    if (k) {
+      const [i, o] = k();
+      st.bin += i;
+      st.bout += o;
+      st.splice_bytes += i + o;
+      this.kernel.delete(sock);
+    }
     this.sockets.delete(sock);
   }
 
@@ -44,6 +54,13 @@ export class ListenerCounters {
     for (const s of this.sockets) {
       st.bin += s.bytesRead;
       st.bout += s.bytesWritten;
+      const k = this.kernel.get(s);
+      if (k) {
+        const [i, o] = k();
+        st.bin += i;
+        st.bout += o;
+        st.splice_bytes += i + o;
+      }
     }
     return st;
   }

@@ -12,10 +12,12 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
+import { log } from '../../common/log.js';
 import type { Timers } from '../../common/timers.js';
 import type { PickRequest } from '../balance/index.js';
 import type { ServerTarget } from '../ipc.js';
 import { encode, headerFor } from '../proxy-protocol.js';
+import type { SplicedPair, Splicer } from '../splice/splice.js';
 import type { ClientInfo } from './client-conn.js';
 import type { RelaySpec } from './groups.js';
 import type { ListenerCounters } from './runtime.js';
@@ -25,7 +27,11 @@ import type { PickReply } from './server-picks.js';
 export interface TcpHost {
   readonly spec: RelaySpec;
   readonly counters: ListenerCounters;
+  /** the listener's counters (its FRONTEND row, the client's bytes), when they are not `counters` */
+  readonly frontend?: ListenerCounters;
   readonly timers: Timers;
+  /** the worker's in-kernel splice, when the listener's `splice` mode and the process allow it */
+  readonly splicer?: Splicer;
   pick(req: PickRequest, exclude: readonly string[]): Promise<PickReply>;
   release(server: string): void;
   /** open a connection to a server (net.connect; tests give fakes, which ignore `onread` and emit 'data') */
@@ -191,11 +197,13 @@ function pipe(
 ): void {
   const ss = x.counters.server(t.name);
   let done = false;
+  let spliced: SplicedPair | undefined;
   const finish = () => {
     if (done) return;
     done = true;
-    ss.bin += server.bytesWritten;
-    ss.bout += server.bytesRead;
+    const [up, down] = spliced ? spliced.bytes() : [0, 0];
+    ss.bin += server.bytesWritten + up;
+    ss.bout += server.bytesRead + down;
     x.release(t.name);
   };
   server.on('error', () => {
@@ -203,18 +211,36 @@ function pipe(
     client.destroy();
   });
   client.on('error', () => server.destroy());
+  // (a FIN waiting for the kernel to send the bytes before it is an end already: see endWhenDrained)
   server.once('close', () => {
+    spliced?.closed();
     finish();
-    if (!client.writableEnded) client.destroy();
+    if (!client.writableEnded && !ending.has(client)) client.destroy();
   });
   client.once('close', () => {
-    if (!server.destroyed && !server.writableEnded) server.destroy();
+    spliced?.closed();
+    if (!server.destroyed && !server.writableEnded && !ending.has(server)) server.destroy();
   });
-  client.setTimeout(x.spec.timeout.client, () => {
+  // inactivity timeouts; a spliced pair is busy while the kernel's byte counts move
+  let seenC = -1;
+  let seenS = -1;
+  client.setTimeout(x.spec.timeout.client);
+  client.on('timeout', () => {
+    if (spliced && spliced.total() !== seenC) {
+      seenC = spliced.total();
+      client.setTimeout(x.spec.timeout.client);
+      return;
+    }
     client.destroy();
     server.destroy();
   });
-  server.setTimeout(x.spec.timeout.server, () => {
+  server.setTimeout(x.spec.timeout.server);
+  server.on('timeout', () => {
+    if (spliced && spliced.total() !== seenS) {
+      seenS = spliced.total();
+      server.setTimeout(x.spec.timeout.server);
+      return;
+    }
     server.destroy();
     client.destroy();
   });
@@ -232,10 +258,66 @@ function pipe(
   server.on('data', (d: Buffer) => {
     if (!reads.read(d)) server.pause();
   });
+  // in the kernel from here, once Node holds none of the pair's bytes (not over TLS). Bytes Node read already (a
+  // PROXY header's leftovers, reads before the relay began) are written out first; while writes are pending the
+  // pair is tried again at each 'drain', a few times (a pair that stays busy in Node stays there)
+  const splicer = x.splicer;
+  let tries = 0;
+  const trySplice = (): void => {
+    if (!splicer || spliced || client.readableEnded || server.readableEnded) return;
+    // (read() hands buffered bytes to the 'data' handler above, which writes them on)
+    while (client.readableLength > 0 && client.read() !== null);
+    while (server.readableLength > 0 && server.read() !== null);
+    try {
+      spliced = splicer.splice(client, server);
+    } catch (e) {
+      tries = SPLICE_TRIES;
+      log.warn({ listener: x.spec.name, err: (e as Error).message }, 'TCP splice failed: relaying in Node');
+      return;
+    }
+    if (!spliced) {
+      if (++tries < SPLICE_TRIES) {
+        client.once('drain', trySplice);
+        server.once('drain', trySplice);
+      }
+      return;
+    }
+    client.off('drain', trySplice);
+    server.off('drain', trySplice);
+    seenC = seenS = 0;
+    const pair = spliced;
+    const fe = x.frontend ?? x.counters;
+    fe.stats.splice_tot++;
+    fe.kernel.set(client, () => pair.bytes());
+  };
+  if (splicer && !(client instanceof tls.TLSSocket) && !(server instanceof tls.TLSSocket)) trySplice();
   // a FIN goes on as a FIN (half-close), both ways
-  // (the client's may have come already, with its PROXY header)
-  if (client.readableEnded) server.end();
-  else client.once('end', () => server.end());
-  server.once('end', () => client.end());
+  // (the client's may have come already, with its PROXY header); spliced, once the kernel sent the bytes before it
+  const endServer = () => (spliced ? endWhenDrained(x, spliced, 1, server) : server.end());
+  if (client.readableEnded) endServer();
+  else client.once('end', endServer);
+  server.once('end', () => (spliced ? endWhenDrained(x, spliced, 0, client) : client.end()));
   client.resume();
 }
+
+/** how many times a pair is tried for the splice (at the start, then at 'drain's) before it stays in Node */
+const SPLICE_TRIES = 8;
+
+/** a FIN waiting for the kernel to send the spliced bytes before it checks again after 1 ms, then twice as long each
+ * time up to 64 ms (a peer that does not read can hold them until a timeout) */
+const DRAIN_POLL_MS = 1;
+const DRAIN_POLL_MAX_MS = 64;
+
+/** shutdown(SHUT_WR) `sock` (side `to` of the pair) once every byte the kernel redirected to it was handed to TCP. */
+function endWhenDrained(x: TcpHost, pair: SplicedPair, to: 0 | 1, sock: net.Socket, wait = DRAIN_POLL_MS): void {
+  if (sock.destroyed || pair.drained(to)) {
+    ending.delete(sock);
+    sock.end();
+    return;
+  }
+  ending.add(sock);
+  x.timers.set(wait, () => endWhenDrained(x, pair, to, sock, Math.min(wait * 2, DRAIN_POLL_MAX_MS)));
+}
+
+/** spliced sockets whose FIN waits for the kernel to send the bytes before it */
+const ending = new WeakSet<net.Socket>();
