@@ -256,7 +256,6 @@ export function emit(c: Ctx, g: GlobalOut, proxies: HaProxy[]): Emitted {
         wm.set(`${path}.tls`, bind.where);
       }
       if (fwd) l.forwardfor = true;
-      if (mode === 'tcp' && p.splice) l.splice = p.splice;
       if (own && !shared) {
         // the listen's own servers: one group named after it, with every timeout, retries and redispatch
         const timeout = { ...pickTimeouts(p, CLIENT_SIDE), ...pickTimeouts(p, SERVER_SIDE) };

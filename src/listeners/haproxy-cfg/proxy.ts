@@ -68,8 +68,6 @@ export interface ProxySettings {
   maxconn?: { value: number; where: Where };
   /** the listening sockets' accept queue */
   backlog?: { value: number; where: Where };
-  /** option splice-auto / splice-request / splice-response: mode tcp's in-kernel splice where it loads */
-  splice?: 'auto' | 'off';
   defaultBackend?: { name: string; where: Where };
 }
 
@@ -450,8 +448,13 @@ function readOption(c: Ctx, l: Line, p: HaProxy): void {
     case 'splice-auto':
     case 'splice-request':
     case 'splice-response':
-      // HAProxy splices where the kernel can and never refuses to start for it: `splice: auto`
-      p.splice = neg ? 'off' : 'auto';
+      // HAProxy splices where it pays; tierlb's sockmap splice does not on Linux 6.18 (DEVELOPERS.md): the Node relay
+      if (!neg)
+        c.ignored(
+          l,
+          "tierlb relays in Node: its in-kernel splice is slower there on Linux 6.18; 'splice: auto' in the YAML turns it on",
+          off + 1,
+        );
       return;
   }
   if (CHECK_OPTIONS.includes(name ?? '')) {
