@@ -1,9 +1,11 @@
 /**
  * Two faults of the listeners' primary: a message to a worker that was just killed made the primary crash with an
  * unhandled EPIPE (Primary.stop → drainWorker → sendTo → Worker.send: the failure comes as an 'error' event, which
- * try/catch does not see); and with `workers: 1`, connections were refused while a dead worker was replaced.
+ * try/catch does not see); and with `workers: 1`, connections were refused while a dead worker was replaced. Also:
+ * a bind by host name is resolved as net.Server.listen() does, also when the workers share the primary's sockets.
  */
 import { fork, spawnSync } from 'node:child_process';
+import { lookup } from 'node:dns/promises';
 import test from 'ava';
 import { sendToWorker } from '../src/listeners/worker-channel.js';
 import { freePort, httpBackend, request, startListeners, until } from './listeners-helpers.js';
@@ -68,4 +70,29 @@ for (const mode of ['shared', 'handoff'] as const)
       t.truthy(next);
       t.not(next, pid);
     }
+  });
+
+for (const mode of ['shared', 'handoff'] as const)
+  test(`a bind by host name (localhost) listens on its first address (${mode} accept)`, async (t) => {
+    const a = await httpBackend('a');
+    t.teardown(() => a.close());
+    const port = await freePort();
+    const l = await startListeners(
+      `listeners:
+  workers: 1
+  stats: { enabled: false }
+  listen:
+    - name: web
+      bind: localhost:${port}
+      mode: http
+      servers:
+        - { name: a, address: ${a.address} }
+`,
+      [],
+      { TIERLB_LISTENERS_HANDOFF: mode === 'handoff' ? '1' : '0' },
+    );
+    t.teardown(() => l.stop());
+    const { address, family } = await lookup('localhost');
+    const host = family === 6 ? `[${address}]` : address;
+    t.is((await request(`http://${host}:${port}/`)).body, 'a');
   });

@@ -12,6 +12,7 @@
  *   Each handed-over socket costs a round trip to a busy worker (Node sends the next handle only after the worker's
  *   ACK), so a burst of 1,000 connects waited up to ~1 s for its last ones.
  */
+import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import { getSystemErrorMap } from 'node:util';
 import { log } from '../common/log.js';
@@ -95,7 +96,9 @@ export class Acceptor {
         const key = bindKey(b.host, b.port);
         if (this.servers.has(key) || this.handles.has(key)) continue;
         if (this.shared && createServerHandle) {
-          const h = createServerHandle(b.host, b.port, net.isIPv6(b.host) ? 6 : 4, undefined, 0);
+          // a host name is resolved first, to its first address, as net.Server.listen() does
+          const ip = net.isIP(b.host) ? { address: b.host, family: net.isIP(b.host) } : await lookup(b.host);
+          const h = createServerHandle(ip.address, b.port, ip.family, undefined, 0);
           if (typeof h === 'number') {
             // as net.Server's own error says it: "EADDRINUSE: address already in use 127.0.0.1:80"
             const [code, what] = getSystemErrorMap().get(h) ?? [`errno ${h}`, 'bind failed'];
