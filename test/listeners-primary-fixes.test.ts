@@ -6,6 +6,7 @@
  */
 import { fork, spawnSync } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
+import net from 'node:net';
 import test from 'ava';
 import { sendToWorker } from '../src/listeners/worker-channel.js';
 import { freePort, httpBackend, request, startListeners, until } from './listeners-helpers.js';
@@ -95,4 +96,30 @@ for (const mode of ['shared', 'handoff'] as const)
     const { address, family } = await lookup('localhost');
     const host = family === 6 ? `[${address}]` : address;
     t.is((await request(`http://${host}:${port}/`)).body, 'a');
+  });
+
+for (const mode of ['shared', 'handoff'] as const)
+  test(`an address another process listens on refuses the start with EADDRINUSE (${mode} accept)`, async (t) => {
+    // (node listens with SO_REUSEADDR, as tierlb does: the bind alone may not fail, the listen does)
+    const other = net.createServer();
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+    t.teardown(() => other.close());
+    const port = (other.address() as net.AddressInfo).port;
+    const err = await t.throwsAsync(
+      startListeners(
+        `listeners:
+  workers: 1
+  stats: { enabled: false }
+  listen:
+    - name: web
+      bind: 127.0.0.1:${port}
+      mode: tcp
+      servers:
+        - { name: a, address: 127.0.0.1:9 }
+`,
+        [],
+        { TIERLB_LISTENERS_HANDOFF: mode === 'handoff' ? '1' : '0' },
+      ),
+    );
+    t.regex(err?.message ?? '', new RegExp(`cannot listen on EADDRINUSE: address already in use 127.0.0.1:${port}`));
   });

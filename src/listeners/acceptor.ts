@@ -41,7 +41,12 @@ export const bindKey = (host: string, port: number): string => `${host}:${port}`
 export interface ListenHandle {
   readonly fd: number;
   close(cb?: () => void): void;
+  /** fills `out` with {address, family, port}; returns 0 or a negative errno */
+  getsockname(out: { port?: number }): number;
 }
+
+/** errno of EADDRINUSE (libuv's is -errno) */
+const EADDRINUSE = -98;
 
 /** node's own way to bind a server socket without listening on it (what node:cluster's shared handles use) */
 const createServerHandle = (
@@ -98,7 +103,15 @@ export class Acceptor {
         if (this.shared && createServerHandle) {
           // a host name is resolved first, to its first address, as net.Server.listen() does
           const ip = net.isIP(b.host) ? { address: b.host, family: net.isIP(b.host) } : await lookup(b.host);
-          const h = createServerHandle(ip.address, b.port, ip.family, undefined, 0);
+          let h = createServerHandle(ip.address, b.port, ip.family, undefined, 0);
+          // libuv keeps a bind's EADDRINUSE for the listen() (uv_tcp_bind's delayed error), which the workers do on
+          // their copies of the socket: unbound there, they would listen on a random port. Not bound where asked is
+          // EADDRINUSE here.
+          const at: { port?: number } = {};
+          if (typeof h !== 'number' && b.port !== 0 && (h.getsockname(at) !== 0 || at.port !== b.port)) {
+            h.close();
+            h = EADDRINUSE;
+          }
           if (typeof h === 'number') {
             // as net.Server's own error says it: "EADDRINUSE: address already in use 127.0.0.1:80"
             const [code, what] = getSystemErrorMap().get(h) ?? [`errno ${h}`, 'bind failed'];

@@ -145,7 +145,17 @@ export class Listener implements Frontend, FrontendSide, ConnContext {
       this.server.once('error', reject);
       this.server.listen(handle as net.Server, this.spec.backlog, () => {
         this.server.off('error', reject);
-        resolve();
+        // (a socket the primary could not bind would listen on a random port: never serve there)
+        const at = this.server.address();
+        if (typeof at === 'object' && at && this.spec.port !== 0 && at.port !== this.spec.port) {
+          this.server.close();
+          reject(
+            new ListenersError(
+              'ELISTEN',
+              `listener ${this.spec.name}: the shared socket is not bound to port ${this.spec.port}`,
+            ),
+          );
+        } else resolve();
       });
     });
   }
