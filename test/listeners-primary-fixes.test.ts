@@ -9,7 +9,7 @@ import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import test from 'ava';
 import { sendToWorker } from '../src/listeners/worker-channel.js';
-import { freePort, httpBackend, request, startListeners, until } from './listeners-helpers.js';
+import { freePort, httpBackend, type Running, request, startListeners, until } from './listeners-helpers.js';
 
 test('a message to a worker killed a moment ago (still looking connected) is lost quietly, without an EPIPE crash', async (t) => {
   const child = fork('-e', ['process.on("message", () => {}); setInterval(() => {}, 1000)']);
@@ -30,30 +30,36 @@ test('a message to a worker killed a moment ago (still looking connected) is los
   t.false(sendToWorker(worker, { t: 'drain', deadline: 1000 }), 'a disconnected worker is not written to');
 });
 
-// shared: the worker listens on the primary's socket (the kernel's accept queue holds the connection); handoff: the
-// primary accepts and holds it (../src/listeners/acceptor.ts)
-for (const mode of ['shared', 'handoff'] as const)
-  test(`workers: 1 — a connection arriving while the dead worker is replaced waits for the new one (${mode} accept)`, async (t) => {
-    const a = await httpBackend('a');
-    const port = await freePort();
-    const l = await startListeners(
-      `listeners:
+type Accept = 'shared' | 'handoff';
+const ACCEPTS: Accept[] = ['shared', 'handoff'];
+
+/** `tierlb listeners` with one worker and one listener `web` on `bind` to `server`, accepting the `accept` way:
+ * shared, the worker listens on the primary's socket (the kernel's accept queue holds a connection no worker takes);
+ * handoff, the primary accepts and holds it (../src/listeners/acceptor.ts) */
+function startOne(accept: Accept, bind: string, server: string): Promise<Running> {
+  return startListeners(
+    `listeners:
   workers: 1
   stats: { enabled: false }
   listen:
     - name: web
-      bind: 127.0.0.1:${port}
+      bind: ${bind}
       mode: http
       servers:
-        - { name: a, address: ${a.address} }
+        - { name: a, address: ${server} }
 `,
-      [],
-      { TIERLB_LISTENERS_HANDOFF: mode === 'handoff' ? '1' : '0' },
-    );
-    t.teardown(async () => {
-      await l.stop();
-      await a.close();
-    });
+    [],
+    { TIERLB_LISTENERS_HANDOFF: accept === 'handoff' ? '1' : '0' },
+  );
+}
+
+for (const mode of ACCEPTS)
+  test(`workers: 1 — a connection arriving while the dead worker is replaced waits for the new one (${mode} accept)`, async (t) => {
+    const a = await httpBackend('a');
+    t.teardown(() => a.close());
+    const port = await freePort();
+    const l = await startOne(mode, `127.0.0.1:${port}`, a.address);
+    t.teardown(() => l.stop());
     t.true(l.stderr().includes(`"accept":"${mode}"`), l.stderr());
     const url = `http://127.0.0.1:${port}/`;
     t.is((await request(url)).body, 'a');
@@ -73,53 +79,26 @@ for (const mode of ['shared', 'handoff'] as const)
     }
   });
 
-for (const mode of ['shared', 'handoff'] as const)
+for (const mode of ACCEPTS)
   test(`a bind by host name (localhost) listens on its first address (${mode} accept)`, async (t) => {
     const a = await httpBackend('a');
     t.teardown(() => a.close());
     const port = await freePort();
-    const l = await startListeners(
-      `listeners:
-  workers: 1
-  stats: { enabled: false }
-  listen:
-    - name: web
-      bind: localhost:${port}
-      mode: http
-      servers:
-        - { name: a, address: ${a.address} }
-`,
-      [],
-      { TIERLB_LISTENERS_HANDOFF: mode === 'handoff' ? '1' : '0' },
-    );
+    const l = await startOne(mode, `localhost:${port}`, a.address);
     t.teardown(() => l.stop());
+    t.true(l.stderr().includes(`"accept":"${mode}"`), l.stderr());
     const { address, family } = await lookup('localhost');
     const host = family === 6 ? `[${address}]` : address;
     t.is((await request(`http://${host}:${port}/`)).body, 'a');
   });
 
-for (const mode of ['shared', 'handoff'] as const)
+for (const mode of ACCEPTS)
   test(`an address another process listens on refuses the start with EADDRINUSE (${mode} accept)`, async (t) => {
     // (node listens with SO_REUSEADDR, as tierlb does: the bind alone may not fail, the listen does)
     const other = net.createServer();
     await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
     t.teardown(() => other.close());
     const port = (other.address() as net.AddressInfo).port;
-    const err = await t.throwsAsync(
-      startListeners(
-        `listeners:
-  workers: 1
-  stats: { enabled: false }
-  listen:
-    - name: web
-      bind: 127.0.0.1:${port}
-      mode: tcp
-      servers:
-        - { name: a, address: 127.0.0.1:9 }
-`,
-        [],
-        { TIERLB_LISTENERS_HANDOFF: mode === 'handoff' ? '1' : '0' },
-      ),
-    );
+    const err = await t.throwsAsync(startOne(mode, `127.0.0.1:${port}`, '127.0.0.1:9'));
     t.regex(err?.message ?? '', new RegExp(`cannot listen on EADDRINUSE: address already in use 127.0.0.1:${port}`));
   });

@@ -14,6 +14,7 @@
  */
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
+import { constants } from 'node:os';
 import { getSystemErrorMap } from 'node:util';
 import { log } from '../common/log.js';
 import { ListenersError } from './errors.js';
@@ -45,8 +46,8 @@ export interface ListenHandle {
   getsockname(out: { port?: number }): number;
 }
 
-/** errno of EADDRINUSE (libuv's is -errno) */
-const EADDRINUSE = -98;
+/** libuv's EADDRINUSE (-errno) */
+const EADDRINUSE = -constants.errno.EADDRINUSE;
 
 /** node's own way to bind a server socket without listening on it (what node:cluster's shared handles use) */
 const createServerHandle = (

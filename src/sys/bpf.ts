@@ -11,6 +11,7 @@
  * TIERLB_BPF_ATTACH=clsact skips tcx (for kernels whose tcx misbehaves, and to test the fallback).
  */
 import { closeSync, existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import koffi from 'koffi';
 import { TierlbError } from '../common/errors.js';
 
@@ -151,6 +152,19 @@ function libbpf(): Lib {
 }
 
 /** A map of a loaded object: raw key/value buffers, sizes checked by the kernel. */
+/**
+ * Where a compiled BPF object is: `$envVar` when set, else beside the module that loads it (`moduleUrl`, in dist/),
+ * else (that module run from src/ by tsx) where `npm run build` put it: dist/`dir`/`file`.
+ */
+export function builtObjectPath(envVar: string, moduleUrl: string, dir: string, file: string): string {
+  const env = process.env[envVar];
+  if (env) return env;
+  const here = fileURLToPath(new URL(`./${file}`, moduleUrl));
+  if (existsSync(here)) return here;
+  // (this file is src/sys/bpf.ts or dist/sys/bpf.js: the repository is two levels up)
+  return fileURLToPath(new URL(`../../dist/${dir}/${file}`, import.meta.url));
+}
+
 export class BpfMap {
   constructor(
     readonly name: string,

@@ -8,11 +8,9 @@
  * packet of the flow that went to the queue had its verdict (arming.ts: tags in the queued packets' timestamps, the
  * arm maps), so no packet of the flow still in the NFQUEUE is overtaken by its successors forwarded in the kernel.
  */
-import { existsSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { ipv4ToInt, ipv6ToBytes } from '../../common/addr.js';
-import { type BpfMap, BpfObject, possibleCpus } from '../../sys/bpf.js';
+import { type BpfMap, BpfObject, builtObjectPath, possibleCpus } from '../../sys/bpf.js';
 import type { Connection } from '../conn/conn.js';
 import type { RealServer } from '../dest.js';
 import type { FastPath, KernelFlow } from '../engine.js';
@@ -58,11 +56,7 @@ export const REAL_VAL = 48;
 
 /** The object next to this module (dist/) or, under tsx, the one npm run build put in dist/. */
 export function defaultObjectPath(): string {
-  const env = process.env.TIERLB_BPF_OBJECT;
-  if (env) return env;
-  const here = fileURLToPath(new URL('./fastpath.bpf.o', import.meta.url));
-  if (existsSync(here)) return here;
-  return fileURLToPath(new URL('../../../dist/l4/fastpath/fastpath.bpf.o', import.meta.url));
+  return builtObjectPath('TIERLB_BPF_OBJECT', import.meta.url, 'l4/fastpath', 'fastpath.bpf.o');
 }
 
 function putAddr(b: Buffer, off: number, addr: string): void {

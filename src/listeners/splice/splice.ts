@@ -17,12 +17,10 @@
  * SO_RCVLOWAT, which runs data_ready under the socket lock: the queued bytes go through the program at once, before
  * any later segment.
  */
-import { existsSync } from 'node:fs';
 import type net from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { TierlbError } from '../../common/errors.js';
 import { log } from '../../common/log.js';
-import { BPF_SK_SKB_VERDICT, BpfError, type BpfMap, BpfObject, possibleCpus } from '../../sys/bpf.js';
+import { BPF_SK_SKB_VERDICT, BpfError, type BpfMap, BpfObject, builtObjectPath, possibleCpus } from '../../sys/bpf.js';
 import { IPPROTO_TCP, SIOCINQ, SIOCOUTQ, SO_COOKIE, SO_RCVLOWAT, SOL_SOCKET } from '../../sys/constants.js';
 import { getsockoptBuf, ioctlInt, setsockoptInt } from '../../sys/libc.js';
 
@@ -56,11 +54,7 @@ const TCPI_BYTES_ACKED = 120;
 
 /** The object next to this module (dist/) or, under tsx, the one npm run build put in dist/. */
 export function defaultObjectPath(): string {
-  const env = process.env.TIERLB_SPLICE_OBJECT;
-  if (env) return env;
-  const here = fileURLToPath(new URL('./splice.bpf.o', import.meta.url));
-  if (existsSync(here)) return here;
-  return fileURLToPath(new URL('../../../dist/listeners/splice/splice.bpf.o', import.meta.url));
+  return builtObjectPath('TIERLB_SPLICE_OBJECT', import.meta.url, 'listeners/splice', 'splice.bpf.o');
 }
 
 /** A Node socket's file descriptor (Linux), or -1 (a TLS socket, a test's fake). */

@@ -129,33 +129,33 @@ export class Listener implements Frontend, FrontendSide, ConnContext {
     }
   }
 
+  /** Listen on the listener's own address (a worker that is not given the primary's socket). */
   listen(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen({ host: this.spec.host, port: this.spec.port, backlog: this.spec.backlog }, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
+    return this.listenWith((done) =>
+      this.server.listen({ host: this.spec.host, port: this.spec.port, backlog: this.spec.backlog }, done),
+    );
   }
 
   /** Listen and accept on the primary's bound socket (shared accept, ../acceptor.ts): every worker accepts on it. */
-  listenOn(handle: unknown): Promise<void> {
+  async listenOn(handle: unknown): Promise<void> {
+    await this.listenWith((done) => this.server.listen(handle as net.Server, this.spec.backlog, done));
+    // (a socket the primary could not bind would listen on a random port: never serve there)
+    const at = this.server.address();
+    if (typeof at === 'object' && at && this.spec.port !== 0 && at.port !== this.spec.port) {
+      this.server.close();
+      throw new ListenersError(
+        'ELISTEN',
+        `listener ${this.spec.name}: the shared socket is not bound to port ${this.spec.port}`,
+      );
+    }
+  }
+
+  private listenWith(listen: (done: () => void) => void): Promise<void> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(handle as net.Server, this.spec.backlog, () => {
+      listen(() => {
         this.server.off('error', reject);
-        // (a socket the primary could not bind would listen on a random port: never serve there)
-        const at = this.server.address();
-        if (typeof at === 'object' && at && this.spec.port !== 0 && at.port !== this.spec.port) {
-          this.server.close();
-          reject(
-            new ListenersError(
-              'ELISTEN',
-              `listener ${this.spec.name}: the shared socket is not bound to port ${this.spec.port}`,
-            ),
-          );
-        } else resolve();
+        resolve();
       });
     });
   }

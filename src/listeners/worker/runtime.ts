@@ -37,14 +37,8 @@ export class ListenerCounters {
     st.scur--;
     st.bin += sock.bytesRead;
     st.bout += sock.bytesWritten;
-    const k = this.kernel.get(sock);
-    if (k) {
-      const [i, o] = k();
-      st.bin += i;
-      st.bout += o;
-      st.splice_bytes += i + o;
-      this.kernel.delete(sock);
-    }
+    this.addKernelBytes(st, sock);
+    this.kernel.delete(sock);
     this.sockets.delete(sock);
   }
 
@@ -54,14 +48,18 @@ export class ListenerCounters {
     for (const s of this.sockets) {
       st.bin += s.bytesRead;
       st.bout += s.bytesWritten;
-      const k = this.kernel.get(s);
-      if (k) {
-        const [i, o] = k();
-        st.bin += i;
-        st.bout += o;
-        st.splice_bytes += i + o;
-      }
+      this.addKernelBytes(st, s);
     }
     return st;
+  }
+
+  /** a spliced connection's bytes the kernel carried: in bin/bout, and in splice_bytes */
+  private addKernelBytes(st: WorkerListenerStats, sock: net.Socket): void {
+    const k = this.kernel.get(sock);
+    if (!k) return;
+    const [i, o] = k();
+    st.bin += i;
+    st.bout += o;
+    st.splice_bytes += i + o;
   }
 }

@@ -222,28 +222,9 @@ function pipe(
     if (!server.destroyed && !server.writableEnded && !ending.has(server)) server.destroy();
   });
   // inactivity timeouts; a spliced pair is busy while the kernel's byte counts move
-  let seenC = -1;
-  let seenS = -1;
-  client.setTimeout(x.spec.timeout.client);
-  client.on('timeout', () => {
-    if (spliced && spliced.total() !== seenC) {
-      seenC = spliced.total();
-      client.setTimeout(x.spec.timeout.client);
-      return;
-    }
-    client.destroy();
-    server.destroy();
-  });
-  server.setTimeout(x.spec.timeout.server);
-  server.on('timeout', () => {
-    if (spliced && spliced.total() !== seenS) {
-      seenS = spliced.total();
-      server.setTimeout(x.spec.timeout.server);
-      return;
-    }
-    server.destroy();
-    client.destroy();
-  });
+  const kernelBytes = () => spliced?.total();
+  idleTimeout(client, server, x.spec.timeout.client, kernelBytes);
+  idleTimeout(server, client, x.spec.timeout.server, kernelBytes);
   if (head?.length) server.write(head);
   // client → server
   const resumeClient = () => client.resume();
@@ -284,7 +265,6 @@ function pipe(
     }
     client.off('drain', trySplice);
     server.off('drain', trySplice);
-    seenC = seenS = 0;
     const pair = spliced;
     const fe = x.frontend ?? x.counters;
     fe.stats.splice_tot++;
@@ -298,6 +278,23 @@ function pipe(
   else client.once('end', endServer);
   server.once('end', () => (spliced ? endWhenDrained(x, spliced, 0, client) : client.end()));
   client.resume();
+}
+
+/** Close `sock` and then `other` after `ms` without activity on `sock`; while the pair is spliced, a moved count of
+ * the kernel's bytes (`kernelBytes`, undefined before the splice; it starts at 0) is activity. */
+function idleTimeout(sock: net.Socket, other: net.Socket, ms: number, kernelBytes: () => number | undefined): void {
+  let seen = 0;
+  sock.setTimeout(ms);
+  sock.on('timeout', () => {
+    const n = kernelBytes();
+    if (n !== undefined && n !== seen) {
+      seen = n;
+      sock.setTimeout(ms);
+      return;
+    }
+    sock.destroy();
+    other.destroy();
+  });
 }
 
 /** how many times a pair is tried for the splice (at the start, then at 'drain's) before it stays in Node */
