@@ -1,7 +1,7 @@
 /**
  * The fast path's tc program on crafted packets through BPF_PROG_TEST_RUN (no namespaces): DR redirects the frame
- * with only its TTL / hop limit decremented, NAT rewrites both ways and TUN encapsulates (IPIP) with valid checksums
- * (verified here in JS), IPv4 and IPv6, and every case the program must not handle (an unarmed entry too) returns
+ * with only its TTL / hop limit decremented, NAT rewrites both ways and TUN encapsulates (IPIP, IPv6 in IPv6) with
+ * valid checksums (verified here in JS), IPv4 and IPv6, and every case the program must not handle (an unarmed entry too) returns
  * TC_ACT_OK with the packet untouched. Needs root and the built object.
  */
 import { existsSync } from 'node:fs';
@@ -563,22 +563,70 @@ for (const proto of [TCP, UDP]) {
     }));
 }
 
-test('TUN falls through untouched: IPv6 (no ip6ip6 here), TTL 1', (t) =>
+const DIRECTOR_SRC6 = '2001:db8:1::1';
+
+for (const proto of [TCP, UDP]) {
+  test(`TUN IPv6 ${proto === TCP ? 'TCP' : 'UDP'}: IPv6 in IPv6 to the real server, traffic class copied`, (t) =>
+    withFastPath(t, (fp) => {
+      setReal(fp, 0, 6, RIP6, true, DIRECTOR_SRC6);
+      const flow = { family: 6 as const, proto, caddr: CIP6, cport: 43000, vaddr: VIP6, vport: 80, method: METHOD_TUN };
+      addFlow(fp, flow);
+      const spec = { family: 6 as const, proto, src: CIP6, sport: 43000, dst: VIP6, dport: 80, payload: 300, ttl: 50 };
+      const pkt = build(spec);
+      // traffic class 0xb8 (DSCP EF), flow label 0x12345: the class is copied to the outer header, the label is not
+      pkt.writeUInt32BE((6 << 28) | (0xb8 << 20) | 0x12345, 14);
+      const res = fp.obj.testRun('tierlb_fastpath', pkt);
+      t.is(res.retval, TC_ACT_REDIRECT);
+      const o = res.data;
+      t.is(o.length, pkt.length + 40);
+      t.deepEqual(o.subarray(0, 14), pkt.subarray(0, 14), 'MAC header kept');
+      t.is(o.readUInt16BE(12), 0x86dd);
+      const outer = o.subarray(14, 54);
+      t.is(outer.readUInt32BE(0), (6 << 28) | (0xb8 << 20), 'version 6, traffic class copied, flow label 0');
+      t.is(outer.readUInt16BE(4), pkt.length - 14, 'payload length: the whole inner packet');
+      t.is(outer[6], 41, 'next header 41 (IPv6)');
+      t.is(outer[7], 64, 'outer hop limit');
+      t.deepEqual(Buffer.from(outer.subarray(8, 24)), Buffer.from(addr(DIRECTOR_SRC6)));
+      t.deepEqual(Buffer.from(outer.subarray(24, 40)), Buffer.from(addr(RIP6)));
+      // the inner packet: the client's byte for byte but its hop limit decremented; checksums valid
+      const inner = verify(t, o, 6, proto, 54);
+      t.is(inner.ttl, 49);
+      const want = Buffer.from(pkt.subarray(14));
+      want[7] = 49;
+      t.deepEqual(Buffer.from(o.subarray(54)), want);
+      const st = readFlow(fp, flow);
+      t.is(st?.packets, 1);
+      t.is(st?.bytes, pkt.length - 14, 'the inner length, as the engine counts it');
+      t.is(fp.stats().counters.hitTun, 1);
+    }));
+}
+
+test('TUN falls through untouched: TTL 1, hop limit 1, an IPv6 packet too big to encapsulate, a real of the other family', (t) =>
   withFastPath(t, (fp) => {
     setReal(fp, 0, 4, RIP, true, DIRECTOR_SRC);
-    setReal(fp, 1, 6, RIP6, true);
     addFlow(fp, { family: 4, proto: UDP, caddr: CIP, cport: 43001, vaddr: VIP, vport: 53, method: METHOD_TUN });
     addFlow(fp, { family: 6, proto: UDP, caddr: CIP6, cport: 43001, vaddr: VIP6, vport: 53, method: METHOD_TUN });
     const ttl1 = build({ family: 4, proto: UDP, src: CIP, sport: 43001, dst: VIP, dport: 53, ttl: 1 });
     const six = build({ family: 6, proto: UDP, src: CIP6, sport: 43001, dst: VIP6, dport: 53 });
-    for (const p of [ttl1, six]) {
-      const r = fp.obj.testRun('tierlb_fastpath', p);
+    // an IPv4 real for an IPv6 flow: not encapsulated here
+    let r = fp.obj.testRun('tierlb_fastpath', six);
+    t.is(r.retval, TC_ACT_OK);
+    t.deepEqual(r.data, six);
+    t.is(fp.stats().counters.missMethod, 1);
+    setReal(fp, 0, 6, RIP6, true, DIRECTOR_SRC6);
+    const hops1 = build({ family: 6, proto: UDP, src: CIP6, sport: 43001, dst: VIP6, dport: 53, ttl: 1 });
+    // the inner packet's length says 65,535 payload bytes: 65,575 with its header, more than an outer IPv6 header's
+    // payload length can say (the egress MTU, lo's 65,536 here, cannot be exceeded by a test-run packet)
+    const big = Buffer.from(six);
+    big.writeUInt16BE(0xffff, 14 + 4);
+    for (const p of [ttl1, hops1, big]) {
+      r = fp.obj.testRun('tierlb_fastpath', p);
       t.is(r.retval, TC_ACT_OK);
       t.deepEqual(r.data, p);
     }
     const cn = fp.stats().counters;
-    t.is(cn.missTtl, 1);
-    t.is(cn.missMethod, 1);
+    t.is(cn.missTtl, 2);
+    t.is(cn.missMtu, 1);
     t.is(cn.hitTun, 0);
   }));
 

@@ -8,13 +8,14 @@
  *   DR:  bpf_redirect_neigh to the real server (addresses untouched, only the MACs change).
  *   NAT: request VIP:vport -> RIP:rport and reply RIP:rport -> VIP:vport rewritten with the checksum helpers,
  *        then bpf_redirect_neigh.
- *   TUN: IPv4 in IPv4 (IPIP), the outer header built here (source: the real's `src`, else the FIB's), then
- *        bpf_redirect_neigh; only when the outer packet fits the egress MTU.
+ *   TUN: IPv4 in IPv4 (IPIP) and IPv6 in IPv6 (next header 41, traffic class copied), the outer header built here
+ *        (source: the real's `src`, else the FIB's; TTL / hop limit 64), then bpf_redirect_neigh; only when the
+ *        outer packet fits the egress MTU (else userspace answers: ICMPv6 Packet Too Big for IPv6).
  * Every forwarded packet's TTL / hop limit is decremented (IPv4 header checksum fixed), as a router does; a packet with
  * TTL <= 1 falls through, so the stack answers it (ICMP time exceeded).
  * Falls through: map miss, an entry not armed yet (see ordering below), SYN/FIN/RST, ICMP and other protocols,
- * fragments, IPv4 options, IPv6 extension headers, TTL/hop limit <= 1, a disabled real server, IPv6 TUN, an MTU
- * problem, a header that cannot be pulled into the linear area.
+ * fragments, IPv4 options, IPv6 extension headers, TTL/hop limit <= 1, a disabled real server, a TUN real server
+ * of the other family, an MTU problem, a header that cannot be pulled into the linear area.
  *
  * Ordering, per direction (request, NAT reply): the engine writes an entry unarmed. Its packets keep falling through
  * to the NFQUEUE, counted (`passed`, in segments: the queue splits a GSO skb) and tagged with the entry's token, the
@@ -276,10 +277,14 @@ static __always_inline int dec_ttl4(struct __sk_buff *skb, __u32 l3, __u8 ttl, _
   return bpf_skb_store_bytes(skb, l3 + offsetof(struct iphdr, ttl), &t, 1, 0) ? -1 : 0;
 }
 
-/* hop limit - 1 (no header checksum in IPv6) */
-static __always_inline int dec_hops6(struct __sk_buff *skb, __u8 hops) {
+/* hop limit - 1 of the IPv6 header at l3 (no header checksum in IPv6) */
+static __always_inline int dec_hops6_at(struct __sk_buff *skb, __u32 l3, __u8 hops) {
   __u8 h = hops - 1;
-  return bpf_skb_store_bytes(skb, sizeof(struct ethhdr) + offsetof(struct ipv6hdr, hop_limit), &h, 1, 0) ? -1 : 0;
+  return bpf_skb_store_bytes(skb, l3 + offsetof(struct ipv6hdr, hop_limit), &h, 1, 0) ? -1 : 0;
+}
+
+static __always_inline int dec_hops6(struct __sk_buff *skb, __u8 hops) {
+  return dec_hops6_at(skb, sizeof(struct ethhdr), hops);
 }
 
 static __always_inline __u16 csum_fold(__s64 sum) {
@@ -344,6 +349,63 @@ static __always_inline int tun4(struct __sk_buff *skb, struct real *rs, struct f
     return TC_ACT_SHOT;
   }
   account(skb, hdrs, &f->packets, &f->bytes, sizeof(struct iphdr));
+  f->last_seen = bpf_ktime_get_ns();
+  count(C_HIT_TUN);
+  return bpf_redirect_neigh(ifindex, &nh, sizeof(nh), 0);
+}
+
+/*
+ * TUN, IPv6 in IPv6 (ip_vs_tunnel_xmit_v6): as tun4, with an IPv6 outer header: next header 41, the inner traffic
+ * class copied, flow label 0, hop limit 64, payload length the inner packet's length. An inner packet that would not
+ * fit the egress MTU once encapsulated falls through untouched: userspace answers it with ICMPv6 Packet Too Big.
+ */
+static __always_inline int tun6(struct __sk_buff *skb, struct real *rs, struct flow_val *f, __u8 hops, __u8 tclass,
+                                __u32 tot, __u32 hdrs) {
+  const __u32 l3 = sizeof(struct ethhdr);
+  if (rs->family != AF_INET6) return count(C_MISS_METHOD);
+  struct ipv6hdr o = {};
+  __builtin_memcpy(&o.daddr, rs->nh, 16);
+  __builtin_memcpy(&o.saddr, rs->src, 16);
+  __u32 ifindex = rs->ifindex;
+  struct bpf_redir_neigh nh = {.nh_family = AF_INET6};
+  __builtin_memcpy(nh.ipv6_nh, rs->nh, 16);
+  int nosrc = !(rs->src[0] | rs->src[1] | rs->src[2] | rs->src[3]);
+  if (ifindex == 0 || nosrc) {
+    struct bpf_fib_lookup fib = {};
+    fib.family = AF_INET6;
+    fib.ifindex = skb->ingress_ifindex;
+    __builtin_memcpy(fib.ipv6_dst, rs->nh, 16);
+    long r = bpf_fib_lookup(skb, &fib, sizeof(fib), nosrc ? BPF_FIB_LOOKUP_SRC : 0);
+    if (r != BPF_FIB_LKUP_RET_SUCCESS && r != BPF_FIB_LKUP_RET_NO_NEIGH) return count(C_MISS_FIB);
+    if (nosrc) {
+      if (!(fib.ipv6_src[0] | fib.ipv6_src[1] | fib.ipv6_src[2] | fib.ipv6_src[3])) return count(C_MISS_FIB);
+      __builtin_memcpy(&o.saddr, fib.ipv6_src, 16);
+    }
+    if (ifindex == 0) {
+      ifindex = fib.ifindex;
+      __builtin_memcpy(nh.ipv6_nh, fib.ipv6_dst, 16);
+    }
+  }
+  /* the outer payload length is the whole inner packet */
+  if (tot < sizeof(struct ipv6hdr) || tot > 0xffff) return count(C_MISS_MTU);
+  __u32 mtu = 0;
+  if (bpf_check_mtu(skb, ifindex, &mtu, sizeof(struct ipv6hdr), 0)) return count(C_MISS_MTU);
+
+  o.version = 6;
+  o.priority = tclass >> 4;
+  o.flow_lbl[0] = (tclass & 0x0f) << 4;
+  o.payload_len = bpf_htons(tot);
+  o.nexthdr = IPPROTO_IPV6;
+  o.hop_limit = 64;
+
+  if (bpf_skb_adjust_room(skb, sizeof(struct ipv6hdr), BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_ENCAP_L3_IPV6))
+    return count(C_MISS_ENCAP);
+  /* not reached in practice (the room was just made, linear): the packet is no longer the one received */
+  if (bpf_skb_store_bytes(skb, l3, &o, sizeof(o), 0) || dec_hops6_at(skb, l3 + sizeof(struct ipv6hdr), hops)) {
+    count(C_MISS_REWRITE);
+    return TC_ACT_SHOT;
+  }
+  account(skb, hdrs, &f->packets, &f->bytes, sizeof(struct ipv6hdr));
   f->last_seen = bpf_ktime_get_ns();
   count(C_HIT_TUN);
   return bpf_redirect_neigh(ifindex, &nh, sizeof(nh), 0);
@@ -569,6 +631,8 @@ static __always_inline int ipv6(struct __sk_buff *skb) {
     k.dport = uh->dest;
   }
   __u8 hops = ip6->hop_limit;
+  __u8 tclass = (ip6->priority << 4) | (ip6->flow_lbl[0] >> 4);
+  __u32 tot = sizeof(struct ipv6hdr) + bpf_ntohs(ip6->payload_len);
 
   int reply = 0;
   struct flow6_key *rk = 0;
@@ -582,10 +646,12 @@ static __always_inline int ipv6(struct __sk_buff *skb) {
   }
   if (!f->armed[reply] && !unarmed(skb, f, bpf_map_lookup_elem(&arm6, reply ? rk : &k), reply)) return TC_ACT_OK;
   if (hops <= 1) return count(C_MISS_TTL);
-  if (!reply && f->method != METHOD_DR && f->method != METHOD_NAT) return count(C_MISS_METHOD);
+  if (!reply && f->method != METHOD_DR && f->method != METHOD_NAT && f->method != METHOD_TUN)
+    return count(C_MISS_METHOD);
   __u32 rsi = f->rs;
   struct real *rs = bpf_map_lookup_elem(&reals, &rsi);
   if (!rs || !rs->enabled) return count(C_MISS_RS_DISABLED);
+  if (f->method == METHOD_TUN) return tun6(skb, rs, f, hops, tclass, tot, hdrs);
 
   int r;
   if (f->method == METHOD_DR) {
