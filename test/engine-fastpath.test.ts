@@ -172,7 +172,7 @@ test('a removed real server takes its flows out of the kernel; -C (flush) too', 
   t.is(s2.eng.inKernel.size, 0);
 });
 
-test('IPv4 TUN enters the kernel on ESTABLISHED (IPIP in the program); IPv6 TUN stays in userspace', (t) => {
+test('TUN enters the kernel on ESTABLISHED (IPIP, IPv6 in IPv6 in the program); across families it stays in userspace', (t) => {
   const s = setup();
   const fp = new FakeFastPath();
   s.eng.setFastPath(fp);
@@ -192,8 +192,18 @@ test('IPv4 TUN enters the kernel on ESTABLISHED (IPIP in the program); IPv6 TUN 
   });
   const six = { family: 6 as const, saddr: '2001:db8:2::1', daddr: '2001:db8::1' };
   t.is(s6.eng.process(pkt({ ...six, tcpFlags: SYN })).kind, 'forward');
+  t.is(fp6.flows.size, 0, 'SYN_RECV stays in userspace');
   s6.eng.process(pkt({ ...six, tcpFlags: ACK }));
-  t.is(fp6.flows.size, 0);
+  t.is(fp6.flows.size, 1);
+
+  // an IPv4 service with an IPv6 tunnel real server (IPv4 in IPv6): userspace only
+  const sx = setup();
+  const fpx = new FakeFastPath();
+  sx.eng.setFastPath(fpx);
+  addService(sx.eng, { dests: ['2001:db8:1::1'], fwd: 'tunnel' });
+  t.is(sx.eng.process(pkt({ tcpFlags: SYN })).kind, 'forward');
+  sx.eng.process(pkt({ tcpFlags: ACK }));
+  t.is(fpx.flows.size, 0);
 });
 
 test('minPackets: a flow enters at that many incoming packets; a short connect-reset never touches the map', (t) => {

@@ -17,14 +17,42 @@ import type { FastpathStart, ToWorker, WorkerData } from '../l4/datapath/types.j
 import type { RealServer } from '../l4/dest.js';
 import { Engine } from '../l4/engine.js';
 import { defaultInterfaces, KernelFastPath } from '../l4/fastpath/maps.js';
-import { AF_INET, IPPROTO_RAW, SOCK_RAW } from '../sys/constants.js';
-import { close, sendto4, socket } from '../sys/libc.js';
+import {
+  AF_INET,
+  AF_INET6,
+  IPPROTO_IPIP,
+  IPPROTO_IPV6,
+  IPPROTO_RAW,
+  IPV6_TCLASS,
+  IPV6_UNICAST_HOPS,
+  SO_RCVBUF,
+  SOCK_RAW,
+  SOL_SOCKET,
+} from '../sys/constants.js';
+import { close, sendto4, sendto6, setsockoptInt, socket } from '../sys/libc.js';
 import { applyPlanDiff, DEFAULT_SYSCTL, type PlanDiff } from './config.js';
 import { applyEngineSysctl } from './engine-sysctl.js';
 import { type HaRequest, WorkerHa } from './worker-ha.js';
 
 const data = workerData as WorkerData;
 const port: MessagePort = data.port;
+
+/**
+ * A raw AF_INET6 socket of `protocol` (41: IPv6 in IPv6, 4: IPv4 in IPv6) for TUN to IPv6 real servers: the kernel
+ * writes the outer header (the route's source, hop limit 64). It also receives the protocol's incoming packets;
+ * nothing reads them, so its receive buffer is the smallest.
+ */
+function tunnelSocket6(protocol: number): number {
+  const fd = socket(AF_INET6, SOCK_RAW, protocol);
+  try {
+    setsockoptInt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, 64, 'IPV6_UNICAST_HOPS');
+    setsockoptInt(fd, SOL_SOCKET, SO_RCVBUF, 0, 'SO_RCVBUF');
+  } catch (e) {
+    close(fd);
+    throw e;
+  }
+  return fd;
+}
 
 function localAddrs(): Set<string> {
   const s = new Set<string>();
@@ -88,6 +116,12 @@ async function main(): Promise<void> {
 
   const nfq = new NfQueue({ queue: data.queue, maxLen: data.maxLen });
   let rawFd = -1;
+  let raw6Fd = -1;
+  // IPv6 tunnel sockets by inner family (IPv4, IPv6), with the traffic class last set on each
+  const tun6 = [
+    { fd: -1, tclass: 0 },
+    { fd: -1, tclass: 0 },
+  ];
   const fwd = new Forwarder(
     engine,
     {
@@ -95,6 +129,20 @@ async function main(): Promise<void> {
       sendRaw: (pkt, dst) => {
         if (rawFd < 0) rawFd = socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
         return sendto4(rawFd, pkt, pkt.length, dst) === pkt.length;
+      },
+      sendTunnel6: (inner, dst, tclass) => {
+        const v6 = inner[0] >> 4 === 6;
+        const s = tun6[v6 ? 1 : 0];
+        if (s.fd < 0) s.fd = tunnelSocket6(v6 ? IPPROTO_IPV6 : IPPROTO_IPIP);
+        if (s.tclass !== tclass) {
+          setsockoptInt(s.fd, IPPROTO_IPV6, IPV6_TCLASS, tclass, 'IPV6_TCLASS');
+          s.tclass = tclass;
+        }
+        return sendto6(s.fd, inner, inner.length, dst) === inner.length;
+      },
+      sendRaw6: (pkt, dst) => {
+        if (raw6Fd < 0) raw6Fd = socket(AF_INET6, SOCK_RAW, IPPROTO_RAW);
+        return sendto6(raw6Fd, pkt, pkt.length, dst) === pkt.length;
       },
     },
     data.queue,
@@ -238,7 +286,7 @@ async function main(): Promise<void> {
     fp.close();
   }
   nfq.close();
-  if (rawFd >= 0) close(rawFd);
+  for (const fd of [rawFd, raw6Fd, ...tun6.map((s) => s.fd)]) if (fd >= 0) close(fd);
   port.postMessage({ type: 'stopped', counters: fwd.counters });
   port.close();
 }

@@ -736,13 +736,16 @@ export class Engine implements AdmTarget {
     cp.timeoutMs = this.tcpTimeouts[ns];
   }
 
-  /** A connection whose packets the kernel may forward: DR, NAT or IPv4 TUN, not local, TCP ESTABLISHED or UDP. */
+  /**
+   * A connection whose packets the kernel may forward: DR, NAT or TUN within one family (IPIP, IPv6 in IPv6), not
+   * local, TCP ESTABLISHED or UDP.
+   */
   private kernelEligible(cp: Connection): boolean {
     const dest = cp.dest;
     if (!cp.live || !dest?.available || dest.local || cp.template) return false;
     if (cp.flags & CONN_F_ONE_PACKET) return false;
     const fwd = cp.fwd;
-    if (fwd !== 'route' && fwd !== 'masq' && !(fwd === 'tunnel' && cp.family === 4 && dest.family === 4)) return false;
+    if (fwd !== 'route' && fwd !== 'masq' && !(fwd === 'tunnel' && cp.family === dest.family)) return false;
     if (dest.fwd !== fwd) return false;
     return cp.protocol === IPPROTO_UDP || (cp.protocol === IPPROTO_TCP && cp.state === TCP_S_ESTABLISHED);
   }

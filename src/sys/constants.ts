@@ -33,6 +33,7 @@ export const SOL_SOCKET = 1;
 export const SOL_NETLINK = 270;
 
 // SOL_SOCKET options (asm-generic/socket.h)
+export const SO_RCVBUF = 8;
 export const SO_RCVTIMEO = 20;
 export const SO_BINDTODEVICE = 25;
 export const SO_SNDBUFFORCE = 32;
@@ -64,6 +65,7 @@ export const IPV6_RECVPKTINFO = 49;
 export const IPV6_PKTINFO = 50;
 export const IPV6_RECVHOPLIMIT = 51;
 export const IPV6_HOPLIMIT = 52;
+export const IPV6_TCLASS = 67;
 
 // SOL_NETLINK options
 export const NETLINK_NO_ENOBUFS = 5;

@@ -7,6 +7,7 @@
 import koffi from 'koffi';
 import {
   AF_INET,
+  AF_INET6,
   AF_NETLINK,
   MAP_SHARED,
   PROT_READ,
@@ -151,6 +152,14 @@ export function sendto4(fd: number, buf: Uint8Array, len: number, dst: Uint8Arra
   const sa = Buffer.alloc(16);
   sa.writeUInt16LE(AF_INET, 0);
   sa.set(dst, 4);
+  return sendto(fd, buf, len, 0, sa);
+}
+
+/** sendto an IPv6 address (for raw sockets: struct sockaddr_in6, port 0); returns the length, or -errno. */
+export function sendto6(fd: number, buf: Uint8Array, len: number, dst: Uint8Array): number {
+  const sa = Buffer.alloc(28);
+  sa.writeUInt16LE(AF_INET6, 0);
+  sa.set(dst, 8);
   return sendto(fd, buf, len, 0, sa);
 }
 

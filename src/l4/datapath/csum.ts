@@ -1,9 +1,10 @@
 /**
  * Internet checksums: full computation (RFC 1071) and incremental update (RFC 1624, HC' = ~(~HC + ~m + m')), and the
- * packet rewrites built on them: NAT of the destination (request) or source (reply) address and port, and IPIP
- * encapsulation for the tunnel method.
+ * packet rewrites built on them: NAT of the destination (request) or source (reply) address and port, IPIP
+ * encapsulation for the tunnel method and the ICMPv6 Packet Too Big an IPv6 tunnel answers with.
  */
 import { ipv6ToBytes } from '../../common/addr.js';
+import { IPPROTO_IPV6 } from '../../sys/constants.js';
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_IPIP, IPPROTO_TCP, IPPROTO_UDP, type Parsed } from './packet.js';
 
 /** Sum 16-bit big-endian words of b[off, off+len) into a 32-bit accumulator (not folded). */
@@ -130,26 +131,59 @@ export function addrBytes(addr: string): Uint8Array {
 let ipipId = 1;
 
 /**
- * IPIP encapsulation (ip_vs_tunnel_xmit): a 20-byte outer IPv4 header, protocol 4, to `dst`. The source is left
- * 0.0.0.0 so the kernel fills in the route's source address (IP_HDRINCL semantics); TOS and DF are copied from the
- * inner header, TTL is 64, the checksum is computed.
+ * IPIP encapsulation (ip_vs_tunnel_xmit): a 20-byte outer IPv4 header, protocol 4 (41 for an IPv6 inner packet),
+ * to `dst`. The source is left 0.0.0.0 so the kernel fills in the route's source address (IP_HDRINCL semantics); TOS
+ * (an IPv6 packet's traffic class) and DF are copied from the inner header, TTL is 64, the checksum is computed.
  */
 export function ipipEncap(inner: Uint8Array, dst: Uint8Array, src?: Uint8Array): Uint8Array {
   const out = new Uint8Array(inner.length + 20);
   out[0] = 0x45;
-  out[1] = inner[0] >> 4 === 4 ? inner[1] : 0;
+  const v6 = inner[0] >> 4 === 6;
+  out[1] = v6 ? trafficClass(inner) : inner[1];
   wr16(out, 2, out.length);
   wr16(out, 4, ipipId);
   ipipId = (ipipId + 1) & 0xffff;
-  out[6] = inner[0] >> 4 === 4 ? inner[6] & 0x40 : 0;
+  out[6] = v6 ? 0 : inner[6] & 0x40;
   out[8] = 64;
-  out[9] = IPPROTO_IPIP;
+  out[9] = v6 ? IPPROTO_IPV6 : IPPROTO_IPIP;
   if (src) out.set(src, 12);
   out.set(dst, 16);
   wr16(out, 10, ipv4HeaderChecksum(out, 0, 20));
   out.set(inner, 20);
   return out;
 }
+
+/** An IPv6 header's traffic class (the 8 bits after the version). */
+export function trafficClass(ip6: Uint8Array): number {
+  return ((ip6[0] & 0x0f) << 4) | (ip6[1] >> 4);
+}
+
+/** IPv6's minimum MTU (RFC 8200): an ICMPv6 error quotes as much of the packet as keeps it within this. */
+export const IPV6_MIN_MTU = 1280;
+
+/**
+ * ICMPv6 Packet Too Big (RFC 4443 3.2) about the IPv6 packet `pkt`, as icmpv6_send builds it: from the packet's
+ * destination (the VIP, the director's) to its source, hop limit 64, type 2 code 0, the MTU, then as much of the
+ * packet as fits in 1280 bytes; the checksum over the pseudo-header is computed.
+ */
+export function packetTooBig6(pkt: Uint8Array, mtu: number): Uint8Array {
+  const quoted = Math.min(pkt.length, IPV6_MIN_MTU - 48);
+  const out = new Uint8Array(48 + quoted);
+  out[0] = 0x60;
+  wr16(out, 4, 8 + quoted);
+  out[6] = IPPROTO_ICMPV6;
+  out[7] = 64;
+  out.set(pkt.subarray(24, 40), 8);
+  out.set(pkt.subarray(8, 24), 24);
+  out[40] = ICMPV6_PKT_TOOBIG;
+  wr16(out, 44, mtu >>> 16);
+  wr16(out, 46, mtu & 0xffff);
+  out.set(pkt.subarray(0, quoted), 48);
+  wr16(out, 42, finish(sumWords(out, 8, 32) + IPPROTO_ICMPV6 + 8 + quoted + sumWords(out, 40, 8 + quoted)));
+  return out;
+}
+
+const ICMPV6_PKT_TOOBIG = 2;
 
 /**
  * Split an IPv4 packet (a 20-byte header, no options: an IPIP encapsulation) into fragments of at most `mtu` bytes

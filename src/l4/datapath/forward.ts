@@ -1,7 +1,7 @@
 /**
  * Turning the engine's decision into what happens to a queued packet: DR (accept with the real server's mark), NAT
- * (rewrite in the verdict's payload, replies rewritten back), TUN (IPIP to the real server through a raw socket,
- * original dropped), local real servers (accept, mark 0). Bad packets are counted by reason, never thrown.
+ * (rewrite in the verdict's payload, replies rewritten back), TUN (IPIP, or IPv6 in IPv6, to the real server through
+ * a raw socket, original dropped), local real servers (accept, mark 0). Bad packets are counted by reason, never thrown.
  * The I/O (verdict, raw send) is injected so this runs in unit tests without a kernel.
  */
 
@@ -20,10 +20,27 @@ import {
 import type { Connection } from '../conn/conn.js';
 import type { RealServer } from '../dest.js';
 import type { Engine } from '../engine.js';
-import { addrBytes, ipipEncap, ipv4Fragments, ipv4HeaderChecksum, l4Checksum, natRewrite } from './csum.js';
+import {
+  addrBytes,
+  ipipEncap,
+  ipv4Fragments,
+  ipv4HeaderChecksum,
+  l4Checksum,
+  natRewrite,
+  packetTooBig6,
+  trafficClass,
+} from './csum.js';
 import { DatapathError } from './errors.js';
 import { NF_ACCEPT, NF_DROP, type QueuedPacket } from './nfqmsg.js';
-import { type BadReason, PARSE_BAD, PARSE_ICMP, PacketParser, type PacketView, type Parsed } from './packet.js';
+import {
+  type BadReason,
+  IPPROTO_ICMPV6,
+  PARSE_BAD,
+  PARSE_ICMP,
+  PacketParser,
+  type PacketView,
+  type Parsed,
+} from './packet.js';
 
 export interface Counters {
   packets: number;
@@ -66,6 +83,14 @@ export interface ForwarderIo {
   verdict(id: number, verdict: number, mark?: number, payload?: Uint8Array): void;
   /** send a complete IPv4 packet (IPIP) to dst through a raw socket; returns false on failure */
   sendRaw(pkt: Uint8Array, dst: Uint8Array): boolean;
+  /**
+   * send the IP packet `inner` to the IPv6 address dst encapsulated in IPv6 (next header 41, 4 for an IPv4 packet)
+   * through a raw socket: the kernel writes the outer header, with the route's source address (as IPVS takes the
+   * route's), hop limit 64 and `tclass` as its traffic class; returns false on failure (or when not given)
+   */
+  sendTunnel6?(inner: Uint8Array, dst: Uint8Array, tclass: number): boolean;
+  /** send a complete IPv6 packet (the ICMPv6 Packet Too Big of a tunnel) to dst through a raw socket */
+  sendRaw6?(pkt: Uint8Array, dst: Uint8Array): boolean;
 }
 
 export class Forwarder {
@@ -83,7 +108,11 @@ export class Forwarder {
    * mark is in the table, so `tierlb adm -D -f M` removes its mark rules and adding it back restores them.
    */
   matches: PlanMatch[] = [];
-  /** the largest IPIP packet sent to a tunnel real server in one piece (the path MTU towards the real servers) */
+  /**
+   * the largest encapsulated packet sent to a tunnel real server in one piece (the path MTU towards the real
+   * servers): IPIP beyond it is fragmented (or dropped, counted, with DF), an IPv6 packet beyond it less the outer
+   * IPv6 header is answered with ICMPv6 Packet Too Big
+   */
   tunnelMtu = 1500;
   /** reused for every packet: the hot path allocates no parse objects */
   private readonly parser = new PacketParser();
@@ -252,9 +281,34 @@ export class Forwarder {
       this.io.verdict(q.id, NF_DROP);
       return;
     }
-    // DR (and IPv6 "tunnel", which has no encapsulation here): the real server's mark picks its policy route
+    if (dest.fwd === 'tunnel') {
+      this.tunnel6(q.payload.subarray(0, p.totalLen), p, this.addr(dest.addr));
+      this.io.verdict(q.id, NF_DROP);
+      return;
+    }
+    // DR: the real server's mark picks its policy route
     this.counters.forwarded.route++;
     this.io.verdict(q.id, NF_ACCEPT, this.markFor(dest.addr));
+  }
+
+  /**
+   * TUN to an IPv6 real server (ip_vs_tunnel_xmit_v6): the packet leaves encapsulated in IPv6, its traffic class (an
+   * IPv4 packet's TOS) copied to the outer header. An IPv6 packet that would not fit the path once encapsulated is
+   * answered with ICMPv6 Packet Too Big carrying the room left (tunnelMtu - 40), unless it is an ICMPv6 error itself,
+   * and dropped; an IPv4 one is sent (the director fragments the outer packet) unless it has DF (counted, dropped,
+   * as the IPIP path does).
+   */
+  private tunnel6(inner: Uint8Array, p: Parsed, dst: Uint8Array): void {
+    const room = this.tunnelMtu - IPV6_HEADER;
+    if (inner.length > room && (p.family === 6 || inner[6] & 0x40)) {
+      this.bad('tunnel-too-big');
+      const icmpError = p.protocol === IPPROTO_ICMPV6 && inner[p.l4off] < 128;
+      if (p.family === 6 && !icmpError) this.io.sendRaw6?.(packetTooBig6(inner, room), inner.subarray(8, 24));
+      return;
+    }
+    const tclass = p.family === 6 ? trafficClass(inner) : inner[1];
+    if (this.io.sendTunnel6?.(inner, dst, tclass)) this.counters.forwarded.tunnel++;
+    else this.bad('tunnel-send');
   }
 
   /**
@@ -341,7 +395,7 @@ export class Forwarder {
           for (const protocol of protos)
             plan.natSources.push({ family: d.family, protocol, addr: d.addr, port: d.port || svc.port });
         }
-        if (d.local || d.fwd === 'masq' || (d.fwd === 'tunnel' && d.family === 4)) continue;
+        if (d.local || d.fwd === 'masq' || d.fwd === 'tunnel') continue;
         const mark = this.markFor(d.addr);
         if (!plan.routes.some((r) => r.mark === mark)) plan.routes.push(routeFor(d.family, d.addr, mark));
       }
@@ -353,6 +407,8 @@ export class Forwarder {
     return plan;
   }
 }
+
+const IPV6_HEADER = 40;
 
 /** The loopback interface's index in every namespace: packets the director sends itself come back in on it. */
 const LOOPBACK_IFINDEX = 1;
