@@ -1,8 +1,8 @@
 /**
  * Turning the engine's decision into what happens to a queued packet: DR (accept with the real server's mark), NAT
  * (rewrite in the verdict's payload, replies rewritten back), TUN (IPIP, or IPv6 in IPv6, to the real server through
- * a raw socket, original dropped), local real servers (accept, mark 0). Bad packets are counted by reason, never thrown.
- * The I/O (verdict, raw send) is injected so this runs in unit tests without a kernel.
+ * a raw socket, original dropped), local real servers (accept, mark 0). Bad packets are counted by reason, never
+ * thrown. The I/O (verdict, raw send) is injected so this runs in unit tests without a kernel.
  */
 
 import { canonicalAddr, ipv4ToInt } from '../../common/addr.js';
