@@ -280,9 +280,10 @@ listen l
   ]);
 });
 
-test('global and stats: nbthread → workers, stats socket → control, a stats listen → listeners.stats.bind', (t) => {
+test('global and stats: nbthread → workers, tune.maxaccept, stats socket → control, a stats listen → listeners.stats.bind', (t) => {
   const r = load(`global
   nbthread 4
+  tune.maxaccept 16
   stats socket /run/haproxy/admin.sock level admin
 defaults
   mode http
@@ -297,11 +298,15 @@ listen web
 `);
   t.deepEqual(errs(r), []);
   t.is(r.config?.workers, 4);
+  t.deepEqual(
+    r.config?.listeners.map((l) => l.maxaccept),
+    [16],
+  );
   t.is(r.config?.control, '/run/haproxy/admin.sock');
   t.deepEqual(r.config?.stats, { enabled: true, host: '127.0.0.1', port: 8404 });
   t.true(
     warns(r).includes(
-      "h.cfg:10:9: 'stats refresh': not used by tierlb (its stats page is /metrics and /stats.json), ignored",
+      "h.cfg:11:9: 'stats refresh': not used by tierlb (its stats page is /metrics and /stats.json), ignored",
     ),
   );
 });

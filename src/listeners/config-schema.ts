@@ -7,6 +7,7 @@
  *
  *   listeners:
  *     workers: 2                        # cluster workers (default: one per CPU)
+ *     maxaccept: 64                     # connections a worker accepts in a row per wakeup (tune.maxaccept)
  *     control: /run/tierlb/listeners.sock
  *     stats: { bind: 127.0.0.1:9101 }   # Prometheus /metrics (and /stats.json)
  *     defaults: { timeout: {...}, retries: 3, redispatch: true }
@@ -217,6 +218,7 @@ export const listenersSchema = {
   additionalProperties: false,
   properties: {
     workers: { type: 'integer', minimum: 1, maximum: 256 },
+    maxaccept: { type: 'integer', minimum: 1, maximum: 1024 }, // tune.maxaccept
     control: { type: 'string' },
     stats: {
       type: 'object',
@@ -327,6 +329,7 @@ export interface RawListener extends RawRoutes {
 }
 export interface ListenersSection {
   workers?: number;
+  maxaccept?: number;
   control?: string;
   stats?: { bind?: string; enabled?: boolean; admin?: { user: string; password: string } };
   defaults?: { timeout?: RawTimeouts; retries?: number; redispatch?: boolean; forwardfor?: boolean; check?: RawCheck };

@@ -95,6 +95,8 @@ export interface ListenerSpec extends GroupSpec {
    * wait unread (paused, as in the kernel's backlog) until one of the worker's closes */
   maxconn: number;
   maxconnWorker: number;
+  /** connections accepted in a row per wakeup of the listening socket (HAProxy's tune.maxaccept; ./worker/accept-batch.ts) */
+  maxaccept: number;
   /** listen(2) backlog: as HAProxy, the listener's maxconn when not given, else 65535; the kernel caps it at
    * net.core.somaxconn. Too small, and a burst of connects overflows it: SYNs dropped, clients retry after 1 s. */
   backlog: number;
@@ -127,6 +129,8 @@ export const DEFAULT_CONTROL = '/run/tierlb/listeners.sock';
 export const DEFAULT_STATS = '127.0.0.1:9101';
 /** the largest listen(2) backlog asked for (Linux caps it at net.core.somaxconn, 4096 by default since 5.4) */
 export const MAX_BACKLOG = 65535;
+/** HAProxy's default tune.maxaccept */
+export const DEFAULT_MAXACCEPT = 64;
 
 /** HAProxy-like defaults (its examples' values), in ms. */
 const DEFAULT_TIMEOUTS: Timeouts = {
@@ -276,6 +280,7 @@ export function resolveListeners(sec: ListenersSection, file: string): Listeners
       acceptProxy: l.accept_proxy ?? false,
       maxconn: l.maxconn ?? 0,
       maxconnWorker: l.maxconn ? Math.ceil(l.maxconn / workers) : 0,
+      maxaccept: sec.maxaccept ?? DEFAULT_MAXACCEPT,
       backlog: l.backlog ?? (l.maxconn ? Math.min(l.maxconn, MAX_BACKLOG) : MAX_BACKLOG),
       splice: l.splice ?? defaultSplice(),
       forwardfor: l.forwardfor ?? d.forwardfor ?? false,

@@ -15,6 +15,7 @@ import {
   SO_MARK,
   SO_RCVTIMEO,
   SOCK_CLOEXEC,
+  SOCK_NONBLOCK,
   SOL_SOCKET,
 } from './constants.js';
 import { SysError } from './errors.js';
@@ -33,6 +34,7 @@ interface Libc {
   recvmmsg: (fd: number, vec: Uint8Array, vlen: number, flags: number, timeout: null) => number;
   sendmsg: (fd: number, msg: Uint8Array, flags: number) => number;
   close: (fd: number) => number;
+  accept4: (fd: number, addr: null, len: null, flags: number) => number;
   ioctl: (fd: number, req: number, arg: number[]) => number;
   mmap: (addr: null, len: number, prot: number, flags: number, fd: number, off: number) => unknown;
 }
@@ -56,6 +58,7 @@ function libc(): Libc {
     recvmmsg: lib.func('int recvmmsg(int fd, void *vec, unsigned int vlen, int flags, void *timeout)'),
     sendmsg: lib.func('intptr_t sendmsg(int fd, const void *msg, int flags)'),
     close: lib.func('int close(int fd)'),
+    accept4: lib.func('int accept4(int fd, void *addr, void *len, int flags)'),
     ioctl: lib.func('int ioctl(int fd, unsigned long req, _Out_ int *arg)'),
     mmap: lib.func('void *mmap(void *addr, uintptr_t len, int prot, int flags, int fd, int64_t off)'),
   } as Libc;
@@ -112,6 +115,15 @@ export function ioctlInt(fd: number, req: number, what?: string): number {
   const out = [0];
   check(`ioctl(${what ?? req})`, libc().ioctl(fd, req, out));
   return out[0] as number;
+}
+
+/**
+ * accept4() on a non-blocking listening socket, the new socket non-blocking and close-on-exec: its fd, or -errno
+ * (-EAGAIN: nobody waits in the accept queue). A hot path: no throw.
+ */
+export function acceptNonBlocking(fd: number): number {
+  const r = libc().accept4(fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  return r < 0 ? -errno() : r;
 }
 
 /** SO_RCVTIMEO as struct timeval (x86_64 / aarch64: two 64-bit fields). */

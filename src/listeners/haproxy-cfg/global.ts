@@ -1,5 +1,5 @@
 /**
- * The `global` section (nbthread → workers, stats socket → the control socket, crt-base / ca-base, the default TLS
+ * The `global` section (nbthread → workers, tune.maxaccept, stats socket → the control socket, crt-base / ca-base, the default TLS
  * settings of bind and server lines) and the sections tierlb has no use for (userlist, peers, resolvers, ...).
  */
 import type { Ctx } from './ctx.js';
@@ -8,6 +8,7 @@ import { at, type Section } from './tokenize.js';
 
 export interface GlobalOut {
   workers?: number;
+  maxaccept?: number;
   control?: string;
   tls: TlsDefaults;
   /** ssl-server-verify (HAProxy's default: required) */
@@ -77,6 +78,12 @@ export function readGlobal(c: Ctx, sec: Section, g: GlobalOut): void {
       case 'nbthread': {
         const n = c.int(l, 1, 1, 256);
         if (n !== undefined) g.workers = n;
+        continue;
+      }
+      case 'tune.maxaccept': {
+        // -1: no limit in HAProxy; tierlb's largest batch
+        const n = l.words[1] === '-1' ? 1024 : c.int(l, 1, 1, 1024);
+        if (n !== undefined) g.maxaccept = n;
         continue;
       }
       case 'stats': {

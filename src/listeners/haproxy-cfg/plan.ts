@@ -130,6 +130,7 @@ export function emit(c: Ctx, g: GlobalOut, proxies: HaProxy[]): Emitted {
   const wm: WhereMap = new Map();
   const section: Obj = {};
   if (g.workers !== undefined) section.workers = g.workers;
+  if (g.maxaccept !== undefined) section.maxaccept = g.maxaccept;
   if (g.control !== undefined) section.control = g.control;
   // names: a backend and a frontend may share one (HAProxy keeps them apart), a listen is both
   const backNames = new Map<string, HaProxy>();

@@ -19,6 +19,7 @@ import { ListenersError } from '../errors.js';
 import { decode } from '../proxy-protocol.js';
 import { Router } from '../routing/rules.js';
 import { getSplicer, type Splicer } from '../splice/splice.js';
+import { acceptMore } from './accept-batch.js';
 import { ClientConn, type ClientInfo, type ConnContext, connOf, setConn } from './client-conn.js';
 import { errorResponse } from './error-pages.js';
 import { type FrontendSide, GroupHost, GroupRuntime } from './groups.js';
@@ -81,9 +82,12 @@ export class Listener implements Frontend, FrontendSide, ConnContext {
     this.counters = groups.get(spec.name)?.counters ?? new ListenerCounters();
     const router = spec.routes ? Router.of(spec.routes, { http: spec.mode === 'http' }) : undefined;
     this.router = router?.active ? router : undefined;
-    this.server = net.createServer({ allowHalfOpen: spec.mode === 'tcp', pauseOnConnect: true }, (s) =>
-      this.onConnection(s),
-    );
+    const take = (s: net.Socket) => this.onConnection(s);
+    this.server = net.createServer({ allowHalfOpen: spec.mode === 'tcp', pauseOnConnect: true }, (s) => {
+      this.onConnection(s);
+      // libuv accepted one; the rest of a burst now, not one per turn of the loop (./accept-batch.ts)
+      if (!this.draining) acceptMore(this.server, spec.maxaccept - 1, spec.mode === 'tcp', take);
+    });
     if (spec.mode === 'http') {
       this.http = http.createServer({
         // idle keep-alive connections are closed by our own timer at exactly timeout http-keep-alive (ClientConn);
