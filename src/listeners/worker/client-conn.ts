@@ -119,7 +119,7 @@ export function connOf(sock: object): ClientConn | undefined {
   return (sock as Tagged)[CONN];
 }
 
-export function setConn(sock: object, c: ClientConn): ClientConn {
+export function setConn<C extends ClientConn>(sock: object, c: C): C {
   (sock as Tagged)[CONN] = c;
   return c;
 }

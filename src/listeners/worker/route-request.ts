@@ -28,6 +28,7 @@ import type { ClientConn, ClientInfo } from './client-conn.js';
 import { errorResponse, replyError } from './error-pages.js';
 import type { GroupHost } from './groups.js';
 import { HttpExchange } from './http-exchange.js';
+import type { ExchangeRequest, ExchangeResponse } from './messages.js';
 import type { ListenerCounters } from './runtime.js';
 import { relayUpgrade } from './upgrade.js';
 
@@ -68,7 +69,7 @@ const lastRequest = new WeakSet<net.Socket>();
 
 /** An HTTP/1.x request's target is unacceptable (400): absolute form naming another site than Host, or more than
  * one Host field (RFC 9112 §3.2: a server MUST answer 400; the relay would pass both on). */
-function badTarget(req: http.IncomingMessage): boolean {
+function badTarget(req: ExchangeRequest): boolean {
   const raw = req.rawHeaders;
   let hosts = 0;
   for (let i = 0; i < raw.length; i += 2) {
@@ -85,13 +86,7 @@ function badTarget(req: http.IncomingMessage): boolean {
 }
 
 /** An answer of the listener's own (redirect, deny, 400): the connection waits for the next request after it. */
-function answerLocal(
-  fe: Frontend,
-  conn: ClientConn,
-  res: http.ServerResponse,
-  status: number,
-  location?: string,
-): void {
+function answerLocal(fe: Frontend, conn: ClientConn, res: ExchangeResponse, status: number, location?: string): void {
   conn.stopWait();
   conn.busy++;
   const sock = res.socket;
@@ -113,12 +108,7 @@ function answerLocal(
 }
 
 /** A request's headers are in: check its framing, apply the rules, relay it to its group. */
-export function serveRequest(
-  fe: Frontend,
-  req: http.IncomingMessage,
-  res: http.ServerResponse,
-  conn: ClientConn,
-): void {
+export function serveRequest(fe: Frontend, req: ExchangeRequest, res: ExchangeResponse, conn: ClientConn): void {
   if (lastRequest.has(req.socket)) {
     // pipelined behind a request after which the connection closes: never relayed, never answered
     // (Node closes the connection once the answer before it is sent)
@@ -163,7 +153,7 @@ export function serveRequest(
 export function serveUpgrade(
   fe: Frontend,
   proxy: ProxyServer,
-  req: http.IncomingMessage,
+  req: ExchangeRequest,
   socket: net.Socket,
   head: Buffer,
   conn: ClientConn,

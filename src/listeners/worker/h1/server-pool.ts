@@ -10,12 +10,12 @@
  * Keep-Alive hint says so). Errors keep the socket's errno code (ECONNREFUSED, ECONNRESET, ...) or carry one of
  * ../../errors.ts ESERVER_* codes, which ../http-exchange.ts maps to retries, 502 and 504.
  */
-import type http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Timeouts } from '../../config.js';
 import { ListenersError } from '../../errors.js';
 import type { SslSpec } from '../../tls-schema.js';
+import type { RelayBody } from '../messages.js';
 import { BadResponse, ResponseParser, type ResponseSink } from './response-parser.js';
 
 /** What the client tells the relay of one request's attempt (the names are undici's dispatch handler's). */
@@ -38,7 +38,7 @@ export interface RelayRequest {
   /** flat [name, value, ...], hop-by-hop fields already dropped */
   headers: readonly string[];
   /** the client's request, when it has a body */
-  body: http.IncomingMessage | null;
+  body: RelayBody | null;
 }
 
 /** re-encryption to a server (the server's `ssl:` option) */
@@ -129,7 +129,7 @@ const NO_BODY_METHOD = 'HEAD';
 class ServerConn implements ResponseSink {
   private readonly parser = new ResponseParser(this);
   private h: RelayHandler | undefined = undefined;
-  private body: http.IncomingMessage | null = null;
+  private body: RelayBody | null = null;
   /** the body is re-chunked (the client's had no Content-Length) */
   private chunked = false;
   /** the request (with its body) is all written; the answer is whole */
