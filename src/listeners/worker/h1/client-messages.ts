@@ -128,6 +128,8 @@ export class H1Request implements ExchangeRequest {
   }
 }
 
+/** an answer up to this size leaves with its head in one buffer */
+const ONE_WRITE = 16 * 1024;
 const CHUNK_END = '\r\n';
 const LAST_CHUNK = '0\r\n\r\n';
 
@@ -279,6 +281,15 @@ export class H1Response extends EventEmitter implements ExchangeResponse {
     const body = !this.noBody && chunk !== undefined && chunk.length > 0;
     if (!body && !this.chunked) {
       if (head !== undefined) sock.write(head, 'latin1');
+    } else if (head !== undefined && !this.chunked && chunk!.length <= ONE_WRITE) {
+      // a small answer: head and body in one buffer, one write
+      if (typeof chunk === 'string') sock.write(head + chunk, 'latin1');
+      else {
+        const b = Buffer.allocUnsafe(head.length + chunk!.length);
+        b.write(head, 0, 'latin1');
+        chunk!.copy(b, head.length);
+        sock.write(b);
+      }
     } else {
       sock.cork();
       if (head !== undefined) sock.write(head, 'latin1');

@@ -71,6 +71,9 @@ function onDrain(this: net.Socket): void {
   (this as Tagged)[SESSION]?.drained();
 }
 function onTimeout(this: net.Socket): void {
+  // idle between requests with a keep-alive wait: that wait closes the connection (../client-conn.ts), not timeout
+  // client (node:http held the socket's timeout at http-keep-alive + 1 s meanwhile)
+  if ((this as Tagged)[SESSION]?.idleKeepAlive()) return;
   this.destroy();
 }
 function onClose(this: net.Socket): void {
@@ -98,8 +101,8 @@ export class H1Session extends ClientConn implements MessageConn {
   private held = false;
   private running = false;
   private ended = false;
-  /** the socket's timeout is the keep-alive backstop (http-keep-alive + 1 s) until the next request's head */
-  private kaTimeout = false;
+  /** between an answer and the next request's head */
+  private betweenRequests = false;
 
   constructor(
     info: ClientInfo,
@@ -116,9 +119,13 @@ export class H1Session extends ClientConn implements MessageConn {
     sock.on('data', onData);
     sock.on('drain', onDrain);
     sock.once('close', onClose);
+    // (answers are written whole: no Nagle delay behind an unacknowledged one, as node:http's noDelay)
+    sock.setNoDelay(true);
     const t = this.fe.timeout;
-    if (t.client > 0 || t.httpKeepAlive > 0) sock.on('timeout', onTimeout);
-    if (t.client > 0) sock.setTimeout(t.client);
+    if (t.client > 0) {
+      sock.on('timeout', onTimeout);
+      sock.setTimeout(t.client);
+    }
     this.awaitRequest(false);
     if (rest?.length) this.data(rest);
     sock.resume();
@@ -240,11 +247,7 @@ export class H1Session extends ClientConn implements MessageConn {
     const bad = parseRequestHead(buf, 0, end, h);
     if (bad !== undefined) return this.refuse(bad);
     this.take(end + 4);
-    if (this.kaTimeout) {
-      // a request after an idle wait: timeout client again (as node:http did)
-      this.kaTimeout = false;
-      this.socket.setTimeout(this.fe.timeout.client);
-    }
+    this.betweenRequests = false;
     if (h.method === 'CONNECT') return this.refuse('CONNECT (not a method a listener relays)');
     const bodyless = !h.chunked && h.length <= 0;
     const req = new H1Request(this, h, bodyless);
@@ -333,6 +336,11 @@ export class H1Session extends ClientConn implements MessageConn {
     if (this.pending !== undefined) this.run();
   }
 
+  /** idle after an answer, and a keep-alive wait runs (timeout http-keep-alive) */
+  idleKeepAlive(): boolean {
+    return this.betweenRequests && this.pending === undefined && this.fe.timeout.httpKeepAlive > 0;
+  }
+
   // ---- the answer ----
 
   drained(): void {
@@ -365,13 +373,7 @@ export class H1Session extends ClientConn implements MessageConn {
   }
 
   private next(): void {
-    // idle: the socket's timeout is a backstop behind ClientConn's keep-alive wait (node:http's keepAliveTimeout
-    // + 1 s, timeout client no more: an idle connection is closed by http-keep-alive, when there is one)
-    const ka = this.fe.timeout.httpKeepAlive;
-    if (ka > 0 && !this.kaTimeout) {
-      this.kaTimeout = true;
-      this.socket.setTimeout(ka + 1000);
-    }
+    this.betweenRequests = true;
     this.req = undefined;
     this.res = undefined;
     this.dumping = false;

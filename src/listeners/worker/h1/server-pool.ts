@@ -149,6 +149,8 @@ class ServerConn implements ResponseSink {
     this.h = undefined;
     this.destroy();
   };
+  /** the socket's timeout now */
+  private tmo = -1;
   private readonly onBodyData = (chunk: Buffer): void => this.bodyData(chunk);
   private readonly onBodyEnd = (): void => this.bodyEnd();
   private readonly onDrain = (): void => {
@@ -159,7 +161,7 @@ class ServerConn implements ResponseSink {
     private readonly pool: ServerPool,
     private readonly sock: net.Socket,
   ) {
-    sock.setTimeout(pool.timeout.connect);
+    this.timeoutMs(pool.timeout.connect);
     sock.once(sock instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => this.onOpen());
     sock.on('data', (d: Buffer) => this.read(d));
     sock.on('timeout', () => this.timedOut());
@@ -177,12 +179,19 @@ class ServerConn implements ResponseSink {
       this.pending = req;
       return;
     }
-    this.sock.setTimeout(this.pool.timeout.server);
+    this.timeoutMs(this.pool.timeout.server);
     this.send(req);
   }
 
   /** back in the pool: kept `ms` at most */
   idle(ms: number): void {
+    this.timeoutMs(ms);
+  }
+
+  /** the socket's inactivity timeout (set only when it changes: reads and writes re-arm it anyway) */
+  private timeoutMs(ms: number): void {
+    if (ms === this.tmo) return;
+    this.tmo = ms;
     this.sock.setTimeout(ms);
   }
 
@@ -197,7 +206,7 @@ class ServerConn implements ResponseSink {
   private onOpen(): void {
     this.connecting = false;
     if (this.pool.preface) this.sock.write(this.pool.preface);
-    this.sock.setTimeout(this.pool.timeout.server);
+    this.timeoutMs(this.pool.timeout.server);
     const req = this.pending;
     this.pending = undefined;
     if (req && this.h) this.send(req);
