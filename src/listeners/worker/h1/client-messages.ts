@@ -4,7 +4,6 @@
  * reader has resumed it; the response writes its head with its first bytes (a small answer leaves in one write),
  * chunks a body of unknown length for an HTTP/1.1 client, and says when the connection closes after it.
  */
-import { EventEmitter } from 'node:events';
 import http, { type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import type net from 'node:net';
 import type { ExchangeRequest, ExchangeResponse } from '../messages.js';
@@ -133,7 +132,7 @@ const ONE_WRITE = 16 * 1024;
 const CHUNK_END = '\r\n';
 const LAST_CHUNK = '0\r\n\r\n';
 
-export class H1Response extends EventEmitter implements ExchangeResponse {
+export class H1Response implements ExchangeResponse {
   statusCode = 200;
   headersSent = false;
   destroyed = false;
@@ -154,14 +153,33 @@ export class H1Response extends EventEmitter implements ExchangeResponse {
   /** setHeader fields (written with the head) */
   private extra = '';
   private connClose = false;
+  /** 'close' listeners (called with the response as `this`), the one 'drain' listener (no EventEmitter) */
+  private closeFns: (() => void)[] | undefined = undefined;
+  private drainFn: (() => void) | undefined = undefined;
 
   constructor(
     readonly req: H1Request,
     private readonly conn: MessageConn,
     keepAlive: boolean,
   ) {
-    super();
     this.shouldKeepAlive = keepAlive;
+  }
+
+  on(event: 'close' | 'drain', fn: () => void): this {
+    if (event === 'drain') this.drainFn = fn;
+    else (this.closeFns ??= []).push(fn);
+    return this;
+  }
+
+  once(event: 'close' | 'drain', fn: () => void): this {
+    return this.on(event, fn);
+  }
+
+  /** the socket drained: the 'drain' listener, once */
+  drained(): void {
+    const fn = this.drainFn;
+    this.drainFn = undefined;
+    fn?.call(this);
   }
 
   get socket(): net.Socket | null {
@@ -319,6 +337,9 @@ export class H1Response extends EventEmitter implements ExchangeResponse {
     if (this.closed) return;
     this.closed = true;
     if (cut) this.destroyed = true;
-    this.emit('close');
+    const fns = this.closeFns;
+    this.closeFns = undefined;
+    this.drainFn = undefined;
+    if (fns) for (const fn of fns) fn.call(this);
   }
 }

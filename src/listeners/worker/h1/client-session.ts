@@ -345,7 +345,7 @@ export class H1Session extends ClientConn implements MessageConn {
 
   drained(): void {
     const res = this.res;
-    if (res && !res.finished) res.emit('drain');
+    if (res && !res.finished) res.drained();
   }
 
   responseEnded(res: H1Response): void {
