@@ -7,7 +7,8 @@
  *
  * One Attempt per try of a request: it writes the server's answer to the client's response and reports the attempt's
  * phases to its owner (connected, failed). A small response (headers, one chunk, end in one read from the server)
- * leaves in one write: node:http sends stored headers with the first data, so the first chunk is held back until
+ * leaves in one write: the response (./h1/client-messages.ts, node:http2's) sends stored headers with the first data,
+ * so the first chunk is held back until
  * the end or the next chunk (at most until the current read is handled: a microtask flushes it).
  */
 import type { Timeouts } from '../config.js';
@@ -27,8 +28,8 @@ export interface AttemptOwner {
 }
 
 /**
- * Hop-by-hop fields (RFC 9110 7.6.1) stay on their connection; `expect` too (node:http answers 100-continue to the
- * client itself) and `trailer` (trailers are not relayed). Checked by length first: most fields are not hop-by-hop.
+ * Hop-by-hop fields (RFC 9110 7.6.1) stay on their connection; `expect` too (./h1/client-session.ts answers
+ * 100-continue to the client itself) and `trailer` (trailers are not relayed). Checked by length first: most fields are not hop-by-hop.
  */
 export function isHopByHop(name: string): boolean {
   switch (name.length) {
@@ -262,7 +263,7 @@ export class Attempt implements RelayHandler {
       if (ops.length) out = applyHeaderOps(out, ops);
     }
     const res = this.res;
-    // the client connection's own Connection field (without one node:http would add a Keep-Alive hint of its own);
+    // the client connection's own Connection field (keep-alive or close, no Keep-Alive hint);
     // an HTTP/1.0 client cannot take chunks: a body of unknown length ends with the connection
     const req = res.req;
     this.responded = true;

@@ -323,7 +323,7 @@ export class Listener implements Frontend, FrontendSide, ConnContext, H1Front {
     this.tls!.server.emit('connection', sock);
   }
 
-  /** A TLS connection is up: to the TCP relay, HTTP/2 or node:http, with the client as its raw socket knows it. */
+  /** A TLS connection is up: to the TCP relay, HTTP/2 or HTTP/1.x, with the client as its raw socket knows it. */
   private onSecure(s: tls.TLSSocket): void {
     const raw = (s as unknown as { _parent?: net.Socket })._parent;
     const timer = raw && handshakeTimers.get(raw);

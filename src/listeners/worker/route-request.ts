@@ -13,10 +13,10 @@
  *    and Host compare case-insensitively, a default port (:80, :443 for https) equal to none. A matching
  *    absolute-form target is relayed as it came.
  * A request line naming another major version than 1 on an HTTP/1.x connection (`HTTP/2.0`) is answered 505
- * and the connection closed (Node's parser takes any digit; the exchange would take it for an h2 stream and never
+ * and the connection closed (the head reader takes any digit; the exchange would take it for an h2 stream and never
  * answer; HAProxy 2.6 relays it as HTTP/1.1 instead).
- * After any of these, nothing more is read from the connection: a request pipelined behind it (Node's parser has
- * already parsed what came in the same packets) is dropped unanswered, and the connection closes after the answer.
+ * After any of these, nothing more is read from the connection: a request pipelined behind it is dropped unanswered,
+ * and the connection closes after the answer.
  */
 import http from 'node:http';
 import type net from 'node:net';
@@ -116,7 +116,7 @@ export function serveRequest(fe: Frontend, req: ExchangeRequest, res: ExchangeRe
     return;
   }
   if (req.httpVersionMajor !== 1 && !('stream' in req)) {
-    // `GET / HTTP/2.0` (or 3.0) over an HTTP/1.x connection: Node's parser takes any digit (HAProxy 2.6 relays it
+    // `GET / HTTP/2.0` (or 3.0) over an HTTP/1.x connection: the head reader takes any digit (HAProxy 2.6 relays it
     // as HTTP/1.1; a 505 is RFC 9110 15.6.6's answer, and nothing of it is taken for an h2 stream)
     fe.counters.stats.ereq++;
     res.shouldKeepAlive = false;
