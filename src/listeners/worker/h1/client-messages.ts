@@ -132,6 +132,15 @@ const ONE_WRITE = 16 * 1024;
 const CHUNK_END = '\r\n';
 const LAST_CHUNK = '0\r\n\r\n';
 
+/** a head and the first bytes of a body as one write */
+function joined(head: string, chunk: Buffer | string): Buffer | string {
+  if (typeof chunk === 'string') return head + chunk;
+  const b = Buffer.allocUnsafe(head.length + chunk.length);
+  b.write(head, 0, 'latin1');
+  chunk.copy(b, head.length);
+  return b;
+}
+
 export class H1Response implements ExchangeResponse {
   statusCode = 200;
   headersSent = false;
@@ -274,6 +283,10 @@ export class H1Response implements ExchangeResponse {
     }
     this.started = true;
     if (head === undefined && !this.chunked) return sock.write(chunk);
+    if (head !== undefined && !this.chunked && chunk.length <= ONE_WRITE) {
+      this.head = undefined;
+      return sock.write(joined(head, chunk), 'latin1');
+    }
     sock.cork();
     if (head !== undefined) {
       this.head = undefined;
@@ -301,13 +314,7 @@ export class H1Response implements ExchangeResponse {
       if (head !== undefined) sock.write(head, 'latin1');
     } else if (head !== undefined && !this.chunked && chunk!.length <= ONE_WRITE) {
       // a small answer: head and body in one buffer, one write
-      if (typeof chunk === 'string') sock.write(head + chunk, 'latin1');
-      else {
-        const b = Buffer.allocUnsafe(head.length + chunk!.length);
-        b.write(head, 0, 'latin1');
-        chunk!.copy(b, head.length);
-        sock.write(b);
-      }
+      sock.write(joined(head, chunk!), 'latin1');
     } else {
       sock.cork();
       if (head !== undefined) sock.write(head, 'latin1');

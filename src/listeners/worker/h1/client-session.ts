@@ -389,6 +389,11 @@ export class H1Session extends ClientConn implements MessageConn {
     }
   }
 
+  protected override timedOut(): void {
+    this.state = S_GONE;
+    this.pending = undefined;
+  }
+
   override closed(): void {
     if (this.ended) return;
     this.ended = true;
