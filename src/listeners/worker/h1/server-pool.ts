@@ -112,7 +112,8 @@ export class ServerPool {
 
   private open(): net.Socket {
     const { host, port, ssl } = this.address;
-    if (!ssl) return net.connect({ host, port, noDelay: true });
+    // (plain: the reads land in one buffer the worker's connections share, not a new one per read; see onRead)
+    if (!ssl) return net.connect({ host, port, noDelay: true, onread: { buffer: READ_BUF, callback: onRead } });
     return tls.connect({
       host,
       port,
@@ -126,6 +127,20 @@ export class ServerPool {
 
 const NO_BODY_METHOD = 'HEAD';
 
+/**
+ * The read buffer of every plain server connection of the worker (net's `onread`): a read is handled whole before
+ * the next one, and nothing keeps a view of it: the parser copies what it keeps (strings, a partial head or line),
+ * and body bytes are copied before they go on (ServerConn.data). TLS connections read as streams.
+ */
+const READ_BUF = Buffer.alloc(64 * 1024);
+const CONN = Symbol('tierlb.serverConn');
+type Tagged = { [CONN]?: ServerConn };
+/** a read into READ_BUF (`this`: the socket) */
+function onRead(this: net.Socket, n: number, buf: Uint8Array): boolean {
+  (this as Tagged)[CONN]?.read((buf as Buffer).subarray(0, n));
+  return true;
+}
+
 class ServerConn implements ResponseSink {
   private readonly parser = new ResponseParser(this);
   private h: RelayHandler | undefined = undefined;
@@ -138,6 +153,8 @@ class ServerConn implements ResponseSink {
   /** a final head came */
   private headed = false;
   private connecting = true;
+  /** reads come in READ_BUF (onread): body bytes are copied before they go on */
+  private readonly shared: boolean;
   dead = false;
   /** the server's Keep-Alive hint, ms (0: none) */
   private hint = 0;
@@ -163,7 +180,9 @@ class ServerConn implements ResponseSink {
   ) {
     this.timeoutMs(pool.timeout.connect);
     sock.once(sock instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => this.onOpen());
-    sock.on('data', (d: Buffer) => this.read(d));
+    this.shared = !pool.address.ssl;
+    if (this.shared) (sock as Tagged)[CONN] = this;
+    else sock.on('data', (d: Buffer) => this.read(d));
     sock.on('timeout', () => this.timedOut());
     sock.on('error', (e: Error) => this.fail(e));
     sock.on('close', () => this.closed());
@@ -281,7 +300,7 @@ class ServerConn implements ResponseSink {
     this.sock.off('drain', this.onDrain);
   }
 
-  private read(d: Buffer): void {
+  read(d: Buffer): void {
     try {
       this.parser.feed(d);
     } catch (e) {
@@ -303,7 +322,8 @@ class ServerConn implements ResponseSink {
 
   data(chunk: Buffer): void {
     const h = this.h;
-    if (h && !h.onData(chunk)) this.sock.pause();
+    // (a view of READ_BUF is copied: the client's socket may keep it past this read)
+    if (h && !h.onData(this.shared ? Buffer.from(chunk) : chunk)) this.sock.pause();
   }
 
   complete(): void {
