@@ -85,6 +85,9 @@ export class ClientConn {
     if (this.own) for (const c of this.own.values()) c.destroy().catch(() => {});
   }
 
+  /** a request was cut by its wait (408 follows): nothing more of the connection is read */
+  protected timedOut(): void {}
+
   private startWait(ms: number): void {
     this.armed = ms > 0;
     if (ms <= 0) return;
@@ -106,6 +109,7 @@ export class ClientConn {
     }
     this.armed = false;
     this.cx.requestTimedOut();
+    this.timedOut();
     sock.end(errorResponse(408));
     this.linger = this.cx.timers.set(LINGER_MS, () => sock.destroy());
   }
@@ -119,7 +123,7 @@ export function connOf(sock: object): ClientConn | undefined {
   return (sock as Tagged)[CONN];
 }
 
-export function setConn(sock: object, c: ClientConn): ClientConn {
+export function setConn<C extends ClientConn>(sock: object, c: C): C {
   (sock as Tagged)[CONN] = c;
   return c;
 }

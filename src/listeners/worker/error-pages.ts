@@ -1,6 +1,7 @@
 /** HAProxy's built-in error pages: what a listener answers when it cannot relay (400, 408, 502, 503, 504) or a
  * rule denies (403 and any other status: `deny: N`). */
 import http from 'node:http';
+import type { ExchangeResponse } from './messages.js';
 
 const ERR_PAGES: Record<number, [string, string]> = {
   400: ['Bad request', 'Your browser sent an invalid request.'],
@@ -33,7 +34,7 @@ export function errorResponse(code: number): string {
 }
 
 /** Answer `res` with the error page (nothing when the response has begun or is gone). */
-export function replyError(res: http.ServerResponse, code: number): void {
+export function replyError(res: ExchangeResponse, code: number): void {
   if (res.headersSent || res.destroyed) return;
   const [reason, body] = errorPage(code);
   // (HTTP/2 has no reason phrase)

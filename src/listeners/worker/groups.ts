@@ -6,7 +6,7 @@
  * group's retries, redispatch, server-side timeouts and picks, the listener's client-side timeouts, forwardfor and
  * frontend counters. The balancing itself is the node's (./server-picks.ts, keyed by group name).
  */
-import type http from 'node:http';
+
 import type net from 'node:net';
 import type { Timers } from '../../common/timers.js';
 import { isHashing, type PickRequest } from '../balance/index.js';
@@ -15,6 +15,7 @@ import type { Splicer } from '../splice/splice.js';
 import type { ClientInfo } from './client-conn.js';
 import type { ExchangeHost } from './http-exchange.js';
 import { ServerPools } from './http-relay.js';
+import type { ExchangeRequest } from './messages.js';
 import { ListenerCounters } from './runtime.js';
 import type { PickReply, ServerPicks } from './server-picks.js';
 import type { TcpHost } from './tcp-relay.js';
@@ -39,7 +40,7 @@ export class GroupRuntime {
   }
 
   /** what the balance algorithm reads of a request (only the hashing ones read anything) */
-  pickRequest(client: ClientInfo, req?: http.IncomingMessage): PickRequest {
+  pickRequest(client: ClientInfo, req?: ExchangeRequest): PickRequest {
     if (!this.hashing) return NO_KEYS;
     const pr: PickRequest = { src: client.src };
     if (req) {
@@ -117,7 +118,7 @@ export class GroupHost implements ExchangeHost, TcpHost, UpgradeHost {
     this.picks.release(this.name, server);
   }
 
-  pickRequest(client: ClientInfo, req?: http.IncomingMessage): PickRequest {
+  pickRequest(client: ClientInfo, req?: ExchangeRequest): PickRequest {
     return this.group.pickRequest(client, req);
   }
 }

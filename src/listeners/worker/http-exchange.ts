@@ -8,7 +8,6 @@
  * 'close' listener to the response (a shared function, no closure), reads the request for the pick only when the
  * algorithm hashes it, and takes no promise when the pick is immediate (the shared-memory picker).
  */
-import type http from 'node:http';
 import type net from 'node:net';
 import type { PickRequest } from '../balance/index.js';
 import type { ServerTarget } from '../ipc.js';
@@ -24,6 +23,7 @@ import {
   type ServerPools,
   serverRequestHeaders,
 } from './http-relay.js';
+import type { ExchangeRequest, ExchangeResponse } from './messages.js';
 import type { ListenerCounters } from './runtime.js';
 import { NO_EXCLUDE, type PickReply } from './server-picks.js';
 
@@ -60,6 +60,12 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 
 const NO_OPS: readonly HeaderOp[] = Object.freeze([]);
 
+/** node:http's request (the former server side): no body by its fields */
+function bodylessByFields(req: ExchangeRequest): boolean {
+  const h = req.headers;
+  return !h['transfer-encoding'] && (h['content-length'] === undefined || h['content-length'] === '0');
+}
+
 const EXCHANGE = Symbol('tierlb.req');
 type Tagged = { [EXCHANGE]?: HttpExchange };
 
@@ -83,8 +89,8 @@ export class HttpExchange implements AttemptOwner {
 
   constructor(
     readonly host: ExchangeHost,
-    readonly req: http.IncomingMessage,
-    readonly res: http.ServerResponse,
+    readonly req: ExchangeRequest,
+    readonly res: ExchangeResponse,
     /** the client connection (req.socket is gone once the request's body has been read) */
     readonly sock: net.Socket,
     readonly conn: ClientConn,
@@ -95,8 +101,8 @@ export class HttpExchange implements AttemptOwner {
   /** A request's headers are in: its life begins. */
   static start(
     host: ExchangeHost,
-    req: http.IncomingMessage,
-    res: http.ServerResponse,
+    req: ExchangeRequest,
+    res: ExchangeResponse,
     conn: ClientConn,
     pick: PickRequest,
     reqOps: readonly HeaderOp[] = NO_OPS,
@@ -107,10 +113,9 @@ export class HttpExchange implements AttemptOwner {
     // HTTP/2 (./h2.ts): a drain is the session's GOAWAY; a body is whatever the stream has after its headers
     const h2 = req.httpVersionMajor === 2;
     if (host.isDraining() && !h2) res.setHeader('connection', 'close');
-    const h = req.headers;
     const bodyless = h2
       ? (req as unknown as { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders
-      : !h['transfer-encoding'] && (h['content-length'] === undefined || h['content-length'] === '0');
+      : (req.bodyless ?? bodylessByFields(req));
     const ex = new HttpExchange(host, req, res, req.socket, conn, bodyless, pick);
     ex.reqOps = reqOps;
     ex.resOps = resOps;
@@ -258,7 +263,7 @@ export class HttpExchange implements AttemptOwner {
 }
 
 /** the response closed: sent whole (its status counted), or cut (the client left, or the answer broke off) */
-function onResClose(this: http.ServerResponse): void {
+function onResClose(this: ExchangeResponse): void {
   const ex = (this as Tagged)[EXCHANGE];
   if (!ex) return;
   if (this.writableFinished) {

@@ -7,14 +7,15 @@
  *
  * One Attempt per try of a request: it writes the server's answer to the client's response and reports the attempt's
  * phases to its owner (connected, failed). A small response (headers, one chunk, end in one read from the server)
- * leaves in one write: node:http sends stored headers with the first data, so the first chunk is held back until
+ * leaves in one write: the response (./h1/client-messages.ts, node:http2's) sends stored headers with the first data,
+ * so the first chunk is held back until
  * the end or the next chunk (at most until the current read is handled: a microtask flushes it).
  */
-import type http from 'node:http';
 import type { Timeouts } from '../config.js';
 import type { ServerTarget } from '../ipc.js';
 import { applyHeaderOps, type HeaderOp } from '../routing/headers.js';
 import { type RelayHandler, type RelayRequest, ServerPool, type ServerSsl } from './h1/server-pool.js';
+import type { ExchangeRequest, ExchangeResponse } from './messages.js';
 
 type Abort = (err?: Error) => void;
 
@@ -27,8 +28,8 @@ export interface AttemptOwner {
 }
 
 /**
- * Hop-by-hop fields (RFC 9110 7.6.1) stay on their connection; `expect` too (node:http answers 100-continue to the
- * client itself) and `trailer` (trailers are not relayed). Checked by length first: most fields are not hop-by-hop.
+ * Hop-by-hop fields (RFC 9110 7.6.1) stay on their connection; `expect` too (./h1/client-session.ts answers
+ * 100-continue to the client itself) and `trailer` (trailers are not relayed). Checked by length first: most fields are not hop-by-hop.
  */
 export function isHopByHop(name: string): boolean {
   switch (name.length) {
@@ -84,11 +85,19 @@ const XF = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'])
  * `forwardedFor` (option forwardfor) X-Forwarded-For gets the client appended and X-Forwarded-Proto/-Host are set.
  * Flat [name, value, ...] as undici and node:http take them.
  */
-export function serverRequestHeaders(req: http.IncomingMessage, forwardedFor: string | undefined): string[] {
+export function serverRequestHeaders(req: ExchangeRequest, forwardedFor: string | undefined): string[] {
   if (req.httpVersionMajor === 2) return h2RequestHeaders(req, forwardedFor);
   const raw = req.rawHeaders;
   const out: string[] = [];
-  const named = connectionTokens(req.headers.connection);
+  // (from the raw fields: the headers object is made only when something asks for it)
+  let named: Set<string> | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i]!;
+    if (k.length === 10 && k.toLowerCase() === 'connection') {
+      const more = connectionTokens(raw[i + 1]);
+      if (more) named = named ? new Set([...named, ...more]) : more;
+    }
+  }
   for (let i = 0; i < raw.length; i += 2) {
     const k = raw[i]!;
     if (isHopByHop(k)) continue;
@@ -103,9 +112,17 @@ export function serverRequestHeaders(req: http.IncomingMessage, forwardedFor: st
 }
 
 /** option forwardfor: X-Forwarded-For (the client appended), -Proto (https on a TLS connection), -Host */
-function forwarded(req: http.IncomingMessage, out: string[], forwardedFor: string): void {
-  const h = req.headers;
-  const xff = h['x-forwarded-for'];
+function forwarded(req: ExchangeRequest, out: string[], forwardedFor: string): void {
+  // X-Forwarded-For fields joined, the first Host (as node:http's headers object has them)
+  const raw = req.rawHeaders;
+  let xff: string | undefined;
+  let host: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i]!;
+    if (k.length === 15 && k.toLowerCase() === 'x-forwarded-for') xff = xff ? `${xff}, ${raw[i + 1]}` : raw[i + 1];
+    else if (k.length === 4 && host === undefined && k.toLowerCase() === 'host') host = raw[i + 1];
+  }
+  if (req.httpVersionMajor === 2) host = req.headers.host as string | undefined;
   const tls = (req.socket as { encrypted?: boolean } | null)?.encrypted === true;
   out.push(
     'x-forwarded-for',
@@ -113,7 +130,7 @@ function forwarded(req: http.IncomingMessage, out: string[], forwardedFor: strin
     'x-forwarded-proto',
     tls ? 'https' : 'http',
   );
-  if (h.host) out.push('x-forwarded-host', h.host);
+  if (host) out.push('x-forwarded-host', host);
 }
 
 /**
@@ -121,7 +138,7 @@ function forwarded(req: http.IncomingMessage, out: string[], forwardedFor: strin
  * no Host), the cookie fields an h2 client may split joined into one (RFC 9113 8.2.3). node:http2 has already
  * refused connection-specific fields (8.2.2); `te: trailers`, the one allowed, is hop-by-hop here.
  */
-function h2RequestHeaders(req: http.IncomingMessage, forwardedFor: string | undefined): string[] {
+function h2RequestHeaders(req: ExchangeRequest, forwardedFor: string | undefined): string[] {
   const raw = req.rawHeaders;
   const out: string[] = [];
   let authority: string | undefined;
@@ -181,7 +198,7 @@ export class Attempt implements RelayHandler {
 
   constructor(
     private readonly owner: AttemptOwner,
-    readonly res: http.ServerResponse,
+    readonly res: ExchangeResponse,
     /** add `Connection: close` to the answer (the worker drains) */
     private readonly closing: () => boolean,
     requestLineBytes: number,
@@ -246,7 +263,7 @@ export class Attempt implements RelayHandler {
       if (ops.length) out = applyHeaderOps(out, ops);
     }
     const res = this.res;
-    // the client connection's own Connection field (without one node:http would add a Keep-Alive hint of its own);
+    // the client connection's own Connection field (keep-alive or close, no Keep-Alive hint);
     // an HTTP/1.0 client cannot take chunks: a body of unknown length ends with the connection
     const req = res.req;
     this.responded = true;

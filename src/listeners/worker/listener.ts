@@ -1,8 +1,9 @@
 /**
  * One listener in a worker: accepts (the primary owns the listening socket and hands connections round-robin to the
  * workers), reads the PROXY header when `accept_proxy`, and dispatches: mode tcp to ./tcp-relay.ts (the group
- * use_group picks by src/tls); mode http to node:http, whose requests and upgrades go through ./route-request.ts
- * (its routing rules, compiled once here) to their group's ./http-exchange.ts or ./upgrade.ts. It counts in
+ * use_group picks by src/tls); mode http to the listener's own HTTP/1 server side (./h1/client-session.ts, one
+ * session per connection), whose requests and upgrades go through ./route-request.ts (its routing rules, compiled
+ * once here) to their group's ./http-exchange.ts or ./upgrade.ts. It counts in
  * ./runtime.ts (its FRONTEND row); each group (./groups.ts) picks its servers through ./server-picks.ts.
  * With `tls:` the socket goes through ./tls.ts first; ALPN h2 connections go to ./h2.ts, whose streams take the same
  * ./route-request.ts path as HTTP/1.1 requests.
@@ -23,13 +24,19 @@ import { acceptMore } from './accept-batch.js';
 import { ClientConn, type ClientInfo, type ConnContext, connOf, setConn } from './client-conn.js';
 import { errorResponse } from './error-pages.js';
 import { type FrontendSide, GroupHost, GroupRuntime } from './groups.js';
+import type { H1Request, H1Response } from './h1/client-messages.js';
+import { type H1Front, H1Session } from './h1/client-session.js';
 import { H2Conn, H2Front } from './h2.js';
+import type { ExchangeRequest, ExchangeResponse } from './messages.js';
 import { type Frontend, serveRequest, serveUpgrade, tcpGroup } from './route-request.js';
 import { ListenerCounters } from './runtime.js';
 import type { ServerPicks } from './server-picks.js';
 import { netConnect, relayTcp } from './tcp-relay.js';
 import { type TlsFront, tlsFront } from './tls.js';
 import { wsProxy } from './upgrade.js';
+
+/** node:http instead of ./h1/client-session.ts on the client side (the former server side, kept for comparison) */
+const NODE_HTTP = process.env.TIERLB_H1_SERVER === 'node';
 
 /** the handshake timer of a raw socket handed to TLS */
 const handshakeTimers = new WeakMap<net.Socket, TimerHandle>();
@@ -41,9 +48,10 @@ function onSockClose(this: net.Socket): void {
   (this as Owned)[LISTENER]?.sockClosed(this);
 }
 
-export class Listener implements Frontend, FrontendSide, ConnContext {
+export class Listener implements Frontend, FrontendSide, ConnContext, H1Front {
   readonly counters: ListenerCounters;
   readonly timeout: ListenerSpec['timeout'];
+  readonly name: string;
   /** the routing rules, compiled once for this config */
   readonly router: Router | undefined;
   /** the way into each group it sends to (made on first use) */
@@ -76,6 +84,7 @@ export class Listener implements Frontend, FrontendSide, ConnContext {
     ticketKeys?: Buffer,
   ) {
     this.timeout = spec.timeout;
+    this.name = spec.name;
     // (`splice: on` that cannot load throws SpliceError here: the listener does not start)
     this.splicer = spec.mode === 'tcp' && !spec.tls ? getSplicer(spec.splice, spec.name) : undefined;
     // a listener's own servers are the group named after it: one set of counters for both rows' figures
@@ -88,7 +97,8 @@ export class Listener implements Frontend, FrontendSide, ConnContext {
       // libuv accepted one; the rest of a burst now, not one per turn of the loop (./accept-batch.ts)
       if (!this.draining) acceptMore(this.server, spec.maxaccept - 1, spec.mode === 'tcp', take);
     });
-    if (spec.mode === 'http') {
+    if (spec.mode === 'http') this.proxy = wsProxy();
+    if (spec.mode === 'http' && NODE_HTTP) {
       this.http = http.createServer({
         // idle keep-alive connections are closed by our own timer at exactly timeout http-keep-alive (ClientConn);
         // Node's own idle timeout (keepAliveTimeout + 1 s on the socket) is a backstop behind it
@@ -102,7 +112,7 @@ export class Listener implements Frontend, FrontendSide, ConnContext {
       // request (after a response it holds keepAliveTimeout): a timeout set on the socket alone lasts one request
       this.http.timeout = spec.timeout.client;
       this.http.on('request', (req: http.IncomingMessage, res: http.ServerResponse) =>
-        serveRequest(this, req, res, this.conn(req.socket)),
+        serveRequest(this, req as ExchangeRequest, res as unknown as ExchangeResponse, this.conn(req.socket)),
       );
       this.http.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) =>
         serveUpgrade(this, this.proxy!, req, socket, head, this.conn(socket)),
@@ -116,7 +126,6 @@ export class Listener implements Frontend, FrontendSide, ConnContext {
         this.counters.hrsp(400);
         socket.end(errorResponse(400));
       });
-      this.proxy = wsProxy();
     }
     if (spec.tls) {
       this.tls = tlsFront(
@@ -193,6 +202,14 @@ export class Listener implements Frontend, FrontendSide, ConnContext {
     return h;
   }
 
+  h1Request(req: H1Request, res: H1Response, conn: H1Session): void {
+    serveRequest(this, req, res, conn);
+  }
+
+  h1Upgrade(req: H1Request, sock: net.Socket, head: Buffer, conn: H1Session): void {
+    serveUpgrade(this, this.proxy!, req, sock, head, conn);
+  }
+
   requestTimedOut(): void {
     this.counters.stats.ereq++;
     this.counters.hrsp(408);
@@ -242,7 +259,7 @@ export class Listener implements Frontend, FrontendSide, ConnContext {
       dstPort: sock.localPort ?? 0,
     };
     if (!this.spec.acceptProxy) {
-      this.dispatch(sock, setConn(sock, new ClientConn(peer, sock, this)), undefined);
+      this.dispatch(sock, peer, undefined);
       return;
     }
     // accept-proxy: read the PROXY header (v1 or v2) before anything else
@@ -266,13 +283,18 @@ export class Listener implements Frontend, FrontendSide, ConnContext {
         h.command === 'PROXY' && h.src && h.dst
           ? { src: h.src, srcPort: h.srcPort ?? 0, dst: h.dst, dstPort: h.dstPort ?? 0 }
           : peer;
-      this.dispatch(sock, setConn(sock, new ClientConn(info, sock, this)), buf.subarray(r.length));
+      this.dispatch(sock, info, buf.subarray(r.length));
     };
     sock.on('data', onData);
     sock.resume();
   }
 
-  private dispatch(sock: net.Socket, conn: ClientConn, rest: Buffer | undefined): void {
+  private dispatch(sock: net.Socket, info: ClientInfo, rest: Buffer | undefined): void {
+    if (this.spec.mode === 'http' && !this.tls && !this.http) {
+      setConn(sock, new H1Session(info, sock, this)).start(rest);
+      return;
+    }
+    const conn = setConn(sock, new ClientConn(info, sock, this));
     if (this.tls) {
       this.handshake(sock, rest);
       return;
@@ -305,7 +327,7 @@ export class Listener implements Frontend, FrontendSide, ConnContext {
     this.tls!.server.emit('connection', sock);
   }
 
-  /** A TLS connection is up: to the TCP relay, HTTP/2 or node:http, with the client as its raw socket knows it. */
+  /** A TLS connection is up: to the TCP relay, HTTP/2 or HTTP/1.x, with the client as its raw socket knows it. */
   private onSecure(s: tls.TLSSocket): void {
     const raw = (s as unknown as { _parent?: net.Socket })._parent;
     const timer = raw && handshakeTimers.get(raw);
@@ -329,16 +351,22 @@ export class Listener implements Frontend, FrontendSide, ConnContext {
       this.h2.accept(s, conn);
       return;
     }
-    // HTTP/1.1 over TLS: node:http on the TLS socket, the waits on its decrypted bytes
+    // HTTP/1.1 over TLS: the same server side on the TLS socket, the waits on its decrypted bytes
+    if (!this.http) {
+      const session = new H1Session(info, s, this);
+      if (raw) setConn(raw, session);
+      setConn(s, session).start(undefined);
+      return;
+    }
     const conn = new ClientConn(info, s, this);
     if (raw) setConn(raw, conn);
     setConn(s, conn);
     conn.awaitRequest(false);
-    this.http!.emit('connection', s);
+    this.http.emit('connection', s);
   }
 
   private onH2Request(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, conn: H2Conn): void {
-    serveRequest(this, req as unknown as http.IncomingMessage, res as unknown as http.ServerResponse, conn);
+    serveRequest(this, req as unknown as ExchangeRequest, res as unknown as ExchangeResponse, conn);
   }
 
   /** the connection's state (made here for a socket that did not come through onConnection) */

@@ -13,10 +13,10 @@
  *    and Host compare case-insensitively, a default port (:80, :443 for https) equal to none. A matching
  *    absolute-form target is relayed as it came.
  * A request line naming another major version than 1 on an HTTP/1.x connection (`HTTP/2.0`) is answered 505
- * and the connection closed (Node's parser takes any digit; the exchange would take it for an h2 stream and never
+ * and the connection closed (the head reader takes any digit; the exchange would take it for an h2 stream and never
  * answer; HAProxy 2.6 relays it as HTTP/1.1 instead).
- * After any of these, nothing more is read from the connection: a request pipelined behind it (Node's parser has
- * already parsed what came in the same packets) is dropped unanswered, and the connection closes after the answer.
+ * After any of these, nothing more is read from the connection: a request pipelined behind it is dropped unanswered,
+ * and the connection closes after the answer.
  */
 import http from 'node:http';
 import type net from 'node:net';
@@ -28,6 +28,7 @@ import type { ClientConn, ClientInfo } from './client-conn.js';
 import { errorResponse, replyError } from './error-pages.js';
 import type { GroupHost } from './groups.js';
 import { HttpExchange } from './http-exchange.js';
+import type { ExchangeRequest, ExchangeResponse } from './messages.js';
 import type { ListenerCounters } from './runtime.js';
 import { relayUpgrade } from './upgrade.js';
 
@@ -68,7 +69,7 @@ const lastRequest = new WeakSet<net.Socket>();
 
 /** An HTTP/1.x request's target is unacceptable (400): absolute form naming another site than Host, or more than
  * one Host field (RFC 9112 §3.2: a server MUST answer 400; the relay would pass both on). */
-function badTarget(req: http.IncomingMessage): boolean {
+function badTarget(req: ExchangeRequest): boolean {
   const raw = req.rawHeaders;
   let hosts = 0;
   for (let i = 0; i < raw.length; i += 2) {
@@ -85,13 +86,7 @@ function badTarget(req: http.IncomingMessage): boolean {
 }
 
 /** An answer of the listener's own (redirect, deny, 400): the connection waits for the next request after it. */
-function answerLocal(
-  fe: Frontend,
-  conn: ClientConn,
-  res: http.ServerResponse,
-  status: number,
-  location?: string,
-): void {
+function answerLocal(fe: Frontend, conn: ClientConn, res: ExchangeResponse, status: number, location?: string): void {
   conn.stopWait();
   conn.busy++;
   const sock = res.socket;
@@ -113,12 +108,7 @@ function answerLocal(
 }
 
 /** A request's headers are in: check its framing, apply the rules, relay it to its group. */
-export function serveRequest(
-  fe: Frontend,
-  req: http.IncomingMessage,
-  res: http.ServerResponse,
-  conn: ClientConn,
-): void {
+export function serveRequest(fe: Frontend, req: ExchangeRequest, res: ExchangeResponse, conn: ClientConn): void {
   if (lastRequest.has(req.socket)) {
     // pipelined behind a request after which the connection closes: never relayed, never answered
     // (Node closes the connection once the answer before it is sent)
@@ -126,7 +116,7 @@ export function serveRequest(
     return;
   }
   if (req.httpVersionMajor !== 1 && !('stream' in req)) {
-    // `GET / HTTP/2.0` (or 3.0) over an HTTP/1.x connection: Node's parser takes any digit (HAProxy 2.6 relays it
+    // `GET / HTTP/2.0` (or 3.0) over an HTTP/1.x connection: the head reader takes any digit (HAProxy 2.6 relays it
     // as HTTP/1.1; a 505 is RFC 9110 15.6.6's answer, and nothing of it is taken for an h2 stream)
     fe.counters.stats.ereq++;
     res.shouldKeepAlive = false;
@@ -163,7 +153,7 @@ export function serveRequest(
 export function serveUpgrade(
   fe: Frontend,
   proxy: ProxyServer,
-  req: http.IncomingMessage,
+  req: ExchangeRequest,
   socket: net.Socket,
   head: Buffer,
   conn: ClientConn,

@@ -12,6 +12,7 @@ import type { ServerTarget } from '../ipc.js';
 import type { ClientConn } from './client-conn.js';
 import { errorResponse } from './error-pages.js';
 import type { RelaySpec } from './groups.js';
+import type { ExchangeRequest } from './messages.js';
 import type { ListenerCounters } from './runtime.js';
 import type { PickReply } from './server-picks.js';
 
@@ -35,11 +36,11 @@ export function wsProxy(): ProxyServer {
 export async function relayUpgrade(
   x: UpgradeHost,
   proxy: ProxyServer,
-  req: http.IncomingMessage,
+  req: ExchangeRequest,
   socket: net.Socket,
   head: Buffer,
   conn: ClientConn,
-  pick: (req: http.IncomingMessage) => PickRequest,
+  pick: (req: ExchangeRequest) => PickRequest,
 ): Promise<void> {
   const { spec, counters } = x;
   conn.stopWait();
@@ -75,7 +76,7 @@ export async function relayUpgrade(
   counters.hrsp(101);
   x.frontend?.hrsp(101);
   proxy.ws(
-    req,
+    req as unknown as http.IncomingMessage,
     socket,
     head,
     { target: { host: t.host, port: t.port, protocol: t.ssl ? 'https:' : 'http:' }, agent: sslAgent(t) },

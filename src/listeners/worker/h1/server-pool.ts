@@ -10,12 +10,12 @@
  * Keep-Alive hint says so). Errors keep the socket's errno code (ECONNREFUSED, ECONNRESET, ...) or carry one of
  * ../../errors.ts ESERVER_* codes, which ../http-exchange.ts maps to retries, 502 and 504.
  */
-import type http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Timeouts } from '../../config.js';
 import { ListenersError } from '../../errors.js';
 import type { SslSpec } from '../../tls-schema.js';
+import type { RelayBody } from '../messages.js';
 import { BadResponse, ResponseParser, type ResponseSink } from './response-parser.js';
 
 /** What the client tells the relay of one request's attempt (the names are undici's dispatch handler's). */
@@ -38,7 +38,7 @@ export interface RelayRequest {
   /** flat [name, value, ...], hop-by-hop fields already dropped */
   headers: readonly string[];
   /** the client's request, when it has a body */
-  body: http.IncomingMessage | null;
+  body: RelayBody | null;
 }
 
 /** re-encryption to a server (the server's `ssl:` option) */
@@ -112,7 +112,8 @@ export class ServerPool {
 
   private open(): net.Socket {
     const { host, port, ssl } = this.address;
-    if (!ssl) return net.connect({ host, port, noDelay: true });
+    // (plain: the reads land in one buffer the worker's connections share, not a new one per read; see onRead)
+    if (!ssl) return net.connect({ host, port, noDelay: true, onread: { buffer: READ_BUF, callback: onRead } });
     return tls.connect({
       host,
       port,
@@ -126,10 +127,24 @@ export class ServerPool {
 
 const NO_BODY_METHOD = 'HEAD';
 
+/**
+ * The read buffer of every plain server connection of the worker (net's `onread`): a read is handled whole before
+ * the next one, and nothing keeps a view of it: the parser copies what it keeps (strings, a partial head or line),
+ * and body bytes are copied before they go on (ServerConn.data). TLS connections read as streams.
+ */
+const READ_BUF = Buffer.alloc(64 * 1024);
+const CONN = Symbol('tierlb.serverConn');
+type Tagged = { [CONN]?: ServerConn };
+/** a read into READ_BUF (`this`: the socket) */
+function onRead(this: net.Socket, n: number, buf: Uint8Array): boolean {
+  (this as Tagged)[CONN]?.read((buf as Buffer).subarray(0, n));
+  return true;
+}
+
 class ServerConn implements ResponseSink {
   private readonly parser = new ResponseParser(this);
   private h: RelayHandler | undefined = undefined;
-  private body: http.IncomingMessage | null = null;
+  private body: RelayBody | null = null;
   /** the body is re-chunked (the client's had no Content-Length) */
   private chunked = false;
   /** the request (with its body) is all written; the answer is whole */
@@ -138,6 +153,8 @@ class ServerConn implements ResponseSink {
   /** a final head came */
   private headed = false;
   private connecting = true;
+  /** reads come in READ_BUF (onread): body bytes are copied before they go on */
+  private readonly shared: boolean;
   dead = false;
   /** the server's Keep-Alive hint, ms (0: none) */
   private hint = 0;
@@ -149,6 +166,8 @@ class ServerConn implements ResponseSink {
     this.h = undefined;
     this.destroy();
   };
+  /** the socket's timeout now */
+  private tmo = -1;
   private readonly onBodyData = (chunk: Buffer): void => this.bodyData(chunk);
   private readonly onBodyEnd = (): void => this.bodyEnd();
   private readonly onDrain = (): void => {
@@ -159,9 +178,11 @@ class ServerConn implements ResponseSink {
     private readonly pool: ServerPool,
     private readonly sock: net.Socket,
   ) {
-    sock.setTimeout(pool.timeout.connect);
+    this.timeoutMs(pool.timeout.connect);
     sock.once(sock instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => this.onOpen());
-    sock.on('data', (d: Buffer) => this.read(d));
+    this.shared = !pool.address.ssl;
+    if (this.shared) (sock as Tagged)[CONN] = this;
+    else sock.on('data', (d: Buffer) => this.read(d));
     sock.on('timeout', () => this.timedOut());
     sock.on('error', (e: Error) => this.fail(e));
     sock.on('close', () => this.closed());
@@ -177,12 +198,19 @@ class ServerConn implements ResponseSink {
       this.pending = req;
       return;
     }
-    this.sock.setTimeout(this.pool.timeout.server);
+    this.timeoutMs(this.pool.timeout.server);
     this.send(req);
   }
 
   /** back in the pool: kept `ms` at most */
   idle(ms: number): void {
+    this.timeoutMs(ms);
+  }
+
+  /** the socket's inactivity timeout (set only when it changes: reads and writes re-arm it anyway) */
+  private timeoutMs(ms: number): void {
+    if (ms === this.tmo) return;
+    this.tmo = ms;
     this.sock.setTimeout(ms);
   }
 
@@ -197,7 +225,7 @@ class ServerConn implements ResponseSink {
   private onOpen(): void {
     this.connecting = false;
     if (this.pool.preface) this.sock.write(this.pool.preface);
-    this.sock.setTimeout(this.pool.timeout.server);
+    this.timeoutMs(this.pool.timeout.server);
     const req = this.pending;
     this.pending = undefined;
     if (req && this.h) this.send(req);
@@ -272,7 +300,7 @@ class ServerConn implements ResponseSink {
     this.sock.off('drain', this.onDrain);
   }
 
-  private read(d: Buffer): void {
+  read(d: Buffer): void {
     try {
       this.parser.feed(d);
     } catch (e) {
@@ -294,7 +322,8 @@ class ServerConn implements ResponseSink {
 
   data(chunk: Buffer): void {
     const h = this.h;
-    if (h && !h.onData(chunk)) this.sock.pause();
+    // (a view of READ_BUF is copied: the client's socket may keep it past this read)
+    if (h && !h.onData(this.shared ? Buffer.from(chunk) : chunk)) this.sock.pause();
   }
 
   complete(): void {
