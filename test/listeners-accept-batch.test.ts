@@ -4,7 +4,7 @@
  */
 import net from 'node:net';
 import test from 'ava';
-import { acceptMore } from '../src/listeners/worker/accept-batch.js';
+import { acceptMore, plainSocket } from '../src/listeners/worker/accept-batch.js';
 
 /** a listening server whose connection handler optionally takes more in a row; resolves with what the first turn saw */
 async function burst(max: number, clients: number) {
@@ -16,7 +16,7 @@ async function burst(max: number, clients: number) {
       setImmediate(() => {
         inFirstTurn = got.length;
       });
-    acceptMore(server, max, false, (x) => got.push(x));
+    acceptMore(server, max, plainSocket(false), (x) => got.push(x));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as net.AddressInfo).port;

@@ -88,3 +88,5 @@ export const MAP_SHARED = 1;
 export const EINTR = 4;
 export const EAGAIN = 11;
 export const ENOBUFS = 105;
+/** fcntl(2): duplicate a descriptor, close-on-exec */
+export const F_DUPFD_CLOEXEC = 1030;

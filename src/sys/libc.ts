@@ -9,6 +9,7 @@ import {
   AF_INET,
   AF_INET6,
   AF_NETLINK,
+  F_DUPFD_CLOEXEC,
   MAP_SHARED,
   PROT_READ,
   PROT_WRITE,
@@ -35,6 +36,7 @@ interface Libc {
   sendmsg: (fd: number, msg: Uint8Array, flags: number) => number;
   close: (fd: number) => number;
   accept4: (fd: number, addr: null, len: null, flags: number) => number;
+  fcntl: (fd: number, cmd: number, arg: number) => number;
   ioctl: (fd: number, req: number, arg: number[]) => number;
   mmap: (addr: null, len: number, prot: number, flags: number, fd: number, off: number) => unknown;
 }
@@ -59,6 +61,7 @@ function libc(): Libc {
     sendmsg: lib.func('intptr_t sendmsg(int fd, const void *msg, int flags)'),
     close: lib.func('int close(int fd)'),
     accept4: lib.func('int accept4(int fd, void *addr, void *len, int flags)'),
+    fcntl: lib.func('int fcntl(int fd, int cmd, int arg)'),
     ioctl: lib.func('int ioctl(int fd, unsigned long req, _Out_ int *arg)'),
     mmap: lib.func('void *mmap(void *addr, uintptr_t len, int prot, int flags, int fd, int64_t off)'),
   } as Libc;
@@ -123,6 +126,12 @@ export function ioctlInt(fd: number, req: number, what?: string): number {
  */
 export function acceptNonBlocking(fd: number): number {
   const r = libc().accept4(fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  return r < 0 ? -errno() : r;
+}
+
+/** F_DUPFD_CLOEXEC: a second descriptor of the same open socket, close-on-exec; its fd, or -errno. */
+export function dupCloexec(fd: number): number {
+  const r = libc().fcntl(fd, F_DUPFD_CLOEXEC, 0);
   return r < 0 ? -errno() : r;
 }
 

@@ -10,23 +10,39 @@
 import net from 'node:net';
 import { constants } from 'node:os';
 import { log } from '../../common/log.js';
-import { acceptNonBlocking } from '../../sys/libc.js';
+import { acceptNonBlocking, dupCloexec } from '../../sys/libc.js';
 
 const { EAGAIN, ECONNABORTED, EINTR } = constants.errno;
 
 /** whether libc could be loaded (koffi); if not, libuv's one connection per turn */
 let usable = true;
 
+/** how a listener opens an accepted descriptor as a socket (created paused) */
+export type OpenSocket = (fd: number) => net.Socket;
+
+/** a paused socket on an accepted descriptor, as net.Server makes one with `pauseOnConnect` */
+export const plainSocket =
+  (allowHalfOpen: boolean): OpenSocket =>
+  (fd) =>
+    new net.Socket({
+      fd,
+      readable: true,
+      writable: true,
+      allowHalfOpen,
+      pauseOnCreate: true,
+    } as net.SocketConstructorOpts);
+
+function off(e: unknown): void {
+  usable = false;
+  log.warn({ err: String(e) }, 'listeners: accept in a row is off (libc could not be called): one per turn');
+}
+
 /**
- * Take up to `max` more connections waiting on `server`'s listening socket, handing each to `take`. Returns how many.
- * Stops at an empty queue or any error (EMFILE and the like: libuv's own accept then handles it).
+ * Take up to `max` more connections waiting on `server`'s listening socket, each opened by `open` and handed to
+ * `take`. Returns how many. Stops at an empty queue or any error (EMFILE and the like: libuv's own accept then
+ * handles it).
  */
-export function acceptMore(
-  server: net.Server,
-  max: number,
-  allowHalfOpen: boolean,
-  take: (s: net.Socket) => void,
-): number {
+export function acceptMore(server: net.Server, max: number, open: OpenSocket, take: (s: net.Socket) => void): number {
   if (!usable || max <= 0) return 0;
   const fd = (server as unknown as { _handle?: { fd?: number } })._handle?.fd;
   if (fd === undefined || fd < 0) return 0;
@@ -36,8 +52,7 @@ export function acceptMore(
     try {
       got = acceptNonBlocking(fd);
     } catch (e) {
-      usable = false;
-      log.warn({ err: String(e) }, 'listeners: accept in a row is off (libc could not be called): one per turn');
+      off(e);
       return n;
     }
     if (got < 0) {
@@ -45,15 +60,28 @@ export function acceptMore(
       if (-got !== EAGAIN) log.debug({ errno: -got }, 'listeners: accept stopped');
       return n;
     }
-    const sock = new net.Socket({
-      fd: got,
-      readable: true,
-      writable: true,
-      allowHalfOpen,
-      pauseOnCreate: true,
-    } as net.SocketConstructorOpts);
     n++;
-    take(sock);
+    take(open(got));
   }
   return n;
+}
+
+/**
+ * The socket libuv accepted, opened again by `open` (its descriptor duplicated, the first socket closed: the
+ * connection stays, nothing was read from it), for a socket option net.Server cannot give (`onread`). The same
+ * socket when that fails.
+ */
+export function reopen(sock: net.Socket, open: OpenSocket): net.Socket {
+  const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (!usable || fd === undefined || fd < 0) return sock;
+  let copy: number;
+  try {
+    copy = dupCloexec(fd);
+  } catch (e) {
+    off(e);
+    return sock;
+  }
+  if (copy < 0) return sock;
+  sock.destroy();
+  return open(copy);
 }

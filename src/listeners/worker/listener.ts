@@ -20,7 +20,7 @@ import { ListenersError } from '../errors.js';
 import { decode } from '../proxy-protocol.js';
 import { Router } from '../routing/rules.js';
 import { getSplicer, type Splicer } from '../splice/splice.js';
-import { acceptMore } from './accept-batch.js';
+import { acceptMore, plainSocket, reopen } from './accept-batch.js';
 import { ClientConn, type ClientInfo, type ConnContext, connOf, setConn } from './client-conn.js';
 import { errorResponse } from './error-pages.js';
 import { type FrontendSide, GroupHost, GroupRuntime } from './groups.js';
@@ -31,7 +31,7 @@ import type { ExchangeRequest, ExchangeResponse } from './messages.js';
 import { type Frontend, serveRequest, serveUpgrade, tcpGroup } from './route-request.js';
 import { ListenerCounters } from './runtime.js';
 import type { ServerPicks } from './server-picks.js';
-import { netConnect, relayTcp } from './tcp-relay.js';
+import { netConnect, relayedClient, relayTcp } from './tcp-relay.js';
 import { type TlsFront, tlsFront } from './tls.js';
 import { wsProxy } from './upgrade.js';
 
@@ -92,10 +92,13 @@ export class Listener implements Frontend, FrontendSide, ConnContext, H1Front {
     const router = spec.routes ? Router.of(spec.routes, { http: spec.mode === 'http' }) : undefined;
     this.router = router?.active ? router : undefined;
     const take = (s: net.Socket) => this.onConnection(s);
+    // a plain mode tcp listener opens its clients' descriptors itself, with the relay's onread (./tcp-relay.ts)
+    const relayed = spec.mode === 'tcp' && !spec.tls && !spec.acceptProxy;
+    const open = relayed ? relayedClient : plainSocket(spec.mode === 'tcp');
     this.server = net.createServer({ allowHalfOpen: spec.mode === 'tcp', pauseOnConnect: true }, (s) => {
-      this.onConnection(s);
+      this.onConnection(relayed ? reopen(s, open) : s);
       // libuv accepted one; the rest of a burst now, not one per turn of the loop (./accept-batch.ts)
-      if (!this.draining) acceptMore(this.server, spec.maxaccept - 1, spec.mode === 'tcp', take);
+      if (!this.draining) acceptMore(this.server, spec.maxaccept - 1, open, take);
     });
     if (spec.mode === 'http') this.proxy = wsProxy();
     if (spec.mode === 'http' && NODE_HTTP) {

@@ -4,11 +4,12 @@
  * times (another server with `option redispatch`); none left, or no server at all: the client is closed. Once
  * relaying, `timeout client` and `timeout server` are the two sockets' inactivity timeouts.
  *
- * The relay is two direct writes, no stream pipe: the server's bytes are read into a buffer of the connection's own
- * (net's `onread`; 4 KiB, larger while reads fill it), reused for every read whose write to the client completes at
- * once (the usual case), so no allocation per chunk that way; a write left pending keeps its buffer and the next
- * read gets a fresh one. The
- * client's (accepted) socket cannot be opened with `onread`: its reads are Node's own buffers, written straight on.
+ * The relay is two direct writes, no stream pipe: each side's bytes are read into a buffer of its own (net's
+ * `onread`; 4 KiB, larger while reads fill it), reused for every read whose write to the other side completes at
+ * once (the usual case), so no allocation per chunk; a write left pending keeps its buffer and the next read gets a
+ * fresh one. The client's socket gets its `onread` when the listener opens the accepted descriptor itself
+ * (`relayedClient`, through ./accept-batch.ts: plain mode tcp without accept_proxy); otherwise its reads are Node's
+ * own buffers, written straight on.
  */
 import net from 'node:net';
 import tls from 'node:tls';
@@ -46,12 +47,12 @@ export const netConnect = (host: string, port: number, onread?: net.OnReadOpts):
 const MIN_READ = 4 * 1024;
 const MAX_READ = 64 * 1024;
 
-/** The server's bytes to the client: read into a buffer of its own (onread), written on as they come. */
-class ServerReads {
+/** One side's bytes to the other (`from` → `to`): read into a buffer of its own (onread), written on as they come. */
+class Reads {
   private buf: Buffer | undefined = undefined;
   private size = MIN_READ;
-  client: net.Socket | undefined = undefined;
-  server: net.Socket | undefined = undefined;
+  private to: net.Socket | undefined = undefined;
+  private from: net.Socket | undefined = undefined;
   /** bytes read before the relay began (none expected: the relay begins in the connect's continuation) */
   private early: Buffer[] | undefined = undefined;
   readonly onread: net.OnReadOpts = {
@@ -62,12 +63,12 @@ class ServerReads {
     callback: (n: number, b: Uint8Array) => this.read(Buffer.from(b.buffer, b.byteOffset, n)),
   };
   private readonly resume = (): void => {
-    this.server?.resume();
+    this.from?.resume();
   };
 
-  /** false: stop reading until the client drains */
+  /** false: stop reading until the other side drains */
   read(chunk: Buffer): boolean {
-    const c = this.client;
+    const c = this.to;
     if (!c) {
       (this.early ??= []).push(Buffer.from(chunk));
       return true;
@@ -91,14 +92,32 @@ class ServerReads {
     return false;
   }
 
-  begin(client: net.Socket, server: net.Socket): void {
-    this.client = client;
-    this.server = server;
+  begin(to: net.Socket, from: net.Socket): void {
+    this.to = to;
+    this.from = from;
     const early = this.early;
     this.early = undefined;
-    if (early) for (const b of early) client.write(b);
+    if (early) for (const b of early) to.write(b);
   }
 }
+
+const CLIENT_READS = Symbol('tierlb.clientReads');
+type WithReads = net.Socket & { [CLIENT_READS]?: Reads };
+
+/** An accepted client descriptor of a plain mode tcp listener, opened paused with its own `onread` (the relay's). */
+export const relayedClient = (fd: number): net.Socket => {
+  const reads = new Reads();
+  const s = new net.Socket({
+    fd,
+    readable: true,
+    writable: true,
+    allowHalfOpen: true,
+    pauseOnCreate: true,
+    onread: reads.onread,
+  } as net.SocketConstructorOpts) as WithReads;
+  s[CLIENT_READS] = reads;
+  return s;
+};
 
 /** Relay `client` (its first bytes `head`, read with the PROXY header) to a server. */
 export async function relayTcp(
@@ -131,7 +150,7 @@ export async function relayTcp(
     }
     tried.add(target.name);
     const ss = counters.server(target.name);
-    const reads = new ServerReads();
+    const reads = new Reads();
     const up = await connect(x, target, info, reads);
     if (up) {
       ss.stot++;
@@ -151,7 +170,7 @@ export async function relayTcp(
 /** A connection to `t` (the PROXY header sent first when it has send-proxy; then the TLS handshake when it has
  * ssl, all within timeout connect), or null after an error or timeout. The server's bytes come through `reads`
  * (onread) on a plain connection, as 'data' of the TLS socket on an ssl one. */
-function connect(x: TcpHost, t: ServerTarget, info: ClientInfo, reads: ServerReads): Promise<net.Socket | null> {
+function connect(x: TcpHost, t: ServerTarget, info: ClientInfo, reads: Reads): Promise<net.Socket | null> {
   return new Promise((resolve) => {
     let s = x.connect(t.host, t.port, t.ssl ? undefined : reads.onread);
     const timer = x.timers.set(x.spec.timeout.connect, () => {
@@ -193,7 +212,7 @@ function pipe(
   server: net.Socket,
   t: ServerTarget,
   head: Buffer | undefined,
-  reads: ServerReads,
+  reads: Reads,
 ): void {
   const ss = x.counters.server(t.name);
   let done = false;
@@ -226,14 +245,18 @@ function pipe(
   idleTimeout(client, server, x.spec.timeout.client, kernelBytes);
   idleTimeout(server, client, x.spec.timeout.server, kernelBytes);
   if (head?.length) server.write(head);
-  // client → server
-  const resumeClient = () => client.resume();
-  client.on('data', (d: Buffer) => {
-    if (!server.write(d)) {
-      client.pause();
-      server.once('drain', resumeClient);
-    }
-  });
+  // client → server: onread (opened by the listener with it), or 'data'
+  const clientReads = (client as WithReads)[CLIENT_READS];
+  if (clientReads) clientReads.begin(server, client);
+  else {
+    const resumeClient = () => client.resume();
+    client.on('data', (d: Buffer) => {
+      if (!server.write(d)) {
+        client.pause();
+        server.once('drain', resumeClient);
+      }
+    });
+  }
   // server → client: onread (a real socket), or 'data' (a socket opened without it)
   reads.begin(client, server);
   server.on('data', (d: Buffer) => {
