@@ -21,8 +21,8 @@ const LF = 10;
 const SP = 0x20;
 const HTAB = 0x09;
 
-/** tchar (RFC 9110 5.6.2) by byte */
-const TOKEN = new Uint8Array(256);
+/** tchar (RFC 9110 5.6.2) by byte (the answer parser's too) */
+export const TOKEN = new Uint8Array(256);
 for (const c of "!#$%&'*+-.^_`|~") TOKEN[c.charCodeAt(0)] = 1;
 for (let c = 0x30; c <= 0x39; c++) TOKEN[c] = 1;
 for (let c = 0x41; c <= 0x5a; c++) TOKEN[c] = 1;

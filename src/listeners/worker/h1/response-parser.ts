@@ -11,6 +11,7 @@
  * inside a line, whitespace before a field's colon, a field name that is not a token, a head over 64 KiB.
  */
 import { ListenersError } from '../../errors.js';
+import { TOKEN } from './request-head.js';
 
 /** what the reader tells its connection */
 export interface ResponseSink {
@@ -37,13 +38,6 @@ const S_DONE = 7;
 
 const CR = 13;
 const LF = 10;
-
-/** tchar (RFC 9110 5.6.2) by byte */
-const TOKEN = new Uint8Array(256);
-for (const c of "!#$%&'*+-.^_`|~") TOKEN[c.charCodeAt(0)] = 1;
-for (let c = 0x30; c <= 0x39; c++) TOKEN[c] = 1;
-for (let c = 0x41; c <= 0x5a; c++) TOKEN[c] = 1;
-for (let c = 0x61; c <= 0x7a; c++) TOKEN[c] = 1;
 
 /** a response that cannot be framed safely: the message names what was wrong */
 export class BadResponse extends ListenersError {
