@@ -25,7 +25,7 @@ import { ClientConn, type ClientInfo, type ConnContext, connOf, setConn } from '
 import { errorResponse } from './error-pages.js';
 import { type FrontendSide, GroupHost, GroupRuntime } from './groups.js';
 import type { H1Request, H1Response } from './h1/client-messages.js';
-import { type H1Front, H1Session } from './h1/client-session.js';
+import { type H1Front, H1Session, viewedClient } from './h1/client-session.js';
 import { H2Conn, H2Front } from './h2.js';
 import type { ExchangeRequest, ExchangeResponse } from './messages.js';
 import { type Frontend, serveRequest, serveUpgrade, tcpGroup } from './route-request.js';
@@ -93,10 +93,13 @@ export class Listener implements Frontend, FrontendSide, ConnContext, H1Front {
     this.router = router?.active ? router : undefined;
     const take = (s: net.Socket) => this.onConnection(s);
     // a plain mode tcp listener opens its clients' descriptors itself, with the relay's onread (./tcp-relay.ts)
-    const relayed = spec.mode === 'tcp' && !spec.tls && !spec.acceptProxy;
-    const open = relayed ? relayedClient : plainSocket(spec.mode === 'tcp');
+    // and a plain HTTP listener with the worker's one read buffer (./h1/client-session.ts)
+    const plain = !spec.tls && !spec.acceptProxy;
+    const relayed = plain && spec.mode === 'tcp';
+    const viewed = plain && spec.mode === 'http' && !NODE_HTTP;
+    const open = relayed ? relayedClient : viewed ? viewedClient : plainSocket(spec.mode === 'tcp');
     this.server = net.createServer({ allowHalfOpen: spec.mode === 'tcp', pauseOnConnect: true }, (s) => {
-      this.onConnection(relayed ? reopen(s, open) : s);
+      this.onConnection(relayed || viewed ? reopen(s, open) : s);
       // libuv accepted one; the rest of a burst now, not one per turn of the loop (./accept-batch.ts)
       if (!this.draining) acceptMore(this.server, spec.maxaccept - 1, open, take);
     });

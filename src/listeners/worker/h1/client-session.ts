@@ -18,7 +18,7 @@
  *    (http-request, http-keep-alive) are the ClientConn's (../client-conn.ts), which this extends.
  * An idle connection holds its ClientConn fields and nothing else: no buffer, no request, no parser object.
  */
-import type net from 'node:net';
+import net from 'node:net';
 import { log } from '../../../common/log.js';
 import { ClientConn, type ClientInfo, type ConnContext } from '../client-conn.js';
 import { errorResponse } from '../error-pages.js';
@@ -67,6 +67,30 @@ type Tagged = { [SESSION]?: H1Session };
 function onData(this: net.Socket, d: Buffer): void {
   (this as Tagged)[SESSION]?.data(d);
 }
+
+/**
+ * A plain listener's clients are read into one buffer per worker (net's `onread`, no buffer allocated per read):
+ * the session takes the bytes during the call and copies what it keeps (an unfinished head, bytes of the next
+ * request, body bytes it hands on). An upgraded socket (gone to ../upgrade.ts) gets its bytes as 'data', copied.
+ */
+const VIEW_READ: net.OnReadOpts = {
+  buffer: Buffer.allocUnsafeSlow(64 * 1024),
+  callback(this: net.Socket, n: number, buf: Uint8Array): boolean {
+    const view = Buffer.from(buf.buffer, buf.byteOffset, n);
+    (this as Tagged)[SESSION]?.view(view);
+    return true;
+  },
+};
+
+/** An accepted client descriptor of a plain HTTP listener, opened paused, read into the worker's one buffer. */
+export const viewedClient = (fd: number): net.Socket =>
+  new net.Socket({
+    fd,
+    readable: true,
+    writable: true,
+    pauseOnCreate: true,
+    onread: VIEW_READ,
+  } as net.SocketConstructorOpts);
 function onDrain(this: net.Socket): void {
   (this as Tagged)[SESSION]?.drained();
 }
@@ -103,6 +127,10 @@ export class H1Session extends ClientConn implements MessageConn {
   private ended = false;
   /** between an answer and the next request's head */
   private betweenRequests = false;
+  /** the bytes being read are a view of the worker's read buffer (VIEW_READ): whatever is kept is copied */
+  private viewing = false;
+  /** the socket went to ../upgrade.ts */
+  private upgraded = false;
 
   constructor(
     info: ClientInfo,
@@ -139,6 +167,22 @@ export class H1Session extends ClientConn implements MessageConn {
     this.run();
   }
 
+  /** bytes read into the worker's buffer (VIEW_READ): valid during this call only */
+  view(d: Buffer): void {
+    if (this.upgraded) {
+      this.socket.emit('data', Buffer.from(d));
+      return;
+    }
+    this.viewing = true;
+    try {
+      this.data(d);
+    } finally {
+      this.viewing = false;
+      const p = this.pending;
+      if (p !== undefined && p.buffer === d.buffer) this.pending = Buffer.from(p);
+    }
+  }
+
   private run(): void {
     if (this.running) return;
     this.running = true;
@@ -168,7 +212,10 @@ export class H1Session extends ClientConn implements MessageConn {
         this.take(take);
         if (this.remaining === 0) this.state = state === S_LENGTH ? S_WAIT : S_CHUNK_END;
         const fn = this.req?.dataFn;
-        if (fn && !this.dumping) fn(take === buf.length ? buf : buf.subarray(0, take));
+        if (fn && !this.dumping) {
+          const chunk = take === buf.length ? buf : buf.subarray(0, take);
+          fn(this.viewing ? Buffer.from(chunk) : chunk);
+        }
         if (this.state === S_WAIT) this.bodyDone();
         return true;
       }
@@ -281,9 +328,11 @@ export class H1Session extends ClientConn implements MessageConn {
   /** the socket leaves for ../upgrade.ts with what was read after the head */
   private upgrade(req: H1Request): void {
     const sock = this.socket;
-    const head = this.pending ?? EMPTY;
+    const head = this.pending === undefined ? EMPTY : this.viewing ? Buffer.from(this.pending) : this.pending;
     this.pending = undefined;
     this.state = S_GONE;
+    // (a socket read into the worker's buffer gets its next bytes as 'data' from here: view())
+    this.upgraded = true;
     sock.off('data', onData);
     sock.off('drain', onDrain);
     sock.off('timeout', onTimeout);
