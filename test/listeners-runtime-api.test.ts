@@ -99,7 +99,10 @@ test('show stat: the columns of haproxy 2.6, read by the same CSV reader; FRONTE
   // (a worker counts a request when its response has closed, which may come just after the client has it all)
   const served = async () =>
     parseShowStat(await sock(l.socket, 'show stat')).rows.find((r) => r.svname === 'BACKEND')?.stot === '4';
-  t.true(await until(served), 'the four requests counted');
+  if (!(await until(served))) {
+    const rows = parseShowStat(await sock(l.socket, 'show stat')).rows;
+    t.fail(`the four requests counted: ${rows.map((r) => `${r.svname} stot=${r.stot} status=${r.status}`).join(', ')}`);
+  }
   const theirs = parseShowStat(await sock(hap.socket, 'show stat'));
   const ours = parseShowStat(await sock(l.socket, 'show stat'));
   t.deepEqual(ours.header, theirs.header, 'the same columns in the same order');
