@@ -10,7 +10,7 @@
 import net from 'node:net';
 import { constants } from 'node:os';
 import { log } from '../../common/log.js';
-import { acceptNonBlocking, dupCloexec } from '../../sys/libc.js';
+import { acceptNonBlocking, close, dupCloexec } from '../../sys/libc.js';
 
 const { EAGAIN, ECONNABORTED, EINTR } = constants.errno;
 
@@ -61,9 +61,23 @@ export function acceptMore(server: net.Server, max: number, open: OpenSocket, ta
       return n;
     }
     n++;
-    take(open(got));
+    const s = opened(open, got);
+    if (s) take(s);
   }
   return n;
+}
+
+/** `open(fd)`, or undefined with the descriptor closed when Node cannot open it (never a throw into the accept) */
+function opened(open: OpenSocket, fd: number): net.Socket | undefined {
+  try {
+    return open(fd);
+  } catch (e) {
+    log.warn({ err: String(e) }, 'listeners: an accepted connection could not be opened: closed');
+    try {
+      close(fd);
+    } catch {}
+    return undefined;
+  }
 }
 
 /**
@@ -82,6 +96,8 @@ export function reopen(sock: net.Socket, open: OpenSocket): net.Socket {
     return sock;
   }
   if (copy < 0) return sock;
+  const s = opened(open, copy);
+  if (!s) return sock;
   sock.destroy();
-  return open(copy);
+  return s;
 }
