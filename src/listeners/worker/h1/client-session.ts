@@ -20,7 +20,7 @@
  */
 import type net from 'node:net';
 import { log } from '../../../common/log.js';
-import { ClientConn, type ClientInfo, type ConnContext } from '../client-conn.js';
+import { ClientConn, type ClientInfo, type ConnContext, peerOf } from '../client-conn.js';
 import { errorResponse } from '../error-pages.js';
 import type { ListenerCounters } from '../runtime.js';
 import { H1Request, H1Response, type MessageConn } from './client-messages.js';
@@ -104,12 +104,21 @@ export class H1Session extends ClientConn implements MessageConn {
   /** between an answer and the next request's head */
   private betweenRequests = false;
 
-  constructor(
-    info: ClientInfo,
-    readonly socket: net.Socket,
-    private readonly fe: H1Front,
-  ) {
+  /** `info` undefined: the socket's peer, read when first asked for */
+  constructor(info: ClientInfo | undefined, socket: net.Socket, fe: H1Front) {
     super(info, socket, fe);
+  }
+
+  get socket(): net.Socket {
+    return this.sock as net.Socket;
+  }
+
+  private get fe(): H1Front {
+    return this.cx as H1Front;
+  }
+
+  protected override peerInfo(): ClientInfo {
+    return peerOf(this.socket);
   }
 
   /** Begin: `rest` is what was read with the PROXY header. */
@@ -118,7 +127,8 @@ export class H1Session extends ClientConn implements MessageConn {
     (sock as Tagged)[SESSION] = this;
     sock.on('data', onData);
     sock.on('drain', onDrain);
-    sock.once('close', onClose);
+    // ('close' comes once: `on`, not `once` and its wrapper)
+    sock.on('close', onClose);
     // (answers are written whole: no Nagle delay behind an unacknowledged one, as node:http's noDelay)
     sock.setNoDelay(true);
     const t = this.fe.timeout;
