@@ -59,7 +59,8 @@ class DeadlineList {
   constructor(readonly ms: number) {}
 
   push(d: Deadline, now: number): void {
-    d.dlDue = now + this.ms;
+    // (whole milliseconds, rounded up: a small integer, not a heap number, on the waiter)
+    d.dlDue = Math.ceil(now + this.ms);
     d.dlIn = this;
     d.dlNext = undefined;
     d.dlPrev = this.tail;

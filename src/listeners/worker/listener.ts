@@ -289,7 +289,8 @@ export class Listener implements Frontend, FrontendSide, ConnContext, H1Front {
   /** `info` undefined: the socket's peer */
   private dispatch(sock: net.Socket, info: ClientInfo | undefined, rest: Buffer | undefined): void {
     if (this.spec.mode === 'http' && !this.tls && !this.http) {
-      setConn(sock, new H1Session(info, sock, this)).start(rest);
+      // (its 'close' is the listener's: sockClosed closes the session)
+      setConn(sock, new H1Session(info, sock, this)).start(rest, true);
       return;
     }
     const conn = setConn(sock, new ClientConn(info ?? peerOf(sock), sock, this));
