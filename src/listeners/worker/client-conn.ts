@@ -8,9 +8,11 @@
  *    http-request from then on;
  *  - nothing received when a wait ends: a silent close (an idle keep-alive connection); part of a request: 408;
  *  - a wait of 0 is no wait (`timeout client`, the socket's inactivity timeout, still applies, as in HAProxy);
- *  - on the hot path (keep-alive, one request after another) the connection's one timer is only re-armed.
+ *  - on the hot path (keep-alive, one request after another) the connection's one deadline is only re-armed; the
+ *    deadline's bookkeeping is fields of the connection itself (../../common/timers.ts `arm`): an idle connection
+ *    holds no Timeout or closure of its own.
  */
-import type { Timer, TimerHandle, Timers } from '../../common/timers.js';
+import type { Deadline, DeadlineTimers, TimerHandle } from '../../common/timers.js';
 import type { Timeouts } from '../config.js';
 import { errorResponse } from './error-pages.js';
 import type { ServerDispatcher } from './http-relay.js';
@@ -23,6 +25,21 @@ export interface ClientInfo {
   dstPort: number;
 }
 
+/** a client's addresses as its socket (a net.Socket) has them */
+export function peerOf(sock: {
+  remoteAddress?: string;
+  remotePort?: number;
+  localAddress?: string;
+  localPort?: number;
+}): ClientInfo {
+  return {
+    src: sock.remoteAddress ?? '',
+    srcPort: sock.remotePort ?? 0,
+    dst: sock.localAddress ?? '',
+    dstPort: sock.localPort ?? 0,
+  };
+}
+
 /** What the waits use of the client's socket (a net.Socket; tests give a fake). */
 export interface WaitSocket {
   readonly bytesRead: number;
@@ -33,7 +50,7 @@ export interface WaitSocket {
 
 /** What a listener gives its connections: timers, timeouts, and where a 408 is counted. */
 export interface ConnContext {
-  readonly timers: Timers;
+  readonly timers: DeadlineTimers;
   readonly timeout: Timeouts;
   /** a request was cut by timeout http-request (the 408 is being sent) */
   requestTimedOut(): void;
@@ -42,7 +59,7 @@ export interface ConnContext {
 /** how long a 408 is given to leave before the connection is destroyed */
 export const LINGER_MS = 1000;
 
-export class ClientConn {
+export class ClientConn implements Deadline {
   /** requests (or an upgrade) in flight: no wait runs meanwhile */
   busy = 0;
   /** send-proxy servers: this client's own server connections (closed with the client's) */
@@ -53,14 +70,32 @@ export class ClientConn {
   private before = 0;
   /** the wait is the keep-alive one (else a request's) */
   private idle = false;
-  private timer: Timer | undefined = undefined;
   private linger: TimerHandle | undefined = undefined;
+  /** the wait's deadline (the timers' bookkeeping) */
+  dlNext: Deadline | undefined = undefined;
+  dlPrev: Deadline | undefined = undefined;
+  dlDue = 0;
+  dlIn: unknown = undefined;
+  /** the client (undefined: the socket's peer, read when first asked for) */
+  private peer: ClientInfo | undefined;
 
   constructor(
-    readonly info: ClientInfo,
-    private readonly sock: WaitSocket,
-    private readonly cx: ConnContext,
-  ) {}
+    info: ClientInfo | undefined,
+    protected readonly sock: WaitSocket,
+    protected readonly cx: ConnContext,
+  ) {
+    this.peer = info;
+  }
+
+  /** who the client is (the socket's addresses are read on first use: an idle connection never asks) */
+  get info(): ClientInfo {
+    return (this.peer ??= this.peerInfo());
+  }
+
+  /** the client as the socket knows it (the default: nothing known) */
+  protected peerInfo(): ClientInfo {
+    return { src: '', srcPort: 0, dst: '', dstPort: 0 };
+  }
 
   /** Wait for a request's headers: the first (afterResponse false) or the next one on a kept-alive connection. */
   awaitRequest(afterResponse: boolean): void {
@@ -80,7 +115,7 @@ export class ClientConn {
   closed(): void {
     this.busy = 0;
     this.armed = false;
-    this.timer?.stop();
+    this.cx.timers.disarm(this);
     this.cx.timers.clear(this.linger);
     if (this.own) for (const c of this.own.values()) c.destroy().catch(() => {});
   }
@@ -91,10 +126,11 @@ export class ClientConn {
   private startWait(ms: number): void {
     this.armed = ms > 0;
     if (ms <= 0) return;
-    (this.timer ??= this.cx.timers.timer(() => this.waitOver())).arm(ms);
+    this.cx.timers.arm(this, ms);
   }
 
-  private waitOver(): void {
+  /** the wait is over (../../common/timers.ts Deadline) */
+  deadline(): void {
     const sock = this.sock;
     if (!this.armed || this.busy > 0 || sock.destroyed) return;
     if (sock.bytesRead === this.before) {

@@ -39,10 +39,11 @@ export class GroupRuntime {
     this.hashing = isHashing(spec.balance);
   }
 
-  /** what the balance algorithm reads of a request (only the hashing ones read anything) */
-  pickRequest(client: ClientInfo, req?: ExchangeRequest): PickRequest {
+  /** what the balance algorithm reads of a request (only the hashing ones read anything, the client's address
+   * included: an HTTP session reads its socket's addresses when first asked) */
+  pickRequest(client: { readonly info: ClientInfo }, req?: ExchangeRequest): PickRequest {
     if (!this.hashing) return NO_KEYS;
-    const pr: PickRequest = { src: client.src };
+    const pr: PickRequest = { src: client.info.src };
     if (req) {
       pr.uri = req.url;
       if (this.hdrName) pr.headers = { [this.hdrName]: req.headers[this.hdrName] };
@@ -118,7 +119,7 @@ export class GroupHost implements ExchangeHost, TcpHost, UpgradeHost {
     this.picks.release(this.name, server);
   }
 
-  pickRequest(client: ClientInfo, req?: ExchangeRequest): PickRequest {
+  pickRequest(client: { readonly info: ClientInfo }, req?: ExchangeRequest): PickRequest {
     return this.group.pickRequest(client, req);
   }
 }

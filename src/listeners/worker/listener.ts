@@ -14,14 +14,14 @@ import net from 'node:net';
 import type tls from 'node:tls';
 import type { ProxyServer } from 'http-proxy-3';
 import { log } from '../../common/log.js';
-import type { TimerHandle, Timers } from '../../common/timers.js';
+import type { DeadlineTimers, TimerHandle } from '../../common/timers.js';
 import type { ListenerSpec } from '../config.js';
 import { ListenersError } from '../errors.js';
 import { decode } from '../proxy-protocol.js';
 import { Router } from '../routing/rules.js';
 import { getSplicer, type Splicer } from '../splice/splice.js';
 import { acceptMore, plainSocket, reopen } from './accept-batch.js';
-import { ClientConn, type ClientInfo, type ConnContext, connOf, setConn } from './client-conn.js';
+import { ClientConn, type ClientInfo, type ConnContext, connOf, peerOf, setConn } from './client-conn.js';
 import { errorResponse } from './error-pages.js';
 import { type FrontendSide, GroupHost, GroupRuntime } from './groups.js';
 import type { H1Request, H1Response } from './h1/client-messages.js';
@@ -75,7 +75,7 @@ export class Listener implements Frontend, FrontendSide, ConnContext, H1Front {
   constructor(
     readonly spec: ListenerSpec,
     private readonly picks: ServerPicks,
-    readonly timers: Timers,
+    readonly timers: DeadlineTimers,
     /** a connection closed (the worker may be done draining) */
     private readonly onClose: () => void,
     /** the worker's groups (../config.ts GroupSpec, by name); default: the listener's own servers alone */
@@ -257,17 +257,14 @@ export class Listener implements Frontend, FrontendSide, ConnContext, H1Front {
     // shared functions, no closure per connection (an idle keep-alive connection holds as little as it can)
     (sock as Owned)[LISTENER] = this;
     sock.on('error', ignore);
-    sock.once('close', onSockClose);
-    const peer: ClientInfo = {
-      src: sock.remoteAddress ?? '',
-      srcPort: sock.remotePort ?? 0,
-      dst: sock.localAddress ?? '',
-      dstPort: sock.localPort ?? 0,
-    };
+    // ('close' comes once: `on`, not `once` and its wrapper)
+    sock.on('close', onSockClose);
     if (!this.spec.acceptProxy) {
-      this.dispatch(sock, peer, undefined);
+      // (the client's addresses: read by the HTTP session when first asked for, here for the others)
+      this.dispatch(sock, undefined, undefined);
       return;
     }
+    const peer = peerOf(sock);
     // accept-proxy: read the PROXY header (v1 or v2) before anything else
     let buf = Buffer.alloc(0);
     const timer = this.timers.set(this.spec.timeout.httpRequest || this.spec.timeout.client, () => sock.destroy());
@@ -295,19 +292,21 @@ export class Listener implements Frontend, FrontendSide, ConnContext, H1Front {
     sock.resume();
   }
 
-  private dispatch(sock: net.Socket, info: ClientInfo, rest: Buffer | undefined): void {
+  /** `info` undefined: the socket's peer */
+  private dispatch(sock: net.Socket, info: ClientInfo | undefined, rest: Buffer | undefined): void {
     if (this.spec.mode === 'http' && !this.tls && !this.http) {
-      setConn(sock, new H1Session(info, sock, this)).start(rest);
+      // (its 'close' is the listener's: sockClosed closes the session)
+      setConn(sock, new H1Session(info, sock, this)).start(rest, true);
       return;
     }
-    const conn = setConn(sock, new ClientConn(info, sock, this));
+    const conn = setConn(sock, new ClientConn(info ?? peerOf(sock), sock, this));
     if (this.tls) {
       this.handshake(sock, rest);
       return;
     }
     if (this.spec.mode === 'tcp') {
       const host = tcpGroup(this, conn.info, sock);
-      void relayTcp(host, sock, conn.info, host.pickRequest(conn.info), rest);
+      void relayTcp(host, sock, conn.info, host.pickRequest(conn), rest);
       return;
     }
     if (rest?.length) sock.unshift(rest);
@@ -347,7 +346,7 @@ export class Listener implements Frontend, FrontendSide, ConnContext, H1Front {
     s.on('error', () => {});
     if (this.spec.mode === 'tcp') {
       const host = tcpGroup(this, info, s);
-      void relayTcp(host, s, info, host.pickRequest(info), undefined);
+      void relayTcp(host, s, info, host.pickRequest({ info }), undefined);
       return;
     }
     if (s.alpnProtocol === 'h2' && this.h2) {

@@ -146,7 +146,7 @@ export function serveRequest(fe: Frontend, req: ExchangeRequest, res: ExchangeRe
     return;
   }
   const host = fe.host(d?.group);
-  HttpExchange.start(host, req, res, conn, host.pickRequest(conn.info, req), d?.request, d?.response);
+  HttpExchange.start(host, req, res, conn, host.pickRequest(conn, req), d?.request, d?.response);
 }
 
 /** An Upgrade (WebSocket) request: the rules as for any request (header edits on the request), then the relay. */
@@ -177,7 +177,7 @@ export function serveUpgrade(
   }
   if (d?.request.length) applyHeaderOpsToObject(req.headers, d.request);
   const host = fe.host(d?.group);
-  void relayUpgrade(host, proxy, req, socket, head, conn, (r) => host.pickRequest(conn.info, r));
+  void relayUpgrade(host, proxy, req, socket, head, conn, (r) => host.pickRequest(conn, r));
 }
 
 /** A tcp listener's group for a connection (use_group on src / tls). */

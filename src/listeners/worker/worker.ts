@@ -5,7 +5,7 @@
  * its last connection closes (or at the drain deadline).
  */
 import net from 'node:net';
-import { RealTimers, type Timers } from '../../common/timers.js';
+import { type DeadlineTimers, RealTimers } from '../../common/timers.js';
 import type { ListenersConfig } from '../config.js';
 import type { FromWorker, ToWorker } from '../ipc.js';
 import type { ShmInfo } from '../shared.js';
@@ -31,7 +31,7 @@ export class WorkerRuntime {
   constructor(
     readonly cfg: ListenersConfig,
     shm?: ShmInfo,
-    private readonly timers: Timers = new RealTimers(),
+    private readonly timers: DeadlineTimers = new RealTimers(),
     private readonly exit: (code: number) => void = (code) => process.exit(code),
     /** the primary accepts and hands the connections over (./../acceptor.ts): do not listen */
     private readonly handoff = false,

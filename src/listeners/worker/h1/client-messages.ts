@@ -15,6 +15,8 @@ export interface MessageConn {
   pauseBody(req: H1Request): void;
   resumeBody(req: H1Request): void;
   responseEnded(res: H1Response): void;
+  /** bytes were written (timeout client starts again) */
+  active(): void;
 }
 
 /** fields of which Node keeps the first only (http.IncomingMessage.headers) */
@@ -273,6 +275,7 @@ export class H1Response implements ExchangeResponse {
   write(chunk: Buffer | string): boolean {
     if (this.finished || this.destroyed) return false;
     if (!this.headersSent) this.writeHead(this.statusCode);
+    this.conn.active();
     const sock = this.conn.socket;
     const head = this.head;
     if (this.noBody || chunk.length === 0) {
@@ -306,6 +309,7 @@ export class H1Response implements ExchangeResponse {
     if (this.finished || this.destroyed) return this;
     if (!this.headersSent) this.writeHead(this.statusCode);
     this.finished = true;
+    this.conn.active();
     const sock = this.conn.socket;
     const head = this.head;
     this.head = undefined;

@@ -14,13 +14,16 @@
  *  - HTTP/1.0: kept alive only when asked (`Connection: keep-alive`); HTTP/1.1 unless `Connection: close`;
  *  - an Upgrade (`Upgrade` and the `upgrade` connection token): the socket leaves the session, with the bytes read
  *    after the head, for ../upgrade.ts;
- *  - `timeout client` is the socket's inactivity timeout (destroyed when it expires); the waits for a request
- *    (http-request, http-keep-alive) are the ClientConn's (../client-conn.ts), which this extends.
+ *  - `timeout client` is the connection's inactivity timeout (destroyed when it expires), kept as net.Socket's
+ *    setTimeout kept it (re-armed by every read and write; a write queue still moving when it expires is not
+ *    inactivity) but as a deadline on the listener's timers, without a Timeout and bound function per socket; the
+ *    waits for a request (http-request, http-keep-alive) are the ClientConn's (../client-conn.ts), which this extends.
  * An idle connection holds its ClientConn fields and nothing else: no buffer, no request, no parser object.
  */
 import net from 'node:net';
 import { log } from '../../../common/log.js';
-import { ClientConn, type ClientInfo, type ConnContext } from '../client-conn.js';
+import type { Deadline } from '../../../common/timers.js';
+import { ClientConn, type ClientInfo, type ConnContext, peerOf } from '../client-conn.js';
 import { errorResponse } from '../error-pages.js';
 import type { ListenerCounters } from '../runtime.js';
 import { H1Request, H1Response, type MessageConn } from './client-messages.js';
@@ -94,11 +97,19 @@ export const viewedClient = (fd: number): net.Socket =>
 function onDrain(this: net.Socket): void {
   (this as Tagged)[SESSION]?.drained();
 }
-function onTimeout(this: net.Socket): void {
-  // idle between requests with a keep-alive wait: that wait closes the connection (../client-conn.ts), not timeout
-  // client (node:http held the socket's timeout at http-keep-alive + 1 s meanwhile)
-  if ((this as Tagged)[SESSION]?.idleKeepAlive()) return;
-  this.destroy();
+
+/** timeout client: a session's inactivity deadline */
+class ClientTimeout implements Deadline {
+  dlNext: Deadline | undefined = undefined;
+  dlPrev: Deadline | undefined = undefined;
+  dlDue = 0;
+  dlIn: unknown = undefined;
+  /** the socket's unwritten bytes when it last expired */
+  queued = 0;
+  constructor(private readonly s: H1Session) {}
+  deadline(): void {
+    this.s.clientTimedOut(this);
+  }
 }
 function onClose(this: net.Socket): void {
   (this as Tagged)[SESSION]?.closed();
@@ -131,28 +142,40 @@ export class H1Session extends ClientConn implements MessageConn {
   private viewing = false;
   /** the socket went to ../upgrade.ts */
   private upgraded = false;
+  /** timeout client (none when 0) */
+  private inactivity: ClientTimeout | undefined = undefined;
 
-  constructor(
-    info: ClientInfo,
-    readonly socket: net.Socket,
-    private readonly fe: H1Front,
-  ) {
+  /** `info` undefined: the socket's peer, read when first asked for */
+  constructor(info: ClientInfo | undefined, socket: net.Socket, fe: H1Front) {
     super(info, socket, fe);
   }
 
-  /** Begin: `rest` is what was read with the PROXY header. */
-  start(rest: Buffer | undefined): void {
+  get socket(): net.Socket {
+    return this.sock as net.Socket;
+  }
+
+  private get fe(): H1Front {
+    return this.cx as H1Front;
+  }
+
+  protected override peerInfo(): ClientInfo {
+    return peerOf(this.socket);
+  }
+
+  /** Begin: `rest` is what was read with the PROXY header; `closeSeen`: the socket's owner calls closed() on its
+   * 'close' (the listener, for a socket it accepted), the session adds no listener of its own. */
+  start(rest: Buffer | undefined, closeSeen = false): void {
     const sock = this.socket;
     (sock as Tagged)[SESSION] = this;
     sock.on('data', onData);
     sock.on('drain', onDrain);
-    sock.once('close', onClose);
+    // ('close' comes once: `on`, not `once` and its wrapper)
+    if (!closeSeen) sock.on('close', onClose);
     // (answers are written whole: no Nagle delay behind an unacknowledged one, as node:http's noDelay)
     sock.setNoDelay(true);
-    const t = this.fe.timeout;
-    if (t.client > 0) {
-      sock.on('timeout', onTimeout);
-      sock.setTimeout(t.client);
+    if (this.fe.timeout.client > 0) {
+      this.inactivity = new ClientTimeout(this);
+      this.active();
     }
     this.awaitRequest(false);
     if (rest?.length) this.data(rest);
@@ -163,6 +186,7 @@ export class H1Session extends ClientConn implements MessageConn {
 
   data(d: Buffer): void {
     if (this.state === S_GONE) return;
+    this.active();
     this.pending = this.pending ? Buffer.concat([this.pending, d]) : d;
     this.run();
   }
@@ -335,7 +359,8 @@ export class H1Session extends ClientConn implements MessageConn {
     this.upgraded = true;
     sock.off('data', onData);
     sock.off('drain', onDrain);
-    sock.off('timeout', onTimeout);
+    // (no timeout client from here: the upgrade sets timeout tunnel)
+    if (this.inactivity) this.fe.timers.disarm(this.inactivity);
     this.unhold();
     this.fe.h1Upgrade(req, sock, head, this);
   }
@@ -393,8 +418,33 @@ export class H1Session extends ClientConn implements MessageConn {
   // ---- the answer ----
 
   drained(): void {
+    this.active();
     const res = this.res;
     if (res && !res.finished) res.drained();
+  }
+
+  /** the connection read or wrote: timeout client starts again */
+  active(): void {
+    const t = this.inactivity;
+    if (t && this.state !== S_GONE) this.fe.timers.arm(t, this.fe.timeout.client);
+  }
+
+  /** timeout client expired (`t`: its deadline) */
+  clientTimedOut(t: ClientTimeout): void {
+    const sock = this.socket;
+    if (sock.destroyed || t !== this.inactivity) return;
+    // a write in progress whose queue moved since the last expiry is not inactivity (as net.Socket's _onTimeout)
+    const queued = sock.writableLength;
+    if (queued > 0 && queued !== t.queued) {
+      t.queued = queued;
+      this.fe.timers.arm(t, this.fe.timeout.client);
+      return;
+    }
+    t.queued = queued;
+    // idle between requests with a keep-alive wait: that wait closes the connection (../client-conn.ts), not timeout
+    // client (node:http held the socket's timeout at http-keep-alive + 1 s meanwhile); the next bytes re-arm it
+    if (this.idleKeepAlive()) return;
+    sock.destroy();
   }
 
   responseEnded(res: H1Response): void {
@@ -454,6 +504,7 @@ export class H1Session extends ClientConn implements MessageConn {
       this.req = undefined;
       if (res && !res.closed) res.emitClose(!res.finished);
     }
+    if (this.inactivity) this.fe.timers.disarm(this.inactivity);
     super.closed();
   }
 }
