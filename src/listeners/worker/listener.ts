@@ -8,7 +8,6 @@
  * With `tls:` the socket goes through ./tls.ts first; ALPN h2 connections go to ./h2.ts, whose streams take the same
  * ./route-request.ts path as HTTP/1.1 requests.
  */
-import http from 'node:http';
 import type http2 from 'node:http2';
 import net from 'node:net';
 import type tls from 'node:tls';
@@ -22,7 +21,6 @@ import { Router } from '../routing/rules.js';
 import { getSplicer, type Splicer } from '../splice/splice.js';
 import { acceptMore, plainSocket, reopen } from './accept-batch.js';
 import { ClientConn, type ClientInfo, type ConnContext, connOf, peerOf, setConn } from './client-conn.js';
-import { errorResponse } from './error-pages.js';
 import { type FrontendSide, GroupHost, GroupRuntime } from './groups.js';
 import type { H1Request, H1Response } from './h1/client-messages.js';
 import { type H1Front, H1Session, viewedClient } from './h1/client-session.js';
@@ -34,9 +32,6 @@ import type { ServerPicks } from './server-picks.js';
 import { netConnect, relayedClient, relayTcp } from './tcp-relay.js';
 import { type TlsFront, tlsFront } from './tls.js';
 import { wsProxy } from './upgrade.js';
-
-/** node:http instead of ./h1/client-session.ts on the client side (the former server side, kept for comparison) */
-const NODE_HTTP = process.env.TIERLB_H1_SERVER === 'node';
 
 /** the handshake timer of a raw socket handed to TLS */
 const handshakeTimers = new WeakMap<net.Socket, TimerHandle>();
@@ -57,7 +52,6 @@ export class Listener implements Frontend, FrontendSide, ConnContext, H1Front {
   /** the way into each group it sends to (made on first use) */
   private readonly hosts = new Map<string, GroupHost>();
   private readonly server: net.Server;
-  private readonly http?: http.Server;
   /** WebSocket upgrades */
   private readonly proxy?: ProxyServer;
   /** TLS termination (./tls.ts), and HTTP/2 on it (./h2.ts) */
@@ -96,7 +90,7 @@ export class Listener implements Frontend, FrontendSide, ConnContext, H1Front {
     // and a plain HTTP listener with the worker's one read buffer (./h1/client-session.ts)
     const plain = !spec.tls && !spec.acceptProxy;
     const relayed = plain && spec.mode === 'tcp';
-    const viewed = plain && spec.mode === 'http' && !NODE_HTTP;
+    const viewed = plain && spec.mode === 'http';
     const open = relayed ? relayedClient : viewed ? viewedClient : plainSocket(spec.mode === 'tcp');
     this.server = net.createServer({ allowHalfOpen: spec.mode === 'tcp', pauseOnConnect: true }, (s) => {
       this.onConnection(relayed || viewed ? reopen(s, open) : s);
@@ -104,35 +98,6 @@ export class Listener implements Frontend, FrontendSide, ConnContext, H1Front {
       if (!this.draining) acceptMore(this.server, spec.maxaccept - 1, open, take);
     });
     if (spec.mode === 'http') this.proxy = wsProxy();
-    if (spec.mode === 'http' && NODE_HTTP) {
-      this.http = http.createServer({
-        // idle keep-alive connections are closed by our own timer at exactly timeout http-keep-alive (ClientConn);
-        // Node's own idle timeout (keepAliveTimeout + 1 s on the socket) is a backstop behind it
-        keepAliveTimeout: spec.timeout.httpKeepAlive,
-        // timeout http-request is our own timer (ClientConn); Node's checks would cut requests on their own
-        // clock (headers 60 s, a whole request, body included, 300 s) and through 'clientError' (answered 400)
-        headersTimeout: 0,
-        requestTimeout: 0,
-      });
-      // timeout client: Node sets each socket's timeout to server.timeout at the connection and again at every
-      // request (after a response it holds keepAliveTimeout): a timeout set on the socket alone lasts one request
-      this.http.timeout = spec.timeout.client;
-      this.http.on('request', (req: http.IncomingMessage, res: http.ServerResponse) =>
-        serveRequest(this, req as ExchangeRequest, res as unknown as ExchangeResponse, this.conn(req.socket)),
-      );
-      this.http.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) =>
-        serveUpgrade(this, this.proxy!, req, socket, head, this.conn(socket)),
-      );
-      this.http.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
-        if (err.code === 'ECONNRESET' || !socket.writable) {
-          socket.destroy();
-          return;
-        }
-        this.counters.stats.ereq++;
-        this.counters.hrsp(400);
-        socket.end(errorResponse(400));
-      });
-    }
     if (spec.tls) {
       this.tls = tlsFront(
         spec,
@@ -294,7 +259,7 @@ export class Listener implements Frontend, FrontendSide, ConnContext, H1Front {
 
   /** `info` undefined: the socket's peer */
   private dispatch(sock: net.Socket, info: ClientInfo | undefined, rest: Buffer | undefined): void {
-    if (this.spec.mode === 'http' && !this.tls && !this.http) {
+    if (this.spec.mode === 'http' && !this.tls) {
       // (its 'close' is the listener's: sockClosed closes the session)
       setConn(sock, new H1Session(info, sock, this)).start(rest, true);
       return;
@@ -304,16 +269,9 @@ export class Listener implements Frontend, FrontendSide, ConnContext, H1Front {
       this.handshake(sock, rest);
       return;
     }
-    if (this.spec.mode === 'tcp') {
-      const host = tcpGroup(this, conn.info, sock);
-      void relayTcp(host, sock, conn.info, host.pickRequest(conn), rest);
-      return;
-    }
-    if (rest?.length) sock.unshift(rest);
-    // (timeout client: this.http.timeout, applied by Node on 'connection'; on expiry it destroys the socket)
-    conn.awaitRequest(false);
-    this.http!.emit('connection', sock);
-    sock.resume();
+    // mode tcp
+    const host = tcpGroup(this, conn.info, sock);
+    void relayTcp(host, sock, conn.info, host.pickRequest(conn), rest);
   }
 
   // ---- TLS ----
@@ -357,36 +315,13 @@ export class Listener implements Frontend, FrontendSide, ConnContext, H1Front {
       return;
     }
     // HTTP/1.1 over TLS: the same server side on the TLS socket, the waits on its decrypted bytes
-    if (!this.http) {
-      const session = new H1Session(info, s, this);
-      if (raw) setConn(raw, session);
-      setConn(s, session).start(undefined);
-      return;
-    }
-    const conn = new ClientConn(info, s, this);
-    if (raw) setConn(raw, conn);
-    setConn(s, conn);
-    conn.awaitRequest(false);
-    this.http.emit('connection', s);
+    const session = new H1Session(info, s, this);
+    if (raw) setConn(raw, session);
+    setConn(s, session).start(undefined);
   }
 
   private onH2Request(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, conn: H2Conn): void {
     serveRequest(this, req as unknown as ExchangeRequest, res as unknown as ExchangeResponse, conn);
-  }
-
-  /** the connection's state (made here for a socket that did not come through onConnection) */
-  private conn(sock: net.Socket): ClientConn {
-    return (
-      connOf(sock) ??
-      setConn(
-        sock,
-        new ClientConn(
-          { src: sock.remoteAddress ?? '', srcPort: sock.remotePort ?? 0, dst: '', dstPort: 0 },
-          sock,
-          this,
-        ),
-      )
-    );
   }
 
   /** Stop accepting; in-flight requests finish with `Connection: close`. */
