@@ -6,18 +6,11 @@
 import { createHash } from 'node:crypto';
 import net from 'node:net';
 import test from 'ava';
-import { freePort, type Running, startListeners } from './listeners-helpers.js';
+import { freePort, pattern, type Running, sha256, startListeners } from './listeners-helpers.js';
 
 const SIZE = 8 * 1024 * 1024;
-/** bytes that differ at every offset modulo a prime, so a reused or reordered buffer shows */
-function pattern(n: number, seed: number): Buffer {
-  const b = Buffer.allocUnsafe(n);
-  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed + (i >> 13)) % 251;
-  return b;
-}
 const down = pattern(SIZE, 7);
 const up = pattern(SIZE / 2, 3);
-const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 let run: Running;
 let port: number;
@@ -83,6 +76,6 @@ test('8 MiB down to a slow reader and 4 MiB up arrive byte-exact', async (t) => 
   });
   const all = Buffer.concat(got);
   t.is(all.length, SIZE);
-  t.is(sha(all), sha(down));
-  t.is(upSeen, sha(up));
+  t.is(sha256(all), sha256(down));
+  t.is(upSeen, sha256(up));
 });

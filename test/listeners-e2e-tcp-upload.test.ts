@@ -7,17 +7,10 @@
 import { createHash } from 'node:crypto';
 import net from 'node:net';
 import test from 'ava';
-import { freePort, type Running, startListeners } from './listeners-helpers.js';
+import { freePort, pattern, type Running, sha256, startListeners } from './listeners-helpers.js';
 
 const SIZE = 8 * 1024 * 1024;
-/** bytes that differ at every offset modulo a prime, so a reused or reordered buffer shows */
-function pattern(n: number, seed: number): Buffer {
-  const b = Buffer.allocUnsafe(n);
-  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed + (i >> 13)) % 251;
-  return b;
-}
 const up = pattern(SIZE, 5);
-const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 let run: Running;
 let port: number;
@@ -96,5 +89,5 @@ test('8 MiB up in 3000-byte pieces to a slow reader arrive byte-exact', async (t
   });
   t.is(answer, 'done');
   t.is(seen?.bytes, SIZE);
-  t.is(seen?.sha, sha(up));
+  t.is(seen?.sha, sha256(up));
 });

@@ -1,5 +1,6 @@
 /** Helpers for the listeners end-to-end tests: backends that say who they are, a running primary, HTTP calls. */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -316,3 +317,12 @@ export function load(url: string, opts: { concurrency?: number; keepAlive?: bool
     },
   };
 }
+
+/** `n` bytes that differ at every offset modulo a prime, so a reused or reordered buffer shows in a relayed copy */
+export function pattern(n: number, seed: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed + (i >> 13)) % 251;
+  return b;
+}
+
+export const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
