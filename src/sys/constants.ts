@@ -72,6 +72,7 @@ export const NETLINK_NO_ENOBUFS = 5;
 
 // send/recv flags
 export const MSG_DONTWAIT = 0x40;
+export const MSG_NOSIGNAL = 0x4000;
 export const MSG_WAITFORONE = 0x10000;
 
 // ethertypes (linux/if_ether.h)

@@ -11,6 +11,8 @@ import {
   AF_NETLINK,
   F_DUPFD_CLOEXEC,
   MAP_SHARED,
+  MSG_DONTWAIT,
+  MSG_NOSIGNAL,
   PROT_READ,
   PROT_WRITE,
   SO_MARK,
@@ -159,6 +161,13 @@ export function recv(fd: number, buf: Uint8Array, flags = 0): number {
 /** send; returns the length, or -errno. */
 export function send(fd: number, buf: Uint8Array, len: number): number {
   const r = libc().send(fd, buf, len, 0);
+  return r < 0 ? -errno() : r;
+}
+
+/** send without waiting and without SIGPIPE (MSG_DONTWAIT | MSG_NOSIGNAL) of buf's first len bytes: the bytes the
+ * kernel took, or -errno (-EAGAIN: its send buffer is full). A hot path: no throw. */
+export function sendNow(fd: number, buf: Uint8Array, len: number): number {
+  const r = libc().send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
   return r < 0 ? -errno() : r;
 }
 

@@ -4,6 +4,7 @@
  */
 import type net from 'node:net';
 import { emptyListenerStats, emptyServerStats, type WorkerListenerStats, type WorkerServerStats } from '../stats.js';
+import { sentBytes } from './send-now.js';
 
 export class ListenerCounters {
   readonly stats: WorkerListenerStats = emptyListenerStats();
@@ -36,7 +37,7 @@ export class ListenerCounters {
     const st = this.stats;
     st.scur--;
     st.bin += sock.bytesRead;
-    st.bout += sock.bytesWritten;
+    st.bout += sentBytes(sock);
     this.addKernelBytes(st, sock);
     this.kernel.delete(sock);
     this.sockets.delete(sock);
@@ -47,7 +48,7 @@ export class ListenerCounters {
     const st = structuredClone(this.stats);
     for (const s of this.sockets) {
       st.bin += s.bytesRead;
-      st.bout += s.bytesWritten;
+      st.bout += sentBytes(s);
       this.addKernelBytes(st, s);
     }
     return st;

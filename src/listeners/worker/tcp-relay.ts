@@ -7,7 +7,7 @@
  * The relay is two direct writes, no stream pipe: each side's bytes are read into a buffer of its own (net's
  * `onread`; 4 KiB, larger while reads fill it), reused for every read whose write to the other side completes at
  * once (the usual case), so no allocation per chunk; a write left pending keeps its buffer and the next read gets a
- * fresh one. The client's socket gets its `onread` when the listener opens the accepted descriptor itself
+ * fresh one. The writes are sent at once on the descriptor while Node holds nothing for the socket (./send-now.ts). The client's socket gets its `onread` when the listener opens the accepted descriptor itself
  * (`relayedClient`, through ./accept-batch.ts: plain mode tcp without accept_proxy); otherwise its reads are Node's
  * own buffers, written straight on.
  */
@@ -22,6 +22,7 @@ import type { SplicedPair, Splicer } from '../splice/splice.js';
 import type { ClientInfo } from './client-conn.js';
 import type { RelaySpec } from './groups.js';
 import type { ListenerCounters } from './runtime.js';
+import { sentBytes, sentNowBytes, writeNow } from './send-now.js';
 import type { PickReply } from './server-picks.js';
 
 /** What the relay needs of its listener. */
@@ -73,7 +74,7 @@ class Reads {
       (this.early ??= []).push(Buffer.from(chunk));
       return true;
     }
-    const ok = c.write(chunk);
+    const ok = writeNow(c, chunk);
     const own = chunk.buffer === this.buf?.buffer;
     // a write left pending holds the buffer: the next read gets another one
     if (own && c.writableLength > 0) this.buf = undefined;
@@ -221,7 +222,7 @@ function pipe(
     if (done) return;
     done = true;
     const [up, down] = spliced ? spliced.bytes() : [0, 0];
-    ss.bin += server.bytesWritten + up;
+    ss.bin += sentBytes(server) + up;
     ss.bout += server.bytesRead + down;
     x.release(t.name);
   };
@@ -251,7 +252,7 @@ function pipe(
   else {
     const resumeClient = () => client.resume();
     client.on('data', (d: Buffer) => {
-      if (!server.write(d)) {
+      if (!writeNow(server, d)) {
         client.pause();
         server.once('drain', resumeClient);
       }
@@ -303,15 +304,19 @@ function pipe(
   client.resume();
 }
 
-/** Close `sock` and then `other` after `ms` without activity on `sock`; while the pair is spliced, a moved count of
- * the kernel's bytes (`kernelBytes`, undefined before the splice; it starts at 0) is activity. */
+/** Close `sock` and then `other` after `ms` without activity on `sock`. Bytes sent to it at once (./send-now.ts,
+ * unseen by Node's timer) are activity, and so, while the pair is spliced, is a moved count of the kernel's bytes
+ * (`kernelBytes`, undefined before the splice; it starts at 0). */
 function idleTimeout(sock: net.Socket, other: net.Socket, ms: number, kernelBytes: () => number | undefined): void {
   let seen = 0;
+  let sent = 0;
   sock.setTimeout(ms);
   sock.on('timeout', () => {
     const n = kernelBytes();
-    if (n !== undefined && n !== seen) {
-      seen = n;
+    const m = sentNowBytes(sock);
+    if ((n !== undefined && n !== seen) || m !== sent) {
+      seen = n ?? 0;
+      sent = m;
       sock.setTimeout(ms);
       return;
     }

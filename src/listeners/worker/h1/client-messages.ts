@@ -7,6 +7,7 @@
 import http, { type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import type net from 'node:net';
 import type { ExchangeRequest, ExchangeResponse } from '../messages.js';
+import { writeHeadNow, writeNow } from '../send-now.js';
 import type { RequestHead } from './request-head.js';
 
 /** What the messages ask of their connection. */
@@ -133,15 +134,6 @@ export class H1Request implements ExchangeRequest {
 const ONE_WRITE = 16 * 1024;
 const CHUNK_END = '\r\n';
 const LAST_CHUNK = '0\r\n\r\n';
-
-/** a head and the first bytes of a body as one write */
-function joined(head: string, chunk: Buffer | string): Buffer | string {
-  if (typeof chunk === 'string') return head + chunk;
-  const b = Buffer.allocUnsafe(head.length + chunk.length);
-  b.write(head, 0, 'latin1');
-  chunk.copy(b, head.length);
-  return b;
-}
 
 export class H1Response implements ExchangeResponse {
   statusCode = 200;
@@ -282,13 +274,14 @@ export class H1Response implements ExchangeResponse {
       if (head === undefined) return true;
       this.head = undefined;
       this.started = true;
-      return sock.write(head, 'latin1');
+      return writeHeadNow(sock, head);
     }
     this.started = true;
-    if (head === undefined && !this.chunked) return sock.write(chunk);
+    if (head === undefined && !this.chunked)
+      return typeof chunk === 'string' ? sock.write(chunk) : writeNow(sock, chunk);
     if (head !== undefined && !this.chunked && chunk.length <= ONE_WRITE) {
       this.head = undefined;
-      return sock.write(joined(head, chunk), 'latin1');
+      return typeof chunk === 'string' ? sock.write(head + chunk, 'latin1') : writeHeadNow(sock, head, chunk);
     }
     sock.cork();
     if (head !== undefined) {
@@ -315,10 +308,11 @@ export class H1Response implements ExchangeResponse {
     this.head = undefined;
     const body = !this.noBody && chunk !== undefined && chunk.length > 0;
     if (!body && !this.chunked) {
-      if (head !== undefined) sock.write(head, 'latin1');
+      if (head !== undefined) writeHeadNow(sock, head);
     } else if (head !== undefined && !this.chunked && chunk!.length <= ONE_WRITE) {
       // a small answer: head and body in one buffer, one write
-      sock.write(joined(head, chunk!), 'latin1');
+      if (typeof chunk === 'string') sock.write(head + chunk, 'latin1');
+      else writeHeadNow(sock, head, chunk!);
     } else {
       sock.cork();
       if (head !== undefined) sock.write(head, 'latin1');

@@ -16,6 +16,7 @@ import type { Timeouts } from '../../config.js';
 import { ListenersError } from '../../errors.js';
 import type { SslSpec } from '../../tls-schema.js';
 import type { RelayBody } from '../messages.js';
+import { sentNowBytes, writeHeadNow, writeNow } from '../send-now.js';
 import { BadResponse, ResponseParser, type ResponseSink } from './response-parser.js';
 
 /** What the client tells the relay of one request's attempt (the names are undici's dispatch handler's). */
@@ -168,6 +169,8 @@ class ServerConn implements ResponseSink {
   };
   /** the socket's timeout now */
   private tmo = -1;
+  /** bytes sent without Node when the timeout last expired */
+  private sentSeen = 0;
   private readonly onBodyData = (chunk: Buffer): void => this.bodyData(chunk);
   private readonly onBodyEnd = (): void => this.bodyEnd();
   private readonly onDrain = (): void => {
@@ -255,7 +258,7 @@ class ServerConn implements ResponseSink {
       ? 'connection: keep-alive\r\ntransfer-encoding: chunked\r\n\r\n'
       : 'connection: keep-alive\r\n\r\n';
     this.parser.expect(req.method === NO_BODY_METHOD);
-    this.sock.write(head, 'latin1');
+    writeHeadNow(this.sock, head);
     if (body === null) {
       this.sent = true;
       return;
@@ -276,7 +279,7 @@ class ServerConn implements ResponseSink {
       sock.write(chunk);
       ok = sock.write('\r\n', 'latin1');
       sock.uncork();
-    } else ok = sock.write(chunk);
+    } else ok = writeNow(sock, chunk);
     this.h?.onBodySent(chunk.length);
     if (!ok) {
       this.body?.pause();
@@ -355,6 +358,13 @@ class ServerConn implements ResponseSink {
   // ---- the socket's end ----
 
   private timedOut(): void {
+    // body bytes sent without Node (../send-now.ts) since the last expiry are activity: the timeout starts again
+    const sent = sentNowBytes(this.sock);
+    if (!this.connecting && sent !== this.sentSeen) {
+      this.sentSeen = sent;
+      this.sock.setTimeout(this.tmo);
+      return;
+    }
     const h = this.h;
     const code = this.connecting
       ? 'ESERVER_CONNECT_TIMEOUT'
