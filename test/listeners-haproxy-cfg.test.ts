@@ -280,10 +280,11 @@ listen l
   ]);
 });
 
-test('global and stats: nbthread → workers, tune.maxaccept, stats socket → control, a stats listen → listeners.stats.bind', (t) => {
+test('global and stats: nbthread → workers, tune.maxaccept, no-memory-trimming, stats socket → control, a stats listen → listeners.stats.bind', (t) => {
   const r = load(`global
   nbthread 4
   tune.maxaccept 16
+  no-memory-trimming
   stats socket /run/haproxy/admin.sock level admin
 defaults
   mode http
@@ -298,6 +299,7 @@ listen web
 `);
   t.deepEqual(errs(r), []);
   t.is(r.config?.workers, 4);
+  t.false(r.config?.memoryTrim);
   t.deepEqual(
     r.config?.listeners.map((l) => l.maxaccept),
     [16],
@@ -306,7 +308,7 @@ listen web
   t.deepEqual(r.config?.stats, { enabled: true, host: '127.0.0.1', port: 8404 });
   t.true(
     warns(r).includes(
-      "h.cfg:11:9: 'stats refresh': not used by tierlb (its stats page is /metrics and /stats.json), ignored",
+      "h.cfg:12:9: 'stats refresh': not used by tierlb (its stats page is /metrics and /stats.json), ignored",
     ),
   );
 });

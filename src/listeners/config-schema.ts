@@ -8,6 +8,7 @@
  *   listeners:
  *     workers: 2                        # cluster workers (default: one per CPU)
  *     maxaccept: 64                     # connections a worker accepts in a row per wakeup (tune.maxaccept)
+ *     memory_trim: true                 # give memory back when quiet after a burst (false: no-memory-trimming)
  *     control: /run/tierlb/listeners.sock
  *     stats: { bind: 127.0.0.1:9101 }   # Prometheus /metrics (and /stats.json)
  *     defaults: { timeout: {...}, retries: 3, redispatch: true }
@@ -219,6 +220,7 @@ export const listenersSchema = {
   properties: {
     workers: { type: 'integer', minimum: 1, maximum: 256 },
     maxaccept: { type: 'integer', minimum: 1, maximum: 1024 }, // tune.maxaccept
+    memory_trim: { type: 'boolean' }, // no-memory-trimming = false
     control: { type: 'string' },
     stats: {
       type: 'object',
@@ -330,6 +332,7 @@ export interface RawListener extends RawRoutes {
 export interface ListenersSection {
   workers?: number;
   maxaccept?: number;
+  memory_trim?: boolean;
   control?: string;
   stats?: { bind?: string; enabled?: boolean; admin?: { user: string; password: string } };
   defaults?: { timeout?: RawTimeouts; retries?: number; redispatch?: boolean; forwardfor?: boolean; check?: RawCheck };

@@ -115,6 +115,8 @@ export interface ListenerSpec extends GroupSpec {
 export interface ListenersConfig {
   file: string;
   workers: number;
+  /** trim memory when quiet after a burst (../common/memory-trim.ts; HAProxy's no-memory-trimming turns it off) */
+  memoryTrim: boolean;
   control: string;
   /** admin: the status page's admin mode (HTTP Basic); absent = read-only page */
   stats: { enabled: boolean; host: string; port: number; admin?: { user: string; password: string } };
@@ -296,6 +298,7 @@ export function resolveListeners(sec: ListenersSection, file: string): Listeners
   return {
     file,
     workers,
+    memoryTrim: sec.memory_trim ?? true,
     control: sec.control ?? DEFAULT_CONTROL,
     stats: { enabled: sec.stats?.enabled ?? true, ...stats, ...(sec.stats?.admin ? { admin: sec.stats.admin } : {}) },
     listeners,

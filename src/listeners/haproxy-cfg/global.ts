@@ -1,6 +1,6 @@
 /**
- * The `global` section (nbthread → workers, tune.maxaccept, stats socket → the control socket, crt-base / ca-base, the default TLS
- * settings of bind and server lines) and the sections tierlb has no use for (userlist, peers, resolvers, ...).
+ * The `global` section (nbthread → workers, tune.maxaccept, no-memory-trimming, stats socket → the control socket,
+ * crt-base / ca-base, the default TLS settings of bind and server lines) and the sections tierlb has no use for (userlist, peers, resolvers, ...).
  */
 import type { Ctx } from './ctx.js';
 import { type TlsDefaults, tlsOption } from './servers.js';
@@ -9,6 +9,8 @@ import { at, type Section } from './tokenize.js';
 export interface GlobalOut {
   workers?: number;
   maxaccept?: number;
+  /** no-memory-trimming: false */
+  memoryTrim?: boolean;
   control?: string;
   tls: TlsDefaults;
   /** ssl-server-verify (HAProxy's default: required) */
@@ -86,6 +88,9 @@ export function readGlobal(c: Ctx, sec: Section, g: GlobalOut): void {
         if (n !== undefined) g.maxaccept = n;
         continue;
       }
+      case 'no-memory-trimming':
+        g.memoryTrim = false;
+        continue;
       case 'stats': {
         if (l.words[1] !== 'socket') {
           c.ignored(l, 'not used by tierlb', 1);

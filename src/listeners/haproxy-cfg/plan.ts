@@ -131,6 +131,7 @@ export function emit(c: Ctx, g: GlobalOut, proxies: HaProxy[]): Emitted {
   const section: Obj = {};
   if (g.workers !== undefined) section.workers = g.workers;
   if (g.maxaccept !== undefined) section.maxaccept = g.maxaccept;
+  if (g.memoryTrim !== undefined) section.memory_trim = g.memoryTrim;
   if (g.control !== undefined) section.control = g.control;
   // names: a backend and a frontend may share one (HAProxy keeps them apart), a listen is both
   const backNames = new Map<string, HaProxy>();

@@ -5,6 +5,7 @@
  * its last connection closes (or at the drain deadline).
  */
 import net from 'node:net';
+import { startMemoryTrim } from '../../common/memory-trim.js';
 import { type DeadlineTimers, RealTimers } from '../../common/timers.js';
 import type { ListenersConfig } from '../config.js';
 import type { FromWorker, ToWorker } from '../ipc.js';
@@ -104,6 +105,7 @@ export function runWorker(): void {
         break;
       case 'config':
         if (rt) return;
+        if (m.cfg.memoryTrim) startMemoryTrim();
         rt = new WorkerRuntime(m.cfg, m.shm, undefined, undefined, m.handoff, m.shared ? sharedSocket : undefined);
         rt.start().then(
           () => send({ t: 'ready', gen: m.gen }),
