@@ -14,7 +14,8 @@
  *   idle        RSS of all the proxy's processes (tierlb: the primary and its workers) before and after a separate
  *               client process opens N/2 keep-alive connections, has one request answered on each and holds them,
  *               then after a second client adds N/2 more: KiB per idle connection at the margin (the second half;
- *               the first also pays the process's one-off growth, reported beside it), tierlb and haproxy
+ *               the first also pays the process's one-off growth, reported beside it), 2 s after they opened and
+ *               settled (after 12 s of idleness: what a node holding them keeps), tierlb and haproxy
  * For each load: requests/s, p99 latency (wrk --latency) and the proxy's CPU seconds per 10k requests (utime+stime of
  * the proxy's processes from /proc before and after the measured run). Each run is repeated (--runs, 3) and the
  * median of each figure is reported with its spread (min-max) and the load average before and after each run: the
@@ -57,7 +58,8 @@ export interface Row {
     | 'rss_before_mib'
     | 'rss_after_mib'
     | 'kib_per_idle_conn_first'
-    | 'kib_per_idle_conn';
+    | 'kib_per_idle_conn'
+    | 'kib_per_idle_conn_settled';
   value: number;
   unit: string;
   /** medians: the smallest and largest of the runs */
@@ -354,32 +356,46 @@ async function holdIdle(port: number, n: number): Promise<{ client: ChildProcess
   return { client, ok: ok!, failed: failed! };
 }
 
+/** how long idle connections sit before the settled figures are read: V8's memory reducer gives back the young
+ * generation and the garbage of a burst of connections within ~10 s of the allocations stopping */
+const SETTLE_MS = 12_000;
+
 /**
  * RSS of the proxy's processes before and after IDLE/2 keep-alive connections that each had one answer, then after
  * IDLE/2 more: the second step is the figure (KiB per connection at the margin), the first also carries the one-off
  * growth of the process (a Node heap's young generation grows to its maximum, tens of MiB, while the connections
- * open), which a few thousand connections cannot amortise.
+ * open), which a few thousand connections cannot amortise. Each point is read twice: 2 s after its connections
+ * opened (what a burst costs) and after SETTLE_MS more of idleness (what a node holding them keeps); the
+ * before point is read settled. The settled margin is `kib_per_idle_conn_settled`.
  */
 async function idle(system: System, port: number, pid: number): Promise<Row[]> {
-  await sleep(1000);
-  const before = rssKiB(processTree(pid));
+  await sleep(SETTLE_MS);
+  const rss = () => rssKiB(processTree(pid));
+  const before = rss();
   const first = await holdIdle(port, Math.floor(IDLE / 2));
   await sleep(2000);
-  const mid = rssKiB(processTree(pid));
+  const mid = rss();
+  await sleep(SETTLE_MS);
+  const midSettled = rss();
   const second = await holdIdle(port, IDLE - Math.floor(IDLE / 2));
   await sleep(2000);
-  const after = rssKiB(processTree(pid));
+  const after = rss();
+  await sleep(SETTLE_MS);
+  const afterSettled = rss();
   for (const c of [first.client, second.client]) {
     c.stdin!.end();
     c.kill('SIGTERM');
     children.delete(c);
   }
   const firstPer = first.ok ? (mid - before) / first.ok : Number.NaN;
-  const perConn = second.ok ? (after - mid) / second.ok : Number.NaN;
+  const perConn = second.ok ? (after - midSettled) / second.ok : Number.NaN;
+  const settledPer = second.ok ? (afterSettled - midSettled) / second.ok : Number.NaN;
+  const mib = (k: number) => (k / 1024).toFixed(1);
   process.stderr.write(
     `bench: idle       ${system.padEnd(10)} ${first.ok} + ${second.ok} connections (${first.failed + second.failed} ` +
-      `failed): RSS ${(before / 1024).toFixed(1)} → ${(mid / 1024).toFixed(1)} → ${(after / 1024).toFixed(1)} MiB, ` +
-      `${perConn.toFixed(2)} KiB per connection at the margin (the first ${first.ok}: ${firstPer.toFixed(2)})\n`,
+      `failed): RSS ${mib(before)} → ${mib(mid)} (settled ${mib(midSettled)}) → ${mib(after)} (settled ` +
+      `${mib(afterSettled)}) MiB; KiB per connection at the margin ${perConn.toFixed(2)}, settled ` +
+      `${settledPer.toFixed(2)} (the first ${first.ok}: ${firstPer.toFixed(2)})\n`,
   );
   return [
     { scenario: 'idle', system, metric: 'rss_before_mib', value: round(before / 1024, 1), unit: 'MiB' },
@@ -402,7 +418,14 @@ async function idle(system: System, port: number, pid: number): Promise<Row[]> {
       system,
       metric: 'kib_per_idle_conn',
       value: round(perConn, 2),
-      unit: `KiB per connection, ${second.ok} more (at the margin)`,
+      unit: `KiB per connection, ${second.ok} more (at the margin, 2 s after they opened)`,
+    },
+    {
+      scenario: 'idle',
+      system,
+      metric: 'kib_per_idle_conn_settled',
+      value: round(settledPer, 2),
+      unit: `KiB per connection, ${second.ok} more (at the margin, both points after ${SETTLE_MS / 1000} s idle)`,
     },
   ];
 }
@@ -481,7 +504,8 @@ function ratios(rows: Row[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const sc of SCENARIOS)
     for (const other of ['haproxy', 'http-proxy'] as const) {
-      const metrics: Row['metric'][] = sc === 'idle' ? ['kib_per_idle_conn'] : ['rps', 'p99_ms', 'cpu_s_per_10k'];
+      const metrics: Row['metric'][] =
+        sc === 'idle' ? ['kib_per_idle_conn', 'kib_per_idle_conn_settled'] : ['rps', 'p99_ms', 'cpu_s_per_10k'];
       for (const m of metrics) {
         for (const ours of ['tierlb', 'tierlb-splice'] as const) {
           const t = get(rows, sc, ours, m);
