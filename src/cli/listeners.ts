@@ -145,7 +145,7 @@ export async function run(argv: string[]): Promise<number> {
         if (o.socket) cfg.control = o.socket;
         const { Primary } = await import('../listeners/primary.js');
         // the primary's own memory (config loads, stats) is trimmed as the workers' are (the first config says)
-        if (cfg.memoryTrim) (await import('../common/memory-trim.js')).startMemoryTrim();
+        if (cfg.memoryTrim) (await import('../listeners/memory-trim.js')).startMemoryTrim();
         const haproxy = o.haproxy;
         const load = haproxy ? () => listenersConfigFromHaproxy(haproxy, (w) => log.warn(w)) : undefined;
         return await new Primary(cfg, { load }).run();

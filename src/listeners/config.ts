@@ -115,7 +115,7 @@ export interface ListenerSpec extends GroupSpec {
 export interface ListenersConfig {
   file: string;
   workers: number;
-  /** trim memory when quiet after a burst (../common/memory-trim.ts; HAProxy's no-memory-trimming turns it off) */
+  /** trim memory when quiet after a burst (./memory-trim.ts; HAProxy's no-memory-trimming turns it off) */
   memoryTrim: boolean;
   control: string;
   /** admin: the status page's admin mode (HTTP Basic); absent = read-only page */

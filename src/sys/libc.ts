@@ -41,6 +41,7 @@ interface Libc {
   fcntl: (fd: number, cmd: number, arg: number) => number;
   ioctl: (fd: number, req: number, arg: number[]) => number;
   mmap: (addr: null, len: number, prot: number, flags: number, fd: number, off: number) => unknown;
+  malloc_trim: (pad: number) => number;
 }
 
 let bound: Libc | undefined;
@@ -66,6 +67,7 @@ function libc(): Libc {
     fcntl: lib.func('int fcntl(int fd, int cmd, int arg)'),
     ioctl: lib.func('int ioctl(int fd, unsigned long req, _Out_ int *arg)'),
     mmap: lib.func('void *mmap(void *addr, uintptr_t len, int prot, int flags, int fd, int64_t off)'),
+    malloc_trim: lib.func('int malloc_trim(uintptr_t pad)'),
   } as Libc;
   return bound;
 }
@@ -169,6 +171,11 @@ export function send(fd: number, buf: Uint8Array, len: number): number {
 export function sendNow(fd: number, buf: Uint8Array, len: number): number {
   const r = libc().send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
   return r < 0 ? -errno() : r;
+}
+
+/** glibc's malloc_trim(0): free memory of the allocator's arenas given back to the system; 1 if any was. */
+export function mallocTrim(): number {
+  return libc().malloc_trim(0);
 }
 
 /** sendto a socket address (struct sockaddr_*); returns the length, or -errno. */

@@ -5,10 +5,10 @@
  * its last connection closes (or at the drain deadline).
  */
 import net from 'node:net';
-import { startMemoryTrim } from '../../common/memory-trim.js';
 import { type DeadlineTimers, RealTimers } from '../../common/timers.js';
 import type { ListenersConfig } from '../config.js';
 import type { FromWorker, ToWorker } from '../ipc.js';
+import { startMemoryTrim } from '../memory-trim.js';
 import type { ShmInfo } from '../shared.js';
 import type { WorkerSnapshot } from '../stats.js';
 import { type GroupRuntime, workerGroups } from './groups.js';

@@ -1,7 +1,7 @@
-/** src/common/memory-trim.ts in this process: a quiet process that grew is trimmed once; a busy one is not. */
+/** src/listeners/memory-trim.ts in this process: a quiet process that grew is trimmed once; a busy one is not. */
 import test from 'ava';
-import { startMemoryTrim } from '../src/common/memory-trim.js';
 import { loadListenersConfigString } from '../src/listeners/config.js';
+import { startMemoryTrim } from '../src/listeners/memory-trim.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

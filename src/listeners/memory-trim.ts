@@ -9,8 +9,8 @@
 import { performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import koffi from 'koffi';
-import { log } from './log.js';
+import { log } from '../common/log.js';
+import { mallocTrim } from '../sys/libc.js';
 
 export interface MemoryTrimOptions {
   /** how often the loop's utilisation is sampled (ms) */
@@ -48,10 +48,11 @@ function collector(): (() => void) | undefined {
   }
 }
 
-/** glibc's malloc_trim, or undefined (another libc, or koffi cannot load it) */
-function mallocTrim(): ((pad: number) => number) | undefined {
+/** glibc's malloc_trim, or undefined when libc cannot be called */
+function mallocTrimmer(): (() => void) | undefined {
   try {
-    return koffi.load('libc.so.6').func('int malloc_trim(uintptr_t pad)') as (pad: number) => number;
+    mallocTrim();
+    return mallocTrim;
   } catch {
     return undefined;
   }
@@ -64,7 +65,7 @@ export function startMemoryTrim(opts: MemoryTrimOptions = {}): MemoryTrim {
   const growth = opts.growth ?? 4 * 1024 * 1024;
   const quietBelow = opts.quietBelow ?? 0.01;
   const gc = collector();
-  const trim = mallocTrim();
+  const trim = mallocTrimmer();
   let trims = 0;
   let freed = 0;
   // (0: the first quiet spell trims, taking the start-up's garbage)
@@ -80,7 +81,7 @@ export function startMemoryTrim(opts: MemoryTrimOptions = {}): MemoryTrim {
     if (rss < floor) floor = rss;
     if (quietFor < quietMs || rss - floor < growth || (!gc && !trim)) return;
     gc?.();
-    trim?.(0);
+    trim?.();
     const after = process.memoryUsage.rss();
     trims++;
     freed += Math.max(0, rss - after);
