@@ -52,7 +52,7 @@ process.on('exit', cleanup);
 process.once('SIGINT', () => process.exit(130));
 
 function start(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
-  const c = spawn(cmd, args, { cwd: REPO, env, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  const c = spawn(cmd, args, { cwd: REPO, env, stdio: ['ignore', process.env.BENCH_TRACE_GC ? 'inherit' : 'ignore', 'pipe'], detached: true });
   let err = '';
   c.stderr?.on('data', (d) => {
     err = (err + d).slice(-2000);
@@ -132,7 +132,7 @@ async function tierlb(backends: number[], central = false, js?: string): Promise
 ${backends.map((b, i) => `        - { name: s${i}, address: 127.0.0.1:${b} }`).join('\n')}
 `,
   );
-  const prof = opt.prof ? ['--cpu-prof', `--cpu-prof-dir=${opt.prof}`] : [];
+  const prof = opt.prof ? ['--cpu-prof', `--cpu-prof-dir=${opt.prof}`] : process.env.BENCH_TRACE_GC ? ['--trace-gc'] : [];
   const env = { ...process.env, TIERLB_LISTENERS_CENTRAL: central ? '1' : '0' };
   const c = start(
     process.execPath,

@@ -4,7 +4,7 @@
  */
 import net from 'node:net';
 import test from 'ava';
-import { acceptMore, plainSocket } from '../src/listeners/worker/accept-batch.js';
+import { acceptBatch, acceptMore, plainSocket } from '../src/listeners/worker/accept-batch.js';
 
 /** a listening server whose connection handler optionally takes more in a row; resolves with what the first turn saw */
 async function burst(max: number, clients: number) {
@@ -65,4 +65,12 @@ test('a connection taken in a row is a paused socket with its peer, that reads a
   last.resume();
   client.write('hi');
   t.is(await echoed, 'echo hi');
+});
+
+test('acceptBatch: maxaccept divided by twice the processes sharing the socket (HAProxy), at least 1', (t) => {
+  t.is(acceptBatch(64, 1), 64);
+  t.is(acceptBatch(64, 2), 16);
+  t.is(acceptBatch(64, 4), 8);
+  t.is(acceptBatch(4, 4), 1);
+  t.is(acceptBatch(1, 2), 1);
 });

@@ -131,7 +131,8 @@ export const DEFAULT_CONTROL = '/run/tierlb/listeners.sock';
 export const DEFAULT_STATS = '127.0.0.1:9101';
 /** the largest listen(2) backlog asked for (Linux caps it at net.core.somaxconn, 4096 by default since 5.4) */
 export const MAX_BACKLOG = 65535;
-/** HAProxy's default tune.maxaccept */
+/** tune.maxaccept: HAProxy 1.x's default (2.6's is 4, with one thread accepting for all and handing connections on);
+ * a worker takes maxaccept / (2 × workers) per wakeup (./worker/accept-batch.ts acceptBatch) */
 export const DEFAULT_MAXACCEPT = 64;
 
 /** HAProxy-like defaults (its examples' values), in ms. */

@@ -17,6 +17,11 @@ const { EAGAIN, ECONNABORTED, EINTR } = constants.errno;
 /** whether libc could be loaded (koffi); if not, libuv's one connection per turn */
 let usable = true;
 
+/** connections a process takes per wakeup of a listening socket that `sharers` processes accept on: `maxaccept`
+ * divided by twice their number (HAProxy's rule for multi-process listeners), at least 1 */
+export const acceptBatch = (maxaccept: number, sharers: number): number =>
+  sharers > 1 ? Math.max(1, Math.floor(maxaccept / (2 * sharers))) : maxaccept;
+
 /** how a listener opens an accepted descriptor as a socket (created paused) */
 export type OpenSocket = (fd: number) => net.Socket;
 

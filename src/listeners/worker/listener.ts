@@ -19,7 +19,7 @@ import { ListenersError } from '../errors.js';
 import { decode } from '../proxy-protocol.js';
 import { Router } from '../routing/rules.js';
 import { getSplicer, type Splicer } from '../splice/splice.js';
-import { acceptMore, plainSocket, reopen } from './accept-batch.js';
+import { acceptBatch, acceptMore, plainSocket, reopen } from './accept-batch.js';
 import { ClientConn, type ClientInfo, type ConnContext, connOf, peerOf, setConn } from './client-conn.js';
 import { type FrontendSide, GroupHost, GroupRuntime } from './groups.js';
 import type { H1Request, H1Response } from './h1/client-messages.js';
@@ -76,6 +76,8 @@ export class Listener implements Frontend, FrontendSide, ConnContext, H1Front {
     private readonly groups: ReadonlyMap<string, GroupRuntime> = new Map([[spec.name, new GroupRuntime(spec)]]),
     /** TLS session ticket keys (the same in every worker) */
     ticketKeys?: Buffer,
+    /** the processes accepting on the listener's socket (the workers): each takes its share of a burst */
+    sharers = 1,
   ) {
     this.timeout = spec.timeout;
     this.name = spec.name;
@@ -92,10 +94,13 @@ export class Listener implements Frontend, FrontendSide, ConnContext, H1Front {
     const relayed = plain && spec.mode === 'tcp';
     const viewed = plain && spec.mode === 'http';
     const open = relayed ? relayedClient : viewed ? viewedClient : plainSocket(spec.mode === 'tcp');
+    // as HAProxy divides tune.maxaccept by twice the processes bound to a listener: every worker is woken by a
+    // burst, and each taking a part of it spreads it (one worker taking 64 in a row took all of wrk -c 64)
+    const batch = acceptBatch(spec.maxaccept, sharers);
     this.server = net.createServer({ allowHalfOpen: spec.mode === 'tcp', pauseOnConnect: true }, (s) => {
       this.onConnection(relayed || viewed ? reopen(s, open) : s);
       // libuv accepted one; the rest of a burst now, not one per turn of the loop (./accept-batch.ts)
-      if (!this.draining) acceptMore(this.server, spec.maxaccept - 1, open, take);
+      if (!this.draining) acceptMore(this.server, batch - 1, open, take);
     });
     if (spec.mode === 'http') this.proxy = wsProxy();
     if (spec.tls) {

@@ -46,7 +46,15 @@ export class WorkerRuntime {
   async start(): Promise<void> {
     for (const spec of this.cfg.listeners) {
       const keys = this.cfg.tlsTicketKeys ? Buffer.from(this.cfg.tlsTicketKeys, 'base64') : undefined;
-      const l = new Listener(spec, this.picks, this.timers, () => this.maybeExit(), this.groups, keys);
+      const l = new Listener(
+        spec,
+        this.picks,
+        this.timers,
+        () => this.maybeExit(),
+        this.groups,
+        keys,
+        this.cfg.workers,
+      );
       if (this.sharedSocket) await l.listenOn(await this.sharedSocket(spec.name));
       else if (!this.handoff) await l.listen();
       this.listeners.push(l);
