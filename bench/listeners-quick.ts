@@ -9,7 +9,7 @@
  *     [--systems direct,tierlb,http-proxy,haproxy] [--balance roundrobin] [--servers 1] [--prof DIR]
  *
  * --prof DIR starts tierlb and http-proxy with --cpu-prof (tierlb's workers inherit it) and writes the .cpuprofile
- * files to DIR.
+ * files to DIR. BENCH_TRACE_GC=1 starts them with --trace-gc instead, their output on this one's.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -52,7 +52,12 @@ process.on('exit', cleanup);
 process.once('SIGINT', () => process.exit(130));
 
 function start(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
-  const c = spawn(cmd, args, { cwd: REPO, env, stdio: ['ignore', process.env.BENCH_TRACE_GC ? 'inherit' : 'ignore', 'pipe'], detached: true });
+  const c = spawn(cmd, args, {
+    cwd: REPO,
+    env,
+    stdio: ['ignore', process.env.BENCH_TRACE_GC ? 'inherit' : 'ignore', 'pipe'],
+    detached: true,
+  });
   let err = '';
   c.stderr?.on('data', (d) => {
     err = (err + d).slice(-2000);
@@ -132,7 +137,11 @@ async function tierlb(backends: number[], central = false, js?: string): Promise
 ${backends.map((b, i) => `        - { name: s${i}, address: 127.0.0.1:${b} }`).join('\n')}
 `,
   );
-  const prof = opt.prof ? ['--cpu-prof', `--cpu-prof-dir=${opt.prof}`] : process.env.BENCH_TRACE_GC ? ['--trace-gc'] : [];
+  const prof = opt.prof
+    ? ['--cpu-prof', `--cpu-prof-dir=${opt.prof}`]
+    : process.env.BENCH_TRACE_GC
+      ? ['--trace-gc']
+      : [];
   const env = { ...process.env, TIERLB_LISTENERS_CENTRAL: central ? '1' : '0' };
   const c = start(
     process.execPath,
