@@ -3,8 +3,9 @@
  * process that opened thousands of connections holds tens of MiB more than they need for a while (V8's young
  * generation grown to its maximum, the burst's garbage not yet collected, freed malloc arenas kept), and V8 gives it
  * back only at its own moments. Here, once the process has been quiet (event loop busy under 1% of the time) for
- * `quietMs` and its RSS grew by `growth` bytes since the last trim, it runs one full garbage collection and then
- * `malloc_trim(0)`. It never runs under load: a full collection of a large heap pauses the loop for milliseconds.
+ * `quietMs` and its RSS grew by `growth` bytes since the last trim (or never was trimmed), it runs V8's full garbage
+ * collection twice and then `malloc_trim(0)`. It never runs under load: a full collection of a large heap pauses the
+ * loop for milliseconds (V8's own memory reducer, which this takes ahead of, pauses it the same way).
  */
 import { performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';

@@ -1,6 +1,7 @@
 /**
  * The `global` section (nbthread → workers, tune.maxaccept, no-memory-trimming, stats socket → the control socket,
- * crt-base / ca-base, the default TLS settings of bind and server lines) and the sections tierlb has no use for (userlist, peers, resolvers, ...).
+ * crt-base / ca-base, the default TLS settings of bind and server lines) and the sections tierlb has no use for
+ * (userlist, peers, resolvers, ...).
  */
 import type { Ctx } from './ctx.js';
 import { type TlsDefaults, tlsOption } from './servers.js';

@@ -7,9 +7,10 @@
  * The relay is two direct writes, no stream pipe: each side's bytes are read into a buffer of its own (net's
  * `onread`; 4 KiB, larger while reads fill it), reused for every read whose write to the other side completes at
  * once (the usual case), so no allocation per chunk; a write left pending keeps its buffer and the next read gets a
- * fresh one. The writes are sent at once on the descriptor while Node holds nothing for the socket (./send-now.ts). The client's socket gets its `onread` when the listener opens the accepted descriptor itself
- * (`relayedClient`, through ./accept-batch.ts: plain mode tcp without accept_proxy); otherwise its reads are Node's
- * own buffers, written straight on.
+ * fresh one. The writes are sent at once on the descriptor while Node holds nothing for the socket (./send-now.ts).
+ * The client's socket gets its `onread` when the listener opens the accepted descriptor itself (`relayedClient`,
+ * through ./accept-batch.ts: plain mode tcp without accept_proxy); otherwise its reads are Node's own buffers,
+ * written straight on.
  */
 import net from 'node:net';
 import tls from 'node:tls';
