@@ -518,7 +518,16 @@ function ratios(rows: Row[]): Record<string, number> {
 }
 
 function table(rows: Row[]): string {
-  const head = ['scenario', 'system', 'req/s', 'p99 ms', 'cpu s/10k req', 'KiB/idle conn', 'spread (req/s or KiB)'];
+  const head = [
+    'scenario',
+    'system',
+    'req/s',
+    'p99 ms',
+    'cpu s/10k req',
+    'KiB/idle conn',
+    'settled',
+    'spread (req/s or KiB)',
+  ];
   const keys = [...new Set(rows.map((r) => `${r.scenario}\t${r.system}`))];
   const body = keys.map((k) => {
     const [sc, sys] = k.split('\t') as [Scenario, System];
@@ -530,14 +539,15 @@ function table(rows: Row[]): string {
       (r) => r.scenario === sc && r.system === sys && r.metric === (sc === 'idle' ? 'kib_per_idle_conn' : 'rps'),
     );
     const spread = main?.min !== undefined ? `${main.min}-${main.max}` : '';
-    return [sc, sys, f('rps', 0), f('p99_ms', 2), f('cpu_s_per_10k', 3), f('kib_per_idle_conn', 2), spread];
+    const kib = [f('kib_per_idle_conn', 2), f('kib_per_idle_conn_settled', 2)];
+    return [sc, sys, f('rps', 0), f('p99_ms', 2), f('cpu_s_per_10k', 3), ...kib, spread];
   });
   const all = [head, ...body];
   const w = head.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
   return all
     .map((r) =>
       r
-        .map((c, i) => (i < 2 || i === 6 ? c.padEnd(w[i]!) : c.padStart(w[i]!)))
+        .map((c, i) => (i < 2 || i === 7 ? c.padEnd(w[i]!) : c.padStart(w[i]!)))
         .join('  ')
         .trimEnd(),
     )
