@@ -4,7 +4,7 @@
  * kernel takes the whole chunk at once (the usual case) and no write request, callback or stream state is made for
  * it; what it does not take (a full send buffer, an error) goes through `socket.write` as before, so ordering,
  * backpressure ('drain') and errors are Node's own. Bytes sent here are counted on the socket (`sentBytes`), since
- * net's `bytesWritten` does not see them; an inactivity timeout takes them as activity (`sentBytes` moved).
+ * net's `bytesWritten` does not see them; an inactivity timeout takes them as activity (`sentNowBytes` moved).
  */
 import type net from 'node:net';
 import tls from 'node:tls';
@@ -92,7 +92,7 @@ export function writeHeadNow(s: net.Socket, head: string, body?: Buffer): boolea
 }
 
 /** a head and the first bytes of a body in one new buffer */
-export function joined(head: string, body: Buffer): Buffer {
+function joined(head: string, body: Buffer): Buffer {
   const b = Buffer.allocUnsafe(head.length + body.length);
   b.write(head, 0, 'latin1');
   body.copy(b, head.length);
