@@ -356,8 +356,8 @@ async function holdIdle(port: number, n: number): Promise<{ client: ChildProcess
   return { client, ok: ok!, failed: failed! };
 }
 
-/** how long idle connections sit before the settled figures are read: V8's memory reducer gives back the young
- * generation and the garbage of a burst of connections within ~10 s of the allocations stopping */
+/** how long idle connections sit before the settled figures are read: tierlb's memory trim (src/listeners/
+ * memory-trim.ts) gives back the garbage of a burst of connections within ~8 s of the process going quiet */
 const SETTLE_MS = 12_000;
 
 /**
