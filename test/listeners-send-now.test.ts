@@ -2,7 +2,8 @@
  * Writes sent at once (src/listeners/worker/send-now.ts) on real loopback sockets: every byte arrives once and in
  * order whether the kernel takes a chunk whole, in part or not at all; what it does not take goes through Node; bytes
  * are counted; TLS sockets and errors stay Node's. Then through `tierlb listeners`: a download to a client that
- * sends nothing is not cut by `timeout client` while bytes flow, and its bytes are in the stats.
+ * sends nothing is not cut by `timeout client` while bytes flow, and its bytes are in the stats; a slow upload is
+ * not cut by `timeout server` while its body flows.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -14,7 +15,7 @@ import { sentBytes, sentNowBytes, writeHeadNow, writeNow } from '../src/listener
 import { freePort, startListeners, until } from './listeners-helpers.js';
 import { makePki } from './listeners-tls-helpers.js';
 
-/** a connected loopback pair: `a` (ours) and `b` (the peer, paused until `drain()`), with what `b` read */
+/** a connected loopback pair: `a` (ours) and `b` (the peer, paused until resumed), with what `b` read */
 async function pair(): Promise<{ a: net.Socket; b: net.Socket; got: () => Buffer; close: () => void }> {
   const server = net.createServer({ pauseOnConnect: true });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
