@@ -10,6 +10,7 @@ import { finish, ipipEncap, sumWords } from '../src/l4/datapath/csum.js';
 import { Forwarder } from '../src/l4/datapath/forward.js';
 import { NF_DROP, type QueuedPacket } from '../src/l4/datapath/nfqmsg.js';
 import { Engine } from '../src/l4/engine.js';
+import { icmpError } from './packet-craft.js';
 
 const VIP = '2001:db8::100';
 const CIP = '2001:db8:ff::5';
@@ -152,17 +153,7 @@ test('TUN IPv6: an ICMPv6 error too big for the tunnel gets no Packet Too Big; a
   // a destination unreachable from the client about the flow (VIP:53 -> CIP:40000 embedded), 1500 bytes
   const inner = udp6(1452, { src: VIP, dst: CIP });
   [inner[40], inner[41], inner[42], inner[43]] = [0, 53, 40000 >> 8, 40000 & 0xff];
-  const err = new Uint8Array(40 + 8 + inner.length);
-  err[0] = 0x60;
-  err[4] = (8 + inner.length) >> 8;
-  err[5] = (8 + inner.length) & 0xff;
-  err[6] = 58;
-  err[7] = 64;
-  err.set(ipv6ToBytes(CIP), 8);
-  err.set(ipv6ToBytes(VIP), 24);
-  err[40] = 1;
-  err[41] = 4;
-  err.set(inner, 48);
+  const err = icmpError({ src: CIP, dst: VIP, type: 1, code: 4, quoted: inner, quoteLen: inner.length });
   f.handle(qp(2, err));
   t.like(verdicts.at(-1), { id: 2, v: NF_DROP });
   t.is(f.counters.bad['tunnel-too-big'], 1);
