@@ -6,12 +6,12 @@
 import type { Socket } from 'node:net';
 import { AF_INET, AF_INET6, SOCK_STREAM } from '../sys/constants.js';
 import { KernelStateError } from '../sys/errors.js';
-import { close, getSoMark, setSoMark, socket } from '../sys/libc.js';
+import { close, fdOf, getSoMark, setSoMark, socket } from '../sys/libc.js';
 
 /** The OS file descriptor of a net.Socket (after it has a handle: once 'connect' or 'lookup' fired, or for servers). */
 export function socketFd(sock: Socket): number {
-  const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  if (typeof fd !== 'number' || fd < 0)
+  const fd = fdOf(sock);
+  if (fd < 0)
     throw new KernelStateError('EKERNEL_NO_FD', 'socket has no file descriptor yet (set the mark once it connects)');
   return fd;
 }

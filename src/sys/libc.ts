@@ -72,6 +72,13 @@ function libc(): Libc {
   return bound;
 }
 
+/** The file descriptor of a Node socket or server (its libuv handle's, on Linux), or -1: none yet, a TLS socket,
+ * a pipe or a test's fake. */
+export function fdOf(s: object): number {
+  const h = (s as { _handle?: { fd?: unknown } })._handle;
+  return typeof h?.fd === 'number' && h.fd >= 0 ? h.fd : -1;
+}
+
 /** errno of the last failed call on this thread. */
 export function errno(): number {
   return koffi.errno() as number;

@@ -22,7 +22,7 @@ import { TierlbError } from '../../common/errors.js';
 import { log } from '../../common/log.js';
 import { BPF_SK_SKB_VERDICT, BpfError, type BpfMap, BpfObject, builtObjectPath, possibleCpus } from '../../sys/bpf.js';
 import { IPPROTO_TCP, SIOCINQ, SIOCOUTQ, SO_COOKIE, SO_RCVLOWAT, SOL_SOCKET } from '../../sys/constants.js';
-import { getsockoptBuf, ioctlInt, setsockoptInt } from '../../sys/libc.js';
+import { fdOf, getsockoptBuf, ioctlInt, setsockoptInt } from '../../sys/libc.js';
 
 export type SpliceMode = 'auto' | 'on' | 'off';
 
@@ -55,12 +55,6 @@ const TCPI_BYTES_ACKED = 120;
 /** The object next to this module (dist/) or, under tsx, the one npm run build put in dist/. */
 export function defaultObjectPath(): string {
   return builtObjectPath('TIERLB_SPLICE_OBJECT', import.meta.url, 'listeners/splice', 'splice.bpf.o');
-}
-
-/** A Node socket's file descriptor (Linux), or -1 (a TLS socket, a test's fake). */
-export function fdOf(s: net.Socket): number {
-  const h = (s as unknown as { _handle?: { fd?: number } })._handle;
-  return typeof h?.fd === 'number' && h.fd >= 0 ? h.fd : -1;
 }
 
 function cookieOf(fd: number): Buffer {

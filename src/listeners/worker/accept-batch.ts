@@ -10,7 +10,7 @@
 import net from 'node:net';
 import { constants } from 'node:os';
 import { log } from '../../common/log.js';
-import { acceptNonBlocking, close, dupCloexec } from '../../sys/libc.js';
+import { acceptNonBlocking, close, dupCloexec, fdOf } from '../../sys/libc.js';
 
 const { EAGAIN, ECONNABORTED, EINTR } = constants.errno;
 
@@ -49,8 +49,8 @@ function off(e: unknown): void {
  */
 export function acceptMore(server: net.Server, max: number, open: OpenSocket, take: (s: net.Socket) => void): number {
   if (!usable || max <= 0) return 0;
-  const fd = (server as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  if (fd === undefined || fd < 0) return 0;
+  const fd = fdOf(server);
+  if (fd < 0) return 0;
   let n = 0;
   while (n < max) {
     let got: number;
@@ -91,8 +91,8 @@ function opened(open: OpenSocket, fd: number): net.Socket | undefined {
  * socket when that fails.
  */
 export function reopen(sock: net.Socket, open: OpenSocket): net.Socket {
-  const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  if (!usable || fd === undefined || fd < 0) return sock;
+  const fd = fdOf(sock);
+  if (!usable || fd < 0) return sock;
   let copy: number;
   try {
     copy = dupCloexec(fd);

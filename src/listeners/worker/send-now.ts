@@ -8,7 +8,7 @@
  */
 import type net from 'node:net';
 import tls from 'node:tls';
-import { sendNow } from '../../sys/libc.js';
+import { fdOf, sendNow } from '../../sys/libc.js';
 
 const SENT = Symbol('tierlb.sentNow');
 const FD = Symbol('tierlb.sendFd');
@@ -18,15 +18,11 @@ type Sendable = net.Socket & { [SENT]?: number; [FD]?: number };
  * (for side-by-side measurements) */
 let usable = process.env.TIERLB_SEND_NOW !== '0';
 
-/** the descriptor of a plain connected socket (not TLS, not a pipe), or -1 */
-function fdOf(s: Sendable): number {
+/** the descriptor of a plain connected socket (not TLS, not a pipe), or -1; kept on the socket once known */
+function plainFd(s: Sendable): number {
   let fd = s[FD];
   if (fd !== undefined) return fd;
-  fd = -1;
-  if (!(s instanceof tls.TLSSocket)) {
-    const h = (s as unknown as { _handle?: { fd?: number } })._handle;
-    if (h && typeof h.fd === 'number' && h.fd >= 0) fd = h.fd;
-  }
+  fd = s instanceof tls.TLSSocket ? -1 : fdOf(s);
   // (a socket still connecting has no descriptor yet: asked again next time)
   if (fd >= 0 || !s.connecting) s[FD] = fd;
   return fd;
@@ -36,7 +32,7 @@ function fdOf(s: Sendable): number {
  * connecting or is not a plain socket */
 function sendable(s: net.Socket, n: number): number {
   if (!usable || n === 0 || s.writableLength > 0 || s.writableEnded || s.destroyed || s.connecting) return -1;
-  return fdOf(s as Sendable);
+  return plainFd(s as Sendable);
 }
 
 /** send `n` bytes of `b` on `fd`: how many the kernel took (0 after EAGAIN or an error: Node's write then meets it) */
