@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import net from 'node:net';
 import test from 'ava';
-import { freePort, pattern, type Running, sha256, startListeners } from './listeners-helpers.js';
+import { oneListener, pattern, type Running, sha256 } from './listeners-helpers.js';
 
 const SIZE = 8 * 1024 * 1024;
 const down = pattern(SIZE, 7);
@@ -43,18 +43,7 @@ test.before(async () => {
     };
     more();
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  port = await freePort();
-  run = await startListeners(`listeners:
-  workers: 1
-  stats: { enabled: false }
-  listen:
-    - name: bulk
-      bind: 127.0.0.1:${port}
-      mode: tcp
-      servers:
-        - { name: s, address: 127.0.0.1:${(server.address() as net.AddressInfo).port} }
-`);
+  ({ port, run } = await oneListener(server, 'bulk', 'tcp'));
 });
 
 test.after.always(async () => {

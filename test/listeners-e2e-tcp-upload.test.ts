@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import net from 'node:net';
 import test from 'ava';
-import { freePort, pattern, type Running, sha256, startListeners } from './listeners-helpers.js';
+import { oneListener, pattern, type Running, sha256 } from './listeners-helpers.js';
 
 const SIZE = 8 * 1024 * 1024;
 const up = pattern(SIZE, 5);
@@ -40,18 +40,7 @@ test.before(async () => {
       s.end('done');
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  port = await freePort();
-  run = await startListeners(`listeners:
-  workers: 1
-  stats: { enabled: false }
-  listen:
-    - name: upload
-      bind: 127.0.0.1:${port}
-      mode: tcp
-      servers:
-        - { name: s, address: 127.0.0.1:${(server.address() as net.AddressInfo).port} }
-`);
+  ({ port, run } = await oneListener(server, 'upload', 'tcp'));
 });
 
 test.after.always(async () => {

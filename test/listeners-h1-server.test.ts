@@ -8,7 +8,7 @@ import http from 'node:http';
 import net from 'node:net';
 import test from 'ava';
 import { chunkSize, parseRequestHead, RequestHead } from '../src/listeners/worker/h1/request-head.js';
-import { freePort, type Running, startListeners } from './listeners-helpers.js';
+import { oneListener, type Running } from './listeners-helpers.js';
 
 // ---- the head reader ----
 
@@ -89,19 +89,7 @@ test.before(async () => {
       res.writeHead(200, { 'content-type': 'text/plain' }).end(`${req.url} ${body.length}`);
     });
   });
-  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', () => r()));
-  const b = backend.address() as net.AddressInfo;
-  port = await freePort();
-  run = await startListeners(`listeners:
-  workers: 1
-  stats: { enabled: false }
-  listen:
-    - name: web
-      bind: 127.0.0.1:${port}
-      mode: http
-      servers:
-        - { name: a, address: 127.0.0.1:${b.port} }
-`);
+  ({ port, run } = await oneListener(backend, 'web', 'http'));
 });
 
 test.after.always(async () => {

@@ -150,6 +150,31 @@ export interface Running {
   stop(): Promise<void>;
 }
 
+/**
+ * `tierlb listeners` with one worker and one listener `name` (mode `mode`, more keys of its own in `extra`, e.g.
+ * `timeout: { client: 1s }`) in front of `backend`, which is made to listen on 127.0.0.1 first.
+ */
+export async function oneListener(
+  backend: net.Server,
+  name: string,
+  mode: 'tcp' | 'http',
+  extra = '',
+): Promise<{ port: number; run: Running }> {
+  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', () => r()));
+  const port = await freePort();
+  const run = await startListeners(`listeners:
+  workers: 1
+  stats: { enabled: false }
+  listen:
+    - name: ${name}
+      bind: 127.0.0.1:${port}
+      mode: ${mode}
+${extra ? `      ${extra}\n` : ''}      servers:
+        - { name: a, address: 127.0.0.1:${(backend.address() as net.AddressInfo).port} }
+`);
+  return { port, run };
+}
+
 /** Start `tierlb listeners` (primary + workers) from the sources on a config; resolves once it is ready. */
 export async function startListeners(
   yaml: string,

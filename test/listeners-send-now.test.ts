@@ -10,9 +10,9 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import { sentBytes, sentNowBytes, writeHeadNow, writeNow } from '../src/listeners/worker/send-now.js';
-import { freePort, startListeners, until } from './listeners-helpers.js';
+import { oneListener, until } from './listeners-helpers.js';
 import { makePki } from './listeners-tls-helpers.js';
 
 /** a connected loopback pair: `a` (ours) and `b` (the peer, paused until resumed), with what `b` read */
@@ -132,26 +132,6 @@ test('a peer that reset the connection: no throw, Node reports the error on the 
   );
 });
 
-/** `tierlb listeners` (one worker) with one listener `name` to `backend` (listening here first) */
-async function oneListener(t: ExecutionContext, backend: net.Server, name: string, mode: string, timeout: string) {
-  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', () => r()));
-  t.teardown(() => backend.close());
-  const port = await freePort();
-  const run = await startListeners(`listeners:
-  workers: 1
-  stats: { enabled: false }
-  listen:
-    - name: ${name}
-      bind: 127.0.0.1:${port}
-      mode: ${mode}
-      timeout: { connect: 2s, ${timeout} }
-      servers:
-        - { name: a, address: 127.0.0.1:${(backend.address() as net.AddressInfo).port} }
-`);
-  t.teardown(() => run.stop());
-  return { port, run };
-}
-
 test('mode tcp: a download to a client that sends nothing is not cut by timeout client; its bytes are counted', async (t) => {
   // the server sends a chunk every 100 ms for 1.5 s; timeout client 400 ms: the writes to the client (sent at once,
   // which Node's timer does not see) are its activity
@@ -169,7 +149,16 @@ test('mode tcp: a download to a client that sends nothing is not cut by timeout 
     }, 100);
     s.on('close', () => clearInterval(tick));
   });
-  const { port, run } = await oneListener(t, backend, 'down', 'tcp', 'client: 400ms, server: 5s');
+  const { port, run } = await oneListener(
+    backend,
+    'down',
+    'tcp',
+    'timeout: { connect: 2s, client: 400ms, server: 5s }',
+  );
+  t.teardown(async () => {
+    await run.stop();
+    backend.close();
+  });
   const got = await new Promise<number>((resolve) => {
     const c = net.connect(port, '127.0.0.1');
     let n = 0;
@@ -190,7 +179,11 @@ test('mode http: a slow upload longer than timeout server is not cut while its b
     req.on('data', (d: Buffer) => (n += d.length));
     req.on('end', () => res.end(`got ${n}`));
   });
-  const { port } = await oneListener(t, backend, 'up', 'http', 'client: 5s, server: 400ms');
+  const { port, run } = await oneListener(backend, 'up', 'http', 'timeout: { connect: 2s, client: 5s, server: 400ms }');
+  t.teardown(async () => {
+    await run.stop();
+    backend.close();
+  });
   const answer = await new Promise<string>((resolve, reject) => {
     const req = http.request(
       { port, host: '127.0.0.1', method: 'POST', path: '/up', headers: { 'content-length': 12000 } },
