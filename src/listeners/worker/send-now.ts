@@ -4,7 +4,8 @@
  * kernel takes the whole chunk at once (the usual case) and no write request, callback or stream state is made for
  * it; what it does not take (a full send buffer, an error) goes through `socket.write` as before, so ordering,
  * backpressure ('drain') and errors are Node's own. Bytes sent here are counted on the socket (`sentBytes`), since
- * net's `bytesWritten` does not see them; an inactivity timeout takes them as activity (`sentNowBytes` moved).
+ * net's `bytesWritten` does not see them, and they restart the socket's inactivity timeout (`setTimeout`) as Node's
+ * own writes do, so every timeout on the socket sees them.
  */
 import type net from 'node:net';
 import tls from 'node:tls';
@@ -46,6 +47,8 @@ function sent(s: net.Socket, fd: number, b: Buffer, n: number): number {
   }
   if (r <= 0) return 0;
   (s as Sendable)[SENT] = ((s as Sendable)[SENT] ?? 0) + r;
+  // as net's own writes do: the socket's timeout (if it has one) starts again
+  (s as unknown as { _unrefTimer?: () => void })._unrefTimer?.();
   return r;
 }
 
@@ -98,5 +101,5 @@ function joined(head: string, body: Buffer): Buffer {
 /** bytes written to `s`: Node's and those sent at once */
 export const sentBytes = (s: net.Socket): number => s.bytesWritten + ((s as Sendable)[SENT] ?? 0);
 
-/** bytes sent at once on `s` (activity Node's inactivity timer did not see) */
+/** bytes sent at once on `s` (not through Node's write) */
 export const sentNowBytes = (s: net.Socket): number => (s as Sendable)[SENT] ?? 0;

@@ -23,7 +23,7 @@ import type { SplicedPair, Splicer } from '../splice/splice.js';
 import type { ClientInfo } from './client-conn.js';
 import type { RelaySpec } from './groups.js';
 import type { ListenerCounters } from './runtime.js';
-import { sentBytes, sentNowBytes, writeNow } from './send-now.js';
+import { sentBytes, writeNow } from './send-now.js';
 import type { PickReply } from './server-picks.js';
 
 /** What the relay needs of its listener. */
@@ -305,19 +305,15 @@ function pipe(
   client.resume();
 }
 
-/** Close `sock` and then `other` after `ms` without activity on `sock`. Bytes sent to it at once (./send-now.ts,
- * unseen by Node's timer) are activity, and so, while the pair is spliced, is a moved count of the kernel's bytes
- * (`kernelBytes`, undefined before the splice; it starts at 0). */
+/** Close `sock` and then `other` after `ms` without activity on `sock`; while the pair is spliced, a moved count of
+ * the kernel's bytes (`kernelBytes`, undefined before the splice; it starts at 0) is activity. */
 function idleTimeout(sock: net.Socket, other: net.Socket, ms: number, kernelBytes: () => number | undefined): void {
   let seen = 0;
-  let sent = 0;
   sock.setTimeout(ms);
   sock.on('timeout', () => {
     const n = kernelBytes();
-    const m = sentNowBytes(sock);
-    if ((n !== undefined && n !== seen) || m !== sent) {
-      seen = n ?? 0;
-      sent = m;
+    if (n !== undefined && n !== seen) {
+      seen = n;
       sock.setTimeout(ms);
       return;
     }

@@ -16,7 +16,7 @@ import type { Timeouts } from '../../config.js';
 import { ListenersError } from '../../errors.js';
 import type { SslSpec } from '../../tls-schema.js';
 import type { RelayBody } from '../messages.js';
-import { sentNowBytes, writeHeadNow, writeNow } from '../send-now.js';
+import { writeHeadNow, writeNow } from '../send-now.js';
 import { BadResponse, ResponseParser, type ResponseSink } from './response-parser.js';
 
 /** What the client tells the relay of one request's attempt (the names are undici's dispatch handler's). */
@@ -169,8 +169,6 @@ class ServerConn implements ResponseSink {
   };
   /** the socket's timeout now */
   private tmo = -1;
-  /** bytes sent without Node when the timeout last expired */
-  private sentSeen = 0;
   private readonly onBodyData = (chunk: Buffer): void => this.bodyData(chunk);
   private readonly onBodyEnd = (): void => this.bodyEnd();
   private readonly onDrain = (): void => {
@@ -358,13 +356,6 @@ class ServerConn implements ResponseSink {
   // ---- the socket's end ----
 
   private timedOut(): void {
-    // body bytes sent without Node (../send-now.ts) since the last expiry are activity: the timeout starts again
-    const sent = sentNowBytes(this.sock);
-    if (!this.connecting && sent !== this.sentSeen) {
-      this.sentSeen = sent;
-      this.sock.setTimeout(this.tmo);
-      return;
-    }
     const h = this.h;
     const code = this.connecting
       ? 'ESERVER_CONNECT_TIMEOUT'
