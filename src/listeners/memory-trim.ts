@@ -25,8 +25,8 @@ export interface MemoryTrimOptions {
 }
 
 export interface MemoryTrim {
-  /** trims done, and the bytes of RSS they gave back */
-  stats(): { trims: number; freed: number };
+  /** trims done */
+  trims(): number;
   stop(): void;
 }
 
@@ -68,7 +68,6 @@ export function startMemoryTrim(opts: MemoryTrimOptions = {}): MemoryTrim {
   const gc = collector();
   const trim = mallocTrimmer();
   let trims = 0;
-  let freed = 0;
   // (0: the first quiet spell trims, taking the start-up's garbage)
   let floor = 0;
   let quietFor = 0;
@@ -85,14 +84,13 @@ export function startMemoryTrim(opts: MemoryTrimOptions = {}): MemoryTrim {
     trim?.();
     const after = process.memoryUsage.rss();
     trims++;
-    freed += Math.max(0, rss - after);
     floor = after;
     quietFor = 0;
     log.debug({ rssBefore: rss, rssAfter: after }, 'memory trimmed after a quiet spell');
   }, every);
   timer.unref();
   return {
-    stats: () => ({ trims, freed }),
+    trims: () => trims,
     stop: () => clearInterval(timer),
   };
 }
