@@ -15,16 +15,25 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** A free TCP port on `host`. */
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
+/** ports freePort handed out in this test file: the kernel may give a closed ephemeral port again at once */
+const issued = new Set<number>();
+
+/** A free TCP port on `host`, never one this test file was given before (two listeners of one config got the same
+ * port from two calls in a row once: "already bound by listen[3]"). */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  for (;;) {
+    const p = await new Promise<number>((resolve, reject) => {
+      const s = net.createServer();
+      s.once('error', reject);
+      s.listen(0, host, () => {
+        const port = (s.address() as net.AddressInfo).port;
+        s.close(() => resolve(port));
+      });
     });
-  });
+    if (issued.has(p)) continue;
+    issued.add(p);
+    return p;
+  }
 }
 
 export interface HttpBackend {
