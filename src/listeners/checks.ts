@@ -102,10 +102,10 @@ function sslCheck(host: string, port: number, timeout: number, ssl: SslSpec): Pr
   return new Promise((resolve) => {
     let connected = false;
     const sock = tls.connect({ host, port, ...sslOptions(host, ssl) });
-    const t = setTimeout(() => {
+    const t = checkTimer(timeout, () => {
       sock.destroy();
       resolve(connected ? { ok: false, status: 'L6TOUT', desc: 'TLS handshake timeout' } : l4tout());
-    }, timeout);
+    });
     sock.once('connect', () => (connected = true));
     sock.once('secureConnect', () => {
       clearTimeout(t);
@@ -123,6 +123,15 @@ function sslCheck(host: string, port: number, timeout: number, ssl: SslSpec): Pr
   });
 }
 
+/**
+ * A check's timeout. The verdict waits one turn of the event loop past the timer: an answer already in the socket
+ * when a late timer fires (the checking process was slow to run, not the server to answer) is read first and counts
+ * (the first verdict stands).
+ */
+function checkTimer(ms: number, onTimeout: () => void): NodeJS.Timeout {
+  return setTimeout(() => setImmediate(onTimeout), ms);
+}
+
 function l4tout(): CheckResult {
   return { ok: false, status: 'L4TOUT', desc: 'connect timeout' };
 }
@@ -130,10 +139,10 @@ function l4tout(): CheckResult {
 function tcpCheck(host: string, port: number, timeout: number): Promise<CheckResult> {
   return new Promise((resolve) => {
     const sock = net.connect({ host, port });
-    const t = setTimeout(() => {
+    const t = checkTimer(timeout, () => {
       sock.destroy();
-      resolve({ ok: false, status: 'L4TOUT', desc: 'connect timeout' });
-    }, timeout);
+      resolve(l4tout());
+    });
     sock.once('connect', () => {
       clearTimeout(t);
       sock.destroy();
@@ -171,7 +180,7 @@ function httpCheck(
       agent: false,
       headers: { host: spec.host ?? `${host}:${port}`, 'user-agent': 'tierlb-check', connection: 'close' },
     });
-    const t = setTimeout(() => finish({ ok: false, status: 'L7TOUT', desc: 'check timeout' }), timeout);
+    const t = checkTimer(timeout, () => finish({ ok: false, status: 'L7TOUT', desc: 'check timeout' }));
     req.on('error', (e: NodeJS.ErrnoException) =>
       finish({ ok: false, status: e.code === 'ECONNREFUSED' ? 'L4CON' : 'SOCKERR', desc: e.code ?? e.message }),
     );
@@ -220,7 +229,7 @@ export function runAgent(
       sock.destroy();
       resolve(r);
     };
-    const t = setTimeout(() => finish(buf ? parseAgentReply(buf) : null), timeout);
+    const t = checkTimer(timeout, () => finish(buf ? parseAgentReply(buf) : null));
     sock.setEncoding('utf8');
     sock.on('connect', () => {
       if (send) sock.write(send);
