@@ -7,6 +7,7 @@
  *
  *   node --import tsx bench/listeners-quick.ts [--seconds 5] [--rounds 2] [--connections 16] [--workers 2]
  *     [--systems direct,tierlb,http-proxy,haproxy] [--balance roundrobin] [--servers 1] [--prof DIR]
+ *     [--node-flags '--flag ...' (system tierlb-flags: tierlb with node, and so every worker, started with them)]
  *
  * --prof DIR starts tierlb and http-proxy with --cpu-prof (tierlb's workers inherit it) and writes the .cpuprofile
  * files to DIR. BENCH_TRACE_GC=1 starts them with --trace-gc instead, their output on this one's.
@@ -32,6 +33,7 @@ const { values: opt } = parseArgs({
     servers: { type: 'string', default: '1' },
     prof: { type: 'string' },
     js: { type: 'string' },
+    'node-flags': { type: 'string', default: '' },
   },
 });
 const SECONDS = Math.min(60, Number(opt.seconds));
@@ -119,7 +121,12 @@ async function nginx(): Promise<number[]> {
   return ports;
 }
 
-async function tierlb(backends: number[], central = false, js?: string): Promise<[number, ChildProcess]> {
+async function tierlb(
+  backends: number[],
+  central = false,
+  js?: string,
+  flags: string[] = [],
+): Promise<[number, ChildProcess]> {
   const port = await freePort();
   const file = join(dir, 'l.yaml');
   writeFileSync(
@@ -137,11 +144,10 @@ async function tierlb(backends: number[], central = false, js?: string): Promise
 ${backends.map((b, i) => `        - { name: s${i}, address: 127.0.0.1:${b} }`).join('\n')}
 `,
   );
-  const prof = opt.prof
-    ? ['--cpu-prof', `--cpu-prof-dir=${opt.prof}`]
-    : process.env.BENCH_TRACE_GC
-      ? ['--trace-gc']
-      : [];
+  const prof = [
+    ...flags,
+    ...(opt.prof ? ['--cpu-prof', `--cpu-prof-dir=${opt.prof}`] : process.env.BENCH_TRACE_GC ? ['--trace-gc'] : []),
+  ];
   const env = { ...process.env, TIERLB_LISTENERS_CENTRAL: central ? '1' : '0' };
   const c = start(
     process.execPath,
@@ -211,6 +217,8 @@ const starters: Record<string, (b: number[]) => Promise<[number, ChildProcess | 
   // compiled (--js ENTRY: an entry calling the tsc output's cli main) instead of the sources through tsx
   'tierlb-js': (b) => tierlb(b, false, opt.js),
   'tierlb-js-central': (b) => tierlb(b, true, opt.js),
+  // the same, node (and so every worker) started with --node-flags
+  'tierlb-flags': (b) => tierlb(b, false, undefined, opt['node-flags'].split(' ').filter(Boolean)),
   'http-proxy': httpProxy,
   haproxy,
 };
