@@ -50,7 +50,7 @@ export interface ListenHandle {
 const EADDRINUSE = -constants.errno.EADDRINUSE;
 
 /** node's own way to bind a server socket without listening on it (what node:cluster's shared handles use) */
-const createServerHandle = (
+export const createServerHandle = (
   net as unknown as {
     _createServerHandle?: (
       address: string,

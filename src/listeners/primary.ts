@@ -236,9 +236,7 @@ export class Primary {
       snap: {},
       readyWaiters: [],
       cfg: { ...this.cfg, tlsTicketKeys: this.ticketKeys },
-      shm: this.shm
-        ? { path: this.shm.path, worker: this.shm.registry.allocWorker(), listeners: this.layout }
-        : undefined,
+      shm: this.shm?.registry.workerInfo(this.shm.path, this.layout, this.cfg.listeners),
     };
     this.infos.set(worker.id, info);
     worker.on('message', (m: FromWorker) => this.onMessage(info, m));

@@ -87,11 +87,18 @@ export const S_LBTOT = 3;
 export const S_SMAX = 4;
 export const F_BACKUP = 1;
 
+/** header word: one past the highest worker row ever allocated (the rows a worker scans) */
+export const H_ROWS = 1;
+
 const L_BASE = HDR;
 const S_BASE = L_BASE + MAX_LISTENERS * LW;
 const H_BASE = S_BASE + MAX_SERVERS * SW;
 const ROW = MAX_SERVERS + MAX_LISTENERS;
-export const WORDS = H_BASE + MAX_WORKERS * ROW;
+/** per worker: its heartbeat, then per accept slot (a bound address) its open connections there + 1 while it
+ * accepts there, 0 when it does not (./worker/accept-share.ts) */
+const A_BASE = H_BASE + MAX_WORKERS * ROW;
+const AROW = 1 + MAX_LISTENERS;
+export const WORDS = A_BASE + MAX_WORKERS * AROW;
 export const BYTES = WORDS * 4;
 
 /** Word offsets into the shared Int32Array (which may be any ArrayBuffer: tests use a plain or SharedArrayBuffer). */
@@ -100,6 +107,10 @@ export const sw = (s: number, k: number): number => S_BASE + s * SW + k;
 export const hw = (w: number, s: number): number => H_BASE + w * ROW + s;
 /** requests worker `w` has waiting in listener `l`'s queue */
 export const hq = (w: number, l: number): number => H_BASE + w * ROW + MAX_SERVERS + l;
+/** worker `w`'s heartbeat (Date.now() modulo 2^31, written while its event loop turns) */
+export const hb = (w: number): number => A_BASE + w * AROW;
+/** worker `w`'s connections on accept slot `a`, + 1 while it accepts there (0: it does not) */
+export const aw = (w: number, a: number): number => A_BASE + w * AROW + 1 + a;
 
 /** What a worker needs to find its listeners' words. */
 export interface ShmInfo {
@@ -109,6 +120,8 @@ export interface ShmInfo {
   worker: number;
   /** listener name → its slot and its servers' slots (in config order) */
   listeners: Record<string, { slot: number; servers: number[] }>;
+  /** listener name → the accept slot of its bound address (the same for every generation while the address stays) */
+  accept?: Record<string, number>;
 }
 
 export function newWords(): Int32Array {
@@ -201,6 +214,17 @@ export class Registry {
     return s;
   }
 
+  /** A new worker's row and what it needs to find its words; a bound address (`host:port`) has the same accept
+   * slot for every generation while the primary lives. */
+  workerInfo(
+    path: string,
+    listeners: ShmInfo['listeners'],
+    binds: readonly { name: string; host: string; port: number }[],
+  ): ShmInfo {
+    const accept = Object.fromEntries(binds.map((l) => [l.name, this.listenerSlot(`\0accept ${l.host}:${l.port}`)]));
+    return { path, worker: this.allocWorker(), listeners, accept };
+  }
+
   /**
    * Slots for a new generation's servers; a server that was there before (same listener, name and address) keeps its.
    * `gen` = the last generation that used the slots of servers now dropped (they are freed once it is gone).
@@ -273,6 +297,8 @@ export class Registry {
     for (let w = 0; w < MAX_WORKERS; w++) {
       if (this.workers.has(w)) continue;
       this.workers.add(w);
+      for (let k = 0; k < AROW; k++) Atomics.store(this.words, hb(w) + k, 0);
+      atomicMax(this.words, H_ROWS, w + 1);
       return w;
     }
     throw new ListenersError(
@@ -295,6 +321,8 @@ export class Registry {
       const q = Atomics.exchange(this.words, hq(w, l), 0);
       if (q > 0) Atomics.sub(this.words, lw(l, L_QCUR), q);
     }
+    // it accepts nowhere any more
+    for (let k = 0; k < AROW; k++) Atomics.store(this.words, hb(w) + k, 0);
     this.workers.delete(w);
     return n;
   }

@@ -20,6 +20,7 @@ import { decode } from '../proxy-protocol.js';
 import { Router } from '../routing/rules.js';
 import { getSplicer, type Splicer } from '../splice/splice.js';
 import { acceptBatch, acceptMore, plainSocket, reopen } from './accept-batch.js';
+import { type AcceptShare, ShareGate } from './accept-share.js';
 import { ClientConn, type ClientInfo, type ConnContext, connOf, peerOf, setConn } from './client-conn.js';
 import { type FrontendSide, GroupHost, GroupRuntime } from './groups.js';
 import type { H1Request, H1Response } from './h1/client-messages.js';
@@ -52,6 +53,8 @@ export class Listener implements Frontend, FrontendSide, ConnContext, H1Front {
   /** the way into each group it sends to (made on first use) */
   private readonly hosts = new Map<string, GroupHost>();
   private readonly server: net.Server;
+  /** accepting by this worker's share of the connections (shared accept with other workers) */
+  private gate: ShareGate | undefined = undefined;
   /** WebSocket upgrades */
   private readonly proxy?: ProxyServer;
   /** TLS termination (./tls.ts), and HTTP/2 on it (./h2.ts) */
@@ -78,6 +81,8 @@ export class Listener implements Frontend, FrontendSide, ConnContext, H1Front {
     ticketKeys?: Buffer,
     /** the processes accepting on the listener's socket (the workers): each takes its share of a burst */
     sharers = 1,
+    /** this worker's share of the connections on the listener's bound address (shared accept, several workers) */
+    private readonly share?: AcceptShare,
   ) {
     this.timeout = spec.timeout;
     this.name = spec.name;
@@ -99,8 +104,12 @@ export class Listener implements Frontend, FrontendSide, ConnContext, H1Front {
     const batch = acceptBatch(spec.maxaccept, sharers);
     this.server = net.createServer({ allowHalfOpen: spec.mode === 'tcp', pauseOnConnect: true }, (s) => {
       this.onConnection(relayed || viewed ? reopen(s, open) : s);
-      // libuv accepted one; the rest of a burst now, not one per turn of the loop (./accept-batch.ts)
-      if (!this.draining) acceptMore(this.server, batch - 1, open, take);
+      if (this.draining) return;
+      // libuv accepted one; the rest of a burst now, not one per turn of the loop (./accept-batch.ts), as many as
+      // this worker's share of the connections lets it take (./accept-share.ts)
+      const gate = this.gate;
+      acceptMore(this.server, gate ? gate.room(batch - 1) : batch - 1, open, take);
+      gate?.check();
     });
     if (spec.mode === 'http') this.proxy = wsProxy();
     if (spec.tls) {
@@ -136,6 +145,10 @@ export class Listener implements Frontend, FrontendSide, ConnContext, H1Front {
         'ELISTEN',
         `listener ${this.spec.name}: the shared socket is not bound to port ${this.spec.port}`,
       );
+    }
+    if (this.share) {
+      this.gate = new ShareGate(this.share, this.server, this.spec.backlog);
+      this.gate.start();
     }
   }
 
@@ -208,6 +221,10 @@ export class Listener implements Frontend, FrontendSide, ConnContext, H1Front {
   /** an admitted connection closed */
   sockClosed(sock: net.Socket): void {
     this.live--;
+    if (this.gate) {
+      this.gate.share.closed();
+      this.gate.maybeResume();
+    }
     if (this.waiting.length) this.admitNext();
     this.counters.closed(sock);
     connOf(sock)?.closed();
@@ -223,6 +240,7 @@ export class Listener implements Frontend, FrontendSide, ConnContext, H1Front {
 
   private admit(sock: net.Socket): void {
     this.live++;
+    this.gate?.share.opened();
     this.counters.opened(sock);
     // shared functions, no closure per connection (an idle keep-alive connection holds as little as it can)
     (sock as Owned)[LISTENER] = this;
@@ -332,6 +350,7 @@ export class Listener implements Frontend, FrontendSide, ConnContext, H1Front {
   /** Stop accepting; in-flight requests finish with `Connection: close`. */
   drain(): void {
     this.draining = true;
+    this.gate?.stop();
     this.server.close();
     this.h2?.drain();
     // connections waiting for maxconn are served now (with Connection: close), not dropped

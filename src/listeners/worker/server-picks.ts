@@ -32,6 +32,8 @@ export class ServerPicks {
   private readonly local = new Map<string, Local>();
   private queueTimer: Timer | undefined = undefined;
   private polling = false;
+  /** the shared memory as this worker mapped it (undefined: none) */
+  region: { words: Int32Array; shm: ShmInfo } | undefined = undefined;
 
   constructor(
     cfg: ListenersConfig,
@@ -52,6 +54,7 @@ export class ServerPicks {
       log.warn({ err: String(e) }, 'listeners: no shared memory, picking through the primary');
       return;
     }
+    this.region = { words, shm };
     // one picker per group (HAProxy backend; a listener's own servers are the group named after it)
     for (const spec of cfg.groups) {
       const l = shm.listeners[spec.name];

@@ -11,6 +11,7 @@ import type { FromWorker, ToWorker } from '../ipc.js';
 import { startMemoryTrim } from '../memory-trim.js';
 import type { ShmInfo } from '../shared.js';
 import type { WorkerSnapshot } from '../stats.js';
+import { AcceptShare, startHeartbeat } from './accept-share.js';
 import { type GroupRuntime, workerGroups } from './groups.js';
 import { Listener } from './listener.js';
 import { ServerPicks } from './server-picks.js';
@@ -44,8 +45,12 @@ export class WorkerRuntime {
   }
 
   async start(): Promise<void> {
+    // shared accept with other workers: connections spread by load through the shared memory (./accept-share.ts)
+    const region = this.sharedSocket && this.cfg.workers > 1 ? this.picks.region : undefined;
+    if (region) startHeartbeat(region.words, region.shm.worker);
     for (const spec of this.cfg.listeners) {
       const keys = this.cfg.tlsTicketKeys ? Buffer.from(this.cfg.tlsTicketKeys, 'base64') : undefined;
+      const slot = region?.shm.accept?.[spec.name];
       const l = new Listener(
         spec,
         this.picks,
@@ -54,6 +59,7 @@ export class WorkerRuntime {
         this.groups,
         keys,
         this.cfg.workers,
+        region && slot !== undefined ? new AcceptShare(region.words, region.shm.worker, slot) : undefined,
       );
       if (this.sharedSocket) await l.listenOn(await this.sharedSocket(spec.name));
       else if (!this.handoff) await l.listen();
