@@ -11,7 +11,7 @@
  * inside a line, whitespace before a field's colon, a field name that is not a token, a head over 64 KiB.
  */
 import { ListenersError } from '../../errors.js';
-import { TOKEN } from './request-head.js';
+import { chunkSize, TOKEN } from './request-head.js';
 
 /** what the reader tells its connection */
 export interface ResponseSink {
@@ -108,7 +108,8 @@ export class ResponseParser {
           const line = this.line(buf, i);
           if (line === undefined) return;
           i = line.next;
-          const size = chunkSize(line.bytes);
+          const size = chunkSize(line.bytes, 0, line.bytes.length);
+          if (size < 0) throw new BadResponse('a bad chunk size');
           if (size === 0) this.state = S_TRAILERS;
           else {
             this.remaining = size;
@@ -335,28 +336,6 @@ function decimal(v: string): number {
     const d = v.charCodeAt(k) - 0x30;
     if (d < 0 || d > 9) throw new BadResponse(`Content-Length ${JSON.stringify(v)}`);
     n = n * 10 + d;
-  }
-  return n;
-}
-
-/** a chunk-size line: hex digits (at most 13), then optional extensions after ';' */
-function chunkSize(line: Buffer): number {
-  let n = 0;
-  let k = 0;
-  for (; k < line.length; k++) {
-    const c = line[k]!;
-    const d =
-      c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 87 : c >= 0x41 && c <= 0x46 ? c - 55 : -1;
-    if (d < 0) break;
-    n = n * 16 + d;
-  }
-  if (k === 0 || k > 13) throw new BadResponse('a bad chunk size');
-  if (k < line.length) {
-    // BWS then ';' extensions
-    let e = k;
-    while (e < line.length && (line[e] === 0x20 || line[e] === 0x09)) e++;
-    if (line[e] !== 0x3b) throw new BadResponse('a bad chunk size');
-    checkText(line, e, line.length);
   }
   return n;
 }
