@@ -53,19 +53,18 @@ function sent(s: net.Socket, fd: number, b: Buffer, n: number): number {
 }
 
 /**
- * Write `chunk` to `s`: sent at once when Node holds nothing for the socket and the kernel takes it all, else (the
- * rest) through `s.write`. Returns what `s.write` would: false when the caller should wait for 'drain'. The caller
+ * Write the first `n` bytes of `chunk` (all of it by default) to `s`: sent at once when Node holds nothing for the
+ * socket and the kernel takes them all, else (the rest) through `s.write`. Returns what `s.write` would: false when the caller should wait for 'drain'. The caller
  * may reuse the chunk when `s.writableLength` is 0 afterwards.
  */
-export function writeNow(s: net.Socket, chunk: Buffer): boolean {
-  const n = chunk.length;
+export function writeNow(s: net.Socket, chunk: Buffer, n = chunk.length): boolean {
   const fd = sendable(s, n);
   if (fd >= 0) {
     const r = sent(s, fd, chunk, n);
     if (r === n) return true;
-    if (r > 0) chunk = chunk.subarray(r);
+    if (r > 0) return s.write(chunk.subarray(r, n));
   }
-  return s.write(chunk);
+  return s.write(n === chunk.length ? chunk : chunk.subarray(0, n));
 }
 
 /** heads (and small bodies after them) are put together here before they are sent: no buffer per message */

@@ -62,25 +62,25 @@ class Reads {
       this.buf ??= Buffer.allocUnsafeSlow(this.size);
       return this.buf;
     },
-    callback: (n: number, b: Uint8Array) => this.read(Buffer.from(b.buffer, b.byteOffset, n)),
+    // (the buffer given is ours, from buffer(): its first n bytes are the read, no view made for them)
+    callback: (n: number, b: Uint8Array) => this.read(b as Buffer, n),
   };
   private readonly resume = (): void => {
     this.from?.resume();
   };
 
-  /** false: stop reading until the other side drains */
-  read(chunk: Buffer): boolean {
+  /** The first `n` bytes of `chunk` were read. false: stop reading until the other side drains. */
+  read(chunk: Buffer, n = chunk.length): boolean {
     const c = this.to;
     if (!c) {
-      (this.early ??= []).push(Buffer.from(chunk));
+      (this.early ??= []).push(Buffer.from(chunk.subarray(0, n)));
       return true;
     }
-    const ok = writeNow(c, chunk);
-    const own = chunk.buffer === this.buf?.buffer;
+    const ok = writeNow(c, chunk, n);
+    const own = chunk === this.buf;
     // a write left pending holds the buffer: the next read gets another one
     if (own && c.writableLength > 0) this.buf = undefined;
     if (own) {
-      const n = chunk.length;
       if (n === this.size && this.size < MAX_READ) {
         this.size *= 4;
         this.buf = undefined;
