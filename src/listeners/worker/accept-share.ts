@@ -33,16 +33,15 @@ const stamp = (now: number): number => now % MOD;
 /** the slack over the least loaded worker: 2, and 1/8 of its connections */
 export const slack = (least: number): number => 2 + (least >> 3);
 
-let beating: { words: Int32Array; worker: number; timer: NodeJS.Timeout } | undefined;
+let beating = false;
 
 /** Write this worker's heartbeat now and every HEARTBEAT_MS (once per process). */
 export function startHeartbeat(words: Int32Array, worker: number, now: () => number = Date.now): void {
   if (beating) return;
+  beating = true;
   const beat = () => Atomics.store(words, hb(worker), stamp(now()));
   beat();
-  const timer = setInterval(beat, HEARTBEAT_MS);
-  timer.unref();
-  beating = { words, worker, timer };
+  setInterval(beat, HEARTBEAT_MS).unref();
 }
 
 /** One listener's share of the connections on its bound address, in one worker. */
@@ -159,6 +158,7 @@ export class ShareGate {
     clearInterval(this.recheck);
     this.recheck = undefined;
     const copy = dupCloexec(this.spare);
+    // (the gate exists only with shared accept, which needs Node's createServerHandle)
     const handle = copy < 0 ? copy : createServerHandle!('', 0, 4, copy, 0);
     if (typeof handle === 'number') {
       if (copy >= 0) close(copy);

@@ -54,8 +54,8 @@ function sent(s: net.Socket, fd: number, b: Buffer, n: number): number {
 
 /**
  * Write the first `n` bytes of `chunk` (all of it by default) to `s`: sent at once when Node holds nothing for the
- * socket and the kernel takes them all, else (the rest) through `s.write`. Returns what `s.write` would: false when the caller should wait for 'drain'. The caller
- * may reuse the chunk when `s.writableLength` is 0 afterwards.
+ * socket and the kernel takes them all, else (the rest) through `s.write`. Returns what `s.write` would: false when
+ * the caller should wait for 'drain'. The caller may reuse the chunk when `s.writableLength` is 0 afterwards.
  */
 export function writeNow(s: net.Socket, chunk: Buffer, n = chunk.length): boolean {
   const fd = sendable(s, n);
