@@ -113,8 +113,13 @@ test('two workers: a stopped one is not waited for; started again, it takes the 
   // b again: a is over its share (20 against 0), so b takes the next ones until they are within the slack
   process.kill(pb!, 'SIGCONT');
   await sleep(300);
-  await open(port, 20, socks);
-  t.true(await until(() => (perProcess(port).get(pa!) ?? 0) + (perProcess(port).get(pb!) ?? 0) === 40));
+  // one at a time, each accepted before the next: without the share, each would go to whichever idle worker woke
+  // first (b taking 16 of 20 that way: under 1%)
+  const accepted = () => (perProcess(port).get(pa!) ?? 0) + (perProcess(port).get(pb!) ?? 0);
+  for (let i = 1; i <= 20; i++) {
+    await open(port, 1, socks);
+    t.true(await until(() => accepted() === 20 + i), `connection ${i} accepted`);
+  }
   const split = perProcess(port);
   t.true(
     (split.get(pb!) ?? 0) >= 16,
