@@ -11,8 +11,6 @@ import {
   AF_NETLINK,
   F_DUPFD_CLOEXEC,
   MAP_SHARED,
-  MSG_DONTWAIT,
-  MSG_NOSIGNAL,
   PROT_READ,
   PROT_WRITE,
   SO_MARK,
@@ -167,16 +165,10 @@ export function recv(fd: number, buf: Uint8Array, flags = 0): number {
   return r < 0 ? -errno() : r;
 }
 
-/** send; returns the length, or -errno. */
-export function send(fd: number, buf: Uint8Array, len: number): number {
-  const r = libc().send(fd, buf, len, 0);
-  return r < 0 ? -errno() : r;
-}
-
-/** send without waiting and without SIGPIPE (MSG_DONTWAIT | MSG_NOSIGNAL) of buf's first len bytes: the bytes the
- * kernel took, or -errno (-EAGAIN: its send buffer is full). A hot path: no throw. */
-export function sendNow(fd: number, buf: Uint8Array, len: number): number {
-  const r = libc().send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+/** send of buf's first len bytes (flags: e.g. MSG_DONTWAIT | MSG_NOSIGNAL); returns the bytes the kernel took, or
+ * -errno (-EAGAIN: a non-blocking send found the send buffer full). A hot path: no throw. */
+export function send(fd: number, buf: Uint8Array, len: number, flags = 0): number {
+  const r = libc().send(fd, buf, len, flags);
   return r < 0 ? -errno() : r;
 }
 

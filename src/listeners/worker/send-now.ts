@@ -9,7 +9,8 @@
  */
 import type net from 'node:net';
 import tls from 'node:tls';
-import { fdOf, sendNow } from '../../sys/libc.js';
+import { MSG_DONTWAIT, MSG_NOSIGNAL } from '../../sys/constants.js';
+import { fdOf, send } from '../../sys/libc.js';
 
 const SENT = Symbol('tierlb.sentNow');
 const FD = Symbol('tierlb.sendFd');
@@ -40,7 +41,7 @@ function sendable(s: net.Socket, n: number): number {
 function sent(s: net.Socket, fd: number, b: Buffer, n: number): number {
   let r: number;
   try {
-    r = sendNow(fd, b, n);
+    r = send(fd, b, n, MSG_DONTWAIT | MSG_NOSIGNAL);
   } catch {
     usable = false;
     return 0;
