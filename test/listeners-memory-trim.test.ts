@@ -2,8 +2,7 @@
 import test from 'ava';
 import { loadListenersConfigString } from '../src/listeners/config.js';
 import { startMemoryTrim } from '../src/listeners/memory-trim.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { sleep, until } from './listeners-helpers.js';
 
 /** grow the heap by ~`mib` MiB of objects, then drop them */
 function garbage(mib: number): number {
@@ -46,15 +45,6 @@ test.serial('a busy event loop is never trimmed, however much it grew', async (t
   });
   t.is(trim.trims(), 0);
 });
-
-async function until(f: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (f()) return true;
-    await sleep(25);
-  }
-  return f();
-}
 
 test('config: memory_trim is on unless set false (HAProxy: no-memory-trimming); not a boolean is refused', (t) => {
   const yaml = (extra: string) => `listeners:
