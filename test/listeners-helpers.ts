@@ -160,19 +160,20 @@ export interface Running {
 }
 
 /**
- * `tierlb listeners` with one worker and one listener `name` (mode `mode`, more keys of its own in `extra`, e.g.
- * `timeout: { client: 1s }`) in front of `backend`, which is made to listen on 127.0.0.1 first.
+ * `tierlb listeners` with `workers` workers (one by default) and one listener `name` (mode `mode`, more keys of its
+ * own in `extra`, e.g. `timeout: { client: 1s }`) in front of `backend`, which is made to listen on 127.0.0.1 first.
  */
 export async function oneListener(
   backend: net.Server,
   name: string,
   mode: 'tcp' | 'http',
   extra = '',
+  workers = 1,
 ): Promise<{ port: number; run: Running }> {
   await new Promise<void>((r) => backend.listen(0, '127.0.0.1', () => r()));
   const port = await freePort();
   const run = await startListeners(`listeners:
-  workers: 1
+  workers: ${workers}
   stats: { enabled: false }
   listen:
     - name: ${name}
