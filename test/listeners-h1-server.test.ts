@@ -7,7 +7,8 @@
 import http from 'node:http';
 import net from 'node:net';
 import test from 'ava';
-import { chunkSize, parseRequestHead, RequestHead } from '../src/listeners/worker/h1/request-head.js';
+import { chunkSize } from '../src/listeners/worker/h1/chunked.js';
+import { parseRequestHead, RequestHead } from '../src/listeners/worker/h1/request-head.js';
 import { oneListener, type Running } from './listeners-helpers.js';
 
 // ---- the head reader ----

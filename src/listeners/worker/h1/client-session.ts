@@ -26,16 +26,9 @@ import type { Deadline } from '../../../common/timers.js';
 import { ClientConn, type ClientInfo, type ConnContext, peerOf } from '../client-conn.js';
 import { errorResponse } from '../error-pages.js';
 import type { ListenerCounters } from '../runtime.js';
+import { BAD, ChunkedDecoder, MORE } from './chunked.js';
 import { H1Request, H1Response, type MessageConn } from './client-messages.js';
-import {
-  bareLf,
-  chunkSize,
-  MAX_CHUNK_LINE,
-  MAX_REQUEST_HEAD,
-  parseRequestHead,
-  RequestHead,
-  trailerLine,
-} from './request-head.js';
+import { bareLf, MAX_REQUEST_HEAD, parseRequestHead, RequestHead } from './request-head.js';
 
 /** What a session gives its requests to (the listener). */
 export interface H1Front extends ConnContext {
@@ -47,14 +40,11 @@ export interface H1Front extends ConnContext {
 
 const S_HEAD = 0;
 const S_LENGTH = 1;
-const S_CHUNK_SIZE = 2;
-const S_CHUNK_DATA = 3;
-const S_CHUNK_END = 4;
-const S_TRAILERS = 5;
+const S_CHUNKED = 2;
 /** the request is read; its answer is on its way */
-const S_WAIT = 6;
+const S_WAIT = 3;
 /** closed, upgraded, or refused: nothing more is read */
-const S_GONE = 7;
+const S_GONE = 4;
 
 /** unread bytes beyond which the socket is paused */
 const HIGH = 16 * 1024;
@@ -124,8 +114,10 @@ export class H1Session extends ClientConn implements MessageConn {
   private pending: Buffer | undefined = undefined;
   /** where the search for the head's end resumes in `pending` */
   private scanned = 0;
-  /** bytes left of the body (S_LENGTH) or of the chunk (S_CHUNK_DATA) */
+  /** bytes left of the body (S_LENGTH) */
   private remaining = 0;
+  /** a chunked body's framing (S_CHUNKED), made for the connection's first one */
+  private chunked: ChunkedDecoder | undefined = undefined;
   private req: H1Request | undefined = undefined;
   private res: H1Response | undefined = undefined;
   /** the body's reader has not resumed it (or paused it) */
@@ -228,68 +220,35 @@ export class H1Session extends ClientConn implements MessageConn {
     if (state === S_HEAD) return this.readHead(buf);
     if (state >= S_WAIT) return false;
     if (this.bodyPaused && !this.dumping) return false;
-    switch (state) {
-      case S_LENGTH:
-      case S_CHUNK_DATA: {
-        const take = Math.min(this.remaining, buf.length);
-        this.remaining -= take;
-        this.take(take);
-        if (this.remaining === 0) this.state = state === S_LENGTH ? S_WAIT : S_CHUNK_END;
-        const fn = this.req?.dataFn;
-        if (fn && !this.dumping) {
-          const chunk = take === buf.length ? buf : buf.subarray(0, take);
-          fn(this.viewing ? Buffer.from(chunk) : chunk);
-        }
-        if (this.state === S_WAIT) this.bodyDone();
-        return true;
-      }
-      case S_CHUNK_SIZE: {
-        const lf = this.lineEnd(buf);
-        if (lf < 0) return false;
-        const size = chunkSize(buf, 0, lf - 1);
-        if (size < 0) return this.refuse('a bad chunk size');
-        this.take(lf + 1);
-        if (size === 0) this.state = S_TRAILERS;
-        else {
-          this.remaining = size;
-          this.state = S_CHUNK_DATA;
-        }
-        return true;
-      }
-      case S_CHUNK_END: {
-        if (buf.length < 2) return false;
-        if (buf[0] !== 13 || buf[1] !== 10) return this.refuse('chunk data longer than its size');
-        this.take(2);
-        this.state = S_CHUNK_SIZE;
-        return true;
-      }
-      default: {
-        // S_TRAILERS: field lines up to a blank one (dropped: trailers are not relayed)
-        const lf = this.lineEnd(buf);
-        if (lf < 0) return false;
-        if (lf > 1 && !trailerLine(buf, 0, lf - 1)) return this.refuse('a bad trailer field');
-        this.take(lf + 1);
-        if (lf === 1) {
-          this.state = S_WAIT;
-          this.bodyDone();
-        }
-        return true;
-      }
+    if (state === S_LENGTH) {
+      const take = Math.min(this.remaining, buf.length);
+      this.remaining -= take;
+      this.take(take);
+      if (this.remaining === 0) this.state = S_WAIT;
+      this.body(buf, take);
+      if (this.state === S_WAIT) this.bodyDone();
+      return true;
     }
+    // S_CHUNKED
+    const c = this.chunked!;
+    const next = c.step(buf, 0);
+    if (next === MORE) return false;
+    if (next === BAD) return this.refuse(c.error);
+    this.take(next);
+    if (c.data > 0) this.body(buf, c.data);
+    if (c.done && this.state === S_CHUNKED) {
+      this.state = S_WAIT;
+      this.bodyDone();
+    }
+    return true;
   }
 
-  /** the LF ending a CRLF line at the start of `buf`, -1 when it is not all here (or the line is bad: refused) */
-  private lineEnd(buf: Buffer): number {
-    const lf = buf.indexOf(10);
-    if (lf < 0) {
-      if (buf.length > MAX_CHUNK_LINE) this.refuse('a chunk-size or trailer line over 8 KiB');
-      return -1;
-    }
-    if (lf === 0 || buf[lf - 1] !== 13) {
-      this.refuse('a bare LF ends a line');
-      return -1;
-    }
-    return lf;
+  /** body bytes buf[0, n) to the request's reader (copied when they are a view of the read buffer) */
+  private body(buf: Buffer, n: number): void {
+    const fn = this.req?.dataFn;
+    if (!fn || this.dumping) return;
+    const chunk = n === buf.length ? buf : buf.subarray(0, n);
+    fn(this.viewing ? Buffer.from(chunk) : chunk);
   }
 
   private take(n: number): void {
@@ -331,8 +290,11 @@ export class H1Session extends ClientConn implements MessageConn {
       this.upgrade(req);
       return false;
     }
-    if (h.chunked) this.state = S_CHUNK_SIZE;
-    else if (h.length > 0) {
+    if (h.chunked) {
+      this.chunked ??= new ChunkedDecoder();
+      this.chunked.begin();
+      this.state = S_CHUNKED;
+    } else if (h.length > 0) {
       this.remaining = h.length;
       this.state = S_LENGTH;
     } else this.state = S_WAIT;

@@ -1,20 +1,18 @@
 /**
  * A strict reader of HTTP/1.x request heads (RFC 9112) for the listener's own HTTP/1 server side
  * (./client-session.ts): the request line and fields parsed in one pass over the bytes into what the relay needs
- * (method, target, version, flat latin1 fields, the framing), and the chunk-size lines of a chunked body.
+ * (method, target, version, flat latin1 fields, the framing); a chunked body's framing is ./chunked.ts's.
  *
  * Anything that could frame a request two ways, or be read differently by the server behind, is refused (the
  * listener answers 400 and closes): Content-Length with Transfer-Encoding, more than one Content-Length, a signed,
  * listed or non-decimal length, a Transfer-Encoding other than one `chunked`, obs-fold, a bare LF, NUL, CR or
  * other controls inside a line, whitespace before a field's colon, a field name that is not a token, a request line
- * that is not `token SP target SP HTTP/d.d`, bad chunk sizes or chunk ends. Errors are returned as a reason
+ * that is not `token SP target SP HTTP/d.d`. Errors are returned as a reason
  * (a string), never thrown: a bad request is the client's, not the worker's.
  */
 
 /** the longest request head (request line and fields): HAProxy's tune.bufsize, Node's default max header size */
 export const MAX_REQUEST_HEAD = 16 * 1024;
-/** a chunk-size line (with extensions) or a trailer line */
-export const MAX_CHUNK_LINE = 8 * 1024;
 
 const CR = 13;
 const LF = 10;
@@ -180,40 +178,4 @@ function decimal(v: string): number {
     n = n * 10 + d;
   }
   return n;
-}
-
-/** a chunk-size line without its CRLF, buf[s, e): hex digits (at most 13), then optional `;` extensions; -1 if bad */
-export function chunkSize(buf: Buffer, s: number, e: number): number {
-  let n = 0;
-  let k = s;
-  for (; k < e; k++) {
-    const c = buf[k]!;
-    const d =
-      c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 87 : c >= 0x41 && c <= 0x46 ? c - 55 : -1;
-    if (d < 0) break;
-    n = n * 16 + d;
-  }
-  if (k === s || k - s > 13) return -1;
-  if (k < e) {
-    // BWS then ';' extensions
-    while (k < e && (buf[k] === SP || buf[k] === HTAB)) k++;
-    if (buf[k] !== 0x3b) return -1;
-    for (; k < e; k++) {
-      const c = buf[k]!;
-      if ((c < SP && c !== HTAB) || c === 0x7f) return -1;
-    }
-  }
-  return n;
-}
-
-/** a trailer line buf[s, e) (without CRLF): a token, ':' right after it, no controls */
-export function trailerLine(buf: Buffer, s: number, e: number): boolean {
-  let q = s;
-  while (q < e && TOKEN[buf[q]!] === 1) q++;
-  if (q === s || buf[q] !== 0x3a) return false;
-  for (let k = q + 1; k < e; k++) {
-    const c = buf[k]!;
-    if ((c < SP && c !== HTAB) || c === 0x7f) return false;
-  }
-  return true;
 }

@@ -11,7 +11,8 @@
  * inside a line, whitespace before a field's colon, a field name that is not a token, a head over 64 KiB.
  */
 import { ListenersError } from '../../errors.js';
-import { chunkSize, TOKEN } from './request-head.js';
+import { BAD, ChunkedDecoder, MORE } from './chunked.js';
+import { TOKEN } from './request-head.js';
 
 /** what the reader tells its connection */
 export interface ResponseSink {
@@ -24,17 +25,12 @@ export interface ResponseSink {
 }
 
 export const MAX_HEAD = 64 * 1024;
-/** a chunk-size line (with extensions) or a trailer line */
-const MAX_LINE = 8 * 1024;
 
 const S_HEAD = 0;
 const S_LENGTH = 1;
-const S_CHUNK_SIZE = 2;
-const S_CHUNK_DATA = 3;
-const S_CHUNK_END = 4;
-const S_TRAILERS = 5;
-const S_CLOSE = 6;
-const S_DONE = 7;
+const S_CHUNKED = 2;
+const S_CLOSE = 3;
+const S_DONE = 4;
 
 const CR = 13;
 const LF = 10;
@@ -52,8 +48,10 @@ export class ResponseParser {
   private noBody = false;
   /** a head (or a chunk-size/trailer line) begun in an earlier read */
   private partial: Buffer | undefined = undefined;
-  /** bytes left of the body (S_LENGTH) or of the chunk (S_CHUNK_DATA) */
+  /** bytes left of the body (S_LENGTH) */
   private remaining = 0;
+  /** a chunked body's framing (S_CHUNKED), made for the connection's first one */
+  private chunked: ChunkedDecoder | undefined = undefined;
   /** the connection may carry another request after this response */
   keepAlive = false;
 
@@ -86,6 +84,11 @@ export class ResponseParser {
 
   /** Bytes from the server. Throws BadResponse; bytes after a whole response (none expected) are refused too. */
   feed(buf: Buffer): void {
+    if (this.partial !== undefined && this.state === S_CHUNKED) {
+      // rare: a chunk-size or trailer line (or a chunk's CRLF) came in pieces
+      buf = Buffer.concat([this.partial, buf]);
+      this.partial = undefined;
+    }
     let i = 0;
     const n = buf.length;
     while (i < n) {
@@ -104,44 +107,19 @@ export class ResponseParser {
           if (this.state === S_DONE) this.sink.complete();
           break;
         }
-        case S_CHUNK_SIZE: {
-          const line = this.line(buf, i);
-          if (line === undefined) return;
-          i = line.next;
-          const size = chunkSize(line.bytes, 0, line.bytes.length);
-          if (size < 0) throw new BadResponse('a bad chunk size');
-          if (size === 0) this.state = S_TRAILERS;
-          else {
-            this.remaining = size;
-            this.state = S_CHUNK_DATA;
+        case S_CHUNKED: {
+          const c = this.chunked!;
+          const next = c.step(buf, i);
+          if (next === BAD) throw new BadResponse(c.error);
+          if (next === MORE) {
+            this.partial = Buffer.from(buf.subarray(i));
+            return;
           }
-          break;
-        }
-        case S_CHUNK_DATA: {
-          const take = Math.min(this.remaining, n - i);
-          this.remaining -= take;
-          const view = buf.subarray(i, i + take);
-          i += take;
-          if (this.remaining === 0) this.state = S_CHUNK_END;
-          this.sink.data(view);
-          break;
-        }
-        case S_CHUNK_END: {
-          const line = this.line(buf, i);
-          if (line === undefined) return;
-          i = line.next;
-          if (line.bytes.length !== 0) throw new BadResponse('chunk data longer than its size');
-          this.state = S_CHUNK_SIZE;
-          break;
-        }
-        case S_TRAILERS: {
-          const line = this.line(buf, i);
-          if (line === undefined) return;
-          i = line.next;
-          if (line.bytes.length === 0) {
-            this.state = S_DONE;
-            this.sink.complete();
-          } else checkFieldLine(line.bytes, 0, line.bytes.length);
+          const from = i;
+          i = next;
+          if (c.done) this.state = S_DONE;
+          if (c.data > 0) this.sink.data(buf.subarray(from, next));
+          if (c.done) this.sink.complete();
           break;
         }
         case S_CLOSE: {
@@ -152,25 +130,6 @@ export class ResponseParser {
           throw new BadResponse('bytes from the server with no request outstanding');
       }
     }
-  }
-
-  /** one CRLF-ended line from `buf` at `i` (joined with a partial one), or undefined (kept for the next read) */
-  private line(buf: Buffer, i: number): { bytes: Buffer; next: number } | undefined {
-    const lf = buf.indexOf(LF, i);
-    if (lf < 0) {
-      const rest = buf.subarray(i);
-      this.partial = this.partial ? Buffer.concat([this.partial, rest]) : Buffer.from(rest);
-      if (this.partial.length > MAX_LINE) throw new BadResponse('a chunk-size or trailer line over 8 KiB');
-      return undefined;
-    }
-    let bytes = buf.subarray(i, lf + 1);
-    if (this.partial) {
-      bytes = Buffer.concat([this.partial, bytes]);
-      this.partial = undefined;
-    }
-    if (bytes.length < 2 || bytes[bytes.length - 2] !== CR) throw new BadResponse('a bare LF ends a line');
-    if (bytes.length > MAX_LINE) throw new BadResponse('a chunk-size or trailer line over 8 KiB');
-    return { bytes: bytes.subarray(0, bytes.length - 2), next: lf + 1 };
   }
 
   /** the head from `buf` at `i`: returns where the body begins, or buf.length (the head goes on in the next read) */
@@ -291,7 +250,9 @@ export class ResponseParser {
       this.state = S_DONE;
     } else if (chunked) {
       this.keepAlive = !close;
-      this.state = S_CHUNK_SIZE;
+      this.chunked ??= new ChunkedDecoder();
+      this.chunked.begin();
+      this.state = S_CHUNKED;
     } else if (length >= 0) {
       this.keepAlive = !close;
       this.remaining = length;
