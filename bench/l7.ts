@@ -2,7 +2,8 @@
  * `npm run bench:l7`: wrk against the same small nginx backend directly and through three HTTP proxies, side by
  * side in one run, on loopback:
  *   direct      nginx (Debian) with a generated config, its own prefix, pid and temp paths
- *   tierlb      `tierlb listeners` (node:cluster, N workers), mode http, keep-alive to the backend
+ *   tierlb      `tierlb listeners` (node:cluster, N workers), mode http, keep-alive to the backend; the built
+ *               product (`npm run build` first, then bin/tierlb.js: ./lib/product.ts)
  *   haproxy     haproxy, mode http, nbthread N, http-reuse always
  *   http-proxy  one process of http-proxy-3 with a keep-alive agent
  * Scenarios (each system measured in each run, the systems in one run started once):
@@ -34,6 +35,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { cpuSeconds, freePort, parseWrk, processTree, rssKiB, type WrkResult } from './lib/measure.js';
+import { tierlbArgs } from './lib/product.js';
 import { haproxyConfig, nginxConfig } from './lib/servers.js';
 
 type System = 'direct' | 'tierlb' | 'tierlb-splice' | 'haproxy' | 'http-proxy';
@@ -255,14 +257,7 @@ async function startTierlb(backend: number, splice = false): Promise<Running> {
         - { name: nginx, address: 127.0.0.1:${backend} }
 `,
   );
-  const child = start('tierlb listeners', process.execPath, [
-    '--import',
-    'tsx',
-    join(REPO, 'bench/l7-tierlb.ts'),
-    'listeners',
-    '--config',
-    file,
-  ]);
+  const child = start('tierlb listeners', process.execPath, tierlbArgs(['listeners', '--config', file]));
   await waitHttp(port, child, 30_000);
   await waitHttp(tcpPort, child, 30_000);
   return { port, tcpPort, child };

@@ -2,7 +2,7 @@
  * A quick A/B micro benchmark for the listeners' hot path (not `npm run bench:l7`, which is the full comparison):
  * one nginx backend on a generated config, then rounds of wrk against each system in turn so that every system is
  * measured in the same minute on a shared, noisy machine. Systems: direct (nginx), tierlb (`tierlb listeners`,
- * N workers, from the sources), http-proxy (one process of http-proxy-3 with a keep-alive agent), haproxy
+ * N workers, built: ./lib/product.ts), http-proxy (one process of http-proxy-3 with a keep-alive agent), haproxy
  * (nbthread N), tierlb-central (tierlb with TIERLB_LISTENERS_CENTRAL=1: every pick through the primary). Prints req/s and p99 per run and the median per system.
  *
  *   node --import tsx bench/listeners-quick.ts [--seconds 5] [--rounds 2] [--connections 16] [--workers 2]
@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { cpuSeconds, freePort, parseWrk, processTree } from './lib/measure.js';
+import { tierlbArgs } from './lib/product.js';
 import { haproxyConfig, nginxConfig } from './lib/servers.js';
 
 const REPO = new URL('..', import.meta.url).pathname;
@@ -32,7 +33,6 @@ const { values: opt } = parseArgs({
     balance: { type: 'string', default: 'roundrobin' },
     servers: { type: 'string', default: '1' },
     prof: { type: 'string' },
-    js: { type: 'string' },
     'node-flags': { type: 'string', default: '' },
   },
 });
@@ -121,12 +121,7 @@ async function nginx(): Promise<number[]> {
   return ports;
 }
 
-async function tierlb(
-  backends: number[],
-  central = false,
-  js?: string,
-  flags: string[] = [],
-): Promise<[number, ChildProcess]> {
+async function tierlb(backends: number[], central = false, flags: string[] = []): Promise<[number, ChildProcess]> {
   const port = await freePort();
   const file = join(dir, 'l.yaml');
   writeFileSync(
@@ -149,13 +144,7 @@ ${backends.map((b, i) => `        - { name: s${i}, address: 127.0.0.1:${b} }`).j
     ...(opt.prof ? ['--cpu-prof', `--cpu-prof-dir=${opt.prof}`] : process.env.BENCH_TRACE_GC ? ['--trace-gc'] : []),
   ];
   const env = { ...process.env, TIERLB_LISTENERS_CENTRAL: central ? '1' : '0' };
-  const c = start(
-    process.execPath,
-    js
-      ? [...prof, js, 'listeners', '--config', file]
-      : [...prof, '--import', 'tsx', 'bench/l7-tierlb.ts', 'listeners', '--config', file],
-    env,
-  );
+  const c = start(process.execPath, [...prof, ...tierlbArgs(['listeners', '--config', file])], env);
   await waitHttp(port);
   return [port, c];
 }
@@ -214,11 +203,8 @@ const starters: Record<string, (b: number[]) => Promise<[number, ChildProcess | 
   tierlb: (b) => tierlb(b),
   // the same code with every pick through the primary (the design before the shared memory)
   'tierlb-central': (b) => tierlb(b, true),
-  // compiled (--js ENTRY: an entry calling the tsc output's cli main) instead of the sources through tsx
-  'tierlb-js': (b) => tierlb(b, false, opt.js),
-  'tierlb-js-central': (b) => tierlb(b, true, opt.js),
   // the same, node (and so every worker) started with --node-flags
-  'tierlb-flags': (b) => tierlb(b, false, undefined, opt['node-flags'].split(' ').filter(Boolean)),
+  'tierlb-flags': (b) => tierlb(b, false, opt['node-flags'].split(' ').filter(Boolean)),
   'http-proxy': httpProxy,
   haproxy,
 };

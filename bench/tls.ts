@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { cpuSeconds, freePort, parseWrk, processTree } from './lib/measure.js';
+import { tierlbArgs } from './lib/product.js';
 import { nginxConfig } from './lib/servers.js';
 
 type System = 'tierlb' | 'haproxy';
@@ -211,14 +212,7 @@ async function startTierlb(backend: number, pem: string): Promise<{ port: number
         - { name: nginx, address: 127.0.0.1:${backend} }
 `,
   );
-  const child = start('tierlb listeners', process.execPath, [
-    '--import',
-    'tsx',
-    join(REPO, 'bench/l7-tierlb.ts'),
-    'listeners',
-    '--config',
-    file,
-  ]);
+  const child = start('tierlb listeners', process.execPath, tierlbArgs(['listeners', '--config', file]));
   await waitPort(port, child);
   await new Promise((r) => setTimeout(r, 500));
   return { port, child };
