@@ -210,6 +210,25 @@ test('registry: a dead worker`s slots and waiters are given back; reload keeps a
   t.false(layout.servers.includes(next.servers[1]!));
 });
 
+test('registry: a bound address keeps its accept slot for every worker and generation, apart from the listener slots', (t) => {
+  const reg = new Registry(newWords());
+  const binds = [
+    { name: 'web', host: '127.0.0.1', port: 80 },
+    { name: 'api', host: '127.0.0.1', port: 81 },
+  ];
+  const first = reg.workerInfo('/x', {}, binds);
+  t.deepEqual(first.accept, { web: 0, api: 1 });
+  // a reload renames web and moves api: the kept address keeps its slot, the new one gets the next
+  const next = reg.workerInfo('/x', {}, [
+    { name: 'www', host: '127.0.0.1', port: 80 },
+    { name: 'api', host: '127.0.0.1', port: 82 },
+  ]);
+  t.deepEqual(next.accept, { www: 0, api: 2 });
+  t.not(next.worker, first.worker);
+  // the accept slots take none of the listeners' (MAX_LISTENERS each)
+  t.is(reg.listenerSlot('web'), 0);
+});
+
 test('processes over a /dev/shm mapping: 2 workers × 30000 roundrobin picks = an exact split', async (t) => {
   const region = createRegion();
   const reg = new Registry(region.words);

@@ -185,12 +185,29 @@ export interface PublishedServer {
   backup: boolean;
 }
 
+/** `key`'s slot in `slots` (MAX_LISTENERS of them), a new one the first time */
+function slotOf(slots: Map<string, number>, key: string, what: string): number {
+  let s = slots.get(key);
+  if (s === undefined) {
+    s = slots.size;
+    if (s >= MAX_LISTENERS)
+      throw new ListenersError(
+        'ESHM_FULL',
+        `more than ${MAX_LISTENERS} ${what} for the shared balancing region: use fewer, or TIERLB_LISTENERS_CENTRAL=1 (picks through the primary, no region)`,
+      );
+    slots.set(key, s);
+  }
+  return s;
+}
+
 /**
  * The primary's side: slot allocation by identity, publishing weights, reading the counters, giving back a dead
  * worker's slots. Pure over `words` (tests pass newWords()).
  */
 export class Registry {
   private readonly listenerSlots = new Map<string, number>();
+  /** bound address (`host:port`) → its accept slot (aw's `a`), kept while the primary lives */
+  private readonly acceptSlots = new Map<string, number>();
   private readonly serverSlots = new Map<string, number>();
   private readonly freeServers: number[] = [];
   private nextServer = 0;
@@ -201,17 +218,7 @@ export class Registry {
   constructor(readonly words: Int32Array) {}
 
   listenerSlot(name: string): number {
-    let s = this.listenerSlots.get(name);
-    if (s === undefined) {
-      s = this.listenerSlots.size;
-      if (s >= MAX_LISTENERS)
-        throw new ListenersError(
-          'ESHM_FULL',
-          `more than ${MAX_LISTENERS} listeners for the shared balancing region: use fewer, or TIERLB_LISTENERS_CENTRAL=1 (picks through the primary, no region)`,
-        );
-      this.listenerSlots.set(name, s);
-    }
-    return s;
+    return slotOf(this.listenerSlots, name, 'listeners');
   }
 
   /** A new worker's row and what it needs to find its words; a bound address (`host:port`) has the same accept
@@ -221,7 +228,9 @@ export class Registry {
     listeners: ShmInfo['listeners'],
     binds: readonly { name: string; host: string; port: number }[],
   ): ShmInfo {
-    const accept = Object.fromEntries(binds.map((l) => [l.name, this.listenerSlot(`\0accept ${l.host}:${l.port}`)]));
+    const accept = Object.fromEntries(
+      binds.map((l) => [l.name, slotOf(this.acceptSlots, `${l.host}:${l.port}`, 'bound addresses')]),
+    );
     return { path, worker: this.allocWorker(), listeners, accept };
   }
 
