@@ -120,7 +120,7 @@ export class ShareGate {
   private done = false;
 
   constructor(
-    readonly share: AcceptShare,
+    private readonly share: AcceptShare,
     private readonly server: net.Server,
     private readonly backlog: number,
   ) {}
@@ -151,8 +151,19 @@ export class ShareGate {
     this.recheck.unref();
   }
 
-  /** One of this worker's connections closed, or the timer: accept again once within the share. */
-  maybeResume(): void {
+  /** One of this worker's connections there opened. */
+  opened(): void {
+    this.share.opened();
+  }
+
+  /** One closed: accept again if that brings this worker back within its share. */
+  closed(): void {
+    this.share.closed();
+    this.maybeResume();
+  }
+
+  /** (on a close, and every RECHECK_MS while stopped) accept again once within the share */
+  private maybeResume(): void {
     if (!this.stopped || this.done || this.share.over()) return;
     this.stopped = false;
     clearInterval(this.recheck);

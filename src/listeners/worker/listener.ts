@@ -221,10 +221,7 @@ export class Listener implements Frontend, FrontendSide, ConnContext, H1Front {
   /** an admitted connection closed */
   sockClosed(sock: net.Socket): void {
     this.live--;
-    if (this.gate) {
-      this.gate.share.closed();
-      this.gate.maybeResume();
-    }
+    this.gate?.closed();
     if (this.waiting.length) this.admitNext();
     this.counters.closed(sock);
     connOf(sock)?.closed();
@@ -240,7 +237,7 @@ export class Listener implements Frontend, FrontendSide, ConnContext, H1Front {
 
   private admit(sock: net.Socket): void {
     this.live++;
-    this.gate?.share.opened();
+    this.gate?.opened();
     this.counters.opened(sock);
     // shared functions, no closure per connection (an idle keep-alive connection holds as little as it can)
     (sock as Owned)[LISTENER] = this;
