@@ -12,7 +12,7 @@
 import { TOKEN } from './request-head.js';
 
 /** a chunk-size line (with extensions) or a trailer line */
-export const MAX_CHUNK_LINE = 8 * 1024;
+const MAX_CHUNK_LINE = 8 * 1024;
 
 /** step(): more bytes are needed (a line is not all there) */
 export const MORE = -1;
