@@ -48,8 +48,8 @@ export class WorkerRuntime {
     // shared accept with other workers: connections spread by load through the shared memory (./accept-share.ts)
     const region = this.sharedSocket && this.cfg.workers > 1 ? this.picks.region : undefined;
     if (region) startHeartbeat(region.words, region.shm.worker);
+    const keys = this.cfg.tlsTicketKeys ? Buffer.from(this.cfg.tlsTicketKeys, 'base64') : undefined;
     for (const spec of this.cfg.listeners) {
-      const keys = this.cfg.tlsTicketKeys ? Buffer.from(this.cfg.tlsTicketKeys, 'base64') : undefined;
       const slot = region?.shm.accept?.[spec.name];
       const l = new Listener(
         spec,
